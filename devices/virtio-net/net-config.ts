@@ -1,0 +1,47 @@
+// The network device's configuration space (VIRTIO 1.2 §5.1.4) as a declarative field table:
+//
+//   offset  field                 width  exists with   access
+//   0       mac                   6      MAC           ro (legacy: rw, see below)
+//   6       status                2      STATUS        ro
+//   8       max_virtqueue_pairs   2      MQ            ro
+//   10      mtu                   2      MTU           ro
+//
+// §5.1.4.2: a modern driver MUST NOT write `mac`; a legacy driver without CTRL_MAC_ADDR sets the
+// address that way (QEMU honours it), so the field is writable and the device decides per write.
+
+import type { ConfigField } from '../virtio/config-space.js';
+import { NetFeature, featureMask } from './constants.js';
+
+export interface NetConfigSources {
+  /** The current main MAC (ADDR_SET changes it; config reads see the new value at once). */
+  readonly mac: { readonly mainMac: Uint8Array };
+  /** VIRTIO_NET_S_LINK_UP | VIRTIO_NET_S_ANNOUNCE. */
+  status(): number;
+  readonly maxQueuePairs: number;
+  readonly mtu: number | undefined;
+  /** A driver wrote all six bytes of `mac`. */
+  legacyMacWrite(bytes: Uint8Array): void;
+}
+
+export function netConfigFields(src: NetConfigSources): ConfigField[] {
+  const fields: ConfigField[] = [
+    {
+      name: 'mac',
+      offset: 0,
+      width: 6,
+      feature: featureMask(NetFeature.MAC),
+      access: 'rw',
+      read: () => src.mac.mainMac,
+      write: (v) => {
+        if (v instanceof Uint8Array) src.legacyMacWrite(v);
+      },
+    },
+    { name: 'status', offset: 6, width: 2, feature: featureMask(NetFeature.STATUS), access: 'ro', read: () => src.status() },
+    { name: 'max_virtqueue_pairs', offset: 8, width: 2, feature: featureMask(NetFeature.MQ), access: 'ro', read: () => src.maxQueuePairs },
+  ];
+  if (src.mtu !== undefined) {
+    const mtu = src.mtu;
+    fields.push({ name: 'mtu', offset: 10, width: 2, feature: featureMask(NetFeature.MTU), access: 'ro', read: () => mtu });
+  }
+  return fields;
+}

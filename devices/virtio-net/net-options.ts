@@ -1,0 +1,169 @@
+// Options of `new VirtioNetDevice(...)` (API.md) and the feature set they give (VIRTIO 1.2 §5.1.3,
+// §5.1.3.1 feature requirements). Bad options throw at once, naming the option and what is allowed.
+
+import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
+import type { Netdev } from '../../lib/netdev/netdev.js';
+import { hasVnetHeader } from '../../lib/netdev/netdev.js';
+import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, hasFeature } from './constants.js';
+import { defaultMac, parseMac } from './mac.js';
+
+export interface VirtioNetOptions {
+  /** Net client name: `name` in queryRxFilter() and in events. */
+  id: string;
+  /** "52:54:00:12:34:56" form; default a locally administered address. */
+  mac?: string;
+  memory: GuestMemoryAccess;
+  netdev: Netdev;
+  /** Receive/transmit queue pairs (default 1; MQ is offered when > 1). */
+  queuePairs?: number;
+  /** Offer VIRTIO_NET_F_MTU with this value (68..65535). */
+  mtu?: number;
+  /** Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". */
+  features?: { disable?: string[] };
+  /** Report the rx filter exactly as QEMU does. */
+  compat?: 'qemu';
+  /** Answer VIRTIO_NET_ERR to every driver mistake QEMU tolerates. */
+  strict?: boolean;
+  /** Maximum size of every virtqueue (power of two, 2..32768; default 256, QEMU's). */
+  queueSize?: number;
+}
+
+/** The options, checked and with defaults filled in. */
+export interface NetConfig {
+  readonly id: string;
+  readonly mac: Uint8Array;
+  readonly memory: GuestMemoryAccess;
+  readonly netdev: Netdev;
+  readonly queuePairs: number;
+  readonly mtu: number | undefined;
+  readonly compat: 'qemu' | undefined;
+  readonly strict: boolean;
+  readonly queueSize: number;
+  readonly offered: bigint;
+}
+
+const MTU_MIN = 68; // §5.1.4.1: the device MUST NOT set mtu below 68
+const MTU_MAX = 65535;
+const QUEUE_SIZE_DEFAULT = 256;
+
+/** Offered by default (the issue's list; QEMU's default virtio-net-pci set minus host offloads). */
+const DEFAULT_FEATURES = featureMask(
+  VirtioFeature.VERSION_1,
+  NetFeature.MAC,
+  NetFeature.STATUS,
+  NetFeature.MRG_RXBUF,
+  NetFeature.CTRL_VQ,
+  NetFeature.CTRL_RX,
+  NetFeature.CTRL_RX_EXTRA,
+  NetFeature.CTRL_VLAN,
+  NetFeature.CTRL_MAC_ADDR,
+  NetFeature.GUEST_ANNOUNCE,
+  VirtioFeature.INDIRECT_DESC,
+  VirtioFeature.EVENT_IDX,
+);
+
+/** Offered only when the backend carries a virtio-net header (it can take partial checksums / GSO). */
+const HEADER_FEATURES = featureMask(
+  NetFeature.CTRL_GUEST_OFFLOADS,
+  NetFeature.CSUM,
+  NetFeature.GUEST_CSUM,
+  NetFeature.GUEST_TSO4,
+  NetFeature.GUEST_TSO6,
+  NetFeature.GUEST_ECN,
+  NetFeature.GUEST_UFO,
+  NetFeature.HOST_TSO4,
+  NetFeature.HOST_TSO6,
+  NetFeature.HOST_ECN,
+  NetFeature.HOST_UFO,
+);
+
+export function checkOptions(options: VirtioNetOptions): NetConfig {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError('VirtioNetDevice: options must be an object { id, memory, netdev, ... }');
+  }
+  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT } = options;
+  if (typeof id !== 'string' || id.length === 0 || !/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
+    throw new TypeError(`VirtioNetDevice: id must be a non-empty string of letters, digits, '-', '.', '_' starting with a letter (a QEMU id), got ${JSON.stringify(id)}`);
+  }
+  if (memory === null || typeof memory !== 'object' || typeof (memory as GuestMemoryAccess).readU16 !== 'function') {
+    throw new TypeError('VirtioNetDevice: memory must be a GuestMemory (or implement GuestMemoryAccess)');
+  }
+  if (netdev === null || typeof netdev !== 'object' || typeof (netdev as Netdev).send !== 'function' || typeof (netdev as Netdev).attach !== 'function') {
+    throw new TypeError('VirtioNetDevice: netdev must be a Netdev (e.g. new MemoryNetdev())');
+  }
+  if (!Number.isInteger(queuePairs) || queuePairs < 1 || queuePairs > MQ_VQ_PAIRS_MAX) {
+    throw new RangeError(`VirtioNetDevice: queuePairs must be an integer in 1..${MQ_VQ_PAIRS_MAX}, got ${String(queuePairs)}`);
+  }
+  if (mtu !== undefined && (!Number.isInteger(mtu) || mtu < MTU_MIN || mtu > MTU_MAX)) {
+    throw new RangeError(`VirtioNetDevice: mtu must be an integer in ${MTU_MIN}..${MTU_MAX}, got ${String(mtu)}`);
+  }
+  if (compat !== undefined && compat !== 'qemu') {
+    throw new TypeError(`VirtioNetDevice: compat must be 'qemu' or absent, got ${JSON.stringify(compat)}`);
+  }
+  if (typeof strict !== 'boolean') throw new TypeError(`VirtioNetDevice: strict must be a boolean, got ${String(strict)}`);
+  if (!Number.isInteger(queueSize) || queueSize < 2 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) {
+    throw new RangeError(`VirtioNetDevice: queueSize must be a power of two in 2..32768, got ${String(queueSize)}`);
+  }
+  if (features !== undefined && (features === null || typeof features !== 'object')) {
+    throw new TypeError('VirtioNetDevice: features must be an object { disable?: string[] }');
+  }
+  const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable');
+  if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable`);
+  const disabled = featureMaskFromNames(features?.disable ?? [], 'VirtioNetDevice: features.disable');
+
+  let offered = DEFAULT_FEATURES;
+  if (mtu !== undefined) offered |= featureMask(NetFeature.MTU);
+  if (queuePairs > 1) offered |= featureMask(NetFeature.MQ);
+  if (hasVnetHeader(netdev)) offered |= HEADER_FEATURES;
+  offered &= ~disabled;
+  offered = dropUnmetRequirements(offered);
+
+  return {
+    id,
+    mac: mac === undefined ? defaultMac() : parseMac(mac, 'VirtioNetDevice: mac'),
+    memory,
+    netdev,
+    queuePairs,
+    mtu,
+    compat,
+    strict,
+    queueSize,
+    offered,
+  };
+}
+
+/** §5.1.3.1: each feature and the features it requires. */
+export const FEATURE_REQUIREMENTS: readonly (readonly [number, readonly number[]])[] = [
+  [NetFeature.GUEST_TSO4, [NetFeature.GUEST_CSUM]],
+  [NetFeature.GUEST_TSO6, [NetFeature.GUEST_CSUM]],
+  [NetFeature.GUEST_ECN, [NetFeature.GUEST_TSO4, NetFeature.GUEST_TSO6]], // either one
+  [NetFeature.GUEST_UFO, [NetFeature.GUEST_CSUM]],
+  [NetFeature.HOST_TSO4, [NetFeature.CSUM]],
+  [NetFeature.HOST_TSO6, [NetFeature.CSUM]],
+  [NetFeature.HOST_ECN, [NetFeature.HOST_TSO4, NetFeature.HOST_TSO6]], // either one
+  [NetFeature.HOST_UFO, [NetFeature.CSUM]],
+  [NetFeature.CTRL_RX, [NetFeature.CTRL_VQ]],
+  [NetFeature.CTRL_VLAN, [NetFeature.CTRL_VQ]],
+  [NetFeature.GUEST_ANNOUNCE, [NetFeature.CTRL_VQ]],
+  [NetFeature.MQ, [NetFeature.CTRL_VQ]],
+  [NetFeature.CTRL_MAC_ADDR, [NetFeature.CTRL_VQ]],
+  [NetFeature.CTRL_RX_EXTRA, [NetFeature.CTRL_RX]],
+  [NetFeature.CTRL_GUEST_OFFLOADS, [NetFeature.CTRL_VQ]],
+];
+
+/** The features in `f` whose §5.1.3.1 requirement is not met, as the first offending pair. */
+export function unmetRequirement(f: bigint): { feature: number; requires: readonly number[] } | null {
+  for (const [feature, requires] of FEATURE_REQUIREMENTS) {
+    if (hasFeature(f, feature) && !requires.some((r) => hasFeature(f, r))) return { feature, requires };
+  }
+  return null;
+}
+
+/** A device must not offer a feature without what it requires (e.g. disabling CTRL_VQ drops CTRL_RX). */
+function dropUnmetRequirements(f: bigint): bigint {
+  for (;;) {
+    const u = unmetRequirement(f);
+    if (u === null) return f;
+    f &= ~featureMask(u.feature);
+  }
+}

@@ -1,0 +1,124 @@
+// Counters of the network device (no spec section: what `device.stats()` reports to the embedder
+// and to management). Plain numeric fields, bumped on the hot path without allocation; `snapshot()`
+// builds the JSON-friendly report.
+
+import { CtrlClass } from './constants.js';
+
+/** Why a frame from the backend did not reach the guest. */
+export type RxDropReason =
+  | 'vlan'
+  | 'unicast'
+  | 'multicast'
+  | 'broadcast'
+  | 'runt'
+  /** Link down as the guest sees it (`setLink(false)`): QEMU drops such frames too. */
+  | 'link-down'
+  /** Without MRG_RXBUF, the guest's buffer could not hold the frame (§5.1.6.3.1): dropped, buffer given back. */
+  | 'buffer-too-small'
+  /** Larger than the device ever delivers. */
+  | 'oversize';
+
+/** Why a TX chain was completed without sending (tier 3). */
+export type TxErrorReason = 'header-short' | 'oversize';
+
+/** The report `VirtioNetDevice.stats()` returns. */
+export interface NetStats {
+  tx: { frames: number; bytes: number; errors: Record<TxErrorReason, number> };
+  rx: {
+    frames: number;
+    bytes: number;
+    /** Frames held now because the guest had no rx buffers. */
+    backlog: number;
+    /** Times the device told the backend to pause (backlog full). */
+    backpressure: number;
+    drops: Record<RxDropReason, number>;
+  };
+  ctrl: {
+    ok: number;
+    err: number;
+    /** By class name: rx, mac, vlan, announce, mq, guest-offloads, unknown. */
+    byClass: Record<string, { ok: number; err: number }>;
+  };
+  interrupts: { used: number; config: number };
+  needsReset: number;
+}
+
+const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
+  [CtrlClass.RX, 'rx'],
+  [CtrlClass.MAC, 'mac'],
+  [CtrlClass.VLAN, 'vlan'],
+  [CtrlClass.ANNOUNCE, 'announce'],
+  [CtrlClass.MQ, 'mq'],
+  [CtrlClass.GUEST_OFFLOADS, 'guest-offloads'],
+]);
+
+/** Mutable counters; one instance per device. */
+export class NetCounters {
+  txFrames = 0;
+  txBytes = 0;
+  txHeaderShort = 0;
+  txOversize = 0;
+  rxFrames = 0;
+  rxBytes = 0;
+  rxBackpressure = 0;
+  /** Indexed by RxVerdict drop code (rx-filter.ts) for the filter's reasons. */
+  readonly filterDrops = new Float64Array(8);
+  rxLinkDown = 0;
+  rxBufferTooSmall = 0;
+  rxOversize = 0;
+  ctrlOk = 0;
+  ctrlErr = 0;
+  private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
+  usedInterrupts = 0;
+  configInterrupts = 0;
+  needsReset = 0;
+
+  countCtrl(ctrlClass: number, ok: boolean): void {
+    const name = CLASS_NAMES.get(ctrlClass) ?? 'unknown';
+    let entry = this.ctrlByClass.get(name);
+    if (entry === undefined) {
+      entry = { ok: 0, err: 0 };
+      this.ctrlByClass.set(name, entry);
+    }
+    if (ok) {
+      entry.ok++;
+      this.ctrlOk++;
+    } else {
+      entry.err++;
+      this.ctrlErr++;
+    }
+  }
+
+  /** The report, given the filter's drop codes and the current backlog. */
+  snapshot(filterCodes: Readonly<Record<'vlan' | 'unicast' | 'multicast' | 'broadcast' | 'runt', number>>, backlog: number): NetStats {
+    const byClass: Record<string, { ok: number; err: number }> = {};
+    for (const [k, v] of this.ctrlByClass) byClass[k] = { ...v };
+    const d = this.filterDrops;
+    return {
+      tx: {
+        frames: this.txFrames,
+        bytes: this.txBytes,
+        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize },
+      },
+      rx: {
+        frames: this.rxFrames,
+        bytes: this.rxBytes,
+        backlog,
+        backpressure: this.rxBackpressure,
+        drops: {
+          vlan: d[filterCodes.vlan]!,
+          unicast: d[filterCodes.unicast]!,
+          multicast: d[filterCodes.multicast]!,
+          broadcast: d[filterCodes.broadcast]!,
+          runt: d[filterCodes.runt]!,
+          'link-down': this.rxLinkDown,
+          'buffer-too-small': this.rxBufferTooSmall,
+          oversize: this.rxOversize,
+        },
+      },
+      ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
+      interrupts: { used: this.usedInterrupts, config: this.configInterrupts },
+      needsReset: this.needsReset,
+    };
+  }
+}

@@ -1,0 +1,300 @@
+// The network device (VIRTIO 1.2 §5.1): wires the virtio core to the NIC's parts — feature set and
+// config space (net-options.ts, net-config.ts), control queue (ctrl-queue.ts), rx filter with its
+// once-per-query change event (rx-filter.ts, change-latch.ts, rx-filter-query.ts), and the TX/RX
+// datapath (tx-path.ts, rx-path.ts) over a pluggable netdev.
+//
+// Queue layout (§5.1.2): receiveq1, transmitq1, …, receiveqN, transmitqN, then controlq. Without
+// MQ negotiated the control queue is queue 2 whatever N is.
+//
+// Events: 'rx-filter-changed' ({ name, path }), plus the core's 'diagnostic', 'needs-reset', 'status'.
+
+import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import { VirtioDevice } from '../virtio/virtio-device.js';
+import type { DeviceError } from '../virtio/virtio-device.js';
+import type { ConfigField } from '../virtio/config-space.js';
+import { STATUS_FEATURES_OK } from '../virtio/device-status.js';
+import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
+import { hasOffloads, hasVnetHeader } from '../../lib/netdev/netdev.js';
+import { NetFeature, NetStatus, VIRTIO_ID_NET, featureMask, featureName, hasFeature } from './constants.js';
+import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
+import type { CtrlDiagnostic } from './ctrl-command.js';
+import { CtrlQueue } from './ctrl-queue.js';
+import { ChangeLatch, rxFilterChangedEvent } from './change-latch.js';
+import type { RxFilterChangedEvent } from './change-latch.js';
+import { RxFilterState, RxVerdict } from './rx-filter.js';
+import { queryRxFilter } from './rx-filter-query.js';
+import type { RxFilterInfo } from './rx-filter-query.js';
+import { netConfigFields } from './net-config.js';
+import { checkOptions, unmetRequirement } from './net-options.js';
+import type { NetConfig, VirtioNetOptions } from './net-options.js';
+import { NetCounters } from './net-stats.js';
+import type { NetStats } from './net-stats.js';
+import { RxPath } from './rx-path.js';
+import { TxPath } from './tx-path.js';
+import { vnetHeaderLength } from './vnet-header.js';
+import { formatMac } from './mac.js';
+
+const FILTER_CODES = {
+  vlan: RxVerdict.DROP_VLAN,
+  unicast: RxVerdict.DROP_UNICAST,
+  multicast: RxVerdict.DROP_MULTICAST,
+  broadcast: RxVerdict.DROP_BROADCAST,
+  runt: RxVerdict.DROP_RUNT,
+} as const;
+
+type ErrorWithQueue = { readonly code: string; readonly section?: string; readonly queue: number; readonly [k: string]: unknown };
+
+export class VirtioNetDevice extends VirtioDevice {
+  readonly deviceType = VIRTIO_ID_NET;
+  readonly queueMaxSizes: readonly number[];
+  /** The net client name (`name` in queryRxFilter() and events). */
+  readonly id: string;
+  readonly netdev: Netdev;
+
+  private readonly cfg: NetConfig;
+  private readonly filter: RxFilterState;
+  private readonly latch = new ChangeLatch();
+  private readonly counters = new NetCounters();
+  private readonly ctrlState: CtrlState;
+  private ctrlContext: CtrlContext;
+  private link = true;
+  private readonly rx: RxPath;
+  private readonly tx: TxPath;
+  private readonly ctrl: CtrlQueue;
+  /** Index of the control queue for the negotiated features, or -1. */
+  private ctrlIndex = -1;
+
+  constructor(options: VirtioNetOptions) {
+    const cfg = checkOptions(options);
+    super(cfg.memory);
+    this.cfg = cfg;
+    this.id = cfg.id;
+    this.netdev = cfg.netdev;
+    const hasCtrl = hasFeature(cfg.offered, NetFeature.CTRL_VQ);
+    this.queueMaxSizes = new Array<number>(cfg.queuePairs * 2 + (hasCtrl ? 1 : 0)).fill(cfg.queueSize);
+    this.filter = new RxFilterState(cfg.mac);
+    this.ctrlState = { rxFilter: this.filter, announcePending: false, queuePairs: 1, guestOffloads: 0n };
+    this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
+    this.rx = new RxPath({
+      counters: this.counters,
+      filter: this.filter,
+      raiseUsed: (i) => this.used(i),
+      violation: (e) => this.violation(e),
+      mistake: (code, section, message, queue) => this.mistake(code, section, message, queue),
+      pauseBackend: () => this.netdev.pauseReceive(),
+      resumeBackend: () => this.netdev.resumeReceive(),
+    });
+    const backendHeader = hasVnetHeader(cfg.netdev);
+    this.tx = new TxPath({
+      counters: this.counters,
+      send: backendHeader ? (f, h) => this.netdev.send(f, h) : (f) => this.netdev.send(f),
+      raiseUsed: (i) => this.used(i),
+      violation: (e) => this.violation(e),
+      mistake: (code, section, message, queue) => this.mistake(code, section, message, queue),
+      defer: (fn) => setImmediate(fn),
+    });
+    this.ctrl = new CtrlQueue({
+      context: () => this.ctrlContext,
+      state: this.ctrlState,
+      raiseUsed: (i) => this.used(i),
+      violation: (e) => this.violation(e),
+      completed: (c, o) => this.ctrlCompleted(c, o),
+      ctrlMistake: (d) => this.ctrlMistake(d),
+      oversized: (len, queue) =>
+        this.mistake('ctrl.payload-too-large', '5.1.6.5', `control command of ${len} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, queue),
+    });
+    this.on('status', (status: number) => {
+      // §5.1.6.5.3: the VLAN table's meaning follows the negotiated CTRL_VLAN bit, fixed at FEATURES_OK.
+      if ((status & STATUS_FEATURES_OK) !== 0) this.filter.setCtrlVlanNegotiated(this.hasFeature(NetFeature.CTRL_VLAN));
+    });
+    const peer: NetdevPeer = {
+      receive: (frame, vnetHeader) => this.rx.receive(frame, vnetHeader),
+      writable: () => this.tx.writable(),
+    };
+    cfg.netdev.attach(peer);
+  }
+
+  // ---- public API (API.md) ----
+
+  /** The rx-filter state with the fields of QEMU's query-rx-filter. Re-arms 'rx-filter-changed'. */
+  queryRxFilter(): RxFilterInfo {
+    this.latch.rearm();
+    return queryRxFilter(this.filter, this.id, this.cfg.compat);
+  }
+
+  /** Link status as the guest sees it (config `status`, with a config change interrupt). */
+  setLink(up: boolean): void {
+    if (typeof up !== 'boolean') throw new TypeError(`VirtioNetDevice.setLink: up must be a boolean, got ${String(up)}`);
+    if (up === this.link) return;
+    this.link = up;
+    this.rx.setLink(up);
+    if (hasFeature(this.offered, NetFeature.STATUS)) {
+      this.configChanged(true);
+      this.counters.configInterrupts++;
+    }
+  }
+
+  get linkUp(): boolean {
+    return this.link;
+  }
+
+  /** Asks the guest to announce itself (after a migration): sets VIRTIO_NET_S_ANNOUNCE (§5.1.6.5.4). */
+  announce(): boolean {
+    if (!this.hasFeature(NetFeature.GUEST_ANNOUNCE) || !this.hasFeature(NetFeature.STATUS)) return false;
+    this.ctrlState.announcePending = true;
+    this.configChanged(true);
+    this.counters.configInterrupts++;
+    return true;
+  }
+
+  /** The guest's MAC address as it reads config `mac` now. */
+  get mac(): string {
+    return formatMac(this.filter.mainMac);
+  }
+
+  /** Queue pairs the driver enabled (VQ_PAIRS_SET), 1 without MQ. */
+  get activeQueuePairs(): number {
+    return this.ctrlState.queuePairs;
+  }
+
+  stats(): NetStats {
+    return this.counters.snapshot(FILTER_CODES, this.rx.backlog.length);
+  }
+
+  override on(event: 'rx-filter-changed', listener: (e: RxFilterChangedEvent) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  // ---- VirtioDevice hooks ----
+
+  protected offeredFeatures(): bigint {
+    return this.cfg.offered;
+  }
+
+  protected configFields(): ConfigField[] {
+    return netConfigFields({
+      mac: this.filter,
+      status: () => (this.link ? NetStatus.LINK_UP : 0) | (this.ctrlState.announcePending ? NetStatus.ANNOUNCE : 0),
+      maxQueuePairs: this.cfg.queuePairs,
+      mtu: this.cfg.mtu,
+      legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
+    });
+  }
+
+  protected override validateFeatures(features: bigint): string | null {
+    const u = unmetRequirement(features);
+    if (u === null) return null;
+    return `${featureName(u.feature) ?? u.feature} requires ${u.requires.map((r) => featureName(r) ?? r).join(' or ')} (§5.1.3.1)`;
+  }
+
+  protected onDriverOk(queues: readonly (SplitQueue | null)[], features: bigint): void {
+    this.filter.setCtrlVlanNegotiated(hasFeature(features, NetFeature.CTRL_VLAN));
+    this.ctrlContext = { features, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
+    const mq = hasFeature(features, NetFeature.MQ);
+    this.ctrlIndex = hasFeature(features, NetFeature.CTRL_VQ) ? (mq ? this.cfg.queuePairs * 2 : 2) : -1;
+    this.ctrlState.queuePairs = 1;
+    this.ctrlState.guestOffloads = features & featureMask(NetFeature.GUEST_CSUM, NetFeature.GUEST_TSO4, NetFeature.GUEST_TSO6, NetFeature.GUEST_ECN, NetFeature.GUEST_UFO);
+    const hdrLen = vnetHeaderLength(features);
+    const netdev = this.netdev;
+    if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
+    this.applyOffloads();
+    this.rx.start(queues[0] ?? null, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF));
+    this.tx.start(this.txQueues(queues), hdrLen, hasVnetHeader(netdev));
+    this.rx.refill();
+    netdev.resumeReceive();
+  }
+
+  protected onQueueNotify(index: number): void {
+    const q = this.queues[index];
+    if (q === null || q === undefined) return;
+    if (index === this.ctrlIndex) {
+      this.ctrl.process(q);
+    } else if ((index & 1) === 0) {
+      if (index === 0) this.rx.refill();
+      // Receive queues of other pairs: this device delivers on pair 0 (one backend queue).
+    } else if (index < this.ctrlState.queuePairs * 2) {
+      this.tx.process(q);
+    }
+  }
+
+  protected override onQueuesStopped(): void {
+    this.rx.start(null, 12, false);
+    this.tx.start([], 12, false);
+  }
+
+  protected override onReset(): void {
+    this.filter.reset();
+    this.ctrlState.announcePending = false;
+    this.ctrlState.queuePairs = 1;
+    this.ctrlState.guestOffloads = 0n;
+    this.ctrlContext = { features: 0n, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
+    this.ctrlIndex = -1;
+  }
+
+  // ---- internals ----
+
+  private txQueues(queues: readonly (SplitQueue | null)[]): (SplitQueue | null)[] {
+    const out: (SplitQueue | null)[] = [];
+    for (let p = 0; p < this.cfg.queuePairs; p++) out.push(queues[p * 2 + 1] ?? null);
+    return out;
+  }
+
+  private used(index: number): void {
+    this.counters.usedInterrupts++;
+    this.raiseUsed(index);
+  }
+
+  private violation(error: ErrorWithQueue): void {
+    this.counters.needsReset++;
+    this.needsReset(error as DeviceError);
+  }
+
+  private mistake(code: string, section: string, message: string, queue?: number): void {
+    this.reportDriverMistake(code, message, queue === undefined ? { section } : { section, queue });
+  }
+
+  private ctrlMistake(d: CtrlDiagnostic): void {
+    this.mistake(d.code, d.section, d.message, this.ctrlIndex);
+  }
+
+  private ctrlCompleted(ctrlClass: number, outcome: CtrlOutcome): void {
+    this.counters.countCtrl(ctrlClass, outcome.ack === 0);
+    switch (outcome.effect) {
+      case 'queue-pairs':
+        // Transmit queues beyond the active pairs are left alone until the driver enables them.
+        break;
+      case 'guest-offloads':
+        this.applyOffloads();
+        break;
+      default:
+        break;
+    }
+    if (outcome.rxFilterChanged && this.latch.trigger()) {
+      this.emit('rx-filter-changed', rxFilterChangedEvent(this.id));
+    }
+  }
+
+  private applyOffloads(): void {
+    const netdev = this.netdev;
+    if (!hasOffloads(netdev)) return;
+    const o = this.ctrlState.guestOffloads;
+    netdev.setOffloads({
+      csum: hasFeature(o, NetFeature.GUEST_CSUM),
+      tso4: hasFeature(o, NetFeature.GUEST_TSO4),
+      tso6: hasFeature(o, NetFeature.GUEST_TSO6),
+      ecn: hasFeature(o, NetFeature.GUEST_ECN),
+      ufo: hasFeature(o, NetFeature.GUEST_UFO),
+    });
+  }
+
+  /** Legacy drivers without CTRL_MAC_ADDR set the MAC by writing config (QEMU allows it the same way). */
+  private legacyMacWrite(bytes: Uint8Array): void {
+    if (this.activeInterface !== 'legacy' || this.hasFeature(NetFeature.CTRL_MAC_ADDR)) {
+      this.mistake('config.mac-write', '5.1.4.2', 'driver wrote config mac; only a legacy driver without CTRL_MAC_ADDR may', undefined);
+      return;
+    }
+    this.filter.setMainMac(bytes, 0);
+  }
+}

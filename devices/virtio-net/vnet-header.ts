@@ -1,0 +1,42 @@
+// Layout of struct virtio_net_hdr (VIRTIO 1.2 §5.1.6; legacy length rule §5.1.6.1). Flags and GSO
+// types are in constants.ts. All multi-byte fields are little-endian (legacy: guest-endian; this
+// model only runs little-endian guests).
+//
+//   0  u8   flags
+//   1  u8   gso_type
+//   2  le16 hdr_len
+//   4  le16 gso_size
+//   6  le16 csum_start
+//   8  le16 csum_offset
+//  10  le16 num_buffers   (present with VERSION_1, or with MRG_RXBUF on the legacy interface)
+//
+// HASH_REPORT would extend it to 20 bytes; this model does not offer HASH_REPORT.
+
+import { NetFeature, VirtioFeature, hasFeature } from './constants.js';
+
+export const VnetHdrOffset = {
+  FLAGS: 0,
+  GSO_TYPE: 1,
+  HDR_LEN: 2,
+  GSO_SIZE: 4,
+  CSUM_START: 6,
+  CSUM_OFFSET: 8,
+  NUM_BUFFERS: 10,
+} as const;
+
+/** struct virtio_net_hdr without `num_buffers`: legacy device without MRG_RXBUF. */
+export const VNET_HDR_LEN = 10;
+/** With `num_buffers` (struct virtio_net_hdr_mrg_rxbuf; every VERSION_1 device). */
+export const VNET_HDR_MRG_LEN = 12;
+
+export type VnetHeaderLength = typeof VNET_HDR_LEN | typeof VNET_HDR_MRG_LEN;
+
+/**
+ * Header length for the negotiated features: 12 with VERSION_1 (§5.1.6: num_buffers is always
+ * present) or MRG_RXBUF (§5.1.6.1: legacy drivers only had it with MRG_RXBUF), else 10.
+ */
+export function vnetHeaderLength(features: bigint): VnetHeaderLength {
+  return hasFeature(features, VirtioFeature.VERSION_1) || hasFeature(features, NetFeature.MRG_RXBUF)
+    ? VNET_HDR_MRG_LEN
+    : VNET_HDR_LEN;
+}

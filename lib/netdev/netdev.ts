@@ -1,0 +1,91 @@
+// The pluggable netdev layer: the small interface every host backend implements, the side the
+// device implements, and optional capabilities detected with type guards.
+//
+// Ownership rule for frames crossing this boundary: a `Uint8Array` passed to `send()` or
+// `receive()` is only valid for the duration of that call (it is often a view into guest memory
+// or a reused read buffer). Whoever needs it longer copies it.
+
+/** Result of `Netdev.send()`. */
+export type SendResult =
+  /** The backend took the frame (it may have copied it). */
+  | 'sent'
+  /**
+   * The host cannot take it now (e.g. EAGAIN). The frame was NOT taken: the device keeps it, stops
+   * popping TX chains, and retries after `NetdevPeer.writable()`.
+   */
+  | 'busy';
+
+/** What the device (the one thing attached to a netdev) offers the backend. */
+export interface NetdevPeer {
+  /**
+   * A frame from the host for the guest. `vnetHeader`, when the backend carries headers, is the
+   * virtio-net header that came with it. Returns false when the device cannot take the frame now:
+   * the backend keeps it, stops delivering, and offers it again after `resumeReceive()`.
+   */
+  receive(frame: Uint8Array, vnetHeader?: Uint8Array): boolean;
+  /** The backend can accept `send()` again after it answered 'busy'. */
+  writable(): void;
+}
+
+/** A host backend. */
+export interface Netdev {
+  /** Net client id of the backend (QEMU's `-netdev id=`). */
+  readonly id: string;
+  /** Attaches the device. A netdev has at most one peer; attaching a second one throws. */
+  attach(peer: NetdevPeer): void;
+  /** Detaches the current peer (frames are no longer delivered). */
+  detach(): void;
+  /** Sends a guest frame to the host; `vnetHeader` only when the backend carries headers. */
+  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult;
+  /** The device has no room: stop delivering until `resumeReceive()`. */
+  pauseReceive(): void;
+  /** The device has room again: deliver held frames, then new ones. */
+  resumeReceive(): void;
+  /** Releases host resources. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Capability: the backend carries a virtio-net header with each frame (TAP with IFF_VNET_HDR). */
+export interface VnetHeaderCapable {
+  /** Current header length the host expects (10 or 12). */
+  readonly vnetHeaderLength: number;
+  /** Sets the header length (the device uses 12 with VERSION_1 or MRG_RXBUF, else 10). */
+  setVnetHeaderLength(length: 10 | 12): void;
+}
+
+/** Guest offload flags a backend can be told about (TUNSETOFFLOAD). */
+export interface OffloadFlags {
+  csum: boolean;
+  tso4: boolean;
+  tso6: boolean;
+  ecn: boolean;
+  ufo: boolean;
+}
+
+/** Capability: the host can hand the guest frames with offloads pending (checksum, TSO, UFO). */
+export interface OffloadCapable {
+  setOffloads(flags: OffloadFlags): void;
+}
+
+/** Capability: the host link has a carrier the device can follow. */
+export interface LinkStateCapable {
+  readonly linkUp: boolean;
+}
+
+/** Capability: the backend mirrors the guest's rx filter onto the host (macvtap). */
+export interface RxFilterSyncCapable {
+  readonly syncsRxFilter: true;
+}
+
+export function hasVnetHeader(n: Netdev): n is Netdev & VnetHeaderCapable {
+  return typeof (n as Partial<VnetHeaderCapable>).setVnetHeaderLength === 'function';
+}
+export function hasOffloads(n: Netdev): n is Netdev & OffloadCapable {
+  return typeof (n as Partial<OffloadCapable>).setOffloads === 'function';
+}
+export function hasLinkState(n: Netdev): n is Netdev & LinkStateCapable {
+  return typeof (n as Partial<LinkStateCapable>).linkUp === 'boolean';
+}
+export function syncsRxFilter(n: Netdev): n is Netdev & RxFilterSyncCapable {
+  return (n as Partial<RxFilterSyncCapable>).syncsRxFilter === true;
+}

@@ -1,0 +1,101 @@
+// The handlers of the commands in lib/qmp/schema.ts, one per table entry (the mapped type below
+// makes a missing or mistyped handler a compile error). Semantics and error texts are QEMU 7.2's
+// for the same command names (net/net.c qmp_query_rx_filter and qmp_set_link,
+// monitor/qmp-cmds-control.c), checked against a running QEMU 7.2.
+
+import { QmpError, genericError } from './errors.js';
+import type { QmpNic } from './nic.js';
+import { QMP_SCHEMA, type QmpCommandName, type QmpSchema } from './schema.js';
+import type { QmpMembersValue, QmpValueOf } from './schema-types.js';
+
+type Types = QmpSchema['types'];
+type Commands = QmpSchema['commands'];
+
+/** Decoded arguments of a command, typed from its `data`. */
+export type QmpArgs<N extends QmpCommandName> = Commands[N] extends { readonly data: infer M }
+  ? QmpMembersValue<M, Types>
+  : Record<string, never>;
+
+/** Result of a command, typed from its `returns` (void: the wire reply is `{}`). */
+export type QmpResult<N extends QmpCommandName> = Commands[N] extends { readonly returns: infer R }
+  ? QmpValueOf<R, Types>
+  : void;
+
+/** Per-connection state a handler may change. */
+export interface QmpSession {
+  /** False until `qmp_capabilities` succeeds: only negotiation commands run, no events are sent. */
+  negotiated: boolean;
+}
+
+/** What handlers see of the server. */
+export interface QmpContext {
+  readonly session: QmpSession;
+  /** NICs by net client name, in the order given to the server. */
+  readonly nics: ReadonlyMap<string, QmpNic>;
+  /** Netdev ids (net clients that are not NICs). */
+  readonly netdevIds: ReadonlySet<string>;
+  /** For each netdev id, the NICs attached to it. */
+  readonly nicsOfNetdev: ReadonlyMap<string, readonly QmpNic[]>;
+  /** Capabilities offered in the greeting (none today). */
+  readonly offeredCapabilities: readonly string[];
+  readonly version: QmpResult<'query-version'>;
+}
+
+export type QmpHandler<N extends QmpCommandName> = (
+  args: QmpArgs<N>,
+  ctx: QmpContext,
+) => QmpResult<N> | Promise<QmpResult<N>>;
+
+/**
+ * The NICs a `name` argument selects, with QEMU's errors: a netdev name is "not a NIC", an unknown
+ * name is invalid; without a name, every NIC (possibly none).
+ */
+function selectNics(name: string | undefined, ctx: QmpContext): QmpNic[] {
+  if (name === undefined) return [...ctx.nics.values()];
+  const nic = ctx.nics.get(name);
+  if (nic !== undefined) return [nic];
+  if (ctx.netdevIds.has(name)) throw genericError(`net client(${name}) isn't a NIC`);
+  throw genericError(`invalid net client name: ${name}`);
+}
+
+export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
+  qmp_capabilities(args, ctx) {
+    if (ctx.session.negotiated) {
+      throw new QmpError('CommandNotFound', 'Capabilities negotiation is already complete, command ignored');
+    }
+    const unavailable = (args.enable ?? []).filter((c) => !ctx.offeredCapabilities.includes(c));
+    if (unavailable.length > 0) throw genericError(`Capability ${unavailable.join(', ')} not available`);
+    ctx.session.negotiated = true;
+  },
+
+  'query-version'(_args, ctx) {
+    return ctx.version;
+  },
+
+  'query-commands'() {
+    return Object.keys(QMP_SCHEMA.commands).map((name) => ({ name }));
+  },
+
+  'query-rx-filter'(args, ctx) {
+    // Each query re-arms that NIC's change event (QEMU: rxfilter_notify_enabled = 1).
+    return selectNics(args.name, ctx).map((nic) => nic.queryRxFilter());
+  },
+
+  set_link(args, ctx) {
+    const nic = ctx.nics.get(args.name);
+    if (nic !== undefined) {
+      nic.setLink(args.up);
+      return;
+    }
+    if (ctx.netdevIds.has(args.name)) {
+      // QEMU sets the netdev's link and its peer NIC's; our netdevs have no link of their own.
+      for (const peer of ctx.nicsOfNetdev.get(args.name) ?? []) peer.setLink(args.up);
+      return;
+    }
+    throw new QmpError('DeviceNotFound', `Device '${args.name}' not found`);
+  },
+
+  'x-query-virtio-net-stats'(args, ctx) {
+    return selectNics(args.name, ctx).map((nic) => ({ name: nic.id, stats: nic.stats() }));
+  },
+};

@@ -1,0 +1,204 @@
+// THE table of QMP commands and events this server speaks (QEMU's QAPI schema for the same names:
+// qapi/control.json, qapi/net.json; QMP wire protocol per docs/interop/qmp-spec). Argument
+// validation, `query-commands`, the handler types (lib/qmp/commands.ts) and the example tests
+// (test/lib/qmp/schema-examples.test.ts) all come from here.
+//
+// Adding a command: an entry under `commands` (wire name, `data`, `returns`, `errors`, an example)
+// and a handler of the same name in commands.ts — the compiler insists on the handler and checks
+// its argument and result types against the entry.
+//
+// Examples are exact exchanges, run against this fixture: version 7.2.0 package
+// "virtio-net-model"; one NIC `vnet0` attached to netdev `hostnet0`, link up, whose rx filter is
+// the one in the query-rx-filter example and whose counters are those in the
+// x-query-virtio-net-stats example. Exchanges run after capabilities negotiation unless marked
+// `mode: 'negotiation'`; `partial: true` means the reply's list starts with the listed entries.
+
+import type { QmpExchange, QmpSchemaDef } from './schema-types.js';
+
+const examples = <const T extends readonly QmpExchange[]>(x: T): T => x;
+
+export const QMP_SCHEMA = {
+  types: {
+    VersionTriple: { struct: { major: 'int', minor: 'int', micro: 'int' } },
+    VersionInfo: { struct: { qemu: 'VersionTriple', package: 'str' } },
+    QMPCapability: { enum: ['oob'] },
+    CommandInfo: { struct: { name: 'str' } },
+    RxState: { enum: ['normal', 'none', 'all'] },
+    RxFilterInfo: {
+      struct: {
+        name: 'str',
+        promiscuous: 'bool',
+        multicast: 'RxState',
+        unicast: 'RxState',
+        vlan: 'RxState',
+        'broadcast-allowed': 'bool',
+        'multicast-overflow': 'bool',
+        'unicast-overflow': 'bool',
+        'main-mac': 'str',
+        'vlan-table': ['int'],
+        'unicast-table': ['str'],
+        'multicast-table': ['str'],
+      },
+    },
+    VirtioNetStatsInfo: { struct: { name: 'str', stats: 'any' } },
+  },
+
+  commands: {
+    qmp_capabilities: {
+      doc: 'Leaves capabilities negotiation mode and enables the given capabilities (this server offers none).',
+      data: { '*enable': ['QMPCapability'] },
+      negotiation: true,
+      errors: [
+        { class: 'CommandNotFound', desc: 'Capabilities negotiation is already complete, command ignored', when: 'sent again after negotiation' },
+        { class: 'GenericError', desc: 'Capability %s not available', when: 'enabling a capability the greeting did not offer' },
+      ],
+      examples: examples([
+        { mode: 'negotiation', '->': { execute: 'qmp_capabilities' }, '<-': { return: {} } },
+        {
+          mode: 'negotiation',
+          '->': { execute: 'qmp_capabilities', arguments: { enable: ['oob'] } },
+          '<-': { error: { class: 'GenericError', desc: 'Capability oob not available' } },
+        },
+        {
+          '->': { execute: 'qmp_capabilities', id: 1 },
+          '<-': { error: { class: 'CommandNotFound', desc: 'Capabilities negotiation is already complete, command ignored' }, id: 1 },
+        },
+      ]),
+    },
+
+    'query-version': {
+      doc: 'The version this server reports (the greeting carries the same).',
+      returns: 'VersionInfo',
+      examples: examples([
+        {
+          '->': { execute: 'query-version' },
+          '<-': { return: { qemu: { major: 7, minor: 2, micro: 0 }, package: 'virtio-net-model' } },
+        },
+      ]),
+    },
+
+    'query-commands': {
+      doc: 'The commands available now (after negotiation: all of them, in table order).',
+      returns: ['CommandInfo'],
+      examples: examples([
+        {
+          partial: true,
+          '->': { execute: 'query-commands' },
+          '<-': { return: [{ name: 'qmp_capabilities' }, { name: 'query-version' }, { name: 'query-commands' }] },
+        },
+      ]),
+    },
+
+    'query-rx-filter': {
+      doc:
+        'The rx filter of the named NIC, or of every NIC. Each NIC queried is re-armed: its next ' +
+        'rx-filter change emits NIC_RX_FILTER_CHANGED again.',
+      data: { '*name': 'str' },
+      returns: ['RxFilterInfo'],
+      errors: [
+        { class: 'GenericError', desc: 'invalid net client name: %s', when: 'no net client has that name' },
+        { class: 'GenericError', desc: "net client(%s) isn't a NIC", when: 'the name is a netdev' },
+      ],
+      examples: examples([
+        {
+          '->': { execute: 'query-rx-filter', arguments: { name: 'vnet0' } },
+          '<-': {
+            return: [
+              {
+                name: 'vnet0',
+                promiscuous: true,
+                multicast: 'normal',
+                unicast: 'normal',
+                vlan: 'normal',
+                'broadcast-allowed': false,
+                'multicast-overflow': false,
+                'unicast-overflow': false,
+                'main-mac': '52:54:00:12:34:56',
+                'vlan-table': [0, 4],
+                'unicast-table': [],
+                'multicast-table': ['01:00:5e:00:00:01', '33:33:00:00:00:01', '33:33:ff:4b:8f:84'],
+              },
+            ],
+          },
+        },
+        {
+          '->': { execute: 'query-rx-filter', arguments: { name: 'nope' } },
+          '<-': { error: { class: 'GenericError', desc: 'invalid net client name: nope' } },
+        },
+        {
+          '->': { execute: 'query-rx-filter', arguments: { name: 'hostnet0' } },
+          '<-': { error: { class: 'GenericError', desc: "net client(hostnet0) isn't a NIC" } },
+        },
+        {
+          '->': { execute: 'query-rx-filter', arguments: { name: 5 } },
+          '<-': { error: { class: 'GenericError', desc: "Invalid parameter type for 'name', expected: string" } },
+        },
+      ]),
+    },
+
+    set_link: {
+      doc:
+        'Sets the link of a NIC, named by its own id or by the id of the netdev it is attached to ' +
+        '(QEMU accepts both).',
+      data: { name: 'str', up: 'bool' },
+      errors: [{ class: 'DeviceNotFound', desc: "Device '%s' not found", when: 'no net client has that name' }],
+      examples: examples([
+        { '->': { execute: 'set_link', arguments: { name: 'vnet0', up: false } }, '<-': { return: {} } },
+        { '->': { execute: 'set_link', arguments: { name: 'hostnet0', up: true } }, '<-': { return: {} } },
+        {
+          '->': { execute: 'set_link', arguments: { name: 'eth9', up: true } },
+          '<-': { error: { class: 'DeviceNotFound', desc: "Device 'eth9' not found" } },
+        },
+        {
+          '->': { execute: 'set_link', arguments: { name: 'vnet0' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'up' is missing" } },
+        },
+        {
+          '->': { execute: 'set_link', arguments: { name: 'vnet0', up: 'yes' } },
+          '<-': { error: { class: 'GenericError', desc: "Invalid parameter type for 'up', expected: boolean" } },
+        },
+        {
+          '->': { execute: 'set_link', arguments: { name: 'vnet0', up: true, speed: 10 } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'speed' is unexpected" } },
+        },
+      ]),
+    },
+
+    'x-query-virtio-net-stats': {
+      doc: "The device counters of the named NIC, or of every NIC (this project's command; 'x-' as it is unstable).",
+      data: { '*name': 'str' },
+      returns: ['VirtioNetStatsInfo'],
+      errors: [
+        { class: 'GenericError', desc: 'invalid net client name: %s', when: 'no net client has that name' },
+        { class: 'GenericError', desc: "net client(%s) isn't a NIC", when: 'the name is a netdev' },
+      ],
+      examples: examples([
+        {
+          '->': { execute: 'x-query-virtio-net-stats', arguments: { name: 'vnet0' }, id: 'stats-1' },
+          '<-': {
+            return: [{ name: 'vnet0', stats: { 'tx-frames': 3, 'tx-bytes': 180, 'rx-frames': 5, 'rx-bytes': 300 } }],
+            id: 'stats-1',
+          },
+        },
+      ]),
+    },
+  },
+
+  events: {
+    NIC_RX_FILTER_CHANGED: {
+      doc:
+        "A NIC's rx filter changed. Sent at most once per NIC until management runs " +
+        'query-rx-filter for it (the event re-arms on the query, not on a timer).',
+      data: { name: 'str', path: 'str' },
+      example: {
+        event: 'NIC_RX_FILTER_CHANGED',
+        data: { name: 'vnet0', path: '/machine/peripheral/vnet0/virtio-backend' },
+        timestamp: { seconds: 1368697518, microseconds: 326866 },
+      },
+    },
+  },
+} as const satisfies QmpSchemaDef;
+
+export type QmpSchema = typeof QMP_SCHEMA;
+export type QmpCommandName = keyof QmpSchema['commands'];
+export type QmpEventName = keyof QmpSchema['events'];

@@ -1,0 +1,202 @@
+// The QMP server (QEMU docs/interop/qmp-spec): a unix socket (mode 0600), optionally TCP, any
+// number of clients up to MAX_CLIENTS, each with its own negotiation state; events go to every
+// negotiated client.
+//
+// Data flow: NIC 'rx-filter-changed' → `emitEvent('NIC_RX_FILTER_CHANGED')` → one serialised line
+// with a QMP timestamp → every negotiated connection. Requests: connection → dispatch → handlers
+// (lib/qmp/commands.ts) → NIC methods.
+//
+// The unix socket never exists with wider permissions: it is bound inside a fresh private (0700)
+// directory next to `path`, set to 0600, then renamed onto `path`; so no other user can connect
+// in between, and it works the same in worker threads (no process-wide umask change).
+
+import { EventEmitter } from 'node:events';
+import { chmod, lstat, mkdtemp, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import type { QmpContext } from './commands.js';
+import { QmpConnection, type ConnectionHost } from './connection.js';
+import type { QmpDiagnostic } from './errors.js';
+import { attachedNetdevId, type QmpNic, type QmpRxFilterChanged } from './nic.js';
+import { MAX_CLIENTS, MAX_UNIX_PATH_BYTES, resolveOptions, type QmpServerOptions, type ResolvedOptions } from './options.js';
+import { QMP_SCHEMA, type QmpEventName, type QmpSchema } from './schema.js';
+import type { QmpMembersValue } from './schema-types.js';
+import { projectStruct } from './validate.js';
+
+/** Where the server listens (TCP only when asked for; its port is known once listening). */
+export interface QmpServerAddress {
+  path: string;
+  tcp?: { host: string; port: number };
+}
+
+/** Data of an event, typed from the schema. */
+export type QmpEventData<N extends QmpEventName> = QmpMembersValue<QmpSchema['events'][N]['data'], QmpSchema['types']>;
+
+type State = 'new' | 'listening' | 'closed';
+
+export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
+  private readonly options: ResolvedOptions;
+  private readonly context: Omit<QmpContext, 'session'>;
+  private readonly connections = new Set<QmpConnection>();
+  private readonly servers: net.Server[] = [];
+  private readonly nicListeners: { nic: QmpNic; listener: (e: QmpRxFilterChanged) => void }[] = [];
+  private state: State = 'new';
+  private nextClient = 1;
+  private socketIno: number | undefined;
+  private tcpAddress: { host: string; port: number } | undefined;
+
+  constructor(options: QmpServerOptions) {
+    super();
+    this.options = resolveOptions(options);
+    const nics = new Map<string, QmpNic>(this.options.devices.map((nic) => [nic.id, nic]));
+    const nicsOfNetdev = new Map<string, QmpNic[]>();
+    const netdevIds = new Set<string>(this.options.netdevs.map((n) => n.id));
+    for (const nic of nics.values()) {
+      const netdev = attachedNetdevId(nic);
+      if (netdev === undefined) continue;
+      netdevIds.add(netdev);
+      nicsOfNetdev.set(netdev, [...(nicsOfNetdev.get(netdev) ?? []), nic]);
+    }
+    // A NIC's own name wins over a netdev of the same name.
+    for (const id of nics.keys()) netdevIds.delete(id);
+    this.context = { nics, netdevIds, nicsOfNetdev, offeredCapabilities: [], version: this.options.version };
+  }
+
+  /** The unix socket path and, once listening, the TCP address if TCP was asked for. */
+  get address(): QmpServerAddress {
+    return this.tcpAddress === undefined ? { path: this.options.path } : { path: this.options.path, tcp: { ...this.tcpAddress } };
+  }
+
+  /** Connected clients (negotiated or not). */
+  get clientCount(): number {
+    return this.connections.size;
+  }
+
+  /** Starts listening and forwarding NIC events. Call once. */
+  async listen(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`QmpServer.listen(): the server is already ${this.state}`);
+    this.state = 'listening';
+    try {
+      await this.listenUnix();
+      if (this.options.tcp !== undefined) await this.listenTcp(this.options.tcp);
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    for (const nic of this.options.devices) {
+      const listener = (e: QmpRxFilterChanged): void => this.emitEvent('NIC_RX_FILTER_CHANGED', { name: e.name, path: e.path });
+      nic.on('rx-filter-changed', listener);
+      this.nicListeners.push({ nic, listener });
+    }
+  }
+
+  /** Disconnects every client, stops listening and removes the socket file. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    for (const { nic, listener } of this.nicListeners) nic.off('rx-filter-changed', listener);
+    this.nicListeners.length = 0;
+    for (const conn of this.connections) conn.destroy();
+    await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
+    this.servers.length = 0;
+    if (this.socketIno !== undefined) {
+      // Only our own socket: another server may have replaced it at the same path since.
+      const st = await stat(this.options.path).catch(() => undefined);
+      if (st !== undefined && st.ino === this.socketIno) await unlink(this.options.path).catch(() => undefined);
+      this.socketIno = undefined;
+    }
+  }
+
+  /**
+   * Sends an event from the schema to every negotiated client, with the current wall-clock time
+   * as its QMP timestamp. Data that does not match the schema is not sent (a diagnostic instead).
+   */
+  emitEvent<N extends QmpEventName>(event: N, data: QmpEventData<N>): void {
+    const projected = projectStruct(QMP_SCHEMA.events[event].data, data, QMP_SCHEMA.types, 'data');
+    if (!projected.ok) {
+      this.emit('diagnostic', { code: 'qmp.event-invalid', event, detail: projected.detail });
+      return;
+    }
+    const line = JSON.stringify({ event, data: projected.value, timestamp: qmpTimestamp() });
+    for (const conn of this.connections) conn.sendEvent(line);
+  }
+
+  // --- sockets -----------------------------------------------------------------------------------
+
+  private createServer(): net.Server {
+    const host: ConnectionHost = {
+      context: this.context,
+      greetingLine: JSON.stringify({ QMP: { version: this.options.version, capabilities: this.context.offeredCapabilities } }),
+      maxMessageBytes: this.options.maxMessageBytes,
+      maxOutputBytes: this.options.maxOutputBytes,
+      diagnostic: (d) => this.emit('diagnostic', d),
+      closed: (conn) => this.connections.delete(conn),
+    };
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined); // reported by the connection once it exists
+      if (this.state !== 'listening') {
+        socket.destroy();
+        return;
+      }
+      if (this.connections.size >= MAX_CLIENTS) {
+        this.emit('diagnostic', { code: 'qmp.too-many-clients', limit: MAX_CLIENTS });
+        socket.destroy();
+        return;
+      }
+      this.connections.add(new QmpConnection(this.nextClient++, socket, host));
+    });
+    this.servers.push(server);
+    return server;
+  }
+
+  private async listenUnix(): Promise<void> {
+    const path = resolve(this.options.path);
+    const existing = await lstat(path).catch(() => undefined);
+    if (existing !== undefined && !existing.isSocket()) {
+      throw new Error(`QmpServer: options.path ${this.options.path} exists and is not a socket; refusing to replace it`);
+    }
+    const staging = await mkdtemp(join(dirname(path), '.q'));
+    const stagedPath = join(staging, 's');
+    try {
+      if (Buffer.byteLength(stagedPath) > MAX_UNIX_PATH_BYTES) {
+        throw new Error(
+          `QmpServer: options.path ${this.options.path}: its directory is too long to stage the socket in ` +
+            `(needs ${Buffer.byteLength(stagedPath)} of at most ${MAX_UNIX_PATH_BYTES} bytes)`,
+        );
+      }
+      await this.listenOn(this.createServer(), { path: stagedPath });
+      await chmod(stagedPath, 0o600);
+      await rename(stagedPath, path);
+      this.socketIno = (await stat(path)).ino;
+    } finally {
+      await unlink(stagedPath).catch(() => undefined);
+      await rmdir(staging).catch(() => undefined);
+    }
+  }
+
+  private async listenTcp(tcp: { port: number; host: string }): Promise<void> {
+    const server = this.createServer();
+    await this.listenOn(server, { port: tcp.port, host: tcp.host });
+    const addr = server.address();
+    if (addr === null || typeof addr === 'string') throw new Error('QmpServer: TCP listener has no address');
+    this.tcpAddress = { host: addr.address, port: addr.port };
+  }
+
+  private listenOn(server: net.Server, where: net.ListenOptions): Promise<void> {
+    return new Promise((done, failed) => {
+      server.once('error', failed);
+      server.listen(where, () => {
+        server.off('error', failed);
+        // From now on a listener error (e.g. EMFILE on accept) is reported, never thrown.
+        server.on('error', (error) => this.emit('diagnostic', { code: 'qmp.listener-error', error }));
+        done();
+      });
+    });
+  }
+}
+
+/** QMP event timestamp: wall-clock time in seconds and microseconds (QEMU uses g_get_real_time). */
+export function qmpTimestamp(): { seconds: number; microseconds: number } {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return { seconds: Math.floor(us / 1_000_000), microseconds: us % 1_000_000 };
+}

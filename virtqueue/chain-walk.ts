@@ -1,0 +1,173 @@
+// Walking and validating one descriptor chain (VIRTIO 1.2 §2.7.5 descriptor table, §2.7.5.2 total
+// length and loops, §2.7.5.3 indirect descriptors, §2.7.4.2 readable before writable). The full list
+// of checks, with sections, is the doc comment of `ChainError` in queue-errors.ts.
+//
+// Every descriptor field is read exactly once into a local (guest memory may be shared with running
+// vCPUs) and every check is made on that local. Direct descriptors come from the queue's cached view
+// of the descriptor table; indirect entries through the memory accessors (no allocation per chain). The walk is bounded: it stops with an error as soon
+// as it has seen more than queue size buffer descriptors, so a cycle costs at most 2 * size + 1
+// descriptor reads.
+
+import type { GuestMemoryAccess } from './guest-memory.js';
+import type { DescriptorChain } from './descriptor-chain.js';
+import type { ChainError } from './queue-errors.js';
+import {
+  DESC_ADDR,
+  DESC_FLAGS,
+  DESC_LEN,
+  DESC_NEXT,
+  DESC_SIZE,
+  VIRTQ_DESC_F_INDIRECT,
+  VIRTQ_DESC_F_NEXT,
+  VIRTQ_DESC_F_WRITE,
+} from './ring-layout.js';
+
+/** A chain's total length must stay below this (§2.7.5.2; used `len` is 32-bit). */
+const MAX_CHAIN_BYTES = 2 ** 32;
+const TWO_POW_32 = 2 ** 32;
+
+/** Walks chains of one queue. The queue owns it and refreshes `desc` when memory is remapped. */
+export class ChainWalker {
+  /** Cached view of the descriptor table (fetched at activate, re-fetched on a generation change). */
+  desc: DataView;
+  /** One indirect descriptor, copied here when one of its fields straddles two memory regions. */
+  private readonly scratch = new Uint8Array(DESC_SIZE);
+  /** The indirect descriptor last read by `readEntry()`. */
+  private entryAddr = 0;
+  private entryLen = 0;
+  private entryFlags = 0;
+  private entryNext = 0;
+
+  constructor(
+    private readonly memory: GuestMemoryAccess,
+    desc: DataView,
+    private readonly size: number,
+    private readonly indirectDesc: boolean,
+  ) {
+    this.desc = desc;
+  }
+
+  /** Fills `chain` from the chain at `head` (< size), or returns why it is malformed. */
+  walk(chain: DescriptorChain, head: number): ChainError | null {
+    const memory = this.memory;
+    const desc = this.desc;
+    const size = this.size;
+    chain.begin(head, memory);
+    let index = head;
+    let count = 0;
+    let total = 0;
+    let writable = false;
+    for (;;) {
+      const o = index * DESC_SIZE;
+      const addr = desc.getUint32(o + DESC_ADDR, true) + desc.getUint32(o + DESC_ADDR + 4, true) * TWO_POW_32;
+      const len = desc.getUint32(o + DESC_LEN, true);
+      const flags = desc.getUint16(o + DESC_FLAGS, true);
+      const next = desc.getUint16(o + DESC_NEXT, true);
+      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
+        if (!this.indirectDesc) return { code: 'chain.indirect-not-negotiated', head, index };
+        if ((flags & VIRTQ_DESC_F_NEXT) !== 0) return { code: 'chain.indirect-with-next', head, index };
+        if (len === 0 || len % DESC_SIZE !== 0) return { code: 'chain.indirect-bad-length', head, index, length: len };
+        if (!memory.contains(addr, len)) return { code: 'chain.indirect-outside-memory', head, index, addr, len };
+        return this.walkIndirect(chain, head, index, addr, len, count, total, writable);
+      }
+      count++;
+      if (count > size) return { code: 'chain.too-many-descriptors', head, count };
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) writable = true;
+      else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect: false };
+      if (len !== 0) {
+        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect: false };
+        total += len;
+        if (total >= MAX_CHAIN_BYTES) return { code: 'chain.too-long', head, total };
+        chain.addRegion(addr, len, writable);
+      }
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
+      if (next >= size) return { code: 'chain.next-out-of-range', head, index, next, indirect: false };
+      index = next;
+    }
+    chain.finish(count, false);
+    return null;
+  }
+
+  /** Continues the walk inside an indirect table `[tableAddr, tableAddr + tableLen)` (checked to be
+   *  inside memory, length a non-zero multiple of 16). */
+  private walkIndirect(
+    chain: DescriptorChain,
+    head: number,
+    tableIndex: number,
+    tableAddr: number,
+    tableLen: number,
+    countBefore: number,
+    totalBefore: number,
+    writableBefore: boolean,
+  ): ChainError | null {
+    const memory = this.memory;
+    const size = this.size;
+    const entries = tableLen / DESC_SIZE;
+    let count = countBefore;
+    let total = totalBefore;
+    let writable = writableBefore;
+    let index = 0;
+    for (;;) {
+      if (!this.readEntry(tableAddr + index * DESC_SIZE)) {
+        return { code: 'chain.indirect-outside-memory', head, index: tableIndex, addr: tableAddr, len: tableLen };
+      }
+      const addr = this.entryAddr;
+      const len = this.entryLen;
+      const flags = this.entryFlags;
+      const next = this.entryNext;
+      count++;
+      if (count > size) return { code: 'chain.too-many-descriptors', head, count };
+      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) return { code: 'chain.indirect-nested', head, index };
+      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) writable = true;
+      else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect: true };
+      if (len !== 0) {
+        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect: true };
+        total += len;
+        if (total >= MAX_CHAIN_BYTES) return { code: 'chain.too-long', head, total };
+        chain.addRegion(addr, len, writable);
+      }
+      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
+      if (next >= entries) return { code: 'chain.next-out-of-range', head, index, next, indirect: true };
+      index = next;
+    }
+    chain.finish(count, true);
+    return null;
+  }
+
+  /**
+   * Reads the indirect descriptor at `at` (inside memory) into the entry fields. Field by field
+   * through the memory accessors, which allocates nothing; a field that straddles two memory regions
+   * makes an accessor throw, and then the whole entry is copied into `scratch` instead (the partial
+   * first read is discarded, so each field is still used from exactly one read). False only if the
+   * memory refuses a range it said it contains.
+   */
+  private readEntry(at: number): boolean {
+    const memory = this.memory;
+    try {
+      this.entryAddr = memory.readU32(at + DESC_ADDR) + memory.readU32(at + DESC_ADDR + 4) * TWO_POW_32;
+      this.entryLen = memory.readU32(at + DESC_LEN);
+      const flagsNext = memory.readU32(at + DESC_FLAGS); // flags and next: adjacent le16 fields
+      this.entryFlags = flagsNext & 0xffff;
+      this.entryNext = flagsNext >>> 16;
+      return true;
+    } catch {
+      // A field straddles two adjacent regions (indirect tables need no alignment).
+    }
+    const b = this.scratch;
+    try {
+      memory.read(at, b);
+    } catch {
+      return false;
+    }
+    this.entryAddr = u32(b, DESC_ADDR) + u32(b, DESC_ADDR + 4) * TWO_POW_32;
+    this.entryLen = u32(b, DESC_LEN);
+    this.entryFlags = b[DESC_FLAGS]! | (b[DESC_FLAGS + 1]! << 8);
+    this.entryNext = b[DESC_NEXT]! | (b[DESC_NEXT + 1]! << 8);
+    return true;
+  }
+}
+
+/** Little-endian u32 at `o` in `b` (as an unsigned number). */
+function u32(b: Uint8Array, o: number): number {
+  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
+}

@@ -1,0 +1,178 @@
+// The write cursor over a chain's device-writable buffers (VIRTIO 1.2 §2.7.4 message framing;
+// §2.7.5.1: the device MUST NOT write to device-readable buffers; §2.7.8.2: the used `len` counts
+// bytes written from the start of the first device-writable buffer).
+//
+// Writes never throw for guest reasons: past the end of the writable part they write short or
+// nothing. Nothing outside the chain's writable regions is ever touched. Writes through
+// `GuestMemoryAccess` methods are seen by the embedder's write observer directly; writes through
+// views handed out by `view()` are reported with `memory.wrote()` when the chain is given back
+// (`pushUsed()` or `unpop()`), i.e. after the caller wrote them and before the driver can see them.
+
+import type { DescriptorChain } from './descriptor-chain.js';
+import { checkCount } from './chain-reader.js';
+
+/** Returned by `view(0)`. */
+const EMPTY = new Uint8Array(0);
+
+/** A cursor over the writable part of one chain, owned by the chain (see `DescriptorChain.writer()`). */
+export class ChainWriter {
+  private seg = 0; // current writable region (relative to the first writable one)
+  private off = 0; // offset inside it
+  private pos = 0; // bytes written (or skipped)
+  private viewLo = 0; // [viewLo, viewHi): writable offsets handed out as views, not yet reported
+  private viewHi = 0;
+
+  /** @internal made by its chain. */
+  constructor(private readonly chain: DescriptorChain) {}
+
+  /** @internal back to the start (on every pop). */
+  reset(): void {
+    this.seg = 0;
+    this.off = 0;
+    this.pos = 0;
+    this.viewLo = 0;
+    this.viewHi = 0;
+  }
+
+  /** Writable bytes not yet written. */
+  get remaining(): number {
+    return this.chain.writableLength - this.pos;
+  }
+
+  /** Bytes written (or skipped) so far: the used length to report if the device stops here. */
+  get written(): number {
+    return this.pos;
+  }
+
+  /** Copies as much of `src` as fits; returns how many bytes were written. */
+  write(src: Uint8Array): number {
+    const c = this.chain;
+    const n = Math.min(src.length, this.remaining);
+    let done = 0;
+    while (done < n) {
+      const slot = this.settle();
+      const chunk = Math.min(c.segLen[slot]! - this.off, n - done);
+      c.memory.write(c.segAddr[slot]! + this.off, chunk === src.length ? src : src.subarray(done, done + chunk));
+      this.off += chunk;
+      this.pos += chunk;
+      done += chunk;
+    }
+    return n;
+  }
+
+  /** Writes one byte; false (nothing written) when the writable part is full. */
+  writeU8(value: number): boolean {
+    if (this.pos >= this.chain.writableLength) return false;
+    const slot = this.settle();
+    this.chain.memory.writeU8(this.chain.segAddr[slot]! + this.off, value & 0xff);
+    this.off++;
+    this.pos++;
+    return true;
+  }
+
+  /** Writes a little-endian u16; false (nothing written) when fewer than 2 bytes remain. */
+  writeU16(value: number): boolean {
+    if (this.remaining < 2) return false;
+    this.writeU8(value);
+    this.writeU8(value >>> 8);
+    return true;
+  }
+
+  /**
+   * Writes a little-endian u16 at writable offset `offset` without moving the cursor (e.g. a header
+   * field known only after the payload). False (nothing written) when it does not fit.
+   */
+  writeU16At(offset: number, value: number): boolean {
+    checkCount(offset, 'writeU16At');
+    if (offset + 2 > this.chain.writableLength) return false;
+    const m = this.chain.memory;
+    m.writeU8(this.addressOf(offset), value & 0xff);
+    m.writeU8(this.addressOf(offset + 1), (value >>> 8) & 0xff);
+    return true;
+  }
+
+  /** Advances over up to `n` bytes without writing them (they count as written); returns how many. */
+  skip(n: number): number {
+    checkCount(n, 'skip');
+    const c = this.chain;
+    const total = Math.min(n, this.remaining);
+    let left = total;
+    while (left > 0) {
+      const slot = this.settle();
+      const chunk = Math.min(c.segLen[slot]! - this.off, left);
+      this.off += chunk;
+      this.pos += chunk;
+      left -= chunk;
+    }
+    return total;
+  }
+
+  /**
+   * A zero-copy writable view of the next `len` bytes, advancing the cursor, when they lie in one
+   * descriptor and one memory region; otherwise `undefined` and nothing moves. The caller fills the
+   * view before giving the chain back; the range is reported to `memory.wrote()` then.
+   */
+  view(len: number): Uint8Array | undefined {
+    checkCount(len, 'view');
+    if (len === 0) return EMPTY;
+    if (len > this.remaining) return undefined;
+    const c = this.chain;
+    const slot = this.settle();
+    if (len > c.segLen[slot]! - this.off) return undefined;
+    const v = c.memory.view(c.segAddr[slot]! + this.off, len);
+    if (v === undefined) return undefined;
+    if (this.viewHi === this.viewLo) this.viewLo = this.pos;
+    this.off += len;
+    this.pos += len;
+    this.viewHi = this.pos;
+    return v;
+  }
+
+  /** @internal reports `[viewLo, viewHi)` region by region to `memory.wrote()`. */
+  flushViewWrites(): void {
+    let lo = this.viewLo;
+    const hi = this.viewHi;
+    if (hi <= lo) return;
+    const c = this.chain;
+    const first = c.readableCount;
+    const count = c.writableCount;
+    let start = 0; // writable offset of region i
+    for (let i = 0; i < count && lo < hi; i++) {
+      const len = c.segLen[first + i]!;
+      const end = start + len;
+      if (lo < end) {
+        const stop = Math.min(hi, end);
+        c.memory.wrote(c.segAddr[first + i]! + (lo - start), stop - lo);
+        lo = stop;
+      }
+      start = end;
+    }
+    this.viewLo = 0;
+    this.viewHi = 0;
+  }
+
+  /** Guest address of writable offset `offset` (< writableLength). */
+  private addressOf(offset: number): number {
+    const c = this.chain;
+    const first = c.readableCount;
+    let o = offset;
+    let i = first;
+    while (o >= c.segLen[i]!) {
+      o -= c.segLen[i]!;
+      i++;
+    }
+    return c.segAddr[i]! + o;
+  }
+
+  /** Moves past exhausted regions and returns the chain slot of the current one. Only called while
+   *  bytes remain, so a region with room exists. */
+  private settle(): number {
+    const c = this.chain;
+    const first = c.readableCount;
+    while (this.off >= c.segLen[first + this.seg]!) {
+      this.seg++;
+      this.off = 0;
+    }
+    return first + this.seg;
+  }
+}

@@ -1,0 +1,399 @@
+// The split virtqueue, device side (VIRTIO 1.2 §2.7): activation of a driver-programmed queue
+// configuration, popping validated chains from the available ring (§2.7.6), returning them through
+// the used ring (§2.7.8), and both directions of notification suppression (§2.7.7 used buffer,
+// §2.7.10 available buffer, with and without VIRTIO_F_EVENT_IDX).
+//
+// Hot path: the three ring parts are reached through DataViews fetched once at activation (and again
+// when `memory.generation` changes); each guest field is read once into a local; chains come from a
+// per-queue pool, so steady-state pop/push allocates nothing. Writes through the cached views are
+// reported with `memory.wrote()`.
+
+import type { GuestMemoryAccess } from './guest-memory.js';
+import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
+import { ChainWalker } from './chain-walk.js';
+import type { ChainError, QueueActivationError, QueueRing } from './queue-errors.js';
+import {
+  AVAIL_FLAGS,
+  AVAIL_IDX,
+  AVAIL_RING,
+  AVAIL_RING_ALIGN,
+  DESC_TABLE_ALIGN,
+  MAX_QUEUE_SIZE,
+  USED_FLAGS,
+  USED_IDX,
+  USED_RING,
+  USED_RING_ALIGN,
+  VIRTQ_AVAIL_F_NO_INTERRUPT,
+  VIRTQ_USED_F_NO_NOTIFY,
+  availEventOffset,
+  availRingBytes,
+  descTableBytes,
+  isValidQueueSize,
+  needEvent,
+  sub16,
+  usedEventOffset,
+  usedRingBytes,
+} from './ring-layout.js';
+
+export { MAX_QUEUE_SIZE };
+
+/** What the driver programs through a transport before the queue runs (mutable, unvalidated). */
+export interface QueueConfig {
+  /** Queue size the driver chose (§2.7: a power of 2, at most the device's maximum). */
+  size: number;
+  /** Guest-physical address of the descriptor table (Descriptor Area). */
+  descTable: number;
+  /** Guest-physical address of the available ring (Driver Area). */
+  availRing: number;
+  /** Guest-physical address of the used ring (Device Area). */
+  usedRing: number;
+  /** The driver enabled the queue (QueueReady / queue_enable). */
+  ready: boolean;
+}
+
+/** A queue config as after reset: `size = maxSize`, addresses 0, not ready. */
+export function newQueueConfig(maxSize: number): QueueConfig {
+  if (!isValidQueueSize(maxSize)) {
+    throw new RangeError(`newQueueConfig: maxSize must be a power of 2 in 1..${MAX_QUEUE_SIZE}, got ${String(maxSize)}`);
+  }
+  return { size: maxSize, descTable: 0, availRing: 0, usedRing: 0, ready: false };
+}
+
+/** Ring features negotiated for the device (§6: VIRTIO_F_INDIRECT_DESC 28, VIRTIO_F_EVENT_IDX 29). */
+export interface QueueFeatures {
+  indirectDesc: boolean;
+  eventIdx: boolean;
+}
+
+/** `pop()` found no available chain. */
+export type QueueEmpty = { readonly kind: 'empty' };
+/** The one `QueueEmpty` value. */
+export const QUEUE_EMPTY: QueueEmpty = Object.freeze({ kind: 'empty' as const });
+/** The driver broke the ring contract; the queue is `broken` from now on. */
+export type QueueViolation = { readonly kind: 'violation'; readonly error: ChainError };
+
+/** A running split virtqueue. Made only by `SplitQueue.activate()`. */
+export class SplitQueue {
+  /** Queue index on its device. */
+  readonly index: number;
+  /** Queue size (entries in each ring). */
+  readonly size: number;
+
+  private readonly memory: GuestMemoryAccess;
+  private readonly config: Readonly<QueueConfig>; // a private copy, validated
+  private readonly mask: number;
+  private readonly eventIdx: boolean;
+  private readonly walker: ChainWalker;
+  private availDv: DataView;
+  private usedDv: DataView;
+  private generation: number;
+
+  private lastAvail = 0; // next available ring entry to pop (free-running 16-bit)
+  private shadowAvail = 0; // avail.idx as last read
+  private usedIdx = 0; // next used ring entry to write
+  private publishedUsed = 0; // used.idx as last published
+  private inFlightCount = 0;
+  private violation: QueueViolation | null = null;
+  private readonly free: DescriptorChain[] = [];
+  /** In-flight chains by `seq & mask`, for unpop() to find the most recent ones. */
+  private readonly bySeq: (DescriptorChain | null)[];
+
+  private constructor(
+    memory: GuestMemoryAccess,
+    config: QueueConfig,
+    features: QueueFeatures,
+    index: number,
+    views: RingViews,
+  ) {
+    this.memory = memory;
+    this.config = config;
+    this.index = index;
+    this.size = config.size;
+    this.mask = config.size - 1;
+    this.eventIdx = features.eventIdx;
+    this.walker = new ChainWalker(memory, views.desc, config.size, features.indirectDesc);
+    this.availDv = views.avail;
+    this.usedDv = views.used;
+    this.generation = memory.generation;
+    this.bySeq = new Array<DescriptorChain | null>(config.size).fill(null);
+  }
+
+  /**
+   * Validates `config` (size a power of 2 in 1..MAX_QUEUE_SIZE; alignment 16 / 2 / 4; each ring part
+   * inside memory and inside one region, so it can be reached through a cached view) and returns a
+   * running queue starting at index 0, or why it cannot run. Never throws for guest values; throws
+   * for programmer errors (missing features, bad index). `config.ready` is the caller's business.
+   */
+  static activate(
+    memory: GuestMemoryAccess,
+    config: Readonly<QueueConfig>,
+    features: QueueFeatures,
+    index: number,
+  ): SplitQueue | QueueActivationError {
+    if (memory === null || typeof memory !== 'object') throw new TypeError('SplitQueue.activate: memory must be a GuestMemoryAccess');
+    if (config === null || typeof config !== 'object') throw new TypeError('SplitQueue.activate: config must be a QueueConfig');
+    if (features === null || typeof features !== 'object' || typeof features.indirectDesc !== 'boolean' || typeof features.eventIdx !== 'boolean') {
+      throw new TypeError('SplitQueue.activate: features must be { indirectDesc: boolean, eventIdx: boolean }');
+    }
+    if (!Number.isInteger(index) || index < 0) throw new RangeError(`SplitQueue.activate: index must be a non-negative integer, got ${String(index)}`);
+    // Read each driver-programmed value once.
+    const copy: QueueConfig = {
+      size: config.size,
+      descTable: config.descTable,
+      availRing: config.availRing,
+      usedRing: config.usedRing,
+      ready: config.ready,
+    };
+    if (!isValidQueueSize(copy.size)) return { code: 'queue.size-invalid', size: copy.size };
+    const misaligned =
+      checkAlign('descTable', copy.descTable, DESC_TABLE_ALIGN) ??
+      checkAlign('availRing', copy.availRing, AVAIL_RING_ALIGN) ??
+      checkAlign('usedRing', copy.usedRing, USED_RING_ALIGN);
+    if (misaligned !== null) return misaligned;
+    const views = fetchViews(memory, copy);
+    if (!(views instanceof RingViews)) return views;
+    return new SplitQueue(memory, copy, features, index, views);
+  }
+
+  /** Next available ring index the device will pop (free-running 16-bit). */
+  get nextAvail(): number {
+    return this.lastAvail;
+  }
+  /** Next used ring index the device will write (free-running 16-bit). */
+  get nextUsed(): number {
+    return this.usedIdx;
+  }
+  /** After any violation the queue refuses work until a new queue is activated. */
+  get broken(): boolean {
+    return this.violation !== null;
+  }
+  /** The violation that broke the queue, or null. */
+  get error(): ChainError | null {
+    return this.violation === null ? null : this.violation.error;
+  }
+  /** Chains popped and not yet pushed or unpopped. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+  /** The configuration the queue runs with (a validated copy). */
+  get queueConfig(): Readonly<QueueConfig> {
+    return this.config;
+  }
+
+  /**
+   * Chains the driver has made available and the device has not popped yet. Reads `avail.idx` once;
+   * a violation (the queue breaks) if it is more than `size` ahead of `nextAvail` (§2.7.13).
+   */
+  available(): number | QueueViolation {
+    if (this.violation !== null) return this.violation;
+    if (this.memory.generation !== this.generation && !this.remap()) return this.violation!;
+    return this.refreshAvail();
+  }
+
+  /**
+   * Pops and validates the next chain. The chain is valid until it is given back with `pushUsed()`
+   * or `unpop()`. A malformed chain breaks the queue and is not consumed.
+   */
+  pop(): DescriptorChain | QueueEmpty | QueueViolation {
+    if (this.violation !== null) return this.violation;
+    if (this.memory.generation !== this.generation && !this.remap()) return this.violation!;
+    const seq = this.lastAvail;
+    if (seq === this.shadowAvail) {
+      const n = this.refreshAvail();
+      if (typeof n !== 'number') return n;
+      if (n === 0) return QUEUE_EMPTY;
+    }
+    if (this.inFlightCount >= this.size) {
+      return this.fail({ code: 'avail.in-flight-exceeded', inFlight: this.inFlightCount, size: this.size });
+    }
+    const slot = seq & this.mask;
+    const head = this.availDv.getUint16(AVAIL_RING + 2 * slot, true);
+    if (head >= this.size) return this.fail({ code: 'chain.head-out-of-range', head, size: this.size });
+    const chain = this.free.pop() ?? new DescriptorChain(this.memory, this);
+    const err = this.walker.walk(chain, head);
+    if (err !== null) {
+      this.free.push(chain);
+      return this.fail(err);
+    }
+    chain.state = CHAIN_IN_FLIGHT;
+    chain.seq = seq;
+    this.bySeq[slot] = chain;
+    this.inFlightCount++;
+    this.lastAvail = (seq + 1) & 0xffff;
+    return chain;
+  }
+
+  /**
+   * Gives back the last `count` popped chains, none of them pushed (e.g. rx could not place a whole
+   * frame): they will be popped again, re-validated. The chain objects are invalid afterwards.
+   * Throws (programmer error) if the last `count` pops are not all still in flight.
+   */
+  unpop(count: number): void {
+    if (!Number.isInteger(count) || count < 0 || count > this.inFlightCount) {
+      throw new RangeError(`SplitQueue.unpop: count must be an integer in 0..inFlight (${this.inFlightCount}), got ${String(count)}`);
+    }
+    for (let k = 1; k <= count; k++) {
+      const seq = (this.lastAvail - k) & 0xffff;
+      const c = this.bySeq[seq & this.mask];
+      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT || c.seq !== seq) {
+        throw new Error(`SplitQueue.unpop: the chain popped at avail index ${seq} was already pushed; only the most recent unpushed pops can be given back`);
+      }
+    }
+    for (let k = 1; k <= count; k++) {
+      const seq = (this.lastAvail - k) & 0xffff;
+      const c = this.bySeq[seq & this.mask]!;
+      c.flushViewWrites(); // the device may have written through views before giving up
+      this.release(c);
+    }
+    this.lastAvail = (this.lastAvail - count) & 0xffff;
+  }
+
+  /**
+   * Writes the used element `{ id: chain.headIndex, len: writtenLength }` (§2.7.8) without publishing
+   * `used.idx`, and returns the chain to the pool (it is invalid afterwards). On a broken queue the
+   * chain is only released. Throws (programmer error) for a chain that is not in flight on this
+   * queue or a length outside 0..writableLength.
+   */
+  pushUsed(chain: DescriptorChain, writtenLength: number): void {
+    if (chain.owner !== this || chain.state !== CHAIN_IN_FLIGHT) {
+      throw new Error(`SplitQueue.pushUsed: chain is not in flight on queue ${this.index} (already pushed or unpopped?)`);
+    }
+    if (!Number.isInteger(writtenLength) || writtenLength < 0 || writtenLength > chain.writableLength) {
+      throw new RangeError(
+        `SplitQueue.pushUsed: writtenLength must be an integer in 0..${chain.writableLength} (the chain's writable length), got ${String(writtenLength)}`,
+      );
+    }
+    chain.flushViewWrites();
+    if (this.violation === null && (this.memory.generation === this.generation || this.remap())) {
+      const slot = this.usedIdx & this.mask;
+      const o = USED_RING + 8 * slot;
+      this.usedDv.setUint32(o, chain.headIndex, true);
+      this.usedDv.setUint32(o + 4, writtenLength, true);
+      this.memory.wrote(this.config.usedRing + o, 8);
+      this.usedIdx = (this.usedIdx + 1) & 0xffff;
+    }
+    this.release(chain);
+  }
+
+  /**
+   * Publishes `used.idx` for everything pushed since the last publish (§2.7.8.2: after the elements)
+   * and says whether the driver must be notified (§2.7.7.2): with EVENT_IDX when the new entries
+   * crossed `used_event`, else unless `avail.flags` has VIRTQ_AVAIL_F_NO_INTERRUPT. False when nothing
+   * was pushed or the queue is broken.
+   */
+  publishUsed(): boolean {
+    if (this.violation !== null) return false;
+    const newIdx = this.usedIdx;
+    const oldIdx = this.publishedUsed;
+    if (newIdx === oldIdx) return false;
+    if (this.memory.generation !== this.generation && !this.remap()) return false;
+    this.usedDv.setUint16(USED_IDX, newIdx, true);
+    this.memory.wrote(this.config.usedRing + USED_IDX, 2);
+    this.publishedUsed = newIdx;
+    if (this.eventIdx) {
+      const usedEvent = this.availDv.getUint16(usedEventOffset(this.size), true);
+      return needEvent(usedEvent, newIdx, oldIdx);
+    }
+    const flags = this.availDv.getUint16(AVAIL_FLAGS, true);
+    return (flags & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
+  }
+
+  /**
+   * Asks the driver for (enabled) or not (disabled) available buffer notifications (§2.7.10). With
+   * EVENT_IDX, enabling writes `avail_event = nextAvail` (notify me when you publish past what I have
+   * popped) and disabling writes nothing; without it, VIRTQ_USED_F_NO_NOTIFY in `used.flags` is
+   * cleared or set. After enabling, check `available()` again: the driver may have published before
+   * it saw the change.
+   */
+  setNotifications(enabled: boolean): void {
+    if (this.violation !== null) return;
+    if (this.memory.generation !== this.generation && !this.remap()) return;
+    if (this.eventIdx) {
+      if (!enabled) return;
+      const o = availEventOffset(this.size);
+      this.usedDv.setUint16(o, this.lastAvail, true);
+      this.memory.wrote(this.config.usedRing + o, 2);
+      return;
+    }
+    this.usedDv.setUint16(USED_FLAGS, enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY, true);
+    this.memory.wrote(this.config.usedRing + USED_FLAGS, 2);
+  }
+
+  /** Reads avail.idx once; number of new entries, or the violation. */
+  private refreshAvail(): number | QueueViolation {
+    const availIdx = this.availDv.getUint16(AVAIL_IDX, true);
+    const n = sub16(availIdx, this.lastAvail);
+    if (n > this.size) return this.fail({ code: 'avail.index-jump', availIdx, nextAvail: this.lastAvail, size: this.size });
+    this.shadowAvail = availIdx;
+    return n;
+  }
+
+  private release(chain: DescriptorChain): void {
+    const slot = chain.seq & this.mask;
+    if (this.bySeq[slot] === chain) this.bySeq[slot] = null;
+    chain.state = CHAIN_FREE;
+    this.inFlightCount--;
+    this.free.push(chain);
+  }
+
+  private fail(error: ChainError): QueueViolation {
+    const v: QueueViolation = Object.freeze({ kind: 'violation' as const, error: Object.freeze(error) });
+    this.violation = v;
+    return v;
+  }
+
+  /** Re-fetches the ring views after `memory.generation` changed; false (queue broken) if it cannot. */
+  private remap(): boolean {
+    const views = fetchViews(this.memory, this.config);
+    if (!(views instanceof RingViews)) {
+      this.fail({ code: 'queue.ring-unmapped', ring: views.ring });
+      return false;
+    }
+    this.walker.desc = views.desc;
+    this.availDv = views.avail;
+    this.usedDv = views.used;
+    this.generation = this.memory.generation;
+    return true;
+  }
+}
+
+/** DataViews over the three ring parts. */
+class RingViews {
+  constructor(
+    readonly desc: DataView,
+    readonly avail: DataView,
+    readonly used: DataView,
+  ) {}
+}
+
+function checkAlign(ring: QueueRing, addr: number, alignment: number): QueueActivationError | null {
+  // A non-integer or negative address is left to the memory check, which reports it as outside.
+  if (!Number.isSafeInteger(addr) || addr < 0) return null;
+  return addr % alignment === 0 ? null : { code: 'queue.misaligned', ring, addr, alignment };
+}
+
+/** Activation errors about one ring part (all but the size). */
+type RingError = Exclude<QueueActivationError, { code: 'queue.size-invalid' }>;
+
+function fetchViews(memory: GuestMemoryAccess, config: Readonly<QueueConfig>): RingViews | RingError {
+  const desc = fetchView(memory, 'descTable', config.descTable, descTableBytes(config.size));
+  if (!(desc instanceof DataView)) return desc;
+  const avail = fetchView(memory, 'availRing', config.availRing, availRingBytes(config.size));
+  if (!(avail instanceof DataView)) return avail;
+  const used = fetchView(memory, 'usedRing', config.usedRing, usedRingBytes(config.size));
+  if (!(used instanceof DataView)) return used;
+  return new RingViews(desc, avail, used);
+}
+
+function fetchView(memory: GuestMemoryAccess, ring: QueueRing, addr: number, len: number): DataView | RingError {
+  if (!memory.contains(addr, len)) return { code: 'queue.ring-outside-memory', ring, addr, len };
+  let v: Uint8Array | undefined;
+  try {
+    v = memory.view(addr, len);
+  } catch {
+    // contains() said yes; an embedder's memory that disagrees is treated as "outside".
+    return { code: 'queue.ring-outside-memory', ring, addr, len };
+  }
+  if (v === undefined) return { code: 'queue.ring-not-contiguous', ring, addr, len };
+  return new DataView(v.buffer, v.byteOffset, v.byteLength);
+}
