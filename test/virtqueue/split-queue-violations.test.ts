@@ -94,6 +94,14 @@ describe('virtqueue/split-queue violations (tier 1)', () => {
     expectViolation(s, { code: 'chain.too-many-descriptors', head, count: 5 });
   });
 
+  it('two_entry_indirect_table_on_a_size_1_queue_is_too_long', () => {
+    // Shrunk by fast-check from the well-behaved-driver property before its generator learned the
+    // rule: §2.7.5.3.1 bounds indirect chains by the queue size too (QEMU bounds them by the table).
+    const s = setup(1, INDIRECT);
+    const head = s.ring.addChain([{ len: 0 }, { len: 0 }], { indirect: true });
+    expectViolation(s, { code: 'chain.too-many-descriptors', head, count: 2 });
+  });
+
   it('indirect_cycle_is_stopped_by_the_loop_guard', () => {
     const s = setup(4);
     const head = s.ring.addRaw([{ flags: IND }], { indirectTable: [{ len: 2, flags: NEXT, next: 1 }, { len: 2, flags: NEXT, next: 0 }] });

@@ -3,12 +3,10 @@
 // without EVENT_IDX (including the 16-bit wrap), write reporting and memory remapping.
 
 import { expect } from 'chai';
-import { GuestMemory } from '../../virtqueue/guest-memory.js';
-import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { QUEUE_EMPTY, SplitQueue } from '../../virtqueue/split-queue.js';
 import { VIRTQ_DESC_F_INDIRECT as IND, VIRTQ_DESC_F_NEXT as NEXT, VIRTQ_DESC_F_WRITE as WRITE } from '../../virtqueue/ring-layout.js';
 import { DriverRing } from '../support/driver-ring.js';
-import { ALL, EVENT_IDX, INDIRECT, PLAIN, activate, popChain, setup } from './queue-fixtures.js';
+import { ALL, EVENT_IDX, INDIRECT, PLAIN, SwappableMemory, activate, popChain, setup } from './queue-fixtures.js';
 import type { Setup } from './queue-fixtures.js';
 
 /** Runs `n` one-buffer chains through the queue, publishing each (moves both indices by n). */
@@ -462,62 +460,3 @@ describe('virtqueue/split-queue', () => {
     });
   });
 });
-
-/** A GuestMemoryAccess whose backing buffer the embedder can replace (bumping `generation`). */
-class SwappableMemory implements GuestMemoryAccess {
-  private inner: GuestMemory;
-  generation = 0;
-  constructor(size: number) {
-    this.inner = new GuestMemory(size);
-  }
-  /** New backing memory of `size` bytes with the old contents copied over. */
-  swap(size = this.inner.size): void {
-    const next = new GuestMemory(size);
-    const n = Math.min(size, this.inner.size);
-    next.write(0, this.inner.bytes(0, n));
-    this.inner = next;
-    this.generation++;
-  }
-  layout(): { guestAddress: number; length: number }[] {
-    return this.inner.layout();
-  }
-  readU8(a: number): number {
-    return this.inner.readU8(a);
-  }
-  readU16(a: number): number {
-    return this.inner.readU16(a);
-  }
-  readU32(a: number): number {
-    return this.inner.readU32(a);
-  }
-  readU64(a: number): bigint {
-    return this.inner.readU64(a);
-  }
-  writeU8(a: number, v: number): void {
-    this.inner.writeU8(a, v);
-  }
-  writeU16(a: number, v: number): void {
-    this.inner.writeU16(a, v);
-  }
-  writeU32(a: number, v: number): void {
-    this.inner.writeU32(a, v);
-  }
-  writeU64(a: number, v: bigint): void {
-    this.inner.writeU64(a, v);
-  }
-  read(a: number, d: Uint8Array): void {
-    this.inner.read(a, d);
-  }
-  write(a: number, s: Uint8Array): void {
-    this.inner.write(a, s);
-  }
-  view(a: number, l: number): Uint8Array | undefined {
-    return this.inner.view(a, l);
-  }
-  contains(a: number, l: number): boolean {
-    return this.inner.contains(a, l);
-  }
-  wrote(a: number, l: number): void {
-    this.inner.wrote(a, l);
-  }
-}

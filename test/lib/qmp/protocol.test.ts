@@ -7,7 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
-import { QmpServer, attachedNetdevId, type QmpDiagnostic, type QmpNic, type QmpRxFilterInfo } from '../../../lib/qmp/index.js';
+import { QMP_HANDLERS, QmpServer, attachedNetdevId, type QmpDiagnostic, type QmpNic, type QmpRxFilterInfo } from '../../../lib/qmp/index.js';
 import { FakeNic } from './fake-nic.js';
 import { RawQmpClient } from './raw-client.js';
 
@@ -356,6 +356,30 @@ describe('lib/qmp protocol', () => {
     await server.close();
     await c.closed;
     expect(c.ended).to.equal(true);
+  });
+
+  it('async_handler_holds_later_requests_so_replies_stay_in_order', async () => {
+    // Handlers may return promises (commands added later may wait on I/O). Swap one in for the test.
+    const handlers = QMP_HANDLERS as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const original = handlers['query-version']!;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    handlers['query-version'] = async (...a: unknown[]) => {
+      await gate;
+      return original(...a);
+    };
+    try {
+      const c = await client();
+      c.send('{"execute":"query-version","id":"slow"}{"execute":"query-commands","id":"fast"}@\n{"execute":"nope","id":"err"}');
+      // The first reply is pending until the gate opens; the first line must still be its reply.
+      setImmediate(release);
+      expect(await c.reply('slow')).to.have.property('id', 'slow');
+      expect(await c.reply('fast')).to.have.property('id', 'fast');
+      expect(await c.reply('stray')).to.deep.equal({ error: { class: 'GenericError', desc: "JSON parse error, stray '@'" } });
+      expect(await c.reply('err')).to.have.nested.property('error.class', 'CommandNotFound');
+    } finally {
+      handlers['query-version'] = original;
+    }
   });
 
   it('a_device_shaped_class_satisfies_qmp_nic', () => {
