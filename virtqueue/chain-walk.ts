@@ -4,9 +4,9 @@
 //
 // Every descriptor field is read exactly once into a local (guest memory may be shared with running
 // vCPUs) and every check is made on that local. Direct descriptors come from the queue's cached view
-// of the descriptor table; indirect entries through the memory accessors (no allocation per chain). The walk is bounded: it stops with an error as soon
-// as it has seen more than queue size buffer descriptors, so a cycle costs at most 2 * size + 1
-// descriptor reads.
+// of the descriptor table; indirect entries through the memory accessors (no allocation per chain).
+// The walk is bounded: it stops with an error as soon as it has seen more than queue size buffer
+// descriptors, so a cycle costs at most 2 * size + 2 descriptor reads.
 
 import type { GuestMemoryAccess } from './guest-memory.js';
 import type { DescriptorChain } from './descriptor-chain.js';

@@ -14,9 +14,10 @@
  * - `avail.index-jump` — `avail.idx - nextAvail` (16-bit) must be <= queue size: the ring is as big
  *   as the descriptor table, so a driver can never have more heads outstanding (§2.7.13; §2.7.6.1
  *   forbids decrementing `idx`, which shows up as a jump of nearly 2^16).
- * - `avail.in-flight-exceeded` — at most queue size chains in flight at once (§2.7: "if Queue Size
- *   is 4 then at most 4 buffers can be queued at any given time"); only a driver that reuses a head
- *   the device still holds gets here.
+ * - `avail.in-flight-exceeded` — at most queue size chains held by the device (popped, or pushed
+ *   but not yet published) when another is popped (§2.7: "if Queue Size is 4 then at most 4 buffers
+ *   can be queued at any given time"); only a driver that reuses descriptors the device still holds
+ *   gets here, and the check keeps unpublished used elements from being overwritten.
  * - `chain.head-out-of-range` — the head from the available ring is < queue size (§2.7.5: the table
  *   holds queue size descriptors).
  *
@@ -45,7 +46,8 @@
 export type ChainError =
   /** §2.7.13 / §2.7.6.1: the driver moved `avail.idx` more than queue size ahead of `nextAvail`. */
   | { readonly code: 'avail.index-jump'; readonly availIdx: number; readonly nextAvail: number; readonly size: number }
-  /** §2.7 footnote: a head was made available while queue size chains were already in flight. */
+  /** §2.7 footnote: a chain was offered while the device already held queue size chains (`inFlight`:
+   *  popped, or pushed but not yet published). */
   | { readonly code: 'avail.in-flight-exceeded'; readonly inFlight: number; readonly size: number }
   /** §2.7.5: the available ring names a head descriptor past the end of the table. */
   | { readonly code: 'chain.head-out-of-range'; readonly head: number; readonly size: number }
@@ -142,7 +144,7 @@ function message(e: ChainError | QueueActivationError): string {
     case 'avail.index-jump':
       return `avail.idx ${e.availIdx} is ${(e.availIdx - e.nextAvail) & 0xffff} entries ahead of the device's next index ${e.nextAvail}, more than the queue size ${e.size}`;
     case 'avail.in-flight-exceeded':
-      return `the driver made a buffer available while ${e.inFlight} chains were already in flight on a queue of size ${e.size}`;
+      return `the driver offered a chain while the device already held ${e.inFlight} chains on a queue of size ${e.size}`;
     case 'chain.head-out-of-range':
       return `available ring names head descriptor ${e.head}, past the end of a table of ${e.size}`;
     case 'chain.next-out-of-range':

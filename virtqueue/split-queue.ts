@@ -203,9 +203,10 @@ export class SplitQueue {
       if (typeof n !== 'number') return n;
       if (n === 0) return QUEUE_EMPTY;
     }
-    if (this.inFlightCount >= this.size) {
-      return this.fail({ code: 'avail.in-flight-exceeded', inFlight: this.inFlightCount, size: this.size });
-    }
+    // Chains the device holds: popped, or pushed but not yet published (the driver cannot have
+    // reused those descriptors). More than `size` would overwrite unpublished used elements.
+    const held = this.inFlightCount + sub16(this.usedIdx, this.publishedUsed);
+    if (held >= this.size) return this.fail({ code: 'avail.in-flight-exceeded', inFlight: held, size: this.size });
     const slot = seq & this.mask;
     const head = this.availDv.getUint16(AVAIL_RING + 2 * slot, true);
     if (head >= this.size) return this.fail({ code: 'chain.head-out-of-range', head, size: this.size });

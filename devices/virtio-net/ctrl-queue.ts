@@ -16,8 +16,6 @@ import type { CtrlDiagnostic } from './ctrl-command.js';
  * needs more (the table holds 64), and larger chains are answered VIRTIO_NET_ERR without copying.
  */
 export const CTRL_GATHER_MAX = 1 << 20;
-/** Chains handled per notification (the driver has one command in flight; this only bounds work). */
-const CTRL_BURST = 64;
 
 export interface CtrlHost {
   /** What was negotiated (fixed between DRIVER_OK and reset). */
@@ -40,10 +38,18 @@ export class CtrlQueue {
 
   process(q: SplitQueue): void {
     const host = this.host;
+    // Bounded work per call: at most one ring's worth (a driver cannot make more available at once).
     let done = 0;
-    while (done < CTRL_BURST) {
+    while (done < q.size) {
       const c = q.pop();
-      if (c.kind === 'empty') break;
+      if (c.kind === 'empty') {
+        // Ask for the next notification (§2.7.10; with EVENT_IDX this moves avail_event past what was
+        // popped, else Linux, which checks avail_event, would stop notifying) and look once more.
+        q.setNotifications(true);
+        const more = q.available();
+        if (typeof more === 'number' && more > 0) continue;
+        break;
+      }
       if (c.kind === 'violation') {
         host.violation({ ...c.error, queue: q.index });
         return;

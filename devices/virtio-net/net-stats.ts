@@ -16,15 +16,28 @@ export type RxDropReason =
   /** Without MRG_RXBUF, the guest's buffer could not hold the frame (§5.1.6.3.1): dropped, buffer given back. */
   | 'buffer-too-small'
   /** Larger than the device ever delivers. */
-  | 'oversize';
+  | 'oversize'
+  /** Held for the guest (no rx buffers) when the driver reset the device: counted, never silent. */
+  | 'reset';
 
 /** Why a TX chain was completed without sending (tier 3). */
-export type TxErrorReason = 'header-short' | 'oversize';
+export type TxErrorReason =
+  /** Fewer readable bytes than the virtio-net header (tier 3). */
+  | 'header-short'
+  /** A frame above TX_FRAME_MAX (tier 3). */
+  | 'oversize'
+  /** Sent while the link is down as the guest sees it: completed unsent, as QEMU does. */
+  | 'link-down';
 
 /** The report `VirtioNetDevice.stats()` returns. */
 export interface NetStats {
   tx: { frames: number; bytes: number; errors: Record<TxErrorReason, number> };
   rx: {
+    /**
+     * Frames the device took from the backend (receive() answered true). Always
+     * offered = frames + the sum of drops + backlog.
+     */
+    offered: number;
     frames: number;
     bytes: number;
     /** Frames held now because the guest had no rx buffers. */
@@ -58,6 +71,8 @@ export class NetCounters {
   txBytes = 0;
   txHeaderShort = 0;
   txOversize = 0;
+  txLinkDown = 0;
+  rxOffered = 0;
   rxFrames = 0;
   rxBytes = 0;
   rxBackpressure = 0;
@@ -66,6 +81,7 @@ export class NetCounters {
   rxLinkDown = 0;
   rxBufferTooSmall = 0;
   rxOversize = 0;
+  rxReset = 0;
   ctrlOk = 0;
   ctrlErr = 0;
   private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
@@ -98,9 +114,10 @@ export class NetCounters {
       tx: {
         frames: this.txFrames,
         bytes: this.txBytes,
-        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize },
+        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize, 'link-down': this.txLinkDown },
       },
       rx: {
+        offered: this.rxOffered,
         frames: this.rxFrames,
         bytes: this.rxBytes,
         backlog,
@@ -114,6 +131,7 @@ export class NetCounters {
           'link-down': this.rxLinkDown,
           'buffer-too-small': this.rxBufferTooSmall,
           oversize: this.rxOversize,
+          reset: this.rxReset,
         },
       },
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },

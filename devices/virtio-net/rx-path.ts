@@ -1,12 +1,30 @@
-// Host → guest (VIRTIO 1.2 §5.1.6.3 receiving packets, §5.1.6.4 processing of incoming packets).
+// Host → guest (VIRTIO 1.2 §5.1.6.3 setting up receive buffers, §5.1.6.4 processing of incoming
+// packets, §2.7.10 available buffer notification suppression).
 //
-// A frame from the backend is delivered when the receive queue has buffers: the rx filter decides
-// first (a dropped frame consumes no buffer and raises no interrupt), then the device writes the
-// virtio-net header and the frame into one chain — or, with MRG_RXBUF, into as many chains as it
-// takes, filling each but the last completely and setting `num_buffers` to the count. With no
-// buffers the frame waits in a bounded backlog (unfiltered: the filter runs only when it can be
-// delivered); when the backlog is full the backend is told to pause. Nothing is dropped without a
-// counter.
+// A frame from the backend is delivered when receiveq1 has buffers: the rx filter decides first (a
+// dropped frame consumes no buffer and raises no interrupt, and is counted by reason), then the
+// device writes the virtio-net header and the frame into one chain — or, with MRG_RXBUF, into as
+// many chains as it takes, filling each but the last completely and setting `num_buffers` (le16)
+// to the count; without MRG_RXBUF `num_buffers` is 1 when the header has it. With no buffers the
+// frame waits in a bounded backlog (unfiltered: the filter runs only when the frame can be
+// delivered) and the device asks the driver for a notification; when the backlog is full the
+// backend is told to pause, and is resumed once the guest adds buffers. Nothing is dropped without
+// a counter: `offered = delivered + drops by reason + backlog` at every moment.
+//
+// Decisions (documented in devices/virtio-net/README.md):
+// - Multiqueue: every frame goes to receiveq1. The backend is single-queue, and §5.1.6.5.6's
+//   steering is a SHOULD; QEMU with a single-queue backend does the same. Pair 0 is active
+//   whatever VQ_PAIRS_SET says, so this never breaks "no packets on queues above virtqueue_pairs".
+// - Link down (setLink(false)): frames are dropped and counted 'link-down' (QEMU drops them too);
+//   what the backlog held is dropped the same way at that moment, and a paused backend resumed.
+// - Device reset: frames held in the backlog are dropped and counted 'reset'.
+// - Before DRIVER_OK, and after a tier-1 stop until the reset, frames are held (backpressure) —
+//   QEMU's can_receive answers false then, and its backend queues.
+//
+// Hot path: no allocation per frame for a frame that fits one chain (headers go through a
+// preallocated scratch; the frame is copied once into guest memory). A frame spanning several
+// chains (MRG_RXBUF with buffers smaller than the frame) makes one subarray per extra chain: the
+// chain writer takes whole arrays only.
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
@@ -18,8 +36,9 @@ import { VnetHdrOffset } from './vnet-header.js';
 
 /** Largest frame the device delivers: a 64 KiB GSO super-frame plus Ethernet and one VLAN tag. */
 export const RX_FRAME_MAX = 65535 + 18;
-/** Chains one frame may span with MRG_RXBUF (num_buffers is 16 bits; a ring holds at most 32768). */
-const MERGE_CHAINS_MAX = 32768;
+
+/** Index of receiveq1 (§5.1.2). */
+const RX_QUEUE = 0;
 
 /** What the receive path needs from the device. */
 export interface RxHost {
@@ -38,80 +57,134 @@ export interface RxHost {
 
 export class RxPath {
   readonly backlog = new RxBacklog();
-  private queue: SplitQueue | null = null;
+  /** The core's live queue array while running, null while stopped. */
+  private queues: readonly (SplitQueue | null)[] | null = null;
   private hdrLen = 12;
   private mergeable = false;
   private linkUp = true;
+  /** The device told the backend to pause and has not resumed it yet. */
   private paused = false;
+  /** Chains that were available when the device last found too few (see waitForBuffers). */
+  private seenAvailable = 0;
   /** Header scratch: the backend's header or zeros, with num_buffers filled in. */
   private readonly header = new Uint8Array(12);
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
   private headerView = this.header;
-  /** Chains popped for the frame being written (MRG_RXBUF). */
-  private readonly chains: DescriptorChain[] = [];
+  /**
+   * MRG_RXBUF: chains popped for the frame at the head of the line, oldest first. When they cannot
+   * hold it yet they stay popped (not given back) until more arrive: the device then has consumed
+   * every available entry, so its request for a notification (`avail_event = nextAvail`, §2.7.10)
+   * asks for the next buffer the driver adds — giving them back would ask for one already there.
+   */
+  private readonly pending: DescriptorChain[] = [];
 
   constructor(private readonly host: RxHost) {}
 
-  /** DRIVER_OK (or reset with `queue` null): the queue and the header layout to use. */
-  start(queue: SplitQueue | null, hdrLen: 10 | 12, mergeable: boolean): void {
-    this.queue = queue;
+  /** DRIVER_OK: the core's live queue array and the header layout to use. Delivers what waits. */
+  start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+    this.queues = queues;
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
-    if (queue === null) this.backlog.clear();
+    this.seenAvailable = 0;
+    this.refill();
+  }
+
+  /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
+  stop(): void {
+    this.queues = null;
+    this.pending.length = 0;
+  }
+
+  /** Device reset: what the backlog holds is dropped and counted 'reset'. */
+  reset(): void {
+    this.host.counters.rxReset += this.backlog.length;
+    this.backlog.clear();
+    this.resumeIfRoom();
   }
 
   setLink(up: boolean): void {
     this.linkUp = up;
+    if (up) return;
+    this.host.counters.rxLinkDown += this.backlog.length;
+    this.backlog.clear();
+    this.resumeIfRoom();
   }
 
   /** The backend offers a frame. False: not taken, the backend holds it and pauses. */
   receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    const host = this.host;
+    const counters = this.host.counters;
     if (!this.linkUp) {
-      host.counters.rxLinkDown++;
+      counters.rxOffered++;
+      counters.rxLinkDown++;
       return true;
     }
     if (frame.length > RX_FRAME_MAX) {
-      host.counters.rxOversize++;
+      counters.rxOffered++;
+      counters.rxOversize++;
       return true;
     }
-    const q = this.queue;
-    if (q === null || q.broken) {
-      // Not running (before DRIVER_OK or needing reset): hold what fits, then push back.
-      return this.hold(frame, vnetHeader);
-    }
+    const q = this.rxQueue();
+    if (q === null) return this.hold(frame, vnetHeader); // not running: hold, then push back
     if (this.backlog.length === 0) {
       const r = this.deliver(q, frame, vnetHeader);
       if (r !== NO_BUFFERS) {
+        counters.rxOffered++;
         if (r === DELIVERED) this.publish(q);
         return true;
       }
     }
-    return this.hold(frame, vnetHeader);
+    // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
+    // full backlog refuses only when the guest really has nothing posted.
+    if (this.backlog.full) this.waitForBuffers(q);
+    const taken = this.hold(frame, vnetHeader);
+    if (taken) this.waitForBuffers(q);
+    return taken;
   }
 
-  /** The guest added receive buffers (or the device started): deliver what waits. */
+  /** The guest added receive buffers (a notification on receiveq1), or the device started. */
   refill(): void {
-    const q = this.queue;
-    if (q === null) return;
-    let delivered = false;
+    const q = this.rxQueue();
+    if (q !== null && this.backlog.length > 0) {
+      this.drain(q);
+      if (this.backlog.length > 0) this.waitForBuffers(q);
+    }
+    this.resumeIfRoom();
+  }
+
+  private rxQueue(): SplitQueue | null {
+    const qs = this.queues;
+    if (qs === null) return null;
+    const q = qs[RX_QUEUE] ?? null;
+    return q === null || q.broken ? null : q;
+  }
+
+  /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
+  private drain(q: SplitQueue): void {
     const backlog = this.backlog;
-    while (backlog.length > 0 && !q.broken) {
-      if (!this.linkUp) {
-        this.host.counters.rxLinkDown++;
-        backlog.shift();
-        continue;
-      }
+    let delivered = false;
+    while (backlog.length > 0 && this.queues !== null && !q.broken) {
       const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
       if (r === NO_BUFFERS) break;
       if (r === DELIVERED) delivered = true;
       backlog.shift();
     }
     if (delivered) this.publish(q);
-    if (this.paused && !backlog.full) {
-      this.paused = false;
-      this.host.resumeBackend();
+  }
+
+  /**
+   * Frames wait: ask for an available-buffer notification (§2.7.10; with EVENT_IDX this moves
+   * `avail_event` to the next entry) and look once more, since the driver may have added buffers
+   * before it saw the request and will then not notify. Loops only while new chains appear.
+   */
+  private waitForBuffers(q: SplitQueue): void {
+    for (;;) {
+      if (this.queues === null || q.broken) return;
+      q.setNotifications(true);
+      const n = q.available();
+      if (typeof n !== 'number' || n <= this.seenAvailable) return;
+      this.drain(q);
+      if (this.backlog.length === 0) return;
     }
   }
 
@@ -125,21 +198,32 @@ export class RxPath {
       return false;
     }
     this.backlog.push(frame, vnetHeader);
+    this.host.counters.rxOffered++;
     return true;
+  }
+
+  private resumeIfRoom(): void {
+    if (this.paused && !this.backlog.full) {
+      this.paused = false;
+      this.host.resumeBackend();
+    }
   }
 
   private publish(q: SplitQueue): void {
     if (q.publishUsed()) this.host.raiseUsed(q.index);
   }
 
-  /** Filters and writes one frame. */
+  /** Filters and writes one frame (counting a drop). NO_BUFFERS: nothing consumed, nothing counted. */
   private deliver(q: SplitQueue, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Outcome {
     const avail = q.available();
     if (typeof avail !== 'number') {
       this.host.violation({ ...avail.error, queue: q.index });
       return NO_BUFFERS;
     }
-    if (avail === 0) return NO_BUFFERS;
+    if (avail === 0 && this.pending.length === 0) {
+      this.seenAvailable = 0;
+      return NO_BUFFERS;
+    }
     const verdict = acceptFrame(this.host.filter, frame, 0, frame.length);
     if (verdict !== 0) {
       const drops = this.host.counters.filterDrops;
@@ -149,12 +233,13 @@ export class RxPath {
     const header = this.header;
     header.fill(0);
     if (vnetHeader !== undefined) {
-      const n = Math.min(10, vnetHeader.length); // num_buffers is the device's to write
+      const n = Math.min(VnetHdrOffset.NUM_BUFFERS, vnetHeader.length); // num_buffers is the device's to write
       for (let i = 0; i < n; i++) header[i] = vnetHeader[i]!;
     }
     return this.mergeable ? this.writeMerged(q, frame) : this.writeSingle(q, frame);
   }
 
+  /** A usable chain; null when the ring is empty; undefined after a tier-1 violation. */
   private popChain(q: SplitQueue): DescriptorChain | null | undefined {
     const c = q.pop();
     if (c.kind === 'chain') {
@@ -175,8 +260,7 @@ export class RxPath {
 
   private writeSingle(q: SplitQueue, frame: Uint8Array): Outcome {
     const c = this.popChain(q);
-    if (c === null) return NO_BUFFERS;
-    if (c === undefined) return NO_BUFFERS;
+    if (c === null || c === undefined) return NO_BUFFERS;
     const hdrLen = this.hdrLen;
     const total = hdrLen + frame.length;
     if (c.writableLength < total) {
@@ -192,6 +276,7 @@ export class RxPath {
       );
       return DROPPED;
     }
+    // §5.1.6.4: without MRG_RXBUF, num_buffers (when the header has it) is 1.
     if (hdrLen === 12) this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
     const w = c.writer();
     w.write(this.headerView);
@@ -204,46 +289,66 @@ export class RxPath {
   private writeMerged(q: SplitQueue, frame: Uint8Array): Outcome {
     const hdrLen = this.hdrLen;
     const total = hdrLen + frame.length;
-    const chains = this.chains;
-    chains.length = 0;
+    const pending = this.pending;
     let room = 0;
+    let n = 0; // chains the frame takes: pending[0 .. n)
     while (room < total) {
-      if (chains.length === MERGE_CHAINS_MAX) break;
-      const c = this.popChain(q);
-      if (c === null || c === undefined) {
-        // Not enough buffers yet: give them back and wait for more (QEMU waits the same way).
-        if (c === null && chains.length > 0) q.unpop(chains.length);
-        chains.length = 0;
-        return NO_BUFFERS;
+      if (n === pending.length) {
+        if (n === q.size) {
+          // Every entry of the ring is a buffer and together they cannot hold the frame: the
+          // driver can add nothing more, so waiting would stall the queue. Drop the frame and give
+          // the buffers back (they are the most recent pops).
+          q.unpop(n);
+          pending.length = 0;
+          return this.tooSmall(q, `a ring of ${q.size} receive buffers (${room} bytes) cannot hold a ${total}-byte packet`);
+        }
+        const c = this.popChain(q);
+        if (c === undefined) {
+          pending.length = 0; // tier 1: the queue is stopped; popped chains are forgotten
+          return NO_BUFFERS;
+        }
+        if (c === null) {
+          // Not enough buffers yet: keep what was popped and wait for more (QEMU waits too).
+          this.seenAvailable = 0;
+          return NO_BUFFERS;
+        }
+        pending.push(c);
       }
-      chains.push(c);
-      room += c.writableLength;
+      room += pending[n]!.writableLength;
+      n++;
     }
     // The first chain must hold the whole header (num_buffers is written into it).
-    if (chains[0]!.writableLength < hdrLen) {
-      q.unpop(chains.length);
-      chains.length = 0;
-      this.host.counters.rxBufferTooSmall++;
-      this.host.mistake('rx.buffer-too-small', '5.1.6.3.1', `receive buffer shorter than the ${hdrLen}-byte header`, q.index);
-      return DROPPED;
+    if (pending[0]!.writableLength < hdrLen) {
+      q.unpop(pending.length);
+      pending.length = 0;
+      return this.tooSmall(q, `receive buffer shorter than the ${hdrLen}-byte header`);
     }
     const header = this.header;
-    header[VnetHdrOffset.NUM_BUFFERS] = chains.length & 0xff;
-    header[VnetHdrOffset.NUM_BUFFERS + 1] = chains.length >>> 8;
+    header[VnetHdrOffset.NUM_BUFFERS] = n & 0xff;
+    header[VnetHdrOffset.NUM_BUFFERS + 1] = n >>> 8;
     let offset = 0; // into the frame
-    for (let i = 0; i < chains.length; i++) {
-      const c = chains[i]!;
+    for (let i = 0; i < n; i++) {
+      const c = pending[i]!;
       const w = c.writer();
       let len = 0;
       if (i === 0) len += w.write(this.headerView);
-      const n = w.write(offset === 0 ? frame : frame.subarray(offset));
-      offset += n;
-      len += n;
+      const k = w.write(offset === 0 ? frame : frame.subarray(offset));
+      offset += k;
+      len += k;
       q.pushUsed(c, len);
     }
-    chains.length = 0;
+    // Chains popped beyond what this frame took (it replaced a larger one) wait for the next.
+    const rest = pending.length - n;
+    for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
+    pending.length = rest;
     this.countDelivered(frame.length);
     return DELIVERED;
+  }
+
+  private tooSmall(q: SplitQueue, message: string): Outcome {
+    this.host.counters.rxBufferTooSmall++;
+    this.host.mistake('rx.buffer-too-small', '5.1.6.3.1', message, q.index);
+    return DROPPED;
   }
 
   private countDelivered(bytes: number): void {

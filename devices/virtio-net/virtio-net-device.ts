@@ -6,16 +6,20 @@
 // Queue layout (§5.1.2): receiveq1, transmitq1, …, receiveqN, transmitqN, then controlq. Without
 // MQ negotiated the control queue is queue 2 whatever N is.
 //
+// Multiqueue (§5.1.6.5.6): VQ_PAIRS_SET decides which transmit queues are served (1 pair until the
+// driver says otherwise); every received frame goes to receiveq1 (see rx-path.ts for why).
+//
 // Events: 'rx-filter-changed' ({ name, path }), plus the core's 'diagnostic', 'needs-reset', 'status'.
+// Every driver mistake, ring-level ones included, is a diagnostic (`device.diagnostics()`).
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import { VirtioDevice } from '../virtio/virtio-device.js';
 import type { DeviceError } from '../virtio/virtio-device.js';
 import type { ConfigField } from '../virtio/config-space.js';
-import { STATUS_FEATURES_OK } from '../virtio/device-status.js';
+import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../lib/netdev/netdev.js';
-import { NetFeature, NetStatus, VIRTIO_ID_NET, featureMask, featureName, hasFeature } from './constants.js';
+import { NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureMask, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
 import { CtrlQueue } from './ctrl-queue.js';
@@ -128,22 +132,26 @@ export class VirtioNetDevice extends VirtioDevice {
     if (up === this.link) return;
     this.link = up;
     this.rx.setLink(up);
-    if (hasFeature(this.offered, NetFeature.STATUS)) {
-      this.configChanged(true);
-      this.counters.configInterrupts++;
-    }
+    this.tx.setLink(up);
+    // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`, §4.x config
+    // change notification; raised only once DRIVER_OK is set).
+    this.notifyConfig();
   }
 
   get linkUp(): boolean {
     return this.link;
   }
 
-  /** Asks the guest to announce itself (after a migration): sets VIRTIO_NET_S_ANNOUNCE (§5.1.6.5.4). */
+  /**
+   * Asks the guest to announce itself (after a migration; §5.1.6.5.4): sets VIRTIO_NET_S_ANNOUNCE and
+   * raises a config change interrupt; the driver sends its gratuitous packets and answers
+   * ANNOUNCE_ACK, which clears the bit. Returns false (and changes nothing) unless the driver is
+   * running with GUEST_ANNOUNCE and CTRL_VQ negotiated (QEMU's condition).
+   */
   announce(): boolean {
-    if (!this.hasFeature(NetFeature.GUEST_ANNOUNCE) || !this.hasFeature(NetFeature.STATUS)) return false;
+    if (!this.running || !this.hasFeature(NetFeature.GUEST_ANNOUNCE) || !this.hasFeature(NetFeature.CTRL_VQ)) return false;
     this.ctrlState.announcePending = true;
-    this.configChanged(true);
-    this.counters.configInterrupts++;
+    this.notifyConfig();
     return true;
   }
 
@@ -200,10 +208,9 @@ export class VirtioNetDevice extends VirtioDevice {
     const netdev = this.netdev;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
     this.applyOffloads();
-    this.rx.start(queues[0] ?? null, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF));
-    this.tx.start(this.txQueues(queues), hdrLen, hasVnetHeader(netdev));
-    this.rx.refill();
-    netdev.resumeReceive();
+    // `queues` is the core's live array: a queue the driver enables after DRIVER_OK appears in it.
+    this.tx.start(queues, hdrLen, hasVnetHeader(netdev));
+    this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
   }
 
   protected onQueueNotify(index: number): void {
@@ -213,18 +220,26 @@ export class VirtioNetDevice extends VirtioDevice {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {
       if (index === 0) this.rx.refill();
-      // Receive queues of other pairs: this device delivers on pair 0 (one backend queue).
-    } else if (index < this.ctrlState.queuePairs * 2) {
+      // Receive queues of other pairs: buffers wait there; frames go to receiveq1 (rx-path.ts).
+    } else if (this.tx.isActive(index)) {
       this.tx.process(q);
+    } else {
+      this.mistake(
+        'tx.queue-inactive',
+        '5.1.6.5.6.1',
+        `driver notified transmitq${(index + 1) / 2}, beyond the ${this.ctrlState.queuePairs} queue pair(s) in use; its chains wait until VQ_PAIRS_SET enables it`,
+        index,
+      );
     }
   }
 
   protected override onQueuesStopped(): void {
-    this.rx.start(null, 12, false);
-    this.tx.start([], 12, false);
+    this.rx.stop();
+    this.tx.stop();
   }
 
   protected override onReset(): void {
+    this.rx.reset();
     this.filter.reset();
     this.ctrlState.announcePending = false;
     this.ctrlState.queuePairs = 1;
@@ -235,10 +250,9 @@ export class VirtioNetDevice extends VirtioDevice {
 
   // ---- internals ----
 
-  private txQueues(queues: readonly (SplitQueue | null)[]): (SplitQueue | null)[] {
-    const out: (SplitQueue | null)[] = [];
-    for (let p = 0; p < this.cfg.queuePairs; p++) out.push(queues[p * 2 + 1] ?? null);
-    return out;
+  private notifyConfig(): void {
+    this.configChanged(true);
+    if ((this.status & STATUS_DRIVER_OK) !== 0) this.counters.configInterrupts++;
   }
 
   private used(index: number): void {
@@ -263,7 +277,7 @@ export class VirtioNetDevice extends VirtioDevice {
     this.counters.countCtrl(ctrlClass, outcome.ack === 0);
     switch (outcome.effect) {
       case 'queue-pairs':
-        // Transmit queues beyond the active pairs are left alone until the driver enables them.
+        this.tx.setActivePairs(this.ctrlState.queuePairs);
         break;
       case 'guest-offloads':
         this.applyOffloads();
@@ -289,10 +303,16 @@ export class VirtioNetDevice extends VirtioDevice {
     });
   }
 
-  /** Legacy drivers without CTRL_MAC_ADDR set the MAC by writing config (QEMU allows it the same way). */
+  /**
+   * A driver wrote config `mac` (all six bytes merged by the config space). §5.1.4.3 (legacy
+   * interface): a legacy driver without CTRL_MAC_ADDR sets its address this way. QEMU 7.2 takes the
+   * write exactly when neither VERSION_1 nor CTRL_MAC_ADDR is negotiated, and so does this device;
+   * otherwise the write is ignored and recorded (§5.1.4.2: the driver MUST NOT write `mac`). Like
+   * QEMU, it does not count as an rx-filter change event.
+   */
   private legacyMacWrite(bytes: Uint8Array): void {
-    if (this.activeInterface !== 'legacy' || this.hasFeature(NetFeature.CTRL_MAC_ADDR)) {
-      this.mistake('config.mac-write', '5.1.4.2', 'driver wrote config mac; only a legacy driver without CTRL_MAC_ADDR may', undefined);
+    if (this.hasFeature(VirtioFeature.VERSION_1) || this.hasFeature(NetFeature.CTRL_MAC_ADDR)) {
+      this.mistake('config.mac-write', '5.1.4.2', 'driver wrote config mac with VERSION_1 or CTRL_MAC_ADDR negotiated; ignored (use MAC ADDR_SET)', undefined);
       return;
     }
     this.filter.setMainMac(bytes, 0);

@@ -75,6 +75,32 @@ export interface LinkStateCapable {
 /** Capability: the backend mirrors the guest's rx filter onto the host (macvtap). */
 export interface RxFilterSyncCapable {
   readonly syncsRxFilter: true;
+  /**
+   * Gives the backend the device whose rx filter it mirrors (the device is not reachable through
+   * `attach()`, which only passes a `NetdevPeer`). Returns a function that unbinds it.
+   */
+  bindRxFilterSource(source: RxFilterSource): () => void;
+}
+
+/** The rx-filter fields a host sync reads (the names of QEMU's query-rx-filter reply). */
+export interface RxFilterSnapshot {
+  promiscuous: boolean;
+  multicast: 'normal' | 'none' | 'all';
+  unicast: 'normal' | 'none' | 'all';
+  vlan: 'normal' | 'none' | 'all';
+  'multicast-overflow': boolean;
+  'unicast-overflow': boolean;
+  'main-mac': string;
+  'vlan-table': number[];
+  'unicast-table': string[];
+  'multicast-table': string[];
+}
+
+/** What the device offers a syncing backend: the query (which re-arms the event) and the event. */
+export interface RxFilterSource {
+  queryRxFilter(): RxFilterSnapshot;
+  on(event: 'rx-filter-changed', listener: (e: { name: string; path: string }) => void): unknown;
+  off(event: 'rx-filter-changed', listener: (e: { name: string; path: string }) => void): unknown;
 }
 
 export function hasVnetHeader(n: Netdev): n is Netdev & VnetHeaderCapable {

@@ -1,6 +1,11 @@
 // A virtio-net device on a MemoryNetdev, driven over a real transport by a driver built from
 // DriverRing + driver-transport: what unit tests, the differential test against QEMU, the fuzzer
 // and the benchmarks use to play the guest.
+//
+// The driver behaves like Linux's: it lays its rings out afresh at every initialisation (the legacy
+// layout on the legacy PCI interface, where the ring size is the device's maximum), and it notifies
+// a queue only when the device asks for it (§2.7.10: `avail_event` with EVENT_IDX, else the
+// NO_NOTIFY flag) — so a device that forgets to ask is caught, as a real guest would catch it.
 
 import { GuestMemory } from '../../virtqueue/guest-memory.js';
 import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
@@ -12,8 +17,8 @@ import type { FeatureName } from '../../devices/virtio-net/constants.js';
 import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
 import { DriverRing } from './driver-ring.js';
-import type { UsedEntry } from './driver-ring.js';
-import { driverFor, initDevice, notifyQueue, readIsr, legacyDriver } from './driver-transport.js';
+import type { BufferSpec, UsedEntry } from './driver-ring.js';
+import { driverFor, initDevice, legacyDriver, legacyRingLayout, readIsr } from './driver-transport.js';
 import type { DriverTransport, InitResult } from './driver-transport.js';
 
 export type RigTransport = 'mmio' | 'pci' | 'pci-legacy';
@@ -22,7 +27,7 @@ export interface NetRigOptions extends Partial<Omit<VirtioNetOptions, 'memory' |
   /** Features the driver acknowledges (names); default: everything offered. */
   driverFeatures?: FeatureName[];
   transport?: RigTransport;
-  /** Ring size of every queue (default 64). */
+  /** Ring size of every queue (default 64; on pci-legacy it is also the device's queueSize). */
   ringSize?: number;
   memorySize?: number;
   netdev?: Netdev;
@@ -37,15 +42,38 @@ export function features(names: readonly FeatureName[]): bigint {
   return f;
 }
 
+/** Every feature bit: the driver acknowledges whatever the device offers. */
+export const ALL_FEATURES = (1n << 64n) - 1n;
+
+/** One received frame as the driver reassembles it from one or more used buffers. */
+export interface RxFrame {
+  header: Uint8Array;
+  frame: Uint8Array;
+  /** Head of the first buffer. */
+  id: number;
+  /** num_buffers from the header (1 when the header has none). */
+  numBuffers: number;
+  /** Used entries the frame took. */
+  entries: UsedEntry[];
+}
+
+/** vring_need_event (§2.7.10 with EVENT_IDX): notify when new_idx passed event_idx since old_idx. */
+function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
+}
+
 export class NetRig {
   readonly memory: GuestMemory;
   readonly netdev: Netdev;
   readonly device: VirtioNetDevice;
   readonly transport: VirtioMmioTransport | VirtioPciTransport;
   readonly driver: DriverTransport;
-  readonly rx: DriverRing;
-  readonly tx: DriverRing;
-  readonly ctrl: DriverRing;
+  /** Rings of queues 0, 1 and the control queue of the last initialisation. */
+  rx: DriverRing;
+  tx: DriverRing;
+  ctrl: DriverRing;
+  /** Every ring of the last initialisation, by queue index. */
+  rings: DriverRing[] = [];
   /** Frames the guest transmitted (copies), in order. */
   readonly transmitted: Uint8Array[] = [];
   irqLevel = false;
@@ -53,13 +81,18 @@ export class NetRig {
   init: InitResult | null = null;
   /** Index of the control queue for the negotiated features. */
   ctrlIndex = 2;
+  /** Notifications the driver skipped because the device did not ask for them. */
+  suppressedKicks = 0;
+  private readonly ringSize: number;
 
   constructor(readonly options: NetRigOptions = {}) {
-    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 4 << 20, netdev, init = true, id = 'nic0', ...rest } = options;
+    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, netdev, init = true, id = 'nic0', ...rest } = options;
+    this.ringSize = ringSize;
     this.memory = new GuestMemory(memorySize);
     this.netdev = netdev ?? new MemoryNetdev({ id: 'net0' });
     if (this.netdev instanceof MemoryNetdev) this.netdev.on('transmit', (f: Uint8Array) => this.transmitted.push(f));
-    this.device = new VirtioNetDevice({ id, ...rest, memory: this.memory, netdev: this.netdev });
+    const queueSize = transport === 'pci-legacy' ? (rest.queueSize ?? ringSize) : rest.queueSize;
+    this.device = new VirtioNetDevice({ id, ...rest, ...(queueSize === undefined ? {} : { queueSize }), memory: this.memory, netdev: this.netdev });
     const onInterrupt = (asserted: boolean): void => {
       if (asserted && !this.irqLevel) this.irqRaises++;
       this.irqLevel = asserted;
@@ -69,39 +102,85 @@ export class NetRig {
         ? new VirtioMmioTransport(this.device, { onInterrupt })
         : new VirtioPciTransport(this.device, { onInterrupt, legacy: transport === 'pci-legacy' });
     this.driver = transport === 'pci-legacy' ? legacyDriver(this.transport as VirtioPciTransport) : driverFor(this.transport);
-    // Rings: rx at 0x10000, tx at 0x40000, ctrl at 0x70000; buffer heaps after each.
-    const ring = (base: number): DriverRing => new DriverRing(this.memory, { size: ringSize, base, heapEnd: base + 0x30000 });
-    this.rx = ring(0x10000);
-    this.tx = ring(0x40000);
-    this.ctrl = ring(0x70000);
-    if (init) this.start(driverFeatures === undefined ? (1n << 64n) - 1n : features(driverFeatures));
+    this.rx = this.tx = this.ctrl = this.ring(0);
+    this.layoutRings(2);
+    if (init) this.start(driverFeatures === undefined ? ALL_FEATURES : features(driverFeatures));
   }
 
-  /** Runs Linux's initialisation with the given driver features. */
-  start(driverFeatures: bigint): InitResult {
-    const pairs = this.options.queuePairs ?? 1;
-    const queues: DriverRing[] = [];
-    for (let p = 0; p < pairs; p++) {
-      queues.push(p === 0 ? this.rx : new DriverRing(this.memory, { size: 8, base: 0x200000 + p * 0x8000, heapEnd: 0x200000 + p * 0x8000 + 0x4000 }));
-      queues.push(p === 0 ? this.tx : new DriverRing(this.memory, { size: 8, base: 0x204000 + p * 0x8000, heapEnd: 0x204000 + p * 0x8000 + 0x4000 }));
+  /** Queue `index`'s ring: 0x10000 + index × 0x40000, buffer heap after it. */
+  private ring(index: number): DriverRing {
+    const base = 0x10000 + index * 0x40000;
+    const size = this.ringSize;
+    const heapEnd = base + 0x40000;
+    if (this.driver?.kind === 'pci-legacy') {
+      const l = legacyRingLayout(base, size);
+      return new DriverRing(this.memory, { size, descTable: l.descTable, availRing: l.availRing, usedRing: l.usedRing, heapStart: l.usedRing + 0x1000 + 8 * size, heapEnd });
     }
-    const wantMq = (driverFeatures & features(['MQ'])) !== 0n && (this.device.offered & features(['MQ'])) !== 0n;
-    const ctrlIndex = wantMq ? pairs * 2 : 2;
-    while (queues.length < ctrlIndex) queues.push(new DriverRing(this.memory, { size: 8, base: 0x280000 + queues.length * 0x4000, heapEnd: 0x280000 + queues.length * 0x4000 + 0x2000 }));
-    queues[ctrlIndex] = this.ctrl;
-    for (const q of queues) q.reset(); // a driver lays its rings out afresh on every initialisation
-    this.init = initDevice(this.driver, { features: driverFeatures, queues });
+    return new DriverRing(this.memory, { size, base, heapEnd });
+  }
+
+  private layoutRings(ctrlIndex: number): DriverRing[] {
+    const rings: DriverRing[] = [];
+    for (let i = 0; i <= ctrlIndex; i++) rings.push(this.ring(i));
+    this.rings = rings;
+    this.rx = rings[0]!;
+    this.tx = rings[1]!;
+    this.ctrl = rings[ctrlIndex]!;
     this.ctrlIndex = ctrlIndex;
+    return rings;
+  }
+
+  /** Runs Linux's initialisation with the given driver features (all queues, control queue last). */
+  start(driverFeatures: bigint = ALL_FEATURES): InitResult {
+    const pairs = this.options.queuePairs ?? 1;
+    const offered = this.device.offered;
+    const wantMq = (driverFeatures & offered & features(['MQ'])) !== 0n;
+    const wantCtrl = (driverFeatures & offered & features(['CTRL_VQ'])) !== 0n;
+    const ctrlIndex = wantMq ? pairs * 2 : 2;
+    const rings = this.layoutRings(ctrlIndex);
+    this.init = initDevice(this.driver, { features: driverFeatures, queues: wantCtrl ? rings : rings.slice(0, ctrlIndex) });
     return this.init;
   }
 
+  /** The features negotiated at the last initialisation. */
+  get negotiated(): bigint {
+    return this.init?.negotiated ?? 0n;
+  }
+
+  has(name: FeatureName): boolean {
+    return (this.negotiated & features([name])) !== 0n;
+  }
+
+  /** The virtio-net header length for the negotiated features (12 with VERSION_1 or MRG_RXBUF). */
+  get hdrLen(): 10 | 12 {
+    return this.has('VERSION_1') || this.has('MRG_RXBUF') ? 12 : 10;
+  }
+
+  /**
+   * Publishes with `add` (which places heads) and notifies queue `index` the way Linux's
+   * virtqueue_kick_prepare decides: with EVENT_IDX when the new avail.idx passed avail_event, else
+   * unless the device set VIRTQ_USED_F_NO_NOTIFY. `force` notifies anyway.
+   */
+  kick(index: number, add: () => void, force = false): void {
+    const ring = this.rings[index]!;
+    const old = ring.availIdx;
+    add();
+    const now = ring.availIdx;
+    const need = this.has('EVENT_IDX') ? needEvent(ring.readAvailEvent(), now, old) : (ring.usedFlags() & 1) === 0;
+    if (need || force) this.driver.notify(index);
+    else this.suppressedKicks++;
+  }
+
   /** Sends one control command: readable `segments` then a writable ack of `ackLen` bytes. */
-  ctrlCommand(segments: readonly (Uint8Array | readonly number[])[], ackLen = 1): { used: UsedEntry | undefined; ack: number } {
-    const specs = segments.map((s) => ({ len: s.length, data: s }));
-    const head = this.ctrl.addChain([...specs, ...(ackLen > 0 ? [{ len: ackLen, write: true, data: new Array<number>(ackLen).fill(0xff) }] : [])]);
-    notifyQueue(this.driver, this.ctrlIndex);
+  ctrlCommand(segments: readonly (Uint8Array | readonly number[])[], ackLen = 1, options: { indirect?: boolean } = {}): { used: UsedEntry | undefined; ack: number } {
+    const specs: BufferSpec[] = segments.map((s) => ({ len: s.length, data: s }));
+    if (ackLen > 0) specs.push({ len: ackLen, write: true, data: new Array<number>(ackLen).fill(0xff) });
+    let head = -1;
+    this.kick(this.ctrlIndex, () => {
+      head = this.ctrl.addChain(specs, options);
+    });
     const used = this.ctrl.takeUsed().find((u) => u.id === head);
-    const ack = ackLen > 0 ? this.ctrl.bufferBytes(head, segments.length)[0]! : -1;
+    const ack = ackLen > 0 ? this.ctrl.bufferBytes(head, options.indirect === true ? segments.length : segments.length)[0]! : -1;
     return { used, ack };
   }
 
@@ -110,33 +189,85 @@ export class NetRig {
     return this.ctrlCommand([[ctrlClass, command], ...payload]).ack;
   }
 
-  /** Posts `count` receive buffers of `len` bytes each and notifies. */
-  postRx(count: number, len = 1526): number[] {
+  /**
+   * Posts `count` receive buffers of `len` bytes each (one chain per buffer, split into `split`
+   * descriptors, optionally through an indirect table) on receive queue `queue` and kicks it.
+   */
+  postRx(count: number, len = 1526, options: { split?: number; indirect?: boolean; queue?: number } = {}): number[] {
     const heads: number[] = [];
-    for (let i = 0; i < count; i++) heads.push(this.rx.addChain([{ len, write: true }]));
-    notifyQueue(this.driver, 0);
+    const split = options.split ?? 1;
+    const queue = options.queue ?? 0;
+    const ring = this.rings[queue]!;
+    this.kick(queue, () => {
+      for (let i = 0; i < count; i++) {
+        const parts: BufferSpec[] = [];
+        let left = len;
+        for (let k = 0; k < split; k++) {
+          const n = k === split - 1 ? left : Math.floor(len / split);
+          parts.push({ len: n, write: true });
+          left -= n;
+        }
+        heads.push(ring.addChain(parts, { indirect: options.indirect === true, publish: false }));
+      }
+      ring.publish();
+    });
     return heads;
   }
 
-  /** Transmits one frame with a zeroed header of `hdrLen` bytes, split as given. */
-  send(frame: Uint8Array, options: { hdrLen?: number; split?: 'one' | 'header-apart' } = {}): UsedEntry | undefined {
-    const hdrLen = options.hdrLen ?? 12;
+  /**
+   * Transmits one frame with a zeroed header (default: the negotiated length) on transmit queue
+   * `queue` (default 1): `split` 'one' = header and frame in one descriptor, 'header-apart' = two
+   * (Linux), a number = that many descriptors; `writable` appends a device-writable descriptor.
+   */
+  send(
+    frame: Uint8Array,
+    options: { hdrLen?: number; split?: 'one' | 'header-apart' | number; indirect?: boolean; writable?: number; queue?: number; header?: Uint8Array } = {},
+  ): UsedEntry | undefined {
+    const hdrLen = options.hdrLen ?? this.hdrLen;
+    const queue = options.queue ?? 1;
+    const ring = this.rings[queue]!;
     const whole = new Uint8Array(hdrLen + frame.length);
+    if (options.header !== undefined) whole.set(options.header.subarray(0, hdrLen));
     whole.set(frame, hdrLen);
-    const head =
-      options.split === 'header-apart'
-        ? this.tx.addChain([{ len: hdrLen, data: whole.subarray(0, hdrLen) }, { len: frame.length, data: frame }])
-        : this.tx.addChain([{ len: whole.length, data: whole }]);
-    notifyQueue(this.driver, 1);
-    return this.tx.takeUsed().find((u) => u.id === head);
+    let parts: BufferSpec[];
+    if (options.split === 'header-apart') parts = [{ len: hdrLen, data: whole.subarray(0, hdrLen) }, { len: frame.length, data: frame }];
+    else if (typeof options.split === 'number') parts = splitBytes(whole, options.split);
+    else parts = [{ len: whole.length, data: whole }];
+    if (options.writable !== undefined) parts.push({ len: options.writable, write: true });
+    let head = -1;
+    this.kick(queue, () => {
+      head = ring.addChain(parts.filter((p) => p.len > 0), { indirect: options.indirect === true });
+    });
+    return ring.takeUsed().find((u) => u.id === head);
   }
 
-  /** Completed receive buffers as (header, frame) pairs, for single-buffer chains. */
-  received(hdrLen = 12): { header: Uint8Array; frame: Uint8Array; id: number }[] {
-    return this.rx.takeUsed().map((u) => {
-      const bytes = this.rx.writtenBytes(u.id, u.len);
-      return { header: bytes.slice(0, hdrLen), frame: bytes.slice(hdrLen), id: u.id };
-    });
+  /**
+   * Completed receive buffers as frames: a frame's first used buffer carries the header, whose
+   * num_buffers (with MRG_RXBUF) says how many used buffers hold it; without it, one each.
+   */
+  received(hdrLen: number = this.hdrLen, queue = 0): RxFrame[] {
+    const ring = this.rings[queue]!;
+    const used = ring.takeUsed();
+    const mergeable = this.has('MRG_RXBUF');
+    const out: RxFrame[] = [];
+    for (let i = 0; i < used.length; ) {
+      const first = used[i]!;
+      const firstBytes = ring.writtenBytes(first.id, first.len);
+      const header = firstBytes.slice(0, hdrLen);
+      const numBuffers = hdrLen === 12 ? header[10]! | (header[11]! << 8) : 1;
+      const take = mergeable ? Math.max(1, numBuffers) : 1;
+      const entries = used.slice(i, i + take);
+      const parts = [firstBytes.subarray(hdrLen), ...entries.slice(1).map((e) => ring.writtenBytes(e.id, e.len))];
+      const frame = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        frame.set(p, at);
+        at += p.length;
+      }
+      out.push({ header, frame, id: first.id, numBuffers, entries });
+      i += take;
+    }
+    return out;
   }
 
   inject(frame: Uint8Array): boolean {
@@ -146,10 +277,37 @@ export class NetRig {
   readIsr(): number {
     return readIsr(this.driver);
   }
+
+  /** Device status as the driver reads it. */
+  readStatus(): number {
+    return this.driver.readStatus();
+  }
+
+  /** Config `status` (offset 6, §5.1.4). */
+  readLinkStatus(): number {
+    return this.driver.readConfig(6, 2);
+  }
+
+  /** Config `mac` as the driver reads it, byte by byte. */
+  readMac(): string {
+    const b: string[] = [];
+    for (let i = 0; i < 6; i++) b.push(this.driver.readConfig(i, 1).toString(16).padStart(2, '0'));
+    return b.join(':');
+  }
+}
+
+function splitBytes(bytes: Uint8Array, n: number): BufferSpec[] {
+  const out: BufferSpec[] = [];
+  const step = Math.max(1, Math.ceil(bytes.length / n));
+  for (let at = 0; at < bytes.length; at += step) {
+    const part = bytes.subarray(at, Math.min(bytes.length, at + step));
+    out.push({ len: part.length, data: part });
+  }
+  return out;
 }
 
 /** An Ethernet frame: dst, src, ethertype, payload (optionally 802.1Q-tagged). */
-export function ethFrame(dst: string, src = '52:54:00:aa:bb:cc', options: { vlan?: number; type?: number; payload?: number } = {}): Uint8Array {
+export function ethFrame(dst: string, src = '52:54:00:aa:bb:cc', options: { vlan?: number; type?: number; payload?: number; fill?: number } = {}): Uint8Array {
   const mac = (s: string): number[] => s.split(':').map((h) => parseInt(h, 16));
   const payloadLen = options.payload ?? 46;
   const tag = options.vlan === undefined ? [] : [0x81, 0x00, (options.vlan >> 8) & 0x0f, options.vlan & 0xff];
@@ -157,7 +315,8 @@ export function ethFrame(dst: string, src = '52:54:00:aa:bb:cc', options: { vlan
   const bytes = [...mac(dst), ...mac(src), ...tag, type >> 8, type & 0xff];
   const out = new Uint8Array(bytes.length + payloadLen);
   out.set(bytes);
-  for (let i = 0; i < payloadLen; i++) out[bytes.length + i] = i & 0xff;
+  const fill = options.fill ?? 0;
+  for (let i = 0; i < payloadLen; i++) out[bytes.length + i] = (i + fill) & 0xff;
   return out;
 }
 
@@ -166,4 +325,9 @@ export function macTable(unicast: readonly string[], multicast: readonly string[
   const mac = (s: string): number[] => s.split(':').map((h) => parseInt(h, 16));
   const le32 = (n: number): number[] => [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff];
   return Uint8Array.from([...le32(unicast.length), ...unicast.flatMap(mac), ...le32(multicast.length), ...multicast.flatMap(mac)]);
+}
+
+/** le16 bytes. */
+export function le16(n: number): number[] {
+  return [n & 0xff, (n >> 8) & 0xff];
 }

@@ -52,6 +52,18 @@ describe('virtqueue/split-queue violations (tier 1)', () => {
     expectViolation(s, { code: 'avail.in-flight-exceeded', inFlight: 2, size: 2 });
   });
 
+  it('head_reused_before_its_used_element_was_published_is_a_violation', () => {
+    // Shrunk by fast-check (hostile-driver property): on a size-1 queue the driver re-offered head 0
+    // while its first use was pushed but not published; a second push would overwrite the only
+    // used element before the driver saw it.
+    const s = setup(1);
+    s.ring.addChain([{ len: 2, write: true }]);
+    const c = popChain(s.q);
+    s.ring.bumpAvailIdx(1); // avail ring slot 0 still names head 0
+    s.q.pushUsed(c, 0);
+    expectViolation(s, { code: 'avail.in-flight-exceeded', inFlight: 1, size: 1 });
+  });
+
   it('head_index_past_the_descriptor_table_is_a_violation', () => {
     const s = setup(8);
     s.ring.addRaw([], { head: 8 });

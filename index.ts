@@ -1,0 +1,35 @@
+// virtio-net-model: the package root. Everything API.md names is exported from here.
+
+// Guest memory and virtqueues (virtqueue/)
+export * from './virtqueue/index.js';
+
+// The virtio core and its transports (devices/virtio/)
+export * from './devices/virtio/index.js';
+
+// The network device (devices/virtio-net/)
+export { VirtioNetDevice } from './devices/virtio-net/virtio-net-device.js';
+export type { VirtioNetOptions } from './devices/virtio-net/net-options.js';
+export type { RxFilterInfo, RxState } from './devices/virtio-net/rx-filter-query.js';
+export type { RxFilterChangedEvent } from './devices/virtio-net/change-latch.js';
+export type { NetStats, RxDropReason, TxErrorReason } from './devices/virtio-net/net-stats.js';
+export { NetFeature, VirtioFeature, FEATURE_BITS, CtrlClass, CtrlAck, NetStatus } from './devices/virtio-net/constants.js';
+export type { FeatureName } from './devices/virtio-net/constants.js';
+
+// The netdev layer (lib/netdev/)
+export { MemoryNetdev } from './lib/netdev/memory-netdev.js';
+export type { MemoryNetdevOptions, MemoryNetdevStats } from './lib/netdev/memory-netdev.js';
+export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';
+export type {
+  Netdev,
+  NetdevPeer,
+  SendResult,
+  VnetHeaderCapable,
+  OffloadCapable,
+  OffloadFlags,
+  LinkStateCapable,
+  RxFilterSyncCapable,
+} from './lib/netdev/netdev.js';
+
+// Management (lib/qmp/)
+export { QmpServer, QmpError, QMP_SCHEMA } from './lib/qmp/index.js';
+export type { QmpServerOptions, QmpNic } from './lib/qmp/index.js';

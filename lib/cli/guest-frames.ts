@@ -1,0 +1,78 @@
+// Frames the scripted guest sends (no spec section: Ethernet II, ARP (RFC 826), IPv4 (RFC 791)
+// and ICMP echo (RFC 792) as a Linux guest would put them on the wire).
+
+export interface GuestAddressing {
+  mac: Uint8Array;
+  ip: readonly [number, number, number, number];
+}
+
+const ETH_P_IP = 0x0800;
+const ETH_P_ARP = 0x0806;
+
+/** An ARP who-has for `targetIp`, broadcast. */
+export function arpRequest(from: GuestAddressing, targetIp: readonly number[]): Uint8Array {
+  const f = new Uint8Array(42);
+  f.fill(0xff, 0, 6);
+  f.set(from.mac, 6);
+  be16(f, 12, ETH_P_ARP);
+  be16(f, 14, 1); // hardware type: Ethernet
+  be16(f, 16, ETH_P_IP);
+  f[18] = 6;
+  f[19] = 4;
+  be16(f, 20, 1); // request
+  f.set(from.mac, 22);
+  f.set(from.ip, 28);
+  f.set(targetIp, 38);
+  return f;
+}
+
+/** An ICMP echo request from `from` to (`toMac`, `toIp`) with identifier and sequence. */
+export function icmpEcho(from: GuestAddressing, toMac: Uint8Array, toIp: readonly number[], id: number, seq: number, payload = 56): Uint8Array {
+  const ipLen = 20 + 8 + payload;
+  const f = new Uint8Array(14 + ipLen);
+  f.set(toMac, 0);
+  f.set(from.mac, 6);
+  be16(f, 12, ETH_P_IP);
+  const ip = 14;
+  f[ip] = 0x45;
+  be16(f, ip + 2, ipLen);
+  be16(f, ip + 4, seq & 0xffff);
+  f[ip + 8] = 64; // TTL
+  f[ip + 9] = 1; // ICMP
+  f.set(from.ip, ip + 12);
+  f.set(toIp, ip + 16);
+  be16(f, ip + 10, inetChecksum(f, ip, 20));
+  const icmp = ip + 20;
+  f[icmp] = 8; // echo request
+  be16(f, icmp + 4, id);
+  be16(f, icmp + 6, seq);
+  for (let i = 0; i < payload; i++) f[icmp + 8 + i] = i & 0xff;
+  be16(f, icmp + 2, inetChecksum(f, icmp, 8 + payload));
+  return f;
+}
+
+/** What kind of reply a received frame is, for the scripted guest's bookkeeping. */
+export function classifyReply(f: Uint8Array): 'arp-reply' | 'echo-reply' | 'other' {
+  if (f.length >= 42 && ((f[12]! << 8) | f[13]!) === ETH_P_ARP && ((f[20]! << 8) | f[21]!) === 2) return 'arp-reply';
+  if (f.length >= 42 && ((f[12]! << 8) | f[13]!) === ETH_P_IP && f[23] === 1 && f[34] === 0) return 'echo-reply';
+  return 'other';
+}
+
+/** The sender hardware address of an ARP reply. */
+export function arpSenderMac(f: Uint8Array): Uint8Array {
+  return f.slice(22, 28);
+}
+
+/** RFC 1071 Internet checksum of `len` bytes at `off`. */
+export function inetChecksum(b: Uint8Array, off: number, len: number): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < len; i += 2) sum += (b[off + i]! << 8) | b[off + i + 1]!;
+  if ((len & 1) === 1) sum += b[off + len - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function be16(b: Uint8Array, off: number, v: number): void {
+  b[off] = (v >>> 8) & 0xff;
+  b[off + 1] = v & 0xff;
+}

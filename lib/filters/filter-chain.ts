@@ -1,0 +1,257 @@
+// A netdev with filters on it (QEMU net/net.c: filter_receive_iov, qemu_netfilter_pass_to_next;
+// no VIRTIO section: the host side). `FilterChain` wraps any `Netdev` and is itself a `Netdev`, so
+// the device attaches to it unchanged:
+//
+//   device ──send()──▶ [filters, last added first: direction 'rx'] ──▶ inner.send() ──▶ host
+//   device ◀─receive()── [filters, first added first: direction 'tx'] ◀── inner ◀── host
+//
+// Each filter answers pass / consume / replace (lib/filters/filter.ts). A filter that makes frames
+// of its own (the redirector's input socket) continues them through `passToNext`.
+//
+// Backpressure without running a filter twice on one frame: when the far end says "not now"
+// (inner.send → 'busy', or the device's receive → false) after the filters have seen the frame,
+// the chain keeps that one frame (a copy, into a buffer reused for every such frame) and holds
+// back the near end (send answers 'busy' / the inner netdev is paused) until the far end is ready.
+// Capabilities of the inner netdev (vnet header, offloads, link state) are forwarded.
+
+import {
+  hasLinkState,
+  hasOffloads,
+  hasVnetHeader,
+  type Netdev,
+  type NetdevPeer,
+  type OffloadFlags,
+  type SendResult,
+} from '../netdev/netdev.js';
+import { queueSees, type Direction, type FilterSink, type NetFilter } from './filter.js';
+
+/** Where `add()` puts a filter (QEMU's `position=` and `insert=` properties). */
+export interface FilterPosition {
+  /** 'head', 'tail' (default) or the id of a filter already on the chain. */
+  position?: string;
+  /** With an id: before it or behind it (default 'behind', as QEMU). */
+  insert?: 'before' | 'behind';
+}
+
+export interface FilterChainStats {
+  /** Frames a filter consumed, per direction. */
+  consumedRx: number;
+  consumedTx: number;
+  /** Frames a filter replaced. */
+  replaced: number;
+  /** Frames produced by filters (passToNext) that the far end could not take. */
+  injectedDropped: number;
+}
+
+/** Largest frame (plus header) the chain ever holds back: 64 KiB of GSO frame plus slack. */
+const HOLD_CAPACITY = 65536 + 4096;
+
+/** One frame kept while the far end is not ready. */
+class HeldFrame {
+  private readonly data = new Uint8Array(HOLD_CAPACITY);
+  private readonly hdr = new Uint8Array(64);
+  frameLength = -1;
+  hdrLength = -1;
+  get full(): boolean {
+    return this.frameLength >= 0;
+  }
+  keep(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+    if (frame.length > HOLD_CAPACITY || (vnetHeader !== undefined && vnetHeader.length > this.hdr.length)) return false;
+    this.data.set(frame);
+    this.frameLength = frame.length;
+    if (vnetHeader === undefined) this.hdrLength = -1;
+    else {
+      this.hdr.set(vnetHeader);
+      this.hdrLength = vnetHeader.length;
+    }
+    return true;
+  }
+  get frame(): Uint8Array {
+    return this.data.subarray(0, this.frameLength);
+  }
+  get vnetHeader(): Uint8Array | undefined {
+    return this.hdrLength < 0 ? undefined : this.hdr.subarray(0, this.hdrLength);
+  }
+  clear(): void {
+    this.frameLength = -1;
+  }
+}
+
+export class FilterChain implements Netdev, FilterSink {
+  readonly id: string;
+  private readonly list: NetFilter[] = [];
+  private peer: NetdevPeer | null = null;
+  private readonly heldOut = new HeldFrame();
+  private readonly heldIn = new HeldFrame();
+  private readonly counters: FilterChainStats = { consumedRx: 0, consumedTx: 0, replaced: 0, injectedDropped: 0 };
+  private closed = false;
+  /** What the inner netdev sees as its peer: host-side frames enter the chain here. */
+  private readonly innerPeer: NetdevPeer;
+
+  /** Forwarded when the inner netdev carries vnet headers (else absent, so `hasVnetHeader` is false). */
+  readonly setVnetHeaderLength?: (length: 10 | 12) => void;
+  readonly setOffloads?: (flags: OffloadFlags) => void;
+
+  constructor(readonly inner: Netdev, options: { id?: string } = {}) {
+    if (inner === null || typeof inner !== 'object' || typeof inner.send !== 'function' || typeof inner.attach !== 'function') {
+      throw new TypeError('FilterChain: needs a Netdev to wrap (an object with attach, send, …)');
+    }
+    if (options.id !== undefined && (typeof options.id !== 'string' || options.id === '')) {
+      throw new TypeError(`FilterChain: options.id must be a non-empty string, got ${String(options.id)}`);
+    }
+    this.id = options.id ?? inner.id;
+    this.innerPeer = {
+      receive: (frame, vnetHeader) => this.fromHost(frame, vnetHeader),
+      writable: () => this.hostWritable(),
+    };
+    if (hasVnetHeader(inner)) {
+      this.setVnetHeaderLength = (length) => inner.setVnetHeaderLength(length);
+      Object.defineProperty(this, 'vnetHeaderLength', { get: () => inner.vnetHeaderLength, enumerable: true });
+    }
+    if (hasOffloads(inner)) this.setOffloads = (flags) => inner.setOffloads(flags);
+    if (hasLinkState(inner)) Object.defineProperty(this, 'linkUp', { get: () => inner.linkUp, enumerable: true });
+  }
+
+  // --- filters -------------------------------------------------------------------------------
+
+  /** Filters in chain order. */
+  get filters(): readonly NetFilter[] {
+    return this.list;
+  }
+
+  get(id: string): NetFilter | undefined {
+    return this.list.find((f) => f.id === id);
+  }
+
+  /** Adds a filter (ids are unique on a chain). */
+  add(filter: NetFilter, where: FilterPosition = {}): void {
+    if (filter === null || typeof filter !== 'object' || typeof filter.process !== 'function' || typeof filter.id !== 'string') {
+      throw new TypeError(`FilterChain ${this.id}: add needs a NetFilter { id, queue, status, process() }`);
+    }
+    if (this.get(filter.id) !== undefined) throw new Error(`FilterChain ${this.id}: a filter with id '${filter.id}' is already on the chain`);
+    const position = where.position ?? 'tail';
+    const insert = where.insert ?? 'behind';
+    if (insert !== 'before' && insert !== 'behind') throw new TypeError(`FilterChain ${this.id}: insert must be 'before' or 'behind', got ${String(insert)}`);
+    let index: number;
+    if (position === 'tail') index = this.list.length;
+    else if (position === 'head') index = 0;
+    else {
+      const at = this.list.findIndex((f) => f.id === position);
+      if (at < 0) throw new Error(`FilterChain ${this.id}: position must be 'head', 'tail' or the id of a filter on the chain, got '${position}'`);
+      index = insert === 'before' ? at : at + 1;
+    }
+    this.list.splice(index, 0, filter);
+    filter.attached?.(this);
+  }
+
+  /** Removes a filter by id; false when there is none. The filter is not closed. */
+  remove(id: string): boolean {
+    const i = this.list.findIndex((f) => f.id === id);
+    if (i < 0) return false;
+    const [f] = this.list.splice(i, 1);
+    f!.detached?.();
+    return true;
+  }
+
+  stats(): FilterChainStats {
+    return { ...this.counters };
+  }
+
+  // --- Netdev (device side) ------------------------------------------------------------------
+
+  attach(peer: NetdevPeer): void {
+    if (this.peer !== null) throw new Error(`FilterChain ${this.id}: a device is already attached`);
+    this.peer = peer;
+    this.inner.attach(this.innerPeer);
+  }
+
+  detach(): void {
+    this.peer = null;
+    this.inner.detach();
+  }
+
+  /** A guest frame toward the host: filters in reverse order, direction 'rx'. */
+  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
+    if (this.heldOut.full) return 'busy'; // one frame is still waiting for the host
+    return this.walk(this.list.length - 1, 'rx', frame, vnetHeader, true) ? 'sent' : 'busy';
+  }
+
+  pauseReceive(): void {
+    this.inner.pauseReceive();
+  }
+
+  resumeReceive(): void {
+    if (this.heldIn.full && this.peer !== null) {
+      if (!this.peer.receive(this.heldIn.frame, this.heldIn.vnetHeader)) return; // still no room
+      this.heldIn.clear();
+    }
+    this.inner.resumeReceive();
+  }
+
+  /** Closes every filter, then the inner netdev. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const f of [...this.list]) await f.close?.();
+    await this.inner.close();
+  }
+
+  // --- FilterSink ----------------------------------------------------------------------------
+
+  passToNext(from: NetFilter, direction: Direction, frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
+    const i = this.list.indexOf(from);
+    if (i < 0) return false;
+    const ok = this.walk(direction === 'tx' ? i + 1 : i - 1, direction, frame, vnetHeader, false);
+    if (!ok) this.counters.injectedDropped++;
+    return ok;
+  }
+
+  // --- host side -----------------------------------------------------------------------------
+
+  private fromHost(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+    if (this.heldIn.full) return false; // the device has not taken the held one yet
+    return this.walk(0, 'tx', frame, vnetHeader, true);
+  }
+
+  private hostWritable(): void {
+    if (this.heldOut.full) {
+      if (this.inner.send(this.heldOut.frame, this.heldOut.vnetHeader) === 'busy') return;
+      this.heldOut.clear();
+    }
+    this.peer?.writable();
+  }
+
+  /**
+   * Walks filters from index `start` in the direction's order, then delivers to the far end.
+   * `hold`: when the far end refuses, keep the frame and hold the near end back (true is
+   * returned: the frame was taken); else report false (the frame is dropped by the caller).
+   */
+  private walk(start: number, direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined, hold: boolean): boolean {
+    const step = direction === 'tx' ? 1 : -1;
+    for (let i = start; i >= 0 && i < this.list.length; i += step) {
+      const f = this.list[i]!;
+      if (!f.status || !queueSees(f.queue, direction)) continue;
+      const v = f.process(direction, frame, vnetHeader);
+      if (v.kind === 'pass') continue;
+      if (v.kind === 'consume') {
+        if (direction === 'rx') this.counters.consumedRx++;
+        else this.counters.consumedTx++;
+        return true;
+      }
+      this.counters.replaced++;
+      frame = v.frame;
+      vnetHeader = v.vnetHeader;
+    }
+    if (direction === 'rx') {
+      if (this.inner.send(frame, vnetHeader) === 'sent') return true;
+      if (!hold || !this.heldOut.keep(frame, vnetHeader)) return false;
+      return true;
+    }
+    const peer = this.peer;
+    if (peer === null) return false;
+    if (peer.receive(frame, vnetHeader)) return true;
+    if (!hold || !this.heldIn.keep(frame, vnetHeader)) return false;
+    this.inner.pauseReceive();
+    return true;
+  }
+}

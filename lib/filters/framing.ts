@@ -1,0 +1,109 @@
+// The byte framing QEMU's filter-mirror, filter-redirector and colo-compare use on a chardev
+// socket (QEMU net/net.c SocketReadState / net_fill_rstate, net/filter-mirror.c filter_send):
+//   be32 length | [be32 vnet header length, only with vnet_hdr_support] | length bytes
+// The length counts the vnet header too: the bytes are the header (vnet header length of them)
+// followed by the Ethernet frame.
+//
+// `FrameReader` is incremental (any split across reads, many frames per read) and reuses one
+// buffer: a delivered frame is a view valid only during the callback. Bad framing is a typed
+// error; the reader then stops (the caller drops the connection) — frames completed before it
+// were already delivered, nothing after it is guessed at.
+
+/** QEMU's NET_BUFSIZE: the largest frame a chardev frame may carry (4 KiB slack + 64 KiB). */
+export const MAX_FRAMED_LENGTH = 4096 + 65536;
+/** virtio-net header lengths that exist (VIRTIO 1.2 §5.1.6: 10 legacy, 12 with VERSION_1/MRG_RXBUF, 20 with HASH_REPORT), and 0. */
+export const VNET_HEADER_LENGTHS: readonly number[] = [0, 10, 12, 20];
+
+export type FramingError =
+  | { code: 'framing.empty-frame' }
+  | { code: 'framing.length-too-large'; length: number; limit: number }
+  | { code: 'framing.vnet-header-length'; vnetHeaderLength: number; length: number }
+  | { code: 'framing.truncated'; expected: number; got: number };
+
+export type FrameCallback = (frame: Uint8Array, vnetHeader: Uint8Array | undefined) => void;
+
+/** Encodes one frame for the wire (one allocation: the socket keeps the bytes after the call). */
+export function encodeFrame(frame: Uint8Array, vnetHeader: Uint8Array | undefined, vnetHdrSupport: boolean): Buffer {
+  const hdrLen = vnetHdrSupport && vnetHeader !== undefined ? vnetHeader.length : 0;
+  const prefix = vnetHdrSupport ? 8 : 4;
+  const out = Buffer.allocUnsafe(prefix + hdrLen + frame.length);
+  out.writeUInt32BE(hdrLen + frame.length, 0);
+  if (vnetHdrSupport) out.writeUInt32BE(hdrLen, 4);
+  if (hdrLen > 0) out.set(vnetHeader!, prefix);
+  out.set(frame, prefix + hdrLen);
+  return out;
+}
+
+export class FrameReader {
+  private readonly prefix = new Uint8Array(8);
+  private prefixGot = 0;
+  private buffer = new Uint8Array(2048);
+  private length = 0;
+  private vnetLength = 0;
+  private got = 0;
+  private inFrame = false;
+  private failed: FramingError | undefined;
+
+  constructor(
+    private readonly vnetHdrSupport: boolean,
+    private readonly onFrame: FrameCallback,
+  ) {}
+
+  /** The error that stopped the reader, if any. */
+  get error(): FramingError | undefined {
+    return this.failed;
+  }
+
+  /** Feeds bytes; returns the framing error if they contain one (the reader stops there). */
+  push(chunk: Uint8Array): FramingError | undefined {
+    if (this.failed !== undefined) return this.failed;
+    const prefixLen = this.vnetHdrSupport ? 8 : 4;
+    let i = 0;
+    while (i < chunk.length) {
+      if (!this.inFrame) {
+        const take = Math.min(prefixLen - this.prefixGot, chunk.length - i);
+        this.prefix.set(chunk.subarray(i, i + take), this.prefixGot);
+        this.prefixGot += take;
+        i += take;
+        if (this.prefixGot < prefixLen) break;
+        const p = this.prefix;
+        const length = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
+        const vlen = this.vnetHdrSupport ? ((p[4]! << 24) | (p[5]! << 16) | (p[6]! << 8) | p[7]!) >>> 0 : 0;
+        this.prefixGot = 0;
+        if (length === 0) return this.fail({ code: 'framing.empty-frame' });
+        if (length > MAX_FRAMED_LENGTH) return this.fail({ code: 'framing.length-too-large', length, limit: MAX_FRAMED_LENGTH });
+        if (!VNET_HEADER_LENGTHS.includes(vlen) || vlen >= length) {
+          return this.fail({ code: 'framing.vnet-header-length', vnetHeaderLength: vlen, length });
+        }
+        if (this.buffer.length < length) this.buffer = new Uint8Array(Math.max(length, this.buffer.length * 2));
+        this.length = length;
+        this.vnetLength = vlen;
+        this.got = 0;
+        this.inFrame = true;
+      }
+      const take = Math.min(this.length - this.got, chunk.length - i);
+      this.buffer.set(chunk.subarray(i, i + take), this.got);
+      this.got += take;
+      i += take;
+      if (this.got === this.length) {
+        this.inFrame = false;
+        const v = this.vnetLength;
+        this.onFrame(this.buffer.subarray(v, this.length), v === 0 ? undefined : this.buffer.subarray(0, v));
+      }
+    }
+    return undefined;
+  }
+
+  /** The stream ended: an error when it stopped inside a frame. */
+  end(): FramingError | undefined {
+    if (this.failed !== undefined) return this.failed;
+    if (this.inFrame) return this.fail({ code: 'framing.truncated', expected: this.length, got: this.got });
+    if (this.prefixGot > 0) return this.fail({ code: 'framing.truncated', expected: this.vnetHdrSupport ? 8 : 4, got: this.prefixGot });
+    return undefined;
+  }
+
+  private fail(e: FramingError): FramingError {
+    this.failed = e;
+    return e;
+  }
+}

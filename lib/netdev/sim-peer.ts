@@ -1,0 +1,184 @@
+// A simulated host on the far side of a MemoryNetdev (no VIRTIO section: Ethernet II, ARP
+// (RFC 826), IPv4 (RFC 791) and ICMP echo (RFC 792)). It answers ARP who-has for its address and
+// ICMP echo requests sent to it, like the gateway of QEMU's user network, so a real guest can
+// `ping` something with no host networking at all.
+//
+// Data flow: guest TX → device → MemoryNetdev 'transmit' → SimPeer.handle() → a reply built in a
+// fresh buffer → queued → MemoryNetdev.inject() from a later macrotask (never from inside the
+// guest's transmit, which runs inside a CPU port write in v86). Everything else is ignored.
+
+import type { MemoryNetdev } from './memory-netdev.js';
+
+export interface SimPeerOptions {
+  /** The peer's MAC (default 52:55:0a:00:02:02, QEMU's user-network gateway). */
+  mac?: string;
+  /** The peer's IPv4 address (default 10.0.2.2). */
+  ip?: string;
+}
+
+export interface SimPeerStats {
+  arpReplies: number;
+  echoReplies: number;
+  /** Frames the guest sent that the peer did not answer. */
+  ignored: number;
+}
+
+const ETH_HLEN = 14;
+const ETH_P_IP = 0x0800;
+const ETH_P_ARP = 0x0806;
+const ARP_LEN = 28;
+const ARP_REQUEST = 1;
+const ARP_REPLY = 2;
+const IPPROTO_ICMP = 1;
+const ICMP_ECHO_REPLY = 0;
+const ICMP_ECHO_REQUEST = 8;
+/** Replies waiting for delivery; past it, the oldest requests go unanswered (a busy host). */
+const MAX_PENDING = 256;
+
+export class SimPeer {
+  readonly mac: Uint8Array;
+  readonly ip: Uint8Array;
+  private readonly counters: SimPeerStats = { arpReplies: 0, echoReplies: 0, ignored: 0 };
+  private readonly pending: Uint8Array[] = [];
+  private scheduled = false;
+  private closed = false;
+  private readonly listener = (frame: Uint8Array): void => this.handle(frame);
+
+  constructor(
+    private readonly netdev: MemoryNetdev,
+    options: SimPeerOptions = {},
+  ) {
+    this.mac = parseMacText(options.mac ?? '52:55:0a:00:02:02', 'mac');
+    this.ip = parseIpv4(options.ip ?? '10.0.2.2', 'ip');
+    netdev.on('transmit', this.listener);
+  }
+
+  stats(): SimPeerStats {
+    return { ...this.counters };
+  }
+
+  /** Stops answering (pending replies are dropped). */
+  close(): void {
+    this.closed = true;
+    this.pending.length = 0;
+    this.netdev.off('transmit', this.listener);
+  }
+
+  /** Looks at one guest frame; queues a reply when it is addressed to the peer. */
+  handle(frame: Uint8Array): void {
+    const reply = this.replyTo(frame);
+    if (reply === null) {
+      this.counters.ignored++;
+      return;
+    }
+    if (this.pending.length >= MAX_PENDING) this.pending.shift();
+    this.pending.push(reply);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    for (const f of this.pending.splice(0)) this.netdev.inject(f);
+  }
+
+  private replyTo(f: Uint8Array): Uint8Array | null {
+    if (f.length < ETH_HLEN) return null;
+    const type = (f[12]! << 8) | f[13]!;
+    if (type === ETH_P_ARP) return this.arpReply(f);
+    if (type === ETH_P_IP) return this.echoReply(f);
+    return null;
+  }
+
+  private arpReply(f: Uint8Array): Uint8Array | null {
+    if (f.length < ETH_HLEN + ARP_LEN) return null;
+    const a = ETH_HLEN;
+    const op = (f[a + 6]! << 8) | f[a + 7]!;
+    // Ethernet/IPv4 request for our address only.
+    if (be16(f, a) !== 1 || be16(f, a + 2) !== ETH_P_IP || f[a + 4] !== 6 || f[a + 5] !== 4 || op !== ARP_REQUEST) return null;
+    if (!equal(f.subarray(a + 24, a + 28), this.ip)) return null;
+    const r = new Uint8Array(ETH_HLEN + ARP_LEN);
+    r.set(f.subarray(6, 12), 0); // to the asker
+    r.set(this.mac, 6);
+    r[12] = ETH_P_ARP >> 8;
+    r[13] = ETH_P_ARP & 0xff;
+    r.set(f.subarray(a, a + 6), a); // htype, ptype, hlen, plen as asked
+    r[a + 6] = 0;
+    r[a + 7] = ARP_REPLY;
+    r.set(this.mac, a + 8);
+    r.set(this.ip, a + 14);
+    r.set(f.subarray(a + 8, a + 18), a + 18); // target = the asker's MAC and IP
+    this.counters.arpReplies++;
+    return r;
+  }
+
+  private echoReply(f: Uint8Array): Uint8Array | null {
+    const ip = ETH_HLEN;
+    if (f.length < ip + 20 || f[ip]! >> 4 !== 4) return null;
+    const ihl = (f[ip]! & 0x0f) * 4;
+    const total = be16(f, ip + 2);
+    if (ihl < 20 || total < ihl + 8 || ip + total > f.length) return null;
+    if (f[ip + 9] !== IPPROTO_ICMP || !equal(f.subarray(ip + 16, ip + 20), this.ip)) return null;
+    if ((be16(f, ip + 6) & 0x3fff) !== 0) return null; // fragments: not answered
+    const icmp = ip + ihl;
+    if (f[icmp] !== ICMP_ECHO_REQUEST || f[icmp + 1] !== 0) return null;
+    const r = new Uint8Array(ip + total);
+    r.set(f.subarray(0, ip + total));
+    r.set(f.subarray(6, 12), 0);
+    r.set(this.mac, 6);
+    // IPv4: swap addresses, fresh TTL, recompute the header checksum.
+    r.set(f.subarray(ip + 16, ip + 20), ip + 12);
+    r.set(f.subarray(ip + 12, ip + 16), ip + 16);
+    r[ip + 8] = 64;
+    r[ip + 10] = 0;
+    r[ip + 11] = 0;
+    put16(r, ip + 10, inetChecksum(r, ip, ihl));
+    r[icmp] = ICMP_ECHO_REPLY;
+    r[icmp + 2] = 0;
+    r[icmp + 3] = 0;
+    put16(r, icmp + 2, inetChecksum(r, icmp, total - ihl));
+    this.counters.echoReplies++;
+    return r;
+  }
+}
+
+/** RFC 1071 one's-complement checksum of `len` bytes at `off`. */
+export function inetChecksum(b: Uint8Array, off: number, len: number): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < len; i += 2) sum += (b[off + i]! << 8) | b[off + i + 1]!;
+  if (len % 2 === 1) sum += b[off + len - 1]! << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function be16(b: Uint8Array, off: number): number {
+  return (b[off]! << 8) | b[off + 1]!;
+}
+function put16(b: Uint8Array, off: number, v: number): void {
+  b[off] = v >> 8;
+  b[off + 1] = v & 0xff;
+}
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function parseMacText(text: string, option: string): Uint8Array {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
+  if (m === null) throw new TypeError(`SimPeer: options.${option} must be a MAC like "52:55:0a:00:02:02", got ${JSON.stringify(text)}`);
+  return Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
+}
+
+/** "a.b.c.d" → 4 bytes. */
+export function parseIpv4(text: string, option = 'ip'): Uint8Array {
+  const parts = text.split('.');
+  const bytes = parts.map((p) => (/^\d{1,3}$/.test(p) ? Number(p) : NaN));
+  if (bytes.length !== 4 || bytes.some((n) => !(n >= 0 && n <= 255))) {
+    throw new TypeError(`SimPeer: options.${option} must be an IPv4 address like "10.0.2.2", got ${JSON.stringify(text)}`);
+  }
+  return Uint8Array.from(bytes);
+}

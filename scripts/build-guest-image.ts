@@ -1,0 +1,18 @@
+// Builds (or finds in the cache) the Linux guest image that `virtio-net guest` and test/guest/ boot
+// in v86: Debian's i686 kernel, busybox-static and seabios, an initramfs with the virtio-net
+// module chain and scripts/guest/init. Run: `npx tsx scripts/build-guest-image.ts [--force]`.
+// Prints the image directory last; exits 1 with the reason when the image cannot be built.
+import { GuestImageError, buildGuestImage } from '../lib/cli/guest-image.js';
+
+const force = process.argv.includes('--force');
+try {
+  const img = buildGuestImage({ force, log: (l) => console.error(l) });
+  console.error(`kernel ${img.kernelRelease}; packages ${Object.entries(img.packages).map(([n, v]) => `${n}=${v}`).join(' ')}`);
+  console.log(img.dir);
+} catch (e) {
+  if (e instanceof GuestImageError) {
+    console.error(`build-guest-image: ${e.code}: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+}
