@@ -42,7 +42,7 @@ export interface NetStats {
     bytes: number;
     /** Frames held now because the guest had no rx buffers. */
     backlog: number;
-    /** Times the device told the backend to pause (backlog full). */
+    /** Times the device told the backend to pause (backlog full, or not running). */
     backpressure: number;
     drops: Record<RxDropReason, number>;
   };

@@ -18,8 +18,10 @@
 // - Link down (setLink(false)): frames are dropped and counted 'link-down' (QEMU drops them too);
 //   what the backlog held is dropped the same way at that moment, and a paused backend resumed.
 // - Device reset: frames held in the backlog are dropped and counted 'reset'.
-// - Before DRIVER_OK, and after a tier-1 stop until the reset, frames are held (backpressure) —
-//   QEMU's can_receive answers false then, and its backend queues.
+// - Before DRIVER_OK, and after a tier-1 stop until the reset, the device takes no frame: receive()
+//   answers false and the backend holds them (QEMU's can_receive answers false then, and its
+//   backend queues). So the backlog only ever holds frames that arrived while the device ran, and
+//   the backend's own frames survive a reset, as in QEMU.
 //
 // Hot path: no allocation per frame for a frame that fits one chain (headers go through a
 // preallocated scratch; the frame is copied once into guest memory). A frame spanning several
@@ -125,7 +127,7 @@ export class RxPath {
       return true;
     }
     const q = this.rxQueue();
-    if (q === null) return this.hold(frame, vnetHeader); // not running: hold, then push back
+    if (q === null) return this.refuse(); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
       const r = this.deliver(q, frame, vnetHeader);
       if (r !== NO_BUFFERS) {
@@ -189,21 +191,25 @@ export class RxPath {
   }
 
   private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    if (this.backlog.full) {
-      if (!this.paused) {
-        this.paused = true;
-        this.host.counters.rxBackpressure++;
-        this.host.pauseBackend();
-      }
-      return false;
-    }
+    if (this.backlog.full) return this.refuse();
     this.backlog.push(frame, vnetHeader);
     this.host.counters.rxOffered++;
     return true;
   }
 
+  /** Not taken: the backend keeps the frame and pauses until resumeBackend(). */
+  private refuse(): false {
+    if (!this.paused) {
+      this.paused = true;
+      this.host.counters.rxBackpressure++;
+      this.host.pauseBackend();
+    }
+    return false;
+  }
+
+  /** Resumes a paused backend when the device runs and has room. */
   private resumeIfRoom(): void {
-    if (this.paused && !this.backlog.full) {
+    if (this.paused && this.queues !== null && !this.backlog.full) {
       this.paused = false;
       this.host.resumeBackend();
     }

@@ -2,9 +2,13 @@
 // they index v86's `cpu.mem8`). Implements the device's `GuestMemoryAccess`.
 //
 // Two v86 facts shape it (shared/design/REAL-GUEST.md, v86 0.5.462):
-// - `cpu.mem8` is a Uint8Array over the wasm memory; v86 may replace it (and a wasm memory growth
-//   detaches the old buffer), so it is re-read on every access and never cached across calls. When
-//   it changes, the DataView is rebuilt and `generation` is bumped so holders of views re-fetch.
+// - `cpu.mem8` is NOT a plain Uint8Array in the npm build: it is a Proxy that builds a fresh typed
+//   array over `wasm_memory.buffer` on every property access (so its identity never changes, and
+//   each access allocates). The wasm memory can grow during a run (observed while booting Linux),
+//   which detaches the old buffer. So every access re-reads `cpu.wasm_memory.buffer` (falling back
+//   to `cpu.mem8.buffer`) and compares identities; on a change the adapter rebuilds its own view
+//   and DataView (offset and length from `mem8`) and bumps `generation`, so holders of views
+//   (the split queue's ring views) re-fetch them.
 // - v86 compiles guest code to wasm and caches it per page: every range the device writes (ring
 //   entries, frames, the ack byte) must be reported with `cpu.jit_dirty_cache(start, end)`, or the
 //   guest could run stale code that lived in a page now holding DMA data.
@@ -15,14 +19,18 @@ import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 
 /** The part of v86's CPU object this adapter uses. */
 export interface V86CpuMemory {
+  /** A Uint8Array, or v86's Proxy standing for one (byteOffset, length, buffer are read). */
   mem8: Uint8Array;
+  /** The WebAssembly.Memory behind mem8 (present in v86 0.5.462). */
+  wasm_memory?: { buffer: ArrayBuffer };
   jit_dirty_cache(start: number, end: number): void;
 }
 
 export class V86GuestMemory implements GuestMemoryAccess {
+  private buffer: ArrayBufferLike | null = null;
   private mem: Uint8Array = new Uint8Array(0);
   private data: DataView = new DataView(new ArrayBuffer(0));
-  private memLength = -1;
+  private memLength = 0;
   private gen = 0;
 
   constructor(private readonly cpu: V86CpuMemory) {
@@ -116,16 +124,21 @@ export class V86GuestMemory implements GuestMemoryAccess {
     if (length > 0) this.cpu.jit_dirty_cache(address, address + length);
   }
 
-  /** Re-reads `cpu.mem8`; rebuilds the DataView and bumps generation when it changed. */
+  /** Re-reads the RAM's buffer; rebuilds the views and bumps generation when it changed. */
   private refresh(): Uint8Array {
-    const m = this.cpu.mem8;
-    if (m !== this.mem || m.byteLength !== this.memLength) {
-      this.mem = m;
-      this.memLength = m.byteLength;
-      this.data = new DataView(m.buffer, m.byteOffset, m.byteLength);
+    const cpu = this.cpu;
+    const buffer = cpu.wasm_memory !== undefined ? cpu.wasm_memory.buffer : cpu.mem8.buffer;
+    if (buffer !== this.buffer) {
+      const m = cpu.mem8;
+      const offset = m.byteOffset;
+      const length = m.length;
+      this.buffer = buffer;
+      this.mem = new Uint8Array(buffer, offset, length);
+      this.data = new DataView(buffer, offset, length);
+      this.memLength = length;
       this.gen++;
     }
-    return m;
+    return this.mem;
   }
 
   private check(address: number, length: number): void {

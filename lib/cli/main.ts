@@ -1,0 +1,45 @@
+// The `virtio-net` command: `run` (the main job on the embedded default) and `guest` (a real Linux
+// guest in v86). `main()` returns the exit code; it never calls process.exit itself.
+
+import { UsageError } from './args.js';
+
+const USAGE = `usage: virtio-net <command> [flags]
+
+commands:
+  run     a virtio-net device driven by a built-in scripted guest, with a simulated host peer
+          and a QMP socket (the default job of \`npm start\`)
+            --duration SECONDS   how long to run (default 5)
+            --scenario NAME      linux (default), traffic, filter
+            --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]
+            --qmp PATH           QMP socket path (default: a fresh path in the temp directory)
+            --json               print one JSON object with the results instead of the table
+  guest   boot a real Linux guest in v86 with the device attached (see README)
+  help    this text
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run': {
+        const { runCommand } = await import('./run.js');
+        return await runCommand(rest);
+      }
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, help`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`virtio-net: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,215 @@
+// filter-rewriter (QEMU net/filter-rewriter.c, "-object filter-rewriter,id=,netdev=,queue=all,
+// vnet_hdr_support"), on the COLO secondary: keeps the secondary guest's TCP connections valid
+// although the client only ever talks to the primary. Per connection it runs the state machine of
+// lib/filters/rewriter-states.ts to learn `offset = secondary_seq - primary_seq`, then rewrites:
+//   direction 'tx' (netdev → guest: the client's packets)   ack += offset (and SACK blocks)
+//   direction 'rx' (guest → netdev: the secondary's packets) seq -= offset
+// and recomputes the TCP checksum (IPv4 and IPv6 pseudo headers) — unless the vnet header says the
+// checksum is still to be done (VIRTIO 1.2 §5.1.6.2 VIRTIO_NET_HDR_F_NEEDS_CSUM: the field then
+// holds only the pseudo-header sum, which seq/ack do not enter).
+// `checkpoint()`: after a COLO checkpoint the secondary is a copy of the primary, so every offset
+// becomes 0 (QEMU: COLO_EVENT_CHECKPOINT → reset_seq_offset).
+//
+// The guest's frame is never written: a rewritten frame is a copy in a preallocated scratch buffer
+// (valid until the next frame), returned as a `replace` verdict.
+
+import { storeTransportChecksum } from '../packet/checksum.js';
+import { FlowTable, flowKey, newFlowKey } from '../packet/flow-table.js';
+import { be32, newPacketInfo, parsePacket, TCP_FLAG, writeBe32, type PacketInfo } from '../packet/parse.js';
+import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
+import { rewrites, transition, type RewriterEvent, type RewriterState } from './rewriter-states.js';
+
+export interface RewriterFilterOptions {
+  id: string;
+  /** Must see both directions: 'all' (the default). */
+  queue?: FilterQueue;
+  status?: boolean;
+  /** Connections tracked at once (default 16384, QEMU's HASHTABLE_MAX_SIZE). */
+  maxConnections?: number;
+}
+
+/** QEMU's connection table limit. */
+export const DEFAULT_MAX_CONNECTIONS = 16384;
+/** Largest frame rewritten: a 64 KiB GSO segment plus headers. */
+const SCRATCH_BYTES = 65536 + 4096;
+/** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
+const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+/** TCP option kinds (RFC 9293 §3.2, RFC 2018). */
+const TCPOPT_EOL = 0;
+const TCPOPT_NOP = 1;
+const TCPOPT_SACK = 5;
+
+interface Connection {
+  state: RewriterState;
+  guestIsn: number;
+  /** secondary_seq - primary_seq, mod 2^32. */
+  offset: number;
+  /** Sequence number of the client's FIN. */
+  clientFin: number;
+  /** Sequence number of the guest's FIN, in the primary's space. */
+  guestFin: number;
+}
+
+export interface RewriterStats {
+  connections: number;
+  rewritten: number;
+  /** Connections not tracked because the table was full. */
+  untracked: number;
+  closed: number;
+  checkpoints: number;
+}
+
+/** One tracked connection, for inspection (not per frame). */
+export interface RewriterConnectionInfo {
+  state: RewriterState;
+  offset: number;
+}
+
+export class RewriterFilter implements NetFilter {
+  readonly id: string;
+  readonly queue: FilterQueue;
+  status: boolean;
+  private readonly table: FlowTable<Connection>;
+  private readonly info: PacketInfo = newPacketInfo();
+  private readonly key = newFlowKey();
+  private readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  private readonly verdict: ReplaceVerdict = { kind: 'replace', frame: new Uint8Array(0), vnetHeader: undefined };
+  private readonly counters = { rewritten: 0, untracked: 0, closed: 0, checkpoints: 0 };
+
+  constructor(options: RewriterFilterOptions) {
+    const base = checkFilterOptions('RewriterFilter', options);
+    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`RewriterFilter ${base.id}: options.maxConnections must be an integer >= 1`);
+    this.id = base.id;
+    this.queue = base.queue;
+    this.status = base.status;
+    this.table = new FlowTable(max);
+  }
+
+  process(direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Verdict {
+    const info = this.info;
+    if (parsePacket(frame, info) !== 'ip' || info.protocol !== 6 || info.fragment || info.tcpHeaderLength === 0) return PASS;
+    const fromClient = direction === 'tx';
+    const event = eventOf(info.tcpFlags, fromClient);
+    if (event === undefined) return PASS;
+    flowKey(frame, info, this.key);
+    let conn = this.table.get(this.key);
+    if (conn === undefined) {
+      if (transition('new', event) === undefined) return PASS; // mid-stream: not ours to fix
+      conn = { state: 'new', guestIsn: 0, offset: 0, clientFin: 0, guestFin: 0 };
+      if (!this.table.add(this.key, conn)) {
+        this.counters.untracked++;
+        return PASS;
+      }
+    }
+    const before = conn.state;
+    const tr = transition(before, event);
+    if (tr !== undefined) {
+      conn.state = tr.next;
+      this.act(tr.action, conn, event, info);
+    }
+    const rewrite = conn.offset !== 0 && (rewrites(before) || rewrites(conn.state));
+    if (conn.state === 'closed') {
+      this.table.delete(this.key);
+      this.counters.closed++;
+    }
+    if (!rewrite) return PASS;
+    return this.rewrite(frame, vnetHeader, conn.offset, fromClient);
+  }
+
+  /** A COLO checkpoint happened: the secondary now equals the primary, every offset is 0. */
+  checkpoint(): void {
+    for (const e of this.table.entries()) e.value.offset = 0;
+    this.counters.checkpoints++;
+  }
+
+  /** Tracked connections (inspection and tests). */
+  connections(): RewriterConnectionInfo[] {
+    return [...this.table.entries()].map((e) => ({ state: e.value.state, offset: e.value.offset }));
+  }
+
+  stats(): RewriterStats {
+    return { connections: this.table.size, ...this.counters };
+  }
+
+  private act(action: string, conn: Connection, event: RewriterEvent, info: PacketInfo): void {
+    const seq = info.tcpSeq;
+    const ack = info.tcpAck;
+    switch (action) {
+      case 'record-guest-isn':
+        conn.guestIsn = seq;
+        break;
+      case 'compute-offset':
+        conn.offset = (conn.guestIsn - (ack - 1)) >>> 0;
+        break;
+      case 'record-client-fin':
+        conn.clientFin = (seq + info.payloadLength) >>> 0;
+        break;
+      case 'record-guest-fin':
+        conn.guestFin = (seq - conn.offset + info.payloadLength) >>> 0;
+        break;
+      case 'close-on-final-ack':
+        if ((event === 'client-ack' && ack === ((conn.guestFin + 1) >>> 0)) || (event === 'guest-ack' && ack === ((conn.clientFin + 1) >>> 0))) {
+          conn.state = 'closed';
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  private rewrite(frame: Uint8Array, vnetHeader: Uint8Array | undefined, offset: number, fromClient: boolean): Verdict {
+    if (frame.length > SCRATCH_BYTES) return PASS;
+    const info = this.info;
+    const out = this.scratch;
+    out.set(frame);
+    const l4 = info.l4Offset;
+    if (fromClient) {
+      if ((info.tcpFlags & TCP_FLAG.ACK) !== 0) writeBe32(out, l4 + 8, (info.tcpAck + offset) >>> 0);
+      shiftSackBlocks(out, l4 + 20, l4 + info.tcpHeaderLength, offset);
+    } else {
+      writeBe32(out, l4 + 4, (info.tcpSeq - offset) >>> 0);
+    }
+    const partial = vnetHeader !== undefined && vnetHeader.length > 0 && (vnetHeader[0]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
+    if (!partial) storeTransportChecksum(out, info); // offsets are the same in the copy
+    this.counters.rewritten++;
+    const v = this.verdict;
+    v.frame = out.subarray(0, frame.length);
+    v.vnetHeader = vnetHeader;
+    return v;
+  }
+}
+
+function eventOf(flags: number, fromClient: boolean): RewriterEvent | undefined {
+  if ((flags & TCP_FLAG.RST) !== 0) return 'rst';
+  if ((flags & TCP_FLAG.SYN) !== 0) {
+    if ((flags & TCP_FLAG.ACK) !== 0) return fromClient ? 'client-syn-ack' : 'guest-syn-ack';
+    return fromClient ? 'client-syn' : 'guest-syn';
+  }
+  if ((flags & TCP_FLAG.FIN) !== 0) return fromClient ? 'client-fin' : 'guest-fin';
+  if ((flags & TCP_FLAG.ACK) !== 0) return fromClient ? 'client-ack' : 'guest-ack';
+  return undefined;
+}
+
+/** SACK blocks (RFC 2018 §3) from the client acknowledge primary sequence numbers: map them too. */
+function shiftSackBlocks(b: Uint8Array, start: number, end: number, offset: number): void {
+  let i = start;
+  while (i < end) {
+    const kind = b[i]!;
+    if (kind === TCPOPT_EOL) return;
+    if (kind === TCPOPT_NOP) {
+      i++;
+      continue;
+    }
+    if (i + 1 >= end) return;
+    const len = b[i + 1]!;
+    if (len < 2 || i + len > end) return; // malformed options: leave the rest alone
+    if (kind === TCPOPT_SACK) {
+      for (let j = i + 2; j + 8 <= i + len; j += 8) {
+        writeBe32(b, j, (be32(b, j) + offset) >>> 0);
+        writeBe32(b, j + 4, (be32(b, j + 4) + offset) >>> 0);
+      }
+    }
+    i += len;
+  }
+}

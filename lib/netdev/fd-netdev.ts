@@ -1,0 +1,246 @@
+// The datapath shared by the TAP and macvtap backends (no VIRTIO section for the host side; the
+// header they carry is VIRTIO 1.2 §5.1.6 struct virtio_net_hdr, 10 or 12 bytes): one character
+// device fd where each read(2) is one frame and each write(2) sends one frame, both preceded by
+// the virtio-net header when IFF_VNET_HDR is on.
+//
+// Host → guest: the shared poll loop (host/poller.ts) reports POLLIN; we read at most
+// RX_DRAIN_BUDGET frames without blocking into one reused buffer and offer each to the device as
+// views (header, frame). When the device answers false (no rx buffers, its backlog full) we copy
+// that one frame aside, stop reading (the kernel queues, then drops and counts in the link's
+// tx_dropped) and offer it again on resumeReceive().
+// Guest → host: header + frame are gathered into one reused buffer and written with one write(2).
+// EAGAIN: the frame is not taken ('busy'), we wait for POLLOUT and call the device's writable().
+// Any other write error drops the frame and counts it (`txErrors`), and is reported as a
+// 'host-error' event carrying a HostError; the device is never thrown into.
+
+import { EventEmitter } from 'node:events';
+import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { Errno, HostError, closeFd, readFd, writeFd } from './host/libc.js';
+import { POLLIN, POLLOUT } from './host/structs.js';
+import { POLL_ERROR_MASK, Poller } from './host/poller.js';
+import type { PollClient } from './host/poller.js';
+
+/** Frames read per fd per poll turn: bounds one turn's work so other fds and timers get a turn. */
+export const RX_DRAIN_BUDGET = 64;
+/** Largest read: a 64 KiB GSO frame plus Ethernet and VLAN headers plus a 12-byte vnet header. */
+export const HOST_FRAME_MAX = 65535 + 18 + 12;
+
+export interface FdNetdevStats {
+  /** Frames read from the fd and offered to the device. */
+  rxFrames: number;
+  rxBytes: number;
+  /** Reads shorter than the vnet header (dropped). */
+  rxShort: number;
+  /** Times the device refused a frame and reading stopped until resumeReceive(). */
+  rxPaused: number;
+  rxErrors: number;
+  txFrames: number;
+  txBytes: number;
+  /** write(2) answered EAGAIN: the device was told 'busy'. */
+  txBusy: number;
+  /** Frames dropped because write(2) failed otherwise, or they were too large. */
+  txErrors: number;
+}
+
+export abstract class FdNetdev extends EventEmitter implements Netdev, PollClient {
+  readonly id: string;
+  private fdNum: number;
+  private peer: NetdevPeer | null = null;
+  private paused = false;
+  private blockedWrite = false;
+  private failed = false;
+  private closed = false;
+  private hdrLen: number;
+  private readonly rxBuf = new Uint8Array(HOST_FRAME_MAX);
+  private rxHeader: Uint8Array;
+  private readonly txBuf = new Uint8Array(HOST_FRAME_MAX);
+  /** The one frame the device refused, kept for resumeReceive(). */
+  private readonly heldBuf = new Uint8Array(HOST_FRAME_MAX);
+  private heldLen = -1;
+  private readonly poller: Poller;
+  protected readonly counters: FdNetdevStats = { rxFrames: 0, rxBytes: 0, rxShort: 0, rxPaused: 0, rxErrors: 0, txFrames: 0, txBytes: 0, txBusy: 0, txErrors: 0 };
+
+  protected constructor(id: string, fd: number, hdrLen: number, poller: Poller = Poller.shared()) {
+    super();
+    this.id = id;
+    this.fdNum = fd;
+    this.hdrLen = hdrLen;
+    this.rxHeader = this.rxBuf.subarray(0, hdrLen);
+    this.poller = poller;
+  }
+
+  get fd(): number {
+    return this.fdNum;
+  }
+
+  /** Bytes of virtio-net header before each frame on the fd (0 without IFF_VNET_HDR). */
+  protected get headerLength(): number {
+    return this.hdrLen;
+  }
+  protected set headerLength(len: number) {
+    this.hdrLen = len;
+    this.rxHeader = this.rxBuf.subarray(0, len);
+  }
+
+  attach(peer: NetdevPeer): void {
+    if (this.peer !== null) throw new Error(`${this.constructor.name} ${this.id}: a device is already attached`);
+    if (peer === null || typeof peer !== 'object' || typeof peer.receive !== 'function' || typeof peer.writable !== 'function') {
+      throw new TypeError(`${this.constructor.name} ${this.id}: attach needs a NetdevPeer { receive(), writable() }`);
+    }
+    if (this.closed) throw new Error(`${this.constructor.name} ${this.id}: closed`);
+    this.peer = peer;
+    this.paused = false;
+    this.poller.add(this);
+  }
+
+  detach(): void {
+    this.peer = null;
+    this.heldLen = -1;
+    this.poller.update();
+  }
+
+  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
+    if (this.blockedWrite) return 'busy';
+    const c = this.counters;
+    const hdrLen = this.hdrLen;
+    const total = hdrLen + frame.length;
+    if (this.closed || this.failed || total > HOST_FRAME_MAX) {
+      c.txErrors++;
+      return 'sent'; // dropped and counted: a closed or failed backend is a dead wire
+    }
+    const buf = this.txBuf;
+    if (hdrLen > 0) {
+      // The header the device passes has its negotiated length; the fd's length was set to match.
+      const n = vnetHeader === undefined ? 0 : Math.min(hdrLen, vnetHeader.length);
+      if (n > 0) buf.set(n === vnetHeader!.length ? vnetHeader! : vnetHeader!.subarray(0, n), 0);
+      buf.fill(0, n, hdrLen);
+    }
+    buf.set(frame, hdrLen);
+    const r = writeFd(this.fdNum, buf, total);
+    if (r === -Errno.EAGAIN) {
+      c.txBusy++;
+      this.blockedWrite = true;
+      this.poller.update();
+      return 'busy';
+    }
+    if (r < 0) {
+      c.txErrors++;
+      this.hostError(new HostError('write', -r, this.id));
+      return 'sent';
+    }
+    c.txFrames++;
+    c.txBytes += frame.length;
+    return 'sent';
+  }
+
+  pauseReceive(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.poller.update();
+  }
+
+  resumeReceive(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.heldLen >= 0 && this.peer !== null) {
+      const len = this.heldLen;
+      const hdrLen = this.hdrLen;
+      if (!this.peer.receive(this.heldBuf.subarray(hdrLen, len), hdrLen > 0 ? this.heldBuf.subarray(0, hdrLen) : undefined)) {
+        this.paused = true;
+        return;
+      }
+      this.heldLen = -1;
+    }
+    this.poller.update();
+  }
+
+  stats(): FdNetdevStats {
+    return { ...this.counters };
+  }
+
+  /** Stops polling, then closes the fd (after any poll that might hold it returned). Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.peer = null;
+    await this.poller.remove(this);
+    const fd = this.fdNum;
+    this.fdNum = -1;
+    if (fd >= 0) closeFd(fd);
+    this.onClosed();
+  }
+
+  /** Subclass hook after the fd is closed (e.g. stop a host sync). */
+  protected onClosed(): void {}
+
+  override on(event: 'host-error', listener: (e: HostError) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  // ---- PollClient ----
+
+  interest(): number {
+    if (this.closed || this.failed) return 0;
+    let ev = 0;
+    if (this.peer !== null && !this.paused && this.heldLen < 0) ev |= POLLIN;
+    if (this.blockedWrite) ev |= POLLOUT;
+    return ev;
+  }
+
+  ready(revents: number): void {
+    if (this.closed) return;
+    if ((revents & POLLOUT) !== 0 && this.blockedWrite) {
+      this.blockedWrite = false;
+      this.peer?.writable();
+    }
+    if ((revents & POLLIN) !== 0) this.drain();
+    else if ((revents & POLL_ERROR_MASK) !== 0) this.fail(new HostError('poll', Errno.EIO, `${this.id}: revents 0x${revents.toString(16)}`));
+  }
+
+  protected hostError(e: HostError): void {
+    if (this.listenerCount('host-error') > 0) this.emit('host-error', e);
+  }
+
+  private fail(e: HostError): void {
+    this.failed = true;
+    this.counters.rxErrors++;
+    this.hostError(e);
+    this.poller.update();
+  }
+
+  private drain(): void {
+    const c = this.counters;
+    const buf = this.rxBuf;
+    const hdrLen = this.hdrLen;
+    for (let i = 0; i < RX_DRAIN_BUDGET; i++) {
+      const peer = this.peer;
+      if (peer === null) {
+        // No device: leave frames queued in the kernel (interest() dropped POLLIN).
+        return;
+      }
+      if (this.paused || this.closed) return;
+      const n = readFd(this.fdNum, buf, buf.length);
+      if (n === -Errno.EAGAIN) return;
+      if (n === -Errno.EINTR) continue;
+      if (n <= 0) {
+        this.fail(new HostError('read', n === 0 ? Errno.EIO : -n, n === 0 ? `${this.id}: end of file` : this.id));
+        return;
+      }
+      if (n < hdrLen) {
+        c.rxShort++;
+        continue;
+      }
+      c.rxFrames++;
+      c.rxBytes += n - hdrLen;
+      if (!peer.receive(buf.subarray(hdrLen, n), hdrLen > 0 ? this.rxHeader : undefined)) {
+        this.heldBuf.set(buf.subarray(0, n));
+        this.heldLen = n;
+        this.paused = true;
+        c.rxPaused++;
+        return;
+      }
+    }
+  }
+}

@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { run } from '../../../lib/cli/run.js';
+import { parseFlags, parseNetdev, UsageError } from '../../../lib/cli/args.js';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+
+describe('lib/cli/run', () => {
+  it('scripted_guest_pings_the_peer_and_programs_its_filter', async () => {
+    const lines: string[] = [];
+    const r = await run({ durationMs: 400, scenario: 'linux', netdev: { kind: 'memory' }, qmpPath: null, json: false }, (l) => lines.push(l));
+    expect(lines.join('')).to.match(/QMP socket \/.+qmp\.sock/);
+    expect(r.guest['arpReplies']).to.equal(1);
+    expect(r.guest['echoReplies']).to.be.greaterThan(0);
+    expect(r.peer!['echoReplies']).to.equal(r.guest['echoReplies']);
+    expect(r.device.tx.frames).to.equal(r.guest['framesSent']);
+    expect(r.device.rx.drops.unicast + r.device.rx.drops.vlan).to.be.greaterThan(0); // host noise filtered
+    expect(r.events).to.equal(1); // nobody queried in between: one event for many changes
+    expect(r.rxFilterChanges).to.be.greaterThan(5);
+    expect(r.rxFilter.promiscuous).to.equal(false);
+    expect(r.rxFilter['vlan-table']).to.deep.equal([0, 100]);
+    expect(r.rxFilter['multicast-table']).to.include('01:80:c2:00:00:21');
+  });
+
+  it('filter_scenario_sends_no_traffic', async () => {
+    const r = await run({ durationMs: 200, scenario: 'filter', netdev: { kind: 'memory' }, qmpPath: null, json: true }, () => undefined);
+    expect(r.guest['framesSent']).to.equal(0);
+    expect(r.device.ctrl.err).to.equal(0);
+  });
+
+  it('bad_flags_name_the_flag_and_the_allowed_values', () => {
+    const specs = [
+      { name: 'duration', kind: 'number', min: 0.1, help: '' },
+      { name: 'scenario', kind: 'string', choices: ['linux'], help: '' },
+      { name: 'json', kind: 'boolean', help: '' },
+    ] as const;
+    expect(() => parseFlags('run', ['--bogus'], specs)).to.throw(UsageError, /unknown flag --bogus; flags: --duration, --scenario, --json/);
+    expect(() => parseFlags('run', ['--duration', 'x'], specs)).to.throw(UsageError, /--duration must be a number >= 0.1, got "x"/);
+    expect(() => parseFlags('run', ['--duration'], specs)).to.throw(UsageError, /--duration needs a value/);
+    expect(() => parseFlags('run', ['--scenario=other'], specs)).to.throw(UsageError, /one of linux, got "other"/);
+    expect(() => parseFlags('run', ['--json=1'], specs)).to.throw(UsageError, /takes no value/);
+    expect(parseFlags('run', ['--duration=2', '--json'], specs)).to.deep.equal({ duration: 2, json: true });
+    expect(() => parseNetdev('vde')).to.throw(UsageError, /unknown backend "vde"; allowed: memory, tap, macvtap/);
+    expect(() => parseNetdev('macvtap')).to.throw(UsageError, /needs ifname/);
+    expect(() => parseNetdev('tap,ifname=a/b')).to.throw(UsageError, /ifname/);
+    expect(parseNetdev('macvtap,ifname=mvt0,sync=off')).to.deep.equal({ kind: 'macvtap', ifname: 'mvt0', sync: false });
+  });
+
+  it('npm_start_json_prints_valid_json_with_frame_counts_and_the_final_filter', function () {
+    this.timeout(60000);
+    const p = spawnSync('npm', ['start', '--silent', '--', '--duration', '1', '--json'], { cwd: root, encoding: 'utf8', timeout: 60000 });
+    expect(p.status, p.stderr).to.equal(0);
+    const out = JSON.parse(p.stdout) as { device: { tx: { frames: number }; rx: { frames: number } }; rxFilter: Record<string, unknown>; qmp: string };
+    expect(out.device.tx.frames).to.be.greaterThan(0);
+    expect(out.device.rx.frames).to.be.greaterThan(0);
+    expect(Object.keys(out.rxFilter)).to.have.length(12);
+    expect(out.qmp).to.match(/qmp\.sock$/);
+  });
+
+  it('the_command_exits_2_with_a_clear_message_on_a_bad_flag', function () {
+    this.timeout(60000);
+    const p = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--scenario', 'nope'], { encoding: 'utf8', timeout: 60000 });
+    expect(p.status).to.equal(2);
+    expect(p.stderr).to.contain('--scenario must be one of linux, traffic, filter, got "nope"');
+  });
+});
