@@ -198,8 +198,10 @@ export const CORPUS: readonly CtrlCase[] = [
     linux('TABLE_SET N=0xffffffff', Cls.MAC, Mac.TABLE_SET, cat(le32(0xffff_ffff), macs(2, 0x02), le32(0)))),
   c('table_set_count_x6_wraps_32_bits', FULL, linux('TABLE_SET N=0x2aaaaaab', Cls.MAC, Mac.TABLE_SET, cat(le32(WRAPPING_COUNT), bytes(0xaa, 0xbb), le32(0)))),
   c('table_set_split_at_odd_bytes', FULL,
-    raw('1+2 cut at 1,5,9,14,23', cut(cat(hdr(Cls.MAC, Mac.TABLE_SET), block(['02:00:00:00:01:01']), block(['01:00:5e:7f:00:01', '33:33:00:00:00:fb'])), 1, 5, 9, 14, 23))),
-  c('table_set_one_byte_per_descriptor', FULL, raw('1+1, 22 descriptors', cut(cat(hdr(Cls.MAC, Mac.TABLE_SET), block(['02:00:00:00:03:01']), block(['01:00:5e:00:00:02'])), ...Array.from({ length: 21 }, (_, i) => i + 1)))),
+    raw('1+2 cut at 1,5,9,14,23', cut(
+      cat(hdr(Cls.MAC, Mac.TABLE_SET), block(['02:00:00:00:01:01']), block(['01:00:5e:7f:00:01', '33:33:00:00:00:fb'])), 1, 5, 9, 14, 23))),
+  c('table_set_one_byte_per_descriptor', FULL,
+    raw('1+1, 22 descriptors', cut(cat(hdr(Cls.MAC, Mac.TABLE_SET), block(['02:00:00:00:03:01']), block(['01:00:5e:00:00:02'])), ...Array.from({ length: 21 }, (_, i) => i + 1)))),
   c('table_set_65_declared_but_64_present_is_err', FULL, linux('TABLE_SET N=65, 64 entries', Cls.MAC, Mac.TABLE_SET, cat(le32(65), macs(64, 0x02)), le32(0))),
   c('table_set_whole_command_in_one_descriptor', FULL, raw('2+1 [1]', [cat(hdr(Cls.MAC, Mac.TABLE_SET), block(['02:00:00:00:02:01', '02:00:00:00:02:02']), block(['01:00:5e:00:00:fb']))])),
   c('table_set_unicast_list_holds_a_group_address', FULL, table('group in unicast', block(['01:00:5e:00:00:09']), block([]))),
@@ -272,11 +274,13 @@ export const CORPUS: readonly CtrlCase[] = [
     rx('PROMISC 0', Rx.PROMISC, 0), vlan('ADD 0', Vlan.ADD, 0), QUERY, vlan('ADD 100', Vlan.ADD, 100),
     table('TABLE_SET + 01:80:c2:00:00:21', block([]), block(['01:00:5e:00:00:01', '33:33:00:00:00:01', '01:80:c2:00:00:21']))),
   c('linux_address_change', FULL, linux('ADDR_SET', Cls.MAC, Mac.ADDR_SET, mac('52:54:00:aa:bb:cc')), table('TABLE_SET', block([]), block(['01:00:5e:00:00:01']))),
-  c('linux_secondary_unicast_addresses', FULL, rx('PROMISC 0', Rx.PROMISC, 0), table('TABLE_SET 2 uni (macvlan)', block(['02:00:00:00:10:01', '02:00:00:00:10:02']), block(['01:00:5e:00:00:01']))),
+  c('linux_secondary_unicast_addresses', FULL, rx('PROMISC 0', Rx.PROMISC, 0),
+    table('TABLE_SET 2 uni (macvlan)', block(['02:00:00:00:10:01', '02:00:00:00:10:02']), block(['01:00:5e:00:00:01']))),
 
   // NIC_RX_FILTER_CHANGED: once until the next query; refused commands never fire it.
   c('events_fire_once_until_a_query', FULL, rx('PROMISC 0', Rx.PROMISC, 0), rx('ALLMULTI 1', Rx.ALLMULTI, 1), QUERY, rx('NOBCAST 1', Rx.NOBCAST, 1), vlan('ADD 1', Vlan.ADD, 1)),
-  c('refused_commands_fire_no_event', FULL, vlan('ADD 4096', Vlan.ADD, 4096), linux('ADDR_SET 5', Cls.MAC, Mac.ADDR_SET, bytes(1, 2, 3, 4, 5)), rx('RX 9', 9, 1), tableOf('65+0 ok', 65, 0)),
+  c('refused_commands_fire_no_event', FULL,
+    vlan('ADD 4096', Vlan.ADD, 4096), linux('ADDR_SET 5', Cls.MAC, Mac.ADDR_SET, bytes(1, 2, 3, 4, 5)), rx('RX 9', 9, 1), tableOf('65+0 (accepted: fires)', 65, 0)),
   c('noop_commands_still_fire', FULL, vlan('DEL 9', Vlan.DEL, 9), QUERY, linux('ADDR_SET same', Cls.MAC, Mac.ADDR_SET, mac(NIC_MAC))),
 
   // The ack (§5.1.6.5): one byte written, used length 1, whatever the writable space.

@@ -1,0 +1,128 @@
+// How colo-compare decides that the primary's and the secondary's packets of one connection agree
+// (QEMU net/colo-compare.c: colo_compare_tcp compares payload over sequence ranges since QEMU
+// 2.12; colo_compare_udp / _icmp / _other compare content after the IP header). Pure functions
+// over queued packets: no I/O, no clock.
+//
+// TCP: the two payload streams are compared byte for byte over sequence numbers, however each side
+// cut them into segments. `cursor` is the first sequence number not yet compared. A primary segment
+// goes out once every byte of it has been matched; a secondary segment is dropped once covered.
+// Segments wholly below the cursor are retransmissions of compared bytes (primary: out at once;
+// secondary: dropped). Pure ACKs (no payload, no SYN/FIN/RST) are not compared: two stacks ACK at
+// different moments (delayed ACK), and an ACK carries nothing the client could see diverge
+// beyond what the data comparison catches. Control segments without payload (SYN, FIN, RST) pair
+// up in order and must carry the same control flags.
+// The secondary's sequence numbers are already in the primary's space: the secondary's
+// filter-rewriter maps them (lib/filters/rewriter.ts).
+// Other IP protocols: heads of the two queues pair up in order and must be equal from the
+// transport header to the end of the IP packet (IP headers differ legitimately: id, TTL, checksum).
+
+import { seqAtOrBefore, seqBefore, TCP_FLAG } from '../packet/parse.js';
+
+/** One queued packet (a copy: the queue outlives the read buffer). */
+export interface QueuedPacket {
+  readonly frame: Uint8Array;
+  readonly vnetHeader: Uint8Array | undefined;
+  /** Arrival time (ms, the compare's clock). */
+  readonly time: number;
+  readonly l4Offset: number;
+  /** End of the IP packet in `frame`. */
+  readonly ipEnd: number;
+  readonly tcpFlags: number;
+  readonly seq: number;
+  readonly payloadOffset: number;
+  readonly payloadLength: number;
+}
+
+export interface CompareConnection {
+  readonly protocol: number;
+  readonly primary: QueuedPacket[];
+  readonly secondary: QueuedPacket[];
+  /** TCP: first sequence number (primary space) not compared yet; undefined before the first data. */
+  cursor: number | undefined;
+}
+
+/** What comparing did; `release` and `drop` are called as packets leave the queues. */
+export type CompareOutcome = 'ok' | 'mismatch';
+
+const CONTROL = TCP_FLAG.SYN | TCP_FLAG.FIN | TCP_FLAG.RST;
+
+function isPureAck(p: QueuedPacket): boolean {
+  return p.payloadLength === 0 && (p.tcpFlags & CONTROL) === 0;
+}
+
+/**
+ * Compares what can be compared now. Matched primary packets are passed to `release` (in order),
+ * matched or stale secondary packets to `drop`. Stops at the first mismatch (queues left as they
+ * are: the caller flushes them) or when one queue runs dry.
+ */
+export function compareConnection(
+  c: CompareConnection,
+  release: (p: QueuedPacket) => void,
+  drop: (p: QueuedPacket) => void,
+): CompareOutcome {
+  return c.protocol === 6 ? compareTcp(c, release, drop) : compareByContent(c, release, drop);
+}
+
+function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, drop: (p: QueuedPacket) => void): CompareOutcome {
+  const P = c.primary;
+  const S = c.secondary;
+  for (;;) {
+    const p = P[0];
+    const s = S[0];
+    if (p !== undefined && isPureAck(p)) {
+      release(P.shift()!);
+      continue;
+    }
+    if (s !== undefined && isPureAck(s)) {
+      drop(S.shift()!);
+      continue;
+    }
+    if (p === undefined || s === undefined) return 'ok';
+    if (p.payloadLength === 0 || s.payloadLength === 0) {
+      if (p.payloadLength !== s.payloadLength || (p.tcpFlags & CONTROL) !== (s.tcpFlags & CONTROL)) return 'mismatch';
+      release(P.shift()!);
+      drop(S.shift()!);
+      continue;
+    }
+    const pEnd = (p.seq + p.payloadLength) >>> 0;
+    const sEnd = (s.seq + s.payloadLength) >>> 0;
+    if (c.cursor === undefined) {
+      if (p.seq !== s.seq) return 'mismatch';
+      c.cursor = p.seq;
+    }
+    const cursor = c.cursor;
+    if (seqAtOrBefore(pEnd, cursor)) {
+      release(P.shift()!);
+      continue;
+    }
+    if (seqAtOrBefore(sEnd, cursor)) {
+      drop(S.shift()!);
+      continue;
+    }
+    // Bytes at the cursor missing from one stream: the streams diverged.
+    if (seqBefore(cursor, p.seq) || seqBefore(cursor, s.seq)) return 'mismatch';
+    const hi = seqBefore(pEnd, sEnd) ? pEnd : sEnd;
+    const n = (hi - cursor) >>> 0;
+    const pi = p.payloadOffset + ((cursor - p.seq) >>> 0);
+    const si = s.payloadOffset + ((cursor - s.seq) >>> 0);
+    for (let k = 0; k < n; k++) if (p.frame[pi + k] !== s.frame[si + k]) return 'mismatch';
+    c.cursor = hi;
+    if (pEnd === hi) release(P.shift()!);
+    if (sEnd === hi) drop(S.shift()!);
+  }
+}
+
+function compareByContent(c: CompareConnection, release: (p: QueuedPacket) => void, drop: (p: QueuedPacket) => void): CompareOutcome {
+  const P = c.primary;
+  const S = c.secondary;
+  for (;;) {
+    const p = P[0];
+    const s = S[0];
+    if (p === undefined || s === undefined) return 'ok';
+    const pl = p.ipEnd - p.l4Offset;
+    if (pl !== s.ipEnd - s.l4Offset) return 'mismatch';
+    for (let k = 0; k < pl; k++) if (p.frame[p.l4Offset + k] !== s.frame[s.l4Offset + k]) return 'mismatch';
+    release(P.shift()!);
+    drop(S.shift()!);
+  }
+}
