@@ -96,37 +96,57 @@ export function handleCtrl(bytes: Uint8Array, ctx: CtrlContext, state: CtrlState
 }
 
 const NO_DIAGNOSTICS: readonly CtrlDiagnostic[] = Object.freeze([]);
+/** ETH_ALEN as a module-local constant for the table loop (imported bindings stay loads under tsx). */
+const MAC_LEN = ETH_ALEN;
 const RSC_EXT_MASK = featureMask(NetFeature.RSC_EXT);
 
 interface Gate {
   readonly bit: number;
+  /** The same bit as a feature mask (checked without allocating a shifted bigint per command). */
+  readonly mask: bigint;
   readonly section: string;
   /** QEMU 7.2 refuses the command without the feature too. */
   readonly enforcedByQemu: boolean;
 }
 
+function gate(bit: number, section: string, enforcedByQemu: boolean): Gate {
+  return Object.freeze({ bit, mask: featureMask(bit), section, enforcedByQemu });
+}
+
+// One frozen value per gate: gateFor runs per command and allocates nothing.
+const GATE_RX = gate(NetFeature.CTRL_RX, CtrlSection.RX_DRIVER, false);
+const GATE_RX_EXTRA = gate(NetFeature.CTRL_RX_EXTRA, CtrlSection.RX_DRIVER, false);
+const GATE_MAC_TABLE = gate(NetFeature.CTRL_RX, CtrlSection.MAC_DRIVER, false);
+const GATE_MAC_ADDR = gate(NetFeature.CTRL_MAC_ADDR, CtrlSection.MAC, false);
+const GATE_VLAN = gate(NetFeature.CTRL_VLAN, CtrlSection.VLAN, false);
+const GATE_ANNOUNCE = gate(NetFeature.GUEST_ANNOUNCE, CtrlSection.ANNOUNCE_DRIVER, false);
+const GATE_MQ = gate(NetFeature.MQ, CtrlSection.MQ_DRIVER, true);
+const GATE_RSS = gate(NetFeature.RSS, CtrlSection.RSS_DRIVER, true);
+const GATE_HASH = gate(NetFeature.HASH_REPORT, CtrlSection.HASH_CONFIG, true);
+const GATE_OFFLOADS = gate(NetFeature.CTRL_GUEST_OFFLOADS, CtrlSection.OFFLOADS_DRIVER, true);
+
 function gateFor(ctrlClass: number, command: number): Gate | null {
   switch (ctrlClass) {
     case CtrlClass.RX:
-      if (command === CtrlRx.PROMISC || command === CtrlRx.ALLMULTI) return { bit: NetFeature.CTRL_RX, section: CtrlSection.RX_DRIVER, enforcedByQemu: false };
-      if (command <= CtrlRx.NOBCAST) return { bit: NetFeature.CTRL_RX_EXTRA, section: CtrlSection.RX_DRIVER, enforcedByQemu: false };
+      if (command === CtrlRx.PROMISC || command === CtrlRx.ALLMULTI) return GATE_RX;
+      if (command <= CtrlRx.NOBCAST) return GATE_RX_EXTRA;
       return null;
     case CtrlClass.MAC:
-      if (command === CtrlMac.TABLE_SET) return { bit: NetFeature.CTRL_RX, section: CtrlSection.MAC_DRIVER, enforcedByQemu: false };
-      if (command === CtrlMac.ADDR_SET) return { bit: NetFeature.CTRL_MAC_ADDR, section: CtrlSection.MAC, enforcedByQemu: false };
+      if (command === CtrlMac.TABLE_SET) return GATE_MAC_TABLE;
+      if (command === CtrlMac.ADDR_SET) return GATE_MAC_ADDR;
       return null;
     case CtrlClass.VLAN:
-      return { bit: NetFeature.CTRL_VLAN, section: CtrlSection.VLAN, enforcedByQemu: false };
+      return GATE_VLAN;
     case CtrlClass.ANNOUNCE:
-      return { bit: NetFeature.GUEST_ANNOUNCE, section: CtrlSection.ANNOUNCE_DRIVER, enforcedByQemu: false };
+      return GATE_ANNOUNCE;
     case CtrlClass.MQ:
-      if (command === CtrlMq.VQ_PAIRS_SET) return { bit: NetFeature.MQ, section: CtrlSection.MQ_DRIVER, enforcedByQemu: true };
-      if (command === CtrlMq.RSS_CONFIG) return { bit: NetFeature.RSS, section: CtrlSection.RSS_DRIVER, enforcedByQemu: true };
-      if (command === CtrlMq.HASH_CONFIG) return { bit: NetFeature.HASH_REPORT, section: CtrlSection.HASH_CONFIG, enforcedByQemu: true };
+      if (command === CtrlMq.VQ_PAIRS_SET) return GATE_MQ;
+      if (command === CtrlMq.RSS_CONFIG) return GATE_RSS;
+      if (command === CtrlMq.HASH_CONFIG) return GATE_HASH;
       return null;
     case CtrlClass.GUEST_OFFLOADS:
       // QEMU checks the feature before the command byte.
-      return { bit: NetFeature.CTRL_GUEST_OFFLOADS, section: CtrlSection.OFFLOADS_DRIVER, enforcedByQemu: true };
+      return GATE_OFFLOADS;
     default:
       return null;
   }
@@ -135,40 +155,33 @@ function gateFor(ctrlClass: number, command: number): Gate | null {
 /** Applies a parsed command. Never throws; a refused command changes nothing. */
 export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: CtrlState): CtrlOutcome {
   const { ctrlClass, command } = cmd;
-  const diagnostics: CtrlDiagnostic[] = [];
-  const note = (code: CtrlDiagnosticCode, section: string, message: string, tolerated: boolean): void => {
-    diagnostics.push({ code, section, message, ctrlClass, command, tolerated });
-  };
-  /** A tolerated mistake: reported; refused only in strict mode. Returns true when refused. */
-  const tolerate = (code: CtrlDiagnosticCode, section: string, message: string): boolean => {
-    note(code, section, message, true);
-    return ctx.strict;
-  };
+  // No closures here: per-command closures (and tsx's name helper on them) dominated the cost.
+  const notes = new Notes(ctrlClass, command, ctx.strict);
 
   const gate = gateFor(ctrlClass, command);
-  if (gate !== null && !hasFeature(ctx.features, gate.bit)) {
-    note(
+  if (gate !== null && (ctx.features & gate.mask) === 0n) {
+    notes.note(
       'ctrl.feature-not-negotiated',
       gate.section,
       `class ${ctrlClass} command ${command} needs ${featureName(gate.bit) ?? `feature ${gate.bit}`}, which was not negotiated`,
       !gate.enforcedByQemu,
     );
-    if (gate.enforcedByQemu || ctx.strict) return refuse(diagnostics);
+    if (gate.enforcedByQemu || ctx.strict) return refuse(notes.list);
   }
   if (cmd.kind === 'rejected') {
-    diagnostics.push(cmd.error);
-    return refuse(diagnostics);
+    notes.add(cmd.error);
+    return refuse(notes.list);
   }
   if ('trailing' in cmd && cmd.trailing > 0) {
-    const refused = tolerate('ctrl.trailing-bytes', sectionOf(ctrlClass), `class ${ctrlClass} command ${command} carries ${cmd.trailing} bytes past its data`);
-    if (refused) return refuse(diagnostics);
+    const refused = notes.tolerate('ctrl.trailing-bytes', sectionOf(ctrlClass), `class ${ctrlClass} command ${command} carries ${cmd.trailing} bytes past its data`);
+    if (refused) return refuse(notes.list);
   }
 
   const rx = state.rxFilter;
   switch (cmd.kind) {
     case 'rx-mode': {
-      if (cmd.value > 1 && tolerate('ctrl.rx-value-not-boolean', CtrlSection.RX_DEVICE, `RX command ${command} data byte is ${cmd.value}; it must be 0 or 1`)) {
-        return refuse(diagnostics);
+      if (cmd.value > 1 && notes.tolerate('ctrl.rx-value-not-boolean', CtrlSection.RX_DEVICE, `RX command ${command} data byte is ${cmd.value}; it must be 0 or 1`)) {
+        return refuse(notes.list);
       }
       const on = cmd.value !== 0; // QEMU stores the byte; any non-zero value is "on".
       switch (command) {
@@ -179,79 +192,105 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
         case CtrlRx.NOUNI: rx.noUni = on; break;
         default: rx.noBcast = on; break; // CtrlRx.NOBCAST: the parser admits nothing else.
       }
-      return changed(diagnostics);
+      return changed(notes.list);
     }
     case 'mac-addr-set':
       rx.setMainMac(cmd.bytes, cmd.offset);
-      return changed(diagnostics);
+      return changed(notes.list);
     case 'mac-table-set': {
       // Built completely in the scratch table, committed only on success.
       const table = rx.beginMacTable();
       table.uniOverflow = cmd.uniOverflow;
       table.multiOverflow = cmd.multiOverflow;
-      for (let i = 0; i < cmd.uniKept; i++) {
-        table.addUnicast(cmd.bytes, cmd.uniOffset + i * ETH_ALEN);
-        if ((table.uniBytes[i * ETH_ALEN]! & 1) === 1 && wrongKind(i, table.uniBytes, 'unicast')) return refuse(diagnostics);
+      const bytes = cmd.bytes;
+      for (let i = 0, at = cmd.uniOffset; i < cmd.uniKept; i++, at += MAC_LEN) {
+        table.addUnicast(bytes, at);
+        if ((bytes[at]! & 1) === 1 && wrongKind(notes, i, table.uniBytes, 'unicast')) return refuse(notes.list);
       }
-      for (let i = 0; i < cmd.multiKept; i++) {
-        table.addMulticast(cmd.bytes, cmd.multiOffset + i * ETH_ALEN);
-        if ((table.multiBytes[i * ETH_ALEN]! & 1) === 0 && wrongKind(i, table.multiBytes, 'multicast')) return refuse(diagnostics);
+      for (let i = 0, at = cmd.multiOffset; i < cmd.multiKept; i++, at += MAC_LEN) {
+        table.addMulticast(bytes, at);
+        if ((bytes[at]! & 1) === 0 && wrongKind(notes, i, table.multiBytes, 'multicast')) return refuse(notes.list);
       }
       rx.commitMacTable();
-      return changed(diagnostics);
+      return changed(notes.list);
     }
     case 'vlan':
       if (command === CtrlVlan.ADD) rx.vlanAdd(cmd.vid);
       else rx.vlanDel(cmd.vid);
-      return changed(diagnostics);
+      return changed(notes.list);
     case 'announce-ack':
       if (!state.announcePending) {
-        note('ctrl.announce-not-pending', CtrlSection.ANNOUNCE_DEVICE, 'ANNOUNCE_ACK while VIRTIO_NET_S_ANNOUNCE is not set', false);
-        return refuse(diagnostics);
+        notes.note('ctrl.announce-not-pending', CtrlSection.ANNOUNCE_DEVICE, 'ANNOUNCE_ACK while VIRTIO_NET_S_ANNOUNCE is not set', false);
+        return refuse(notes.list);
       }
       state.announcePending = false;
-      return ok('announce', diagnostics);
+      return ok('announce', notes.list);
     case 'mq-vq-pairs-set': {
       const pairs = cmd.pairs;
       if (pairs < MQ_VQ_PAIRS_MIN || pairs > MQ_VQ_PAIRS_MAX || pairs > ctx.maxQueuePairs) {
-        note('ctrl.mq-pairs-out-of-range', CtrlSection.MQ_DRIVER, `VQ_PAIRS_SET ${pairs} is outside 1..${ctx.maxQueuePairs}`, false);
-        return refuse(diagnostics);
+        notes.note('ctrl.mq-pairs-out-of-range', CtrlSection.MQ_DRIVER, `VQ_PAIRS_SET ${pairs} is outside 1..${ctx.maxQueuePairs}`, false);
+        return refuse(notes.list);
       }
       state.queuePairs = pairs;
-      return ok('queue-pairs', diagnostics);
+      return ok('queue-pairs', notes.list);
     }
     case 'mq-rss':
       // Only reachable if RSS / HASH_REPORT were negotiated, which this device never offers.
-      note('ctrl.unknown-command', CtrlSection.MQ, `MQ command ${command} (RSS) is not implemented by this device`, false);
-      return refuse(diagnostics);
+      notes.note('ctrl.unknown-command', CtrlSection.MQ, `MQ command ${command} (RSS) is not implemented by this device`, false);
+      return refuse(notes.list);
     case 'guest-offloads-set': {
       let offloads = cmd.offloads;
       if ((offloads & RSC_EXT_MASK) !== 0n) {
         // QEMU clears RSC_EXT from the bitmap before checking it, negotiated or not.
         if (
           !hasFeature(ctx.features, NetFeature.RSC_EXT) &&
-          tolerate('ctrl.offloads-not-negotiated', CtrlSection.OFFLOADS_DRIVER, 'GUEST_OFFLOADS_SET enables RSC_EXT, which was not negotiated')
+          notes.tolerate('ctrl.offloads-not-negotiated', CtrlSection.OFFLOADS_DRIVER, 'GUEST_OFFLOADS_SET enables RSC_EXT, which was not negotiated')
         ) {
-          return refuse(diagnostics);
+          return refuse(notes.list);
         }
         offloads &= ~RSC_EXT_MASK;
       }
       const extra = offloads & ~(ctx.features & GUEST_OFFLOAD_FEATURES);
       if (extra !== 0n) {
-        note('ctrl.offloads-not-negotiated', CtrlSection.OFFLOADS_DRIVER, `GUEST_OFFLOADS_SET enables offloads 0x${extra.toString(16)} that were not negotiated`, false);
-        return refuse(diagnostics);
+        notes.note('ctrl.offloads-not-negotiated', CtrlSection.OFFLOADS_DRIVER, `GUEST_OFFLOADS_SET enables offloads 0x${extra.toString(16)} that were not negotiated`, false);
+        return refuse(notes.list);
       }
       state.guestOffloads = offloads;
-      return ok('guest-offloads', diagnostics);
+      return ok('guest-offloads', notes.list);
     }
   }
+}
 
-  function wrongKind(index: number, list: Uint8Array, kind: 'unicast' | 'multicast'): boolean {
-    return tolerate(
-      'ctrl.mac-table-wrong-kind',
-      CtrlSection.MAC_DRIVER,
-      `MAC TABLE_SET ${kind} entry ${index} is ${formatMac(list, index * ETH_ALEN)}, ${kind === 'unicast' ? 'a group' : 'an individual'} address`,
-    );
+function wrongKind(notes: Notes, index: number, list: Uint8Array, kind: 'unicast' | 'multicast'): boolean {
+  return notes.tolerate(
+    'ctrl.mac-table-wrong-kind',
+    CtrlSection.MAC_DRIVER,
+    `MAC TABLE_SET ${kind} entry ${index} is ${formatMac(list, index * ETH_ALEN)}, ${kind === 'unicast' ? 'a group' : 'an individual'} address`,
+  );
+}
+
+/** The driver's mistakes in one command; the list is allocated only when there is one. */
+class Notes {
+  list: readonly CtrlDiagnostic[] = NO_DIAGNOSTICS;
+
+  constructor(
+    private readonly ctrlClass: number,
+    private readonly command: number,
+    private readonly strict: boolean,
+  ) {}
+
+  add(d: CtrlDiagnostic): void {
+    this.list = this.list.length === 0 ? [d] : [...this.list, d];
+  }
+
+  note(code: CtrlDiagnosticCode, section: string, message: string, tolerated: boolean): void {
+    this.add({ code, section, message, ctrlClass: this.ctrlClass, command: this.command, tolerated });
+  }
+
+  /** A tolerated mistake: reported; refused only in strict mode. Returns true when refused. */
+  tolerate(code: CtrlDiagnosticCode, section: string, message: string): boolean {
+    this.note(code, section, message, true);
+    return this.strict;
   }
 }
 
@@ -266,18 +305,26 @@ function sectionOf(ctrlClass: number): string {
   }
 }
 
-function refuse(diagnostics: CtrlDiagnostic[]): CtrlOutcome {
-  return { kind: 'ack', ack: CtrlAck.ERR, rxFilterChanged: false, effect: 'none', diagnostics: freeze(diagnostics) };
+// Outcomes without diagnostics are shared frozen values: a good command allocates no outcome.
+const REFUSED: CtrlOutcome = Object.freeze({ kind: 'ack', ack: CtrlAck.ERR, rxFilterChanged: false, effect: 'none', diagnostics: NO_DIAGNOSTICS });
+const CHANGED: CtrlOutcome = Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: true, effect: 'rx-filter', diagnostics: NO_DIAGNOSTICS });
+const OK_BY_EFFECT: Readonly<Record<CtrlEffect, CtrlOutcome>> = Object.freeze({
+  none: Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'none', diagnostics: NO_DIAGNOSTICS }),
+  'rx-filter': Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'rx-filter', diagnostics: NO_DIAGNOSTICS }),
+  announce: Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'announce', diagnostics: NO_DIAGNOSTICS }),
+  'queue-pairs': Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'queue-pairs', diagnostics: NO_DIAGNOSTICS }),
+  'guest-offloads': Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'guest-offloads', diagnostics: NO_DIAGNOSTICS }),
+} as const);
+
+function refuse(diagnostics: readonly CtrlDiagnostic[]): CtrlOutcome {
+  return diagnostics.length === 0 ? REFUSED : { ...REFUSED, diagnostics };
 }
 
-function changed(diagnostics: CtrlDiagnostic[]): CtrlOutcome {
-  return { kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: true, effect: 'rx-filter', diagnostics: freeze(diagnostics) };
+function changed(diagnostics: readonly CtrlDiagnostic[]): CtrlOutcome {
+  return diagnostics.length === 0 ? CHANGED : { ...CHANGED, diagnostics };
 }
 
-function ok(effect: CtrlEffect, diagnostics: CtrlDiagnostic[]): CtrlOutcome {
-  return { kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect, diagnostics: freeze(diagnostics) };
-}
-
-function freeze(diagnostics: CtrlDiagnostic[]): readonly CtrlDiagnostic[] {
-  return diagnostics.length === 0 ? NO_DIAGNOSTICS : diagnostics;
+function ok(effect: CtrlEffect, diagnostics: readonly CtrlDiagnostic[]): CtrlOutcome {
+  const base = OK_BY_EFFECT[effect];
+  return diagnostics.length === 0 ? base : { ...base, diagnostics };
 }

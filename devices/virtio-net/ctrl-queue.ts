@@ -16,6 +16,8 @@ import type { CtrlDiagnostic } from './ctrl-command.js';
  * needs more (the table holds 64), and larger chains are answered VIRTIO_NET_ERR without copying.
  */
 export const CTRL_GATHER_MAX = 1 << 20;
+/** Payload lengths whose gather view is cached: a full 64-entry MAC table is 2 + 8 + 64 × 6 = 394. */
+const GATHER_VIEW_CACHE_MAX = 512;
 
 export interface CtrlHost {
   /** What was negotiated (fixed between DRIVER_OK and reset). */
@@ -32,7 +34,9 @@ export interface CtrlHost {
 }
 
 export class CtrlQueue {
-  private gatherBuffer = new Uint8Array(256);
+  private gatherBuffer = new Uint8Array(512);
+  /** gatherBuffer.subarray(0, n) by n (control payloads come in a few sizes). */
+  private readonly gatherViews: (Uint8Array | undefined)[] = [];
 
   constructor(private readonly host: CtrlHost) {}
 
@@ -89,12 +93,15 @@ export class CtrlQueue {
     if (q.publishUsed()) host.raiseUsed(q.index);
   }
 
+  /** A view of the gather buffer of exactly `length` bytes; views up to GATHER_VIEW_CACHE_MAX are cached. */
   private gather(length: number): Uint8Array {
     if (this.gatherBuffer.length < length) {
       let n = this.gatherBuffer.length;
       while (n < length) n *= 2;
       this.gatherBuffer = new Uint8Array(n);
+      this.gatherViews.length = 0;
     }
-    return this.gatherBuffer.subarray(0, length);
+    if (length > GATHER_VIEW_CACHE_MAX) return this.gatherBuffer.subarray(0, length);
+    return this.gatherViews[length] ?? (this.gatherViews[length] = this.gatherBuffer.subarray(0, length));
   }
 }

@@ -104,7 +104,7 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (!Number.isInteger(queueSize) || queueSize < 2 || queueSize > 32768 || (queueSize & (queueSize - 1)) !== 0) {
     throw new RangeError(`VirtioNetDevice: queueSize must be a power of two in 2..32768, got ${String(queueSize)}`);
   }
-  if (features !== undefined && (features === null || typeof features !== 'object')) {
+  if (features !== undefined && (features === null || typeof features !== 'object' || Array.isArray(features))) {
     throw new TypeError('VirtioNetDevice: features must be an object { disable?: string[] }');
   }
   const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable');

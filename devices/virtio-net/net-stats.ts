@@ -45,6 +45,8 @@ export interface NetStats {
     /** Times the device told the backend to pause (backlog full, or not running). */
     backpressure: number;
     drops: Record<RxDropReason, number>;
+    /** Receive buffers shorter than the header, returned unused with length 0 (§5.1.6.3.1). */
+    shortBuffers: number;
   };
   ctrl: {
     ok: number;
@@ -82,6 +84,7 @@ export class NetCounters {
   rxBufferTooSmall = 0;
   rxOversize = 0;
   rxReset = 0;
+  rxShortBuffers = 0;
   ctrlOk = 0;
   ctrlErr = 0;
   private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
@@ -133,6 +136,7 @@ export class NetCounters {
           oversize: this.rxOversize,
           reset: this.rxReset,
         },
+        shortBuffers: this.rxShortBuffers,
       },
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
       interrupts: { used: this.usedInterrupts, config: this.configInterrupts },

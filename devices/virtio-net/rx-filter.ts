@@ -8,7 +8,7 @@
 // address, and returns a small integer verdict. It allocates nothing.
 
 import { ETH_ALEN, ETH_HLEN, ETH_P_8021Q, ETH_VLAN_HLEN, MAC_TABLE_ENTRIES, VLAN_ID_COUNT } from './constants.js';
-import { macHigh, macKey, macLow } from './mac.js';
+import { macHigh, macLow } from './mac.js';
 
 // The verdicts and Ethernet sizes as module-local constants: acceptFrame reads them on every frame,
 // and V8 folds module-local consts into the code while reads of imported bindings and of object
@@ -22,6 +22,7 @@ const DROP_RUNT = 5;
 const HLEN = ETH_HLEN;
 const VLAN_HLEN = ETH_VLAN_HLEN;
 const TPID_8021Q = ETH_P_8021Q;
+const ALEN = ETH_ALEN;
 
 /** What `acceptFrame` decided: 0 accepts, anything else is the reason the frame was dropped. */
 export const RxVerdict = {
@@ -65,7 +66,7 @@ export class MacSet {
 
   /** Adds the address (high 16 bits, low 32 bits as from macHigh/macLow); duplicates are kept once. */
   add(high: number, low: number): void {
-    const key = macKey(high, low);
+    const key = high * 0x1_0000_0000 + (low >>> 0); // macKey(), inlined (imported bindings stay loads)
     const keys = this.keys;
     let i = slotOf(high, low);
     for (;;) {
@@ -92,6 +93,14 @@ export class MacSet {
       i = (i + 1) & MAC_SET_MASK;
     }
   }
+}
+
+/** macHigh / macLow (mac.ts), module-local for the table-building loop. */
+function high16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+function low32(b: Uint8Array, o: number): number {
+  return (b[o + 2]! << 24) | (b[o + 3]! << 16) | (b[o + 4]! << 8) | b[o + 5]!;
 }
 
 function slotOf(high: number, low: number): number {
@@ -127,16 +136,20 @@ export class MacTable {
 
   /** Appends a unicast entry; the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
   addUnicast(src: Uint8Array, offset: number): void {
-    this.uniBytes.set(src.subarray(offset, offset + ETH_ALEN), this.uniCount * ETH_ALEN);
+    const bytes = this.uniBytes;
+    const at = this.uniCount * ALEN;
+    for (let i = 0; i < ALEN; i++) bytes[at + i] = src[offset + i]!;
     this.uniCount++;
-    this.uniSet.add(macHigh(src, offset), macLow(src, offset));
+    this.uniSet.add(high16(src, offset), low32(src, offset));
   }
 
   /** Appends a multicast entry; the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
   addMulticast(src: Uint8Array, offset: number): void {
-    this.multiBytes.set(src.subarray(offset, offset + ETH_ALEN), this.multiCount * ETH_ALEN);
+    const bytes = this.multiBytes;
+    const at = this.multiCount * ALEN;
+    for (let i = 0; i < ALEN; i++) bytes[at + i] = src[offset + i]!;
     this.multiCount++;
-    this.multiSet.add(macHigh(src, offset), macLow(src, offset));
+    this.multiSet.add(high16(src, offset), low32(src, offset));
   }
 }
 
@@ -214,7 +227,7 @@ export class RxFilterState {
   }
 
   setMainMac(src: Uint8Array, offset: number): void {
-    this.mainMac.set(src.subarray(offset, offset + ETH_ALEN));
+    for (let i = 0; i < ETH_ALEN; i++) this.mainMac[i] = src[offset + i]!;
     this.mainHigh = macHigh(src, offset);
     this.mainLow = macLow(src, offset);
   }

@@ -78,7 +78,9 @@ export class RxPath {
    * every available entry, so its request for a notification (`avail_event = nextAvail`, §2.7.10)
    * asks for the next buffer the driver adds — giving them back would ask for one already there.
    */
-  private readonly pending: DescriptorChain[] = [];
+  private readonly pending: (DescriptorChain | null)[] = [];
+  /** Chains in `pending` (the array only grows: shrinking and re-growing it allocated per frame). */
+  private pendingCount = 0;
 
   constructor(private readonly host: RxHost) {}
 
@@ -95,7 +97,7 @@ export class RxPath {
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
   stop(): void {
     this.queues = null;
-    this.pending.length = 0;
+    this.dropPending();
   }
 
   /** Device reset: what the backlog holds is dropped and counted 'reset'. */
@@ -130,9 +132,9 @@ export class RxPath {
     if (q === null) return this.refuse(); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
       const r = this.deliver(q, frame, vnetHeader);
+      this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
       if (r !== NO_BUFFERS) {
         counters.rxOffered++;
-        if (r === DELIVERED) this.publish(q);
         return true;
       }
     }
@@ -164,14 +166,12 @@ export class RxPath {
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
   private drain(q: SplitQueue): void {
     const backlog = this.backlog;
-    let delivered = false;
     while (backlog.length > 0 && this.queues !== null && !q.broken) {
       const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
       if (r === NO_BUFFERS) break;
-      if (r === DELIVERED) delivered = true;
       backlog.shift();
     }
-    if (delivered) this.publish(q);
+    this.publish(q);
   }
 
   /**
@@ -226,7 +226,7 @@ export class RxPath {
       this.host.violation({ ...avail.error, queue: q.index });
       return NO_BUFFERS;
     }
-    if (avail === 0 && this.pending.length === 0) {
+    if (avail === 0 && this.pendingCount === 0) {
       this.seenAvailable = 0;
       return NO_BUFFERS;
     }
@@ -245,23 +245,42 @@ export class RxPath {
     return this.mergeable ? this.writeMerged(q, frame) : this.writeSingle(q, frame);
   }
 
-  /** A usable chain; null when the ring is empty; undefined after a tier-1 violation. */
+  /**
+   * A usable chain; null when the ring is empty; undefined after a tier-1 violation. A chain whose
+   * writable part is shorter than the header can never hold a packet (§5.1.6.3.1: the driver MUST
+   * make each buffer at least that long): it is returned at once with used length 0 (Linux counts
+   * a length error and reposts it), recorded and counted, and the next chain is tried — waiting on
+   * it would stall the queue, and giving it back would meet it again.
+   */
   private popChain(q: SplitQueue): DescriptorChain | null | undefined {
-    const c = q.pop();
-    if (c.kind === 'chain') {
-      if (c.writableLength === 0) {
-        // §2.7.4.2 / §5.1.6.3: receive buffers are device-writable. A chain with none is unusable.
-        // Tier 1 like QEMU ("receive queue contains no in buffers"): the device stops; reset forgets the chain.
-        this.host.violation({ code: 'rx.no-writable-descriptor', section: '5.1.6.3.1', queue: q.index, head: c.headIndex });
+    for (;;) {
+      const c = q.pop();
+      if (c.kind === 'chain') {
+        if (c.writableLength === 0) {
+          // §2.7.4.2 / §5.1.6.3: receive buffers are device-writable. A chain with none is unusable.
+          // Tier 1 like QEMU ("receive queue contains no in buffers"): the device stops; reset forgets the chain.
+          this.host.violation({ code: 'rx.no-writable-descriptor', section: '5.1.6.3.1', queue: q.index, head: c.headIndex });
+          return undefined;
+        }
+        if (c.writableLength < this.hdrLen) {
+          this.host.counters.rxShortBuffers++;
+          this.host.mistake(
+            'rx.buffer-shorter-than-header',
+            '5.1.6.3.1',
+            `receive chain ${c.headIndex} has ${c.writableLength} writable bytes, less than the ${this.hdrLen}-byte header; returned unused`,
+            q.index,
+          );
+          q.pushUsed(c, 0);
+          continue;
+        }
+        return c;
+      }
+      if (c.kind === 'violation') {
+        this.host.violation({ ...c.error, queue: q.index });
         return undefined;
       }
-      return c;
+      return null;
     }
-    if (c.kind === 'violation') {
-      this.host.violation({ ...c.error, queue: q.index });
-      return undefined;
-    }
-    return null;
   }
 
   private writeSingle(q: SplitQueue, frame: Uint8Array): Outcome {
@@ -299,18 +318,17 @@ export class RxPath {
     let room = 0;
     let n = 0; // chains the frame takes: pending[0 .. n)
     while (room < total) {
-      if (n === pending.length) {
+      if (n === this.pendingCount) {
         if (n === q.size) {
           // Every entry of the ring is a buffer and together they cannot hold the frame: the
-          // driver can add nothing more, so waiting would stall the queue. Drop the frame and give
-          // the buffers back (they are the most recent pops).
-          q.unpop(n);
-          pending.length = 0;
+          // driver can add nothing more, so waiting would stall the queue. Drop the frame; the
+          // buffers stay for the next one. (A driver whose descriptor table runs out first, with
+          // multi-descriptor buffers, makes the device wait as QEMU does: it can still reset.)
           return this.tooSmall(q, `a ring of ${q.size} receive buffers (${room} bytes) cannot hold a ${total}-byte packet`);
         }
         const c = this.popChain(q);
         if (c === undefined) {
-          pending.length = 0; // tier 1: the queue is stopped; popped chains are forgotten
+          this.dropPending(); // tier 1: the queue is stopped; popped chains are forgotten
           return NO_BUFFERS;
         }
         if (c === null) {
@@ -318,17 +336,15 @@ export class RxPath {
           this.seenAvailable = 0;
           return NO_BUFFERS;
         }
-        pending.push(c);
+        if (n === pending.length) pending.push(c);
+        else pending[n] = c;
+        this.pendingCount = n + 1;
       }
       room += pending[n]!.writableLength;
       n++;
     }
-    // The first chain must hold the whole header (num_buffers is written into it).
-    if (pending[0]!.writableLength < hdrLen) {
-      q.unpop(pending.length);
-      pending.length = 0;
-      return this.tooSmall(q, `receive buffer shorter than the ${hdrLen}-byte header`);
-    }
+    // Every chain holds at least the header (popChain returned shorter ones), so the first takes
+    // the whole header with num_buffers.
     const header = this.header;
     header[VnetHdrOffset.NUM_BUFFERS] = n & 0xff;
     header[VnetHdrOffset.NUM_BUFFERS + 1] = n >>> 8;
@@ -344,11 +360,17 @@ export class RxPath {
       q.pushUsed(c, len);
     }
     // Chains popped beyond what this frame took (it replaced a larger one) wait for the next.
-    const rest = pending.length - n;
+    const rest = this.pendingCount - n;
     for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
-    pending.length = rest;
+    for (let i = rest; i < this.pendingCount; i++) pending[i] = null;
+    this.pendingCount = rest;
     this.countDelivered(frame.length);
     return DELIVERED;
+  }
+
+  private dropPending(): void {
+    this.pending.fill(null);
+    this.pendingCount = 0;
   }
 
   private tooSmall(q: SplitQueue, message: string): Outcome {

@@ -1,6 +1,8 @@
 // Frames the scripted guest sends (no spec section: Ethernet II, ARP (RFC 826), IPv4 (RFC 791)
 // and ICMP echo (RFC 792) as a Linux guest would put them on the wire).
 
+import { finishChecksum, onesSum } from '../packet/checksum.js';
+
 export interface GuestAddressing {
   mac: Uint8Array;
   ip: readonly [number, number, number, number];
@@ -65,11 +67,7 @@ export function arpSenderMac(f: Uint8Array): Uint8Array {
 
 /** RFC 1071 Internet checksum of `len` bytes at `off`. */
 export function inetChecksum(b: Uint8Array, off: number, len: number): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < len; i += 2) sum += (b[off + i]! << 8) | b[off + i + 1]!;
-  if ((len & 1) === 1) sum += b[off + len - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
+  return finishChecksum(onesSum(b, off, off + len));
 }
 
 function be16(b: Uint8Array, off: number, v: number): void {

@@ -193,6 +193,10 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
     const final = join(cacheDir, `image-${recipe(init)}`);
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
+    // Images of earlier recipes are never used again.
+    for (const d of readdirSync(cacheDir)) {
+      if (d.startsWith('image-') && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
+    }
     log(`guest image: ready in ${final}`);
     return imageAt(final, kernelRelease, packages);
   } finally {

@@ -39,6 +39,9 @@ export interface CompareConnection {
   readonly secondary: QueuedPacket[];
   /** TCP: first sequence number (primary space) not compared yet; undefined before the first data. */
   cursor: number | undefined;
+  /** TCP: sequence number of each side's FIN once it left its queue (FIN alone or on data). */
+  primaryFin: number | undefined;
+  secondaryFin: number | undefined;
 }
 
 /** What comparing did; `release` and `drop` are called as packets leave the queues. */
@@ -63,40 +66,67 @@ export function compareConnection(
   return c.protocol === 6 ? compareTcp(c, release, drop) : compareByContent(c, release, drop);
 }
 
+function isFinOnly(p: QueuedPacket): boolean {
+  return p.payloadLength === 0 && (p.tcpFlags & CONTROL) === TCP_FLAG.FIN;
+}
+
 function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, drop: (p: QueuedPacket) => void): CompareOutcome {
   const P = c.primary;
   const S = c.secondary;
+  const out = (q: QueuedPacket[], primary: boolean): void => {
+    const x = q.shift()!;
+    if ((x.tcpFlags & TCP_FLAG.FIN) !== 0) {
+      const fin = (x.seq + x.payloadLength) >>> 0;
+      if (primary) c.primaryFin = fin;
+      else c.secondaryFin = fin;
+    }
+    if (primary) release(x);
+    else drop(x);
+  };
   for (;;) {
     const p = P[0];
     const s = S[0];
     if (p !== undefined && isPureAck(p)) {
-      release(P.shift()!);
+      out(P, true);
       continue;
     }
     if (s !== undefined && isPureAck(s)) {
-      drop(S.shift()!);
+      out(S, false);
+      continue;
+    }
+    // A FIN alone on one side matches the other side's FIN at the same place, even when that
+    // one rode on the last data segment (stacks differ in that).
+    if (p !== undefined && isFinOnly(p) && c.secondaryFin === p.seq) {
+      out(P, true);
+      continue;
+    }
+    if (s !== undefined && isFinOnly(s) && c.primaryFin === s.seq) {
+      out(S, false);
       continue;
     }
     if (p === undefined || s === undefined) return 'ok';
     if (p.payloadLength === 0 || s.payloadLength === 0) {
       if (p.payloadLength !== s.payloadLength || (p.tcpFlags & CONTROL) !== (s.tcpFlags & CONTROL)) return 'mismatch';
-      release(P.shift()!);
-      drop(S.shift()!);
+      // A SYN pins where the data starts: from here on, comparing is strict.
+      if ((p.tcpFlags & TCP_FLAG.SYN) !== 0) c.cursor = (p.seq + 1) >>> 0;
+      out(P, true);
+      out(S, false);
       continue;
     }
     const pEnd = (p.seq + p.payloadLength) >>> 0;
     const sEnd = (s.seq + s.payloadLength) >>> 0;
     if (c.cursor === undefined) {
-      if (p.seq !== s.seq) return 'mismatch';
-      c.cursor = p.seq;
+      // Picked up mid-stream (no SYN seen, or after a flush): start at the later of the two
+      // segments; bytes before it on the other side predate the comparison.
+      c.cursor = seqBefore(p.seq, s.seq) ? s.seq : p.seq;
     }
     const cursor = c.cursor;
     if (seqAtOrBefore(pEnd, cursor)) {
-      release(P.shift()!);
+      out(P, true);
       continue;
     }
     if (seqAtOrBefore(sEnd, cursor)) {
-      drop(S.shift()!);
+      out(S, false);
       continue;
     }
     // Bytes at the cursor missing from one stream: the streams diverged.
@@ -107,8 +137,8 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
     const si = s.payloadOffset + ((cursor - s.seq) >>> 0);
     for (let k = 0; k < n; k++) if (p.frame[pi + k] !== s.frame[si + k]) return 'mismatch';
     c.cursor = hi;
-    if (pEnd === hi) release(P.shift()!);
-    if (sEnd === hi) drop(S.shift()!);
+    if (pEnd === hi) out(P, true);
+    if (sEnd === hi) out(S, false);
   }
 }
 

@@ -3,6 +3,7 @@
 // for the same command names (net/net.c qmp_query_rx_filter and qmp_set_link,
 // monitor/qmp-cmds-control.c), checked against a running QEMU 7.2.
 
+import { PassthroughError, type IPFlowSpec, type PassthroughList } from '../colo/passthrough.js';
 import { QmpError, genericError } from './errors.js';
 import type { QmpNic } from './nic.js';
 import { QMP_SCHEMA, type QmpCommandName, type QmpSchema } from './schema.js';
@@ -39,6 +40,8 @@ export interface QmpContext {
   /** Capabilities offered in the greeting (none today). */
   readonly offeredCapabilities: readonly string[];
   readonly version: QmpResult<'query-version'>;
+  /** The COLO passthrough list the colo-passthrough-* / passthrough-filter-* commands edit. */
+  readonly passthrough: PassthroughList;
 }
 
 export type QmpHandler<N extends QmpCommandName> = (
@@ -56,6 +59,16 @@ function selectNics(name: string | undefined, ctx: QmpContext): QmpNic[] {
   if (nic !== undefined) return [nic];
   if (ctx.netdevIds.has(name)) throw genericError(`net client(${name}) isn't a NIC`);
   throw genericError(`invalid net client name: ${name}`);
+}
+
+/** Runs a passthrough-list edit; its refusals become GenericErrors with the list's message. */
+function editPassthrough(edit: (spec: IPFlowSpec) => void, args: IPFlowSpec): void {
+  try {
+    edit(args);
+  } catch (err) {
+    if (err instanceof PassthroughError) throw genericError(err.message);
+    throw err;
+  }
 }
 
 export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
@@ -97,5 +110,21 @@ export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
 
   'x-query-virtio-net-stats'(args, ctx) {
     return selectNics(args.name, ctx).map((nic) => ({ name: nic.id, stats: nic.stats() }));
+  },
+
+  'colo-passthrough-add'(args, ctx) {
+    editPassthrough((spec) => ctx.passthrough.add(spec), args);
+  },
+
+  'colo-passthrough-del'(args, ctx) {
+    editPassthrough((spec) => ctx.passthrough.delete(spec), args);
+  },
+
+  'passthrough-filter-add'(args, ctx) {
+    editPassthrough((spec) => ctx.passthrough.add(spec), args);
+  },
+
+  'passthrough-filter-del'(args, ctx) {
+    editPassthrough((spec) => ctx.passthrough.delete(spec), args);
   },
 };

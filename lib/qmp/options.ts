@@ -1,6 +1,7 @@
 // QmpServer options: their types, defaults, limits, and the checks that reject bad ones at once
 // with a message naming the option and what is allowed (programmer errors, thrown).
 
+import { PassthroughList } from '../colo/passthrough.js';
 import type { QmpNetdev, QmpNic } from './nic.js';
 
 export interface QmpServerOptions {
@@ -18,6 +19,12 @@ export interface QmpServerOptions {
   maxMessageBytes?: number;
   /** Largest backlog of unread output per client before the client is disconnected. */
   maxOutputBytes?: number;
+  /**
+   * The COLO objects management edits: `passthrough` is the list the colo-passthrough-* and
+   * passthrough-filter-* commands change (share it with ColoCompare / MirrorFilter /
+   * RedirectorFilter). Default: a list of the server's own (`server.passthrough`).
+   */
+  colo?: { passthrough: PassthroughList };
 }
 
 /** Default message limit: far above any command in the schema, small enough to bound memory per client. */
@@ -44,6 +51,7 @@ export interface ResolvedOptions {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };
   maxMessageBytes: number;
   maxOutputBytes: number;
+  passthrough: PassthroughList;
 }
 
 function fail(option: string, allowed: string, got: unknown): never {
@@ -119,7 +127,16 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
     resolvedVersion = { qemu: { major, minor, micro }, package: pkg };
   }
 
+  let passthrough: PassthroughList;
+  if (options.colo === undefined) passthrough = new PassthroughList();
+  else {
+    const pl = (options.colo as { passthrough?: unknown } | null)?.passthrough;
+    if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/colo/passthrough.ts)', typeof pl);
+    passthrough = pl;
+  }
+
   return {
+    passthrough,
     devices,
     path,
     netdevs,

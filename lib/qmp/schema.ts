@@ -41,6 +41,7 @@ export const QMP_SCHEMA = {
       },
     },
     VirtioNetStatsInfo: { struct: { name: 'str', stats: 'any' } },
+    InetSocketAddressBase: { struct: { host: 'str', port: 'str' } },
   },
 
   commands: {
@@ -179,6 +180,105 @@ export const QMP_SCHEMA = {
             return: [{ name: 'vnet0', stats: { 'tx-frames': 3, 'tx-bytes': 180, 'rx-frames': 5, 'rx-bytes': 300 } }],
             id: 'stats-1',
           },
+        },
+      ]),
+    },
+
+    'colo-passthrough-add': {
+      doc:
+        "Adds an entry to the COLO passthrough list (lib/colo/passthrough.ts): packets of flows it " +
+        "matches are not compared by colo-compare, nor mirrored or redirected. Every member is optional " +
+        "and an absent one matches anything; 'protocol' is resolved like getprotobyname(3); " +
+        "'object-name' is the id of the colo-compare or filter the entry is for (absent: all); an entry " +
+        'matches both directions of a flow. The IPFlowSpec of the proposed QEMU 6.1 QAPI.',
+      data: { '*protocol': 'str', '*object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
+      errors: [
+        { class: 'GenericError', desc: 'passthrough entry already exists: %s', when: 'an equal entry is on the list' },
+        { class: 'GenericError', desc: "unknown protocol '%s' (not in the system's protocol table)", when: 'getprotobyname does not know the protocol' },
+        { class: 'GenericError', desc: "'source.host' must be an IP address (or '' for any), got '%s'", when: 'a host is not an IP literal (likewise destination)' },
+        { class: 'GenericError', desc: "'source.port' must be a port number or service name (or '' for any), got '%s'", when: 'a port is neither (likewise destination)' },
+      ],
+      examples: examples([
+        {
+          '->': {
+            execute: 'colo-passthrough-add',
+            arguments: {
+              protocol: 'tcp',
+              'object-name': 'object0',
+              source: { host: '192.168.1.1', port: '1234' },
+              destination: { host: '192.168.1.2', port: '4321' },
+            },
+          },
+          '<-': { return: {} },
+        },
+        { '->': { execute: 'colo-passthrough-add', arguments: { protocol: 'udp' } }, '<-': { return: {} } },
+        {
+          '->': { execute: 'colo-passthrough-add', arguments: { protocol: 'nosuchproto' } },
+          '<-': { error: { class: 'GenericError', desc: "unknown protocol 'nosuchproto' (not in the system's protocol table)" } },
+        },
+        {
+          '->': { execute: 'colo-passthrough-add', arguments: { source: { host: 'primary.example', port: '80' } } },
+          '<-': { error: { class: 'GenericError', desc: "'source.host' must be an IP address (or '' for any), got 'primary.example'" } },
+        },
+        {
+          '->': { execute: 'colo-passthrough-add', arguments: { source: { host: '10.0.0.1', port: 80 } } },
+          '<-': { error: { class: 'GenericError', desc: "Invalid parameter type for 'source.port', expected: string" } },
+        },
+      ]),
+    },
+
+    'colo-passthrough-del': {
+      doc: 'Deletes the passthrough entry equal to the arguments (same members and meaning as colo-passthrough-add).',
+      data: { '*protocol': 'str', '*object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
+      errors: [{ class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' }],
+      examples: examples([
+        {
+          '->': {
+            execute: 'colo-passthrough-del',
+            arguments: {
+              protocol: 'tcp',
+              'object-name': 'object0',
+              source: { host: '192.168.1.1', port: '1234' },
+              destination: { host: '192.168.1.2', port: '4321' },
+            },
+          },
+          '<-': {
+            error: {
+              class: 'GenericError',
+              desc: 'passthrough entry not found: protocol=tcp object-name=object0 source=192.168.1.1:1234 destination=192.168.1.2:4321',
+            },
+          },
+        },
+      ]),
+    },
+
+    'passthrough-filter-add': {
+      doc: "colo-passthrough-add under the later revision's name, where 'object-name' is required.",
+      data: { '*protocol': 'str', 'object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
+      errors: [
+        { class: 'GenericError', desc: 'passthrough entry already exists: %s', when: 'an equal entry is on the list' },
+        { class: 'GenericError', desc: "unknown protocol '%s' (not in the system's protocol table)", when: 'getprotobyname does not know the protocol' },
+      ],
+      examples: examples([
+        {
+          '->': { execute: 'passthrough-filter-add', arguments: { protocol: 'tcp', 'object-name': 'comp0', destination: { host: '10.0.0.2', port: '22' } } },
+          '<-': { return: {} },
+        },
+        {
+          '->': { execute: 'passthrough-filter-add', arguments: { protocol: 'tcp' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'object-name' is missing" } },
+        },
+      ]),
+    },
+
+    'passthrough-filter-del': {
+      doc: "colo-passthrough-del under the later revision's name, where 'object-name' is required.",
+      data: { '*protocol': 'str', 'object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
+      errors: [{ class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' }],
+      examples: examples([
+        {
+          '->': { execute: 'passthrough-filter-del', arguments: { protocol: 'icmp', 'object-name': 'm0' } },
+          '<-': { error: { class: 'GenericError', desc: 'passthrough entry not found: protocol=icmp object-name=m0 source=any destination=any' } },
         },
       ]),
     },

@@ -11,6 +11,7 @@
 // in between, and it works the same in worker threads (no process-wide umask change).
 
 import { EventEmitter } from 'node:events';
+import type { PassthroughList } from '../colo/passthrough.js';
 import { chmod, lstat, mkdtemp, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -59,7 +60,12 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     }
     // A NIC's own name wins over a netdev of the same name.
     for (const id of nics.keys()) netdevIds.delete(id);
-    this.context = { nics, netdevIds, nicsOfNetdev, offeredCapabilities: [], version: this.options.version };
+    this.context = { nics, netdevIds, nicsOfNetdev, offeredCapabilities: [], version: this.options.version, passthrough: this.options.passthrough };
+  }
+
+  /** The COLO passthrough list the server's commands edit (`options.colo.passthrough`, or its own). */
+  get passthrough(): PassthroughList {
+    return this.options.passthrough;
   }
 
   /** The unix socket path and, once listening, the TCP address if TCP was asked for. */

@@ -30,9 +30,13 @@ export interface NetRigOptions extends Partial<Omit<VirtioNetOptions, 'memory' |
   /** Ring size of every queue (default 64; on pci-legacy it is also the device's queueSize). */
   ringSize?: number;
   memorySize?: number;
+  /** Bytes between the rings of consecutive queues, buffer heap included (default 0x40000). */
+  ringSpacing?: number;
   netdev?: Netdev;
   /** Initialise the device (default true). */
   init?: boolean;
+  /** Keep a copy of every transmitted frame in `transmitted` (default true; benchmarks turn it off). */
+  recordTransmitted?: boolean;
 }
 
 /** Feature word from names. */
@@ -84,13 +88,15 @@ export class NetRig {
   /** Notifications the driver skipped because the device did not ask for them. */
   suppressedKicks = 0;
   private readonly ringSize: number;
+  private readonly ringSpacing: number;
 
   constructor(readonly options: NetRigOptions = {}) {
-    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, netdev, init = true, id = 'nic0', ...rest } = options;
+    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, ringSpacing = 0x40000, netdev, init = true, id = 'nic0', recordTransmitted = true, ...rest } = options;
     this.ringSize = ringSize;
+    this.ringSpacing = ringSpacing;
     this.memory = new GuestMemory(memorySize);
     this.netdev = netdev ?? new MemoryNetdev({ id: 'net0' });
-    if (this.netdev instanceof MemoryNetdev) this.netdev.on('transmit', (f: Uint8Array) => this.transmitted.push(f));
+    if (this.netdev instanceof MemoryNetdev && recordTransmitted) this.netdev.on('transmit', (f: Uint8Array) => this.transmitted.push(f));
     const queueSize = transport === 'pci-legacy' ? (rest.queueSize ?? ringSize) : rest.queueSize;
     this.device = new VirtioNetDevice({ id, ...rest, ...(queueSize === undefined ? {} : { queueSize }), memory: this.memory, netdev: this.netdev });
     const onInterrupt = (asserted: boolean): void => {
@@ -107,11 +113,11 @@ export class NetRig {
     if (init) this.start(driverFeatures === undefined ? ALL_FEATURES : features(driverFeatures));
   }
 
-  /** Queue `index`'s ring: 0x10000 + index × 0x40000, buffer heap after it. */
+  /** Queue `index`'s ring: 0x10000 + index × ringSpacing, buffer heap after it. */
   private ring(index: number): DriverRing {
-    const base = 0x10000 + index * 0x40000;
+    const base = 0x10000 + index * this.ringSpacing;
     const size = this.ringSize;
-    const heapEnd = base + 0x40000;
+    const heapEnd = base + this.ringSpacing;
     if (this.driver?.kind === 'pci-legacy') {
       const l = legacyRingLayout(base, size);
       return new DriverRing(this.memory, { size, descTable: l.descTable, availRing: l.availRing, usedRing: l.usedRing, heapStart: l.usedRing + 0x1000 + 8 * size, heapEnd });

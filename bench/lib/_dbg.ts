@@ -1,0 +1,12 @@
+import { Session } from 'node:inspector/promises';
+import { writeFileSync } from 'node:fs';
+import { txRig, TX_CASES } from '../tx-memory.bench.js';
+import { rxRig, RX_CASES } from '../rx-memory.bench.js';
+const which = process.argv[2] ?? 'tx';
+const r = which === 'tx' ? txRig(TX_CASES[0]!) : which === 'tx2' ? txRig(TX_CASES[5]!) : which === 'rxm' ? rxRig(RX_CASES[1]!) : rxRig(RX_CASES[0]!);
+r.work(200000);
+const s = new Session(); s.connect();
+await s.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as any);
+r.work(500000);
+const { profile } = await s.post('HeapProfiler.stopSampling');
+writeFileSync(process.argv[3]!, JSON.stringify(profile));

@@ -1,0 +1,258 @@
+// Frames per second through a real TAP (VIRTIO 1.2 §5.1.6.2 transmission and §5.1.6.4 reception,
+// over lib/netdev/tap-netdev.ts): the device on a `TapNetdev` whose interface sits in a throwaway
+// network namespace — the peer. Root only; skipped with the reason otherwise.
+//
+// Baseline, same run, same TAP fd: bench/tap-loop.c, built here with the system compiler, doing the
+// bare write()/read() loop — the physical limit of the TAP path. The fd is shared with the C
+// program (spawn stdio slot 3), so both go through the same kernel object.
+//   tap-tx-64  guest → device → write(2): 64-byte frames with a 12-byte virtio-net header. The
+//              frames are addressed to another host, so the namespace's stack drops them cheaply.
+//   tap-rx-64  read(2) → device → guest buffers: the peer (tap-loop gen, an AF_PACKET sender in the
+//              namespace) first fills the TAP's queue (txqueuelen raised to hold it) while the
+//              backend is paused; the clock then runs from resume to the last frame the guest
+//              received — so the figure is the read path's, not the sender's. The C loop drains
+//              an identically filled queue.
+// Subject and baseline alternate per repeat.
+//
+//   npx tsx bench/tap.bench.ts [--quick]        (as root)
+
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Benchmark, BenchContext } from './lib/bench.js';
+import { isMain, runStandalone } from './lib/bench.js';
+import { NetLoop } from './lib/net-loop.js';
+import { frameCorpus, PEER_MAC, BENCH_MAC } from './lib/corpus.js';
+import { summarize, ratio } from './lib/stats.js';
+import type { BenchResult } from './lib/result.js';
+import { skipped } from './lib/result.js';
+import { Netns, hostSkipReason, linkName, run as runCmd } from '../test/support/netns.js';
+import type { TapNetdev } from '../lib/netdev/tap-netdev.js';
+
+const FRAME_BYTES = 64;
+const HDR_LEN = 12;
+const BASELINE_IS = 'C write()/read() loop on the same TAP fd';
+/** How long a drain may see no new frame before it counts as finished (frames lost on the way). */
+const IDLE_MS = 500;
+
+interface Sizes {
+  txFrames: number;
+  rxFrames: number;
+  repeats: number;
+}
+const QUICK_SIZES: Sizes = { txFrames: 40_000, rxFrames: 20_000, repeats: 2 };
+const FULL_SIZES: Sizes = { txFrames: 200_000, rxFrames: 50_000, repeats: 5 };
+
+interface ChildResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function child(cmd: string, args: readonly string[], fd?: number): Promise<ChildResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: fd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe', fd] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** "<frames> <ns>" from tap-loop. */
+async function cLoop(bin: string, args: readonly string[], fd?: number, viaNetns?: string): Promise<{ frames: number; ns: number }> {
+  const r = viaNetns === undefined ? await child(bin, args, fd) : await child('ip', ['netns', 'exec', viaNetns, bin, ...args]);
+  const m = /^(\d+) (\d+)\s*$/.exec(r.stdout);
+  if (r.code !== 0 || m === null) throw new Error(`tap-loop ${args[0]} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
+  return { frames: Number(m[1]), ns: Number(m[2]) };
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface TapEnv {
+  ns: Netns;
+  tap: TapNetdev;
+  loop: NetLoop;
+  bin: string;
+  dir: string;
+}
+
+function buildBaseline(dir: string): string {
+  const src = path.join(path.dirname(fileURLToPath(import.meta.url)), 'tap-loop.c');
+  const bin = path.join(dir, 'tap-loop');
+  try {
+    execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+  } catch (e) {
+    throw new Error(`cannot build the C baseline with cc: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}`);
+  }
+  return bin;
+}
+
+async function setup(sizes: Sizes): Promise<TapEnv> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'vnm-bench-'));
+  let ns: Netns | null = null;
+  let tap: TapNetdev | null = null;
+  try {
+    const bin = buildBaseline(dir);
+    const { TapNetdev } = await import('../lib/netdev/tap-netdev.js');
+    ns = new Netns();
+    // No IPv6 chatter (router solicitations, DAD) from the namespace into the TAP.
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    tap = new TapNetdev({ id: 'bench-tap', ifname: linkName('b') });
+    const loop = new NetLoop({ eventIdx: true, mrgRxbuf: true, netdev: tap });
+    loop.prepareTx(frameCorpus(FRAME_BYTES, { dst: PEER_MAC, src: BENCH_MAC }), 1);
+    loop.prepareRx(1536);
+    runCmd('ip', ['link', 'set', tap.ifname, 'netns', ns.name]);
+    ns.ip(['link', 'set', tap.ifname, 'txqueuelen', String(sizes.rxFrames + 1000), 'up']);
+    loop.start(); // DRIVER_OK: TUNSETVNETHDRSZ 12
+    if (tap.vnetHeaderLength !== HDR_LEN) throw new Error(`TAP header length is ${tap.vnetHeaderLength}, expected ${HDR_LEN}`);
+    return { ns, tap, loop, bin, dir };
+  } catch (e) {
+    if (tap !== null) await tap.close();
+    ns?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function teardown(env: TapEnv): Promise<void> {
+  await env.tap.close();
+  env.ns.destroy();
+  rmSync(env.dir, { recursive: true, force: true });
+}
+
+/** Device transmit: `frames` frames through TapNetdev.send (one write(2) each). */
+function deviceTx(env: TapEnv, frames: number): { frames: number; ns: number } {
+  const before = env.tap.stats();
+  const t0 = process.hrtime.bigint();
+  let done = 0;
+  while (done < frames) done += env.loop.txBatch();
+  const ns = Number(process.hrtime.bigint() - t0);
+  const after = env.tap.stats();
+  if (after.txErrors !== before.txErrors) throw new Error(`${after.txErrors - before.txErrors} TAP writes failed`);
+  return { frames: after.txFrames - before.txFrames, ns };
+}
+
+/** Fills the TAP's queue from the namespace while the backend is paused. */
+async function fill(env: TapEnv, frames: number): Promise<void> {
+  env.tap.pauseReceive();
+  await pause(20); // the poller's next turn drops POLLIN
+  const g = await cLoop(env.bin, ['gen', env.tap.ifname, String(frames), String(FRAME_BYTES)], undefined, env.ns.name);
+  if (g.frames !== frames) throw new Error(`the peer sent ${g.frames} of ${frames} frames`);
+}
+
+/** Device receive: resume the backend, recycle buffers on each interrupt, until `frames` arrived or the flow stops. */
+function deviceRx(env: TapEnv, frames: number): Promise<{ frames: number; ns: number }> {
+  const loop = env.loop;
+  return new Promise((resolve) => {
+    let got = 0;
+    let scheduled = false;
+    let lastProgress = Date.now();
+    let tLast = 0n;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearInterval(idle);
+      loop.onInterrupt = null;
+      resolve({ frames: got, ns: Number(tLast - t0) });
+    };
+    const service = () => {
+      scheduled = false;
+      const n = loop.rxRecycle();
+      if (n > 0) {
+        got += n;
+        tLast = process.hrtime.bigint();
+        lastProgress = Date.now();
+      }
+      if (got >= frames) finish();
+    };
+    loop.onInterrupt = () => {
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(service);
+      }
+    };
+    // A fallback for an interrupt the line's level hid, and the end of a flow that lost frames.
+    const idle = setInterval(() => {
+      service();
+      if (!finished && Date.now() - lastProgress > IDLE_MS) finish();
+    }, 5);
+    loop.rxRecycle(); // buffers left from a previous repeat
+    const t0 = process.hrtime.bigint();
+    env.tap.resumeReceive();
+  });
+}
+
+function result(name: string, samples: number[], baselineSamples: number[], detail: BenchResult['detail']): BenchResult {
+  const v = summarize(samples);
+  const b = summarize(baselineSamples);
+  return { name, unit: 'pps', value: v.median, baseline: b.median, ratio: ratio(v.median, b.median), samples, baselineSamples, spread: v.spread, baselineIs: BASELINE_IS, detail };
+}
+
+async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  const sizes = ctx.quick ? QUICK_SIZES : FULL_SIZES;
+  ctx.step('tap: namespace, TAP, C baseline');
+  const reason = hostSkipReason();
+  if (reason !== null) return [skipped('tap-tx-64', 'pps', reason, BASELINE_IS), skipped('tap-rx-64', 'pps', reason, BASELINE_IS)];
+  let env: TapEnv;
+  try {
+    env = await setup(sizes);
+  } catch (e) {
+    const why = `setup failed: ${(e as Error).message}`;
+    return [skipped('tap-tx-64', 'pps', why, BASELINE_IS), skipped('tap-rx-64', 'pps', why, BASELINE_IS)];
+  }
+  const out: BenchResult[] = [];
+  try {
+    ctx.step(`tap-tx-64 (${sizes.txFrames} frames x ${sizes.repeats})`);
+    try {
+      deviceTx(env, 4 * env.loop.tx.heads.length); // warm-up
+      const dev: number[] = [];
+      const c: number[] = [];
+      for (let i = 0; i < sizes.repeats; i++) {
+        const cr = await cLoop(env.bin, ['tx', '3', String(sizes.txFrames), String(FRAME_BYTES), String(HDR_LEN)], env.tap.fd);
+        c.push((cr.frames * 1e9) / cr.ns);
+        const d = deviceTx(env, sizes.txFrames);
+        dev.push((d.frames * 1e9) / d.ns);
+      }
+      out.push(result('tap-tx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.txFrames, ifname: env.tap.ifname }));
+    } catch (e) {
+      out.push(skipped('tap-tx-64', 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
+    }
+    ctx.step(`tap-rx-64 (${sizes.rxFrames} frames x ${sizes.repeats})`);
+    try {
+      const dev: number[] = [];
+      const c: number[] = [];
+      let lost = 0;
+      for (let i = 0; i < sizes.repeats; i++) {
+        await fill(env, sizes.rxFrames);
+        const cr = await cLoop(env.bin, ['rx', '3', String(sizes.rxFrames)], env.tap.fd);
+        c.push((cr.frames * 1e9) / cr.ns);
+        lost += sizes.rxFrames - cr.frames;
+        await fill(env, sizes.rxFrames);
+        const d = await deviceRx(env, sizes.rxFrames);
+        dev.push((d.frames * 1e9) / d.ns);
+        lost += sizes.rxFrames - d.frames;
+      }
+      out.push(result('tap-rx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.rxFrames, framesNotArrived: lost, ifname: env.tap.ifname }));
+    } catch (e) {
+      out.push(skipped('tap-rx-64', 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
+    }
+  } finally {
+    await teardown(env);
+  }
+  return out;
+}
+
+export const tap: Benchmark = {
+  name: 'tap',
+  required: ['tap-tx-64', 'tap-rx-64'],
+  cases: () => 3,
+  run,
+};
+
+if (isMain(import.meta.url)) await runStandalone(tap);

@@ -1,0 +1,186 @@
+// `virtio-net guest`: boots a real Linux guest in v86 with the device attached (VIRTIO 1.2 §4.1
+// virtio-pci via lib/hypervisors/v86.ts, §5.1 the device) and either gives its serial console on
+// the terminal or runs a script of shell commands in it.
+//
+// Data flow: flags → guest image (built or reused from the cache, guest-image.ts) → netdev
+// (memory + SimPeer by default, or tap / macvtap) → GuestVm.boot → QMP server on the device →
+//   interactive: terminal bytes ⇄ ttyS0 (Ctrl-] quits); eth0 is up as 10.0.2.15/24 via 10.0.2.2
+//   --script FILE: each non-empty line that is not a `#` comment runs in order, waiting for it
+//     (eth0 starts down: the script decides); per step a line of text, or with --json one object
+//     { step, exitCode, output, rxFilter } where rxFilter is queryRxFilter() after the step (in
+//     QEMU's form with --compat qemu). Exit code 0 when every step exited 0, else 1.
+
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Netdev } from '../netdev/netdev.js';
+import { QmpServer } from '../qmp/server.js';
+import { parseFlags, parseNetdev, UsageError } from './args.js';
+import type { FlagSpec, NetdevSpec } from './args.js';
+import { GuestImageError, buildGuestImage } from './guest-image.js';
+import { GUEST_IP, GuestVm, PEER_IP } from './guest-vm.js';
+
+export const GUEST_FLAGS: readonly FlagSpec[] = [
+  { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
+  { name: 'json', kind: 'boolean', help: 'with --script: one JSON object per step' },
+  { name: 'compat', kind: 'string', choices: ['qemu'], help: "report the rx filter in QEMU's form" },
+  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]' },
+  { name: 'qmp', kind: 'string', help: 'QMP socket path (default: a fresh path in the temp directory)' },
+  { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
+  { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
+  { name: 'step-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds one script step may take (default 60)' },
+];
+
+/** Ctrl-] ends the interactive console, as in telnet. */
+const ESCAPE_BYTE = 0x1d;
+const DEFAULT_MAC = '52:54:00:12:34:56';
+
+interface GuestOptions {
+  script: string | null;
+  json: boolean;
+  compat: 'qemu' | undefined;
+  netdev: NetdevSpec;
+  qmpPath: string | null;
+  legacy: boolean;
+  mac: string;
+  stepTimeoutMs: number;
+}
+
+export function parseGuestArgs(argv: readonly string[]): GuestOptions {
+  const f = parseFlags('guest', argv, GUEST_FLAGS);
+  const script = (f['script'] as string | undefined) ?? null;
+  if (f['json'] === true && script === null) throw new UsageError('virtio-net guest: --json needs --script FILE (the interactive console prints no JSON)');
+  const mac = (f['mac'] as string | undefined) ?? DEFAULT_MAC;
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`virtio-net guest: --mac must look like 52:54:00:12:34:56, got ${JSON.stringify(mac)}`);
+  return {
+    script,
+    json: f['json'] === true,
+    compat: f['compat'] === 'qemu' ? 'qemu' : undefined,
+    netdev: parseNetdev((f['netdev'] as string | undefined) ?? 'memory'),
+    qmpPath: (f['qmp'] as string | undefined) ?? null,
+    legacy: f['legacy'] === true,
+    mac,
+    stepTimeoutMs: ((f['step-timeout'] as number | undefined) ?? 60) * 1000,
+  };
+}
+
+/** Where the command writes (default: the process's stdout and stderr). */
+export interface GuestOutput {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+}
+
+/** The `guest` subcommand. Resolves with the exit code; never calls process.exit. */
+export async function runGuest(args: string[], output: GuestOutput = {}): Promise<number> {
+  const options = parseGuestArgs(args);
+  const steps = options.script === null ? null : readScript(options.script);
+  const out = output.stdout ?? ((text: string): void => void process.stdout.write(text));
+  const stderr = output.stderr ?? ((text: string): void => void process.stderr.write(text));
+  const err = (line: string): void => stderr(`${line}\n`);
+  let image;
+  try {
+    image = buildGuestImage({ log: err });
+  } catch (e) {
+    if (e instanceof GuestImageError) {
+      err(`virtio-net guest: cannot build the guest image (${e.code}): ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  const { netdev, label } = await openNetdev(options.netdev);
+  const interactive = steps === null;
+  let vm: GuestVm;
+  try {
+    err(`virtio-net guest: booting Linux ${image.kernelRelease} in v86 (${options.legacy ? 'legacy' : 'modern'} virtio-pci) on ${label}`);
+    vm = await GuestVm.boot({
+      image,
+      legacy: options.legacy,
+      ...(netdev !== null ? { netdev } : {}),
+      mac: options.mac,
+      ...(options.compat !== undefined ? { compat: options.compat } : {}),
+      ...(interactive ? { cmdline: `vnm.ip=${GUEST_IP}/24 vnm.gw=${PEER_IP}`, onSerialByte: (b: number) => process.stdout.write(Uint8Array.of(b)) } : {}),
+    });
+  } catch (e) {
+    await netdev?.close();
+    throw e;
+  }
+  const tmp = options.qmpPath === null ? mkdtempSync(join(tmpdir(), 'virtio-net-guest-')) : null;
+  const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
+  const qmp = new QmpServer({ devices: [vm.device], netdevs: [vm.netdev], path: qmpPath });
+  await qmp.listen();
+  err(`virtio-net guest: booted in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  try {
+    if (steps === null) {
+      err('virtio-net guest: serial console attached; Ctrl-] quits');
+      await console(vm);
+      return 0;
+    }
+    let failed = 0;
+    for (const step of steps) {
+      const r = await vm.run(step, options.stepTimeoutMs);
+      if (r.exitCode !== 0) failed++;
+      const rxFilter = vm.device.queryRxFilter();
+      if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter })}\n`);
+      else out(`$ ${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}]\n`);
+    }
+    return failed === 0 ? 0 : 1;
+  } finally {
+    await qmp.close();
+    await vm.stop();
+  }
+}
+
+function readScript(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UsageError(`virtio-net guest: --script ${JSON.stringify(path)} cannot be read: ${(e as Error).message}`);
+  }
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !l.startsWith('#'));
+}
+
+/** Terminal ⇄ serial console until Ctrl-] or the end of stdin. */
+function console(vm: GuestVm): Promise<void> {
+  return new Promise((resolve) => {
+    const stdin = process.stdin;
+    const raw = stdin.isTTY === true;
+    if (raw) stdin.setRawMode(true);
+    const done = (): void => {
+      stdin.off('data', onData);
+      stdin.off('end', done);
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      const at = chunk.indexOf(ESCAPE_BYTE);
+      const text = (at === -1 ? chunk : chunk.subarray(0, at)).toString('latin1');
+      if (text.length > 0) vm.send(text);
+      if (at !== -1) done();
+    };
+    stdin.on('data', onData);
+    stdin.on('end', done);
+    stdin.resume();
+  });
+}
+
+/** null for the default: GuestVm then builds a MemoryNetdev with a SimPeer. */
+async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev | null; label: string }> {
+  switch (spec.kind) {
+    case 'memory':
+      return { netdev: null, label: `memory (simulated host peer ${PEER_IP})` };
+    case 'tap': {
+      const { TapNetdev } = await import('../netdev/tap-netdev.js');
+      const tap = new TapNetdev({ id: 'hostnet0', ...(spec.ifname !== undefined ? { ifname: spec.ifname } : {}) });
+      return { netdev: tap, label: `tap ${tap.ifname}` };
+    }
+    case 'macvtap': {
+      const { MacvtapNetdev } = await import('../netdev/macvtap-netdev.js');
+      return { netdev: new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync }), label: `macvtap ${spec.ifname}` };
+    }
+  }
+}

@@ -1,0 +1,59 @@
+// `npm run fuzz -- --ops N --seed S [--max-len L]`: operation-sequence fuzzing of the virtio-net
+// device's guest interface outside CI (test/fuzz/ has the model and the oracles). Shows a progress
+// bar on stderr; on a failure, saves the shrunk sequence under test/fixtures/fuzz/ (the suite
+// replays every fixture) and exits 1. Prints one summary line: ops, cases, seconds, result.
+
+import { fuzz, saveFixture } from '../test/fuzz/fixtures.js';
+
+function usage(message: string): never {
+  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L]\n`);
+  process.exit(2);
+}
+
+function parse(argv: string[]): { ops: number; seed: number; maxLen: number } {
+  const out = { ops: 100_000, seed: 1, maxLen: 120 };
+  for (let i = 0; i < argv.length; i++) {
+    const key = argv[i];
+    const value = argv[i + 1];
+    const n = Number(value);
+    if (key !== '--ops' && key !== '--seed' && key !== '--max-len') usage(`unknown argument ${String(key)}`);
+    if (value === undefined || !Number.isSafeInteger(n) || n < 0) usage(`${key} needs a non-negative integer, got ${String(value)}`);
+    if (key === '--ops') out.ops = n;
+    else if (key === '--seed') out.seed = n;
+    else out.maxLen = Math.max(1, n);
+    i++;
+  }
+  return out;
+}
+
+const args = parse(process.argv.slice(2));
+const started = Date.now();
+const tty = process.stderr.isTTY === true;
+let lastDraw = 0;
+
+function draw(ops: number, cases: number, force = false): void {
+  const now = Date.now();
+  if (!force && now - lastDraw < (tty ? 200 : 30_000)) return;
+  lastDraw = now;
+  const frac = Math.min(1, ops / Math.max(1, args.ops));
+  const width = 30;
+  const full = Math.round(frac * width);
+  const secs = (now - started) / 1000;
+  const rate = ops / Math.max(0.001, secs);
+  const eta = rate > 0 ? (args.ops - ops) / rate : 0;
+  const line = `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${(frac * 100).toFixed(1)}% ${ops}/${args.ops} ops ${cases} cases ${rate.toFixed(0)} ops/s eta ${eta.toFixed(0)}s`;
+  process.stderr.write(tty ? `\r${line}` : `${line}\n`);
+}
+
+const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, progress: (o, c) => draw(o, c) });
+draw(result.ops, result.cases, true);
+if (tty) process.stderr.write('\n');
+const secs = ((Date.now() - started) / 1000).toFixed(1);
+if (result.failure !== null) {
+  const { failure, case: c, seed } = result.failure;
+  const file = saveFixture(failure, c, seed);
+  process.stdout.write(`fuzz seed ${args.seed}: FAILED after ${result.ops} ops, ${result.cases} cases, ${secs} s: ${failure.code} at step ${failure.step}: ${failure.detail}\n`);
+  process.stdout.write(`shrunk to ${c.ops.length} ops, saved ${file}\n`);
+  process.exit(1);
+}
+process.stdout.write(`fuzz seed ${args.seed}: ${result.ops} ops, ${result.cases} cases, ${secs} s, 0 failures\n`);

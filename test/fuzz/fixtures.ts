@@ -1,0 +1,79 @@
+// Shrunk fuzz counterexamples as fixture files (test/fixtures/fuzz/*.json): what the fuzzer saves
+// when an oracle fails, and what the suite replays so a fixed bug stays fixed.
+
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { caseArb } from './ops.js';
+import type { FuzzCase } from './ops.js';
+import { runCase } from './oracle.js';
+import type { FuzzFailure } from './world.js';
+
+/** test/fixtures/fuzz, next to this folder. */
+export const FIXTURE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'fuzz');
+
+export interface FuzzFixture {
+  /** What failed when the case was found (kept for the record; replay expects no failure). */
+  found: FuzzFailure & { seed: number; date: string };
+  /** A sentence on the bug and its fix. */
+  note?: string;
+  case: FuzzCase;
+}
+
+export function loadFixtures(dir = FIXTURE_DIR): { file: string; fixture: FuzzFixture }[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith('.json')).sort();
+  } catch {
+    return [];
+  }
+  return names.map((file) => ({ file, fixture: JSON.parse(readFileSync(join(dir, file), 'utf8')) as FuzzFixture }));
+}
+
+export function saveFixture(failure: FuzzFailure, c: FuzzCase, seed: number, dir = FIXTURE_DIR): string {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${failure.code.replace(/[^a-z0-9.-]/gi, '_')}-seed${seed}-${c.ops.length}ops.json`);
+  const fixture: FuzzFixture = { found: { ...failure, seed, date: new Date().toISOString() }, case: c };
+  writeFileSync(file, `${JSON.stringify(fixture, null, 1)}\n`);
+  return file;
+}
+
+export interface FuzzRunResult {
+  ops: number;
+  cases: number;
+  failure: { failure: FuzzFailure; case: FuzzCase; seed: number } | null;
+}
+
+/**
+ * Runs random cases from `seed` until `ops` operations ran or a case fails; a failing case is
+ * shrunk by fast-check. `progress` sees the running operation count (not during shrinking).
+ */
+export function fuzz(options: { ops: number; seed: number; maxOps?: number; progress?: (ops: number, cases: number) => void }): FuzzRunResult {
+  let ops = 0;
+  let cases = 0;
+  let counting = true;
+  const arb = caseArb(options.maxOps ?? 120);
+  for (let batch = 0; ops < options.ops; batch++) {
+    const seed = options.seed * 100_003 + batch;
+    const result = fc.check(
+      fc.property(arb, (c) => {
+        if (counting && ops >= options.ops) return true;
+        const f = runCase(c, counting ? () => void ops++ : undefined);
+        if (counting) {
+          cases++;
+          options.progress?.(ops, cases);
+        }
+        if (f !== null) counting = false;
+        return f === null;
+      }),
+      { seed, numRuns: 200, endOnFailure: false },
+    );
+    if (result.failed && result.counterexample !== null) {
+      const c = result.counterexample[0];
+      const failure = runCase(c);
+      if (failure !== null) return { ops, cases, failure: { failure, case: c, seed } };
+    }
+  }
+  return { ops, cases, failure: null };
+}

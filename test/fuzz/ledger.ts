@@ -1,0 +1,164 @@
+// The driver's books for one virtqueue under fuzzing (VIRTIO 1.2 §2.7.13 what the driver made
+// available, §2.7.14 what came back in the used ring): every published head is a posting that
+// grants the device its writable buffers; every used element must match an outstanding posting
+// (so no head is completed twice or invented) and stay within what was granted.
+//
+// The grant of a posting is found by walking the descriptor table as the driver left it when it
+// published the head (direct descriptors following NEXT, one level of indirect table), written
+// from §2.7.5 independently of virtqueue/. The walk is generous — it follows paths the device
+// must reject — so a grant is never smaller than what the device may legitimately write.
+
+import type { GuardedMemory } from '../support/guarded-memory.js';
+import type { DriverRing, UsedEntry } from '../support/driver-ring.js';
+
+const F_NEXT = 1;
+const F_WRITE = 2;
+const F_INDIRECT = 4;
+/** Entries of one indirect table the walk looks at (a table is at most queue size useful entries). */
+const WALK_TABLE_MAX = 4096;
+
+export type PostingKind = 'tx' | 'rx' | 'ctrl' | 'raw';
+
+export interface Posting {
+  readonly head: number;
+  readonly kind: PostingKind;
+  /** Granted writable ranges [address, length]. */
+  readonly ranges: [number, number][];
+  /** Sum of the granted lengths. */
+  readonly writable: number;
+  /** Control postings: where the ack byte goes. */
+  readonly ackAt?: number;
+}
+
+export interface LedgerProblem {
+  code: string;
+  detail: string;
+}
+
+export class QueueLedger {
+  private readonly byHead = new Map<number, Posting[]>();
+  private count = 0;
+  /** Used elements seen, by kind, and bytes the device reported writing. */
+  usedSeen = 0;
+  usedBytes = 0;
+  /** The driver moved avail.idx past the ring: it posts nothing more here until a reset. */
+  dead = false;
+
+  constructor(
+    private readonly memory: GuardedMemory,
+    readonly ring: DriverRing,
+    readonly index: number,
+  ) {}
+
+  get outstanding(): number {
+    return this.count;
+  }
+
+  /** Outstanding postings of `kind`. */
+  outstandingOf(kind: PostingKind): number {
+    let n = 0;
+    for (const list of this.byHead.values()) for (const p of list) if (p.kind === kind) n++;
+    return n;
+  }
+
+  /** Records that `head` was published; grants what the table gives the device from it. */
+  post(head: number, kind: PostingKind, ackAt?: number): void {
+    const ranges = head < this.ring.size ? this.walk(head) : [];
+    let writable = 0;
+    for (const [a, l] of ranges) {
+      this.memory.grant(a, l);
+      writable += l;
+    }
+    const p: Posting = ackAt === undefined ? { head, kind, ranges, writable } : { head, kind, ranges, writable, ackAt };
+    const list = this.byHead.get(head);
+    if (list === undefined) this.byHead.set(head, [p]);
+    else list.push(p);
+    this.count++;
+  }
+
+  /** One used element came back: match it to the oldest posting of its head. */
+  complete(e: UsedEntry): LedgerProblem | null {
+    const list = this.byHead.get(e.id);
+    const p = list?.shift();
+    if (p === undefined) {
+      return { code: 'used.unknown-head', detail: `queue ${this.index}: used element { id: ${e.id}, len: ${e.len} } matches no outstanding head (completed twice, or never made available)` };
+    }
+    if (list!.length === 0) this.byHead.delete(e.id);
+    this.count--;
+    for (const [a, l] of p.ranges) this.memory.revoke(a, l);
+    this.usedSeen++;
+    this.usedBytes += e.len;
+    // A raw posting's descriptors may legitimately change before the device reads them (a stale
+    // head re-exposed by an index bump): only the guard regions judge what it wrote.
+    if (p.kind !== 'raw' && e.len > p.writable) {
+      return { code: 'used.len-too-large', detail: `queue ${this.index}: used len ${e.len} for head ${e.id} exceeds its ${p.writable} writable bytes` };
+    }
+    if (p.kind === 'tx' && e.len !== 0) return { code: 'used.tx-len-nonzero', detail: `queue ${this.index}: transmit head ${e.id} completed with len ${e.len}` };
+    if (p.kind === 'ctrl') {
+      if (e.len !== 1) return { code: 'used.ctrl-len', detail: `queue ${this.index}: control head ${e.id} completed with len ${e.len}, not 1` };
+      const ack = this.memory.driver.readU8(p.ackAt!);
+      if (ack !== 0 && ack !== 1) return { code: 'ctrl.ack-invalid', detail: `queue ${this.index}: control head ${e.id} acked ${ack}` };
+    }
+    return null;
+  }
+
+  /** The driver forgets everything (device reset): grants go back. */
+  clear(): void {
+    for (const list of this.byHead.values()) for (const p of list) for (const [a, l] of p.ranges) this.memory.revoke(a, l);
+    this.byHead.clear();
+    this.count = 0;
+  }
+
+  /** Writable ranges reachable from `head` in the table as it stands. */
+  private walk(head: number): [number, number][] {
+    const m = this.memory.driver;
+    const size = this.ring.size;
+    const out: [number, number][] = [];
+    const seen = new Set<number>();
+    let i = head;
+    while (i < size && !seen.has(i)) {
+      seen.add(i);
+      const at = this.ring.descAddr(i);
+      const addr = m.readU64(at);
+      const len = m.readU32(at + 8);
+      const flags = m.readU16(at + 12);
+      const next = m.readU16(at + 14);
+      if ((flags & F_INDIRECT) !== 0) this.walkTable(addr, len, out);
+      else if ((flags & F_WRITE) !== 0) this.push(out, addr, len);
+      if ((flags & F_NEXT) === 0) break;
+      i = next;
+    }
+    return out;
+  }
+
+  private walkTable(addr: bigint, len: number, out: [number, number][]): void {
+    const m = this.memory.driver;
+    const base = Number(addr);
+    const n = Math.min(Math.floor(len / 16), WALK_TABLE_MAX);
+    if (addr >= BigInt(this.memory.size) || n === 0 || !m.contains(base, n * 16)) return;
+    const seen = new Set<number>();
+    let i = 0;
+    while (i < n && !seen.has(i)) {
+      seen.add(i);
+      const at = base + 16 * i;
+      const a = m.readU64(at);
+      const l = m.readU32(at + 8);
+      const flags = m.readU16(at + 12);
+      const next = m.readU16(at + 14);
+      if ((flags & F_WRITE) !== 0 && (flags & F_INDIRECT) === 0) this.push(out, a, l);
+      if ((flags & F_NEXT) === 0) break;
+      i = next;
+    }
+  }
+
+  private push(out: [number, number][], addr: bigint, len: number): void {
+    if (len === 0 || addr >= BigInt(this.memory.size)) return;
+    const a = Number(addr);
+    out.push([a, Math.min(len, this.memory.size - a)]);
+  }
+
+  /** Completed elements the driver has not taken yet, taken now. */
+  take(): UsedEntry[] {
+    return this.ring.takeUsed();
+  }
+}

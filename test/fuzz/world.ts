@@ -1,0 +1,564 @@
+// One fuzzed machine: a VirtioNetDevice on a MemoryNetdev, in guarded guest memory, behind a real
+// transport (virtio-mmio §4.2, virtio-pci §4.1, or its legacy interface §4.1.4.10), driven by a
+// model driver (DriverRing + driver-transport) that applies FuzzOps (ops.ts) one at a time.
+//
+// Oracles, checked after every operation (oracle.ts has the end-of-sequence ones):
+// - no exception escapes a transport access, a netdev call or a device API call;
+// - every call stays within a work budget (memory operations, metered by GuardedMemory);
+// - no byte outside the buffers granted to the device changes, and every byte it changes it
+//   reported (guarded-memory.ts);
+// - every used element matches an outstanding posting: no head completes twice (ledger.ts);
+// - the interrupt callback reports level changes only;
+// - the counters add up: rx offered = delivered + drops + backlog, the netdev's injected =
+//   delivered + backlog + dropped, tx frames = frames the netdev saw.
+
+import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
+import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
+import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
+import type { NetStats } from '../../devices/virtio-net/net-stats.js';
+import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
+import { GuardedMemory } from '../support/guarded-memory.js';
+import { DriverRing } from '../support/driver-ring.js';
+import type { BufferSpec, RawDescriptor } from '../support/driver-ring.js';
+import { driverFor, findVirtioCaps, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
+import type { DriverTransport } from '../support/driver-transport.js';
+import { features } from '../support/net-rig.js';
+import { DROPPABLE } from './ops.js';
+import type { FuzzOp, FuzzSetup, RawDesc } from './ops.js';
+import { QueueLedger } from './ledger.js';
+import type { PostingKind } from './ledger.js';
+
+/** Guest memory: five queue areas of 64 KiB from 0x1000, then unused (guarded) memory. */
+export const MEMORY_SIZE = 0x58000;
+const QUEUE_AREA = 0x10000;
+const QUEUE_BASE = 0x1000;
+/** The device's QueueNumMax (legacy rings are this size). */
+export const QUEUE_MAX = 32;
+/** Memory operations one call may use: far above a full ring of maximal chains, far below a hang. */
+export const WORK_BUDGET = 400_000;
+/** Frames the MemoryNetdev holds while the device cannot take them. */
+const NETDEV_BACKLOG = 64;
+const ALL = (1n << 64n) - 1n;
+const STATUS_DRIVER_OK = 4;
+const STATUS_NEEDS_RESET = 0x40;
+
+/** Frame payloads are cut from this (byte i is i & 0xff): no per-byte loop per frame. */
+const PATTERN = Uint8Array.from({ length: 70_000 + 256 }, (_, i) => i & 0xff);
+
+export interface FuzzFailure {
+  /** Index of the operation after which the oracle failed (-1: setup, ops.length: final checks). */
+  step: number;
+  code: string;
+  detail: string;
+}
+
+export class FuzzStop extends Error {
+  constructor(readonly failure: FuzzFailure) {
+    super(`${failure.code} at step ${failure.step}: ${failure.detail}`);
+  }
+}
+
+function dropsTotal(s: NetStats): number {
+  return Object.values(s.rx.drops).reduce((a, b) => a + b, 0);
+}
+
+/** vring_need_event (§2.7.10). */
+function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
+  return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
+}
+
+export class FuzzWorld {
+  readonly memory = new GuardedMemory(MEMORY_SIZE, { budget: WORK_BUDGET });
+  readonly netdev = new MemoryNetdev({ id: 'fuzz-net', backlogLimit: NETDEV_BACKLOG });
+  readonly device: VirtioNetDevice;
+  readonly transport: VirtioMmioTransport | VirtioPciTransport;
+  readonly driver: DriverTransport;
+  /** Model rings and their books, by queue index, while the driver believes them live. */
+  ledgers: (QueueLedger | null)[] = [];
+  negotiated = 0n;
+  step = -1;
+  /** No raw register/status/queue traffic since the last good initialisation. */
+  clean = false;
+  transmitted = 0;
+  irqLevel = false;
+  /** Used-ring areas programmed through 'queue' ops (granted until reset). */
+  private programmed: [number, number][] = [];
+  private activeBefore: [number, number][] = [];
+  private frameSeq = 0;
+  /** A failure recorded inside a callback (thrown at the next check). */
+  private pending: FuzzFailure | null = null;
+
+  constructor(readonly setup: FuzzSetup) {
+    this.device = new VirtioNetDevice({
+      id: 'fuzz0',
+      mac: '52:54:00:12:34:56',
+      memory: this.memory.device,
+      netdev: this.netdev,
+      queuePairs: setup.pairs,
+      queueSize: QUEUE_MAX,
+      features: { disable: setup.disable },
+    });
+    this.netdev.on('transmit', () => this.transmitted++);
+    const onInterrupt = (asserted: boolean): void => {
+      if (asserted === this.irqLevel) this.record('irq.not-a-change', `onInterrupt(${asserted}) while the line was already ${asserted ? 'asserted' : 'deasserted'}`);
+      this.irqLevel = asserted;
+    };
+    const real =
+      setup.transport === 'mmio'
+        ? new VirtioMmioTransport(this.device, { onInterrupt })
+        : new VirtioPciTransport(this.device, { onInterrupt, legacy: setup.transport === 'pci-legacy' });
+    this.transport = real;
+    const guarded = this.guardTransport(real);
+    this.driver = setup.transport === 'pci-legacy' ? legacyDriver(guarded as VirtioPciTransport) : driverFor(guarded);
+  }
+
+  // ---------------------------------------------------------------- calls into the device
+
+  /** Runs a device-facing call: metered, and any exception is a failure. */
+  call<T>(what: string, fn: () => T): T | undefined {
+    this.memory.beginCall();
+    try {
+      return fn();
+    } catch (e) {
+      this.record('device.threw', `${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      return undefined;
+    } finally {
+      const work = this.memory.endCall();
+      if (this.memory.overran) this.record('work.unbounded', `${what} used more than ${WORK_BUDGET} memory operations (${work})`);
+    }
+  }
+
+  private record(code: string, detail: string): void {
+    if (this.pending === null) this.pending = { step: this.step, code, detail };
+  }
+
+  fail(code: string, detail: string): never {
+    throw new FuzzStop({ step: this.step, code, detail });
+  }
+
+  /** The transport with every access going through `call`. */
+  private guardTransport(t: VirtioMmioTransport | VirtioPciTransport): VirtioMmioTransport | VirtioPciTransport {
+    if (t instanceof VirtioMmioTransport) {
+      const w = Object.create(t) as VirtioMmioTransport;
+      w.read = (o, width) => this.call(`mmio read 0x${o.toString(16)}`, () => t.read(o, width)) ?? 0;
+      w.write = (o, width, v) => void this.call(`mmio write 0x${o.toString(16)}`, () => t.write(o, width, v));
+      return w;
+    }
+    const w = Object.create(t) as VirtioPciTransport;
+    w.configRead = (o, width) => this.call(`pci config read 0x${o.toString(16)}`, () => t.configRead(o, width)) ?? 0;
+    w.configWrite = (o, width, v) => void this.call(`pci config write 0x${o.toString(16)}`, () => t.configWrite(o, width, v));
+    w.barRead = (b, o, width) => this.call(`pci bar${b} read 0x${o.toString(16)}`, () => t.barRead(b, o, width)) ?? 0;
+    w.barWrite = (b, o, width, v) => void this.call(`pci bar${b} write 0x${o.toString(16)}`, () => t.barWrite(b, o, width, v));
+    return w;
+  }
+
+  // ---------------------------------------------------------------- model state
+
+  ring(q: number): DriverRing | null {
+    const l = this.ledgers[q];
+    return l === undefined || l === null || l.dead ? null : l.ring;
+  }
+
+  has(name: string): boolean {
+    const bit = features([name as never]);
+    return (this.negotiated & bit) !== 0n;
+  }
+
+  get hdrLen(): number {
+    return this.has('VERSION_1') || this.has('MRG_RXBUF') ? 12 : 10;
+  }
+
+  /** The driver forgets its rings (after a reset it did or saw). */
+  forget(): void {
+    for (const l of this.ledgers) l?.clear();
+    this.ledgers = [];
+    this.programmed = [];
+    this.negotiated = 0n;
+  }
+
+  private queueArea(q: number): number {
+    return QUEUE_BASE + q * QUEUE_AREA;
+  }
+
+  private makeRing(q: number): DriverRing {
+    const base = this.queueArea(q);
+    const heapEnd = base + QUEUE_AREA;
+    if (this.driver.kind === 'pci-legacy') {
+      const l = legacyRingLayout(base, QUEUE_MAX);
+      return new DriverRing(this.memory.driver, { ...l, heapStart: base + 0x2000, heapEnd });
+    }
+    return new DriverRing(this.memory.driver, { size: this.setup.ringSize, base, heapStart: base + 0x2000, heapEnd });
+  }
+
+  /** Linux's initialisation with the offer minus `drop`. True when DRIVER_OK stuck. */
+  init(drop: number): boolean {
+    this.forget();
+    let want = ALL;
+    DROPPABLE.forEach((name, i) => {
+      if ((drop >> i) & 1) want &= ~features([name as never]);
+    });
+    const offered = this.device.offered;
+    const wantMq = (want & offered & features(['MQ'])) !== 0n;
+    const wantCtrl = (want & offered & features(['CTRL_VQ'])) !== 0n;
+    const ctrlIndex = wantMq ? this.setup.pairs * 2 : 2;
+    const count = wantCtrl ? ctrlIndex + 1 : ctrlIndex;
+    const rings: DriverRing[] = [];
+    for (let q = 0; q < count; q++) rings.push(this.makeRing(q));
+    const res = initDevice(this.driver, { features: want, queues: rings });
+    this.negotiated = res.negotiated;
+    this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
+    this.clean = res.ok;
+    return res.ok;
+  }
+
+  /** Index of the control queue, or -1. */
+  get ctrlIndex(): number {
+    if (!this.has('CTRL_VQ')) return -1;
+    return this.has('MQ') ? this.setup.pairs * 2 : 2;
+  }
+
+  /** Publishes with `add` and notifies the way Linux decides (§2.7.10), or always with `force`. */
+  kick(q: number, add: () => void, force = false): void {
+    const ring = this.ring(q)!;
+    const old = ring.availIdx;
+    add();
+    const now = ring.availIdx;
+    const need = this.has('EVENT_IDX') ? needEvent(ring.readAvailEvent(), now, old) : (ring.usedFlags() & 1) === 0;
+    if (need || force) this.driver.notify(q);
+  }
+
+  post(q: number, head: number, kind: PostingKind, ackAt?: number): void {
+    this.ledgers[q]!.post(head, kind, ackAt);
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  apply(op: FuzzOp): void {
+    this.activeBefore = this.activeUsedRings();
+    try {
+      this.applyOp(op);
+    } catch (e) {
+      // The model driver could not do it (ring full, heap exhausted, queue absent): a no-op.
+      if (e instanceof FuzzStop) throw e;
+    }
+  }
+
+  private applyOp(op: FuzzOp): void {
+    switch (op.t) {
+      case 'init':
+        this.init(op.drop);
+        return;
+      case 'status':
+        this.clean = false;
+        this.driver.writeStatus(op.value);
+        return;
+      case 'reg':
+        this.clean = false;
+        return this.reg(op);
+      case 'queue':
+        this.clean = false;
+        return this.queueOp(op);
+      case 'tx':
+        return this.tx(op);
+      case 'rx':
+        return this.rx(op);
+      case 'ctrl':
+        return this.ctrl(op);
+      case 'raw':
+        return this.raw(op);
+      case 'bump':
+        return this.bump(op.q, op.n);
+      case 'kick':
+        this.driver.notify(op.q);
+        return;
+      case 'inject':
+        return this.inject(op);
+      case 'link':
+        this.call('setLink', () => this.device.setLink(op.up));
+        return;
+      case 'writable':
+        this.call('netdev.setWritable', () => this.netdev.setWritable(op.on));
+        return;
+      case 'isr':
+        this.driver.readIsr();
+        return;
+      case 'config': {
+        // PCI: a hypervisor forwards only accesses inside the BAR, so stay inside the device area.
+        const room = this.driver.kind === 'mmio' ? 0x100 : this.device.configSize - op.width + 1;
+        if (room <= 0) return;
+        const off = op.offset % room;
+        if (op.write) this.driver.writeConfig(off, op.width, op.value);
+        else this.driver.readConfig(off, op.width);
+        return;
+      }
+      case 'event': {
+        const ring = this.ring(op.q);
+        if (ring === null) return;
+        if (op.mode === 'used-event') ring.setUsedEvent(op.value);
+        else ring.setNoInterrupt(op.mode === 'no-interrupt');
+        return;
+      }
+      case 'query':
+        this.call('queryRxFilter', () => this.device.queryRxFilter());
+        return;
+      case 'announce':
+        this.call('announce', () => this.device.announce());
+        return;
+    }
+  }
+
+  private reg(op: Extract<FuzzOp, { t: 'reg' }>): void {
+    const t = this.transport;
+    const w = op.width;
+    if (t instanceof VirtioMmioTransport) {
+      const off = (op.offset % (0x100 + 24 - w + 1)) & ~(w === 1 ? 0 : w - 1);
+      if (op.write) this.call('mmio write', () => t.write(off, w, op.value));
+      else this.call('mmio read', () => t.read(off, w));
+      return;
+    }
+    if (op.space === 1) {
+      const off = op.offset % (256 - w + 1);
+      if (op.write) this.call('pci config write', () => t.configWrite(off, w, op.value));
+      else this.call('pci config read', () => t.configRead(off, w));
+      return;
+    }
+    let bar = 0;
+    let off = op.offset % 0x40;
+    if (this.setup.transport === 'pci') {
+      const caps = findVirtioCaps(this.guardTransport(t) as VirtioPciTransport);
+      bar = caps.common.bar;
+      off = caps.common.offset + (op.offset % 56);
+    }
+    off = Math.min(off, off - (off % w));
+    if (op.write) this.call('pci bar write', () => t.barWrite(bar, off, w, op.value));
+    else this.call('pci bar read', () => t.barRead(bar, off, w));
+  }
+
+  private queueOp(op: Extract<FuzzOp, { t: 'queue' }>): void {
+    const base = this.queueArea(op.q % 5) + 0x8000;
+    let desc = base;
+    let avail = base + 0x1000;
+    let used = base + 0x2000;
+    if (op.layout === 'misaligned') {
+      desc += 8;
+      used += 2;
+    } else if (op.layout === 'outside') used = MEMORY_SIZE - 16;
+    else if (op.layout === 'overlap') used = desc;
+    else if (op.layout === 'zero') desc = avail = used = 0;
+    const size = op.size;
+    if (op.layout !== 'outside' && op.layout !== 'zero') {
+      // The driver zeroes the rings it is about to hand over, as a fresh allocation would be.
+      void new DriverRing(this.memory.driver, { size: Math.max(1, Math.min(size, 64)), descTable: desc, availRing: avail, usedRing: used, heapStart: base + 0x4000, heapEnd: base + 0x8000 });
+    }
+    this.programmed.push([used, 6 + 8 * Math.min(size, 0x8000)]);
+    if (this.driver.kind === 'pci-legacy') {
+      this.call('legacy queue', () => this.device.writeQueueLayout(op.q, op.layout === 'zero' ? null : { size: QUEUE_MAX, descTable: desc, availRing: avail, usedRing: used }));
+      return;
+    }
+    this.call('queue size', () => this.device.writeQueueSize(op.q, size));
+    this.call('queue desc', () => this.device.writeQueueAddressWord(op.q, 'descTable', 0, desc));
+    this.call('queue avail', () => this.device.writeQueueAddressWord(op.q, 'availRing', 0, avail));
+    this.call('queue used', () => this.device.writeQueueAddressWord(op.q, 'usedRing', 0, used));
+    this.call('queue ready', () => this.device.writeQueueReady(op.q, true));
+  }
+
+  private tx(op: Extract<FuzzOp, { t: 'tx' }>): void {
+    const q = 2 * op.pair + 1;
+    const ring = this.ring(q);
+    if (ring === null || q === this.ctrlIndex) return;
+    const hdrLen = this.hdrLen;
+    const frame = this.frame(op.len, '52:54:00:99:99:99', -1);
+    let whole: Uint8Array;
+    if (op.hdr === 'ok') {
+      whole = new Uint8Array(hdrLen + frame.length);
+      whole.set(frame, hdrLen);
+    } else if (op.hdr === 'short') whole = new Uint8Array(Math.max(0, hdrLen - 1 - (op.len % hdrLen)));
+    else whole = frame;
+    const parts: BufferSpec[] = splitBytes(whole, op.split);
+    if (op.writable) parts.push({ len: 8, write: true });
+    if (parts.length === 0) parts.push({ len: 0 });
+    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.len % 7 === 0);
+    this.kick(q, () => this.post(q, ring.addChain(parts, { indirect }), 'tx'));
+  }
+
+  private rx(op: Extract<FuzzOp, { t: 'rx' }>): void {
+    const ring = this.ring(0);
+    if (ring === null) return;
+    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.count === 7);
+    this.kick(0, () => {
+      try {
+        for (let i = 0; i < op.count; i++) {
+          const parts: BufferSpec[] = [];
+          for (let k = 0; k < op.split; k++) parts.push({ len: Math.max(1, Math.floor(op.len / op.split)), write: true });
+          this.post(0, ring.addChain(parts, { indirect, publish: false }), 'rx');
+        }
+      } finally {
+        ring.publish();
+      }
+    });
+  }
+
+  private ctrl(op: Extract<FuzzOp, { t: 'ctrl' }>): void {
+    const q = this.ctrlIndex;
+    const ring = q < 0 ? null : this.ring(q);
+    if (ring === null) return;
+    const specs: BufferSpec[] = op.apart
+      ? [{ len: 2, data: [op.cls, op.cmd] }, ...(op.payload.length > 0 ? [{ len: op.payload.length, data: op.payload }] : [])]
+      : [{ len: 2 + op.payload.length, data: [op.cls, op.cmd, ...op.payload] }];
+    if (op.ack > 0) specs.push({ len: op.ack, write: true, data: new Array<number>(op.ack).fill(0xff) });
+    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.cls === 255);
+    this.kick(q, () => {
+      const head = ring.addChain(specs, { indirect, publish: false });
+      const ack = op.ack > 0 ? ring.buffers(head)[specs.length - 1]!.addr : undefined;
+      this.post(q, head, op.ack > 0 ? 'ctrl' : 'raw', ack);
+      ring.publish();
+    });
+  }
+
+  private raw(op: Extract<FuzzOp, { t: 'raw' }>): void {
+    const ring = this.ring(op.q);
+    if (ring === null) return;
+    const free = (ring as unknown as { freeDescs: number[] }).freeDescs;
+    if (free.length < op.descs.length) return;
+    const indices = free.slice(0, op.descs.length);
+    const descs = op.descs.map((d, i) => this.rawDesc(ring, d, indices[i]!, indices[0]!, ring.size + 3, op.table.length > 0));
+    const table = op.table.map((d, i) => this.rawDesc(ring, d, i, 0, 99, false));
+    this.kick(op.q, () => {
+      const head = ring.addRaw(descs, { ...(table.length > 0 ? { indirectTable: table } : {}), ...(op.head === 'oob' ? { head: ring.size + 1 } : {}), publish: false });
+      this.post(op.q, head, 'raw');
+      ring.publish();
+    });
+  }
+
+  private rawDesc(ring: DriverRing, d: RawDesc, self: number, first: number, oob: number, tableGiven: boolean): RawDescriptor {
+    const out: RawDescriptor = { len: d.len, flags: d.flags };
+    if (d.next === 'self') out.next = self;
+    else if (d.next === 'first') out.next = first;
+    else if (d.next === 'oob') out.next = oob;
+    switch (d.addr) {
+      case 'heap':
+        if ((d.flags & 4) !== 0 && tableGiven) {
+          delete out.len; // the table's own length
+        } else if (d.len > 4096) out.addr = ring.heapStart;
+        break;
+      case 'zero':
+        out.addr = 0;
+        break;
+      case 'outside':
+        out.addr = MEMORY_SIZE + 16;
+        break;
+      case 'straddle':
+        out.addr = MEMORY_SIZE - 8;
+        break;
+      case 'ring':
+        out.addr = (d.flags & 2) !== 0 ? ring.usedRing : ring.descTable;
+        break;
+      case 'huge':
+        out.addr = 1n << 63n;
+        break;
+    }
+    return out;
+  }
+
+  private bump(q: number, n: number): void {
+    const ring = this.ring(q);
+    if (ring === null) return;
+    const from = ring.availIdx;
+    ring.bumpAvailIdx(n);
+    if (n > ring.size) this.ledgers[q]!.dead = true;
+    // Entries re-exposed by a jump within the ring are postings of whatever head the slot holds.
+    if (n <= ring.size) {
+      for (let k = 0; k < n; k++) this.post(q, this.memory.driver.readU16(ring.availRing + 4 + 2 * ((from + k) % ring.size)), 'raw');
+    }
+  }
+
+  private inject(op: Extract<FuzzOp, { t: 'inject' }>): void {
+    const dst = op.dst === 'main' ? this.device.mac : op.dst === 'bcast' ? 'ff:ff:ff:ff:ff:ff' : op.dst === 'mcast' ? '01:00:5e:00:00:01' : '52:54:00:99:99:98';
+    const count = op.len > 2048 ? Math.min(op.count, 4) : op.count; // big frames: a few are enough
+    for (let i = 0; i < count; i++) {
+      const f = this.frame(op.len, dst, op.vlan);
+      this.call('netdev.inject', () => this.netdev.inject(f));
+    }
+  }
+
+  /** A frame of `len` bytes (runts too) to `dst`, optionally tagged, numbered. */
+  frame(len: number, dst: string, vlan: number): Uint8Array {
+    const seq = this.frameSeq++;
+    const f = PATTERN.slice(seq & 0xff, (seq & 0xff) + len);
+    const mac = dst.split(':').map((h) => parseInt(h, 16));
+    const head = [...mac, 0x52, 0x54, 0, 0xaa, 0xbb, 0xcc, ...(vlan >= 0 ? [0x81, 0, (vlan >> 8) & 0x0f, vlan & 0xff] : []), 0x08, 0x00];
+    f.set(head.slice(0, len));
+    return f;
+  }
+
+  // ---------------------------------------------------------------- checks after each operation
+
+  /** Used-ring areas of the device's running queues. */
+  private activeUsedRings(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const q of this.device.queues) if (q !== null) out.push([q.queueConfig.usedRing, 6 + 8 * q.size]);
+    return out;
+  }
+
+  afterStep(): void {
+    if (this.pending !== null) throw new FuzzStop(this.pending);
+    const extra = [...this.activeBefore, ...this.activeUsedRings(), ...this.programmed];
+    for (const l of this.ledgers) if (l !== null) extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
+    const g = this.memory.check((a) => extra.some(([s, l]) => a >= s && a < s + l));
+    if (g !== null) {
+      this.fail(g.code, `${g.count} byte(s), first at 0x${g.address.toString(16)} (0x${g.before.toString(16)} -> 0x${g.after.toString(16)})`);
+    }
+    const status = this.device.status;
+    if (status === 0 && this.ledgers.length > 0) this.forget();
+    this.consumeUsed();
+    this.checkStats();
+    if (this.pending !== null) throw new FuzzStop(this.pending);
+  }
+
+  /** The driver takes every used element of its live rings and matches it to its books. */
+  consumeUsed(): void {
+    for (const l of this.ledgers) {
+      if (l === null) continue;
+      const idx = this.memory.driver.readU16(l.ring.usedRing + 2);
+      const ahead = (idx - (l.ring as unknown as { lastUsed: number }).lastUsed) & 0xffff;
+      if (ahead > l.ring.size) this.fail('used.index-jump', `queue ${l.index}: used.idx moved ${ahead} entries, more than the ring size ${l.ring.size}`);
+      for (const e of l.take()) {
+        const p = l.complete(e);
+        if (p !== null) this.fail(p.code, p.detail);
+      }
+    }
+  }
+
+  checkStats(): void {
+    const s = this.call('stats', () => this.device.stats());
+    if (s === undefined) return;
+    const drops = dropsTotal(s);
+    if (s.rx.offered !== s.rx.frames + drops + s.rx.backlog) {
+      this.fail('stats.rx-unbalanced', `offered ${s.rx.offered} != delivered ${s.rx.frames} + drops ${drops} + backlog ${s.rx.backlog}`);
+    }
+    const n = this.netdev.stats();
+    if (n.injected !== n.delivered + n.backlog + n.dropped) this.fail('stats.netdev-unbalanced', JSON.stringify(n));
+    if (n.delivered !== s.rx.offered) this.fail('stats.offered-mismatch', `netdev delivered ${n.delivered}, device offered ${s.rx.offered}`);
+    if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {
+      this.fail('stats.tx-mismatch', `device tx.frames ${s.tx.frames}, netdev transmitted ${n.transmitted}, seen ${this.transmitted}`);
+    }
+  }
+
+  get needsReset(): boolean {
+    return (this.device.status & STATUS_NEEDS_RESET) !== 0;
+  }
+
+  get driverOk(): boolean {
+    return (this.device.status & STATUS_DRIVER_OK) !== 0;
+  }
+}
+
+function splitBytes(bytes: Uint8Array, n: number): BufferSpec[] {
+  const out: BufferSpec[] = [];
+  const step = Math.max(1, Math.ceil(bytes.length / n));
+  for (let at = 0; at < bytes.length; at += step) {
+    const part = bytes.subarray(at, Math.min(bytes.length, at + step));
+    out.push({ len: part.length, data: part });
+  }
+  return out;
+}

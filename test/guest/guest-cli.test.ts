@@ -1,0 +1,46 @@
+// `virtio-net guest --script FILE --json`: a real guest runs the script's lines in order and each
+// step reports its exit code, output and the rx filter afterwards (in QEMU's form with --compat qemu).
+
+import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseGuestArgs, runGuest } from '../../lib/cli/guest.js';
+import { UsageError } from '../../lib/cli/args.js';
+import { guestImageOrSkip } from '../support/v86-guest.js';
+
+describe('virtio-net guest (CLI)', function () {
+  it('bad_flags_are_usage_errors_naming_the_flag', () => {
+    expect(() => parseGuestArgs(['--json'])).to.throw(UsageError, /--json needs --script/);
+    expect(() => parseGuestArgs(['--compat', 'linux'])).to.throw(UsageError, /--compat must be one of qemu/);
+    expect(() => parseGuestArgs(['--mac', '52:54'])).to.throw(UsageError, /--mac/);
+    expect(() => parseGuestArgs(['--netdev', 'slirp'])).to.throw(UsageError, /unknown backend/);
+    expect(() => parseGuestArgs(['--bogus'])).to.throw(UsageError, /unknown flag --bogus/);
+  });
+
+  it('script_json_reports_every_step_with_the_rx_filter_in_qemu_form', async function () {
+    this.timeout(300_000);
+    guestImageOrSkip(this);
+    const dir = mkdtempSync(join(tmpdir(), 'vnm-guest-cli-'));
+    const script = join(dir, 'steps.sh');
+    writeFileSync(script, ['# comments and blank lines are skipped', '', 'ip link set eth0 up', 'ifconfig eth0 allmulti', 'echo hello; false'].join('\n'));
+    const lines: string[] = [];
+    const code = await runGuest(['--script', script, '--json', '--compat', 'qemu', '--qmp', join(dir, 'qmp.sock')], {
+      stdout: (t) => lines.push(...t.split('\n').filter((l) => l.length > 0)),
+      stderr: () => {},
+    });
+    expect(code).to.equal(1); // the last step exited 1
+    const steps = lines.map((l) => JSON.parse(l) as { step: string; exitCode: number; output: string; rxFilter: Record<string, unknown> });
+    expect(steps.map((s) => [s.step, s.exitCode])).to.deep.equal([
+      ['ip link set eth0 up', 0],
+      ['ifconfig eth0 allmulti', 0],
+      ['echo hello; false', 1],
+    ]);
+    expect(steps[2]!.output).to.equal('hello\n');
+    const up = steps[0]!.rxFilter;
+    expect(up['promiscuous']).to.equal(false);
+    expect(up['broadcast-allowed']).to.equal(false); // QEMU reports the NOBCAST flag here
+    expect(up['vlan-table']).to.deep.equal([0]);
+    expect(steps[1]!.rxFilter['multicast']).to.equal('all');
+  });
+});

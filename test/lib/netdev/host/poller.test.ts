@@ -1,0 +1,80 @@
+import { expect } from 'chai';
+import { Poller } from '../../../../lib/netdev/host/poller.js';
+import type { PollClient } from '../../../../lib/netdev/host/poller.js';
+import { closeFd, eventFd, readFd, writeFd } from '../../../../lib/netdev/host/libc.js';
+import { POLLIN } from '../../../../lib/netdev/host/structs.js';
+import { openFds, waitFor } from '../../../support/netns.js';
+
+/** An eventfd as a poll client: readable while its counter is non-zero. */
+class EventClient implements PollClient {
+  readonly fd = eventFd();
+  wanted = POLLIN;
+  reads = 0;
+  private readonly buf = new Uint8Array(8);
+  interest(): number {
+    return this.wanted;
+  }
+  ready(revents: number): void {
+    if ((revents & POLLIN) !== 0 && readFd(this.fd, this.buf) === 8) this.reads++;
+  }
+  signal(): void {
+    const one = new Uint8Array(8);
+    one[0] = 1;
+    writeFd(this.fd, one);
+  }
+  close(): void {
+    closeFd(this.fd);
+  }
+}
+
+describe('lib/netdev/host/poller', () => {
+  it('one_loop_serves_every_client_and_stops_with_its_eventfd_closed_after_the_last_leaves', async () => {
+    const fds = openFds('eventfd');
+    const p = new Poller();
+    const a = new EventClient();
+    const b = new EventClient();
+    p.add(a);
+    p.add(b);
+    expect(p.running).to.equal(true);
+    a.signal();
+    await waitFor('a to be read', () => a.reads === 1);
+    b.signal();
+    await waitFor('b to be read', () => b.reads === 1);
+    expect(a.reads).to.equal(1);
+    await p.remove(a);
+    await p.remove(b);
+    await waitFor('the loop to stop', () => !p.running);
+    a.close();
+    b.close();
+    expect(openFds('eventfd')).to.equal(fds);
+  });
+
+  it('a_client_without_interest_is_not_polled_until_update', async () => {
+    const p = new Poller();
+    const c = new EventClient();
+    c.wanted = 0;
+    p.add(c);
+    c.signal();
+    const turns = p.turns;
+    // Wake the loop so it rebuilds its set: still no interest, so the fd stays unread.
+    p.update();
+    await waitFor('a turn without the client', () => p.turns > turns);
+    expect(c.reads).to.equal(0);
+    c.wanted = POLLIN;
+    p.update();
+    await waitFor('the client read after update()', () => c.reads === 1);
+    await p.remove(c);
+    c.close();
+  });
+
+  it('remove_resolves_only_after_the_poll_in_flight_returned', async () => {
+    const p = new Poller();
+    const c = new EventClient();
+    p.add(c);
+    expect(p.running).to.equal(true);
+    await p.remove(c);
+    // The poll that held c.fd has returned: closing it now cannot race a worker thread.
+    c.close();
+    await waitFor('the loop to stop', () => !p.running);
+  });
+});
