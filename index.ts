@@ -18,6 +18,13 @@ export type { FeatureName } from './devices/virtio-net/constants.js';
 // The netdev layer (lib/netdev/)
 export { MemoryNetdev } from './lib/netdev/memory-netdev.js';
 export type { MemoryNetdevOptions, MemoryNetdevStats } from './lib/netdev/memory-netdev.js';
+export { TapNetdev } from './lib/netdev/tap-netdev.js';
+export type { TapNetdevOptions } from './lib/netdev/tap-netdev.js';
+export { MacvtapNetdev } from './lib/netdev/macvtap-netdev.js';
+export type { MacvtapNetdevOptions } from './lib/netdev/macvtap-netdev.js';
+export { HostError } from './lib/netdev/host/libc.js';
+export { SimPeer } from './lib/netdev/sim-peer.js';
+export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
 export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';
 export type {
   Netdev,
@@ -28,6 +35,8 @@ export type {
   OffloadFlags,
   LinkStateCapable,
   RxFilterSyncCapable,
+  RxFilterSnapshot,
+  RxFilterSource,
 } from './lib/netdev/netdev.js';
 
 // Management (lib/qmp/)

@@ -11,7 +11,7 @@ import { skipped } from './result.js';
 import { ratio, summarize } from './stats.js';
 import { cell, num, parseTables, range, runScript } from './external.js';
 import type { Table } from './external.js';
-import { measurePair } from './timing.js';
+import { measureOne } from './timing.js';
 import { ctrlReference } from './ctrl-reference.js';
 
 function quickArgs(ctx: BenchContext): string[] {
@@ -95,8 +95,8 @@ export const ctrl: Benchmark = {
   cases: () => 2,
   async run(ctx) {
     ctx.step(`ctrl baseline (ring traffic reference)`);
-    const ref = measurePair(ctrlReference(), ctrlReference(), { ...ctx.timing, repeats: ctx.timing.repeats });
-    const baseline = summarize(ref.samples).median;
+    const refSamples = measureOne(ctrlReference(), ctx.timing);
+    const baseline = summarize(refSamples).median;
     ctx.step(`ctrl (${CTRL_SOURCE}, own process)`);
     const out = await runScript('ctrl.bench.ts', quickArgs(ctx));
     if (!out.ok) return [skipped('ctrl', 'commands/s', out.error, CTRL_BASELINE_IS)];
@@ -106,7 +106,7 @@ export const ctrl: Benchmark = {
       const col = t.header.findIndex((h) => h.startsWith('k cmd/s'));
       if (col >= 0) for (const r of t.rows.slice(1)) others[`k cmd/s ${r[0]}`] = r[col]!;
     }
-    const r = printed('ctrl', 'commands/s', cell(tables, 'Linux link-up burst', 'k cmd/s'), cell(tables, 'Linux link-up burst', 'spread'), 1e3, baseline, ref.samples, CTRL_BASELINE_IS, CTRL_SOURCE, { case: 'Linux link-up burst: PROMISC, ALLMULTI, TABLE_SET 0+2', ...others });
+    const r = printed('ctrl', 'commands/s', cell(tables, 'Linux link-up burst', 'k cmd/s'), cell(tables, 'Linux link-up burst', 'spread'), 1e3, baseline, refSamples, CTRL_BASELINE_IS, CTRL_SOURCE, { case: 'Linux link-up burst: PROMISC, ALLMULTI, TABLE_SET 0+2', ...others });
     return [r ?? skipped('ctrl', 'commands/s', `${CTRL_SOURCE} printed no "Linux link-up burst" row with a median and a spread`, CTRL_BASELINE_IS)];
   },
 };

@@ -74,3 +74,11 @@ export function measurePair(subject: Work, baseline: Work, t: TimingOptions): Pa
   }
   return { samples, baselineSamples, value: summarize(samples), baseline: summarize(baselineSamples) };
 }
+
+/** One side alone (a baseline measured by itself): warmed up, calibrated, `repeats` samples. */
+export function measureOne(work: Work, t: TimingOptions): number[] {
+  const n = calibrate(work, t.warmupMs, t.repeatMs);
+  const samples: number[] = [];
+  for (let i = 0; i < t.repeats; i++) samples.push(rate(work, n));
+  return samples;
+}

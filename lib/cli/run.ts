@@ -12,8 +12,10 @@ import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import { MemoryNetdev } from '../netdev/memory-netdev.js';
 import type { Netdev } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
+import { TapNetdev } from '../netdev/tap-netdev.js';
+import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
 import { QmpServer } from '../qmp/server.js';
-import { parseFlags, parseNetdev, UsageError } from './args.js';
+import { parseFlags, parseNetdev } from './args.js';
 import type { FlagSpec, NetdevSpec } from './args.js';
 import { SCENARIOS, ScriptedGuest } from './scripted-guest.js';
 import type { Scenario } from './scripted-guest.js';
@@ -66,6 +68,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   const memory = new GuestMemory(8 << 20);
   const { netdev, peer, label } = await openNetdev(options.netdev);
   const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev });
+  if (netdev instanceof MacvtapNetdev && netdev.rxFilterSync) netdev.bindRxFilterSource(device);
   let events = 0;
   device.on('rx-filter-changed', () => events++);
 
@@ -145,11 +148,20 @@ export async function run(options: RunOptions, print: (text: string) => void): P
 }
 
 async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {
-  if (spec.kind === 'memory') {
-    const netdev = new MemoryNetdev({ id: 'hostnet0' });
-    return { netdev, peer: new SimPeer(netdev), label: 'memory (simulated host peer 10.0.2.2)' };
+  switch (spec.kind) {
+    case 'memory': {
+      const netdev = new MemoryNetdev({ id: 'hostnet0' });
+      return { netdev, peer: new SimPeer(netdev), label: 'memory (simulated host peer 10.0.2.2)' };
+    }
+    case 'tap': {
+      const netdev = new TapNetdev(spec.ifname === undefined ? { id: 'hostnet0' } : { id: 'hostnet0', ifname: spec.ifname });
+      return { netdev, peer: null, label: `tap ${netdev.ifname}` };
+    }
+    case 'macvtap': {
+      const netdev = new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync });
+      return { netdev, peer: null, label: `macvtap ${spec.ifname}${spec.sync ? ' (rx filter mirrored to the host)' : ''}` };
+    }
   }
-  throw new UsageError(`--netdev ${spec.kind}: not available in this build yet (memory only)`);
 }
 
 function parseMacBytes(s: string): Uint8Array {

@@ -8,7 +8,7 @@ import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js'
 import { DriverRing } from '../support/driver-ring.js';
 import { QueueLedger } from './ledger.js';
 import { FuzzStop, FuzzWorld, MEMORY_SIZE } from './world.js';
-import type { FuzzSetup } from './ops.js';
+import type { FuzzOp, FuzzSetup } from './ops.js';
 
 const SETUP: FuzzSetup = { transport: 'mmio', pairs: 1, disable: [], ringSize: 8 };
 
@@ -117,13 +117,13 @@ describe('fuzz: oracles', () => {
 
   it('a_clean_sequence_passes_every_check', () => {
     const w = new FuzzWorld(SETUP);
-    const ops = [
+    const ops: FuzzOp[] = [
       { t: 'init', drop: 0 },
       { t: 'rx', count: 4, len: 1526, split: 1, indirect: false },
       { t: 'inject', count: 3, len: 60, dst: 'main', vlan: -1 },
       { t: 'tx', pair: 0, len: 60, hdr: 'ok', split: 2, indirect: true, writable: false },
       { t: 'ctrl', cls: 0, cmd: 0, payload: [1], ack: 1, indirect: false, apart: true },
-    ] as const;
+    ];
     ops.forEach((op, i) => {
       w.step = i;
       w.apply(op);

@@ -1,0 +1,41 @@
+// `virtio-net run --netdev tap,ifname=NAME` on a real TAP: the CLI runs inside a throwaway network
+// namespace whose kernel owns 10.0.2.2 on that TAP, so the scripted guest's ARP and pings are
+// answered by Linux. Skipped with the reason printed when not root or without /dev/net/tun.
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { Netns, hostSkipReason } from '../../support/netns.js';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+
+describe('lib/cli/run on a real TAP', function () {
+  this.timeout(60_000);
+  let ns: Netns | undefined;
+
+  before(function () {
+    const why = hostSkipReason();
+    if (why !== null) {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
+  });
+
+  after(() => ns?.destroy());
+
+  it('the_scripted_guest_pings_the_host_kernel_through_a_tap', () => {
+    ns = new Netns();
+    ns.ip(['tuntap', 'add', 'dev', 'vnmtap0', 'mode', 'tap', 'vnet_hdr']);
+    ns.ip(['addr', 'add', '10.0.2.2/24', 'dev', 'vnmtap0']);
+    ns.ip(['link', 'set', 'vnmtap0', 'up']);
+    const p = spawnSync(
+      'ip',
+      ['netns', 'exec', ns.name, process.execPath, join(root, 'bin', 'virtio-net.mjs'), 'run', '--netdev', 'tap,ifname=vnmtap0', '--duration', '2', '--json'],
+      { encoding: 'utf8', timeout: 50_000 },
+    );
+    expect(p.status, p.stderr).to.equal(0);
+    const out = JSON.parse(p.stdout) as { netdev: string; guest: Record<string, number> };
+    expect(out.netdev).to.equal('tap vnmtap0');
+    expect(out.guest['arpReplies']).to.be.greaterThan(0);
+    expect(out.guest['echoReplies']).to.be.greaterThan(10);
+  });
+});
