@@ -11,8 +11,10 @@
  *                                      AF_PACKET socket (run inside the namespace holding IFNAME):
  *                                      the peer that fills the TAP's queue for the rx benchmarks
  *
- * Prints one line: "<frames> <nanoseconds>" (for gen: "<frames sent> <nanoseconds>"). The clock
- * runs from the first frame to the last (rx: from the first read that returned a frame).
+ * Prints one line: "<frames> <nanoseconds> <cpu nanoseconds>" (for gen: frames sent). The clock
+ * runs from the first frame to the last (rx: from the first read that returned a frame); the CPU
+ * time is this process's user + system time over the loop (the kernel's work for each write or
+ * read runs in it), which stays meaningful when other jobs load the machine.
  * Exit status 2 on bad arguments, 1 on a system call failure (with perror's message on stderr).
  */
 #define _GNU_SOURCE
@@ -28,6 +30,7 @@
 #include <net/if.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define FRAME_MAX 65550
@@ -41,6 +44,12 @@ static int64_t now_ns(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void) {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 + ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 static long arg(const char *s, long lo, long hi) {
@@ -78,6 +87,7 @@ static int wait_fd(int fd, short events, int timeout_ms) {
 static int do_tx(int fd, long frames, long len, long hdr) {
 	frame(buf + hdr, len, PEER_MAC, DEVICE_MAC); /* guest -> peer, like the device's frames */
 	const size_t total = (size_t)(hdr + len);
+	int64_t c0 = cpu_ns();
 	int64_t t0 = now_ns();
 	for (long i = 0; i < frames;) {
 		ssize_t n = write(fd, buf, total);
@@ -90,27 +100,31 @@ static int do_tx(int fd, long frames, long len, long hdr) {
 			return 1;
 		}
 	}
-	printf("%ld %lld\n", frames, (long long)(now_ns() - t0));
+	int64_t t1 = now_ns();
+	printf("%ld %lld %lld\n", frames, (long long)(t1 - t0), (long long)(cpu_ns() - c0));
 	return 0;
 }
 
 static int do_rx(int fd, long frames) {
 	long got = 0;
-	int64_t t0 = 0, last = 0;
+	int64_t t0 = 0, last = 0, c0 = 0;
 	while (got < frames) {
 		ssize_t n = read(fd, buf, sizeof buf);
 		if (n > 0) {
-			if (got == 0) t0 = now_ns();
+			if (got == 0) {
+				t0 = now_ns();
+				c0 = cpu_ns();
+			}
 			got++;
 			last = now_ns();
 		} else if (n < 0 && errno == EAGAIN) {
-			if (wait_fd(fd, POLLIN, 500) == 0) break; /* the queue is drained */
+			if (wait_fd(fd, POLLIN, 500) == 0) break; /* the queue is drained (waiting costs no CPU) */
 		} else if (n < 0 && errno != EINTR) {
 			perror("tap-loop: read");
 			return 1;
 		}
 	}
-	printf("%ld %lld\n", got, (long long)(got > 0 ? last - t0 : 0));
+	printf("%ld %lld %lld\n", got, (long long)(got > 0 ? last - t0 : 0), (long long)(got > 0 ? cpu_ns() - c0 : 0));
 	return 0;
 }
 
@@ -130,6 +144,7 @@ static int do_gen(const char *ifname, long frames, long len) {
 	}
 	frame(buf, len, DEVICE_MAC, PEER_MAC); /* peer -> guest */
 	long sent = 0;
+	int64_t c0 = cpu_ns();
 	int64_t t0 = now_ns();
 	while (sent < frames) {
 		ssize_t n = send(s, buf, (size_t)len, 0);
@@ -142,7 +157,8 @@ static int do_gen(const char *ifname, long frames, long len) {
 			return 1;
 		}
 	}
-	printf("%ld %lld\n", sent, (long long)(now_ns() - t0));
+	int64_t t1 = now_ns();
+	printf("%ld %lld %lld\n", sent, (long long)(t1 - t0), (long long)(cpu_ns() - c0));
 	close(s);
 	return 0;
 }

@@ -63,12 +63,25 @@ function child(cmd: string, args: readonly string[], fd?: number): Promise<Child
   });
 }
 
-/** "<frames> <ns>" from tap-loop. */
-async function cLoop(bin: string, args: readonly string[], fd?: number, viaNetns?: string): Promise<{ frames: number; ns: number }> {
+/** Frames moved, wall-clock ns, and CPU ns (user + system, all threads) spent moving them. */
+interface Run {
+  frames: number;
+  ns: number;
+  cpuNs: number;
+}
+
+/** "<frames> <ns> <cpu ns>" from tap-loop. */
+async function cLoop(bin: string, args: readonly string[], fd?: number, viaNetns?: string): Promise<Run> {
   const r = viaNetns === undefined ? await child(bin, args, fd) : await child('ip', ['netns', 'exec', viaNetns, bin, ...args]);
-  const m = /^(\d+) (\d+)\s*$/.exec(r.stdout);
+  const m = /^(\d+) (\d+) (\d+)\s*$/.exec(r.stdout);
   if (r.code !== 0 || m === null) throw new Error(`tap-loop ${args[0]} failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
-  return { frames: Number(m[1]), ns: Number(m[2]) };
+  return { frames: Number(m[1]), ns: Number(m[2]), cpuNs: Number(m[3]) };
+}
+
+/** This process's CPU time (every thread: the main loop and the poll thread), ns. */
+function cpuNow(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
 }
 
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -126,15 +139,17 @@ async function teardown(env: TapEnv): Promise<void> {
 }
 
 /** Device transmit: `frames` frames through TapNetdev.send (one write(2) each). */
-function deviceTx(env: TapEnv, frames: number): { frames: number; ns: number } {
+function deviceTx(env: TapEnv, frames: number): Run {
   const before = env.tap.stats();
+  const c0 = cpuNow();
   const t0 = process.hrtime.bigint();
   let done = 0;
   while (done < frames) done += env.loop.txBatch();
   const ns = Number(process.hrtime.bigint() - t0);
+  const cpuNs = cpuNow() - c0;
   const after = env.tap.stats();
   if (after.txErrors !== before.txErrors) throw new Error(`${after.txErrors - before.txErrors} TAP writes failed`);
-  return { frames: after.txFrames - before.txFrames, ns };
+  return { frames: after.txFrames - before.txFrames, ns, cpuNs };
 }
 
 /** Fills the TAP's queue from the namespace while the backend is paused. */
@@ -146,20 +161,21 @@ async function fill(env: TapEnv, frames: number): Promise<void> {
 }
 
 /** Device receive: resume the backend, recycle buffers on each interrupt, until `frames` arrived or the flow stops. */
-function deviceRx(env: TapEnv, frames: number): Promise<{ frames: number; ns: number }> {
+function deviceRx(env: TapEnv, frames: number): Promise<Run> {
   const loop = env.loop;
   return new Promise((resolve) => {
     let got = 0;
     let scheduled = false;
     let lastProgress = Date.now();
     let tLast = 0n;
+    let cpuLast = 0;
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
       clearInterval(idle);
       loop.onInterrupt = null;
-      resolve({ frames: got, ns: Number(tLast - t0) });
+      resolve({ frames: got, ns: Number(tLast - t0), cpuNs: cpuLast - c0 });
     };
     const service = () => {
       scheduled = false;
@@ -167,6 +183,7 @@ function deviceRx(env: TapEnv, frames: number): Promise<{ frames: number; ns: nu
       if (n > 0) {
         got += n;
         tLast = process.hrtime.bigint();
+        cpuLast = cpuNow();
         lastProgress = Date.now();
       }
       if (got >= frames) finish();
@@ -183,15 +200,40 @@ function deviceRx(env: TapEnv, frames: number): Promise<{ frames: number; ns: nu
       if (!finished && Date.now() - lastProgress > IDLE_MS) finish();
     }, 5);
     loop.rxRecycle(); // buffers left from a previous repeat
+    const c0 = cpuNow();
     const t0 = process.hrtime.bigint();
     env.tap.resumeReceive();
   });
 }
 
-function result(name: string, samples: number[], baselineSamples: number[], detail: BenchResult['detail']): BenchResult {
+/** pps from the runs, with CPU ns per frame beside (steadier than pps when other jobs load the machine). */
+function result(name: string, dev: Run[], c: Run[], detail: NonNullable<BenchResult['detail']>): BenchResult {
+  const pps = (r: Run) => (r.frames * 1e9) / Math.max(1, r.ns);
+  const cpu = (r: Run) => r.cpuNs / Math.max(1, r.frames);
+  const samples = dev.map(pps);
+  const baselineSamples = c.map(pps);
   const v = summarize(samples);
   const b = summarize(baselineSamples);
-  return { name, unit: 'pps', value: v.median, baseline: b.median, ratio: ratio(v.median, b.median), samples, baselineSamples, spread: v.spread, baselineIs: BASELINE_IS, detail };
+  const devCpu = summarize(dev.map(cpu)).median;
+  const cCpu = summarize(c.map(cpu)).median;
+  return {
+    name,
+    unit: 'pps',
+    value: v.median,
+    baseline: b.median,
+    ratio: ratio(v.median, b.median),
+    samples,
+    baselineSamples,
+    spread: v.spread,
+    baselineIs: BASELINE_IS,
+    perCpuSecond: { value: 1e9 / Math.max(1, devCpu), baseline: 1e9 / Math.max(1, cCpu), ratio: ratio(1e9 / Math.max(1, devCpu), 1e9 / Math.max(1, cCpu)) },
+    detail: {
+      ...detail,
+      cpuNsPerFrame: Math.round(devCpu),
+      baselineCpuNsPerFrame: Math.round(cCpu),
+      cpuRatio: Math.round((cCpu / Math.max(1, devCpu)) * 1000) / 1000,
+    },
+  };
 }
 
 async function run(ctx: BenchContext): Promise<BenchResult[]> {
@@ -211,13 +253,11 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
     ctx.step(`tap-tx-64 (${sizes.txFrames} frames x ${sizes.repeats})`);
     try {
       deviceTx(env, 4 * env.loop.tx.heads.length); // warm-up
-      const dev: number[] = [];
-      const c: number[] = [];
+      const dev: Run[] = [];
+      const c: Run[] = [];
       for (let i = 0; i < sizes.repeats; i++) {
-        const cr = await cLoop(env.bin, ['tx', '3', String(sizes.txFrames), String(FRAME_BYTES), String(HDR_LEN)], env.tap.fd);
-        c.push((cr.frames * 1e9) / cr.ns);
-        const d = deviceTx(env, sizes.txFrames);
-        dev.push((d.frames * 1e9) / d.ns);
+        c.push(await cLoop(env.bin, ['tx', '3', String(sizes.txFrames), String(FRAME_BYTES), String(HDR_LEN)], env.tap.fd));
+        dev.push(deviceTx(env, sizes.txFrames));
       }
       out.push(result('tap-tx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.txFrames, ifname: env.tap.ifname }));
     } catch (e) {
@@ -225,17 +265,17 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
     }
     ctx.step(`tap-rx-64 (${sizes.rxFrames} frames x ${sizes.repeats})`);
     try {
-      const dev: number[] = [];
-      const c: number[] = [];
+      const dev: Run[] = [];
+      const c: Run[] = [];
       let lost = 0;
       for (let i = 0; i < sizes.repeats; i++) {
         await fill(env, sizes.rxFrames);
         const cr = await cLoop(env.bin, ['rx', '3', String(sizes.rxFrames)], env.tap.fd);
-        c.push((cr.frames * 1e9) / cr.ns);
+        c.push(cr);
         lost += sizes.rxFrames - cr.frames;
         await fill(env, sizes.rxFrames);
         const d = await deviceRx(env, sizes.rxFrames);
-        dev.push((d.frames * 1e9) / d.ns);
+        dev.push(d);
         lost += sizes.rxFrames - d.frames;
       }
       out.push(result('tap-rx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.rxFrames, framesNotArrived: lost, ifname: env.tap.ifname }));

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { writeFileSync } from 'node:fs';
 import type { PairResult } from './timing.js';
-import { ratio } from './stats.js';
+import { median, ratio } from './stats.js';
 
 export interface BenchResult {
   name: string;
@@ -27,6 +27,11 @@ export interface BenchResult {
   baselineIs: string;
   /** Why it did not run. */
   skipped?: string;
+  /**
+   * The same rates per CPU-second of this process (user + system, every thread) instead of per
+   * wall-clock second: close to what an idle core would do when other jobs share the machine.
+   */
+  perCpuSecond?: { value: number; baseline: number; ratio: number | null };
   /** Case parameters and secondary figures (heap, GCs, counters). */
   detail?: Record<string, string | number | boolean>;
 }
@@ -44,6 +49,8 @@ export interface BenchReport {
 
 /** A result from a measured pair. */
 export function fromPair(name: string, unit: string, p: PairResult, baselineIs: string, detail?: BenchResult['detail']): BenchResult {
+  const cpu = median(p.cpuSamples);
+  const cpuBase = median(p.baselineCpuSamples);
   return {
     name,
     unit,
@@ -54,6 +61,7 @@ export function fromPair(name: string, unit: string, p: PairResult, baselineIs: 
     baselineSamples: p.baselineSamples,
     spread: p.value.spread,
     baselineIs,
+    perCpuSecond: { value: cpu, baseline: cpuBase, ratio: ratio(cpu, cpuBase) },
     ...(detail === undefined ? {} : { detail }),
   };
 }

@@ -4,39 +4,57 @@ import type { BenchReport, BenchResult } from './result.js';
 
 /** 12.3 M, 456 k, 7.89: three significant figures with an SI prefix. */
 export function si(n: number): string {
+  if (n === 0) return '0';
+  if (!Number.isFinite(n)) return String(n);
   const abs = Math.abs(n);
-  if (abs >= 1e9) return (n / 1e9).toPrecision(3) + ' G';
-  if (abs >= 1e6) return (n / 1e6).toPrecision(3) + ' M';
-  if (abs >= 1e3) return (n / 1e3).toPrecision(3) + ' k';
-  if (abs === 0) return '0';
   if (abs < 0.01) return n.toExponential(1);
+  const prefixes: [number, string][] = [
+    [1e9, ' G'],
+    [1e6, ' M'],
+    [1e3, ' k'],
+    [1, ''],
+  ];
+  for (const [scale, prefix] of prefixes) {
+    // Round first, so 999.96 k shows as 1.00 M rather than 1.00e+3 k.
+    const rounded = Number((abs / scale).toPrecision(3));
+    if (rounded >= 1 || scale === 1) {
+      if (rounded >= 1000 && scale < 1e9) continue;
+      return (n < 0 ? '-' : '') + rounded.toPrecision(3) + prefix;
+    }
+  }
   return n.toPrecision(3);
 }
 
+function fmtRatio(r: number | null): string {
+  return r === null ? '—' : r.toFixed(r < 10 ? 3 : 1);
+}
+
 function row(r: BenchResult): string[] {
-  if (r.skipped !== undefined) return [r.name, r.unit, '—', '—', '—', '—', `skipped: ${r.skipped}`];
+  if (r.skipped !== undefined) return [r.name, r.unit, '—', '—', '—', '—', '—', `skipped: ${r.skipped}`];
+  const cpu = r.perCpuSecond;
   return [
     r.name,
     r.unit,
     si(r.value!),
     r.spread === null ? '—' : `±${((r.spread * 100) / 2).toFixed(0)} %`,
     si(r.baseline!),
-    r.ratio === null ? '—' : r.ratio.toFixed(r.ratio < 10 ? 3 : 1),
+    fmtRatio(r.ratio),
+    cpu === undefined ? '—' : `${si(cpu.value)} (${fmtRatio(cpu.ratio)})`,
     r.baselineIs,
   ];
 }
 
 export function markdownTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const numeric = (i: number) => i >= 2 && i <= 5;
+  const numeric = (i: number) => i >= 2 && i <= 6;
   const line = (r: string[]) => '| ' + r.map((c, i) => (numeric(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ') + ' |';
   const rule = '|' + widths.map((w, i) => (numeric(i) ? '-'.repeat(w + 1) + ':' : '-'.repeat(w + 2))).join('|') + '|';
   return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
 }
 
-/** The results table: median, half the spread, baseline median, ratio, what the baseline is. */
+/** The results table: median, half the spread, baseline median, ratio, per CPU-second, what the baseline is. */
 export function resultsTable(report: BenchReport): string {
-  const head = ['name', 'unit', 'median', 'spread', 'baseline', 'ratio', 'baseline is'];
+  const head = ['name', 'unit', 'median', 'spread', 'baseline', 'ratio', 'per CPU-s (ratio)', 'baseline is'];
   return markdownTable([head, ...report.results.map(row)]);
 }
 

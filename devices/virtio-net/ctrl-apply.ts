@@ -155,8 +155,8 @@ function gateFor(ctrlClass: number, command: number): Gate | null {
 /** Applies a parsed command. Never throws; a refused command changes nothing. */
 export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: CtrlState): CtrlOutcome {
   const { ctrlClass, command } = cmd;
-  // No closures here: per-command closures (and tsx's name helper on them) dominated the cost.
-  const notes = new Notes(ctrlClass, command, ctx.strict);
+  // No closures and no per-command objects here: they dominated the cost of a command.
+  const notes = NOTES.begin(ctrlClass, command, ctx.strict);
 
   const gate = gateFor(ctrlClass, command);
   if (gate !== null && (ctx.features & gate.mask) === 0n) {
@@ -269,15 +269,23 @@ function wrongKind(notes: Notes, index: number, list: Uint8Array, kind: 'unicast
   );
 }
 
-/** The driver's mistakes in one command; the list is allocated only when there is one. */
+/**
+ * The driver's mistakes in the command being applied; the list is allocated only when there is
+ * one. One instance serves every call (applyCtrlCommand is synchronous and never re-entered).
+ */
 class Notes {
   list: readonly CtrlDiagnostic[] = NO_DIAGNOSTICS;
+  private ctrlClass = 0;
+  private command = 0;
+  private strict = false;
 
-  constructor(
-    private readonly ctrlClass: number,
-    private readonly command: number,
-    private readonly strict: boolean,
-  ) {}
+  begin(ctrlClass: number, command: number, strict: boolean): this {
+    this.list = NO_DIAGNOSTICS;
+    this.ctrlClass = ctrlClass;
+    this.command = command;
+    this.strict = strict;
+    return this;
+  }
 
   add(d: CtrlDiagnostic): void {
     this.list = this.list.length === 0 ? [d] : [...this.list, d];
@@ -328,3 +336,5 @@ function ok(effect: CtrlEffect, diagnostics: readonly CtrlDiagnostic[]): CtrlOut
   const base = OK_BY_EFFECT[effect];
   return diagnostics.length === 0 ? base : { ...base, diagnostics };
 }
+
+const NOTES = new Notes();

@@ -19,7 +19,7 @@ import type { ConfigField } from '../virtio/config-space.js';
 import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../lib/netdev/netdev.js';
-import { NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureMask, featureName, hasFeature } from './constants.js';
+import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
 import { CtrlQueue } from './ctrl-queue.js';
@@ -133,8 +133,8 @@ export class VirtioNetDevice extends VirtioDevice {
     this.link = up;
     this.rx.setLink(up);
     this.tx.setLink(up);
-    // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`, §4.x config
-    // change notification; raised only once DRIVER_OK is set).
+    // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`); the core
+    // raises it only once DRIVER_OK is set (§2.1.2).
     this.notifyConfig();
   }
 
@@ -203,7 +203,7 @@ export class VirtioNetDevice extends VirtioDevice {
     const mq = hasFeature(features, NetFeature.MQ);
     this.ctrlIndex = hasFeature(features, NetFeature.CTRL_VQ) ? (mq ? this.cfg.queuePairs * 2 : 2) : -1;
     this.ctrlState.queuePairs = 1;
-    this.ctrlState.guestOffloads = features & featureMask(NetFeature.GUEST_CSUM, NetFeature.GUEST_TSO4, NetFeature.GUEST_TSO6, NetFeature.GUEST_ECN, NetFeature.GUEST_UFO);
+    this.ctrlState.guestOffloads = features & GUEST_OFFLOAD_FEATURES;
     const hdrLen = vnetHeaderLength(features);
     const netdev = this.netdev;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);

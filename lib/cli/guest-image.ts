@@ -1,9 +1,10 @@
 // The Linux guest that `virtio-net guest` and the conformance tests boot in v86 (no VIRTIO section:
 // Debian packaging; what the guest needs is in shared/design/REAL-GUEST.md).
 //
-// Data flow: apt's index for i386 (a private list directory and options, so the system's package
-// configuration is untouched) → resolve `linux-image-686` to the kernel package → `apt-get
-// download` the kernel, `busybox-static` (i386) and `seabios` → check each .deb's SHA256 against
+// Data flow: apt's index for i386 (amd64 for the QEMU reference guest) with a private list
+// directory and options, so the system's package configuration is untouched → resolve
+// `linux-image-686` (`-amd64`) to the kernel package → `apt-get download` the kernel,
+// `busybox-static` and, for v86, `seabios` → check each .deb's SHA256 against
 // the index → `dpkg-deb -x` → an initramfs (newc cpio: busybox, the virtio/8021q module chain,
 // scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
 // A cached image whose recipe (init script, module list, builder version) is unchanged is reused
@@ -37,8 +38,16 @@ export const GUEST_MODULES = [
 
 /** Bump when the image layout changes, so cached images are rebuilt. */
 const BUILDER_VERSION = 1;
-/** The metapackage that names the current i686 kernel (resolved from the i386 index, which can lag amd64). */
-const KERNEL_META = 'linux-image-686';
+/**
+ * Guest architectures: i386 is what v86 runs; amd64 is what the QEMU reference guest runs
+ * (REAL-GUEST.md). The metapackage names the current kernel; it is resolved from that
+ * architecture's own index (the i386 index can lag amd64 by a revision).
+ */
+export type GuestArch = 'i386' | 'amd64';
+const KERNEL_META: Record<GuestArch, { meta: string; flavour: string }> = {
+  i386: { meta: 'linux-image-686', flavour: '686' },
+  amd64: { meta: 'linux-image-amd64', flavour: 'amd64' },
+};
 const BUSYBOX = 'busybox-static';
 const SEABIOS = 'seabios';
 /** What the boot needs from seabios: the BIOS and the VGA option ROM v86 expects. */
@@ -46,6 +55,7 @@ const SEABIOS_FILES = { bios: 'usr/share/seabios/bios.bin', vgaBios: 'usr/share/
 
 /** A built guest image: absolute paths of what v86 boots. */
 export interface GuestImage {
+  arch: GuestArch;
   dir: string;
   bzimage: string;
   initrd: string;
@@ -69,6 +79,8 @@ export class GuestImageError extends Error {
 }
 
 export interface BuildGuestImageOptions {
+  /** Default i386 (v86). amd64 images carry no BIOS (QEMU has its own): bios/vgaBios are empty paths. */
+  arch?: GuestArch;
   /** Rebuild even when a cached image matches. */
   force?: boolean;
   /** Progress lines (default: none). */
@@ -99,28 +111,34 @@ function recipe(init: string): string {
   return createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${init}`).digest('hex').slice(0, 16);
 }
 
+/** Cache subdirectory of an image: i386 keeps the original name. */
+function imageDirName(arch: GuestArch, init: string): string {
+  return arch === 'i386' ? `image-${recipe(init)}` : `image-${arch}-${recipe(init)}`;
+}
+
 /** The cached image for the current recipe, or null (nothing is downloaded). */
-export function findGuestImage(cacheDir = guestCacheDir()): GuestImage | null {
-  const dir = join(cacheDir, `image-${recipe(guestInitScript())}`);
+export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386'): GuestImage | null {
+  const dir = join(cacheDir, imageDirName(arch, guestInitScript()));
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest)) return null;
   try {
-    const m = JSON.parse(readFileSync(manifest, 'utf8')) as Omit<GuestImage, 'dir' | 'bzimage' | 'initrd' | 'bios' | 'vgaBios'>;
-    const img = imageAt(dir, m.kernelRelease, m.packages);
-    for (const f of [img.bzimage, img.initrd, img.bios, img.vgaBios]) if (!existsSync(f)) return null;
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as Pick<GuestImage, 'kernelRelease' | 'packages'>;
+    const img = imageAt(arch, dir, m.kernelRelease, m.packages);
+    for (const f of [img.bzimage, img.initrd, img.bios, img.vgaBios]) if (f !== '' && !existsSync(f)) return null;
     return img;
   } catch {
     return null;
   }
 }
 
-function imageAt(dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+function imageAt(arch: GuestArch, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
   return {
+    arch,
     dir,
     bzimage: join(dir, 'bzImage'),
     initrd: join(dir, 'initrd.cpio'),
-    bios: join(dir, 'bios.bin'),
-    vgaBios: join(dir, 'vgabios.bin'),
+    bios: arch === 'i386' ? join(dir, 'bios.bin') : '',
+    vgaBios: arch === 'i386' ? join(dir, 'vgabios.bin') : '',
     kernelRelease,
     packages,
   };
@@ -129,9 +147,11 @@ function imageAt(dir: string, kernelRelease: string, packages: Record<string, st
 /** The cached image, or builds it (downloads about 55 MB once). */
 export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImage {
   const cacheDir = options.cacheDir ?? guestCacheDir();
+  const arch = options.arch ?? 'i386';
+  if (arch !== 'i386' && arch !== 'amd64') throw new TypeError(`buildGuestImage: options.arch must be i386 or amd64, got ${String(arch)}`);
   const log = options.log ?? ((): void => {});
   if (options.force !== true) {
-    const cached = findGuestImage(cacheDir);
+    const cached = findGuestImage(cacheDir, arch);
     if (cached !== null) return cached;
   }
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) {
@@ -139,25 +159,25 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   }
   const init = guestInitScript();
   mkdirSync(cacheDir, { recursive: true });
-  const aptDir = join(cacheDir, 'apt');
+  const aptDir = join(cacheDir, arch === 'i386' ? 'apt' : `apt-${arch}`);
   mkdirSync(join(aptDir, 'lists', 'partial'), { recursive: true });
   mkdirSync(join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
-  // i386 without touching dpkg's architectures or the system's lists (REAL-GUEST.md).
+  // The guest's architecture without touching dpkg's architectures or the system's lists (REAL-GUEST.md).
   const aptOptions = [
-    '-o', 'APT::Architecture=i386',
-    '-o', 'APT::Architectures=i386',
+    '-o', `APT::Architecture=${arch}`,
+    '-o', `APT::Architectures=${arch}`,
     '-o', `Dir::State::Lists=${join(aptDir, 'lists')}`,
     '-o', `Dir::Cache=${join(aptDir, 'cache')}`,
     '-o', 'Debug::NoLocking=1',
   ];
-  log('guest image: updating a private i386 package index');
+  log(`guest image: updating a private ${arch} package index`);
   // A failed secondary index (e.g. a mirror mid-sync) is not fatal: what matters is that the
   // packages below resolve, which the next steps check.
   const update = run('apt-get', [...aptOptions, '-q', 'update'], { allowFailure: true });
-  const kernelPkg = resolveKernel(aptOptions, update.stderr);
+  const kernelPkg = resolveKernel(aptOptions, arch, update.stderr);
   const work = mkdtempSync(join(cacheDir, 'build-'));
   try {
-    const wanted = [kernelPkg, BUSYBOX, SEABIOS];
+    const wanted = arch === 'i386' ? [kernelPkg, BUSYBOX, SEABIOS] : [kernelPkg, BUSYBOX];
     const packages: Record<string, string> = {};
     const debs: string[] = [];
     for (const name of wanted) {
@@ -184,21 +204,24 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
     const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
     const out = join(work, 'out');
     mkdirSync(out);
-    const img = imageAt(out, kernelRelease, packages);
+    const img = imageAt(arch, out, kernelRelease, packages);
     copyFrom(root, `boot/vmlinuz-${kernelRelease}`, img.bzimage);
-    copyFrom(root, SEABIOS_FILES.bios, img.bios);
-    copyFrom(root, SEABIOS_FILES.vgaBios, img.vgaBios);
+    if (arch === 'i386') {
+      copyFrom(root, SEABIOS_FILES.bios, img.bios);
+      copyFrom(root, SEABIOS_FILES.vgaBios, img.vgaBios);
+    }
     writeFileSync(img.initrd, initramfs(root, kernelRelease, init));
-    writeFileSync(join(out, 'image.json'), JSON.stringify({ kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
-    const final = join(cacheDir, `image-${recipe(init)}`);
+    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
+    const final = join(cacheDir, imageDirName(arch, init));
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
-    // Images of earlier recipes are never used again.
+    // Images of earlier recipes (same architecture) are never used again.
+    const sameArch = (d: string): boolean => (arch === 'i386' ? !/^image-[a-z0-9]+-/.test(d) : d.startsWith(`image-${arch}-`));
     for (const d of readdirSync(cacheDir)) {
-      if (d.startsWith('image-') && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
+      if (d.startsWith('image-') && sameArch(d) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
     }
     log(`guest image: ready in ${final}`);
-    return imageAt(final, kernelRelease, packages);
+    return imageAt(arch, final, kernelRelease, packages);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -235,15 +258,16 @@ function initramfs(root: string, kernelRelease: string, init: string): Uint8Arra
   return cpioNewc(entries);
 }
 
-function resolveKernel(aptOptions: string[], updateErrors: string): string {
+function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: string): string {
+  const { meta, flavour } = KERNEL_META[arch];
   let out: string;
   try {
-    out = run('apt-cache', [...aptOptions, 'depends', KERNEL_META]).stdout;
+    out = run('apt-cache', [...aptOptions, 'depends', meta]).stdout;
   } catch (e) {
-    throw new GuestImageError('guest-image.index', `cannot resolve ${KERNEL_META} from the i386 index: ${(e as Error).message}\n${updateErrors}`);
+    throw new GuestImageError('guest-image.index', `cannot resolve ${meta} from the ${arch} index: ${(e as Error).message}\n${updateErrors}`);
   }
-  const m = /Depends:\s*(linux-image-[0-9][^\s]*-686)\b/.exec(out);
-  if (m === null) throw new GuestImageError('guest-image.index', `${KERNEL_META} names no kernel in the i386 index (apt-get update: ${updateErrors.trim() || 'ok'})`);
+  const m = new RegExp(`Depends:\\s*(linux-image-[0-9][^\\s]*-${flavour})\\b`).exec(out);
+  if (m === null) throw new GuestImageError('guest-image.index', `${meta} names no kernel in the ${arch} index (apt-get update: ${updateErrors.trim() || 'ok'})`);
   return m[1]!;
 }
 
@@ -253,7 +277,7 @@ function indexEntry(aptOptions: string[], name: string): { version: string; sha2
   const version = /^Version: (.+)$/m.exec(out)?.[1];
   const sha256 = /^SHA256: ([0-9a-f]{64})$/m.exec(out)?.[1];
   if (version === undefined || sha256 === undefined) {
-    throw new GuestImageError('guest-image.index', `${name} is not in the i386 package index (no Version/SHA256)`);
+    throw new GuestImageError('guest-image.index', `${name} is not in the private package index (no Version/SHA256)`);
   }
   return { version, sha256 };
 }

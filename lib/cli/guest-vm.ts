@@ -24,7 +24,7 @@ export const READY_MARKER = 'VIRTIO-NET-GUEST-READY';
 const MEMORY_SIZE = 256 << 20;
 const BASE_CMDLINE = 'console=ttyS0 tsc=reliable mitigations=off';
 /** Boot to the ready marker takes ~10 s on a 2-core machine; allow slow CI. */
-const BOOT_TIMEOUT_MS = 120_000;
+const BOOT_TIMEOUT_MS = 180_000;
 /** The guest address the CLI configures (QEMU user-network's guest address). */
 export const GUEST_IP = '10.0.2.15';
 export const PEER_IP = '10.0.2.2';

@@ -4,7 +4,13 @@
 // lib/filters/rewriter-states.ts to learn `offset = secondary_seq - primary_seq`, then rewrites:
 //   direction 'tx' (netdev → guest: the client's packets)   ack += offset (and SACK blocks)
 //   direction 'rx' (guest → netdev: the secondary's packets) seq -= offset
-// and recomputes the TCP checksum (IPv4 and IPv6 pseudo headers) — unless the vnet header says the
+// TCP timestamps (RFC 7323) are a second clock the client echoes: the same handshake gives
+// `tsOffset = secondary TSval - primary TSval` (the secondary's SYN/ACK TSval against the TSecr
+// of the client's first ACK), and client → guest `TSecr += tsOffset`, guest → client
+// `TSval -= tsOffset`. QEMU's rewriter does not do this (its secondary is a replica whose clock
+// matches); Linux 6.x rejects an ACK whose TSecr it never sent (TcpExtTSEcrRejected), so a
+// secondary whose clock differs needs it.
+// The checksum is recomputed (IPv4 and IPv6 pseudo headers) — unless the vnet header says the
 // checksum is still to be done (VIRTIO 1.2 §5.1.6.2 VIRTIO_NET_HDR_F_NEEDS_CSUM: the field then
 // holds only the pseudo-header sum, which seq/ack do not enter).
 // `checkpoint()`: after a COLO checkpoint the secondary is a copy of the primary, so every offset
@@ -16,6 +22,7 @@
 import { storeTransportChecksum } from '../packet/checksum.js';
 import { FlowTable, flowKey, newFlowKey } from '../packet/flow-table.js';
 import { be32, newPacketInfo, parsePacket, TCP_FLAG, writeBe32, type PacketInfo } from '../packet/parse.js';
+import { TCPOLEN_TIMESTAMP, TCPOPT, tcpOptionOffset } from '../packet/tcp-options.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
 import { rewrites, transition, type RewriterEvent, type RewriterState } from './rewriter-states.js';
 
@@ -34,16 +41,16 @@ export const DEFAULT_MAX_CONNECTIONS = 16384;
 const SCRATCH_BYTES = 65536 + 4096;
 /** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
-/** TCP option kinds (RFC 9293 §3.2, RFC 2018). */
-const TCPOPT_EOL = 0;
-const TCPOPT_NOP = 1;
-const TCPOPT_SACK = 5;
 
 interface Connection {
   state: RewriterState;
   guestIsn: number;
   /** secondary_seq - primary_seq, mod 2^32. */
   offset: number;
+  /** The guest's TSval in its SYN or SYN/ACK (-1: no timestamps). */
+  guestTsval: number;
+  /** secondary TSval - primary TSval, mod 2^32. */
+  tsOffset: number;
   /** Sequence number of the client's FIN. */
   clientFin: number;
   /** Sequence number of the guest's FIN, in the primary's space. */
@@ -63,6 +70,7 @@ export interface RewriterStats {
 export interface RewriterConnectionInfo {
   state: RewriterState;
   offset: number;
+  tsOffset: number;
 }
 
 export class RewriterFilter implements NetFilter {
@@ -96,7 +104,7 @@ export class RewriterFilter implements NetFilter {
     let conn = this.table.get(this.key);
     if (conn === undefined) {
       if (transition('new', event) === undefined) return PASS; // mid-stream: not ours to fix
-      conn = { state: 'new', guestIsn: 0, offset: 0, clientFin: 0, guestFin: 0 };
+      conn = { state: 'new', guestIsn: 0, offset: 0, guestTsval: -1, tsOffset: 0, clientFin: 0, guestFin: 0 };
       if (!this.table.add(this.key, conn)) {
         this.counters.untracked++;
         return PASS;
@@ -106,42 +114,52 @@ export class RewriterFilter implements NetFilter {
     const tr = transition(before, event);
     if (tr !== undefined) {
       conn.state = tr.next;
-      this.act(tr.action, conn, event, info);
+      this.act(tr.action, conn, event, frame, info);
     }
-    const rewrite = conn.offset !== 0 && (rewrites(before) || rewrites(conn.state));
+    const rewrite = (conn.offset !== 0 || conn.tsOffset !== 0) && (rewrites(before) || rewrites(conn.state));
     if (conn.state === 'closed') {
       this.table.delete(this.key);
       this.counters.closed++;
     }
     if (!rewrite) return PASS;
-    return this.rewrite(frame, vnetHeader, conn.offset, fromClient);
+    return this.rewrite(frame, vnetHeader, conn, fromClient);
   }
 
   /** A COLO checkpoint happened: the secondary now equals the primary, every offset is 0. */
   checkpoint(): void {
-    for (const e of this.table.entries()) e.value.offset = 0;
+    for (const e of this.table.entries()) {
+      e.value.offset = 0;
+      e.value.tsOffset = 0;
+    }
     this.counters.checkpoints++;
   }
 
   /** Tracked connections (inspection and tests). */
   connections(): RewriterConnectionInfo[] {
-    return [...this.table.entries()].map((e) => ({ state: e.value.state, offset: e.value.offset }));
+    return [...this.table.entries()].map((e) => ({ state: e.value.state, offset: e.value.offset, tsOffset: e.value.tsOffset }));
   }
 
   stats(): RewriterStats {
     return { connections: this.table.size, ...this.counters };
   }
 
-  private act(action: string, conn: Connection, event: RewriterEvent, info: PacketInfo): void {
+  private act(action: string, conn: Connection, event: RewriterEvent, frame: Uint8Array, info: PacketInfo): void {
     const seq = info.tcpSeq;
     const ack = info.tcpAck;
     switch (action) {
-      case 'record-guest-isn':
+      case 'record-guest-isn': {
         conn.guestIsn = seq;
+        const ts = timestampAt(frame, info);
+        conn.guestTsval = ts < 0 ? -1 : be32(frame, ts + 2);
         break;
-      case 'compute-offset':
+      }
+      case 'compute-offset': {
         conn.offset = (conn.guestIsn - (ack - 1)) >>> 0;
+        const ts = timestampAt(frame, info);
+        // The client's TSecr echoes the primary's TSval of the segment it answers.
+        conn.tsOffset = ts < 0 || conn.guestTsval < 0 ? 0 : (conn.guestTsval - be32(frame, ts + 6)) >>> 0;
         break;
+      }
       case 'record-client-fin':
         conn.clientFin = (seq + info.payloadLength) >>> 0;
         break;
@@ -158,17 +176,21 @@ export class RewriterFilter implements NetFilter {
     }
   }
 
-  private rewrite(frame: Uint8Array, vnetHeader: Uint8Array | undefined, offset: number, fromClient: boolean): Verdict {
+  private rewrite(frame: Uint8Array, vnetHeader: Uint8Array | undefined, conn: Connection, fromClient: boolean): Verdict {
     if (frame.length > SCRATCH_BYTES) return PASS;
     const info = this.info;
     const out = this.scratch;
     out.set(frame);
     const l4 = info.l4Offset;
+    const offset = conn.offset;
+    const ts = conn.tsOffset === 0 ? -1 : timestampAt(out, info);
     if (fromClient) {
       if ((info.tcpFlags & TCP_FLAG.ACK) !== 0) writeBe32(out, l4 + 8, (info.tcpAck + offset) >>> 0);
-      shiftSackBlocks(out, l4 + 20, l4 + info.tcpHeaderLength, offset);
+      if (offset !== 0) shiftSackBlocks(out, info, offset);
+      if (ts >= 0) writeBe32(out, ts + 6, (be32(out, ts + 6) + conn.tsOffset) >>> 0); // TSecr
     } else {
       writeBe32(out, l4 + 4, (info.tcpSeq - offset) >>> 0);
+      if (ts >= 0) writeBe32(out, ts + 2, (be32(out, ts + 2) - conn.tsOffset) >>> 0); // TSval
     }
     const partial = vnetHeader !== undefined && vnetHeader.length > 0 && (vnetHeader[0]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0;
     if (!partial) storeTransportChecksum(out, info); // offsets are the same in the copy
@@ -178,6 +200,12 @@ export class RewriterFilter implements NetFilter {
     v.vnetHeader = vnetHeader;
     return v;
   }
+}
+
+/** Offset of a well-formed timestamp option, or -1. */
+function timestampAt(frame: Uint8Array, info: PacketInfo): number {
+  const at = tcpOptionOffset(frame, info, TCPOPT.TIMESTAMP);
+  return at >= 0 && frame[at + 1] === TCPOLEN_TIMESTAMP ? at : -1;
 }
 
 function eventOf(flags: number, fromClient: boolean): RewriterEvent | undefined {
@@ -192,24 +220,12 @@ function eventOf(flags: number, fromClient: boolean): RewriterEvent | undefined 
 }
 
 /** SACK blocks (RFC 2018 §3) from the client acknowledge primary sequence numbers: map them too. */
-function shiftSackBlocks(b: Uint8Array, start: number, end: number, offset: number): void {
-  let i = start;
-  while (i < end) {
-    const kind = b[i]!;
-    if (kind === TCPOPT_EOL) return;
-    if (kind === TCPOPT_NOP) {
-      i++;
-      continue;
-    }
-    if (i + 1 >= end) return;
-    const len = b[i + 1]!;
-    if (len < 2 || i + len > end) return; // malformed options: leave the rest alone
-    if (kind === TCPOPT_SACK) {
-      for (let j = i + 2; j + 8 <= i + len; j += 8) {
-        writeBe32(b, j, (be32(b, j) + offset) >>> 0);
-        writeBe32(b, j + 4, (be32(b, j + 4) + offset) >>> 0);
-      }
-    }
-    i += len;
+function shiftSackBlocks(b: Uint8Array, info: PacketInfo, offset: number): void {
+  const at = tcpOptionOffset(b, info, TCPOPT.SACK);
+  if (at < 0) return;
+  const len = b[at + 1]!;
+  for (let j = at + 2; j + 8 <= at + len; j += 8) {
+    writeBe32(b, j, (be32(b, j) + offset) >>> 0);
+    writeBe32(b, j + 4, (be32(b, j + 4) + offset) >>> 0);
   }
 }

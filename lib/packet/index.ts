@@ -4,3 +4,4 @@ export * from './checksum.js';
 export * from './address.js';
 export * from './flow-table.js';
 export * from './build.js';
+export * from './tcp-options.js';

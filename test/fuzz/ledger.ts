@@ -43,6 +43,8 @@ export class QueueLedger {
   usedBytes = 0;
   /** The driver moved avail.idx past the ring: it posts nothing more here until a reset. */
   dead = false;
+  /** The ring itself was granted as a buffer: its used ring is no longer the driver's to read. */
+  tainted = false;
 
   constructor(
     private readonly memory: GuardedMemory,
@@ -68,6 +70,12 @@ export class QueueLedger {
     for (const [a, l] of ranges) {
       this.memory.grant(a, l);
       writable += l;
+    }
+    if (ranges.some(([a, l]) => this.overlapsRing(a, l))) {
+      // The driver handed its own ring to the device as a buffer: from now on the ring says
+      // whatever the device wrote there. Only the guard regions can judge this queue any more.
+      this.dead = true;
+      this.tainted = true;
     }
     const p: Posting = ackAt === undefined ? { head, kind, ranges, writable } : { head, kind, ranges, writable, ackAt };
     const list = this.byHead.get(head);
@@ -107,6 +115,16 @@ export class QueueLedger {
     for (const list of this.byHead.values()) for (const p of list) for (const [a, l] of p.ranges) this.memory.revoke(a, l);
     this.byHead.clear();
     this.count = 0;
+  }
+
+  private overlapsRing(a: number, l: number): boolean {
+    const r = this.ring;
+    const areas: [number, number][] = [
+      [r.descTable, 16 * r.size],
+      [r.availRing, 6 + 2 * r.size],
+      [r.usedRing, 6 + 8 * r.size],
+    ];
+    return areas.some(([s, n]) => a < s + n && s < a + l);
   }
 
   /** Writable ranges reachable from `head` in the table as it stands. */

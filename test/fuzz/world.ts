@@ -227,6 +227,15 @@ export class FuzzWorld {
     if (need || force) this.driver.notify(q);
   }
 
+  /**
+   * Whether the driver may make `n` more entries available on queue `q`: a driver never has more
+   * heads outstanding than the ring has entries (§2.7.13: it owns at most `size` of them).
+   */
+  room(q: number, n: number): boolean {
+    const l = this.ledgers[q];
+    return l !== undefined && l !== null && l.outstanding + n <= l.ring.size;
+  }
+
   post(q: number, head: number, kind: PostingKind, ackAt?: number): void {
     this.ledgers[q]!.post(head, kind, ackAt);
   }
@@ -365,7 +374,7 @@ export class FuzzWorld {
   private tx(op: Extract<FuzzOp, { t: 'tx' }>): void {
     const q = 2 * op.pair + 1;
     const ring = this.ring(q);
-    if (ring === null || q === this.ctrlIndex) return;
+    if (ring === null || q === this.ctrlIndex || !this.room(q, 1)) return;
     const hdrLen = this.hdrLen;
     const frame = this.frame(op.len, '52:54:00:99:99:99', -1);
     let whole: Uint8Array;
@@ -383,7 +392,7 @@ export class FuzzWorld {
 
   private rx(op: Extract<FuzzOp, { t: 'rx' }>): void {
     const ring = this.ring(0);
-    if (ring === null) return;
+    if (ring === null || !this.room(0, op.count)) return;
     const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.count === 7);
     this.kick(0, () => {
       try {
@@ -401,7 +410,7 @@ export class FuzzWorld {
   private ctrl(op: Extract<FuzzOp, { t: 'ctrl' }>): void {
     const q = this.ctrlIndex;
     const ring = q < 0 ? null : this.ring(q);
-    if (ring === null) return;
+    if (ring === null || !this.room(q, 1)) return;
     const specs: BufferSpec[] = op.apart
       ? [{ len: 2, data: [op.cls, op.cmd] }, ...(op.payload.length > 0 ? [{ len: op.payload.length, data: op.payload }] : [])]
       : [{ len: 2 + op.payload.length, data: [op.cls, op.cmd, ...op.payload] }];
@@ -417,7 +426,7 @@ export class FuzzWorld {
 
   private raw(op: Extract<FuzzOp, { t: 'raw' }>): void {
     const ring = this.ring(op.q);
-    if (ring === null) return;
+    if (ring === null || !this.room(op.q, 1)) return;
     const free = (ring as unknown as { freeDescs: number[] }).freeDescs;
     if (free.length < op.descs.length) return;
     const indices = free.slice(0, op.descs.length);
@@ -462,7 +471,7 @@ export class FuzzWorld {
 
   private bump(q: number, n: number): void {
     const ring = this.ring(q);
-    if (ring === null) return;
+    if (ring === null || (n <= ring.size && !this.room(q, n))) return;
     const from = ring.availIdx;
     ring.bumpAvailIdx(n);
     if (n > ring.size) this.ledgers[q]!.dead = true;
@@ -518,7 +527,7 @@ export class FuzzWorld {
   /** The driver takes every used element of its live rings and matches it to its books. */
   consumeUsed(): void {
     for (const l of this.ledgers) {
-      if (l === null) continue;
+      if (l === null || l.tainted) continue;
       const idx = this.memory.driver.readU16(l.ring.usedRing + 2);
       const ahead = (idx - (l.ring as unknown as { lastUsed: number }).lastUsed) & 0xffff;
       if (ahead > l.ring.size) this.fail('used.index-jump', `queue ${l.index}: used.idx moved ${ahead} entries, more than the ring size ${l.ring.size}`);

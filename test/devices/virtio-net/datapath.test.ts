@@ -200,6 +200,37 @@ describe('devices/virtio-net datapath', () => {
     expect(rig.received()).to.have.length(3);
   });
 
+  it('event_idx_control_queue_rearms_avail_event_so_every_command_is_notified', () => {
+    const rig = new NetRig({ mac: MAIN });
+    for (let i = 0; i < 5; i++) expect(rig.cmd(0, 1, [i & 1])).to.equal(0);
+    expect(rig.suppressedKicks).to.equal(0);
+    expect(rig.ctrl.readAvailEvent()).to.equal(5);
+  });
+
+  it('event_idx_rx_asks_for_a_notification_only_while_frames_wait', () => {
+    const rig = new NetRig({ mac: MAIN });
+    rig.postRx(2, 1600);
+    rig.inject(ethFrame(MAIN));
+    rig.postRx(2, 1600); // nothing waits: the device did not ask, the driver skips the kick
+    expect(rig.suppressedKicks).to.equal(1);
+    for (let i = 0; i < 4; i++) rig.inject(ethFrame(MAIN)); // the 4th finds no buffer: it waits, and the device asks to be notified
+    expect(rig.device.stats().rx.backlog).to.equal(1);
+    expect(rig.rx.readAvailEvent()).to.equal(4);
+    rig.postRx(1, 1600);
+    expect(rig.suppressedKicks).to.equal(1);
+    expect(rig.received()).to.have.length(5);
+  });
+
+  it('event_idx_mrg_rxbuf_frame_waiting_on_popped_buffers_asks_for_the_next_new_one', () => {
+    const rig = new NetRig({ mac: MAIN });
+    rig.postRx(1, 600);
+    rig.inject(ethFrame(MAIN, undefined, { payload: 1486 }));
+    expect(rig.rx.readAvailEvent()).to.equal(1); // the buffer it holds is entry 0
+    rig.postRx(2, 600);
+    expect(rig.suppressedKicks).to.equal(0);
+    expect(rig.received().map((r) => r.numBuffers)).to.deep.equal([3]);
+  });
+
   it('no_interrupt_flag_suppresses_tx_interrupts_without_event_idx', () => {
     const rig = new NetRig({ mac: MAIN, features: { disable: ['EVENT_IDX'] } });
     rig.tx.setNoInterrupt(true);
@@ -250,5 +281,10 @@ describe('devices/virtio-net datapath', () => {
     backend.peer!.receive(ethFrame(MAIN), Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9]));
     const got = rig.received();
     expect([...got[0]!.header]).to.deep.equal([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    // GUEST_OFFLOADS_SET (§5.1.6.5.8) reaches the backend: only checksum offload from now on.
+    expect(rig.cmd(5, 0, [2, 0, 0, 0, 0, 0, 0, 0])).to.equal(0);
+    expect(backend.offloads).to.deep.equal({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false });
+    expect(rig.cmd(5, 0, [0, 0, 0, 0, 0, 0, 0, 0x80])).to.equal(1); // a bit never offered
+    expect(backend.offloads).to.deep.include({ csum: true });
   });
 });

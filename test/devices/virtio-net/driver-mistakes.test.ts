@@ -68,6 +68,26 @@ describe('devices/virtio-net driver mistakes', () => {
       goodExchange(rig);
     });
 
+    for (const mrg of [true, false]) {
+      it(`rx_buffer_shorter_than_the_header_is_returned_unused_${mrg ? 'with' : 'without'}_mrg_rxbuf`, () => {
+        const rig = new NetRig({ mac: MAIN, ...(mrg ? {} : { features: { disable: ['MRG_RXBUF'] } }) });
+        const [tiny, good] = [...rig.postRx(1, 8), ...rig.postRx(1, 1600)];
+        const f = ethFrame(MAIN, undefined, { payload: 100 });
+        expect(rig.inject(f)).to.equal(true);
+        const used = rig.rx.usedEntries();
+        expect(used).to.deep.equal([
+          { id: tiny, len: 0 },
+          { id: good, len: 12 + f.length },
+        ]);
+        expect(rig.device.diagnosticCount('rx.buffer-shorter-than-header')).to.equal(1);
+        expect(rig.device.diagnostics().find((d) => d.code === 'rx.buffer-shorter-than-header')).to.deep.include({ section: '5.1.6.3.1', queue: 0 });
+        expect(rig.device.stats().rx).to.deep.include({ shortBuffers: 1, frames: 1 });
+        expect(rig.readStatus() & NEEDS_RESET).to.equal(0);
+        rig.rx.takeUsed();
+        goodExchange(rig);
+      });
+    }
+
     it('rx_frame_above_the_maximum_from_the_backend_is_dropped_and_counted', () => {
       const rig = new NetRig({ mac: MAIN });
       rig.postRx(2, 1600);

@@ -14,7 +14,7 @@ import { MirrorFilter } from '../../../lib/filters/mirror.js';
 import { RedirectorFilter } from '../../../lib/filters/redirector.js';
 import { PassthroughList } from '../../../lib/colo/passthrough.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
-import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
+import type { Netdev, NetdevPeer, SendResult } from '../../../lib/netdev/netdev.js';
 import { buildFrame, TCP_FLAG } from '../../../lib/packet/index.js';
 import { SocketPeer, waitFor } from './socket-peer.js';
 
@@ -27,6 +27,29 @@ class Guest implements NetdevPeer {
     return true;
   }
   writable(): void {}
+}
+
+/** A backend that carries vnet headers host → guest (as a TAP with IFF_VNET_HDR does). */
+class HeaderNetdev implements Netdev {
+  readonly id = 'hn-vnet';
+  private peer: NetdevPeer | null = null;
+  attach(peer: NetdevPeer): void {
+    this.peer = peer;
+  }
+  detach(): void {
+    this.peer = null;
+  }
+  deliver(frame: Uint8Array, hdr: Uint8Array): boolean {
+    return this.peer?.receive(frame, hdr) ?? false;
+  }
+  send(): SendResult {
+    return 'sent';
+  }
+  pauseReceive(): void {}
+  resumeReceive(): void {}
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 const tcp = (k: number, sport = 5000): Uint8Array =>
@@ -124,7 +147,7 @@ describe('lib/filters mirror and redirector over real sockets', () => {
     // Primary: filter-mirror queue=tx outdev=mirror0 (server); secondary: filter-redirector
     // queue=tx indev=red0 connecting to it — the COLO pipe of QEMU docs/colo-proxy.txt.
     const mirrorOut = await serverSocket('mirror0', { port: 0 }, true);
-    const primaryInner = new MemoryNetdev({ id: 'primary-hn0' });
+    const primaryInner = new HeaderNetdev();
     const primary = new FilterChain(primaryInner);
     primary.add(new MirrorFilter({ id: 'm0', queue: 'tx', outdev: mirrorOut }));
     const primaryGuest = new Guest();
@@ -140,8 +163,7 @@ describe('lib/filters mirror and redirector over real sockets', () => {
     await waitFor(mirrorOut, 'connect', () => mirrorOut.connected);
 
     // The primary's netdev carries vnet headers: deliver frames with headers host → guest.
-    const peerOfChain = (primary as unknown as { innerPeer: NetdevPeer }).innerPeer;
-    for (let k = 0; k < 20; k++) expect(peerOfChain.receive(tcp(k), vnetHdr(k))).to.equal(true);
+    for (let k = 0; k < 20; k++) expect(primaryInner.deliver(tcp(k), vnetHdr(k))).to.equal(true);
     await waitFor(red0, 'frame', () => secondaryGuest.frames.length === 20);
     expect(secondaryGuest.frames.map((f) => [...f])).to.deep.equal(primaryGuest.frames.map((f) => [...f]));
     expect(secondaryGuest.headers.map((h) => [...h!])).to.deep.equal(primaryGuest.headers.map((h) => [...h!]));
@@ -222,6 +244,25 @@ describe('lib/filters mirror and redirector over real sockets', () => {
     expect(mirror.stats()).to.deep.equal({ mirrored: 1, dropped: 0, passedThrough: 1 });
     expect(redir.stats()).to.deep.include({ passedThrough: 1 });
     expect(host).to.have.length(1); // the passthrough frame reached the host; the UDP one was redirected
+  });
+
+  it('input_while_the_redirector_is_off_is_dropped_and_counted', async () => {
+    const path = join(dir, 'in.sock');
+    const inp = await serverSocket('red-in', { path });
+    const chain = new FilterChain(new MemoryNetdev());
+    const r0 = new RedirectorFilter({ id: 'r0', queue: 'tx', indev: inp, status: false });
+    chain.add(r0);
+    const guest = new Guest();
+    chain.attach(guest);
+    const peer = await SocketPeer.connect({ path });
+    closers.push(() => peer.destroy());
+    peer.write(encodeFrame(tcp(1), undefined, false));
+    await waitFor(inp, 'frame', () => inp.stats().framesIn === 1);
+    expect(guest.frames).to.have.length(0);
+    expect(r0.stats()).to.deep.include({ injected: 0, inDropped: 1 });
+    r0.status = true;
+    peer.write(encodeFrame(tcp(2), undefined, false));
+    await waitFor(inp, 'frame', () => guest.frames.length === 1);
   });
 
   it('bad_options_throw_naming_the_option', async () => {

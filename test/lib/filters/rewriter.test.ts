@@ -59,7 +59,7 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
     // The server answers the primary's SYN: ack = P + 1 (wrapped); the secondary needs S + 1.
     expect(fields(through(rw, 'tx', c(777, (P + 1) >>> 0, TCP_FLAG.SYN | TCP_FLAG.ACK)))).to.deep.equal({ seq: 777, ack: S + 1, valid: true });
     expect(fields(through(rw, 'rx', g(S + 1, 778, TCP_FLAG.ACK)))).to.deep.equal({ seq: (P + 1) >>> 0, ack: 778, valid: true });
-    expect(rw.connections()).to.deep.equal([{ state: 'established', offset: (S - P) >>> 0 }]);
+    expect(rw.connections()).to.deep.equal([{ state: 'established', offset: (S - P) >>> 0, tsOffset: 0 }]);
   });
 
   it('checkpoint_resets_every_offset', () => {
@@ -67,7 +67,7 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
     const steps = serverSession(V4);
     for (const s of steps.slice(0, 4)) through(rw, s.direction, s.frame);
     rw.checkpoint();
-    expect(rw.connections()).to.deep.equal([{ state: 'established', offset: 0 }]);
+    expect(rw.connections()).to.deep.equal([{ state: 'established', offset: 0, tsOffset: 0 }]);
     // After the checkpoint the secondary continues from the primary's numbers: nothing to change.
     expect(rw.process('rx', steps[4]!.frame, undefined).kind).to.equal('pass');
     expect(rw.stats().checkpoints).to.equal(1);
@@ -119,6 +119,39 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
     const off = (V4.secondaryIsn - P) >>> 0;
     expect([opts.readUInt32BE(4), opts.readUInt32BE(8)]).to.deep.equal([(P + 50 + off) >>> 0, (P + 60 + off) >>> 0]);
     expect(transportChecksumValid(out, i)).to.equal(true);
+  });
+
+  it('timestamps_are_mapped_like_sequence_numbers', () => {
+    // RFC 7323: the client echoes the primary's TSval; the secondary must see its own.
+    const ts = (tsval: number, tsecr: number): Uint8Array => {
+      const o = Buffer.alloc(12);
+      o.set([1, 1, 8, 10]);
+      o.writeUInt32BE(tsval, 4);
+      o.writeUInt32BE(tsecr, 8);
+      return o;
+    };
+    const rw = new RewriterFilter({ id: 'f3' });
+    const PTS = 1000;
+    const STS = 0xfffffff0; // the secondary's clock, wrapping soon
+    const c = (seq: number, ack: number, flags: number, o: Uint8Array): Uint8Array =>
+      buildFrame({ src: V4.client, dst: V4.guest, protocol: 'tcp', srcPort: 40000, dstPort: 8080, seq, ack, flags, tcpOptions: o });
+    const g = (seq: number, ack: number, flags: number, o: Uint8Array): Uint8Array =>
+      buildFrame({ src: V4.guest, dst: V4.client, protocol: 'tcp', srcPort: 8080, dstPort: 40000, seq, ack, flags, tcpOptions: o });
+    const tsOf = (f: Uint8Array): [number, number] => {
+      const i = newPacketInfo();
+      parsePacket(f, i);
+      const b = Buffer.from(f.subarray(i.l4Offset + 24, i.l4Offset + 32));
+      return [b.readUInt32BE(0), b.readUInt32BE(4)];
+    };
+    through(rw, 'tx', c(10, 0, TCP_FLAG.SYN, ts(500, 0)));
+    through(rw, 'rx', g(7000, 11, TCP_FLAG.SYN | TCP_FLAG.ACK, ts(STS, 500)));
+    const ack = through(rw, 'tx', c(11, 3001, TCP_FLAG.ACK, ts(501, PTS)));
+    expect(tsOf(ack)).to.deep.equal([501, STS]);
+    expect(fields(ack)).to.deep.equal({ seq: 11, ack: 7001, valid: true });
+    const data = through(rw, 'rx', g(7001, 11, TCP_FLAG.ACK, ts((STS + 20) >>> 0, 501)));
+    expect(tsOf(data)).to.deep.equal([PTS + 20, 501]);
+    expect(fields(data)).to.deep.equal({ seq: 3001, ack: 11, valid: true });
+    expect(rw.connections()).to.deep.equal([{ state: 'established', offset: 4000, tsOffset: (STS - PTS) >>> 0 }]);
   });
 
   it('transition_table_is_closed_over_its_states', () => {
