@@ -34,6 +34,8 @@ const unicast = (n: number): string[] => Array.from({ length: n }, (_, i) => `02
 
 interface Case {
   name: string;
+  /** The issue's goal applies to this case: >= 500k commands/s. */
+  goal?: boolean;
   /** Commands as [class, command, payload]; the loop cycles through them. */
   commands: [number, number, Uint8Array][];
 }
@@ -41,6 +43,7 @@ interface Case {
 const cases: Case[] = [
   {
     name: 'Linux link-up burst (PROMISC, ALLMULTI, TABLE_SET 0+2)',
+    goal: true,
     commands: [
       [CtrlClass.RX, CtrlRx.PROMISC, Uint8Array.of(0)],
       [CtrlClass.RX, CtrlRx.ALLMULTI, Uint8Array.of(0)],
@@ -188,11 +191,11 @@ async function main(): Promise<void> {
       (1e6 / med).toFixed(0),
       alloc.bytesPer.toFixed(1),
       String(alloc.gcs),
-      med >= 500 ? 'yes' : 'NO',
+      c.goal === true ? (med >= 500 ? 'yes' : 'NO') : '',
     ]);
   }
   console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown cpu'} x${os.cpus().length}, load ${os.loadavg()[0]!.toFixed(1)}, ${new Date().toISOString().slice(0, 10)}, ${REPEATS} repeats`);
-  console.log(table([['case (mmio, one notify per command)', 'k cmd/s (median)', 'spread', 'ns/cmd', 'heap B/cmd', 'GCs', '>= 500k'], ...rows]));
+  console.log(table([['case (mmio, one notify per command)', 'k cmd/s (median)', 'spread', 'ns/cmd', 'heap B/cmd', 'GCs', 'goal >= 500k'], ...rows]));
 }
 
 function table(rows: string[][]): string {

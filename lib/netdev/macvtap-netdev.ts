@@ -9,11 +9,10 @@
 // once the device is bound with `bindRxFilterSource(device)`.
 
 import { readFileSync, statSync } from 'node:fs';
-import { FdNetdev } from './fd-netdev.js';
-import type { OffloadCapable, OffloadFlags, RxFilterSource, RxFilterSyncCapable, VnetHeaderCapable } from './netdev.js';
-import { Errno, HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlInt, ioctlPtr, openFile } from './host/libc.js';
-import { TUNGETVNETHDRSZ, TUNSETOFFLOAD, TUNSETVNETHDRSZ, intArg, readIntArg, validIfname } from './host/structs.js';
-import { tunOffloadBits } from './offload-bits.js';
+import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
+import type { RxFilterSource, RxFilterSyncCapable } from './netdev.js';
+import { Errno, HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, openFile } from './host/libc.js';
+import { validIfname } from './host/structs.js';
 import { RxFilterSync } from './rx-filter-sync.js';
 
 export interface MacvtapNetdevOptions {
@@ -45,14 +44,13 @@ export function macvtapCharDevice(ifname: string): { path: string; ifindex: numb
   return { path: `/dev/tap${ifindex}`, ifindex, major: Number(m[1]), minor: Number(m[2]) };
 }
 
-export class MacvtapNetdev extends FdNetdev implements VnetHeaderCapable, OffloadCapable, RxFilterSyncCapable {
+export class MacvtapNetdev extends VnetFdNetdev implements RxFilterSyncCapable {
   readonly ifname: string;
   /** The char device opened (`/dev/tapN`). */
   readonly devicePath: string;
   declare readonly syncsRxFilter: true;
   /** The host rx-filter sync, when `syncRxFilter` is on. */
   readonly rxFilterSync: RxFilterSync | null;
-  private offloadBits = 0;
 
   constructor(options: MacvtapNetdevOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('MacvtapNetdev: options must be an object { id, ifname, syncRxFilter? }');
@@ -74,12 +72,9 @@ export class MacvtapNetdev extends FdNetdev implements VnetHeaderCapable, Offloa
       throw new HostError('open', Errno.ENODEV, `${cd.path} is not the char device ${cd.major}:${cd.minor} of ${ifname}`);
     }
     const fd = openFile(cd.path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    let hdrLen: number;
+    const hdrLen = readVnetHeaderSize(fd);
     let sync: RxFilterSync | null = null;
     try {
-      const sz = intArg(0);
-      ioctlPtr(fd, TUNGETVNETHDRSZ, sz, 4, 'TUNGETVNETHDRSZ');
-      hdrLen = readIntArg(sz);
       if (syncRxFilter) sync = new RxFilterSync(ifname);
     } catch (e) {
       closeFd(fd);
@@ -95,37 +90,6 @@ export class MacvtapNetdev extends FdNetdev implements VnetHeaderCapable, Offloa
       sync.on('sync-error', (e) => this.emit('sync-error', e));
       sync.on('synced', (r) => this.emit('synced', r));
     }
-  }
-
-  get vnetHeaderLength(): number {
-    return this.headerLength;
-  }
-
-  setVnetHeaderLength(length: 10 | 12): void {
-    if (length !== 10 && length !== 12) throw new RangeError(`${this.id}: vnet header length must be 10 or 12, got ${String(length)}`);
-    if (length === this.headerLength) return;
-    try {
-      ioctlPtr(this.fd, TUNSETVNETHDRSZ, intArg(length), 4, 'TUNSETVNETHDRSZ');
-      this.headerLength = length;
-    } catch (e) {
-      if (e instanceof HostError) this.hostError(e);
-      else throw e;
-    }
-  }
-
-  setOffloads(flags: OffloadFlags): void {
-    const bits = tunOffloadBits(flags);
-    try {
-      ioctlInt(this.fd, TUNSETOFFLOAD, bits, 'TUNSETOFFLOAD');
-      this.offloadBits = bits;
-    } catch (e) {
-      if (e instanceof HostError) this.hostError(e);
-      else throw e;
-    }
-  }
-
-  get offloads(): number {
-    return this.offloadBits;
   }
 
   /** Mirrors `source` (the VirtioNetDevice on this netdev) onto the link. Needs `syncRxFilter`. */

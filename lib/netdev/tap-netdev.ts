@@ -7,28 +7,21 @@
 // With `vnetHdr: false` the fd carries bare frames, and the backend does not offer the header or
 // offload capabilities (the device then sends and receives without them).
 
-import { FdNetdev } from './fd-netdev.js';
-import type { OffloadCapable, OffloadFlags, VnetHeaderCapable } from './netdev.js';
-import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlInt, ioctlPtr, openFile } from './host/libc.js';
+import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
+import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile } from './host/libc.js';
 import {
   IFF_NO_PI,
   IFF_TAP,
   IFF_VNET_HDR,
   IFREQ_SIZE,
   TUNGETIFF,
-  TUNGETVNETHDRSZ,
   TUNSETIFF,
-  TUNSETOFFLOAD,
-  TUNSETVNETHDRSZ,
   ifreq,
   ifreqFlags,
   ifreqName,
-  intArg,
-  readIntArg,
   setIfreqFlags,
   validIfname,
 } from './host/structs.js';
-import { tunOffloadBits } from './offload-bits.js';
 
 export const TUN_DEVICE = '/dev/net/tun';
 
@@ -59,11 +52,10 @@ export function openTap(ifname: string | undefined, vnetHdr: boolean): { fd: num
   }
 }
 
-export class TapNetdev extends FdNetdev implements VnetHeaderCapable, OffloadCapable {
+export class TapNetdev extends VnetFdNetdev {
   /** The interface actually used. */
   readonly ifname: string;
   readonly vnetHdr: boolean;
-  private offloadBits = 0;
 
   constructor(options: TapNetdevOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('TapNetdev: options must be an object { id, ifname?, vnetHdr? }');
@@ -72,17 +64,7 @@ export class TapNetdev extends FdNetdev implements VnetHeaderCapable, OffloadCap
     if (ifname !== undefined) validIfname(ifname);
     if (typeof vnetHdr !== 'boolean') throw new TypeError(`TapNetdev: vnetHdr must be true or false, got ${String(vnetHdr)}`);
     const opened = openTap(ifname, vnetHdr);
-    let hdrLen = 0;
-    if (vnetHdr) {
-      const sz = intArg(0);
-      try {
-        ioctlPtr(opened.fd, TUNGETVNETHDRSZ, sz, 4, 'TUNGETVNETHDRSZ');
-      } catch (e) {
-        closeFd(opened.fd);
-        throw e;
-      }
-      hdrLen = readIntArg(sz);
-    }
+    const hdrLen = vnetHdr ? readVnetHeaderSize(opened.fd) : 0;
     super(id, opened.fd, hdrLen);
     this.ifname = opened.ifname;
     this.vnetHdr = vnetHdr;
@@ -91,39 +73,5 @@ export class TapNetdev extends FdNetdev implements VnetHeaderCapable, OffloadCap
       Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
       Object.defineProperty(this, 'setOffloads', { value: undefined });
     }
-  }
-
-  get vnetHeaderLength(): number {
-    return this.headerLength;
-  }
-
-  /** TUNSETVNETHDRSZ. Called by the device at DRIVER_OK; a host failure is a 'host-error' event. */
-  setVnetHeaderLength(length: 10 | 12): void {
-    if (length !== 10 && length !== 12) throw new RangeError(`${this.id}: vnet header length must be 10 or 12, got ${String(length)}`);
-    if (length === this.headerLength) return;
-    try {
-      ioctlPtr(this.fd, TUNSETVNETHDRSZ, intArg(length), 4, 'TUNSETVNETHDRSZ');
-      this.headerLength = length;
-    } catch (e) {
-      if (e instanceof HostError) this.hostError(e);
-      else throw e;
-    }
-  }
-
-  /** TUNSETOFFLOAD with the guest's negotiated receive offloads. */
-  setOffloads(flags: OffloadFlags): void {
-    const bits = tunOffloadBits(flags);
-    try {
-      ioctlInt(this.fd, TUNSETOFFLOAD, bits, 'TUNSETOFFLOAD');
-      this.offloadBits = bits;
-    } catch (e) {
-      if (e instanceof HostError) this.hostError(e);
-      else throw e;
-    }
-  }
-
-  /** The TUN_F_* bits last applied. */
-  get offloads(): number {
-    return this.offloadBits;
   }
 }

@@ -85,6 +85,7 @@ export class FuzzWorld {
   private programmed: [number, number][] = [];
   private activeBefore: [number, number][] = [];
   private frameSeq = 0;
+  private wasBroken = false;
   /** A failure recorded inside a callback (thrown at the next check). */
   private pending: FuzzFailure | null = null;
 
@@ -518,6 +519,12 @@ export class FuzzWorld {
       this.fail(g.code, `${g.count} byte(s), first at 0x${g.address.toString(16)} (0x${g.before.toString(16)} -> 0x${g.after.toString(16)})`);
     }
     const status = this.device.status;
+    const broken = (status & STATUS_NEEDS_RESET) !== 0;
+    if (broken && !this.wasBroken && (status & STATUS_DRIVER_OK) !== 0 && (this.device.isr & 2) === 0) {
+      // §2.1.2: entering DEVICE_NEEDS_RESET after DRIVER_OK sends a configuration change notification.
+      this.fail('needs-reset.silent', 'device entered DEVICE_NEEDS_RESET without raising the configuration change interrupt');
+    }
+    this.wasBroken = broken;
     if (status === 0 && this.ledgers.length > 0) this.forget();
     this.consumeUsed();
     this.checkStats();

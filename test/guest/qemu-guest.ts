@@ -1,0 +1,68 @@
+// The reference guest: QEMU 7.2 (TCG) booting Debian's amd64 kernel with the same initramfs recipe
+// (scripts/guest/init, built by lib/cli/guest-image.ts with arch amd64), its virtio-net-pci on a
+// TAP, its serial console on stdio and QMP on a unix socket (shared/design/REAL-GUEST.md).
+// Used by the guest-level comparison (qemu-compare.test.ts).
+
+import { GuestConsole } from '../../lib/cli/guest-console.js';
+import type { CommandResult } from '../../lib/cli/guest-console.js';
+import type { GuestImage } from '../../lib/cli/guest-image.js';
+import { READY_MARKER } from '../../lib/cli/guest-vm.js';
+import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
+import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js';
+import { QmpClient } from '../support/qemu-qmp.js';
+
+const BOOT_TIMEOUT_MS = 120_000;
+const QMP_TIMEOUT_MS = 10_000;
+
+export class QemuGuest {
+  private constructor(
+    private readonly proc: QemuProcess,
+    private readonly qmp: QmpClient,
+    private readonly console: GuestConsole,
+    readonly bootMs: number,
+  ) {}
+
+  /** Why QEMU cannot run here, or null. */
+  static skipReason(): string | null {
+    return findOnPath(QEMU_BINARY) === null ? `${QEMU_BINARY} not installed (scripts/setup-qemu.sh installs it)` : null;
+  }
+
+  /** Boots the guest with its NIC (id nic0) on TAP `ifname`, which QEMU creates. */
+  static async boot(image: GuestImage, ifname: string, mac: string): Promise<QemuGuest> {
+    const started = Date.now();
+    const proc = new QemuProcess(QEMU_BINARY, (qmpPath) => [
+      '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-no-user-config',
+      '-display', 'none', '-serial', 'stdio',
+      '-kernel', image.bzimage, '-initrd', image.initrd,
+      '-append', 'console=ttyS0 tsc=reliable mitigations=off',
+      '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no`,
+      '-device', `virtio-net-pci,netdev=hostnet0,id=nic0,mac=${mac},romfile=`,
+      '-qmp', `unix:${qmpPath},server=on,wait=off`,
+    ]);
+    const console = new GuestConsole((text) => proc.child.stdin.write(text));
+    proc.child.stdout.on('data', (chunk: Buffer) => {
+      for (const b of chunk) console.feed(b);
+    });
+    try {
+      await console.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
+      const qmp = await QmpClient.connect(proc.qmpPath, { timeoutMs: QMP_TIMEOUT_MS, context: () => proc.context() });
+      return new QemuGuest(proc, qmp, console, Date.now() - started);
+    } catch (e) {
+      await proc.stop();
+      throw new Error(`QEMU guest did not boot: ${(e as Error).message}\n${proc.context()}\n--- console ---\n${console.transcript().slice(-2000)}`);
+    }
+  }
+
+  run(command: string, timeoutMs?: number): Promise<CommandResult> {
+    return this.console.run(command, timeoutMs);
+  }
+
+  queryRxFilter(): Promise<RxFilterInfo> {
+    return this.qmp.execute<RxFilterInfo[]>('query-rx-filter', { name: 'nic0' }).then((r) => r[0]!);
+  }
+
+  async stop(): Promise<void> {
+    this.qmp.close();
+    await this.proc.stop();
+  }
+}
