@@ -1,8 +1,9 @@
 // Builds (or finds in the cache) the Linux guest image that `virtio-net guest` and test/guest/ boot
 // in v86: Debian's i686 kernel, busybox-static and seabios, an initramfs with the virtio-net
-// module chain and scripts/guest/init. Run: `npx tsx scripts/build-guest-image.ts [--force] [--amd64]` (--amd64: the QEMU
-// reference guest's image, no BIOS).
-// Prints the image directory last; exits 1 with the reason when the image cannot be built.
+// module chain and scripts/guest/init.
+// Run: `npx tsx scripts/build-guest-image.ts [--force] [--amd64]` (--amd64: the QEMU reference
+// guest's image: amd64 kernel and busybox, no BIOS). Prints the image directory last; exits 1 with
+// the reason when the image cannot be built.
 import { GuestImageError, buildGuestImage } from '../lib/cli/guest-image.js';
 
 const force = process.argv.includes('--force');

@@ -20,9 +20,13 @@ export interface ScriptOutput {
   error: string;
 }
 
-/** Runs `bench/<file>` under tsx with `args`. */
-export function runScript(file: string, args: readonly string[]): Promise<ScriptOutput> {
+/**
+ * Runs `bench/<file>` under tsx with `args`. With `until`, the script is stopped as soon as its
+ * output matches (the rest of what it measures is not read here, so there is no point waiting).
+ */
+export function runScript(file: string, args: readonly string[], until?: RegExp): Promise<ScriptOutput> {
   return new Promise((resolve) => {
+    let done = false;
     const p = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, file), ...args], {
       cwd: path.dirname(BENCH_DIR),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -30,10 +34,19 @@ export function runScript(file: string, args: readonly string[]): Promise<Script
     });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      if (until !== undefined && !done && until.test(stdout)) {
+        done = true;
+        p.kill('SIGTERM');
+        resolve({ ok: true, stdout, error: '' });
+      }
+    });
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     p.on('error', (e) => resolve({ ok: false, stdout, error: `${file}: ${e.message}` }));
     p.on('close', (code, signal) => {
+      if (done) return;
+      done = true;
       const tail = stderr
         .split('\n')
         .filter((l) => l.trim() !== '' && !l.startsWith('npm warn'))

@@ -88,7 +88,7 @@ export class GuestVm {
       disable_mouse: true,
       disable_speaker: true,
     }) as V86Instance;
-    const console = new GuestConsole((text) => emulator.serial0_send(text));
+    const serial = new GuestConsole((text) => emulator.serial0_send(text));
     let device: VirtioNetDevice | null = null;
     let attachment: V86Attachment | null = null;
     const loaded = new Promise<void>((resolve, reject) => {
@@ -111,19 +111,19 @@ export class GuestVm {
       });
     });
     emulator.add_listener('serial0-output-byte', (byte: number) => {
-      console.feed(byte);
+      serial.feed(byte);
       options.onSerialByte?.(byte);
     });
     try {
       await loaded;
-      const ready = console.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
+      const ready = serial.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
       await emulator.run();
       await ready;
     } catch (e) {
       await emulator.destroy().catch(() => undefined);
-      throw new Error(`guest did not boot: ${(e as Error).message}\n--- serial console (last 2000 chars) ---\n${console.transcript().slice(-2000)}`);
+      throw new Error(`guest did not boot: ${(e as Error).message}\n--- serial console (last 2000 chars) ---\n${serial.transcript().slice(-2000)}`);
     }
-    return new GuestVm(emulator, { device: device!, attachment: attachment!, netdev, peer, console, bootMs: Date.now() - started });
+    return new GuestVm(emulator, { device: device!, attachment: attachment!, netdev, peer, console: serial, bootMs: Date.now() - started });
   }
 
   /** Runs one shell command in the guest; resolves with its exit code and output. */

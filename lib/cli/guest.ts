@@ -112,7 +112,7 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   try {
     if (steps === null) {
       err('virtio-net guest: serial console attached; Ctrl-] quits');
-      await console(vm);
+      await attachTerminal(vm);
       return 0;
     }
     let failed = 0;
@@ -144,7 +144,7 @@ function readScript(path: string): string[] {
 }
 
 /** Terminal ⇄ serial console until Ctrl-] or the end of stdin. */
-function console(vm: GuestVm): Promise<void> {
+function attachTerminal(vm: GuestVm): Promise<void> {
   return new Promise((resolve) => {
     const stdin = process.stdin;
     const raw = stdin.isTTY === true;

@@ -82,7 +82,7 @@ describe('guest-level comparison with QEMU 7.2 (same shell steps, same probes)',
   let theirs: Guest;
 
   before(async function () {
-    this.timeout(400_000);
+    this.timeout(1_000_000); // may install QEMU, build the amd64 image and boot two guests
     requireHost(this);
     const why = QemuGuest.skipReason();
     if (why !== null) {
@@ -146,6 +146,7 @@ describe('guest-level comparison with QEMU 7.2 (same shell steps, same probes)',
         const [x, y] = await Promise.all([outcome(ours, make(mac), mac), outcome(theirs, make(mac), mac)]);
         results.push(`${name}: ${x}/${y}`);
       }
+      console.log(`      probes (ours/QEMU): ${results.join('; ')}`);
       const mismatched = results.filter((r) => {
         const [x, y] = r.slice(r.lastIndexOf(' ') + 1).split('/');
         return x !== y;
