@@ -25,6 +25,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { runCommand } = await import('./run.js');
         return await runCommand(rest);
       }
+      case 'guest': {
+        const { runGuest } = await import('./guest.js');
+        return await runGuest([...rest]);
+      }
       case undefined:
       case 'help':
       case '--help':
