@@ -39,6 +39,11 @@ export type {
   RxFilterSource,
 } from './lib/netdev/netdev.js';
 
+// Hypervisor adapters (lib/hypervisors/)
+export { attachToV86, v86GuestMemory } from './lib/hypervisors/v86.js';
+export type { AttachToV86Options, V86Attachment, V86EmulatorLike } from './lib/hypervisors/v86.js';
+export { V86GuestMemory } from './lib/hypervisors/v86-memory.js';
+
 // Management (lib/qmp/)
 export { QmpServer, QmpError, QMP_SCHEMA } from './lib/qmp/index.js';
 export type { QmpServerOptions, QmpNic } from './lib/qmp/index.js';

@@ -1,20 +1,27 @@
-// `npm run fuzz -- --ops N --seed S [--max-len L]`: operation-sequence fuzzing of the virtio-net
+// `npm run fuzz -- --ops N --seed S [--max-len L] [--oracle rx-visible]`: operation-sequence fuzzing of the virtio-net
 // device's guest interface outside CI (test/fuzz/ has the model and the oracles). Shows a progress
 // bar on stderr; on a failure, saves the shrunk sequence under test/fixtures/fuzz/ (the suite
 // replays every fixture) and exits 1. Prints one summary line: ops, cases, seconds, result.
 
 import { fuzz, saveFixture } from '../test/fuzz/fixtures.js';
+import type { FuzzOracles } from '../test/fuzz/world.js';
 
 function usage(message: string): never {
-  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L]\n`);
+  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L] [--oracle rx-visible]\n`);
   process.exit(2);
 }
 
-function parse(argv: string[]): { ops: number; seed: number; maxLen: number } {
-  const out = { ops: 100_000, seed: 1, maxLen: 120 };
+function parse(argv: string[]): { ops: number; seed: number; maxLen: number; oracles: FuzzOracles } {
+  const out = { ops: 100_000, seed: 1, maxLen: 120, oracles: {} as FuzzOracles };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     const value = argv[i + 1];
+    if (key === '--oracle') {
+      if (value !== 'rx-visible') usage(`--oracle takes rx-visible, got ${String(value)}`);
+      out.oracles.rxVisible = true;
+      i++;
+      continue;
+    }
     const n = Number(value);
     if (key !== '--ops' && key !== '--seed' && key !== '--max-len') usage(`unknown argument ${String(key)}`);
     if (value === undefined || !Number.isSafeInteger(n) || n < 0) usage(`${key} needs a non-negative integer, got ${String(value)}`);
@@ -45,13 +52,13 @@ function draw(ops: number, cases: number, force = false): void {
   process.stderr.write(tty ? `\r${line}` : `${line}\n`);
 }
 
-const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, progress: (o, c) => draw(o, c) });
+const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, oracles: args.oracles, progress: (o, c) => draw(o, c) });
 draw(result.ops, result.cases, true);
 if (tty) process.stderr.write('\n');
 const secs = ((Date.now() - started) / 1000).toFixed(1);
 if (result.failure !== null) {
   const { failure, case: c, seed } = result.failure;
-  const file = saveFixture(failure, c, seed);
+  const file = saveFixture(failure, c, seed, args.oracles);
   process.stdout.write(`fuzz seed ${args.seed}: FAILED after ${result.ops} ops, ${result.cases} cases, ${secs} s: ${failure.code} at step ${failure.step}: ${failure.detail}\n`);
   process.stdout.write(`shrunk to ${c.ops.length} ops, saved ${file}\n`);
   process.exit(1);

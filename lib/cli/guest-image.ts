@@ -213,6 +213,10 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
     writeFileSync(img.initrd, initramfs(root, kernelRelease, init));
     writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
     const final = join(cacheDir, imageDirName(arch, init));
+    // Another process (a parallel test run) may have finished the same image meanwhile: keep
+    // that one, which may be in use, rather than replacing it under its feet.
+    const raced = findGuestImage(cacheDir, arch);
+    if (raced !== null && options.force !== true) return raced;
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
     // Images of earlier recipes (same architecture) are never used again.

@@ -13,7 +13,15 @@ commands:
             --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]
             --qmp PATH           QMP socket path (default: a fresh path in the temp directory)
             --json               print one JSON object with the results instead of the table
-  guest   boot a real Linux guest in v86 with the device attached (see README)
+  guest   boot a real Linux guest in v86 with the device attached (Debian i686 kernel and busybox,
+          fetched and cached on first use); a serial console on the terminal (Ctrl-] quits)
+            --script FILE        run each line of FILE as a guest shell command, in order, then exit
+            --json               with --script: one JSON line per step {step, exitCode, output, rxFilter}
+            --compat qemu        report the rx filter as QEMU does
+            --netdev SPEC        memory (default: simulated host peer 10.0.2.2), tap,..., macvtap,...
+            --qmp PATH           serve QMP on PATH
+            --legacy             the legacy (transitional) virtio-pci interface
+            --mac MAC, --step-timeout SECONDS
   help    this text
 `;
 

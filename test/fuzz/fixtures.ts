@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { caseArb } from './ops.js';
 import type { FuzzCase } from './ops.js';
 import { runCase } from './oracle.js';
-import type { FuzzFailure } from './world.js';
+import type { FuzzFailure, FuzzOracles } from './world.js';
 
 /** test/fixtures/fuzz, next to this folder. */
 export const FIXTURE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'fuzz');
@@ -18,6 +18,10 @@ export interface FuzzFixture {
   found: FuzzFailure & { seed: number; date: string };
   /** A sentence on the bug and its fix. */
   note?: string;
+  /** Extra oracles the replay runs with (the one that found it). */
+  oracles?: FuzzOracles;
+  /** Set while the bug is open: file, expected vs actual. The replay is skipped until it is fixed. */
+  openBug?: string;
   case: FuzzCase;
 }
 
@@ -31,10 +35,10 @@ export function loadFixtures(dir = FIXTURE_DIR): { file: string; fixture: FuzzFi
   return names.map((file) => ({ file, fixture: JSON.parse(readFileSync(join(dir, file), 'utf8')) as FuzzFixture }));
 }
 
-export function saveFixture(failure: FuzzFailure, c: FuzzCase, seed: number, dir = FIXTURE_DIR): string {
+export function saveFixture(failure: FuzzFailure, c: FuzzCase, seed: number, oracles: FuzzOracles = {}, dir = FIXTURE_DIR): string {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${failure.code.replace(/[^a-z0-9.-]/gi, '_')}-seed${seed}-${c.ops.length}ops.json`);
-  const fixture: FuzzFixture = { found: { ...failure, seed, date: new Date().toISOString() }, case: c };
+  const fixture: FuzzFixture = { found: { ...failure, seed, date: new Date().toISOString() }, ...(Object.keys(oracles).length > 0 ? { oracles } : {}), case: c };
   writeFileSync(file, `${JSON.stringify(fixture, null, 1)}\n`);
   return file;
 }
@@ -49,7 +53,8 @@ export interface FuzzRunResult {
  * Runs random cases from `seed` until `ops` operations ran or a case fails; a failing case is
  * shrunk by fast-check. `progress` sees the running operation count (not during shrinking).
  */
-export function fuzz(options: { ops: number; seed: number; maxOps?: number; progress?: (ops: number, cases: number) => void }): FuzzRunResult {
+export function fuzz(options: { ops: number; seed: number; maxOps?: number; oracles?: FuzzOracles; progress?: (ops: number, cases: number) => void }): FuzzRunResult {
+  const oracles = options.oracles ?? {};
   let ops = 0;
   let cases = 0;
   let counting = true;
@@ -59,7 +64,7 @@ export function fuzz(options: { ops: number; seed: number; maxOps?: number; prog
     const result = fc.check(
       fc.property(arb, (c) => {
         if (counting && ops >= options.ops) return true;
-        const f = runCase(c, counting ? () => void ops++ : undefined);
+        const f = runCase(c, counting ? () => void ops++ : undefined, oracles);
         if (counting) {
           cases++;
           options.progress?.(ops, cases);
@@ -71,7 +76,7 @@ export function fuzz(options: { ops: number; seed: number; maxOps?: number; prog
     );
     if (result.failed && result.counterexample !== null) {
       const c = result.counterexample[0];
-      const failure = runCase(c);
+      const failure = runCase(c, undefined, oracles);
       if (failure !== null) return { ops, cases, failure: { failure, case: c, seed } };
     }
   }

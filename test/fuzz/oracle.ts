@@ -12,7 +12,7 @@
 
 import type { FuzzCase } from './ops.js';
 import { FuzzStop, FuzzWorld } from './world.js';
-import type { FuzzFailure } from './world.js';
+import type { FuzzFailure, FuzzOracles } from './world.js';
 
 const MARK = [0xfa, 0xce, 0xb0, 0x0c];
 /** Receive rounds of the recovery exchange: the backend may still hold NETDEV_BACKLOG frames. */
@@ -20,10 +20,10 @@ const RX_ROUNDS = 80;
 const RX_BUFFER = 4096;
 
 /** Runs a case; null when every oracle held. `onOp` is called after each operation (progress). */
-export function runCase(c: FuzzCase, onOp?: () => void): FuzzFailure | null {
+export function runCase(c: FuzzCase, onOp?: () => void, oracles: FuzzOracles = {}): FuzzFailure | null {
   let world: FuzzWorld;
   try {
-    world = new FuzzWorld(c.setup);
+    world = new FuzzWorld(c.setup, oracles);
   } catch (e) {
     return { step: -1, code: 'setup.threw', detail: String(e instanceof Error ? e.stack : e) };
   }

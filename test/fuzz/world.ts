@@ -52,6 +52,15 @@ export interface FuzzFailure {
   detail: string;
 }
 
+/** Oracles beyond the default set (each names the bug it was added for; on once that is fixed). */
+export interface FuzzOracles {
+  /**
+   * Without MRG_RXBUF every frame the device counts as delivered must be a used element the guest
+   * can see (used.idx published) by the end of the call that delivered it.
+   */
+  rxVisible?: boolean;
+}
+
 export class FuzzStop extends Error {
   constructor(readonly failure: FuzzFailure) {
     super(`${failure.code} at step ${failure.step}: ${failure.detail}`);
@@ -86,10 +95,14 @@ export class FuzzWorld {
   private activeBefore: [number, number][] = [];
   private frameSeq = 0;
   private wasBroken = false;
+  private rxFramesAtInit = 0;
   /** A failure recorded inside a callback (thrown at the next check). */
   private pending: FuzzFailure | null = null;
 
-  constructor(readonly setup: FuzzSetup) {
+  constructor(
+    readonly setup: FuzzSetup,
+    readonly oracles: FuzzOracles = {},
+  ) {
     this.device = new VirtioNetDevice({
       id: 'fuzz0',
       mac: '52:54:00:12:34:56',
@@ -208,6 +221,7 @@ export class FuzzWorld {
     const res = initDevice(this.driver, { features: want, queues: rings });
     this.negotiated = res.negotiated;
     this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
+    this.rxFramesAtInit = this.device.stats().rx.frames;
     this.clean = res.ok;
     return res.ok;
   }
@@ -555,6 +569,13 @@ export class FuzzWorld {
     const n = this.netdev.stats();
     if (n.injected !== n.delivered + n.backlog + n.dropped) this.fail('stats.netdev-unbalanced', JSON.stringify(n));
     if (n.delivered !== s.rx.offered) this.fail('stats.offered-mismatch', `netdev delivered ${n.delivered}, device offered ${s.rx.offered}`);
+    const rx = this.ledgers[0];
+    if (this.oracles.rxVisible === true && rx !== undefined && rx !== null && !rx.tainted && !this.has('MRG_RXBUF')) {
+      const counted = s.rx.frames - this.rxFramesAtInit;
+      if (counted !== rx.usedSeen) {
+        this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedSeen}`);
+      }
+    }
     if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {
       this.fail('stats.tx-mismatch', `device tx.frames ${s.tx.frames}, netdev transmitted ${n.transmitted}, seen ${this.transmitted}`);
     }

@@ -36,6 +36,6 @@ describe('lib/cli/run on a real TAP', function () {
     const out = JSON.parse(p.stdout) as { netdev: string; guest: Record<string, number> };
     expect(out.netdev).to.equal('tap vnmtap0');
     expect(out.guest['arpReplies']).to.be.greaterThan(0);
-    expect(out.guest['echoReplies']).to.be.greaterThan(10);
+    expect(out.guest['echoReplies']).to.be.greaterThan(0);
   });
 });
