@@ -47,3 +47,7 @@ export { V86GuestMemory } from './lib/hypervisors/v86-memory.js';
 // Management (lib/qmp/)
 export { QmpServer, QmpError, QMP_SCHEMA } from './lib/qmp/index.js';
 export type { QmpServerOptions, QmpNic } from './lib/qmp/index.js';
+
+// Net filters and COLO (lib/filters/, lib/colo/)
+export * from './lib/filters/index.js';
+export * from './lib/colo/index.js';

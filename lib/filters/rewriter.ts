@@ -24,7 +24,7 @@ import { FlowTable, flowKey, newFlowKey } from '../packet/flow-table.js';
 import { be32, newPacketInfo, parsePacket, TCP_FLAG, writeBe32, type PacketInfo } from '../packet/parse.js';
 import { TCPOLEN_TIMESTAMP, TCPOPT, tcpOptionOffset } from '../packet/tcp-options.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
-import { rewrites, transition, type RewriterEvent, type RewriterState } from './rewriter-states.js';
+import { rewrites, transition, type RewriterAction, type RewriterEvent, type RewriterState } from './rewriter-states.js';
 
 export interface RewriterFilterOptions {
   id: string;
@@ -143,7 +143,7 @@ export class RewriterFilter implements NetFilter {
     return { connections: this.table.size, ...this.counters };
   }
 
-  private act(action: string, conn: Connection, event: RewriterEvent, frame: Uint8Array, info: PacketInfo): void {
+  private act(action: RewriterAction, conn: Connection, event: RewriterEvent, frame: Uint8Array, info: PacketInfo): void {
     const seq = info.tcpSeq;
     const ack = info.tcpAck;
     switch (action) {

@@ -26,8 +26,11 @@ describe('fuzz: guest operation sequences', function () {
 
   const fixtures = loadFixtures();
   for (const { file, fixture } of fixtures) {
-    it(`replays_${file.replace(/\.json$/, '')}`, () => {
-      const f = runCase(fixture.case);
+    // A fixture whose bug is still open is skipped (the suite stays green) and says why.
+    const test = fixture.openBug === undefined ? it : it.skip;
+    const title = `replays_${file.replace(/\.json$/, '')}` + (fixture.openBug === undefined ? '' : ` (open bug: ${fixture.openBug})`);
+    test(title, () => {
+      const f = runCase(fixture.case, undefined, fixture.oracles ?? {});
       expect(f, f === null ? '' : `${f.code} at step ${f.step}: ${f.detail}`).to.equal(null);
     });
   }

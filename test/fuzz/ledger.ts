@@ -22,9 +22,9 @@ export type PostingKind = 'tx' | 'rx' | 'ctrl' | 'raw';
 export interface Posting {
   readonly head: number;
   readonly kind: PostingKind;
-  /** Granted writable ranges [address, length]. */
+  /** Granted writable ranges [address, length] (raw postings: grows, see refreshRaw). */
   readonly ranges: [number, number][];
-  /** Sum of the granted lengths. */
+  /** Sum of the granted lengths at posting. */
   readonly writable: number;
   /** Control postings: where the ack byte goes. */
   readonly ackAt?: number;
@@ -41,6 +41,8 @@ export class QueueLedger {
   /** Used elements seen, by kind, and bytes the device reported writing. */
   usedSeen = 0;
   usedBytes = 0;
+  /** Used elements with a length (on a receive queue without MRG_RXBUF: one frame each). */
+  usedNonEmpty = 0;
   /** The driver moved avail.idx past the ring: it posts nothing more here until a reset. */
   dead = false;
   /** The ring itself was granted as a buffer: its used ring is no longer the driver's to read. */
@@ -96,6 +98,7 @@ export class QueueLedger {
     for (const [a, l] of p.ranges) this.memory.revoke(a, l);
     this.usedSeen++;
     this.usedBytes += e.len;
+    if (e.len > 0) this.usedNonEmpty++;
     // A raw posting's descriptors may legitimately change before the device reads them (a stale
     // head re-exposed by an index bump): only the guard regions judge what it wrote.
     if (p.kind !== 'raw' && e.len > p.writable) {
@@ -108,6 +111,25 @@ export class QueueLedger {
       if (ack !== 0 && ack !== 1) return { code: 'ctrl.ack-invalid', detail: `queue ${this.index}: control head ${e.id} acked ${ack}` };
     }
     return null;
+  }
+
+  /**
+   * Raw postings (broken chains, stale heads re-exposed by an index jump) may point at descriptors
+   * and indirect tables the driver rewrites afterwards for other chains; the device reads them when
+   * it pops. So, before each guard check, their grant also takes what the table says now (the
+   * union: a chain popped earlier keeps what it was granted then).
+   */
+  refreshRaw(): void {
+    for (const list of this.byHead.values()) {
+      for (const p of list) {
+        if (p.kind !== 'raw' || p.head >= this.ring.size) continue;
+        for (const [a, l] of this.walk(p.head)) {
+          if (p.ranges.some(([x, y]) => x === a && y === l)) continue;
+          p.ranges.push([a, l]);
+          this.memory.grant(a, l);
+        }
+      }
+    }
   }
 
   /** The driver forgets everything (device reset): grants go back. */

@@ -38,7 +38,8 @@ export type FuzzOp =
   /** Program and enable one queue with (possibly bad) layout values. */
   | { t: 'queue'; q: number; size: number; layout: 'model' | 'misaligned' | 'outside' | 'overlap' | 'zero' }
   | { t: 'tx'; pair: 0 | 1; len: number; hdr: 'ok' | 'short' | 'none'; split: number; indirect: boolean; writable: boolean }
-  | { t: 'rx'; count: number; len: number; split: number; indirect: boolean }
+  /** `broken`: a chain with an out-of-range head goes out in the same avail.idx update, last. */
+  | { t: 'rx'; count: number; len: number; split: number; indirect: boolean; broken?: boolean }
   | { t: 'ctrl'; cls: number; cmd: number; payload: number[]; ack: 0 | 1 | 2; indirect: boolean; apart: boolean }
   | { t: 'raw'; q: number; descs: RawDesc[]; table: RawDesc[]; head: 'first' | 'oob' }
   | { t: 'bump'; q: number; n: number }
@@ -168,6 +169,7 @@ const opArb: fc.Arbitrary<FuzzOp> = fc.oneof(
       len: fc.constantFrom(1, 12, 64, 256, 1526, 2048),
       split: fc.integer({ min: 1, max: 3 }),
       indirect: fc.boolean(),
+      broken: fc.nat({ max: 15 }).map((n) => n === 0),
     }),
     weight: 6,
   },

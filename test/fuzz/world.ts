@@ -407,7 +407,7 @@ export class FuzzWorld {
 
   private rx(op: Extract<FuzzOp, { t: 'rx' }>): void {
     const ring = this.ring(0);
-    if (ring === null || !this.room(0, op.count)) return;
+    if (ring === null || !this.room(0, op.count + (op.broken === true ? 1 : 0))) return;
     const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.count === 7);
     this.kick(0, () => {
       try {
@@ -416,6 +416,7 @@ export class FuzzWorld {
           for (let k = 0; k < op.split; k++) parts.push({ len: Math.max(1, Math.floor(op.len / op.split)), write: true });
           this.post(0, ring.addChain(parts, { indirect, publish: false }), 'rx');
         }
+        if (op.broken === true) this.post(0, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
       } finally {
         ring.publish();
       }
@@ -526,6 +527,7 @@ export class FuzzWorld {
 
   afterStep(): void {
     if (this.pending !== null) throw new FuzzStop(this.pending);
+    for (const l of this.ledgers) l?.refreshRaw();
     const extra = [...this.activeBefore, ...this.activeUsedRings(), ...this.programmed];
     for (const l of this.ledgers) if (l !== null) extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
     const g = this.memory.check((a) => extra.some(([s, l]) => a >= s && a < s + l));
@@ -572,8 +574,8 @@ export class FuzzWorld {
     const rx = this.ledgers[0];
     if (this.oracles.rxVisible === true && rx !== undefined && rx !== null && !rx.tainted && !this.has('MRG_RXBUF')) {
       const counted = s.rx.frames - this.rxFramesAtInit;
-      if (counted !== rx.usedSeen) {
-        this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedSeen}`);
+      if (counted !== rx.usedNonEmpty) {
+        this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedNonEmpty}`);
       }
     }
     if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {

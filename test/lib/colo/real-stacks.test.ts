@@ -177,23 +177,25 @@ describe('lib/colo COLO proxy between real TCP stacks (netns + TAP)', function (
     const rw = rewriter.stats();
     expect(rw.rewritten).to.be.greaterThan(40);
     expect(rw).to.deep.include({ connections: 0, closed: 1 }); // FIN, FIN, last ACK: forgotten
-    // The secondary's kernel: nothing rejected, nothing retransmitted.
+    // The secondary's kernel rejected nothing and reset nothing. (A retransmission may happen:
+    // the secondary waits for acks of the primary's data, which colo-compare holds until the
+    // secondary's matching bytes arrive — a lagging primary delays them past a probe timer.)
     const counters = secondary.ns.exec('nstat', ['-az']);
-    for (const name of ['TcpExtTSEcrRejected', 'TcpRetransSegs', 'TcpOutRsts', 'TcpExtPAWSEstab']) {
+    for (const name of ['TcpExtTSEcrRejected', 'TcpOutRsts', 'TcpExtPAWSEstab', 'TcpExtTCPACKSkippedSynRecv', 'TcpExtTCPChallengeACK']) {
       const m = new RegExp(`^${name}\\s+(\\d+)`, 'm').exec(counters);
       if (m !== null) expect(Number(m[1]), name).to.equal(0);
     }
     await chainS.close();
 
     // In the secondary's view: every checksum good, no reset, no ACK of a segment it never sent,
-    // no retransmission, no lost segment.
+    // no gap in what it was sent.
     const rows = await tsharkFields(
       guestView,
-      ['tcp.checksum.status', 'tcp.flags.reset', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.retransmission', 'tcp.analysis.lost_segment'],
+      ['tcp.checksum.status', 'tcp.flags.reset', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.lost_segment'],
       'tcp',
     );
     expect(rows.length).to.be.greaterThan(40);
-    rows.forEach((r, k) => expect(r, `secondary view, tcp frame ${k + 1}`).to.deep.equal(['1', '0', '', '', '']));
+    rows.forEach((r, k) => expect(r, `secondary view, tcp frame ${k + 1}`).to.deep.equal(['1', '0', '', '']));
     const hostRows = await tsharkFields(hostView, ['tcp.checksum.status'], 'tcp');
     hostRows.forEach((r, k) => expect(r[0], `host side, tcp frame ${k + 1}`).to.equal('1'));
   });
