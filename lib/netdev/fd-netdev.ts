@@ -57,6 +57,8 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   /** The one frame the device refused, kept for resumeReceive(). */
   private readonly heldBuf = new Uint8Array(HOST_FRAME_MAX);
   private heldLen = -1;
+  /** A drain continuation is scheduled (the fd is out of the poll set until it ends). */
+  private continuing = false;
   private readonly poller: Poller;
   protected readonly counters: FdNetdevStats = { rxFrames: 0, rxBytes: 0, rxShort: 0, rxPaused: 0, rxErrors: 0, txFrames: 0, txBytes: 0, txBusy: 0, txErrors: 0 };
 
@@ -184,7 +186,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   interest(): number {
     if (this.closed || this.failed) return 0;
     let ev = 0;
-    if (this.peer !== null && !this.paused && this.heldLen < 0) ev |= POLLIN;
+    if (this.peer !== null && !this.paused && this.heldLen < 0 && !this.continuing) ev |= POLLIN;
     if (this.blockedWrite) ev |= POLLOUT;
     return ev;
   }
@@ -209,6 +211,19 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     this.hostError(e);
     this.poller.update();
   }
+
+  /**
+   * A drain that used its whole budget goes on from setImmediate instead of another poll() round
+   * trip (measured: one async poll costs ~17 µs of CPU and 30-50 µs of wall time, about a third of
+   * the per-frame cost at 64 frames a turn); the fd is left out of the poll set meanwhile, and
+   * polled again only once a drain stops early (EAGAIN, paused, detached).
+   */
+  private readonly continueDrain = (): void => {
+    this.continuing = false;
+    if (this.closed || this.failed) return;
+    this.drain();
+    if (!this.continuing) this.poller.update();
+  };
 
   private drain(): void {
     const c = this.counters;
@@ -242,5 +257,11 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
         return;
       }
     }
+    // Budget used and the fd may hold more: continue on the next turn without polling (unless a
+    // continuation is already scheduled: this drain came from a poll that was already in flight).
+    if (this.continuing) return;
+    this.continuing = true;
+    this.poller.update();
+    setImmediate(this.continueDrain);
   }
 }
