@@ -18,7 +18,7 @@ import type { DeviceError } from '../virtio/virtio-device.js';
 import type { ConfigField } from '../virtio/config-space.js';
 import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
-import { hasOffloads, hasVnetHeader } from '../../lib/netdev/netdev.js';
+import { hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
 import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
@@ -116,6 +116,9 @@ export class VirtioNetDevice extends VirtioDevice {
       writable: () => this.tx.writable(),
     };
     cfg.netdev.attach(peer);
+    // A backend that mirrors the guest's rx filter onto the host (macvtap with syncRxFilter) follows
+    // this device's rx-filter-changed events from now on, as libvirt follows QEMU's.
+    if (syncsRxFilter(cfg.netdev)) cfg.netdev.bindRxFilterSource(this);
   }
 
   // ---- public API (API.md) ----

@@ -68,7 +68,6 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   const memory = new GuestMemory(8 << 20);
   const { netdev, peer, label } = await openNetdev(options.netdev);
   const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev });
-  if (netdev instanceof MacvtapNetdev && netdev.rxFilterSync) netdev.bindRxFilterSource(device);
   let events = 0;
   device.on('rx-filter-changed', () => events++);
 

@@ -5,8 +5,8 @@
 // and must carry those numbers. The device opens with IFF_VNET_HDR already on at 10 bytes; the
 // device sets 12 at DRIVER_OK (TUNSETVNETHDRSZ) and its offloads (TUNSETOFFLOAD), as on a TAP.
 //
-// With `syncRxFilter: true` the guest's rx filter is mirrored onto the link (rx-filter-sync.ts)
-// once the device is bound with `bindRxFilterSource(device)`.
+// With `syncRxFilter: true` the guest's rx filter is mirrored onto the link (rx-filter-sync.ts):
+// a VirtioNetDevice created on this netdev binds itself with `bindRxFilterSource(device)`.
 
 import { readFileSync, statSync } from 'node:fs';
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';

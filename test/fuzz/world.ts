@@ -1,6 +1,7 @@
 // One fuzzed machine: a VirtioNetDevice on a MemoryNetdev, in guarded guest memory, behind a real
 // transport (virtio-mmio §4.2, virtio-pci §4.1, or its legacy interface §4.1.4.10), driven by a
-// model driver (DriverRing + driver-transport) that applies FuzzOps (ops.ts) one at a time.
+// model driver (DriverRing + driver-transport) that applies FuzzOps (ops.ts, done by driver-ops.ts)
+// one at a time.
 //
 // Oracles, checked after every operation (oracle.ts has the end-of-sequence ones):
 // - no exception escapes a transport access, a netdev call or a device API call;
@@ -19,13 +20,13 @@ import type { NetStats } from '../../devices/virtio-net/net-stats.js';
 import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import { GuardedMemory } from '../support/guarded-memory.js';
 import { DriverRing } from '../support/driver-ring.js';
-import type { BufferSpec, RawDescriptor } from '../support/driver-ring.js';
-import { driverFor, findVirtioCaps, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
+import { driverFor, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
 import type { DriverTransport } from '../support/driver-transport.js';
 import { features } from '../support/net-rig.js';
 import { DROPPABLE } from './ops.js';
-import type { FuzzOp, FuzzSetup, RawDesc } from './ops.js';
+import type { FuzzOp, FuzzSetup } from './ops.js';
 import { QueueLedger } from './ledger.js';
+import { applyOp } from './driver-ops.js';
 import type { PostingKind } from './ledger.js';
 
 /** Guest memory: five queue areas of 64 KiB from 0x1000, then unused (guarded) memory. */
@@ -91,7 +92,7 @@ export class FuzzWorld {
   transmitted = 0;
   irqLevel = false;
   /** Used-ring areas programmed through 'queue' ops (granted until reset). */
-  private programmed: [number, number][] = [];
+  programmed: [number, number][] = [];
   private activeBefore: [number, number][] = [];
   private frameSeq = 0;
   private wasBroken = false;
@@ -151,7 +152,7 @@ export class FuzzWorld {
   }
 
   /** The transport with every access going through `call`. */
-  private guardTransport(t: VirtioMmioTransport | VirtioPciTransport): VirtioMmioTransport | VirtioPciTransport {
+  guardTransport(t: VirtioMmioTransport | VirtioPciTransport): VirtioMmioTransport | VirtioPciTransport {
     if (t instanceof VirtioMmioTransport) {
       const w = Object.create(t) as VirtioMmioTransport;
       w.read = (o, width) => this.call(`mmio read 0x${o.toString(16)}`, () => t.read(o, width)) ?? 0;
@@ -190,7 +191,7 @@ export class FuzzWorld {
     this.negotiated = 0n;
   }
 
-  private queueArea(q: number): number {
+  queueArea(q: number): number {
     return QUEUE_BASE + q * QUEUE_AREA;
   }
 
@@ -260,249 +261,10 @@ export class FuzzWorld {
   apply(op: FuzzOp): void {
     this.activeBefore = this.activeUsedRings();
     try {
-      this.applyOp(op);
+      applyOp(this, op);
     } catch (e) {
       // The model driver could not do it (ring full, heap exhausted, queue absent): a no-op.
       if (e instanceof FuzzStop) throw e;
-    }
-  }
-
-  private applyOp(op: FuzzOp): void {
-    switch (op.t) {
-      case 'init':
-        this.init(op.drop);
-        return;
-      case 'status':
-        this.clean = false;
-        this.driver.writeStatus(op.value);
-        return;
-      case 'reg':
-        this.clean = false;
-        return this.reg(op);
-      case 'queue':
-        this.clean = false;
-        return this.queueOp(op);
-      case 'tx':
-        return this.tx(op);
-      case 'rx':
-        return this.rx(op);
-      case 'ctrl':
-        return this.ctrl(op);
-      case 'raw':
-        return this.raw(op);
-      case 'bump':
-        return this.bump(op.q, op.n);
-      case 'kick':
-        this.driver.notify(op.q);
-        return;
-      case 'inject':
-        return this.inject(op);
-      case 'link':
-        this.call('setLink', () => this.device.setLink(op.up));
-        return;
-      case 'writable':
-        this.call('netdev.setWritable', () => this.netdev.setWritable(op.on));
-        return;
-      case 'isr':
-        this.driver.readIsr();
-        return;
-      case 'config': {
-        // PCI: a hypervisor forwards only accesses inside the BAR, so stay inside the device area.
-        const room = this.driver.kind === 'mmio' ? 0x100 : this.device.configSize - op.width + 1;
-        if (room <= 0) return;
-        const off = op.offset % room;
-        if (op.write) this.driver.writeConfig(off, op.width, op.value);
-        else this.driver.readConfig(off, op.width);
-        return;
-      }
-      case 'event': {
-        const ring = this.ring(op.q);
-        if (ring === null) return;
-        if (op.mode === 'used-event') ring.setUsedEvent(op.value);
-        else ring.setNoInterrupt(op.mode === 'no-interrupt');
-        return;
-      }
-      case 'query':
-        this.call('queryRxFilter', () => this.device.queryRxFilter());
-        return;
-      case 'announce':
-        this.call('announce', () => this.device.announce());
-        return;
-    }
-  }
-
-  private reg(op: Extract<FuzzOp, { t: 'reg' }>): void {
-    const t = this.transport;
-    const w = op.width;
-    if (t instanceof VirtioMmioTransport) {
-      const off = (op.offset % (0x100 + 24 - w + 1)) & ~(w === 1 ? 0 : w - 1);
-      if (op.write) this.call('mmio write', () => t.write(off, w, op.value));
-      else this.call('mmio read', () => t.read(off, w));
-      return;
-    }
-    if (op.space === 1) {
-      const off = op.offset % (256 - w + 1);
-      if (op.write) this.call('pci config write', () => t.configWrite(off, w, op.value));
-      else this.call('pci config read', () => t.configRead(off, w));
-      return;
-    }
-    let bar = 0;
-    let off = op.offset % 0x40;
-    if (this.setup.transport === 'pci') {
-      const caps = findVirtioCaps(this.guardTransport(t) as VirtioPciTransport);
-      bar = caps.common.bar;
-      off = caps.common.offset + (op.offset % 56);
-    }
-    off = Math.min(off, off - (off % w));
-    if (op.write) this.call('pci bar write', () => t.barWrite(bar, off, w, op.value));
-    else this.call('pci bar read', () => t.barRead(bar, off, w));
-  }
-
-  private queueOp(op: Extract<FuzzOp, { t: 'queue' }>): void {
-    const base = this.queueArea(op.q % 5) + 0x8000;
-    let desc = base;
-    let avail = base + 0x1000;
-    let used = base + 0x2000;
-    if (op.layout === 'misaligned') {
-      desc += 8;
-      used += 2;
-    } else if (op.layout === 'outside') used = MEMORY_SIZE - 16;
-    else if (op.layout === 'overlap') used = desc;
-    else if (op.layout === 'zero') desc = avail = used = 0;
-    const size = op.size;
-    if (op.layout !== 'outside' && op.layout !== 'zero') {
-      // The driver zeroes the rings it is about to hand over, as a fresh allocation would be.
-      void new DriverRing(this.memory.driver, { size: Math.max(1, Math.min(size, 64)), descTable: desc, availRing: avail, usedRing: used, heapStart: base + 0x4000, heapEnd: base + 0x8000 });
-    }
-    this.programmed.push([used, 6 + 8 * Math.min(size, 0x8000)]);
-    if (this.driver.kind === 'pci-legacy') {
-      this.call('legacy queue', () => this.device.writeQueueLayout(op.q, op.layout === 'zero' ? null : { size: QUEUE_MAX, descTable: desc, availRing: avail, usedRing: used }));
-      return;
-    }
-    this.call('queue size', () => this.device.writeQueueSize(op.q, size));
-    this.call('queue desc', () => this.device.writeQueueAddressWord(op.q, 'descTable', 0, desc));
-    this.call('queue avail', () => this.device.writeQueueAddressWord(op.q, 'availRing', 0, avail));
-    this.call('queue used', () => this.device.writeQueueAddressWord(op.q, 'usedRing', 0, used));
-    this.call('queue ready', () => this.device.writeQueueReady(op.q, true));
-  }
-
-  private tx(op: Extract<FuzzOp, { t: 'tx' }>): void {
-    const q = 2 * op.pair + 1;
-    const ring = this.ring(q);
-    if (ring === null || q === this.ctrlIndex || !this.room(q, 1)) return;
-    const hdrLen = this.hdrLen;
-    const frame = this.frame(op.len, '52:54:00:99:99:99', -1);
-    let whole: Uint8Array;
-    if (op.hdr === 'ok') {
-      whole = new Uint8Array(hdrLen + frame.length);
-      whole.set(frame, hdrLen);
-    } else if (op.hdr === 'short') whole = new Uint8Array(Math.max(0, hdrLen - 1 - (op.len % hdrLen)));
-    else whole = frame;
-    const parts: BufferSpec[] = splitBytes(whole, op.split);
-    if (op.writable) parts.push({ len: 8, write: true });
-    if (parts.length === 0) parts.push({ len: 0 });
-    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.len % 7 === 0);
-    this.kick(q, () => this.post(q, ring.addChain(parts, { indirect }), 'tx'));
-  }
-
-  private rx(op: Extract<FuzzOp, { t: 'rx' }>): void {
-    const ring = this.ring(0);
-    if (ring === null || !this.room(0, op.count + (op.broken === true ? 1 : 0))) return;
-    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.count === 7);
-    this.kick(0, () => {
-      try {
-        for (let i = 0; i < op.count; i++) {
-          const parts: BufferSpec[] = [];
-          for (let k = 0; k < op.split; k++) parts.push({ len: Math.max(1, Math.floor(op.len / op.split)), write: true });
-          this.post(0, ring.addChain(parts, { indirect, publish: false }), 'rx');
-        }
-        if (op.broken === true) this.post(0, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
-      } finally {
-        ring.publish();
-      }
-    });
-  }
-
-  private ctrl(op: Extract<FuzzOp, { t: 'ctrl' }>): void {
-    const q = this.ctrlIndex;
-    const ring = q < 0 ? null : this.ring(q);
-    if (ring === null || !this.room(q, 1)) return;
-    const specs: BufferSpec[] = op.apart
-      ? [{ len: 2, data: [op.cls, op.cmd] }, ...(op.payload.length > 0 ? [{ len: op.payload.length, data: op.payload }] : [])]
-      : [{ len: 2 + op.payload.length, data: [op.cls, op.cmd, ...op.payload] }];
-    if (op.ack > 0) specs.push({ len: op.ack, write: true, data: new Array<number>(op.ack).fill(0xff) });
-    const indirect = op.indirect && (this.has('INDIRECT_DESC') || op.cls === 255);
-    this.kick(q, () => {
-      const head = ring.addChain(specs, { indirect, publish: false });
-      const ack = op.ack > 0 ? ring.buffers(head)[specs.length - 1]!.addr : undefined;
-      this.post(q, head, op.ack > 0 ? 'ctrl' : 'raw', ack);
-      ring.publish();
-    });
-  }
-
-  private raw(op: Extract<FuzzOp, { t: 'raw' }>): void {
-    const ring = this.ring(op.q);
-    if (ring === null || !this.room(op.q, 1)) return;
-    const free = (ring as unknown as { freeDescs: number[] }).freeDescs;
-    if (free.length < op.descs.length) return;
-    const indices = free.slice(0, op.descs.length);
-    const descs = op.descs.map((d, i) => this.rawDesc(ring, d, indices[i]!, indices[0]!, ring.size + 3, op.table.length > 0));
-    const table = op.table.map((d, i) => this.rawDesc(ring, d, i, 0, 99, false));
-    this.kick(op.q, () => {
-      const head = ring.addRaw(descs, { ...(table.length > 0 ? { indirectTable: table } : {}), ...(op.head === 'oob' ? { head: ring.size + 1 } : {}), publish: false });
-      this.post(op.q, head, 'raw');
-      ring.publish();
-    });
-  }
-
-  private rawDesc(ring: DriverRing, d: RawDesc, self: number, first: number, oob: number, tableGiven: boolean): RawDescriptor {
-    const out: RawDescriptor = { len: d.len, flags: d.flags };
-    if (d.next === 'self') out.next = self;
-    else if (d.next === 'first') out.next = first;
-    else if (d.next === 'oob') out.next = oob;
-    switch (d.addr) {
-      case 'heap':
-        if ((d.flags & 4) !== 0 && tableGiven) {
-          delete out.len; // the table's own length
-        } else if (d.len > 4096) out.addr = ring.heapStart;
-        break;
-      case 'zero':
-        out.addr = 0;
-        break;
-      case 'outside':
-        out.addr = MEMORY_SIZE + 16;
-        break;
-      case 'straddle':
-        out.addr = MEMORY_SIZE - 8;
-        break;
-      case 'ring':
-        out.addr = (d.flags & 2) !== 0 ? ring.usedRing : ring.descTable;
-        break;
-      case 'huge':
-        out.addr = 1n << 63n;
-        break;
-    }
-    return out;
-  }
-
-  private bump(q: number, n: number): void {
-    const ring = this.ring(q);
-    if (ring === null || (n <= ring.size && !this.room(q, n))) return;
-    const from = ring.availIdx;
-    ring.bumpAvailIdx(n);
-    if (n > ring.size) this.ledgers[q]!.dead = true;
-    // Entries re-exposed by a jump within the ring are postings of whatever head the slot holds.
-    if (n <= ring.size) {
-      for (let k = 0; k < n; k++) this.post(q, this.memory.driver.readU16(ring.availRing + 4 + 2 * ((from + k) % ring.size)), 'raw');
-    }
-  }
-
-  private inject(op: Extract<FuzzOp, { t: 'inject' }>): void {
-    const dst = op.dst === 'main' ? this.device.mac : op.dst === 'bcast' ? 'ff:ff:ff:ff:ff:ff' : op.dst === 'mcast' ? '01:00:5e:00:00:01' : '52:54:00:99:99:98';
-    const count = op.len > 2048 ? Math.min(op.count, 4) : op.count; // big frames: a few are enough
-    for (let i = 0; i < count; i++) {
-      const f = this.frame(op.len, dst, op.vlan);
-      this.call('netdev.inject', () => this.netdev.inject(f));
     }
   }
 
@@ -590,14 +352,4 @@ export class FuzzWorld {
   get driverOk(): boolean {
     return (this.device.status & STATUS_DRIVER_OK) !== 0;
   }
-}
-
-function splitBytes(bytes: Uint8Array, n: number): BufferSpec[] {
-  const out: BufferSpec[] = [];
-  const step = Math.max(1, Math.ceil(bytes.length / n));
-  for (let at = 0; at < bytes.length; at += step) {
-    const part = bytes.subarray(at, Math.min(bytes.length, at + step));
-    out.push({ len: part.length, data: part });
-  }
-  return out;
 }

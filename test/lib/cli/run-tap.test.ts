@@ -39,3 +39,38 @@ describe('lib/cli/run on a real TAP', function () {
     expect(out.guest['echoReplies']).to.be.greaterThan(0);
   });
 });
+
+describe('lib/cli/run on a real macvtap link with the rx filter mirrored', function () {
+  this.timeout(60_000);
+  let ns: Netns | undefined;
+
+  before(function () {
+    const why = hostSkipReason();
+    if (why !== null) {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
+  });
+
+  after(() => ns?.destroy());
+
+  it('the_guests_multicast_groups_and_mac_reach_the_host_link', () => {
+    ns = new Netns();
+    ns.ip(['link', 'add', 'vnmp0', 'type', 'veth', 'peer', 'name', 'vnmp1']);
+    ns.ip(['link', 'add', 'link', 'vnmp0', 'name', 'vnmmvt0', 'type', 'macvtap', 'mode', 'bridge']);
+    for (const l of ['vnmp0', 'vnmp1', 'vnmmvt0']) ns.ip(['link', 'set', l, 'up']);
+    const p = spawnSync(
+      'ip',
+      ['netns', 'exec', ns.name, process.execPath, join(root, 'bin', 'virtio-net.mjs'), 'run', '--netdev', 'macvtap,ifname=vnmmvt0', '--scenario', 'filter', '--duration', '1', '--json'],
+      { encoding: 'utf8', timeout: 50_000 },
+    );
+    expect(p.status, p.stderr).to.equal(0);
+    const out = JSON.parse(p.stdout) as { netdev: string; rxFilter: { 'multicast-table': string[]; 'main-mac': string } };
+    expect(out.netdev).to.contain('macvtap vnmmvt0');
+    const maddr = ns.ip(['maddr', 'show', 'dev', 'vnmmvt0']);
+    expect(maddr).to.contain('01:00:5e:00:00:fb'); // a group only the scripted guest joined
+    expect(out.rxFilter['multicast-table']).to.include('01:00:5e:00:00:fb');
+    const link = ns.ip(['-d', 'link', 'show', 'vnmmvt0']);
+    expect(link).to.contain(`link/ether ${out.rxFilter['main-mac']}`);
+  });
+});

@@ -79,8 +79,7 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     const errors: SyncError[] = [];
     netdev.on('synced', (r: SyncResult) => synced.push(r));
     netdev.on('sync-error', (e: SyncError) => errors.push(e));
-    const rig = new NetRig({ netdev, mac: GUEST_MAC });
-    netdev.bindRxFilterSource(rig.device);
+    const rig = new NetRig({ netdev, mac: GUEST_MAC }); // the device binds itself to the sync
     return { ns, ifname, netdev, rig, synced, errors };
   }
 
