@@ -338,6 +338,14 @@ export class SplitQueue {
   }
 
   private fail(error: ChainError): QueueViolation {
+    // Chains completed before the violation were completed properly: publish them before the queue
+    // stops (QEMU publishes each element as it completes), so the used ring and the device's
+    // counters agree. No interrupt: the device is about to signal DEVICE_NEEDS_RESET instead.
+    if (this.violation === null && this.usedIdx !== this.publishedUsed && this.memory.generation === this.generation) {
+      this.usedDv.setUint16(USED_IDX, this.usedIdx, true);
+      this.memory.wrote(this.config.usedRing + USED_IDX, 2);
+      this.publishedUsed = this.usedIdx;
+    }
     const v: QueueViolation = Object.freeze({ kind: 'violation' as const, error: Object.freeze(error) });
     this.violation = v;
     return v;

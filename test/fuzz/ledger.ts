@@ -47,6 +47,13 @@ export class QueueLedger {
   dead = false;
   /** The ring itself was granted as a buffer: its used ring is no longer the driver's to read. */
   tainted = false;
+  /**
+   * A raw posting went out since the last reset. Its descriptors may alias buffers the driver
+   * reuses for later chains (a stale head re-exposed by an index jump), so the device may
+   * legitimately overwrite those chains' acks or descriptors: per-kind checks (lengths, acks) are
+   * off; double completion and the guard regions still apply.
+   */
+  rawSeen = false;
 
   constructor(
     private readonly memory: GuardedMemory,
@@ -73,6 +80,7 @@ export class QueueLedger {
       this.memory.grant(a, l);
       writable += l;
     }
+    if (kind === 'raw') this.rawSeen = true;
     if (ranges.some(([a, l]) => this.overlapsRing(a, l))) {
       // The driver handed its own ring to the device as a buffer: from now on the ring says
       // whatever the device wrote there. Only the guard regions can judge this queue any more.
@@ -101,6 +109,7 @@ export class QueueLedger {
     if (e.len > 0) this.usedNonEmpty++;
     // A raw posting's descriptors may legitimately change before the device reads them (a stale
     // head re-exposed by an index bump): only the guard regions judge what it wrote.
+    if (this.rawSeen) return null;
     if (p.kind !== 'raw' && e.len > p.writable) {
       return { code: 'used.len-too-large', detail: `queue ${this.index}: used len ${e.len} for head ${e.id} exceeds its ${p.writable} writable bytes` };
     }

@@ -61,7 +61,23 @@ describe('virtqueue/split-queue violations (tier 1)', () => {
     const c = popChain(s.q);
     s.ring.bumpAvailIdx(1); // avail ring slot 0 still names head 0
     s.q.pushUsed(c, 0);
+    // The completed use is published as the queue stops (it was done properly); nothing more is.
+    const r = s.q.pop();
+    expect(r).to.deep.equal({ kind: 'violation', error: { code: 'avail.in-flight-exceeded', inFlight: 1, size: 1 } });
+    expect(s.ring.takeUsed()).to.deep.equal([{ id: 0, len: 0 }]);
     expectViolation(s, { code: 'avail.in-flight-exceeded', inFlight: 1, size: 1 });
+  });
+
+  it('chains_completed_before_a_violation_are_published_when_the_queue_stops', () => {
+    const s = setup(8);
+    s.ring.addChain([{ len: 4, write: true }]);
+    const c = popChain(s.q);
+    const head = c.headIndex;
+    s.q.pushUsed(c, 4);
+    s.ring.addRaw([], { head: 8 }); // then a head past the table
+    expect(s.q.pop()).to.have.property('kind', 'violation');
+    expect(s.ring.takeUsed()).to.deep.equal([{ id: head, len: 4 }]);
+    expect(s.q.publishUsed()).to.equal(false);
   });
 
   it('head_index_past_the_descriptor_table_is_a_violation', () => {

@@ -172,6 +172,12 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
     return result;
   };
   const usedRange = { addr: ring.usedRing, len: 6 + 8 * size };
+  /** The queue just broke: chains completed before the violation are published, nothing after. */
+  const flushOnViolation = (): void => {
+    expect(ring.takeUsed()).to.deep.equal(pendingUsed);
+    usedSeen += pendingUsed.length;
+    pendingUsed = [];
+  };
   const rawAddr = (r: RawSpec): number | bigint | undefined =>
     ({ fresh: undefined, end: MEMORY_SIZE - 8, huge: 0xffff_ffff_ffff_0000n, ring: ring.descTable, zero: 0 })[r.addr];
   const toRaw = (r: RawSpec): RawDescriptor => {
@@ -204,7 +210,10 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
         break;
       case 'pop': {
         const callsBefore = memory.calls;
-        const r = device([], () => q.pop());
+        const wasBroken = q.broken;
+        // A pop that finds a violation publishes what was pushed before it (used.idx only).
+        const r = device([usedRange], () => q.pop());
+        if (!wasBroken && q.broken) flushOnViolation();
         expect(memory.calls - callsBefore).to.be.at.most(popCallBound(size));
         if (r instanceof DescriptorChain) {
           const writable = Array.from({ length: r.writableCount }, (_, i) => ({ addr: r.writableAddr(i), len: r.writableLen(i) }));
@@ -218,7 +227,9 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
         break;
       }
       case 'available': {
-        const r = device([], () => q.available());
+        const wasBroken = q.broken;
+        const r = device([usedRange], () => q.available());
+        if (!wasBroken && q.broken) flushOnViolation();
         if (typeof r === 'number') expect(r).to.be.within(0, size);
         else expect(r.kind).to.equal('violation');
         break;
