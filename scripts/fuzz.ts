@@ -1,4 +1,4 @@
-// `npm run fuzz -- --ops N --seed S [--max-len L] [--oracle rx-visible]`: operation-sequence fuzzing of the virtio-net
+// `npm run fuzz -- --ops N --seed S [--max-len L]`: operation-sequence fuzzing of the virtio-net
 // device's guest interface outside CI (test/fuzz/ has the model and the oracles). Shows a progress
 // bar on stderr; on a failure, saves the shrunk sequence under test/fixtures/fuzz/ (the suite
 // replays every fixture) and exits 1. Prints one summary line: ops, cases, seconds, result.
@@ -7,7 +7,7 @@ import { fuzz, saveFixture } from '../test/fuzz/fixtures.js';
 import type { FuzzOracles } from '../test/fuzz/world.js';
 
 function usage(message: string): never {
-  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L] [--oracle rx-visible]\n`);
+  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L]\n`);
   process.exit(2);
 }
 
@@ -16,12 +16,6 @@ function parse(argv: string[]): { ops: number; seed: number; maxLen: number; ora
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     const value = argv[i + 1];
-    if (key === '--oracle') {
-      if (value !== 'rx-visible') usage(`--oracle takes rx-visible, got ${String(value)}`);
-      out.oracles.rxVisible = true;
-      i++;
-      continue;
-    }
     const n = Number(value);
     if (key !== '--ops' && key !== '--seed' && key !== '--max-len') usage(`unknown argument ${String(key)}`);
     if (value === undefined || !Number.isSafeInteger(n) || n < 0) usage(`${key} needs a non-negative integer, got ${String(value)}`);

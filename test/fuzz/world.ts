@@ -53,11 +53,13 @@ export interface FuzzFailure {
   detail: string;
 }
 
-/** Oracles beyond the default set (each names the bug it was added for; on once that is fixed). */
+/** Oracles that can be switched off (each names the bug it was added for). */
 export interface FuzzOracles {
   /**
    * Without MRG_RXBUF every frame the device counts as delivered must be a used element the guest
-   * can see (used.idx published) by the end of the call that delivered it.
+   * can see (used.idx published) by the end of the call that delivered it. Added for fixture
+   * rx.counted-not-visible (chains completed before a violation were never published; fixed in
+   * virtqueue/split-queue.ts). On unless set to false.
    */
   rxVisible?: boolean;
 }
@@ -334,7 +336,7 @@ export class FuzzWorld {
     if (n.injected !== n.delivered + n.backlog + n.dropped) this.fail('stats.netdev-unbalanced', JSON.stringify(n));
     if (n.delivered !== s.rx.offered) this.fail('stats.offered-mismatch', `netdev delivered ${n.delivered}, device offered ${s.rx.offered}`);
     const rx = this.ledgers[0];
-    if (this.oracles.rxVisible === true && rx !== undefined && rx !== null && !rx.tainted && !this.has('MRG_RXBUF')) {
+    if (this.oracles.rxVisible !== false && rx !== undefined && rx !== null && !rx.tainted && !this.has('MRG_RXBUF')) {
       const counted = s.rx.frames - this.rxFramesAtInit;
       if (counted !== rx.usedNonEmpty) {
         this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedNonEmpty}`);
