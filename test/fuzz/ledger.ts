@@ -125,13 +125,19 @@ export class QueueLedger {
   /**
    * Raw postings (broken chains, stale heads re-exposed by an index jump) may point at descriptors
    * and indirect tables the driver rewrites afterwards for other chains; the device reads them when
-   * it pops. So, before each guard check, their grant also takes what the table says now (the
-   * union: a chain popped earlier keeps what it was granted then).
+   * it pops. So, before each guard check, their grant — and, once a raw posting exists on the
+   * queue, every posting's grant — also takes what the table says now (the union: a chain popped
+   * earlier keeps what it was granted then). Found by seed 34: a stale TABLE_SET chain's ack
+   * buffer overlapped a new chain's indirect table, whose next descriptor then pointed elsewhere.
    */
   refreshRaw(): void {
     for (const list of this.byHead.values()) {
       for (const p of list) {
-        if (p.kind !== 'raw' || p.head >= this.ring.size) continue;
+        // Once a raw posting exists on this queue, a well-formed posting's descriptors or indirect
+        // table may lie in a buffer the raw one granted (a stale head re-exposed by an index bump
+        // points at buffers the driver has reused): the device may legitimately overwrite them and
+        // then follow them. So every posting's grant takes what the table says now.
+        if ((p.kind !== 'raw' && !this.rawSeen) || p.head >= this.ring.size) continue;
         for (const [a, l] of this.walk(p.head)) {
           if (p.ranges.some(([x, y]) => x === a && y === l)) continue;
           p.ranges.push([a, l]);
