@@ -46,6 +46,19 @@ export async function setupPythonQmp(): Promise<PythonQmpSetup> {
   return { ok: true, pythonPath, python };
 }
 
+/**
+ * In a mocha `before`: sets the client up, or skips the suite with the printed reason. Returns the
+ * setup (always ok when it returns to a running suite).
+ */
+export async function requirePythonQmp(ctx: Mocha.Context): Promise<{ pythonPath: string; python: string }> {
+  const setup = await setupPythonQmp();
+  if (!setup.ok) {
+    console.log(`      skipped: ${setup.reason}`);
+    ctx.skip();
+  }
+  return setup as { ok: true; pythonPath: string; python: string };
+}
+
 export interface QmpEventLine {
   event: string;
   data: Record<string, unknown>;

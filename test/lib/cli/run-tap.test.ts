@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Netns, hostSkipReason } from '../../support/netns.js';
+import { Netns, requireHost } from '../../support/netns.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -13,11 +13,7 @@ describe('lib/cli/run on a real TAP', function () {
   let ns: Netns | undefined;
 
   before(function () {
-    const why = hostSkipReason();
-    if (why !== null) {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    }
+    requireHost(this);
   });
 
   after(() => ns?.destroy());
@@ -45,11 +41,7 @@ describe('lib/cli/run on a real macvtap link with the rx filter mirrored', funct
   let ns: Netns | undefined;
 
   before(function () {
-    const why = hostSkipReason();
-    if (why !== null) {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    }
+    requireHost(this);
   });
 
   after(() => ns?.destroy());

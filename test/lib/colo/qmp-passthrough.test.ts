@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ColoCompare, type CheckpointRequest } from '../../../lib/colo/colo-compare.js';
 import { PassthroughList } from '../../../lib/colo/passthrough.js';
 import { QmpServer } from '../../../lib/qmp/index.js';
-import { PythonQmpClient, setupPythonQmp, type PythonQmpSetup } from '../../support/python-qmp.js';
+import { PythonQmpClient, requirePythonQmp, type PythonQmpSetup } from '../../support/python-qmp.js';
 import { streamBytes, udp } from './streams.js';
 
 describe('lib/colo passthrough over QMP with QEMU python qemu.qmp client', function () {
@@ -23,11 +23,7 @@ describe('lib/colo passthrough over QMP with QEMU python qemu.qmp client', funct
   let list: PassthroughList;
 
   before(async function () {
-    setup = await setupPythonQmp();
-    if (!setup.ok) {
-      console.log(`      skipped: ${setup.reason}`);
-      this.skip();
-    }
+    setup = { ok: true, ...(await requirePythonQmp(this)) };
   });
 
   beforeEach(async () => {

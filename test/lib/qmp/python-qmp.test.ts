@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QmpServer } from '../../../lib/qmp/index.js';
-import { PythonQmpClient, setupPythonQmp, type PythonQmpSetup } from '../../support/python-qmp.js';
+import { PythonQmpClient, requirePythonQmp, type PythonQmpSetup } from '../../support/python-qmp.js';
 import { FakeNic } from './fake-nic.js';
 
 const RX_FILTER_MEMBER_TYPES: Record<string, string> = {
@@ -48,11 +48,7 @@ describe('lib/qmp with QEMU python qemu.qmp client', function () {
   let py: PythonQmpClient | undefined;
 
   before(async function () {
-    setup = await setupPythonQmp();
-    if (!setup.ok) {
-      console.log(`      skipped: ${setup.reason}`);
-      this.skip();
-    }
+    setup = { ok: true, ...(await requirePythonQmp(this)) };
   });
 
   beforeEach(async () => {
