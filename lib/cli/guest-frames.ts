@@ -1,7 +1,7 @@
 // Frames the scripted guest sends (no spec section: Ethernet II, ARP (RFC 826), IPv4 (RFC 791)
 // and ICMP echo (RFC 792) as a Linux guest would put them on the wire).
 
-import { finishChecksum, onesSum } from '../packet/checksum.js';
+import { inetChecksum } from '../packet/checksum.js';
 
 export interface GuestAddressing {
   mac: Uint8Array;
@@ -63,11 +63,6 @@ export function classifyReply(f: Uint8Array): 'arp-reply' | 'echo-reply' | 'othe
 /** The sender hardware address of an ARP reply. */
 export function arpSenderMac(f: Uint8Array): Uint8Array {
   return f.slice(22, 28);
-}
-
-/** RFC 1071 Internet checksum of `len` bytes at `off`. */
-export function inetChecksum(b: Uint8Array, off: number, len: number): number {
-  return finishChecksum(onesSum(b, off, off + len));
 }
 
 function be16(b: Uint8Array, off: number, v: number): void {

@@ -8,6 +8,7 @@
 // guest's transmit, which runs inside a CPU port write in v86). Everything else is ignored.
 
 import type { MemoryNetdev } from './memory-netdev.js';
+import { inetChecksum } from '../packet/checksum.js';
 
 export interface SimPeerOptions {
   /** The peer's MAC (default 52:55:0a:00:02:02, QEMU's user-network gateway). */
@@ -143,15 +144,6 @@ export class SimPeer {
     this.counters.echoReplies++;
     return r;
   }
-}
-
-/** RFC 1071 one's-complement checksum of `len` bytes at `off`. */
-export function inetChecksum(b: Uint8Array, off: number, len: number): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < len; i += 2) sum += (b[off + i]! << 8) | b[off + i + 1]!;
-  if (len % 2 === 1) sum += b[off + len - 1]! << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }
 
 function be16(b: Uint8Array, off: number): number {

@@ -23,6 +23,11 @@ export function finishChecksum(acc: number): number {
   return ~foldSum(acc) & 0xffff;
 }
 
+/** RFC 1071 checksum of `len` bytes at `off` (to store, or 0 when verifying a block that holds one). */
+export function inetChecksum(b: Uint8Array, off: number, len: number): number {
+  return finishChecksum(onesSum(b, off, off + len));
+}
+
 /** IPv4 header checksum (RFC 791 §3.1) of the header at `info.l3Offset`, computed with the field taken as zero. */
 export function ipv4HeaderChecksum(frame: Uint8Array, info: PacketInfo): number {
   const start = info.l3Offset;

@@ -2,7 +2,8 @@
 // MemoryNetdev. Frames are built the way a guest stack puts them on the wire (lib/cli/guest-frames.ts).
 
 import { expect } from 'chai';
-import { SimPeer, inetChecksum } from '../../../lib/netdev/sim-peer.js';
+import { SimPeer } from '../../../lib/netdev/sim-peer.js';
+import { inetChecksum } from '../../../lib/packet/checksum.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { arpRequest, icmpEcho } from '../../../lib/cli/guest-frames.js';
 
