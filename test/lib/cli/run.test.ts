@@ -58,6 +58,13 @@ describe('lib/cli/run', () => {
     expect(out.qmp).to.match(/qmp\.sock$/);
   });
 
+  it('help_prints_the_usage_of_every_command', function () {
+    this.timeout(60000);
+    const p = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--help'], { encoding: 'utf8', timeout: 60000 });
+    expect(p.status).to.equal(0);
+    expect(p.stdout).to.contain('--scenario NAME').and.to.contain('--script FILE');
+  });
+
   it('the_command_exits_2_with_a_clear_message_on_a_bad_flag', function () {
     this.timeout(60000);
     const p = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--scenario', 'nope'], { encoding: 'utf8', timeout: 60000 });
