@@ -8,35 +8,25 @@
 // views handed out by `view()` are reported with `memory.wrote()` when the chain is given back
 // (`pushUsed()` or `unpop()`), i.e. after the caller wrote them and before the driver can see them.
 
-import type { DescriptorChain } from './descriptor-chain.js';
-import { checkCount } from './chain-reader.js';
-
-/** Returned by `view(0)`. */
-const EMPTY = new Uint8Array(0);
+import { ChainCursor, checkCount } from './chain-cursor.js';
 
 /** A cursor over the writable part of one chain, owned by the chain (see `DescriptorChain.writer()`). */
-export class ChainWriter {
-  private seg = 0; // current writable region (relative to the first writable one)
-  private off = 0; // offset inside it
-  private pos = 0; // bytes written (or skipped)
+export class ChainWriter extends ChainCursor {
   private viewLo = 0; // [viewLo, viewHi): writable offsets handed out as views, not yet reported
   private viewHi = 0;
 
-  /** @internal made by its chain. */
-  constructor(private readonly chain: DescriptorChain) {}
-
-  /** @internal back to the start (on every pop). */
-  reset(): void {
-    this.seg = 0;
-    this.off = 0;
-    this.pos = 0;
-    this.viewLo = 0;
-    this.viewHi = 0;
+  protected firstSlot(): number {
+    return this.chain.readableCount; // writable regions follow the readable ones
+  }
+  protected partLength(): number {
+    return this.chain.writableLength;
   }
 
-  /** Writable bytes not yet written. */
-  get remaining(): number {
-    return this.chain.writableLength - this.pos;
+  /** @internal back to the start (on every pop). */
+  override reset(): void {
+    super.reset();
+    this.viewLo = 0;
+    this.viewHi = 0;
   }
 
   /** Bytes written (or skipped) so far: the used length to report if the device stops here. */
@@ -53,8 +43,7 @@ export class ChainWriter {
       const slot = this.settle();
       const chunk = Math.min(c.segLen[slot]! - this.off, n - done);
       c.memory.write(c.segAddr[slot]! + this.off, chunk === src.length ? src : src.subarray(done, done + chunk));
-      this.off += chunk;
-      this.pos += chunk;
+      this.advance(chunk);
       done += chunk;
     }
     return n;
@@ -62,11 +51,10 @@ export class ChainWriter {
 
   /** Writes one byte; false (nothing written) when the writable part is full. */
   writeU8(value: number): boolean {
-    if (this.pos >= this.chain.writableLength) return false;
+    if (this.remaining <= 0) return false;
     const slot = this.settle();
     this.chain.memory.writeU8(this.chain.segAddr[slot]! + this.off, value & 0xff);
-    this.off++;
-    this.pos++;
+    this.advance(1);
     return true;
   }
 
@@ -91,40 +79,19 @@ export class ChainWriter {
     return true;
   }
 
-  /** Advances over up to `n` bytes without writing them (they count as written); returns how many. */
-  skip(n: number): number {
-    checkCount(n, 'skip');
-    const c = this.chain;
-    const total = Math.min(n, this.remaining);
-    let left = total;
-    while (left > 0) {
-      const slot = this.settle();
-      const chunk = Math.min(c.segLen[slot]! - this.off, left);
-      this.off += chunk;
-      this.pos += chunk;
-      left -= chunk;
-    }
-    return total;
-  }
-
   /**
    * A zero-copy writable view of the next `len` bytes, advancing the cursor, when they lie in one
-   * descriptor and one memory region; otherwise `undefined` and nothing moves. The caller fills the
-   * view before giving the chain back; the range is reported to `memory.wrote()` then.
+   * descriptor and one memory region; otherwise `undefined` and nothing moves (skipped bytes count
+   * as written, see `skip()`). The caller fills the view before giving the chain back; the range is
+   * reported to `memory.wrote()` then.
    */
-  view(len: number): Uint8Array | undefined {
-    checkCount(len, 'view');
-    if (len === 0) return EMPTY;
-    if (len > this.remaining) return undefined;
-    const c = this.chain;
-    const slot = this.settle();
-    if (len > c.segLen[slot]! - this.off) return undefined;
-    const v = c.memory.view(c.segAddr[slot]! + this.off, len);
-    if (v === undefined) return undefined;
-    if (this.viewHi === this.viewLo) this.viewLo = this.pos;
-    this.off += len;
-    this.pos += len;
-    this.viewHi = this.pos;
+  override view(len: number): Uint8Array | undefined {
+    const start = this.pos;
+    const v = super.view(len);
+    if (v !== undefined && len > 0) {
+      if (this.viewHi === this.viewLo) this.viewLo = start;
+      this.viewHi = this.pos;
+    }
     return v;
   }
 
@@ -162,17 +129,5 @@ export class ChainWriter {
       i++;
     }
     return c.segAddr[i]! + o;
-  }
-
-  /** Moves past exhausted regions and returns the chain slot of the current one. Only called while
-   *  bytes remain, so a region with room exists. */
-  private settle(): number {
-    const c = this.chain;
-    const first = c.readableCount;
-    while (this.off >= c.segLen[first + this.seg]!) {
-      this.seg++;
-      this.off = 0;
-    }
-    return first + this.seg;
   }
 }
