@@ -49,8 +49,10 @@ class CountingMemory extends GuestMemory {
 }
 
 /** Memory questions one pop may ask: per descriptor a memory check, per indirect entry also its
- *  four field reads (or one copy), plus one for the table. Linear in the queue size. */
-const popCallBound = (size: number): number => 6 * size + 8;
+ *  four field reads (or one copy), plus one for the table, plus the report of the used.idx write
+ *  a pop that finds a violation makes (it publishes what was pushed before). Linear in the queue
+ *  size. */
+const popCallBound = (size: number): number => 6 * size + 9;
 
 type DriverOp =
   | { t: 'chain'; bufs: { len: number; write: boolean }[]; indirect: boolean }
@@ -173,8 +175,17 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
   };
   const usedRange = { addr: ring.usedRing, len: 6 + 8 * size };
   /** The queue just broke: chains completed before the violation are published, nothing after. */
+  /**
+   * The guest may hand its own used ring out as a writable buffer (addr 'ring'): what the device
+   * then writes there is the guest's doing, and the used ring no longer says what was pushed.
+   */
+  let usedAliased = false;
+  const expectUsed = (): void => {
+    const got = ring.takeUsed();
+    if (!usedAliased) expect(got).to.deep.equal(pendingUsed);
+  };
   const flushOnViolation = (): void => {
-    expect(ring.takeUsed()).to.deep.equal(pendingUsed);
+    expectUsed();
     usedSeen += pendingUsed.length;
     pendingUsed = [];
   };
@@ -257,6 +268,7 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
         }
         // (unless the guest made buffers overlap each other or the used ring, which push then writes)
         if (!overlaps([...p.writable, usedRange])) expect(got).to.deep.equal(src);
+        if (p.writable.some((b) => b.addr < usedRange.addr + usedRange.len && usedRange.addr < b.addr + b.len)) usedAliased = true;
         p.inFlight = false;
         if (!wasBroken) pendingUsed.push({ id: p.head, len: src.length });
         break;
@@ -274,7 +286,7 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
         const interrupt = device([usedRange], () => q.publishUsed());
         expect(interrupt).to.be.a('boolean');
         if (!wasBroken) {
-          expect(ring.takeUsed()).to.deep.equal(pendingUsed);
+          expectUsed();
           usedSeen += pendingUsed.length;
           pendingUsed = [];
         }
@@ -297,7 +309,7 @@ function run({ size, features, ops }: { size: number; features: QueueFeatures; o
   expect(q.inFlight).to.equal(0);
   device([usedRange], () => q.publishUsed());
   if (!q.broken) {
-    expect(ring.takeUsed()).to.deep.equal(pendingUsed);
+    expectUsed();
     usedSeen += pendingUsed.length;
     // Every popped (and not unpopped) head reached the used ring exactly once.
     expect(usedSeen).to.equal(popLog.length);
