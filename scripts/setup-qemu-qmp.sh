@@ -32,6 +32,8 @@ if [ -f "$stamp" ] && [ -f "$target/__init__.py" ] && [ -f "$target/legacy.py" ]
   exit 0
 fi
 
+mkdir -p "$cache_root" 2>/dev/null && [ -w "$cache_root" ] || { log "cannot write the cache directory $cache_root"; exit 1; }
+
 for tool in apt-get tar; do
   command -v "$tool" >/dev/null 2>&1 || { log "needs $tool, which is not installed"; exit 1; }
 done

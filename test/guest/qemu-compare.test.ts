@@ -22,6 +22,7 @@ import type { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import { Netns, linkName, requireHost, trackLink } from '../support/netns.js';
 import { guestImageOrSkip, probeFrame } from '../support/v86-guest.js';
 import { QemuGuest } from './qemu-guest.js';
+import { skipBecause } from '../support/skip.js';
 
 const MAC = '52:54:00:12:34:56';
 const STEPS = [
@@ -85,18 +86,14 @@ describe('guest-level comparison with QEMU 7.2 (same shell steps, same probes)',
     this.timeout(1_000_000); // may install QEMU, build the amd64 image and boot two guests
     requireHost(this);
     const why = QemuGuest.skipReason();
-    if (why !== null) {
-      console.log(`      (skipped: ${why})`);
-      this.skip();
-    }
+    if (why !== null) skipBecause(this, why);
     const i386 = guestImageOrSkip(this);
     let amd64: GuestImage;
     try {
       amd64 = buildGuestImage({ arch: 'amd64' });
     } catch (e) {
       if (!(e instanceof GuestImageError)) throw e;
-      console.log(`      (skipped: the amd64 reference image cannot be built: ${e.message})`);
-      this.skip();
+      skipBecause(this, `the amd64 reference image cannot be built: ${e.message}`);
     }
     ns = new Netns();
     // No IPv6 on the host side: its own multicast chatter would reach the guest in the promisc step.

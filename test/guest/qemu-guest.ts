@@ -3,9 +3,6 @@
 // TAP, its serial console on stdio and QMP on a unix socket (shared/design/REAL-GUEST.md).
 // Used by the guest-level comparison (qemu-compare.test.ts).
 
-import { execFileSync } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { GuestConsole } from '../../lib/cli/guest-console.js';
 import type { CommandResult } from '../../lib/cli/guest-console.js';
 import type { GuestImage } from '../../lib/cli/guest-image.js';
@@ -15,7 +12,6 @@ import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js
 import { QmpClient } from '../support/qemu-qmp.js';
 
 const BOOT_TIMEOUT_MS = 120_000;
-const SETUP_SCRIPT = resolve(dirname(fileURLToPath(import.meta.url)), '../../scripts/setup-qemu.sh');
 const QMP_TIMEOUT_MS = 10_000;
 
 export class QemuGuest {
@@ -26,19 +22,9 @@ export class QemuGuest {
     readonly bootMs: number,
   ) {}
 
-  /**
-   * Why QEMU cannot run here, or null. When it is missing and we are root, runs the project's
-   * scripts/setup-qemu.sh first (as the QEMU oracle tests do).
-   */
+  /** Why QEMU cannot run here (the host setup step, scripts/setup-host.ts, installs it), or null. */
   static skipReason(): string | null {
-    if (findOnPath(QEMU_BINARY) !== null) return null;
-    if (process.getuid?.() !== 0) return `${QEMU_BINARY} not installed and installing it needs root (scripts/setup-qemu.sh)`;
-    try {
-      execFileSync('sh', [SETUP_SCRIPT], { stdio: 'inherit', timeout: 590_000 });
-    } catch (e) {
-      return `${SETUP_SCRIPT} failed: ${(e as Error).message}`;
-    }
-    return findOnPath(QEMU_BINARY) === null ? `${QEMU_BINARY} still missing after ${SETUP_SCRIPT}` : null;
+    return findOnPath(QEMU_BINARY) === null ? `${QEMU_BINARY} is not installed (Debian package qemu-system-x86; \`npm run setup\` as root installs it)` : null;
   }
 
   /** Boots the guest with its NIC (id nic0) on TAP `ifname`, which QEMU creates. */

@@ -9,15 +9,13 @@
 // one table of them) with the reason, and the test asserts that the model shows exactly QEMU's
 // result with that change — so the difference is checked, never skipped.
 
-import { execFileSync } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { QemuOracle } from '../support/qemu-oracle.js';
+import { QEMU_BINARY } from '../support/qemu-process.js';
+import { requireProgram } from '../support/skip.js';
 import { COMMAND_TABLE, CORPUS, ERR, WRAPPING_COUNT, type CtrlCase } from './ctrl-corpus.js';
 import { QemuSide, runModel, type CaseResult, type ChainResult } from './ctrl-sides.js';
 
-const SETUP_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/setup-qemu.sh');
 /** The corpus must stay at least this large (the issue's floor is 40; the brief's 60). */
 const MIN_CASES = 60;
 
@@ -102,21 +100,9 @@ const KNOWN_DIFFERENCES: Readonly<Record<string, KnownDifference>> = {
   },
 };
 
-/** Skips the block (with a printed reason) only when QEMU is missing and cannot be installed. */
+/** Skips the block (with a printed reason; under CI=true as root, fails) when QEMU is missing. */
 function requireQemu(ctx: Mocha.Context): void {
-  if (QemuOracle.available()) return;
-  if (process.getuid?.() === 0) {
-    ctx.timeout(600_000);
-    try {
-      execFileSync('sh', [SETUP_SCRIPT], { stdio: 'inherit', timeout: 590_000 });
-    } catch (err) {
-      console.log(`      differential test skipped: ${SETUP_SCRIPT} failed: ${(err as Error).message}`);
-      ctx.skip();
-    }
-    if (QemuOracle.available()) return;
-  }
-  console.log('      differential test skipped: qemu-system-x86_64 is not installed and installing it needs root (scripts/setup-qemu.sh)');
-  ctx.skip();
+  requireProgram(ctx, QEMU_BINARY);
 }
 
 /** Compares piece by piece, so a failure names the chain or the query that differs. */

@@ -3,16 +3,16 @@
 // cases also pin the QEMU behaviours ("quirks") a differential test against the model relies on.
 // One QEMU process per describe block, reset to device defaults before each case.
 
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { QemuOracle, type CtrlResult } from '../support/qemu-oracle.js';
+import { QEMU_BINARY } from '../support/qemu-process.js';
+import { requireProgram } from '../support/skip.js';
 import { QtestChannel, QtestError } from '../support/qemu-qtest.js';
 
-const SETUP_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/setup-qemu.sh');
 
 // Control classes and commands (VIRTIO 1.2 §5.1.6.5), spelled out once for these cases.
 const CLASS_RX = 0, RX_PROMISC = 0, RX_ALLMULTI = 1, RX_NOBCAST = 5;
@@ -32,21 +32,9 @@ const macList = (count: number, first: number): Uint8Array => {
   return out;
 };
 
-/** Skips the enclosing block (with a printed reason) when QEMU is missing and cannot be installed. */
+/** Skips the block (with a printed reason; under CI=true as root, fails) when QEMU is missing. */
 function requireQemu(ctx: Mocha.Context): void {
-  if (QemuOracle.available()) return;
-  if (process.getuid?.() === 0) {
-    ctx.timeout(600_000);
-    try {
-      execFileSync('sh', [SETUP_SCRIPT], { stdio: 'inherit', timeout: 590_000 });
-    } catch (err) {
-      console.log(`      QEMU oracle skipped: ${SETUP_SCRIPT} failed: ${(err as Error).message}`);
-      ctx.skip();
-    }
-    if (QemuOracle.available()) return;
-  }
-  console.log('      QEMU oracle skipped: qemu-system-x86_64 is not installed and installing it needs root (scripts/setup-qemu.sh)');
-  ctx.skip();
+  requireProgram(ctx, QEMU_BINARY);
 }
 
 function expectCompleted(r: CtrlResult, ack: number): void {

@@ -8,6 +8,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants, openSync, closeSync, readdirSync, readlinkSync } from 'node:fs';
+import { skipBecause } from './skip.js';
 
 const PID = process.pid;
 let counter = 0;
@@ -31,13 +32,10 @@ export function hostSkipReason(): string | null {
   return null;
 }
 
-/** In a mocha `before`: skips the suite with the printed reason when the host cannot run it. */
+/** In a mocha `before`: skips the suite with the printed reason when the host cannot run it (fails under CI=true as root). */
 export function requireHost(ctx: Mocha.Context): void {
   const reason = hostSkipReason();
-  if (reason !== null) {
-    console.log(`      (skipped: ${reason})`);
-    ctx.skip();
-  }
+  if (reason !== null) skipBecause(ctx, reason);
 }
 
 export function run(cmd: string, args: readonly string[], input?: string): string {

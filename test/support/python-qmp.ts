@@ -7,6 +7,7 @@ import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { skipBecause } from './skip.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = join(here, '..', '..');
@@ -53,8 +54,7 @@ export async function setupPythonQmp(): Promise<PythonQmpSetup> {
 export async function requirePythonQmp(ctx: Mocha.Context): Promise<{ pythonPath: string; python: string }> {
   const setup = await setupPythonQmp();
   if (!setup.ok) {
-    console.log(`      skipped: ${setup.reason}`);
-    ctx.skip();
+    skipBecause(ctx, setup.reason);
   }
   return setup as { ok: true; pythonPath: string; python: string };
 }

@@ -137,7 +137,7 @@ export class QemuOracle {
     const timeoutMs = options.timeoutMs ?? 5000;
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new TypeError(`QemuOracle: options.timeoutMs must be a positive integer, got ${timeoutMs}`);
     const binary = findOnPath(QEMU_BINARY);
-    if (binary === null) throw new Error(`QemuOracle: ${QEMU_BINARY} is not on PATH (scripts/setup-qemu.sh installs it)`);
+    if (binary === null) throw new Error(`QemuOracle: ${QEMU_BINARY} is not on PATH (the host setup step, scripts/setup-host.ts, installs it)`);
 
     const device = ['virtio-net-pci', 'netdev=n0', 'id=nic0', `mac=${mac}`, 'romfile=', 'ioeventfd=off', ...props].join(',');
     const proc = new QemuProcess(binary, (qmpPath) => [

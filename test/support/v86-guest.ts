@@ -9,6 +9,7 @@ import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { GuestVm } from '../../lib/cli/guest-vm.js';
 import type { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import type { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
+import { skipBecause } from './skip.js';
 
 let imageResult: { image: GuestImage } | { reason: string } | null = null;
 
@@ -23,8 +24,7 @@ export function guestImageOrSkip(ctx: Context): GuestImage {
     }
   }
   if ('reason' in imageResult) {
-    console.log(`      skipping real-guest tests: the guest image cannot be built (${imageResult.reason})`);
-    ctx.skip();
+    skipBecause(ctx, `real-guest tests: the guest image cannot be built (${imageResult.reason})`);
   }
   return imageResult.image;
 }

@@ -3,7 +3,7 @@
 // entry an error that names it, matching both directions of a flow and only for its object.
 
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { requireFile } from '../../support/skip.js';
 import { PassthroughError, PassthroughList, type IPFlowSpec } from '../../../lib/colo/passthrough.js';
 import { protocolByName } from '../../../lib/colo/protocols.js';
 import { buildFrame, newPacketInfo, parsePacket, type FrameSpec } from '../../../lib/packet/index.js';
@@ -87,10 +87,7 @@ describe('lib/colo passthrough list', () => {
   });
 
   it('service_names_resolve_from_the_system_table', function () {
-    if (!existsSync('/etc/services')) {
-      console.log('      skipped: /etc/services is absent, service names cannot resolve (numbers still do)');
-      this.skip();
-    }
+    requireFile(this, '/etc/services');
     const list = new PassthroughList();
     list.add({ protocol: 'tcp', destination: { host: '', port: 'ssh' } });
     expect(matches(list, 'x', { src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp', srcPort: 5000, dstPort: 22 })).to.equal(true);

@@ -99,7 +99,7 @@ describe('lib/colo COLO proxy between real TCP stacks (netns + TAP)', function (
 
   before(async function () {
     requireHost(this);
-    await needTshark(this);
+    needTshark(this);
   });
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();

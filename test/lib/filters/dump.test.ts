@@ -22,7 +22,7 @@ function frames(n: number): Uint8Array[] {
 describe('lib/filters dump (filter-dump)', () => {
   let dir: string;
   before(async function () {
-    await needTshark(this);
+    needTshark(this);
   });
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'filter-dump-'));

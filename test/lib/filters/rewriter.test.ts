@@ -171,7 +171,7 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
   describe('a whole session through a FilterChain, judged by tshark', () => {
     let dir: string;
     before(async function () {
-      await needTshark(this);
+      needTshark(this);
     });
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'rewriter-'));

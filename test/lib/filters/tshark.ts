@@ -1,45 +1,15 @@
 // tshark (Wireshark's reader) as an independent judge of capture files and checksums. Tests that
-// need it call `needTshark(this)` in `before`: it installs tshark through
-// scripts/setup-filter-tests.sh when possible (root + apt), else skips with the printed reason.
+// need it call `needTshark(this)` in `before` (the host setup step installs it).
 
 import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { requireProgram } from '../../support/skip.js';
 
 const run = promisify(execFile);
-const SETUP = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'setup-filter-tests.sh');
-let availability: Promise<string | undefined> | undefined;
 
-/** undefined when tshark runs; else why not. */
-export function tsharkMissing(): Promise<string | undefined> {
-  availability ??= (async () => {
-    try {
-      await run('tshark', ['--version']);
-      return undefined;
-    } catch {
-      /* try to install it */
-    }
-    try {
-      await run('bash', [SETUP], { timeout: 10 * 60 * 1000 });
-      await run('tshark', ['--version']);
-      return undefined;
-    } catch (err) {
-      const e = err as { stderr?: string; message: string };
-      return `tshark is not available: ${(e.stderr ?? '').trim().split('\n').pop() || e.message}`;
-    }
-  })();
-  return availability;
-}
-
-/** Skips the suite (printing why) when tshark is unavailable. */
-export async function needTshark(ctx: Mocha.Context): Promise<void> {
-  ctx.timeout(10 * 60 * 1000);
-  const why = await tsharkMissing();
-  if (why !== undefined) {
-    console.log(`      skipped: ${why}`);
-    ctx.skip();
-  }
+/** Skips the suite (printing why; under CI=true as root, fails) when tshark is not installed. */
+export function needTshark(ctx: Mocha.Context): void {
+  requireProgram(ctx, 'tshark');
 }
 
 /**

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { NetRig } from '../../support/net-rig.js';
+import { requireProgram } from '../../support/skip.js';
 import { CtrlAck, CtrlClass, CtrlRx } from '../../../devices/virtio-net/constants.js';
 import { notifyQueue } from '../../support/driver-transport.js';
 import { Netns, linkName, openFds, requireHost, run, trackLink, deleteLink, waitFor } from '../../support/netns.js';
@@ -109,12 +110,8 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
   });
 
   it('checksum_offloaded_tx_frames_arrive_with_valid_checksums_according_to_tshark', async function () {
-    try {
-      run('tshark', ['-v']);
-    } catch {
-      console.log('      (skipped: tshark is not installed; scripts/setup-netdev-tests.sh installs it)');
-      this.skip();
-    }
+    requireProgram(this, 'tshark');
+    requireProgram(this, 'ethtool');
     // guest 10.201.0.2 → tap (ns A, 10.201.0.1) → routed → veth0 (tx checksumming off: the kernel
     // completes the checksum in software) → veth1 (ns B, 10.202.0.2) where tshark captures.
     const { ns: a, tap, rig } = setup('10.201.0.1/24');

@@ -1,4 +1,4 @@
-// Differential test against QEMU 7.2 itself (scripts/setup-qemu.sh installs it): the same bytes go
+// Differential test against QEMU 7.2 itself (the host setup step, scripts/setup-host.ts, installs it): the same bytes go
 // to QEMU's QMP monitor and to our server, each on a fresh negotiated connection, and the replies
 // must match — error classes and texts exactly, successful replies by kind and id. This is how
 // "QEMU's wording" is checked, for the envelope, argument validation, the net commands' errors,
@@ -9,7 +9,7 @@
 // QEMU prints a number too large for a double as `inf`, which is not JSON.
 
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fc from 'fast-check';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { QmpServer } from '../../../lib/qmp/index.js';
 import { FakeNic } from './fake-nic.js';
 import { RawQmpClient, type Line } from './raw-client.js';
+import { requireProgram } from '../../support/skip.js';
 
 const QEMU = 'qemu-system-x86_64';
 const MARK = '{"execute":"query-version","id":"MARK"}';
@@ -83,10 +84,7 @@ describe('lib/qmp compared with QEMU 7.2', function () {
   let server: QmpServer;
 
   before(async function () {
-    if (spawnSync(QEMU, ['--version']).status !== 0) {
-      console.log(`      skipped: ${QEMU} is not installed (scripts/setup-qemu.sh installs it)`);
-      this.skip();
-    }
+    requireProgram(this, QEMU);
     dir = await mkdtemp(join(tmpdir(), 'qmp-vs-qemu-'));
     qemuPath = join(dir, 'qemu.sock');
     qemu = spawn(

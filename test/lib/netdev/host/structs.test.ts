@@ -28,7 +28,7 @@ import {
   SOCK_RAW,
 } from '../../../../lib/netdev/host/structs.js';
 import { O_CLOEXEC, O_NONBLOCK, O_RDWR, bindFd, closeFd, eventFd, getSockName, ioctlPtr, openFile, pollSync, readFd, socketFd, writeFd, HostError, Errno } from '../../../../lib/netdev/host/libc.js';
-import { hostSkipReason, linkName, openFds } from '../../../support/netns.js';
+import { linkName, openFds, requireHost } from '../../../support/netns.js';
 
 // The C layouts, declared to koffi (which lays structs out by the platform's C rules): every
 // hand-written size in structs.ts must match.
@@ -118,11 +118,7 @@ describe('lib/netdev/host structs and libc wrappers', () => {
 
   describe('against the kernel (root)', function () {
     before(function () {
-      const reason = hostSkipReason();
-      if (reason !== null) {
-        console.log(`      (skipped: ${reason})`);
-        this.skip();
-      }
+      requireHost(this);
     });
 
     it('tunsetiff_and_tungetiff_agree_on_the_ifreq_layout', () => {
