@@ -22,7 +22,7 @@ export { TapNetdev } from './lib/netdev/tap-netdev.js';
 export type { TapNetdevOptions } from './lib/netdev/tap-netdev.js';
 export { MacvtapNetdev } from './lib/netdev/macvtap-netdev.js';
 export type { MacvtapNetdevOptions } from './lib/netdev/macvtap-netdev.js';
-export { HostError } from './lib/netdev/host/libc.js';
+export { HostError } from './lib/host/libc.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
 export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';

@@ -5,8 +5,8 @@
 
 import { NetlinkError } from './errors.js';
 import { formatMacBytes, isGroupMac, parseMacString } from './mac-text.js';
-import { closeFd, ioctlPtr, socketFd } from '../netdev/host/libc.js';
-import { AF_INET, AF_UNSPEC, IFREQ_SIZE, SIOCADDMULTI, SIOCDELMULTI, SOCK_DGRAM, ifreq, setIfreqHwaddr } from '../netdev/host/structs.js';
+import { closeFd, ioctlPtr, socketFd } from '../host/libc.js';
+import { AF_INET, AF_UNSPEC, IFREQ_SIZE, SIOCADDMULTI, SIOCDELMULTI, SOCK_DGRAM, ifreq, setIfreqHwaddr } from '../host/structs.js';
 
 export class MulticastList {
   private fd: number;

@@ -5,7 +5,7 @@ import { CtrlAck, CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/
 import { Netns, deleteLink, linkName, openFds, requireHost, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import type { SyncError, SyncResult } from '../../../lib/netdev/rx-filter-sync.js';
-import { HostError } from '../../../lib/netdev/host/libc.js';
+import { HostError } from '../../../lib/host/libc.js';
 import { syncsRxFilter } from '../../../lib/netdev/netdev.js';
 import { Rtnetlink } from '../../../lib/netlink/rtnetlink.js';
 import type { MacvlanMode } from '../../../lib/netlink/rtnetlink.js';

@@ -6,7 +6,7 @@ import { NETLINK_GENERIC, NETLINK_ROUTE, NetlinkSocket } from '../../../lib/netl
 import { resolveFamily } from '../../../lib/netlink/genl.js';
 import { MulticastList, parseDevMcast } from '../../../lib/netlink/multicast.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
-import { HostError } from '../../../lib/netdev/host/libc.js';
+import { HostError } from '../../../lib/host/libc.js';
 
 function thrown(fn: () => unknown): unknown {
   try {
