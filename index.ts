@@ -48,6 +48,9 @@ export { V86GuestMemory } from './lib/hypervisors/v86-memory.js';
 export { QmpServer, QmpError, QMP_SCHEMA } from './lib/qmp/index.js';
 export type { QmpServerOptions, QmpNic } from './lib/qmp/index.js';
 
-// Net filters and COLO (lib/filters/, lib/colo/)
+// Net filters and COLO (lib/filters/, lib/colo/), the chardev sockets and the passthrough list
+// they share (lib/chardev/, lib/passthrough/)
+export * from './lib/chardev/index.js';
+export * from './lib/passthrough/index.js';
 export * from './lib/filters/index.js';
 export * from './lib/colo/index.js';
