@@ -22,7 +22,7 @@ export { TapNetdev } from './lib/netdev/tap-netdev.js';
 export type { TapNetdevOptions } from './lib/netdev/tap-netdev.js';
 export { MacvtapNetdev } from './lib/netdev/macvtap-netdev.js';
 export type { MacvtapNetdevOptions } from './lib/netdev/macvtap-netdev.js';
-export { HostError } from './lib/netdev/host/libc.js';
+export { HostError } from './lib/host/libc.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
 export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';
@@ -48,6 +48,9 @@ export { V86GuestMemory } from './lib/hypervisors/v86-memory.js';
 export { QmpServer, QmpError, QMP_SCHEMA } from './lib/qmp/index.js';
 export type { QmpServerOptions, QmpNic } from './lib/qmp/index.js';
 
-// Net filters and COLO (lib/filters/, lib/colo/)
+// Net filters and COLO (lib/filters/, lib/colo/), the chardev sockets and the passthrough list
+// they share (lib/chardev/, lib/passthrough/)
+export * from './lib/chardev/index.js';
+export * from './lib/passthrough/index.js';
 export * from './lib/filters/index.js';
 export * from './lib/colo/index.js';

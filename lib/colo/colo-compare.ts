@@ -14,17 +14,17 @@
 // packets go out, secondary ones are dropped, as QEMU does after notifying the COLO frame) so the
 // next packets start a clean comparison. Wiring the request to a checkpoint (and calling the
 // secondary's RewriterFilter.checkpoint()) is the embedder's job.
-// Inputs are ChardevSockets (framing: lib/filters/framing.ts) or direct calls (`primaryInput`,
+// Inputs are ChardevSockets (framing: lib/chardev/framing.ts) or direct calls (`primaryInput`,
 // `secondaryInput`); output is a ChardevSocket and/or a callback. Queued packets are copies: the
 // compare must hold them across reads (QEMU copies them too).
 
 import { EventEmitter } from 'node:events';
-import type { ChardevSocket } from '../filters/chardev-socket.js';
+import type { ChardevSocket } from '../chardev/chardev-socket.js';
 import { FlowTable, flowKey, newFlowKey } from '../packet/flow-table.js';
 import { formatAddress, newPacketInfo, parsePacket, type PacketInfo } from '../packet/parse.js';
 import { compareConnection, type CompareConnection, type QueuedPacket } from './compare-rules.js';
-import type { PassthroughList } from './passthrough.js';
-import { protocolName } from './protocols.js';
+import type { PassthroughList } from '../passthrough/passthrough.js';
+import { protocolName } from '../passthrough/protocols.js';
 
 export interface ColoCompareOptions {
   /** The object id (passthrough entries name it as `object-name`). */

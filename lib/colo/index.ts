@@ -1,4 +1,4 @@
-// lib/colo: colo-compare and the COLO passthrough list — the public surface of this folder.
+// lib/colo: colo-compare — the public surface of this folder.
 export {
   ColoCompare,
   DEFAULT_COMPARE_TIMEOUT_MS,
@@ -9,5 +9,3 @@ export {
   type CheckpointRequest,
   type CheckpointReason,
 } from './colo-compare.js';
-export { PassthroughList, PassthroughError, MAX_PASSTHROUGH_ENTRIES, type IPFlowSpec, type InetSocketAddressBase, type PassthroughErrorCode } from './passthrough.js';
-export { protocolByName, protocolName, portByName } from './protocols.js';

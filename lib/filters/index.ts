@@ -1,8 +1,6 @@
 // lib/filters: net filters on a netdev (QEMU netfilter objects) — the public surface of this folder.
 export * from './filter.js';
 export { FilterChain, type FilterPosition, type FilterChainStats } from './filter-chain.js';
-export { encodeFrame, FrameReader, MAX_FRAMED_LENGTH, VNET_HEADER_LENGTHS, type FramingError, type FrameCallback } from './framing.js';
-export { ChardevSocket, type ChardevSocketOptions, type SocketEndpoint, type ChardevDiagnostic, type ChardevStats } from './chardev-socket.js';
 export { MirrorFilter, type MirrorFilterOptions, type MirrorStats } from './mirror.js';
 export { RedirectorFilter, type RedirectorFilterOptions, type RedirectorStats } from './redirector.js';
 export { RewriterFilter, type RewriterFilterOptions, type RewriterStats, type RewriterConnectionInfo } from './rewriter.js';

@@ -1,11 +1,11 @@
 // filter-mirror (QEMU net/filter-mirror.c, "-object filter-mirror,id=,netdev=,queue=,outdev=,
 // vnet_hdr_support"): every frame the filter sees is copied to the output socket, framed as
-// lib/filters/framing.ts says, and goes on unchanged. Flows on the passthrough list for this
-// filter (lib/colo/passthrough.ts) are not copied.
+// lib/chardev/framing.ts says, and goes on unchanged. Flows on the passthrough list for this
+// filter (lib/passthrough/passthrough.ts) are not copied.
 
-import type { PassthroughList } from '../colo/passthrough.js';
+import type { PassthroughList } from '../passthrough/passthrough.js';
 import { newPacketInfo, parsePacket } from '../packet/parse.js';
-import type { ChardevSocket } from './chardev-socket.js';
+import type { ChardevSocket } from '../chardev/chardev-socket.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type Verdict } from './filter.js';
 
 export interface MirrorFilterOptions {

@@ -8,9 +8,9 @@
 // Bad framing on the input: the socket reports it (a typed diagnostic) and drops that connection;
 // frames read before it were injected. While the filter is off, input frames are dropped (counted).
 
-import type { PassthroughList } from '../colo/passthrough.js';
+import type { PassthroughList } from '../passthrough/passthrough.js';
 import { newPacketInfo, parsePacket } from '../packet/parse.js';
-import type { ChardevSocket } from './chardev-socket.js';
+import type { ChardevSocket } from '../chardev/chardev-socket.js';
 import {
   checkFilterOptions,
   CONSUME,

@@ -15,10 +15,10 @@
 
 import { EventEmitter } from 'node:events';
 import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
-import { Errno, HostError, closeFd, readFd, writeFd } from './host/libc.js';
-import { POLLIN, POLLOUT } from './host/structs.js';
-import { POLL_ERROR_MASK, Poller } from './host/poller.js';
-import type { PollClient } from './host/poller.js';
+import { Errno, HostError, closeFd, readFd, writeFd } from '../host/libc.js';
+import { POLLIN, POLLOUT } from '../host/structs.js';
+import { POLL_ERROR_MASK, Poller } from '../host/poller.js';
+import type { PollClient } from '../host/poller.js';
 
 /** Frames read per fd per poll turn: bounds one turn's work so other fds and timers get a turn. */
 export const RX_DRAIN_BUDGET = 64;

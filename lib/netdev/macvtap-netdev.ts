@@ -11,8 +11,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
 import type { RxFilterSource, RxFilterSyncCapable } from './netdev.js';
-import { Errno, HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, openFile } from './host/libc.js';
-import { validIfname } from './host/structs.js';
+import { Errno, HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, openFile } from '../host/libc.js';
+import { validIfname } from '../host/structs.js';
 import { RxFilterSync } from './rx-filter-sync.js';
 
 export interface MacvtapNetdevOptions {

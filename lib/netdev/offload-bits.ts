@@ -4,7 +4,7 @@
 // checksums itself, and every segmentation offload needs TUN_F_CSUM too.
 
 import type { OffloadFlags } from './netdev.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from './host/structs.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../host/structs.js';
 
 export function tunOffloadBits(flags: OffloadFlags): number {
   if (flags === null || typeof flags !== 'object') throw new TypeError('setOffloads needs { csum, tso4, tso6, ecn, ufo }');

@@ -24,9 +24,9 @@ import { EventEmitter } from 'node:events';
 import type { RxFilterSnapshot, RxFilterSource } from './netdev.js';
 import { Rtnetlink, IFF_ALLMULTI, IFF_PROMISC } from '../netlink/rtnetlink.js';
 import type { LinkInfo } from '../netlink/rtnetlink.js';
-import { MulticastList } from '../netlink/multicast.js';
+import { MulticastList } from './multicast.js';
 import { NetlinkError } from '../netlink/errors.js';
-import { HostError } from './host/libc.js';
+import { HostError } from '../host/libc.js';
 
 /** What the host link should look like for a guest filter. */
 export interface HostFilterPlan {

@@ -8,7 +8,7 @@
 // offload capabilities (the device then sends and receives without them).
 
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
-import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile } from './host/libc.js';
+import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile } from '../host/libc.js';
 import {
   IFF_NO_PI,
   IFF_TAP,
@@ -21,7 +21,7 @@ import {
   ifreqName,
   setIfreqFlags,
   validIfname,
-} from './host/structs.js';
+} from '../host/structs.js';
 
 export const TUN_DEVICE = '/dev/net/tun';
 

@@ -5,8 +5,8 @@
 
 import { FdNetdev } from './fd-netdev.js';
 import type { OffloadCapable, OffloadFlags, VnetHeaderCapable } from './netdev.js';
-import { HostError, closeFd, ioctlInt, ioctlPtr } from './host/libc.js';
-import { TUNGETVNETHDRSZ, TUNSETOFFLOAD, TUNSETVNETHDRSZ, intArg, readIntArg } from './host/structs.js';
+import { HostError, closeFd, ioctlInt, ioctlPtr } from '../host/libc.js';
+import { TUNGETVNETHDRSZ, TUNSETOFFLOAD, TUNSETVNETHDRSZ, intArg, readIntArg } from '../host/structs.js';
 import { tunOffloadBits } from './offload-bits.js';
 
 /** TUNGETVNETHDRSZ on a freshly opened fd; closes the fd when the call fails. */

@@ -5,7 +5,7 @@
 // NLMSG_ERROR becomes a NetlinkError with the errno and the kernel's extended-ack text.
 //
 // Calls are synchronous with a receive timeout (SO_RCVTIMEO): kernel families answer at once,
-// and the timeout bounds the wait if one does not. The host calls go through lib/netdev/host.
+// and the timeout bounds the wait if one does not. The host calls go through lib/host.
 
 import { NetlinkError } from './errors.js';
 import type { NlWriter } from './attributes.js';
@@ -23,8 +23,8 @@ import {
   parseMessages,
 } from './message.js';
 import type { NlMessage } from './message.js';
-import { Errno, HostError, bindFd, closeFd, getSockName, recvFd, sendTo, setSockOpt, socketFd } from '../netdev/host/libc.js';
-import { AF_NETLINK, NETLINK_EXT_ACK, SOCKADDR_NL_SIZE, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_RCVTIMEO, intArg, sockaddrNl, sockaddrNlPid, timeval, MSG_TRUNC } from '../netdev/host/structs.js';
+import { Errno, HostError, bindFd, closeFd, getSockName, recvFd, sendTo, setSockOpt, socketFd } from '../host/libc.js';
+import { AF_NETLINK, NETLINK_EXT_ACK, SOCKADDR_NL_SIZE, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_RCVTIMEO, intArg, sockaddrNl, sockaddrNlPid, timeval, MSG_TRUNC } from '../host/structs.js';
 
 /** Netlink protocols used here (netlink.h). */
 export const NETLINK_ROUTE = 0;

@@ -3,7 +3,7 @@
 // for the same command names (net/net.c qmp_query_rx_filter and qmp_set_link,
 // monitor/qmp-cmds-control.c), checked against a running QEMU 7.2.
 
-import { PassthroughError, type IPFlowSpec, type PassthroughList } from '../colo/passthrough.js';
+import { PassthroughError, type IPFlowSpec, type PassthroughList } from '../passthrough/passthrough.js';
 import { QmpError, genericError } from './errors.js';
 import type { QmpNic } from './nic.js';
 import { QMP_SCHEMA, type QmpCommandName, type QmpSchema } from './schema.js';

@@ -1,7 +1,7 @@
 // QmpServer options: their types, defaults, limits, and the checks that reject bad ones at once
 // with a message naming the option and what is allowed (programmer errors, thrown).
 
-import { PassthroughList } from '../colo/passthrough.js';
+import { PassthroughList } from '../passthrough/passthrough.js';
 import type { QmpNetdev, QmpNic } from './nic.js';
 
 export interface QmpServerOptions {
@@ -131,7 +131,7 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
   if (options.colo === undefined) passthrough = new PassthroughList();
   else {
     const pl = (options.colo as { passthrough?: unknown } | null)?.passthrough;
-    if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/colo/passthrough.ts)', typeof pl);
+    if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/passthrough/passthrough.ts)', typeof pl);
     passthrough = pl;
   }
 

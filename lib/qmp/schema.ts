@@ -186,7 +186,7 @@ export const QMP_SCHEMA = {
 
     'colo-passthrough-add': {
       doc:
-        "Adds an entry to the COLO passthrough list (lib/colo/passthrough.ts): packets of flows it " +
+        "Adds an entry to the COLO passthrough list (lib/passthrough/passthrough.ts): packets of flows it " +
         "matches are not compared by colo-compare, nor mirrored or redirected. Every member is optional " +
         "and an absent one matches anything; 'protocol' is resolved like getprotobyname(3); " +
         "'object-name' is the id of the colo-compare or filter the entry is for (absent: all); an entry " +

@@ -11,7 +11,7 @@
 // in between, and it works the same in worker threads (no process-wide umask change).
 
 import { EventEmitter } from 'node:events';
-import type { PassthroughList } from '../colo/passthrough.js';
+import type { PassthroughList } from '../passthrough/passthrough.js';
 import { chmod, lstat, mkdtemp, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ColoCompare, type CheckpointRequest } from '../../../lib/colo/colo-compare.js';
-import { PassthroughList } from '../../../lib/colo/passthrough.js';
+import { PassthroughList } from '../../../lib/passthrough/passthrough.js';
 import { QmpServer } from '../../../lib/qmp/index.js';
 import { PythonQmpClient, requirePythonQmp, type PythonQmpSetup } from '../../support/python-qmp.js';
 import { streamBytes, udp } from './streams.js';

@@ -3,8 +3,8 @@
 
 import { once } from 'node:events';
 import net from 'node:net';
-import { FrameReader } from '../../../lib/filters/framing.js';
-import type { SocketEndpoint } from '../../../lib/filters/chardev-socket.js';
+import { FrameReader } from '../../../lib/chardev/framing.js';
+import type { SocketEndpoint } from '../../../lib/chardev/chardev-socket.js';
 
 export interface PeerFrame {
   frame: Uint8Array;

@@ -5,11 +5,11 @@ import { CtrlAck, CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/
 import { Netns, deleteLink, linkName, openFds, requireHost, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import type { SyncError, SyncResult } from '../../../lib/netdev/rx-filter-sync.js';
-import { HostError } from '../../../lib/netdev/host/libc.js';
+import { HostError } from '../../../lib/host/libc.js';
 import { syncsRxFilter } from '../../../lib/netdev/netdev.js';
 import { Rtnetlink } from '../../../lib/netlink/rtnetlink.js';
 import type { MacvlanMode } from '../../../lib/netlink/rtnetlink.js';
-import { parseDevMcast } from '../../../lib/netlink/multicast.js';
+import { parseDevMcast } from '../../../lib/netdev/multicast.js';
 
 const GUEST_MAC = '52:54:00:12:34:56';
 const GROUP = '01:00:5e:01:02:03';

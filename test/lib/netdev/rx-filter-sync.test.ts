@@ -4,7 +4,7 @@ import { tunOffloadBits } from '../../../lib/netdev/offload-bits.js';
 import type { RxFilterSnapshot } from '../../../lib/netdev/netdev.js';
 import { NetRig, macTable } from '../../support/net-rig.js';
 import { CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/virtio-net/constants.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../../lib/netdev/host/structs.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../../lib/host/structs.js';
 
 function filter(over: Partial<RxFilterSnapshot> = {}): RxFilterSnapshot {
   return {

@@ -8,8 +8,8 @@ import { notifyQueue } from '../../support/driver-transport.js';
 import { Netns, linkName, openFds, requireHost, run, trackLink, deleteLink, waitFor } from '../../support/netns.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
-import { HostError } from '../../../lib/netdev/host/libc.js';
-import { TUN_F_CSUM } from '../../../lib/netdev/host/structs.js';
+import { HostError } from '../../../lib/host/libc.js';
+import { TUN_F_CSUM } from '../../../lib/host/structs.js';
 import { arpRequest, icmpEcho, needsCsumHeader, parseArpReply, parseEchoReply, udpFrame } from './frames.js';
 
 const GUEST_MAC = '52:54:00:12:34:56';

@@ -18,7 +18,6 @@ import { NetlinkError } from '../../../lib/netlink/errors.js';
 import { IFLA, RTM_NEWLINK, ifinfomsgLayout, parseLink, ndmsgLayout, IFINFOMSG_SIZE, NDMSG_SIZE } from '../../../lib/netlink/rtnetlink.js';
 import { GENL_HDRLEN, genlmsghdrLayout, parseFamily, writeGenlHeader, CTRL_ATTRS } from '../../../lib/netlink/genl.js';
 import { formatMacBytes, isGroupMac, parseMacString } from '../../../lib/netlink/mac-text.js';
-import { parseDevMcast } from '../../../lib/netlink/multicast.js';
 
 const SCHEMA: AttrSchema = {
   a8: { type: 1, kind: 'u8' },
@@ -232,20 +231,12 @@ describe('lib/netlink codec', () => {
     });
   });
 
-  describe('mac text and /proc/net/dev_mcast', () => {
+  describe('mac text', () => {
     it('mac_text_parses_formats_and_checks_the_group_bit', () => {
       expect(formatMacBytes(parseMacString('01:00:5E:01:02:03'))).to.equal('01:00:5e:01:02:03');
       expect(isGroupMac(parseMacString('01:00:5e:01:02:03'))).to.equal(true);
       expect(isGroupMac(parseMacString('52:54:00:12:34:56'))).to.equal(false);
       expect(codeOf(() => parseMacString('52:54:00:12:34'))).to.equal('netlink.bad-value');
-    });
-
-    it('dev_mcast_lines_group_by_interface', () => {
-      const text = '2    eth0            1     0     333300000001\n2    eth0            1     0     01005e000001\n9    mvt0            1     0     01005e010203\n';
-      expect([...parseDevMcast(text)]).to.deep.equal([
-        ['eth0', ['33:33:00:00:00:01', '01:00:5e:00:00:01']],
-        ['mvt0', ['01:00:5e:01:02:03']],
-      ]);
     });
   });
 });

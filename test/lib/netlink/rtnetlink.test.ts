@@ -1,12 +1,10 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import { Netns, deleteLink, linkName, openFds, requireHost, run, trackLink, withNetnsFd } from '../../support/netns.js';
 import { Rtnetlink, IFF_ALLMULTI, IFF_PROMISC, IFF_UP } from '../../../lib/netlink/rtnetlink.js';
 import { NETLINK_GENERIC, NETLINK_ROUTE, NetlinkSocket } from '../../../lib/netlink/socket.js';
 import { resolveFamily } from '../../../lib/netlink/genl.js';
-import { MulticastList, parseDevMcast } from '../../../lib/netlink/multicast.js';
+import { MulticastList } from '../../../lib/netdev/multicast.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
-import { HostError } from '../../../lib/netdev/host/libc.js';
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -93,26 +91,6 @@ describe('lib/netlink on the real kernel (throwaway netns)', function () {
     rt.deleteLink(l.index);
     expect(() => rt.getLink(mvt)).to.throw(NetlinkError);
     expect((thrown(() => rt.createMacvtap(mvt, 1, 'nope' as 'bridge')) as NetlinkError).code).to.equal('netlink.bad-value');
-  });
-
-  it('multicast_list_add_and_delete_show_in_dev_mcast_and_unicast_is_refused_first', () => {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const lower = linkName('l');
-    withNetnsFd(ns, (fd) => rt.createVeth(lower, 'peer0', { peerNetnsFd: fd }));
-    trackLink(lower);
-    cleanups.push(() => deleteLink(lower));
-    const m = new MulticastList();
-    cleanups.push(() => m.close());
-    const groups = (): string[] => parseDevMcast(readFileSync('/proc/net/dev_mcast', 'utf8')).get(lower) ?? [];
-    m.add(lower, '01:00:5e:7f:00:01');
-    expect(groups()).to.include('01:00:5e:7f:00:01');
-    m.delete(lower, '01:00:5e:7f:00:01');
-    expect(groups()).to.not.include('01:00:5e:7f:00:01');
-    expect((thrown(() => m.add(lower, '52:54:00:12:34:56')) as NetlinkError).code).to.equal('netlink.bad-value');
-    const h = thrown(() => m.add('vnmnosuchlink', '01:00:5e:7f:00:01')) as HostError;
-    expect(h).to.be.instanceOf(HostError);
-    expect(h.errno).to.equal(19);
   });
 
   it('sockets_close_their_fds', () => {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { Poller } from '../../../../lib/netdev/host/poller.js';
-import type { PollClient } from '../../../../lib/netdev/host/poller.js';
-import { closeFd, eventFd, readFd, writeFd } from '../../../../lib/netdev/host/libc.js';
-import { POLLIN } from '../../../../lib/netdev/host/structs.js';
-import { openFds, waitFor } from '../../../support/netns.js';
+import { Poller } from '../../../lib/host/poller.js';
+import type { PollClient } from '../../../lib/host/poller.js';
+import { closeFd, eventFd, readFd, writeFd } from '../../../lib/host/libc.js';
+import { POLLIN } from '../../../lib/host/structs.js';
+import { openFds, waitFor } from '../../support/netns.js';
 
 /** An eventfd as a poll client: readable while its counter is non-zero. */
 class EventClient implements PollClient {
@@ -27,7 +27,7 @@ class EventClient implements PollClient {
   }
 }
 
-describe('lib/netdev/host/poller', () => {
+describe('lib/host/poller', () => {
   it('one_loop_serves_every_client_and_stops_with_its_eventfd_closed_after_the_last_leaves', async () => {
     const fds = openFds('eventfd');
     const p = new Poller();

@@ -3,10 +3,10 @@
 // with the address in ifr_hwaddr (AF_UNSPEC), on any datagram socket. The kernel accepts a unicast
 // address there too, so the group bit is checked first.
 
-import { NetlinkError } from './errors.js';
-import { formatMacBytes, isGroupMac, parseMacString } from './mac-text.js';
-import { closeFd, ioctlPtr, socketFd } from '../netdev/host/libc.js';
-import { AF_INET, AF_UNSPEC, IFREQ_SIZE, SIOCADDMULTI, SIOCDELMULTI, SOCK_DGRAM, ifreq, setIfreqHwaddr } from '../netdev/host/structs.js';
+import { NetlinkError } from '../netlink/errors.js';
+import { formatMacBytes, isGroupMac, parseMacString } from '../netlink/mac-text.js';
+import { closeFd, ioctlPtr, socketFd } from '../host/libc.js';
+import { AF_INET, AF_UNSPEC, IFREQ_SIZE, SIOCADDMULTI, SIOCDELMULTI, SOCK_DGRAM, ifreq, setIfreqHwaddr } from '../host/structs.js';
 
 export class MulticastList {
   private fd: number;

@@ -1,5 +1,5 @@
 // A framed frame socket: what QEMU's `-chardev socket` is to filter-mirror, filter-redirector and
-// colo-compare (QEMU chardev/char-socket.c; framing in lib/filters/framing.ts). Unix or TCP, as a
+// colo-compare (QEMU chardev/char-socket.c; framing in lib/chardev/framing.ts). Unix or TCP, as a
 // server (listens, one client at a time, like a QEMU server chardev) or a client (connects once).
 // TCP servers bind to 127.0.0.1 unless `host` says otherwise.
 //

@@ -4,7 +4,7 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { encodeFrame, FrameReader, MAX_FRAMED_LENGTH } from '../../../lib/filters/framing.js';
+import { encodeFrame, FrameReader, MAX_FRAMED_LENGTH } from '../../../lib/chardev/framing.js';
 
 type Got = { frame: number[]; hdr: number[] | undefined };
 
@@ -20,7 +20,7 @@ function be32(...words: number[]): Uint8Array {
   return b;
 }
 
-describe('lib/filters framing', () => {
+describe('lib/chardev framing', () => {
   it('encodes_like_qemu_filter_send', () => {
     const hdr = Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
     const f = Uint8Array.of(0xaa, 0xbb);

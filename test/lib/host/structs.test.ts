@@ -26,9 +26,9 @@ import {
   IFF_VNET_HDR,
   AF_NETLINK,
   SOCK_RAW,
-} from '../../../../lib/netdev/host/structs.js';
-import { O_CLOEXEC, O_NONBLOCK, O_RDWR, bindFd, closeFd, eventFd, getSockName, ioctlPtr, openFile, pollSync, readFd, socketFd, writeFd, HostError, Errno } from '../../../../lib/netdev/host/libc.js';
-import { linkName, openFds, requireHost } from '../../../support/netns.js';
+} from '../../../lib/host/structs.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR, bindFd, closeFd, eventFd, getSockName, ioctlPtr, openFile, pollSync, readFd, socketFd, writeFd, HostError, Errno } from '../../../lib/host/libc.js';
+import { linkName, openFds, requireHost } from '../../support/netns.js';
 
 // The C layouts, declared to koffi (which lays structs out by the platform's C rules): every
 // hand-written size in structs.ts must match.
@@ -40,7 +40,7 @@ const pollfdC = koffi.struct('vnm_pollfd', { fd: 'int', events: 'short', revents
 const sockaddrNlC = koffi.struct('vnm_sockaddr_nl', { nl_family: 'uint16_t', nl_pad: 'uint16_t', nl_pid: 'uint32_t', nl_groups: 'uint32_t' });
 const timevalC = koffi.struct('vnm_timeval', { tv_sec: 'long', tv_usec: 'long' });
 
-describe('lib/netdev/host structs and libc wrappers', () => {
+describe('lib/host structs and libc wrappers', () => {
   it('struct_sizes_match_the_c_layouts', () => {
     expect(koffi.sizeof(ifreqC)).to.equal(IFREQ_SIZE);
     expect(koffi.offsetof(ifreqC, 'ifr_ifru')).to.equal(16);

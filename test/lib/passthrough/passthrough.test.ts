@@ -4,8 +4,8 @@
 
 import { expect } from 'chai';
 import { requireFile } from '../../support/skip.js';
-import { PassthroughError, PassthroughList, type IPFlowSpec } from '../../../lib/colo/passthrough.js';
-import { protocolByName } from '../../../lib/colo/protocols.js';
+import { PassthroughError, PassthroughList, type IPFlowSpec } from '../../../lib/passthrough/passthrough.js';
+import { protocolByName } from '../../../lib/passthrough/protocols.js';
 import { buildFrame, newPacketInfo, parsePacket, type FrameSpec } from '../../../lib/packet/index.js';
 
 function code(fn: () => void): string | undefined {
@@ -32,7 +32,7 @@ const SEED: IPFlowSpec = {
   destination: { host: '192.168.1.2', port: '4321' },
 };
 
-describe('lib/colo passthrough list', () => {
+describe('lib/passthrough passthrough list', () => {
   it('protocols_resolve_like_getprotobyname', () => {
     expect(protocolByName('tcp')).to.equal(6);
     expect(protocolByName('UDP')).to.equal(17);

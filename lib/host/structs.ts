@@ -1,13 +1,13 @@
 // C structures and request numbers of the Linux ABIs the host backends use (no VIRTIO section:
 // include/uapi/linux/if.h, if_tun.h, sockios.h, netlink.h, poll.h; x86-64 / arm64 layouts).
 // Every struct is a fixed-size Uint8Array built and read here, so its size is stated once and
-// unit-tested against the kernel's sizeof (test/lib/netdev/host/structs.test.ts).
+// unit-tested against the kernel's sizeof (test/lib/host/structs.test.ts).
 
 import { endianness } from 'node:os';
 
 if (endianness() !== 'LE') {
   // Netlink and ioctl structs are in host byte order; the encoders below write little-endian.
-  throw new Error('lib/netdev/host: only little-endian hosts are supported');
+  throw new Error('lib/host: only little-endian hosts are supported');
 }
 
 /** Interface names are at most IFNAMSIZ - 1 bytes plus NUL (if.h). */
