@@ -11,9 +11,9 @@
 // counted (the datapath never waits on a management socket).
 
 import { EventEmitter } from 'node:events';
-import { unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { encodeFrame, FrameReader, type FramingError } from './framing.js';
+import { listenUnixPrivate, type UnixSocketFile } from './unix-socket-file.js';
 
 export type SocketEndpoint = { path: string } | { host?: string; port: number };
 
@@ -60,6 +60,7 @@ export class ChardevSocket extends EventEmitter<Events> {
   private readonly isServer: boolean;
   private readonly maxPending: number;
   private server: net.Server | undefined;
+  private socketFile: UnixSocketFile | undefined;
   private socket: net.Socket | undefined;
   private closed = false;
   private readonly counters: ChardevStats = { framesIn: 0, framesOut: 0, droppedOut: 0, framingErrors: 0 };
@@ -95,16 +96,18 @@ export class ChardevSocket extends EventEmitter<Events> {
     if (this.isServer) {
       const srv = net.createServer((s) => this.accept(s));
       this.server = srv;
-      await new Promise<void>((done, failed) => {
-        srv.once('error', failed);
-        const ready = (): void => {
-          srv.off('error', failed);
-          srv.on('error', (e) => this.emit('diagnostic', { code: 'chardev.socket-error', id: this.id, message: e.message }));
-          done();
-        };
-        if ('path' in this.endpoint) srv.listen(this.endpoint.path, ready);
-        else srv.listen(this.endpoint.port, this.endpoint.host ?? '127.0.0.1', ready);
-      });
+      const listen = (where: net.ListenOptions): Promise<void> =>
+        new Promise<void>((done, failed) => {
+          srv.once('error', failed);
+          srv.listen(where, () => {
+            srv.off('error', failed);
+            srv.on('error', (e) => this.emit('diagnostic', { code: 'chardev.socket-error', id: this.id, message: e.message }));
+            done();
+          });
+        });
+      // A unix server's socket file is 0600 and only ever removed by us (unix-socket-file.ts).
+      if ('path' in this.endpoint) this.socketFile = await listenUnixPrivate(`ChardevSocket ${this.id}`, this.endpoint.path, (path) => listen({ path }));
+      else await listen({ port: this.endpoint.port, host: this.endpoint.host ?? '127.0.0.1' });
       return;
     }
     const s = 'path' in this.endpoint ? net.connect(this.endpoint.path) : net.connect(this.endpoint.port, this.endpoint.host ?? '127.0.0.1');
@@ -144,7 +147,7 @@ export class ChardevSocket extends EventEmitter<Events> {
     return true;
   }
 
-  /** Closes the connection and the listener (removing a unix socket file it created). Idempotent. */
+  /** Closes the connection and the listener (removing the unix socket file it created, if still there). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -153,7 +156,7 @@ export class ChardevSocket extends EventEmitter<Events> {
     const srv = this.server;
     if (srv !== undefined) {
       await new Promise<void>((done) => srv.close(() => done()));
-      if ('path' in this.endpoint) await unlink(this.endpoint.path).catch(() => undefined);
+      await this.socketFile?.remove();
     }
   }
 
