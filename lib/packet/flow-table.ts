@@ -57,48 +57,55 @@ const SEED = randomBytes(8);
 const SEED0 = SEED.readUInt32LE(0);
 const SEED1 = SEED.readUInt32LE(4);
 
+// HalfSipHash state: module-level so hashing allocates nothing (no closure per call).
+let v0 = 0;
+let v1 = 0;
+let v2 = 0;
+let v3 = 0;
+
+function sipRound(): void {
+  v0 = (v0 + v1) | 0;
+  v1 = (v1 << 5) | (v1 >>> 27);
+  v1 ^= v0;
+  v0 = (v0 << 16) | (v0 >>> 16);
+  v2 = (v2 + v3) | 0;
+  v3 = (v3 << 8) | (v3 >>> 24);
+  v3 ^= v2;
+  v0 = (v0 + v3) | 0;
+  v3 = (v3 << 7) | (v3 >>> 25);
+  v3 ^= v0;
+  v2 = (v2 + v1) | 0;
+  v1 = (v1 << 13) | (v1 >>> 19);
+  v1 ^= v2;
+  v2 = (v2 << 16) | (v2 >>> 16);
+}
+
 /**
  * HalfSipHash-1-3 (Aumasson and Bernstein's 32-bit SipHash variant, the one the Linux kernel uses
- * as hsiphash for its hash tables) of `data` under the 64-bit key (k0, k1). Allocation-free.
+ * as hsiphash for its hash tables) of `data` under the 64-bit key (k0, k1).
  */
 export function halfSipHash13(data: Uint8Array, k0: number, k1: number): number {
-  let v0 = k0 | 0;
-  let v1 = k1 | 0;
-  let v2 = (0x6c796765 ^ k0) | 0;
-  let v3 = (0x74656462 ^ k1) | 0;
-  const round = (): void => {
-    v0 = (v0 + v1) | 0;
-    v1 = (v1 << 5) | (v1 >>> 27);
-    v1 ^= v0;
-    v0 = (v0 << 16) | (v0 >>> 16);
-    v2 = (v2 + v3) | 0;
-    v3 = (v3 << 8) | (v3 >>> 24);
-    v3 ^= v2;
-    v0 = (v0 + v3) | 0;
-    v3 = (v3 << 7) | (v3 >>> 25);
-    v3 ^= v0;
-    v2 = (v2 + v1) | 0;
-    v1 = (v1 << 13) | (v1 >>> 19);
-    v1 ^= v2;
-    v2 = (v2 << 16) | (v2 >>> 16);
-  };
+  v0 = k0 | 0;
+  v1 = k1 | 0;
+  v2 = (0x6c796765 ^ k0) | 0;
+  v3 = (0x74656462 ^ k1) | 0;
   const n = data.length;
   const whole = n & ~3;
   for (let i = 0; i < whole; i += 4) {
     const m = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
     v3 ^= m;
-    round();
+    sipRound();
     v0 ^= m;
   }
   let b = n << 24;
   for (let i = whole; i < n; i++) b |= data[i]! << (8 * (i - whole));
   v3 ^= b;
-  round();
+  sipRound();
   v0 ^= b;
   v2 ^= 0xff;
-  round();
-  round();
-  round();
+  sipRound();
+  sipRound();
+  sipRound();
   return (v1 ^ v3) >>> 0;
 }
 
