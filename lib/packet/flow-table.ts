@@ -168,6 +168,26 @@ export class FlowTable<T> {
     return true;
   }
 
+  /**
+   * Deletes every entry for which `remove` returns true (ageing); returns how many. Safe while
+   * walking: `remove` may not add or delete entries itself.
+   */
+  sweep(remove: (value: T) => boolean): number {
+    let n = 0;
+    for (const [h, bucket] of this.buckets) {
+      let w = 0;
+      for (let r = 0; r < bucket.length; r++) {
+        const e = bucket[r]!;
+        if (remove(e.value)) n++;
+        else bucket[w++] = e;
+      }
+      bucket.length = w;
+      if (w === 0) this.buckets.delete(h);
+    }
+    this.count -= n;
+    return n;
+  }
+
   *entries(): IterableIterator<FlowEntry<T>> {
     for (const bucket of this.buckets.values()) yield* bucket;
   }
