@@ -329,8 +329,10 @@ export class ColoCompare extends EventEmitter<{ 'checkpoint-request': [Checkpoin
     const waiting = this.pending.get(this.key);
     if (!primary) {
       if (waiting !== undefined) return waiting;
+      if (this.pending.size >= this.pending.limit) return REFUSED; // checked first: a flood allocates nothing
       const fresh = this.newConn(frame, info, true);
-      return this.pending.add(this.key, fresh) ? fresh : REFUSED;
+      this.pending.add(this.key, fresh);
+      return fresh;
     }
     if (this.table.size >= this.table.limit) {
       // QEMU empties a full table, dropping what was queued; here the guests are brought back in
