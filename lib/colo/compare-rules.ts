@@ -13,6 +13,10 @@
 // up in order and must carry the same control flags.
 // The secondary's sequence numbers are already in the primary's space: the secondary's
 // filter-rewriter maps them (lib/filters/rewriter.ts).
+// Closing: once both sides' FINs have left their queues, or an RST pair at the stream's next
+// sequence number (the cursor, or just past a FIN; RFC 5961 §3.2) has, the connection is `closed`
+// and the caller may forget it when its queues are empty. An RST elsewhere is compared and let out
+// like any control segment but does not end the connection.
 // Other IP protocols: heads of the two queues pair up in order and must be equal from the
 // transport header to the end of the IP packet (IP headers differ legitimately: id, TTL, checksum).
 
@@ -42,6 +46,8 @@ export interface CompareConnection {
   /** TCP: sequence number of each side's FIN once it left its queue (FIN alone or on data). */
   primaryFin: number | undefined;
   secondaryFin: number | undefined;
+  /** TCP: both FINs or an in-sequence RST pair went out: nothing more to compare. */
+  closed: boolean;
 }
 
 /** What comparing did; `release` and `drop` are called as packets leave the queues. */
@@ -79,6 +85,7 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
       const fin = (x.seq + x.payloadLength) >>> 0;
       if (primary) c.primaryFin = fin;
       else c.secondaryFin = fin;
+      if (c.primaryFin !== undefined && c.secondaryFin !== undefined) c.closed = true;
     }
     if (primary) release(x);
     else drop(x);
@@ -109,8 +116,10 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
       if (p.payloadLength !== s.payloadLength || (p.tcpFlags & CONTROL) !== (s.tcpFlags & CONTROL)) return 'mismatch';
       // A SYN pins where the data starts: from here on, comparing is strict.
       if ((p.tcpFlags & TCP_FLAG.SYN) !== 0) c.cursor = (p.seq + 1) >>> 0;
+      const reset = (p.tcpFlags & TCP_FLAG.RST) !== 0 && p.seq === s.seq && rstInSequence(c, p.seq);
       out(P, true);
       out(S, false);
+      if (reset) c.closed = true;
       continue;
     }
     const pEnd = (p.seq + p.payloadLength) >>> 0;
@@ -140,6 +149,12 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
     if (pEnd === hi) out(P, true);
     if (sEnd === hi) out(S, false);
   }
+}
+
+/** An RST at the stream's next sequence number: the cursor, just past a FIN, or before any data. */
+function rstInSequence(c: CompareConnection, seq: number): boolean {
+  if (c.cursor === undefined) return true;
+  return seq === c.cursor || (c.primaryFin !== undefined && seq === ((c.primaryFin + 1) >>> 0));
 }
 
 function compareByContent(c: CompareConnection, release: (p: QueuedPacket) => void, drop: (p: QueuedPacket) => void): CompareOutcome {

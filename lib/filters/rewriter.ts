@@ -13,6 +13,13 @@
 // The checksum is recomputed (IPv4 and IPv6 pseudo headers) — unless the vnet header says the
 // checksum is still to be done (VIRTIO 1.2 §5.1.6.2 VIRTIO_NET_HDR_F_NEEDS_CSUM: the field then
 // holds only the pseudo-header sum, which seq/ack do not enter).
+// Ageing (the table must not fill up with dead connections): both FINs and the ACK of the second
+// close a connection (QEMU: TCPS_LAST_ACK and fin_ack_seq); an RST closes it only when its sequence
+// number is the sender's next one (RFC 5961 §3.2; QEMU's rewriter ignores RST, and forgetting on any
+// RST would let a blind reset erase the offset); a connection silent for `idleTimeout`
+// (`transientIdleTimeout` during the handshake and after both FINs) is forgotten by a periodic
+// scan. QEMU never ages its table; forgetting costs at most one checkpoint (an unknown connection
+// passes unrewritten, which is right again after the next checkpoint).
 // `checkpoint()`: after a COLO checkpoint the secondary is a copy of the primary, so every offset
 // becomes 0 (QEMU: COLO_EVENT_CHECKPOINT → reset_seq_offset).
 //
@@ -21,7 +28,7 @@
 
 import { storeTransportChecksum } from '../packet/checksum.js';
 import { FlowTable, flowKey, newFlowKey } from '../packet/flow-table.js';
-import { be32, newPacketInfo, parsePacket, TCP_FLAG, writeBe32, type PacketInfo } from '../packet/parse.js';
+import { be32, newPacketInfo, parsePacket, seqBefore, TCP_FLAG, writeBe32, type PacketInfo } from '../packet/parse.js';
 import { TCPOLEN_TIMESTAMP, TCPOPT, tcpOptionOffset } from '../packet/tcp-options.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
 import { rewrites, transition, type RewriterAction, type RewriterEvent, type RewriterState } from './rewriter-states.js';
@@ -33,10 +40,26 @@ export interface RewriterFilterOptions {
   status?: boolean;
   /** Connections tracked at once (default 16384, QEMU's HASHTABLE_MAX_SIZE). */
   maxConnections?: number;
+  /** ms an established (or half-closed) connection may stay silent before it is forgotten. */
+  idleTimeout?: number;
+  /** ms a connection in its handshake or waiting for the last ACK may stay silent. */
+  transientIdleTimeout?: number;
+  /** ms between ageing scans. */
+  expiryScanInterval?: number;
+  /** Clock in ms (default performance.now). */
+  now?: () => number;
 }
 
 /** QEMU's connection table limit. */
 export const DEFAULT_MAX_CONNECTIONS = 16384;
+/** Longer than Linux's default keepalive time (tcp_keepalive_time, 7200 s): a kept-alive idle connection is never aged out. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 7_440_000;
+/** Longer than the longest gap between SYN or FIN retransmissions (Linux backs off to 64 s) and conntrack's 60 s SYN_RECV. */
+export const DEFAULT_TRANSIENT_IDLE_TIMEOUT_MS = 120_000;
+/** Ageing need not be punctual: a connection forgotten a few seconds late costs nothing. */
+export const DEFAULT_EXPIRY_SCAN_INTERVAL_MS = 5_000;
+/** An RST is valid up to one unscaled window past the sender's next sequence number (RFC 9293 §3.10.7.4); scaled windows are not tracked — an RST ignored only leaves the entry to age out. */
+const RST_WINDOW = 65_535;
 /** Largest frame rewritten: a 64 KiB GSO segment plus headers. */
 const SCRATCH_BYTES = 65536 + 4096;
 /** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
@@ -55,6 +78,13 @@ interface Connection {
   clientFin: number;
   /** Sequence number of the guest's FIN, in the primary's space. */
   guestFin: number;
+  /** Each sender's next sequence number (seq + length + SYN + FIN, highest seen; the guest's in its own space); valid once `…Seen`. */
+  clientNext: number;
+  guestNext: number;
+  clientSeen: boolean;
+  guestSeen: boolean;
+  /** Time of the last packet (ms, the filter's clock). */
+  lastSeen: number;
 }
 
 export interface RewriterStats {
@@ -62,7 +92,12 @@ export interface RewriterStats {
   rewritten: number;
   /** Connections not tracked because the table was full. */
   untracked: number;
+  /** Connections closed by FIN/ACK or a valid RST. */
   closed: number;
+  /** Connections forgotten after being silent too long. */
+  expired: number;
+  /** RSTs whose sequence number was not the sender's next one: passed on, the connection kept. */
+  rstIgnored: number;
   checkpoints: number;
 }
 
@@ -82,16 +117,46 @@ export class RewriterFilter implements NetFilter {
   private readonly key = newFlowKey();
   private readonly scratch = new Uint8Array(SCRATCH_BYTES);
   private readonly verdict: ReplaceVerdict = { kind: 'replace', frame: new Uint8Array(0), vnetHeader: undefined };
-  private readonly counters = { rewritten: 0, untracked: 0, closed: 0, checkpoints: 0 };
+  private readonly counters = { rewritten: 0, untracked: 0, closed: 0, expired: 0, rstIgnored: 0, checkpoints: 0 };
+  readonly idleTimeout: number;
+  readonly transientIdleTimeout: number;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private scanTime = 0;
+  private readonly isExpired = (c: Connection): boolean =>
+    this.scanTime - c.lastSeen > (c.state === 'established' || c.state === 'client-closing' || c.state === 'guest-closing' ? this.idleTimeout : this.transientIdleTimeout);
 
   constructor(options: RewriterFilterOptions) {
     const base = checkFilterOptions('RewriterFilter', options);
-    const max = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
-    if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`RewriterFilter ${base.id}: options.maxConnections must be an integer >= 1`);
+    const int = (name: 'maxConnections' | 'idleTimeout' | 'transientIdleTimeout' | 'expiryScanInterval', fallback: number): number => {
+      const v = options[name] ?? fallback;
+      if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`RewriterFilter ${base.id}: options.${name} must be an integer >= 1, got ${String(options[name])}`);
+      return v;
+    };
     this.id = base.id;
     this.queue = base.queue;
     this.status = base.status;
-    this.table = new FlowTable(max);
+    this.table = new FlowTable(int('maxConnections', DEFAULT_MAX_CONNECTIONS));
+    this.idleTimeout = int('idleTimeout', DEFAULT_IDLE_TIMEOUT_MS);
+    this.transientIdleTimeout = int('transientIdleTimeout', DEFAULT_TRANSIENT_IDLE_TIMEOUT_MS);
+    if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError(`RewriterFilter ${base.id}: options.now must be a function`);
+    this.now = options.now ?? (() => performance.now());
+    this.timer = setInterval(() => this.expire(), int('expiryScanInterval', DEFAULT_EXPIRY_SCAN_INTERVAL_MS));
+    this.timer.unref();
+  }
+
+  /** Forgets connections silent for longer than their timeout; the timer calls it, tests may too. Returns how many. */
+  expire(now = this.now()): number {
+    this.scanTime = now;
+    const n = this.table.sweep(this.isExpired);
+    this.counters.expired += n;
+    return n;
+  }
+
+  /** Stops the ageing timer. Idempotent. */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   process(direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Verdict {
@@ -103,18 +168,25 @@ export class RewriterFilter implements NetFilter {
     flowKey(frame, info, this.key);
     let conn = this.table.get(this.key);
     if (conn === undefined) {
-      if (transition('new', event) === undefined) return PASS; // mid-stream: not ours to fix
-      conn = { state: 'new', guestIsn: 0, offset: 0, guestTsval: -1, tsOffset: 0, clientFin: 0, guestFin: 0 };
+      // Only a SYN creates a connection: mid-stream packets and resets are not ours to fix.
+      if (event === 'rst' || transition('new', event) === undefined) return PASS;
+      conn = { state: 'new', guestIsn: 0, offset: 0, guestTsval: -1, tsOffset: 0, clientFin: 0, guestFin: 0, clientNext: 0, guestNext: 0, clientSeen: false, guestSeen: false, lastSeen: 0 };
       if (!this.table.add(this.key, conn)) {
         this.counters.untracked++;
         return PASS;
       }
     }
+    conn.lastSeen = this.now();
     const before = conn.state;
-    const tr = transition(before, event);
-    if (tr !== undefined) {
-      conn.state = tr.next;
-      this.act(tr.action, conn, event, frame, info);
+    if (event === 'rst' && !rstInSequence(conn, fromClient, info)) {
+      this.counters.rstIgnored++;
+    } else {
+      const tr = transition(before, event);
+      if (tr !== undefined) {
+        conn.state = tr.next;
+        this.act(tr.action, conn, event, frame, info);
+      }
+      if (event !== 'rst') advanceNext(conn, fromClient, info);
     }
     const rewrite = (conn.offset !== 0 || conn.tsOffset !== 0) && (rewrites(before) || rewrites(conn.state));
     if (conn.state === 'closed') {
@@ -200,6 +272,36 @@ export class RewriterFilter implements NetFilter {
     v.vnetHeader = vnetHeader;
     return v;
   }
+}
+
+/** The sender's sequence space advances by the payload, SYN and FIN (RFC 9293 §3.4). */
+function advanceNext(conn: Connection, fromClient: boolean, info: PacketInfo): void {
+  const f = info.tcpFlags;
+  const end = (info.tcpSeq + info.payloadLength + ((f & TCP_FLAG.SYN) !== 0 ? 1 : 0) + ((f & TCP_FLAG.FIN) !== 0 ? 1 : 0)) >>> 0;
+  if (fromClient) {
+    if (!conn.clientSeen || seqBefore(conn.clientNext, end)) conn.clientNext = end;
+    conn.clientSeen = true;
+  } else {
+    if (!conn.guestSeen || seqBefore(conn.guestNext, end)) conn.guestNext = end;
+    conn.guestSeen = true;
+  }
+}
+
+/**
+ * An RST is in sequence when it starts at its sender's next sequence number, up to one window
+ * on (RFC 5961 §3.2 asks for an exact match before a stack resets; a window covers a sender
+ * that cut its reset at the window's edge). A sender that has sent nothing yet (a reset
+ * answering a SYN) must acknowledge what the other side sent (RFC 9293 §3.10.7.3).
+ */
+function rstInSequence(conn: Connection, fromClient: boolean, info: PacketInfo): boolean {
+  const seen = fromClient ? conn.clientSeen : conn.guestSeen;
+  if (!seen) {
+    const otherSeen = fromClient ? conn.guestSeen : conn.clientSeen;
+    const otherNext = fromClient ? conn.guestNext : conn.clientNext;
+    return otherSeen && (info.tcpFlags & TCP_FLAG.ACK) !== 0 && info.tcpAck === otherNext;
+  }
+  const next = fromClient ? conn.clientNext : conn.guestNext;
+  return ((info.tcpSeq - next) >>> 0) < RST_WINDOW;
 }
 
 /** Offset of a well-formed timestamp option, or -1. */

@@ -5,6 +5,7 @@
 // into the guest's frame. The tshark part checks a whole session through a real FilterChain.
 
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +84,71 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
     expect(rw.stats().connections).to.equal(0);
     expect(rw.process('rx', steps[5]!.frame, undefined).kind).to.equal('pass'); // unknown connection now
     expect(rw.stats().connections).to.equal(0);
+  });
+
+  it('rst_with_out_of_window_sequence_keeps_the_connection', () => {
+    // A blind RST (RFC 5961 §3) must not make the rewriter forget the offset: the secondary's
+    // session would then be rewritten no more and diverge from the primary's.
+    const rw = new RewriterFilter({ id: 'f3' });
+    const steps = serverSession(V4);
+    for (const s of steps.slice(0, 4)) through(rw, s.direction, s.frame); // handshake + 100-byte request
+    const clientNext = V4.clientIsn + 101;
+    const rst = (seq: number, from: 'client' | 'guest', ack?: number): Uint8Array =>
+      from === 'client'
+        ? buildFrame({ src: V4.client, dst: V4.guest, protocol: 'tcp', srcPort: 40000, dstPort: 8080, seq: seq >>> 0, ack: ack ?? 0, flags: TCP_FLAG.RST | (ack === undefined ? 0 : TCP_FLAG.ACK) })
+        : buildFrame({ src: V4.guest, dst: V4.client, protocol: 'tcp', srcPort: 8080, dstPort: 40000, seq: seq >>> 0, ack: ack ?? 0, flags: TCP_FLAG.RST | (ack === undefined ? 0 : TCP_FLAG.ACK) });
+    for (const seq of [clientNext + 70_000, clientNext - 1, V4.clientIsn, (clientNext + 0x80000000) >>> 0]) through(rw, 'tx', rst(seq, 'client'));
+    through(rw, 'rx', rst(V4.secondaryIsn + 100_000, 'guest'));
+    expect(rw.connections()).to.have.length(1);
+    expect(rw.connections()[0]!.state).to.equal('established');
+    expect(rw.stats()).to.deep.include({ connections: 1, rstIgnored: 5, closed: 0 });
+    // The session goes on being mapped.
+    expect(fields(through(rw, 'rx', steps[5]!.frame)).seq).to.equal(steps[5]!.seq);
+    // A reset at the sender's next sequence number (the guest's, in the secondary's space) is real.
+    through(rw, 'rx', rst(V4.secondaryIsn + 201, 'guest'));
+    expect(rw.stats()).to.deep.include({ connections: 0, rstIgnored: 5, closed: 1 });
+  });
+
+  it('rst_answering_a_syn_is_accepted_when_it_acks_the_syn', () => {
+    const rw = new RewriterFilter({ id: 'f3' });
+    through(rw, 'tx', serverSession(V4)[0]!.frame); // client SYN; the guest has sent nothing yet
+    const refuse = (ack: number): Uint8Array => buildFrame({ src: V4.guest, dst: V4.client, protocol: 'tcp', srcPort: 8080, dstPort: 40000, seq: 0, ack, flags: TCP_FLAG.RST | TCP_FLAG.ACK });
+    through(rw, 'rx', refuse(V4.clientIsn + 7));
+    expect(rw.stats()).to.deep.include({ connections: 1, rstIgnored: 1 });
+    through(rw, 'rx', refuse(V4.clientIsn + 1));
+    expect(rw.stats()).to.deep.include({ connections: 0, closed: 1 });
+  });
+
+  describe('ageing (sinon fake timers)', () => {
+    let clock: sinon.SinonFakeTimers;
+    beforeEach(() => {
+      clock = sinon.useFakeTimers();
+    });
+    afterEach(() => {
+      clock.restore();
+    });
+
+    it('idle_connection_expires_after_the_idle_timeout', async () => {
+      const rw = new RewriterFilter({ id: 'f3', idleTimeout: 60_000, transientIdleTimeout: 5_000, expiryScanInterval: 1_000 });
+      const steps = serverSession(V4);
+      for (const s of steps.slice(0, 3)) through(rw, s.direction, s.frame); // established
+      // A half-open connection (SYN seen, nothing else) ages on the short timeout.
+      through(rw, 'tx', buildFrame({ src: V4.client, dst: V4.guest, protocol: 'tcp', srcPort: 40001, dstPort: 8080, seq: 1, flags: TCP_FLAG.SYN }));
+      expect(rw.stats().connections).to.equal(2);
+      clock.tick(5_000);
+      expect(rw.stats().connections).to.equal(2);
+      clock.tick(1_000);
+      expect(rw.stats()).to.deep.include({ connections: 1, expired: 1 });
+      // Traffic keeps a connection alive.
+      clock.tick(50_000);
+      through(rw, steps[3]!.direction, steps[3]!.frame);
+      clock.tick(59_000);
+      expect(rw.stats()).to.deep.include({ connections: 1, expired: 1 });
+      clock.tick(2_000);
+      expect(rw.stats()).to.deep.include({ connections: 0, expired: 2 });
+      await rw.close();
+      expect(clock.countTimers()).to.equal(0);
+    });
   });
 
   it('partial_checksum_under_needs_csum_is_left_alone', () => {
@@ -165,6 +231,7 @@ describe('lib/filters rewriter (filter-rewriter)', () => {
 
   it('bad_options_throw_naming_the_option', () => {
     expect(() => new RewriterFilter({ id: 'f', maxConnections: 0 })).to.throw(TypeError, /options\.maxConnections/);
+    expect(() => new RewriterFilter({ id: 'f', idleTimeout: 0 })).to.throw(TypeError, /options\.idleTimeout/);
     expect(() => new RewriterFilter({ id: 'f', status: 'on' as unknown as boolean })).to.throw(TypeError, /options\.status must be a boolean/);
   });
 
