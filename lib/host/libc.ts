@@ -17,8 +17,9 @@ export class HostError extends Error {
     readonly syscall: string,
     readonly errno: number,
     detail?: string,
+    options?: ErrorOptions,
   ) {
-    super(`${syscall}${detail === undefined ? '' : ` (${detail})`} failed: ${errnoName(errno)} (errno ${errno})`);
+    super(`${syscall}${detail === undefined ? '' : ` (${detail})`} failed: ${errnoName(errno)} (errno ${errno})`, options);
     this.name = 'HostError';
   }
   /** The symbolic errno name, e.g. 'EAGAIN'. */

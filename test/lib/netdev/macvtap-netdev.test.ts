@@ -219,6 +219,69 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     expect(s.rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [1])).to.equal(CtrlAck.OK);
   });
 
+  it('a_throwing_backend_callback_fails_that_backend_and_others_keep_running', async () => {
+    // Two macvtaps on one veth (bridge mode): a broadcast from the peer reaches both, through the
+    // one shared poll loop. The first backend's device throws from receive() (a bug): that backend
+    // fails with a typed 'host-error', the process does not crash, the second keeps receiving.
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const lower = linkName('l');
+    withNetnsFd(ns, (fd) => rt.createVeth(lower, 'p0', { peerNetnsFd: fd }));
+    trackLink(lower);
+    cleanups.push(() => deleteLink(lower));
+    run('sysctl', ['-qw', `net.ipv6.conf.${lower}.disable_ipv6=1`]);
+    const names = [linkName('m'), linkName('m')];
+    for (const n of names) {
+      rt.createMacvtap(n, rt.getLink(lower).index, 'bridge');
+      trackLink(n);
+      run('sysctl', ['-qw', `net.ipv6.conf.${n}.disable_ipv6=1`]);
+      rt.setUp(rt.getLink(n).index, true);
+    }
+    rt.setUp(rt.getLink(lower).index, true);
+    ns.ip(['link', 'set', 'p0', 'up']);
+
+    const bug = new Error('a bug in the device on the first backend');
+    const broken = new MacvtapNetdev({ id: 'broken', ifname: names[0]! });
+    const healthy = new MacvtapNetdev({ id: 'healthy', ifname: names[1]! });
+    cleanups.push(() => broken.close());
+    cleanups.push(() => healthy.close());
+    let brokenCalls = 0;
+    const markers: number[] = [];
+    broken.attach({
+      receive: () => {
+        brokenCalls++;
+        throw bug;
+      },
+      writable: () => {},
+    });
+    healthy.attach({
+      receive: (frame) => {
+        if (frame[12] === 0x88 && frame[13] === 0xb5) markers.push(frame[14]!);
+        return true;
+      },
+      writable: () => {},
+    });
+    const hostErrors: HostError[] = [];
+    broken.on('host-error', (e) => hostErrors.push(e));
+
+    ns.sendFrames('p0', [frameTo('ff:ff:ff:ff:ff:ff', 1)]);
+    await waitFor('the failure report', () => hostErrors.length === 1);
+    await waitFor('marker 1 on the healthy backend', () => markers.includes(1));
+    const e = hostErrors[0]!;
+    expect(e).to.be.instanceOf(HostError);
+    expect(e.code).to.equal('host.errno');
+    expect(e.errno).to.equal(5); // EIO: the backend is dead
+    expect(e.cause).to.equal(bug);
+    expect(broken.stats().rxErrors).to.equal(1);
+
+    ns.sendFrames('p0', [frameTo('ff:ff:ff:ff:ff:ff', 2)]);
+    await waitFor('marker 2 on the healthy backend', () => markers.includes(2));
+    expect(brokenCalls, 'the failed backend is not polled again').to.equal(1);
+    expect(hostErrors).to.have.length(1);
+  });
+
   it('opening_a_link_that_is_not_macvtap_is_a_host_error', () => {
     let err: unknown;
     try {
