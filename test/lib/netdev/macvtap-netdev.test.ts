@@ -19,6 +19,8 @@ interface HostView {
   mac: string;
   promisc: boolean;
   allmulti: boolean;
+  /** IFF_MULTICAST. */
+  multicast: boolean;
   groups: string[];
 }
 
@@ -29,7 +31,7 @@ function hostView(ifname: string): HostView {
   const mac = /link\/ether ([0-9a-f:]{17})/.exec(link)?.[1] ?? '';
   const maddr = run('ip', ['maddr', 'show', 'dev', ifname]);
   const groups = [...maddr.matchAll(/link\s+([0-9a-f:]{17})/g)].map((m) => m[1]!);
-  return { mac, promisc: flags.includes('PROMISC'), allmulti: flags.includes('ALLMULTI'), groups };
+  return { mac, promisc: flags.includes('PROMISC'), allmulti: flags.includes('ALLMULTI'), multicast: flags.includes('MULTICAST'), groups };
 }
 
 function frameTo(dst: string, marker: number): Uint8Array {
@@ -137,6 +139,44 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     expect(s.errors).to.deep.equal([]);
     // The same list through /proc (what the sync's own bookkeeping is checked against).
     expect(parseDevMcast(readFileSync('/proc/net/dev_mcast', 'utf8')).get(ifname)).to.include(GROUP6);
+  });
+
+  it('multicast_none_clears_allmulti_and_multicast_on_the_host_link', async () => {
+    // libvirt's rule for rx-filter `multicast`: none clears IFF_ALLMULTI and IFF_MULTICAST, normal
+    // restores IFF_MULTICAST (ALLMULTI := overflow), all sets ALLMULTI; the host's multicast list
+    // follows the guest's table in every mode.
+    const s = setup();
+    const { rig, ifname } = s;
+    await waitFor('the first sync', () => s.synced.length > 0);
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]));
+    await change(s, () => rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], [GROUP])));
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [1]));
+    expect(hostView(ifname)).to.include({ allmulti: true, multicast: true });
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [1]));
+    expect(rig.device.queryRxFilter().multicast).to.equal('none');
+    let v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: false });
+    expect(v.groups, 'the host list is still the guest table').to.include(GROUP);
+
+    await change(s, () => rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], [GROUP6])));
+    v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: false });
+    expect(v.groups).to.include(GROUP6);
+    expect(v.groups).to.not.include(GROUP);
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [0])); // back to 'all' (ALLMULTI is still on)
+    expect(hostView(ifname)).to.include({ allmulti: true, multicast: true });
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [0])); // 'normal'
+    v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: true });
+    expect(v.groups).to.include(GROUP6);
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [1])); // normal → none → normal
+    expect(hostView(ifname)).to.include({ allmulti: false, multicast: false });
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [0]));
+    expect(hostView(ifname)).to.include({ allmulti: false, multicast: true });
+    expect(s.errors).to.deep.equal([]);
   });
 
   it('a_group_the_guest_removed_stops_reaching_the_tap_device', async () => {
