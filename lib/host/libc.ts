@@ -17,8 +17,9 @@ export class HostError extends Error {
     readonly syscall: string,
     readonly errno: number,
     detail?: string,
+    options?: ErrorOptions,
   ) {
-    super(`${syscall}${detail === undefined ? '' : ` (${detail})`} failed: ${errnoName(errno)} (errno ${errno})`);
+    super(`${syscall}${detail === undefined ? '' : ` (${detail})`} failed: ${errnoName(errno)} (errno ${errno})`, options);
     this.name = 'HostError';
   }
   /** The symbolic errno name, e.g. 'EAGAIN'. */
@@ -79,6 +80,7 @@ interface Libc {
   bind: (fd: number, addr: Uint8Array, len: number) => number;
   sendto: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array | null, alen: number) => number;
   recv: (fd: number, buf: Uint8Array, len: number, flags: number) => number;
+  recvfrom: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, lenp: Uint8Array) => number;
   setsockopt: (fd: number, level: number, name: number, val: Uint8Array, len: number) => number;
   getsockname: (fd: number, addr: Uint8Array, lenp: Uint8Array) => number;
 }
@@ -105,6 +107,7 @@ function lib(): Libc {
     bind: l.func('int bind(int fd, const void *addr, unsigned int len)'),
     sendto: l.func('long sendto(int fd, const void *buf, unsigned long len, int flags, const void *addr, unsigned int alen)'),
     recv: l.func('long recv(int fd, void *buf, unsigned long len, int flags)'),
+    recvfrom: l.func('long recvfrom(int fd, void *buf, unsigned long len, int flags, void *addr, void *addrlen)'),
     setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)'),
     getsockname: l.func('int getsockname(int fd, void *addr, void *lenp)'),
   };
@@ -214,6 +217,18 @@ export function sendTo(fd: number, buf: Uint8Array, len: number, addr: Uint8Arra
 /** recv(2) into `buf`: bytes received or -errno. `flags` e.g. MSG_DONTWAIT | MSG_TRUNC. */
 export function recvFd(fd: number, buf: Uint8Array, flags: number): number {
   const r = lib().recv(fd, buf, buf.byteLength, flags);
+  return r < 0 ? -errno() : r;
+}
+
+const recvFromLen = new Uint8Array(4);
+
+/**
+ * recvfrom(2) into `buf`, the sender's address into `addr` (e.g. a sockaddr_nl, whose nl_pid says
+ * whether the kernel sent it): bytes received or -errno. `addr` is valid only when the result is >= 0.
+ */
+export function recvFrom(fd: number, buf: Uint8Array, flags: number, addr: Uint8Array): number {
+  new DataView(recvFromLen.buffer).setUint32(0, addr.byteLength, true);
+  const r = lib().recvfrom(fd, buf, buf.byteLength, flags, addr, recvFromLen);
   return r < 0 ? -errno() : r;
 }
 

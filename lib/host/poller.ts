@@ -10,6 +10,10 @@
 // loop stops and closes its eventfd: nothing is left that keeps the process alive.
 // A client's fd is closed only after `remove()` resolves, i.e. after any poll that might still
 // hold it returned (closing an fd another thread polls is a race on fd reuse).
+//
+// One client's exception never reaches another client or the process: a client whose ready() or
+// interest() throws leaves the loop at once (its fd is polled no more, the others keep being
+// served) and is told through its own pollFailed(), which reports on the backend's error path.
 
 import { closeFd, eventFd, pollAsync, readFd, writeFd } from './libc.js';
 import { POLLERR, POLLHUP, POLLNVAL, PollFdTable } from './structs.js';
@@ -20,6 +24,12 @@ export interface PollClient {
   interest(): number;
   /** Called with the revents of a turn in which the fd was ready. */
   ready(revents: number): void;
+  /**
+   * ready() or interest() threw `error` (a bug above the loop): the client has left the loop and
+   * its fd is polled no more. The client reports it on its own error path and closes the fd in its
+   * own time (`remove()` still resolves as usual).
+   */
+  pollFailed(error: unknown): void;
 }
 
 /** Longest single poll; the eventfd normally wakes it sooner. Bounds the wait if a wake is lost. */
@@ -41,11 +51,15 @@ export class Poller {
   private readonly slots: (PollClient | null)[] = new Array<PollClient | null>(MAX_CLIENTS + 1).fill(null);
   private wakeFd = -1;
   private inFlight = false;
+  /** done() is calling clients: a kick now waits for the turn done() starts when it ends. */
+  private dispatching = false;
   private readonly wakeBuf = new Uint8Array(8);
   private readonly drainBuf = new Uint8Array(8);
   private waiters: (() => void)[] = [];
   /** Turns run (for tests and stats). */
   turns = 0;
+  /** Clients dropped because their ready() or interest() threw. */
+  clientFailures = 0;
 
   constructor() {
     new DataView(this.wakeBuf.buffer).setBigUint64(0, 1n, true);
@@ -82,7 +96,7 @@ export class Poller {
 
   private kick(): void {
     if (this.inFlight) this.wake();
-    else this.turn();
+    else if (!this.dispatching) this.turn();
   }
 
   private wake(): void {
@@ -99,16 +113,47 @@ export class Poller {
     const t = this.table;
     t.set(0, this.wakeFd, 0x1);
     let n = 1;
+    let failed: [PollClient, unknown][] | null = null;
     for (const c of this.clients) {
-      const ev = c.interest();
+      let ev: number;
+      try {
+        ev = c.interest();
+      } catch (e) {
+        (failed ??= []).push([c, e]);
+        continue;
+      }
       if (ev === 0) continue;
       t.set(n, c.fd, ev);
       this.slots[n] = c;
       n++;
     }
-    this.inFlight = true;
-    this.turns++;
-    pollAsync(t.bytes, n, POLL_TIMEOUT_MS, (ready) => this.done(ready, n));
+    if (failed !== null) for (const [c] of failed) this.clients.delete(c);
+    if (this.clients.size === 0) {
+      this.stop();
+    } else {
+      this.inFlight = true;
+      this.turns++;
+      pollAsync(t.bytes, n, POLL_TIMEOUT_MS, (ready) => this.done(ready, n));
+    }
+    // Reported once the poll is in flight (or the loop stopped): a report that calls update()
+    // only wakes it.
+    if (failed !== null) for (const [c, e] of failed) this.report(c, e);
+  }
+
+  /** Drops a client whose callback threw and tells it through its own error path. */
+  private drop(c: PollClient, error: unknown): void {
+    this.clients.delete(c);
+    this.report(c, error);
+  }
+
+  private report(c: PollClient, error: unknown): void {
+    this.clientFailures++;
+    try {
+      c.pollFailed(error);
+    } catch (e) {
+      // Its error path is broken too: a warning on the process, never an exception into the loop.
+      process.emitWarning(`Poller: fd ${c.fd} failed (${String(error)}) and its pollFailed() threw: ${String(e)}`, 'PollClientWarning');
+    }
   }
 
   private done(ready: number, n: number): void {
@@ -118,6 +163,7 @@ export class Poller {
     for (const w of waiters) w();
     if (ready > 0) {
       if (this.table.revents(0) !== 0) while (readFd(this.wakeFd, this.drainBuf, 8) > 0);
+      this.dispatching = true;
       for (let i = 1; i < n; i++) {
         const c = this.slots[i]!;
         this.slots[i] = null;
@@ -126,13 +172,12 @@ export class Poller {
           try {
             c.ready(rev);
           } catch (e) {
-            // A client's bug must not stop every other backend's loop.
-            queueMicrotask(() => {
-              throw e;
-            });
+            // A client's bug fails that client only: the others in this turn are still served.
+            this.drop(c, e);
           }
         }
       }
+      this.dispatching = false;
     } else {
       // Timeout, or -1 (EINTR or a transient failure): clear the slots and poll again.
       for (let i = 1; i < n; i++) this.slots[i] = null;

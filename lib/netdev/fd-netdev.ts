@@ -201,6 +201,17 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     else if ((revents & POLL_ERROR_MASK) !== 0) this.fail(new HostError('poll', Errno.EIO, `${this.id}: revents 0x${revents.toString(16)}`));
   }
 
+  /**
+   * The poll loop dropped this backend because one of its callbacks threw (e.g. the device's
+   * receive()): the backend fails like on a dead fd, reported as a 'host-error' (EIO, the thrown
+   * value as `cause`); other backends on the loop keep running.
+   */
+  pollFailed(error: unknown): void {
+    if (this.closed) return;
+    const what = error instanceof Error ? error.message : String(error);
+    this.fail(new HostError('poll', Errno.EIO, `${this.id}: a callback threw: ${what}`, { cause: error }));
+  }
+
   protected hostError(e: HostError): void {
     if (this.listenerCount('host-error') > 0) this.emit('host-error', e);
   }
@@ -221,7 +232,14 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   private readonly continueDrain = (): void => {
     this.continuing = false;
     if (this.closed || this.failed) return;
-    this.drain();
+    try {
+      this.drain();
+    } catch (e) {
+      // Outside the poll loop (setImmediate): the same isolation the loop gives ready().
+      void this.poller.remove(this);
+      this.pollFailed(e);
+      return;
+    }
     if (!this.continuing) this.poller.update();
   };
 

@@ -6,14 +6,18 @@
 // costs one sync, and one arriving while a sync runs leads to exactly one more. A sync calls
 // queryRxFilter() (which re-arms the event), then applies, in order:
 //   MAC       := main-mac (RTM_NEWLINK IFLA_ADDRESS, only when it differs);
-//   multicast := the guest's multicast-table (SIOCADDMULTI the missing, SIOCDELMULTI the stale
-//                ones this sync added earlier; `multicast: none` empties it). After a delete, the
-//                kernel is forced to recompute its filter with ALLMULTI on→off (measured: deleted
-//                groups kept arriving until then);
+//   multicast := the guest's multicast-table, in every mode (`none` included, as libvirt does:
+//                the mode is carried by the flags below). SIOCADDMULTI the missing, SIOCDELMULTI
+//                the stale ones this sync added earlier. After a delete, the kernel is forced to
+//                recompute its filter with ALLMULTI on→off (measured: deleted groups kept arriving
+//                until then);
 //   PROMISC   := guest promiscuous, or any VLAN other than 0 in a CTRL_VLAN table (macvtap cannot
 //                filter by VLAN; VLAN 0 is priority tagging that every Linux guest adds), or
 //                unicast 'all' / unicast-overflow (the host filter must stay a superset);
-//   ALLMULTI  := multicast 'all' or multicast-overflow; 'none' clears it;
+//   ALLMULTI  := multicast 'all', or 'normal' with multicast-overflow; 'none' clears it;
+//   MULTICAST := IFF_MULTICAST, cleared for multicast 'none' and set again when the mode leaves
+//                it (libvirt clears ALLMULTI and MULTICAST for none and sets MULTICAST for normal;
+//                for 'all' it leaves MULTICAST as it was, we set it: 'all' wants multicast);
 //   unicast   := the guest's unicast-table as NTF_SELF fdb entries on passthru links; other modes
 //                cannot take them (EOPNOTSUPP) and are skipped, reported in the result.
 // Every host failure becomes a typed error in the result and a 'sync-error' event; the remaining
@@ -22,7 +26,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { RxFilterSnapshot, RxFilterSource } from './netdev.js';
-import { Rtnetlink, IFF_ALLMULTI, IFF_PROMISC } from '../netlink/rtnetlink.js';
+import { Rtnetlink, IFF_ALLMULTI, IFF_MULTICAST, IFF_PROMISC } from '../netlink/rtnetlink.js';
 import type { LinkInfo } from '../netlink/rtnetlink.js';
 import { MulticastList } from './multicast.js';
 import { NetlinkError } from '../netlink/errors.js';
@@ -33,6 +37,9 @@ export interface HostFilterPlan {
   mac: string;
   promisc: boolean;
   allmulti: boolean;
+  /** IFF_MULTICAST: false only for multicast 'none'. */
+  multicastFlag: boolean;
+  /** The multicast list: the guest's table in every mode. */
   multicast: string[];
   unicast: string[];
 }
@@ -40,13 +47,13 @@ export interface HostFilterPlan {
 /** The pure rule table above. */
 export function planHostFilter(f: RxFilterSnapshot): HostFilterPlan {
   const vlans = f.vlan === 'normal' && f['vlan-table'].some((id) => id !== 0);
-  const multicast = f.multicast === 'none' ? [] : unique(f['multicast-table']);
   const unicast = f.unicast === 'none' ? [] : unique(f['unicast-table']);
   return {
     mac: f['main-mac'].toLowerCase(),
     promisc: f.promiscuous || vlans || f.unicast === 'all' || f['unicast-overflow'],
     allmulti: f.multicast === 'all' || (f.multicast !== 'none' && f['multicast-overflow']),
-    multicast,
+    multicastFlag: f.multicast !== 'none',
+    multicast: unique(f['multicast-table']),
     unicast,
   };
 }
@@ -205,8 +212,8 @@ export class RxFilterSync extends EventEmitter {
         this.rt.setFlags(index, 0, IFF_ALLMULTI);
       });
     }
-    const flags = (plan.promisc ? IFF_PROMISC : 0) | (plan.allmulti ? IFF_ALLMULTI : 0);
-    step('flags', () => this.rt.setFlags(index, flags, IFF_PROMISC | IFF_ALLMULTI));
+    const flags = (plan.promisc ? IFF_PROMISC : 0) | (plan.allmulti ? IFF_ALLMULTI : 0) | (plan.multicastFlag ? IFF_MULTICAST : 0);
+    step('flags', () => this.rt.setFlags(index, flags, IFF_PROMISC | IFF_ALLMULTI | IFF_MULTICAST));
 
     let unicastSkipped = false;
     if (l.macvlanMode === 'passthru') {

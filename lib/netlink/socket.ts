@@ -4,8 +4,18 @@
 // (NLMSG_ERROR with 0), a dump (NLM_F_DUMP) at NLMSG_DONE after NLM_F_MULTI parts; a negative
 // NLMSG_ERROR becomes a NetlinkError with the errno and the kernel's extended-ack text.
 //
-// Calls are synchronous with a receive timeout (SO_RCVTIMEO): kernel families answer at once,
-// and the timeout bounds the wait if one does not. The host calls go through lib/host.
+// Only the kernel answers: every datagram is received with its source address, and one whose
+// nl_pid is not 0 (another process with CAP_NET_ADMIN unicasting to our port id) is dropped
+// unparsed and counted (`stats().foreign`), whatever sequence number or nlmsg_pid it claims.
+//
+// Calls are synchronous but never wait long: the kernel families used here (rtnetlink, generic
+// netlink) queue their answer in the sender's context before sendto() returns, and build the next
+// part of a dump inside the following recv(); a reply the kernel could not queue (receive buffer
+// full) surfaces at once as ENOBUFS. So the receive timeout (SO_RCVTIMEO, REPLY_WAIT_MS) only
+// covers a reply that is not coming, and bounds what a request can take from the event loop; the
+// same bound applies to the time spent skipping foreign datagrams since the kernel last answered.
+// (sendto() itself waits for the kernel to process the request, e.g. for the rtnl lock: that is
+// the kernel's work, not a wait for a reply.) The host calls go through lib/host.
 
 import { NetlinkError } from './errors.js';
 import type { NlWriter } from './attributes.js';
@@ -23,7 +33,7 @@ import {
   parseMessages,
 } from './message.js';
 import type { NlMessage } from './message.js';
-import { Errno, HostError, bindFd, closeFd, getSockName, recvFd, sendTo, setSockOpt, socketFd } from '../host/libc.js';
+import { Errno, HostError, bindFd, closeFd, getSockName, recvFrom, sendTo, setSockOpt, socketFd } from '../host/libc.js';
 import { AF_NETLINK, NETLINK_EXT_ACK, SOCKADDR_NL_SIZE, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_RCVTIMEO, intArg, sockaddrNl, sockaddrNlPid, timeval, MSG_TRUNC } from '../host/structs.js';
 
 /** Netlink protocols used here (netlink.h). */
@@ -32,8 +42,21 @@ export const NETLINK_GENERIC = 16;
 
 /** Receive buffer: the kernel caps a dump datagram at 32 KiB (or one page, larger on big pages). */
 const RECV_BUFFER = 64 * 1024;
-/** Default wait for a reply; kernel families answer in microseconds. */
-const DEFAULT_TIMEOUT_MS = 2000;
+/**
+ * Default wait for a reply (see the head comment: the kernel's answer is already queued when
+ * sendto() returns, so this only covers a reply that is not coming).
+ */
+export const REPLY_WAIT_MS = 10;
+/** The longest wait a caller may ask for: beyond it a lost reply would stall the event loop, and every backend with it, noticeably. */
+export const MAX_REPLY_WAIT_MS = 50;
+
+export interface NetlinkSocketStats {
+  requests: number;
+  /** Datagrams whose source nl_pid was not 0 (not the kernel): dropped unparsed. */
+  foreign: number;
+  /** Kernel messages with another sequence number (late answers to earlier requests): skipped. */
+  stale: number;
+}
 
 export interface NetlinkRequest {
   type: number;
@@ -50,13 +73,21 @@ export class NetlinkSocket {
   private seq: number;
   readonly portId: number;
   private readonly recvBuf = new Uint8Array(RECV_BUFFER);
+  /** The source address of the last datagram received. */
+  private readonly fromBuf = new Uint8Array(SOCKADDR_NL_SIZE);
+  /** The longest wait for the kernel (ms). */
+  readonly replyWaitMs: number;
+  private readonly counters: NetlinkSocketStats = { requests: 0, foreign: 0, stale: 0 };
 
   constructor(
     readonly protocol: number,
     options: { timeoutMs?: number } = {},
   ) {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError(`NetlinkSocket: timeoutMs must be an integer >= 1, got ${String(timeoutMs)}`);
+    const timeoutMs = options.timeoutMs ?? REPLY_WAIT_MS;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_REPLY_WAIT_MS) {
+      throw new RangeError(`NetlinkSocket: timeoutMs must be an integer from 1 to ${MAX_REPLY_WAIT_MS}, got ${String(timeoutMs)}`);
+    }
+    this.replyWaitMs = timeoutMs;
     this.fd = socketFd(AF_NETLINK, SOCK_RAW, protocol);
     try {
       setSockOpt(this.fd, SOL_SOCKET, SO_RCVTIMEO, timeval(timeoutMs), 'SO_RCVTIMEO');
@@ -76,6 +107,15 @@ export class NetlinkSocket {
     this.seq = (Date.now() & 0x3fffffff) >>> 0;
   }
 
+  /** The sequence number of the last request (the next one uses this + 1). */
+  get sequence(): number {
+    return this.seq;
+  }
+
+  stats(): NetlinkSocketStats {
+    return { ...this.counters };
+  }
+
   get closed(): boolean {
     return this.fd < 0;
   }
@@ -89,16 +129,33 @@ export class NetlinkSocket {
     const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
     const sent = sendTo(this.fd, msg, msg.length, null, 0);
     if (sent < 0) throw new HostError('send', -sent, req.what);
+    this.counters.requests++;
     const out: NlMessage[] = [];
+    const timeout = (): NetlinkError => new NetlinkError('netlink.timeout', `${req.what}: no reply from the kernel within ${this.replyWaitMs} ms`);
+    // The wait for the kernel restarts with each datagram the kernel sends, never with anyone else's.
+    let deadline = performance.now() + this.replyWaitMs;
     for (;;) {
-      const n = recvFd(this.fd, this.recvBuf, MSG_TRUNC);
-      if (n === -Errno.EINTR) continue;
-      if (n === -Errno.EAGAIN) throw new NetlinkError('netlink.timeout', `${req.what}: no reply from the kernel in time`);
+      const n = recvFrom(this.fd, this.recvBuf, MSG_TRUNC, this.fromBuf);
+      if (n === -Errno.EINTR) {
+        if (performance.now() > deadline) throw timeout();
+        continue;
+      }
+      if (n === -Errno.EAGAIN) throw timeout();
       if (n < 0) throw new HostError('recv', -n, req.what);
+      if (sockaddrNlPid(this.fromBuf) !== 0) {
+        // Not the kernel: never parsed, whatever it claims to answer.
+        this.counters.foreign++;
+        if (performance.now() > deadline) throw timeout();
+        continue;
+      }
+      deadline = performance.now() + this.replyWaitMs;
       if (n > this.recvBuf.length) throw new NetlinkError('netlink.truncated', `${req.what}: reply of ${n} bytes exceeds the ${this.recvBuf.length}-byte receive buffer`);
       // Copy: the receive buffer is reused for the next datagram.
       for (const m of parseMessages(this.recvBuf.slice(0, n))) {
-        if (m.seq !== seq) continue; // a late answer to an earlier request
+        if (m.seq !== seq) {
+          this.counters.stale++; // a late answer to an earlier request
+          continue;
+        }
         if (m.type === NLMSG_NOOP) continue;
         if (m.type === NLMSG_OVERRUN) throw new NetlinkError('netlink.truncated', `${req.what}: the kernel reported NLMSG_OVERRUN`);
         if (m.type === NLMSG_ERROR) {

@@ -10,12 +10,24 @@ class EventClient implements PollClient {
   readonly fd = eventFd();
   wanted = POLLIN;
   reads = 0;
+  readyCalls = 0;
+  /** Thrown from ready() (before reading: the fd stays readable) or interest() when set. */
+  throwFromReady: Error | null = null;
+  throwFromInterest: Error | null = null;
+  /** What pollFailed() was told. */
+  readonly failures: unknown[] = [];
   private readonly buf = new Uint8Array(8);
   interest(): number {
+    if (this.throwFromInterest !== null) throw this.throwFromInterest;
     return this.wanted;
   }
   ready(revents: number): void {
+    this.readyCalls++;
+    if (this.throwFromReady !== null) throw this.throwFromReady;
     if ((revents & POLLIN) !== 0 && readFd(this.fd, this.buf) === 8) this.reads++;
+  }
+  pollFailed(error: unknown): void {
+    this.failures.push(error);
   }
   signal(): void {
     const one = new Uint8Array(8);
@@ -76,5 +88,46 @@ describe('lib/host/poller', () => {
     // The poll that held c.fd has returned: closing it now cannot race a worker thread.
     c.close();
     await waitFor('the loop to stop', () => !p.running);
+  });
+
+  it('a_throwing_client_is_dropped_and_reported_and_the_others_keep_being_served', async () => {
+    const p = new Poller();
+    const bad = new EventClient();
+    const good = new EventClient();
+    bad.throwFromReady = new Error('a bug in one backend');
+    p.add(bad);
+    p.add(good);
+    bad.signal();
+    await waitFor('the failure report', () => bad.failures.length === 1);
+    expect(bad.failures[0]).to.equal(bad.throwFromReady);
+    expect(p.size, 'the failed client left the loop').to.equal(1);
+    // Its fd stays readable (ready() threw before reading), yet it is never offered again.
+    for (let i = 1; i <= 3; i++) {
+      good.signal();
+      await waitFor(`good read ${i}`, () => good.reads === i);
+    }
+    expect(bad.readyCalls).to.equal(1);
+    expect(bad.failures).to.have.length(1);
+    await p.remove(bad); // the owner's close(): harmless after the failure
+    await p.remove(good);
+    bad.close();
+    good.close();
+  });
+
+  it('a_client_whose_interest_throws_is_dropped_and_reported_and_the_others_keep_being_served', async () => {
+    const p = new Poller();
+    const good = new EventClient();
+    const bad = new EventClient();
+    p.add(good);
+    bad.throwFromInterest = new Error('a bug in interest()');
+    p.add(bad); // wakes the poll in flight; the next turn asks bad for its interest
+    await waitFor('the failure report', () => bad.failures.length === 1);
+    expect(bad.failures[0]).to.equal(bad.throwFromInterest);
+    good.signal();
+    await waitFor('good read', () => good.reads === 1);
+    expect(p.size).to.equal(1);
+    await p.remove(good);
+    good.close();
+    bad.close();
   });
 });

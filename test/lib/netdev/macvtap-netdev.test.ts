@@ -19,6 +19,8 @@ interface HostView {
   mac: string;
   promisc: boolean;
   allmulti: boolean;
+  /** IFF_MULTICAST. */
+  multicast: boolean;
   groups: string[];
 }
 
@@ -29,7 +31,7 @@ function hostView(ifname: string): HostView {
   const mac = /link\/ether ([0-9a-f:]{17})/.exec(link)?.[1] ?? '';
   const maddr = run('ip', ['maddr', 'show', 'dev', ifname]);
   const groups = [...maddr.matchAll(/link\s+([0-9a-f:]{17})/g)].map((m) => m[1]!);
-  return { mac, promisc: flags.includes('PROMISC'), allmulti: flags.includes('ALLMULTI'), groups };
+  return { mac, promisc: flags.includes('PROMISC'), allmulti: flags.includes('ALLMULTI'), multicast: flags.includes('MULTICAST'), groups };
 }
 
 function frameTo(dst: string, marker: number): Uint8Array {
@@ -139,6 +141,44 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     expect(parseDevMcast(readFileSync('/proc/net/dev_mcast', 'utf8')).get(ifname)).to.include(GROUP6);
   });
 
+  it('multicast_none_clears_allmulti_and_multicast_on_the_host_link', async () => {
+    // libvirt's rule for rx-filter `multicast`: none clears IFF_ALLMULTI and IFF_MULTICAST, normal
+    // restores IFF_MULTICAST (ALLMULTI := overflow), all sets ALLMULTI; the host's multicast list
+    // follows the guest's table in every mode.
+    const s = setup();
+    const { rig, ifname } = s;
+    await waitFor('the first sync', () => s.synced.length > 0);
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]));
+    await change(s, () => rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], [GROUP])));
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [1]));
+    expect(hostView(ifname)).to.include({ allmulti: true, multicast: true });
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [1]));
+    expect(rig.device.queryRxFilter().multicast).to.equal('none');
+    let v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: false });
+    expect(v.groups, 'the host list is still the guest table').to.include(GROUP);
+
+    await change(s, () => rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], [GROUP6])));
+    v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: false });
+    expect(v.groups).to.include(GROUP6);
+    expect(v.groups).to.not.include(GROUP);
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [0])); // back to 'all' (ALLMULTI is still on)
+    expect(hostView(ifname)).to.include({ allmulti: true, multicast: true });
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [0])); // 'normal'
+    v = hostView(ifname);
+    expect(v).to.include({ allmulti: false, multicast: true });
+    expect(v.groups).to.include(GROUP6);
+
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [1])); // normal → none → normal
+    expect(hostView(ifname)).to.include({ allmulti: false, multicast: false });
+    await change(s, () => rig.cmd(CtrlClass.RX, CtrlRx.NOMULTI, [0]));
+    expect(hostView(ifname)).to.include({ allmulti: false, multicast: true });
+    expect(s.errors).to.deep.equal([]);
+  });
+
   it('a_group_the_guest_removed_stops_reaching_the_tap_device', async () => {
     const s = setup();
     const { rig, ns, netdev } = s;
@@ -217,6 +257,69 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     expect(s.errors[0]!.op).to.equal('link');
     expect(s.errors[0]!.errno).to.equal(19); // ENODEV
     expect(s.rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [1])).to.equal(CtrlAck.OK);
+  });
+
+  it('a_throwing_backend_callback_fails_that_backend_and_others_keep_running', async () => {
+    // Two macvtaps on one veth (bridge mode): a broadcast from the peer reaches both, through the
+    // one shared poll loop. The first backend's device throws from receive() (a bug): that backend
+    // fails with a typed 'host-error', the process does not crash, the second keeps receiving.
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const lower = linkName('l');
+    withNetnsFd(ns, (fd) => rt.createVeth(lower, 'p0', { peerNetnsFd: fd }));
+    trackLink(lower);
+    cleanups.push(() => deleteLink(lower));
+    run('sysctl', ['-qw', `net.ipv6.conf.${lower}.disable_ipv6=1`]);
+    const names = [linkName('m'), linkName('m')];
+    for (const n of names) {
+      rt.createMacvtap(n, rt.getLink(lower).index, 'bridge');
+      trackLink(n);
+      run('sysctl', ['-qw', `net.ipv6.conf.${n}.disable_ipv6=1`]);
+      rt.setUp(rt.getLink(n).index, true);
+    }
+    rt.setUp(rt.getLink(lower).index, true);
+    ns.ip(['link', 'set', 'p0', 'up']);
+
+    const bug = new Error('a bug in the device on the first backend');
+    const broken = new MacvtapNetdev({ id: 'broken', ifname: names[0]! });
+    const healthy = new MacvtapNetdev({ id: 'healthy', ifname: names[1]! });
+    cleanups.push(() => broken.close());
+    cleanups.push(() => healthy.close());
+    let brokenCalls = 0;
+    const markers: number[] = [];
+    broken.attach({
+      receive: () => {
+        brokenCalls++;
+        throw bug;
+      },
+      writable: () => {},
+    });
+    healthy.attach({
+      receive: (frame) => {
+        if (frame[12] === 0x88 && frame[13] === 0xb5) markers.push(frame[14]!);
+        return true;
+      },
+      writable: () => {},
+    });
+    const hostErrors: HostError[] = [];
+    broken.on('host-error', (e) => hostErrors.push(e));
+
+    ns.sendFrames('p0', [frameTo('ff:ff:ff:ff:ff:ff', 1)]);
+    await waitFor('the failure report', () => hostErrors.length === 1);
+    await waitFor('marker 1 on the healthy backend', () => markers.includes(1));
+    const e = hostErrors[0]!;
+    expect(e).to.be.instanceOf(HostError);
+    expect(e.code).to.equal('host.errno');
+    expect(e.errno).to.equal(5); // EIO: the backend is dead
+    expect(e.cause).to.equal(bug);
+    expect(broken.stats().rxErrors).to.equal(1);
+
+    ns.sendFrames('p0', [frameTo('ff:ff:ff:ff:ff:ff', 2)]);
+    await waitFor('marker 2 on the healthy backend', () => markers.includes(2));
+    expect(brokenCalls, 'the failed backend is not polled again').to.equal(1);
+    expect(hostErrors).to.have.length(1);
   });
 
   it('opening_a_link_that_is_not_macvtap_is_a_host_error', () => {
