@@ -4,6 +4,8 @@ export { QmpServer, qmpTimestamp, type QmpServerAddress, type QmpEventData } fro
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_OUTPUT_BYTES,
+  DEFAULT_NEGOTIATION_TIMEOUT_MS,
+  DEFAULT_UNNEGOTIATED_IDLE_MS,
   DEFAULT_VERSION,
   MAX_CLIENTS,
   type QmpServerOptions,

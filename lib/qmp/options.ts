@@ -20,6 +20,13 @@ export interface QmpServerOptions {
   /** Largest backlog of unread output per client before the client is disconnected. */
   maxOutputBytes?: number;
   /**
+   * A client that has not completed `qmp_capabilities` this long after connecting gets an error
+   * and is disconnected, so it cannot hold one of the MAX_CLIENTS slots forever.
+   */
+  negotiationTimeoutMs?: number;
+  /** A client that sends nothing for this long before completing negotiation is disconnected sooner. */
+  unnegotiatedIdleMs?: number;
+  /**
    * The COLO objects management edits: `passthrough` is the list the colo-passthrough-* and
    * passthrough-filter-* commands change (share it with ColoCompare / MirrorFilter /
    * RedirectorFilter). Default: a list of the server's own (`server.passthrough`).
@@ -35,6 +42,12 @@ export const MESSAGE_BYTES_RANGE = [1024, 64 * 1024 * 1024] as const;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /** Output limits allowed: one reply must fit; more than 64 MiB queued for one client is never needed. */
 export const OUTPUT_BYTES_RANGE = [4096, 64 * 1024 * 1024] as const;
+/** Default negotiation deadline: tools negotiate right after the greeting; a person at a socat prompt needs well under a minute. */
+export const DEFAULT_NEGOTIATION_TIMEOUT_MS = 60_000;
+/** Default silence allowed before negotiating: long enough to type the command, short enough to free a slot soon. */
+export const DEFAULT_UNNEGOTIATED_IDLE_MS = 30_000;
+/** Negotiation timeouts allowed: 1 ms (tests) to an hour (a slot held longer is a leak, not a slow client). */
+export const NEGOTIATION_MS_RANGE = [1, 60 * 60 * 1000] as const;
 /** Clients at once; with the output bound this caps the memory unread output can take. */
 export const MAX_CLIENTS = 64;
 /** Linux `sun_path` holds 108 bytes including the terminating NUL. */
@@ -51,6 +64,8 @@ export interface ResolvedOptions {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };
   maxMessageBytes: number;
   maxOutputBytes: number;
+  negotiationTimeoutMs: number;
+  unnegotiatedIdleMs: number;
   passthrough: PassthroughList;
 }
 
@@ -144,5 +159,7 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
     version: resolvedVersion,
     maxMessageBytes: intInRange('maxMessageBytes', options.maxMessageBytes, ...MESSAGE_BYTES_RANGE, DEFAULT_MAX_MESSAGE_BYTES),
     maxOutputBytes: intInRange('maxOutputBytes', options.maxOutputBytes, ...OUTPUT_BYTES_RANGE, DEFAULT_MAX_OUTPUT_BYTES),
+    negotiationTimeoutMs: intInRange('negotiationTimeoutMs', options.negotiationTimeoutMs, ...NEGOTIATION_MS_RANGE, DEFAULT_NEGOTIATION_TIMEOUT_MS),
+    unnegotiatedIdleMs: intInRange('unnegotiatedIdleMs', options.unnegotiatedIdleMs, ...NEGOTIATION_MS_RANGE, DEFAULT_UNNEGOTIATED_IDLE_MS),
   };
 }

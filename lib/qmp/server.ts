@@ -135,6 +135,8 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       greetingLine: JSON.stringify({ QMP: { version: this.options.version, capabilities: this.context.offeredCapabilities } }),
       maxMessageBytes: this.options.maxMessageBytes,
       maxOutputBytes: this.options.maxOutputBytes,
+      negotiationTimeoutMs: this.options.negotiationTimeoutMs,
+      unnegotiatedIdleMs: this.options.unnegotiatedIdleMs,
       diagnostic: (d) => this.emit('diagnostic', d),
       closed: (conn) => this.connections.delete(conn),
     };
