@@ -15,7 +15,7 @@ import type net from 'node:net';
 import type { QmpContext, QmpSession } from './commands.js';
 import { dispatch, type DispatchOutcome, type QmpReply } from './dispatch.js';
 import type { QmpDiagnostic } from './errors.js';
-import { JsonMessageStream, type JsonStreamSink, type JsonValue } from './json-stream.js';
+import { JsonMessageStream, jsonText, type JsonStreamSink, type JsonValue } from './json-stream.js';
 
 /** After the last reply to a client being dropped, how long it has to take it before a hard close. */
 const CLOSE_GRACE_MS = 1000;
@@ -190,12 +190,12 @@ export class QmpConnection implements JsonStreamSink {
   private writeReply(reply: QmpReply, command = '(none)'): void {
     let line: string;
     try {
-      line = JSON.stringify(reply);
+      line = replyText(reply);
     } catch (err) {
       // A handler result that JSON cannot carry (a BigInt or a cycle in `any`): a bug, reported.
       this.host.diagnostic({ code: 'qmp.reply-invalid', client: this.id, command, detail: String(err) });
       const desc = 'internal error: the reply cannot be serialised as JSON';
-      line = JSON.stringify(reply.id === undefined ? { error: { class: 'GenericError', desc } } : { error: { class: 'GenericError', desc }, id: reply.id });
+      line = replyText(reply.id === undefined ? { error: { class: 'GenericError', desc } } : { error: { class: 'GenericError', desc }, id: reply.id });
     }
     this.writeLine(line);
   }
@@ -208,4 +208,11 @@ export class QmpConnection implements JsonStreamSink {
       this.drop();
     }
   }
+}
+
+/** A reply line: `return` or `error`, then the request's `id` exactly as the client wrote it. */
+function replyText(reply: QmpReply): string {
+  const { id, ...rest } = reply;
+  const body = JSON.stringify(rest);
+  return id === undefined ? body : `${body.slice(0, -1)},"id":${jsonText(id)}}`;
 }

@@ -48,6 +48,12 @@ export const DEFAULT_NEGOTIATION_TIMEOUT_MS = 60_000;
 export const DEFAULT_UNNEGOTIATED_IDLE_MS = 30_000;
 /** Negotiation timeouts allowed: 1 ms (tests) to an hour (a slot held longer is a leak, not a slow client). */
 export const NEGOTIATION_MS_RANGE = [1, 60 * 60 * 1000] as const;
+/**
+ * Longest string argument, in UTF-8 bytes: far above any name, address, port or protocol the
+ * commands take (QEMU ids are short; a DNS name is at most 253), and it bounds what a stored entry
+ * holds and what an error quotes back.
+ */
+export const MAX_STRING_ARGUMENT_BYTES = 256;
 /** Clients at once; with the output bound this caps the memory unread output can take. */
 export const MAX_CLIENTS = 64;
 /** Linux `sun_path` holds 108 bytes including the terminating NUL. */
