@@ -9,6 +9,7 @@ export {
   DEFAULT_VERSION,
   MAX_CLIENTS,
   MAX_STRING_ARGUMENT_BYTES,
+  type QmpObject,
   type QmpServerOptions,
 } from './options.js';
 export { QmpError, genericError, type QmpErrorClass, type QmpDiagnostic } from './errors.js';

@@ -4,6 +4,11 @@
 import { PassthroughList } from '../colo/passthrough.js';
 import type { QmpNetdev, QmpNic } from './nic.js';
 
+/** An object management names by id: a colo-compare or a net filter (QEMU `-object …,id=`). */
+export interface QmpObject {
+  readonly id: string;
+}
+
 export interface QmpServerOptions {
   /** The NICs management sees (net client names must be unique). */
   devices: readonly QmpNic[];
@@ -29,9 +34,11 @@ export interface QmpServerOptions {
   /**
    * The COLO objects management edits: `passthrough` is the list the colo-passthrough-* and
    * passthrough-filter-* commands change (share it with ColoCompare / MirrorFilter /
-   * RedirectorFilter). Default: a list of the server's own (`server.passthrough`).
+   * RedirectorFilter; default: a list of the server's own, `server.passthrough`); `objects` are
+   * the colo-compare and filter objects an entry's `object-name` may name (ids unique; taken as
+   * given at construction; default none). A name that is not among them is refused.
    */
-  colo?: { passthrough: PassthroughList };
+  colo?: { passthrough?: PassthroughList; objects?: readonly QmpObject[] };
 }
 
 /** Default message limit: far above any command in the schema, small enough to bound memory per client. */
@@ -73,6 +80,8 @@ export interface ResolvedOptions {
   negotiationTimeoutMs: number;
   unnegotiatedIdleMs: number;
   passthrough: PassthroughList;
+  /** Ids of `colo.objects`. */
+  coloObjectIds: ReadonlySet<string>;
 }
 
 function fail(option: string, allowed: string, got: unknown): never {
@@ -148,16 +157,24 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
     resolvedVersion = { qemu: { major, minor, micro }, package: pkg };
   }
 
-  let passthrough: PassthroughList;
-  if (options.colo === undefined) passthrough = new PassthroughList();
-  else {
-    const pl = (options.colo as { passthrough?: unknown } | null)?.passthrough;
-    if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/colo/passthrough.ts)', typeof pl);
-    passthrough = pl;
-  }
+  const colo: Record<string, unknown> = options.colo ?? {};
+  if (typeof colo !== 'object' || colo === null) fail('colo', 'an object { passthrough?, objects? }', colo);
+  const pl = colo['passthrough'] ?? new PassthroughList();
+  if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/colo/passthrough.ts)', typeof pl);
+  const passthrough = pl;
+  const objects = colo['objects'] ?? [];
+  if (!Array.isArray(objects)) fail('colo.objects', 'an array of colo-compare and filter objects ({ id: string })', objects);
+  const coloObjectIds = new Set<string>();
+  objects.forEach((o: unknown, i) => {
+    const id = (o as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' || id === '') fail(`colo.objects[${i}].id`, 'a non-empty string', id);
+    if (coloObjectIds.has(id)) fail(`colo.objects[${i}].id`, 'unique among the objects', id);
+    coloObjectIds.add(id);
+  });
 
   return {
     passthrough,
+    coloObjectIds,
     devices,
     path,
     netdevs,
