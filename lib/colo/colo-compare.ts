@@ -15,9 +15,6 @@
 // packets go out, secondary ones are dropped, as QEMU does after notifying the COLO frame) so the
 // next packets start a clean comparison. Wiring the request to a checkpoint (and calling the
 // secondary's RewriterFilter.checkpoint()) is the embedder's job.
-<<<<<<< HEAD
-// Inputs are ChardevSockets (framing: lib/chardev/framing.ts) or direct calls (`primaryInput`,
-=======
 // Limits (a client or a stray secondary must not grow memory or force uncompared output):
 // - Only the primary creates connections. A secondary packet of an unknown flow waits in a small
 //   pending table (`maxPendingFlows`, at most compareTimeout) for the primary's first packet of
@@ -33,8 +30,7 @@
 // Every packet has one fate, counted in stats(): primaryIn = released + straightOut + passthrough
 // + flushed + primaryQueued; secondaryIn = secondaryDropped + secondaryQueued (`capFlushed` and
 // `capDropped` are the parts of flushed / secondaryDropped that a limit caused).
-// Inputs are ChardevSockets (framing: lib/filters/framing.ts) or direct calls (`primaryInput`,
->>>>>>> rel-colo
+// Inputs are ChardevSockets (framing: lib/chardev/framing.ts) or direct calls (`primaryInput`,
 // `secondaryInput`); output is a ChardevSocket and/or a callback. Queued packets are copies: the
 // compare must hold them across reads (QEMU copies them too).
 

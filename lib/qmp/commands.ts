@@ -42,6 +42,8 @@ export interface QmpContext {
   readonly version: QmpResult<'query-version'>;
   /** The COLO passthrough list the colo-passthrough-* / passthrough-filter-* commands edit. */
   readonly passthrough: PassthroughList;
+  /** Ids of the colo-compare and filter objects a passthrough entry's 'object-name' may name. */
+  readonly coloObjectIds: ReadonlySet<string>;
 }
 
 export type QmpHandler<N extends QmpCommandName> = (
@@ -61,8 +63,14 @@ function selectNics(name: string | undefined, ctx: QmpContext): QmpNic[] {
   throw genericError(`invalid net client name: ${name}`);
 }
 
-/** Runs a passthrough-list edit; its refusals become GenericErrors with the list's message. */
-function editPassthrough(edit: (spec: IPFlowSpec) => void, args: IPFlowSpec): void {
+/**
+ * Runs a passthrough-list edit: an 'object-name' that names no object is refused first, in the
+ * words QEMU 7.2 uses for an unknown object id (object-del: "object '%s' not found"); the list's
+ * own refusals become GenericErrors with its message.
+ */
+function editPassthrough(edit: (spec: IPFlowSpec) => void, args: IPFlowSpec, ctx: QmpContext): void {
+  const objectName = args['object-name'];
+  if (objectName !== undefined && !ctx.coloObjectIds.has(objectName)) throw genericError(`object '${objectName}' not found`);
   try {
     edit(args);
   } catch (err) {
@@ -113,18 +121,18 @@ export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
   },
 
   'colo-passthrough-add'(args, ctx) {
-    editPassthrough((spec) => ctx.passthrough.add(spec), args);
+    editPassthrough((spec) => ctx.passthrough.add(spec), args, ctx);
   },
 
   'colo-passthrough-del'(args, ctx) {
-    editPassthrough((spec) => ctx.passthrough.delete(spec), args);
+    editPassthrough((spec) => ctx.passthrough.delete(spec), args, ctx);
   },
 
   'passthrough-filter-add'(args, ctx) {
-    editPassthrough((spec) => ctx.passthrough.add(spec), args);
+    editPassthrough((spec) => ctx.passthrough.add(spec), args, ctx);
   },
 
   'passthrough-filter-del'(args, ctx) {
-    editPassthrough((spec) => ctx.passthrough.delete(spec), args);
+    editPassthrough((spec) => ctx.passthrough.delete(spec), args, ctx);
   },
 };

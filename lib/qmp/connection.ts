@@ -6,14 +6,16 @@
 // it, and the socket, until it settles). Every line the server sends ends in "\r\n", as QEMU's do.
 //
 // Bounds: a message over `maxMessageBytes` gets an error and the connection is closed; a client
-// that lets more than `maxOutputBytes` of replies and events pile up unread is disconnected.
-// Neither affects any other client.
+// that lets more than `maxOutputBytes` of replies and events pile up unread is disconnected; a
+// client that has not negotiated capabilities `negotiationTimeoutMs` after connecting, or that
+// sends nothing for `unnegotiatedIdleMs` before negotiating, gets an error and is disconnected.
+// None of it affects any other client; a client leaving frees its slot at once.
 
 import type net from 'node:net';
 import type { QmpContext, QmpSession } from './commands.js';
 import { dispatch, type DispatchOutcome, type QmpReply } from './dispatch.js';
 import type { QmpDiagnostic } from './errors.js';
-import { JsonMessageStream, type JsonStreamSink, type JsonValue } from './json-stream.js';
+import { JsonMessageStream, jsonText, type JsonStreamSink, type JsonValue } from './json-stream.js';
 
 /** After the last reply to a client being dropped, how long it has to take it before a hard close. */
 const CLOSE_GRACE_MS = 1000;
@@ -25,6 +27,8 @@ export interface ConnectionHost {
   readonly greetingLine: string;
   readonly maxMessageBytes: number;
   readonly maxOutputBytes: number;
+  readonly negotiationTimeoutMs: number;
+  readonly unnegotiatedIdleMs: number;
   diagnostic(d: QmpDiagnostic): void;
   closed(conn: QmpConnection): void;
 }
@@ -39,6 +43,9 @@ export class QmpConnection implements JsonStreamSink {
   private readonly pending: Pending[] = [];
   private busy = false;
   private dropped = false;
+  /** Until negotiation completes: the deadline from connect, and the limit on silence. */
+  private negotiationTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     /** Client number, for diagnostics. */
@@ -49,7 +56,9 @@ export class QmpConnection implements JsonStreamSink {
     this.ctx = { ...host.context, session: this.session };
     this.stream = new JsonMessageStream(this, host.maxMessageBytes);
     socket.on('data', (chunk: Buffer) => {
-      if (!this.dropped) this.stream.feed(chunk);
+      if (this.dropped) return;
+      if (this.idleTimer !== undefined) this.idleTimer = this.armTimer(this.idleTimer, 'idle');
+      this.stream.feed(chunk);
     });
     socket.on('error', (error: Error) => {
       if (!this.dropped) host.diagnostic({ code: 'qmp.socket-error', client: id, error });
@@ -58,8 +67,11 @@ export class QmpConnection implements JsonStreamSink {
     socket.on('close', () => {
       this.dropped = true;
       this.stream.stop();
+      this.stopNegotiationTimers();
       host.closed(this);
     });
+    this.negotiationTimer = this.armTimer(undefined, 'deadline');
+    this.idleTimer = this.armTimer(undefined, 'idle');
     this.writeLine(host.greetingLine);
   }
 
@@ -75,10 +87,51 @@ export class QmpConnection implements JsonStreamSink {
 
   /** Stops handling input (including the rest of the chunk being parsed) and closes the socket. */
   private drop(): void {
+    this.stopInput();
+    this.socket.destroy();
+  }
+
+  /** Like drop(), but lets the client read what was already written (then a hard close after a grace). */
+  private dropAfterLastReply(): void {
+    this.stopInput();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private stopInput(): void {
     this.dropped = true;
     this.stream.stop();
     this.pending.length = 0;
-    this.socket.destroy();
+    this.stopNegotiationTimers();
+    this.host.closed(this); // the slot is free now, not when the peer gets round to closing
+  }
+
+  // --- negotiation timeouts ----------------------------------------------------------------------
+
+  private armTimer(previous: NodeJS.Timeout | undefined, reason: 'deadline' | 'idle'): NodeJS.Timeout {
+    if (previous !== undefined) clearTimeout(previous);
+    const limitMs = reason === 'deadline' ? this.host.negotiationTimeoutMs : this.host.unnegotiatedIdleMs;
+    const timer = setTimeout(() => this.negotiationTimedOut(reason, limitMs), limitMs);
+    timer.unref();
+    return timer;
+  }
+
+  private stopNegotiationTimers(): void {
+    clearTimeout(this.negotiationTimer);
+    clearTimeout(this.idleTimer);
+    this.negotiationTimer = undefined;
+    this.idleTimer = undefined;
+  }
+
+  private negotiationTimedOut(reason: 'deadline' | 'idle', limitMs: number): void {
+    if (this.dropped || this.session.negotiated) return;
+    const desc =
+      reason === 'deadline'
+        ? `Capabilities negotiation timed out: no 'qmp_capabilities' within ${limitMs} ms`
+        : `Capabilities negotiation timed out: no input for ${limitMs} ms`;
+    this.writeReply({ error: { class: 'GenericError', desc } });
+    this.host.diagnostic({ code: 'qmp.negotiation-timeout', client: this.id, reason, limitMs });
+    this.dropAfterLastReply();
   }
 
   // --- JsonStreamSink --------------------------------------------------------------------------
@@ -98,9 +151,7 @@ export class QmpConnection implements JsonStreamSink {
   tooLarge(limit: number): void {
     this.writeReply({ error: { class: 'GenericError', desc: `JSON message size limit exceeded (${limit} bytes)` } });
     this.host.diagnostic({ code: 'qmp.message-too-large', client: this.id, limit });
-    this.dropped = true;
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    this.dropAfterLastReply();
   }
 
   // --- requests and replies ----------------------------------------------------------------------
@@ -132,18 +183,19 @@ export class QmpConnection implements JsonStreamSink {
 
   private complete(outcome: DispatchOutcome): void {
     if (outcome.fault !== undefined) this.host.diagnostic({ ...outcome.fault, client: this.id });
+    if (this.session.negotiated && this.negotiationTimer !== undefined) this.stopNegotiationTimers();
     this.writeReply(outcome.reply, outcome.command);
   }
 
   private writeReply(reply: QmpReply, command = '(none)'): void {
     let line: string;
     try {
-      line = JSON.stringify(reply);
+      line = replyText(reply);
     } catch (err) {
       // A handler result that JSON cannot carry (a BigInt or a cycle in `any`): a bug, reported.
       this.host.diagnostic({ code: 'qmp.reply-invalid', client: this.id, command, detail: String(err) });
       const desc = 'internal error: the reply cannot be serialised as JSON';
-      line = JSON.stringify(reply.id === undefined ? { error: { class: 'GenericError', desc } } : { error: { class: 'GenericError', desc }, id: reply.id });
+      line = replyText(reply.id === undefined ? { error: { class: 'GenericError', desc } } : { error: { class: 'GenericError', desc }, id: reply.id });
     }
     this.writeLine(line);
   }
@@ -156,4 +208,11 @@ export class QmpConnection implements JsonStreamSink {
       this.drop();
     }
   }
+}
+
+/** A reply line: `return` or `error`, then the request's `id` exactly as the client wrote it. */
+function replyText(reply: QmpReply): string {
+  const { id, ...rest } = reply;
+  const body = JSON.stringify(rest);
+  return id === undefined ? body : `${body.slice(0, -1)},"id":${jsonText(id)}}`;
 }

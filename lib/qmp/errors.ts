@@ -39,6 +39,12 @@ export type QmpDiagnostic =
   | { code: 'qmp.message-too-large'; client: number; limit: number }
   /** A client did not read its replies and events: more than `maxOutputBytes` were queued. */
   | { code: 'qmp.output-overflow'; client: number; limit: number }
+  /**
+   * A client did not complete capabilities negotiation in time: `deadline` — not within
+   * `negotiationTimeoutMs` of connecting; `idle` — no input for `unnegotiatedIdleMs`. It got an
+   * error and was disconnected.
+   */
+  | { code: 'qmp.negotiation-timeout'; client: number; reason: 'deadline' | 'idle'; limitMs: number }
   /** A connection beyond `MAX_CLIENTS` was refused. */
   | { code: 'qmp.too-many-clients'; limit: number }
   /** The socket of a client failed (reset by peer, …). */

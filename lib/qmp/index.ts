@@ -4,8 +4,12 @@ export { QmpServer, qmpTimestamp, type QmpServerAddress, type QmpEventData } fro
 export {
   DEFAULT_MAX_MESSAGE_BYTES,
   DEFAULT_MAX_OUTPUT_BYTES,
+  DEFAULT_NEGOTIATION_TIMEOUT_MS,
+  DEFAULT_UNNEGOTIATED_IDLE_MS,
   DEFAULT_VERSION,
   MAX_CLIENTS,
+  MAX_STRING_ARGUMENT_BYTES,
+  type QmpObject,
   type QmpServerOptions,
 } from './options.js';
 export { QmpError, genericError, type QmpErrorClass, type QmpDiagnostic } from './errors.js';
@@ -29,4 +33,12 @@ export type {
   QmpTypeRef,
 } from './schema-types.js';
 export { QMP_HANDLERS, type QmpArgs, type QmpResult, type QmpContext, type QmpHandler, type QmpSession } from './commands.js';
-export { JsonMessageStream, MAX_NESTING, type JsonStreamSink, type JsonValue, type JsonObject } from './json-stream.js';
+export {
+  JsonMessageStream,
+  MAX_INTEGER_DIGITS,
+  MAX_NESTING,
+  jsonText,
+  type JsonStreamSink,
+  type JsonValue,
+  type JsonObject,
+} from './json-stream.js';

@@ -7,21 +7,34 @@
 // arrive; after the first grammar error the rest of the message is only counted, and the error is
 // reported when the message ends — one error per message, worded as QEMU words it.
 //
+// Numbers: an integer literal (no fraction, no exponent) outside ±(2^53 - 1) becomes a bigint, so
+// an `id` goes back exactly as it came (`jsonText`) and an argument beyond what a number holds is
+// refused, never rounded (QEMU keeps int64/uint64 exactly and turns larger ones into doubles).
+//
 // Limits (each a QEMU behaviour unless noted): nesting deeper than MAX_NESTING reports
 // "JSON nesting depth limit exceeded" and drops the message; a message larger than
 // `maxMessageBytes` stops the stream for good (ours: the connection is then closed, where QEMU
-// would go on with a 64 MiB token limit).
+// would go on with a 64 MiB token limit); ours: an integer literal of more than MAX_INTEGER_DIGITS
+// digits is a parse error (QEMU would make it a double, or inf).
 
 import { JsonLexer, TokenType, type LexerSink } from './json-lexer.js';
 
-/** A parsed JSON value. Objects have a null prototype (no `__proto__` or inherited keys). */
-export type JsonValue = null | boolean | number | string | JsonValue[] | JsonObject;
+/**
+ * A parsed JSON value. Objects have a null prototype (no `__proto__` or inherited keys). Integer
+ * literals beyond ±(2^53 - 1) are bigints (exact); every other number is a number.
+ */
+export type JsonValue = null | boolean | number | bigint | string | JsonValue[] | JsonObject;
 export interface JsonObject {
   [key: string]: JsonValue;
 }
 
 /** QEMU's limit on brace + bracket depth (qobject/json-streamer.c MAX_NESTING). */
 export const MAX_NESTING = 1024;
+/**
+ * Longest integer literal taken (digits, without the sign): 64-bit values need 20; this bounds the
+ * cost of converting one to a bigint and back (superlinear in its length).
+ */
+export const MAX_INTEGER_DIGITS = 1024;
 /** Longest token text quoted back in a "stray" error, so the reply stays small. */
 const MAX_QUOTED_TOKEN_CHARS = 64;
 
@@ -219,9 +232,7 @@ export class JsonMessageStream implements LexerSink {
         return this.deliver(s);
       }
       case TokenType.Number:
-        // The lexer only lets RFC 8259 numbers through, which Number() reads exactly as JSON does
-        // (integers beyond 2^53 lose precision; QEMU keeps them as int64/uint64 or double).
-        return this.deliver(Number(utf8Lossy.decode(text)));
+        return this.number(utf8Lossy.decode(text));
       case TokenType.Keyword: {
         const k = keyword(text);
         if (k === undefined) return this.fail(`invalid keyword '${quoteToken(text)}'`);
@@ -230,6 +241,19 @@ export class JsonMessageStream implements LexerSink {
       default:
         return this.fail('expecting value');
     }
+  }
+
+  /**
+   * The lexer only lets RFC 8259 numbers through, which Number() reads as JSON does; an integer
+   * literal it cannot hold exactly becomes a bigint instead.
+   */
+  private number(s: string): void {
+    const n = Number(s);
+    if (Number.isSafeInteger(n) || s.includes('.') || s.includes('e') || s.includes('E')) return this.deliver(n);
+    if (s.length - (s.startsWith('-') ? 1 : 0) > MAX_INTEGER_DIGITS) {
+      return this.fail(`integer with more than ${MAX_INTEGER_DIGITS} digits`);
+    }
+    this.deliver(BigInt(s));
   }
 
   private close(): void {
@@ -251,6 +275,21 @@ export class JsonMessageStream implements LexerSink {
       parent.phase = 'comma-or-end';
     }
   }
+}
+
+/**
+ * The JSON text of a parsed value, compact: a bigint exactly as its digits, everything else as
+ * JSON.stringify writes it. What a request's `id` is echoed with.
+ */
+export function jsonText(v: JsonValue): string {
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return `[${v.map(jsonText).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .map((k) => `${JSON.stringify(k)}:${jsonText(v[k]!)}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
 function isValueStart(type: TokenType): boolean {

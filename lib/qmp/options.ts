@@ -4,6 +4,11 @@
 import { PassthroughList } from '../passthrough/passthrough.js';
 import type { QmpNetdev, QmpNic } from './nic.js';
 
+/** An object management names by id: a colo-compare or a net filter (QEMU `-object …,id=`). */
+export interface QmpObject {
+  readonly id: string;
+}
+
 export interface QmpServerOptions {
   /** The NICs management sees (net client names must be unique). */
   devices: readonly QmpNic[];
@@ -20,11 +25,20 @@ export interface QmpServerOptions {
   /** Largest backlog of unread output per client before the client is disconnected. */
   maxOutputBytes?: number;
   /**
+   * A client that has not completed `qmp_capabilities` this long after connecting gets an error
+   * and is disconnected, so it cannot hold one of the MAX_CLIENTS slots forever.
+   */
+  negotiationTimeoutMs?: number;
+  /** A client that sends nothing for this long before completing negotiation is disconnected sooner. */
+  unnegotiatedIdleMs?: number;
+  /**
    * The COLO objects management edits: `passthrough` is the list the colo-passthrough-* and
    * passthrough-filter-* commands change (share it with ColoCompare / MirrorFilter /
-   * RedirectorFilter). Default: a list of the server's own (`server.passthrough`).
+   * RedirectorFilter; default: a list of the server's own, `server.passthrough`); `objects` are
+   * the colo-compare and filter objects an entry's `object-name` may name (ids unique; taken as
+   * given at construction; default none). A name that is not among them is refused.
    */
-  colo?: { passthrough: PassthroughList };
+  colo?: { passthrough?: PassthroughList; objects?: readonly QmpObject[] };
 }
 
 /** Default message limit: far above any command in the schema, small enough to bound memory per client. */
@@ -35,6 +49,18 @@ export const MESSAGE_BYTES_RANGE = [1024, 64 * 1024 * 1024] as const;
 export const DEFAULT_MAX_OUTPUT_BYTES = 1024 * 1024;
 /** Output limits allowed: one reply must fit; more than 64 MiB queued for one client is never needed. */
 export const OUTPUT_BYTES_RANGE = [4096, 64 * 1024 * 1024] as const;
+/** Default negotiation deadline: tools negotiate right after the greeting; a person at a socat prompt needs well under a minute. */
+export const DEFAULT_NEGOTIATION_TIMEOUT_MS = 60_000;
+/** Default silence allowed before negotiating: long enough to type the command, short enough to free a slot soon. */
+export const DEFAULT_UNNEGOTIATED_IDLE_MS = 30_000;
+/** Negotiation timeouts allowed: 1 ms (tests) to an hour (a slot held longer is a leak, not a slow client). */
+export const NEGOTIATION_MS_RANGE = [1, 60 * 60 * 1000] as const;
+/**
+ * Longest string argument, in UTF-8 bytes: far above any name, address, port or protocol the
+ * commands take (QEMU ids are short; a DNS name is at most 253), and it bounds what a stored entry
+ * holds and what an error quotes back.
+ */
+export const MAX_STRING_ARGUMENT_BYTES = 256;
 /** Clients at once; with the output bound this caps the memory unread output can take. */
 export const MAX_CLIENTS = 64;
 /** Linux `sun_path` holds 108 bytes including the terminating NUL. */
@@ -51,7 +77,11 @@ export interface ResolvedOptions {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };
   maxMessageBytes: number;
   maxOutputBytes: number;
+  negotiationTimeoutMs: number;
+  unnegotiatedIdleMs: number;
   passthrough: PassthroughList;
+  /** Ids of `colo.objects`. */
+  coloObjectIds: ReadonlySet<string>;
 }
 
 function fail(option: string, allowed: string, got: unknown): never {
@@ -127,16 +157,24 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
     resolvedVersion = { qemu: { major, minor, micro }, package: pkg };
   }
 
-  let passthrough: PassthroughList;
-  if (options.colo === undefined) passthrough = new PassthroughList();
-  else {
-    const pl = (options.colo as { passthrough?: unknown } | null)?.passthrough;
-    if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/passthrough/passthrough.ts)', typeof pl);
-    passthrough = pl;
-  }
+  const colo: Record<string, unknown> = options.colo ?? {};
+  if (typeof colo !== 'object' || colo === null) fail('colo', 'an object { passthrough?, objects? }', colo);
+  const pl = colo['passthrough'] ?? new PassthroughList();
+  if (!(pl instanceof PassthroughList)) fail('colo.passthrough', 'a PassthroughList (lib/passthrough/passthrough.ts)', typeof pl);
+  const passthrough = pl;
+  const objects = colo['objects'] ?? [];
+  if (!Array.isArray(objects)) fail('colo.objects', 'an array of colo-compare and filter objects ({ id: string })', objects);
+  const coloObjectIds = new Set<string>();
+  objects.forEach((o: unknown, i) => {
+    const id = (o as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string' || id === '') fail(`colo.objects[${i}].id`, 'a non-empty string', id);
+    if (coloObjectIds.has(id)) fail(`colo.objects[${i}].id`, 'unique among the objects', id);
+    coloObjectIds.add(id);
+  });
 
   return {
     passthrough,
+    coloObjectIds,
     devices,
     path,
     netdevs,
@@ -144,5 +182,7 @@ export function resolveOptions(options: QmpServerOptions): ResolvedOptions {
     version: resolvedVersion,
     maxMessageBytes: intInRange('maxMessageBytes', options.maxMessageBytes, ...MESSAGE_BYTES_RANGE, DEFAULT_MAX_MESSAGE_BYTES),
     maxOutputBytes: intInRange('maxOutputBytes', options.maxOutputBytes, ...OUTPUT_BYTES_RANGE, DEFAULT_MAX_OUTPUT_BYTES),
+    negotiationTimeoutMs: intInRange('negotiationTimeoutMs', options.negotiationTimeoutMs, ...NEGOTIATION_MS_RANGE, DEFAULT_NEGOTIATION_TIMEOUT_MS),
+    unnegotiatedIdleMs: intInRange('unnegotiatedIdleMs', options.unnegotiatedIdleMs, ...NEGOTIATION_MS_RANGE, DEFAULT_UNNEGOTIATED_IDLE_MS),
   };
 }

@@ -10,7 +10,8 @@
 // Examples are exact exchanges, run against this fixture: version 7.2.0 package
 // "virtio-net-model"; one NIC `vnet0` attached to netdev `hostnet0`, link up, whose rx filter is
 // the one in the query-rx-filter example and whose counters are those in the
-// x-query-virtio-net-stats example. Exchanges run after capabilities negotiation unless marked
+// x-query-virtio-net-stats example; COLO objects (options.colo.objects) `object0`, `comp0` and
+// `m0`. Exchanges run after capabilities negotiation unless marked
 // `mode: 'negotiation'`; `partial: true` means the reply's list starts with the listed entries.
 
 import type { QmpExchange, QmpSchemaDef } from './schema-types.js';
@@ -189,10 +190,12 @@ export const QMP_SCHEMA = {
         "Adds an entry to the COLO passthrough list (lib/passthrough/passthrough.ts): packets of flows it " +
         "matches are not compared by colo-compare, nor mirrored or redirected. Every member is optional " +
         "and an absent one matches anything; 'protocol' is resolved like getprotobyname(3); " +
-        "'object-name' is the id of the colo-compare or filter the entry is for (absent: all); an entry " +
-        'matches both directions of a flow. The IPFlowSpec of the proposed QEMU 6.1 QAPI.',
+        "'object-name' is the id of the colo-compare or filter the entry is for (absent: all), one of " +
+        "the server's objects (options.colo.objects); an entry matches both directions of a flow. " +
+        'The IPFlowSpec of the proposed QEMU 6.1 QAPI.',
       data: { '*protocol': 'str', '*object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
       errors: [
+        { class: 'GenericError', desc: "object '%s' not found", when: "'object-name' names none of the server's colo objects (options.colo.objects)" },
         { class: 'GenericError', desc: 'passthrough entry already exists: %s', when: 'an equal entry is on the list' },
         { class: 'GenericError', desc: "unknown protocol '%s' (not in the system's protocol table)", when: 'getprotobyname does not know the protocol' },
         { class: 'GenericError', desc: "'source.host' must be an IP address (or '' for any), got '%s'", when: 'a host is not an IP literal (likewise destination)' },
@@ -230,7 +233,10 @@ export const QMP_SCHEMA = {
     'colo-passthrough-del': {
       doc: 'Deletes the passthrough entry equal to the arguments (same members and meaning as colo-passthrough-add).',
       data: { '*protocol': 'str', '*object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
-      errors: [{ class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' }],
+      errors: [
+        { class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' },
+        { class: 'GenericError', desc: "object '%s' not found", when: "'object-name' names none of the server's colo objects (options.colo.objects)" },
+      ],
       examples: examples([
         {
           '->': {
@@ -258,6 +264,7 @@ export const QMP_SCHEMA = {
       errors: [
         { class: 'GenericError', desc: 'passthrough entry already exists: %s', when: 'an equal entry is on the list' },
         { class: 'GenericError', desc: "unknown protocol '%s' (not in the system's protocol table)", when: 'getprotobyname does not know the protocol' },
+        { class: 'GenericError', desc: "object '%s' not found", when: "'object-name' names none of the server's colo objects (options.colo.objects)" },
       ],
       examples: examples([
         {
@@ -268,13 +275,20 @@ export const QMP_SCHEMA = {
           '->': { execute: 'passthrough-filter-add', arguments: { protocol: 'tcp' } },
           '<-': { error: { class: 'GenericError', desc: "Parameter 'object-name' is missing" } },
         },
+        {
+          '->': { execute: 'passthrough-filter-add', arguments: { protocol: 'tcp', 'object-name': 'nosuch' } },
+          '<-': { error: { class: 'GenericError', desc: "object 'nosuch' not found" } },
+        },
       ]),
     },
 
     'passthrough-filter-del': {
       doc: "colo-passthrough-del under the later revision's name, where 'object-name' is required.",
       data: { '*protocol': 'str', 'object-name': 'str', '*source': 'InetSocketAddressBase', '*destination': 'InetSocketAddressBase' },
-      errors: [{ class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' }],
+      errors: [
+        { class: 'GenericError', desc: 'passthrough entry not found: %s', when: 'no equal entry is on the list' },
+        { class: 'GenericError', desc: "object '%s' not found", when: "'object-name' names none of the server's colo objects (options.colo.objects)" },
+      ],
       examples: examples([
         {
           '->': { execute: 'passthrough-filter-del', arguments: { protocol: 'icmp', 'object-name': 'm0' } },

@@ -60,7 +60,15 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     }
     // A NIC's own name wins over a netdev of the same name.
     for (const id of nics.keys()) netdevIds.delete(id);
-    this.context = { nics, netdevIds, nicsOfNetdev, offeredCapabilities: [], version: this.options.version, passthrough: this.options.passthrough };
+    this.context = {
+      nics,
+      netdevIds,
+      nicsOfNetdev,
+      offeredCapabilities: [],
+      version: this.options.version,
+      passthrough: this.options.passthrough,
+      coloObjectIds: this.options.coloObjectIds,
+    };
   }
 
   /** The COLO passthrough list the server's commands edit (`options.colo.passthrough`, or its own). */
@@ -135,6 +143,8 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       greetingLine: JSON.stringify({ QMP: { version: this.options.version, capabilities: this.context.offeredCapabilities } }),
       maxMessageBytes: this.options.maxMessageBytes,
       maxOutputBytes: this.options.maxOutputBytes,
+      negotiationTimeoutMs: this.options.negotiationTimeoutMs,
+      unnegotiatedIdleMs: this.options.unnegotiatedIdleMs,
       diagnostic: (d) => this.emit('diagnostic', d),
       closed: (conn) => this.connections.delete(conn),
     };

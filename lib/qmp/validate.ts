@@ -4,6 +4,11 @@
 //     "Parameter 'x' is missing", "Invalid parameter type for 'x', expected: string",
 //     "Parameter 'x' is unexpected", "Parameter 'x' does not accept value 'v'",
 //     "Parameter 'x' expects uint16_t" (out of range) / "... expects uint64" (not an integer).
+//   Ours, in QEMU's "Parameter '%s' expects %s" form: an integer literal beyond ±(2^53 - 1) (a
+//   bigint from the JSON stream) where QEMU would take it as an `int` or `number` — "Parameter 'x'
+//   expects a value between -9007199254740991 and 9007199254740991" — since a number cannot hold
+//   it exactly; and a string argument over MAX_STRING_ARGUMENT_BYTES — "Parameter 'x' expects a
+//   string of at most 256 bytes".
 //   Members are checked in schema order, unexpected members after them. Names are full paths
 //   ('a.b', 'a[0]'), except in the enum text, which QEMU words with the member's own name and
 //   'null' for a list element.
@@ -11,11 +16,16 @@
 //   only what the schema declares goes on the wire (as QEMU's output visitor does).
 
 import type { JsonObject, JsonValue } from './json-stream.js';
+import { MAX_STRING_ARGUMENT_BYTES } from './options.js';
 import type { QmpMembers, QmpTypeDef, QmpTypeRef } from './schema-types.js';
 
 type Types = { readonly [name: string]: QmpTypeDef };
 
 const UINT_MAX = { uint8: 0xff, uint16: 0xffff, uint32: 0xffffffff } as const;
+/** What QEMU's JSON parser keeps as an integer (beyond it: a double). */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
 
 export function isJsonObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -58,6 +68,8 @@ function checkStruct(members: QmpMembers, obj: JsonObject, prefix: string, types
 /** `local` is the member's own name, or null for a list element (QEMU's enum wording uses it). */
 function checkValue(type: QmpTypeRef, v: JsonValue, full: string, local: string | null, types: Types): string | undefined {
   const expected = (what: string): string => `Invalid parameter type for '${full}', expected: ${what}`;
+  const inexact = (): string =>
+    `Parameter '${full}' expects a value between ${-Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}`;
   if (typeof type !== 'string') {
     if (!Array.isArray(v)) return expected('array');
     for (let i = 0; i < v.length; i++) {
@@ -68,16 +80,25 @@ function checkValue(type: QmpTypeRef, v: JsonValue, full: string, local: string 
   }
   switch (type) {
     case 'str':
-      return typeof v === 'string' ? undefined : expected('string');
+      if (typeof v !== 'string') return expected('string');
+      // Cheap first test: a string of n UTF-16 units takes at least n UTF-8 bytes.
+      return v.length <= MAX_STRING_ARGUMENT_BYTES / 3 || Buffer.byteLength(v) <= MAX_STRING_ARGUMENT_BYTES
+        ? undefined
+        : `Parameter '${full}' expects a string of at most ${MAX_STRING_ARGUMENT_BYTES} bytes`;
     case 'bool':
       return typeof v === 'boolean' ? undefined : expected('boolean');
     case 'number':
+      if (typeof v === 'bigint') return inexact();
       return typeof v === 'number' ? undefined : expected('number');
     case 'int':
+      // QEMU takes any int64; beyond that its parser made a double, which it refuses as such.
+      if (typeof v === 'bigint') return v >= INT64_MIN && v <= INT64_MAX ? inexact() : expected('integer');
       return Number.isSafeInteger(v) ? undefined : expected('integer');
     case 'uint8':
     case 'uint16':
     case 'uint32':
+      // QEMU reads an int64 or uint64 (a negative one wraps) and range-checks it; a double is not a uint64.
+      if (typeof v === 'bigint') return v >= INT64_MIN && v <= UINT64_MAX ? `Parameter '${full}' expects ${type}_t` : `Parameter '${full}' expects uint64`;
       if (!Number.isSafeInteger(v)) return `Parameter '${full}' expects uint64`;
       return (v as number) >= 0 && (v as number) <= UINT_MAX[type] ? undefined : `Parameter '${full}' expects ${type}_t`;
     case 'any':

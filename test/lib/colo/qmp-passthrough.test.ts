@@ -29,7 +29,8 @@ describe('lib/colo passthrough over QMP with QEMU python qemu.qmp client', funct
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'qmp-colo-'));
     list = new PassthroughList();
-    server = new QmpServer({ devices: [], path: join(dir, 'qmp.sock'), colo: { passthrough: list } });
+    // The objects entries may name: comp0 (the colo-compare the first test builds) and a filter m0.
+    server = new QmpServer({ devices: [], path: join(dir, 'qmp.sock'), colo: { passthrough: list, objects: [{ id: 'comp0' }, { id: 'm0' }] } });
     await server.listen();
     if (!setup.ok) throw new Error('unreachable');
     py = await PythonQmpClient.start(server.address.path, setup);

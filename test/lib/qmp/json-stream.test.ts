@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { JsonMessageStream, MAX_NESTING, type JsonValue } from '../../../lib/qmp/index.js';
+import { JsonMessageStream, MAX_INTEGER_DIGITS, MAX_NESTING, jsonText, type JsonValue } from '../../../lib/qmp/index.js';
 
 type Event = { message: JsonValue } | { invalid: string } | { tooLarge: number };
 
@@ -27,9 +27,12 @@ function run(text: string | Uint8Array, maxBytes?: number): Event[] {
   return events;
 }
 
-/** Plain objects for comparison (the stream builds null-prototype objects). */
+/**
+ * Plain objects for comparison (the stream builds null-prototype objects). A bigint (an integer
+ * literal beyond 2^53) becomes the number JSON.parse would make of the same text.
+ */
 function plain(events: Event[]): unknown {
-  return JSON.parse(JSON.stringify(events));
+  return JSON.parse(JSON.stringify(events, (_k, v: unknown) => (typeof v === 'bigint' ? Number(v) : v)));
 }
 
 describe('lib/qmp json-stream', () => {
@@ -58,6 +61,31 @@ describe('lib/qmp json-stream', () => {
     expect(events).to.deep.equal([]);
     stream.feed(enc.encode('3 '));
     expect(events).to.deep.equal([{ message: 123 }]);
+  });
+
+  it('integers_beyond_2_53_parse_exactly_and_print_back_unchanged', () => {
+    const text = '[9007199254740993,-9223372036854775809,18446744073709551615,9007199254740991,-9007199254740992,1e20,0.5,-0]';
+    const [e] = run(`${text} `) as { message: JsonValue[] }[];
+    expect(e!.message).to.deep.equal([9007199254740993n, -9223372036854775809n, 18446744073709551615n, 9007199254740991, -9007199254740992n, 1e20, 0.5, -0]);
+    // Other numbers are doubles, written as JSON.stringify writes them (the same values).
+    expect(jsonText(e!.message)).to.equal(text.replace('1e20', '100000000000000000000').replace('-0]', '0]'));
+    // Every integer literal a client may send as an id (any length up to the limit) comes back as sent.
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 60n), max: 10n ** 60n }), (n) => {
+        const [m] = run(`{"id":${n}} `) as { message: { id: JsonValue } }[];
+        expect(jsonText(m!.message.id)).to.equal(String(n));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('integer_longer_than_the_digit_limit_is_a_parse_error_not_a_rounded_number', () => {
+    const limit = '7'.repeat(MAX_INTEGER_DIGITS);
+    expect(run(`[${limit},-${limit}] `)).to.deep.equal([{ message: [BigInt(limit), -BigInt(limit)] }]);
+    expect(run(`{"id":${limit}7}{"id":1}`)).to.deep.equal([
+      { invalid: `JSON parse error, integer with more than ${MAX_INTEGER_DIGITS} digits` },
+      { message: { id: 1 } },
+    ]);
   });
 
   it('strings_decode_escapes_utf8_and_surrogate_pairs', () => {

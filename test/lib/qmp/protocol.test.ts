@@ -107,6 +107,26 @@ describe('lib/qmp protocol', () => {
     expect(await c.execute('query-version')).to.not.have.property('id');
   });
 
+  it('id_with_integers_beyond_2_53_is_echoed_exactly', async () => {
+    const c = await client();
+    const ids = [
+      '18446744073709551615',
+      '-9223372036854775808',
+      '-18446744073709551617',
+      '9007199254740993',
+      '123456789012345678901234567890',
+      '[9007199254740993,{"a":-9007199254740993,"b":"9007199254740993"}]',
+    ];
+    for (const id of ids) {
+      for (const command of ['query-version', 'nope']) {
+        c.send(`{"execute":"${command}","id":${id}}`);
+        await c.reply(command);
+        expect(c.rawLines.at(-1)).to.match(/^\{"(return|error)":/);
+        expect(c.rawLines.at(-1)!.endsWith(`,"id":${id}}`), c.rawLines.at(-1)).to.equal(true);
+      }
+    }
+  });
+
   it('malformed_requests_get_qemus_texts', async () => {
     const c = await client();
     const cases: [string, unknown][] = [

@@ -117,6 +117,26 @@ describe('lib/qmp compared with QEMU 7.2', function () {
     expect(differences, differences.join('\n')).to.deep.equal([]);
   });
 
+  it('ids_with_64_bit_integers_are_echoed_digit_for_digit_like_qemu', async () => {
+    // QEMU keeps int64 and uint64 exactly (beyond them it prints a double; we keep every digit).
+    const ids = ['18446744073709551615', '-9223372036854775808', '9007199254740993', '[9007199254740993,{"a":-9007199254740993}]'];
+    const echoed = async (path: string, id: string): Promise<string> => {
+      const c = await RawQmpClient.negotiated(path);
+      try {
+        c.send(`{"execute":"query-version","id":${id}}`);
+        await c.reply('query-version');
+        const raw = c.rawLines.at(-1)!;
+        return raw.slice(raw.lastIndexOf('"id":') + 5, -1).replace(/\s/g, '');
+      } finally {
+        c.close();
+      }
+    };
+    for (const id of ids) {
+      expect(await echoed(qemuPath, id), `qemu, id ${id}`).to.equal(id);
+      expect(await echoed(server.address.path, id), `ours, id ${id}`).to.equal(id);
+    }
+  });
+
   it('same_replies_to_generated_requests', async () => {
     const name = fc.oneof(fc.constantFrom('vnet0', 'hostnet0'), fc.string({ maxLength: 8 }));
     const value = fc.oneof(fc.string({ maxLength: 6 }), fc.integer(), fc.boolean(), fc.constant(null), fc.constant([]), fc.constant({}));

@@ -105,7 +105,7 @@ describe('lib/qmp schema', () => {
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'qmp-schema-'));
       nic = fixtureNic();
-      server = new QmpServer({ devices: [nic], path: join(dir, 'qmp.sock') });
+      server = new QmpServer({ devices: [nic], path: join(dir, 'qmp.sock'), colo: { objects: [{ id: 'object0' }, { id: 'comp0' }, { id: 'm0' }] } });
       await server.listen();
     });
     afterEach(async () => {
