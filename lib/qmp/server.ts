@@ -12,14 +12,13 @@
 
 import { EventEmitter } from 'node:events';
 import type { PassthroughList } from '../passthrough/passthrough.js';
-import { chmod, lstat, mkdtemp, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { listenUnixPrivate, type UnixSocketFile } from '../chardev/unix-socket-file.js';
 import type { QmpContext } from './commands.js';
 import { QmpConnection, type ConnectionHost } from './connection.js';
 import type { QmpDiagnostic } from './errors.js';
 import { attachedNetdevId, type QmpNic, type QmpRxFilterChanged } from './nic.js';
-import { MAX_CLIENTS, MAX_UNIX_PATH_BYTES, resolveOptions, type QmpServerOptions, type ResolvedOptions } from './options.js';
+import { MAX_CLIENTS, resolveOptions, type QmpServerOptions, type ResolvedOptions } from './options.js';
 import { QMP_SCHEMA, type QmpEventName, type QmpSchema } from './schema.js';
 import type { QmpMembersValue } from './schema-types.js';
 import { projectStruct } from './validate.js';
@@ -43,7 +42,7 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
   private readonly nicListeners: { nic: QmpNic; listener: (e: QmpRxFilterChanged) => void }[] = [];
   private state: State = 'new';
   private nextClient = 1;
-  private socketIno: number | undefined;
+  private socketFile: UnixSocketFile | undefined;
   private tcpAddress: { host: string; port: number } | undefined;
 
   constructor(options: QmpServerOptions) {
@@ -113,12 +112,9 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     for (const conn of this.connections) conn.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
     this.servers.length = 0;
-    if (this.socketIno !== undefined) {
-      // Only our own socket: another server may have replaced it at the same path since.
-      const st = await stat(this.options.path).catch(() => undefined);
-      if (st !== undefined && st.ino === this.socketIno) await unlink(this.options.path).catch(() => undefined);
-      this.socketIno = undefined;
-    }
+    // Only our own socket: another server may have replaced it at the same path since.
+    await this.socketFile?.remove();
+    this.socketFile = undefined;
   }
 
   /**
@@ -165,29 +161,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     return server;
   }
 
+  /** The socket file is 0600 and removed on close only while it is still ours (unix-socket-file.ts). */
   private async listenUnix(): Promise<void> {
-    const path = resolve(this.options.path);
-    const existing = await lstat(path).catch(() => undefined);
-    if (existing !== undefined && !existing.isSocket()) {
-      throw new Error(`QmpServer: options.path ${this.options.path} exists and is not a socket; refusing to replace it`);
-    }
-    const staging = await mkdtemp(join(dirname(path), '.q'));
-    const stagedPath = join(staging, 's');
-    try {
-      if (Buffer.byteLength(stagedPath) > MAX_UNIX_PATH_BYTES) {
-        throw new Error(
-          `QmpServer: options.path ${this.options.path}: its directory is too long to stage the socket in ` +
-            `(needs ${Buffer.byteLength(stagedPath)} of at most ${MAX_UNIX_PATH_BYTES} bytes)`,
-        );
-      }
-      await this.listenOn(this.createServer(), { path: stagedPath });
-      await chmod(stagedPath, 0o600);
-      await rename(stagedPath, path);
-      this.socketIno = (await stat(path)).ino;
-    } finally {
-      await unlink(stagedPath).catch(() => undefined);
-      await rmdir(staging).catch(() => undefined);
-    }
+    const server = this.createServer();
+    this.socketFile = await listenUnixPrivate('QmpServer: options.path', this.options.path, (path) => this.listenOn(server, { path }));
   }
 
   private async listenTcp(tcp: { port: number; host: string }): Promise<void> {
