@@ -14,7 +14,7 @@ import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { GuestMemory } from '../virtqueue/guest-memory.js';
 import { DescriptorChain } from '../virtqueue/descriptor-chain.js';
 import { SplitQueue } from '../virtqueue/split-queue.js';
-import { DriverRing } from '../test/support/driver-ring.js';
+import { GuestRing } from '../lib/driver/guest-ring.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -42,7 +42,7 @@ interface Rig {
 /** A queue whose driver side keeps re-offering the same prebuilt chains (no allocation). */
 function queueRig(c: Case): Rig {
   const memory = new GuestMemory(1 << 20);
-  const ring = new DriverRing(memory, { size: QUEUE_SIZE });
+  const ring = new GuestRing(memory, { size: QUEUE_SIZE });
   const perChain = c.indirect ? 1 : c.descriptors;
   const batch = Math.floor(QUEUE_SIZE / perChain);
   const heads: number[] = [];
@@ -89,7 +89,7 @@ function queueRig(c: Case): Rig {
  *  the avail entry and `descriptors` descriptors, and a used element write, per pair. */
 function baselineRig(c: Case): Rig {
   const memory = new GuestMemory(1 << 20);
-  const ring = new DriverRing(memory, { size: QUEUE_SIZE });
+  const ring = new GuestRing(memory, { size: QUEUE_SIZE });
   const batch = Math.floor(QUEUE_SIZE / (c.indirect ? 1 : c.descriptors));
   const v = (addr: number, len: number) => {
     const u = memory.view(addr, len)!;

@@ -22,7 +22,7 @@ import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { RxFilterState, acceptFrame, RxVerdict } from '../devices/virtio-net/rx-filter.js';
 import { parseMac } from '../devices/virtio-net/mac.js';
 import { NetRig, ethFrame, le16 } from '../test/support/net-rig.js';
-import type { DriverRing } from '../test/support/driver-ring.js';
+import type { GuestRing } from '../lib/driver/guest-ring.js';
 import { MemoryNetdev } from '../lib/netdev/memory-netdev.js';
 import { CtrlClass, CtrlRx, CtrlVlan } from '../devices/virtio-net/constants.js';
 
@@ -239,7 +239,7 @@ const FRAMES = 99_840; // 10^5 rounded down to whole chunks
 const CHUNK = 640;
 
 /** Writes avail entries for `heads` and the new idx, as a driver re-offering buffers does. */
-function reoffer(ring: DriverRing, view: DataView, heads: Uint16Array, state: { idx: number }): void {
+function reoffer(ring: GuestRing, view: DataView, heads: Uint16Array, state: { idx: number }): void {
   const mask = ring.size - 1;
   for (let i = 0; i < heads.length; i++) view.setUint16(4 + 2 * ((state.idx + i) & mask), heads[i]!, true);
   state.idx = (state.idx + heads.length) & 0xffff;

@@ -1,6 +1,7 @@
 // Walking and validating one descriptor chain (VIRTIO 1.2 §2.7.5 descriptor table, §2.7.5.2 total
 // length and loops, §2.7.5.3 indirect descriptors, §2.7.4.2 readable before writable). The full list
-// of checks, with sections, is the doc comment of `ChainError` in queue-errors.ts.
+// of checks, with sections, is the doc comment of `ChainError` in queue-errors.ts. One loop walks the
+// descriptor table and, from an INDIRECT descriptor on, that indirect table.
 //
 // Every descriptor field is read exactly once into a local (guest memory may be shared with running
 // vCPUs) and every check is made on that local. Direct descriptors come from the queue's cached view
@@ -37,6 +38,10 @@ export class ChainWalker {
   private entryLen = 0;
   private entryFlags = 0;
   private entryNext = 0;
+  /** The indirect table being walked, and the descriptor that points to it. */
+  private tableAddr = 0;
+  private tableLen = 0;
+  private tableIndex = 0;
 
   constructor(
     private readonly memory: GuestMemoryAccess,
@@ -47,90 +52,82 @@ export class ChainWalker {
     this.desc = desc;
   }
 
-  /** Fills `chain` from the chain at `head` (< size), or returns why it is malformed. */
+  /**
+   * Fills `chain` from the chain at `head` (< size), or returns why it is malformed.
+   *
+   * One loop walks both tables: it starts in the descriptor table (read through the cached view)
+   * and, at a descriptor with VIRTQ_DESC_F_INDIRECT, moves into that indirect table (read through
+   * the memory accessors) for the rest of the chain. `indirect` says which table it is in, and
+   * `entries` is that table's length, the bound for `next`. The checks and their order per table
+   * are the validation list of queue-errors.ts: in the descriptor table an INDIRECT descriptor is
+   * checked before it is counted; in an indirect table every entry is counted first, then refused
+   * if it is INDIRECT (nested). One test of the INDIRECT flag serves both tables, so a direct
+   * descriptor costs what it cost in a loop of its own (bench/queue.bench.ts).
+   */
   walk(chain: DescriptorChain, head: number): ChainError | null {
     const memory = this.memory;
     const desc = this.desc;
     const size = this.size;
     chain.begin(head, memory);
+    let indirect = false;
+    let entries = size;
     let index = head;
     let count = 0;
     let total = 0;
     let writable = false;
     for (;;) {
-      const o = index * DESC_SIZE;
-      const addr = desc.getUint32(o + DESC_ADDR, true) + desc.getUint32(o + DESC_ADDR + 4, true) * TWO_POW_32;
-      const len = desc.getUint32(o + DESC_LEN, true);
-      const flags = desc.getUint16(o + DESC_FLAGS, true);
-      const next = desc.getUint16(o + DESC_NEXT, true);
+      let addr: number;
+      let len: number;
+      let flags: number;
+      let next: number;
+      if (!indirect) {
+        const o = index * DESC_SIZE;
+        addr = desc.getUint32(o + DESC_ADDR, true) + desc.getUint32(o + DESC_ADDR + 4, true) * TWO_POW_32;
+        len = desc.getUint32(o + DESC_LEN, true);
+        flags = desc.getUint16(o + DESC_FLAGS, true);
+        next = desc.getUint16(o + DESC_NEXT, true);
+      } else {
+        if (!this.readEntry(this.tableAddr + index * DESC_SIZE)) {
+          return { code: 'chain.indirect-outside-memory', head, index: this.tableIndex, addr: this.tableAddr, len: this.tableLen };
+        }
+        addr = this.entryAddr;
+        len = this.entryLen;
+        flags = this.entryFlags;
+        next = this.entryNext;
+      }
       if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) {
+        if (indirect) {
+          // Nested: refused after the loop guard, which counts this entry first.
+          return count + 1 > size ? { code: 'chain.too-many-descriptors', head, count: count + 1 } : { code: 'chain.indirect-nested', head, index };
+        }
         if (!this.indirectDesc) return { code: 'chain.indirect-not-negotiated', head, index };
         if ((flags & VIRTQ_DESC_F_NEXT) !== 0) return { code: 'chain.indirect-with-next', head, index };
         if (len === 0 || len % DESC_SIZE !== 0) return { code: 'chain.indirect-bad-length', head, index, length: len };
         if (!memory.contains(addr, len)) return { code: 'chain.indirect-outside-memory', head, index, addr, len };
-        return this.walkIndirect(chain, head, index, addr, len, count, total, writable);
+        // The table ends the chain (§2.7.5.3.2): walk its entries from 0, bounded by its length.
+        indirect = true;
+        entries = len / DESC_SIZE;
+        this.tableIndex = index;
+        this.tableAddr = addr;
+        this.tableLen = len;
+        index = 0;
+        continue;
       }
       count++;
       if (count > size) return { code: 'chain.too-many-descriptors', head, count };
       if ((flags & VIRTQ_DESC_F_WRITE) !== 0) writable = true;
-      else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect: false };
+      else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect };
       if (len !== 0) {
-        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect: false };
+        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect };
         total += len;
         if (total >= MAX_CHAIN_BYTES) return { code: 'chain.too-long', head, total };
         chain.addRegion(addr, len, writable);
       }
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      if (next >= size) return { code: 'chain.next-out-of-range', head, index, next, indirect: false };
+      if (next >= entries) return { code: 'chain.next-out-of-range', head, index, next, indirect };
       index = next;
     }
-    chain.finish(count, false);
-    return null;
-  }
-
-  /** Continues the walk inside an indirect table `[tableAddr, tableAddr + tableLen)` (checked to be
-   *  inside memory, length a non-zero multiple of 16). */
-  private walkIndirect(
-    chain: DescriptorChain,
-    head: number,
-    tableIndex: number,
-    tableAddr: number,
-    tableLen: number,
-    countBefore: number,
-    totalBefore: number,
-    writableBefore: boolean,
-  ): ChainError | null {
-    const memory = this.memory;
-    const size = this.size;
-    const entries = tableLen / DESC_SIZE;
-    let count = countBefore;
-    let total = totalBefore;
-    let writable = writableBefore;
-    let index = 0;
-    for (;;) {
-      if (!this.readEntry(tableAddr + index * DESC_SIZE)) {
-        return { code: 'chain.indirect-outside-memory', head, index: tableIndex, addr: tableAddr, len: tableLen };
-      }
-      const addr = this.entryAddr;
-      const len = this.entryLen;
-      const flags = this.entryFlags;
-      const next = this.entryNext;
-      count++;
-      if (count > size) return { code: 'chain.too-many-descriptors', head, count };
-      if ((flags & VIRTQ_DESC_F_INDIRECT) !== 0) return { code: 'chain.indirect-nested', head, index };
-      if ((flags & VIRTQ_DESC_F_WRITE) !== 0) writable = true;
-      else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect: true };
-      if (len !== 0) {
-        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect: true };
-        total += len;
-        if (total >= MAX_CHAIN_BYTES) return { code: 'chain.too-long', head, total };
-        chain.addRegion(addr, len, writable);
-      }
-      if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
-      if (next >= entries) return { code: 'chain.next-out-of-range', head, index, next, indirect: true };
-      index = next;
-    }
-    chain.finish(count, true);
+    chain.finish(count, indirect);
     return null;
   }
 

@@ -6,7 +6,7 @@
 // link up (PROMISC 0, ALLMULTI 0, MAC TABLE_SET 0 + 2), as bench/ctrl.bench.ts sends it.
 
 import { GuestMemory } from '../../virtqueue/guest-memory.js';
-import { DriverRing } from '../../test/support/driver-ring.js';
+import { GuestRing } from '../../lib/driver/guest-ring.js';
 import { macTable } from '../../test/support/net-rig.js';
 import { CtrlClass, CtrlMac, CtrlRx } from '../../devices/virtio-net/constants.js';
 import type { Work } from './timing.js';
@@ -25,7 +25,7 @@ export function linuxRxModeBurst(): [number, number, Uint8Array][] {
 /** A Work doing n commands' worth of ring traffic; returns commands "acked". */
 export function ctrlReference(): Work {
   const memory = new GuestMemory(1 << 20);
-  const ring = new DriverRing(memory, { size: RING });
+  const ring = new GuestRing(memory, { size: RING });
   const commands = linuxRxModeBurst();
   const heads: number[] = [];
   for (let i = 0; i < Math.floor(RING / 3); i++) {

@@ -3,11 +3,11 @@
 //
 // The device is the real one — `VirtioNetDevice` over a `VirtioMmioTransport`, initialised with
 // Linux's sequence (test/support/driver-transport.ts) — and the rings are built once with the
-// test's `DriverRing`. The loop then plays the guest cheaply: it re-offers the same prebuilt
-// chains by writing avail entries and `avail.idx` through one DataView, notifies only when the
-// device asked for it (avail_event with EVENT_IDX, else VIRTQ_USED_F_NO_NOTIFY, as Linux's
-// virtqueue_kick_prepare decides), re-arms `used_event` and acknowledges the interrupt once per
-// batch (as Linux's NAPI poll does). None of that allocates, so what a batch costs is the
+// driver ring, `GuestRing` (lib/driver/guest-ring.ts). The loop then plays the guest cheaply: it
+// re-offers the same prebuilt chains by writing avail entries and `avail.idx` through one
+// DataView, notifies only when the device asked for it (avail_event with EVENT_IDX, else
+// VIRTQ_USED_F_NO_NOTIFY, as Linux's virtqueue_kick_prepare decides), re-arms `used_event` and
+// acknowledges the interrupt once per batch (as Linux's NAPI poll does). None of that allocates, so what a batch costs is the
 // device's work plus a few ring writes. Every batch checks the device completed every chain.
 
 import { GuestMemory } from '../../virtqueue/guest-memory.js';
@@ -15,7 +15,7 @@ import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
-import { DriverRing } from '../../test/support/driver-ring.js';
+import { GuestRing } from '../../lib/driver/guest-ring.js';
 import { driverFor, initDevice } from '../../test/support/driver-transport.js';
 import type { DriverTransport } from '../../test/support/driver-transport.js';
 import { ALL_FEATURES } from '../../test/support/net-rig.js';
@@ -62,7 +62,7 @@ class LoopQueue {
 
   constructor(
     readonly index: number,
-    readonly ring: DriverRing,
+    readonly ring: GuestRing,
     memory: GuestMemory,
   ) {
     this.avail = dataView(memory, ring.availRing, 6 + 2 * ring.size);
@@ -112,7 +112,7 @@ export class NetLoop {
       },
     });
     this.driver = driverFor(this.transport);
-    const ring = (base: number) => new DriverRing(this.memory, { size: this.size, base, heapEnd: base + QUEUE_SPAN });
+    const ring = (base: number) => new GuestRing(this.memory, { size: this.size, base, heapEnd: base + QUEUE_SPAN });
     this.rx = new LoopQueue(RX, ring(RX_BASE), this.memory);
     this.tx = new LoopQueue(TX, ring(TX_BASE), this.memory);
     const ctrl = ring(CTRL_BASE);

@@ -4,8 +4,9 @@
 // receive queue full, send control commands and busy-wait for the ack (here: the device answers
 // synchronously on the notify), transmit frames, and service interrupts.
 //
-// The scripted guest of `virtio-net run` and the benchmarks use it. Register numbers are this
-// driver's own copy of §4.2.2, independent of devices/virtio.
+// The scripted guest of `virtio-net run` uses it. Register numbers are this driver's own copy of
+// §4.2.2, independent of devices/virtio. Its rings are `GuestRing`s with one fixed buffer per
+// descriptor and the legacy layout (used ring on a 4096 boundary, §2.7.2).
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { GuestRing } from './guest-ring.js';
@@ -70,6 +71,8 @@ export class GuestNetDriver {
   readonly rx: GuestRing;
   readonly tx: GuestRing;
   readonly ctrl: GuestRing;
+  /** Size of each receive buffer. */
+  readonly rxBufferSize: number;
   negotiated = 0n;
   private hdrLen = 12;
   private ctrlIndex = 2;
@@ -86,13 +89,16 @@ export class GuestNetDriver {
     const rxSize = options.rxQueueSize ?? 256;
     const txSize = options.txQueueSize ?? 256;
     const rxBuf = options.rxBufferSize ?? 2048;
+    this.rxBufferSize = rxBuf;
     let at = base;
     const place = (size: number, bufferSize: number): GuestRing => {
-      const ringBase = at;
-      at += align(GuestRing.ringBytes(size), 4096);
-      const buffers = at;
-      at += align(size * bufferSize, 4096);
-      return new GuestRing(memory, { size, base: ringBase, buffers, bufferSize });
+      if (!Number.isInteger(size) || size < 1 || size > 32768 || (size & (size - 1)) !== 0) {
+        throw new RangeError(`GuestNetDriver: queue size must be a power of two in 1..32768, got ${size}`);
+      }
+      const layout = GuestRing.layout({ size, base: at, usedAlign: 4096 });
+      const slots = { base: align(layout.end, 4096), bufferSize };
+      at = slots.base + align(size * bufferSize, 4096);
+      return new GuestRing(memory, { size, ...layout, slots, heapStart: at, heapEnd: at });
     };
     this.rx = place(rxSize, rxBuf);
     this.tx = place(txSize, 2048);
@@ -157,12 +163,12 @@ export class GuestNetDriver {
 
   /** One control command; returns the ack byte (0 OK, 1 ERR), or -1 when no answer came. */
   command(ctrlClass: number, command: number, ...payload: Uint8Array[]): number {
-    const head = this.ctrl.add([Uint8Array.of(ctrlClass, command), ...payload], [1]);
+    const head = add(this.ctrl, [Uint8Array.of(ctrlClass, command), ...payload], [1]);
     if (head < 0) return -1;
     this.w(R.queueNotify, this.ctrlIndex);
     let ack = -1;
-    this.ctrl.collect((c, descs) => {
-      if (c.head === head) ack = this.memory.readU8(this.ctrl.bufferAddress(descs[descs.length - 1]!));
+    this.ctrl.collect((e, buffers) => {
+      if (e.id === head) ack = this.memory.readU8(buffers[buffers.length - 1]!.addr);
     });
     return ack;
   }
@@ -170,7 +176,7 @@ export class GuestNetDriver {
   /** Queues one frame (header zeroed) and notifies. False when the transmit ring is full. */
   transmit(frame: Uint8Array): boolean {
     this.tx.collect(() => undefined);
-    const head = this.tx.add([new Uint8Array(this.hdrLen), frame], []);
+    const head = add(this.tx, [new Uint8Array(this.hdrLen), frame], []);
     if (head < 0) return false;
     this.w(R.queueNotify, 1);
     return true;
@@ -182,11 +188,10 @@ export class GuestNetDriver {
     if (isr !== 0) this.w(R.interruptAck, isr);
     if ((isr & ISR_CONFIG) !== 0) this.configChanges++;
     this.tx.collect(() => undefined);
-    const got = this.rx.collect((c, descs) => {
-      const addr = this.rx.bufferAddress(descs[0]!);
-      const len = Math.min(c.len, this.rx.bufferSize);
+    const got = this.rx.collect((e, buffers) => {
+      const len = Math.min(e.len, this.rxBufferSize);
       const bytes = new Uint8Array(len);
-      this.memory.read(addr, bytes);
+      this.memory.read(buffers[0]!.addr, bytes);
       this.inbox.push({ header: bytes.slice(0, this.hdrLen), frame: bytes.slice(this.hdrLen) });
     });
     if (got > 0) this.refillRx();
@@ -200,7 +205,7 @@ export class GuestNetDriver {
   private refillRx(): void {
     let added = 0;
     while (this.rx.freeDescriptors > 0) {
-      if (this.rx.add([], [this.rx.bufferSize], false) < 0) break;
+      if (add(this.rx, [], [this.rxBufferSize], false) < 0) break;
       added++;
     }
     if (added > 0) {
@@ -229,6 +234,18 @@ export class GuestNetDriver {
   private w(off: number, v: number): void {
     this.regs.write(off, 4, v >>> 0);
   }
+}
+
+/**
+ * Adds one chain to `ring`: a readable descriptor per `readable` entry (its bytes copied into the
+ * descriptor's buffer), then a writable descriptor per `writable` length. Returns the head, or -1
+ * when there are not enough free descriptors. Publishes avail.idx unless `publish` is false.
+ */
+function add(ring: GuestRing, readable: readonly Uint8Array[], writable: readonly number[], publish = true): number {
+  const n = readable.length + writable.length;
+  if (n === 0 || n > ring.freeDescriptors) return -1;
+  const buffers = [...readable.map((data) => ({ len: data.length, data })), ...writable.map((len) => ({ len, write: true }))];
+  return ring.addChain(buffers, { publish });
 }
 
 function bit(f: bigint, n: number): boolean {

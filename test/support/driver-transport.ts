@@ -7,7 +7,7 @@
 // the device is checked against what a driver expects rather than against itself. Every register
 // number here is the helper's own copy.
 
-import type { DriverRing } from './driver-ring.js';
+import type { GuestRing } from '../../lib/driver/guest-ring.js';
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import type { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 
@@ -94,7 +94,7 @@ export interface DriverTransport {
   /** Queue maximum size as the driver reads it (0: no such queue). */
   queueMaxSize(index: number): number;
   /** Programs queue `index` from `ring` (not yet enabled on PCI modern; Linux enables all at the end). */
-  setupQueue(index: number, ring: DriverRing): void;
+  setupQueue(index: number, ring: GuestRing): void;
   enableQueue(index: number): void;
   notify(index: number): void;
   /** Reads (and on MMIO acknowledges) the interrupt status, as the driver's interrupt handler does. */
@@ -131,7 +131,7 @@ export interface InitOptions {
   /** Features the driver understands; it acknowledges those the device offers (as Linux does). */
   features: bigint;
   /** Rings for queues 0..n-1, in order. */
-  queues?: readonly DriverRing[];
+  queues?: readonly GuestRing[];
   /** Write `features` as given, without masking by the offer (for mistake tests). */
   ackExactly?: boolean;
 }
@@ -264,7 +264,7 @@ class MmioDriver implements DriverTransport {
     this.w(MMIO.queueSel, i);
     return this.r(MMIO.queueNumMax);
   }
-  setupQueue(i: number, ring: DriverRing): void {
+  setupQueue(i: number, ring: GuestRing): void {
     this.w(MMIO.queueSel, i);
     if (this.r(MMIO.queueReady) !== 0) throw new Error(`driver-transport: MMIO queue ${i} already ready`);
     const max = this.r(MMIO.queueNumMax);
@@ -441,7 +441,7 @@ class PciModernDriver implements DriverTransport {
     this.cw(COMMON.qSelect, 2, i);
     return this.cr(COMMON.qSize, 2);
   }
-  setupQueue(i: number, ring: DriverRing): void {
+  setupQueue(i: number, ring: GuestRing): void {
     if (i >= this.cr(COMMON.numQueues, 2)) throw new Error(`driver-transport: queue ${i} >= num_queues`);
     this.cw(COMMON.qSelect, 2, i);
     const num = this.cr(COMMON.qSize, 2);
@@ -519,7 +519,7 @@ class PciLegacyDriver implements DriverTransport {
     this.w(LEGACY.queueSel, 2, i);
     return this.r(LEGACY.queueNum, 2);
   }
-  setupQueue(i: number, ring: DriverRing): void {
+  setupQueue(i: number, ring: GuestRing): void {
     this.w(LEGACY.queueSel, 2, i);
     const num = this.r(LEGACY.queueNum, 2);
     if (num === 0 || this.r(LEGACY.queuePfn, 4) !== 0) throw new Error(`driver-transport: legacy queue ${i} unavailable or in use`);

@@ -19,6 +19,7 @@ import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import type { FeatureName } from '../../../devices/virtio-net/constants.js';
 import { CtrlClass, CtrlRx } from '../../../devices/virtio-net/constants.js';
 import type { DriverRing } from '../../support/driver-ring.js';
+import { GuestRingError } from '../../support/driver-ring.js';
 
 const MAIN = '52:54:00:12:34:56';
 const DESTS = [MAIN, '52:54:00:99:99:99', 'ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '01:00:5e:00:00:02', '02:00:00:00:00:01'];
@@ -142,7 +143,7 @@ function tryAdd(ring: DriverRing, add: () => number): number | null {
   try {
     return add();
   } catch (e) {
-    if (e instanceof Error && e.message.startsWith('DriverRing: buffer heap exhausted')) return null;
+    if (e instanceof GuestRingError && e.reason === 'heap-exhausted') return null;
     throw e;
   }
 }
