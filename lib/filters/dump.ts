@@ -5,16 +5,24 @@
 // timestamps. Frames longer than `maxlen` are cut to `maxlen` (the record keeps the real length).
 // The virtio-net header is not written (QEMU skips it too). Writes are synchronous, from one
 // preallocated header buffer (a debugging filter: QEMU writes synchronously as well).
+//
+// The file is created 0600, never through a symbolic link (O_NOFOLLOW), and never over an
+// existing file unless `append` asks for it (O_EXCL otherwise): a capture holds guest traffic, and
+// a path a local user could pre-create or point elsewhere must not redirect it. QEMU truncates
+// (O_TRUNC, 0644); we differ on purpose. Appending adds records to a pcap file of the same format
+// (its header is kept) or a new section to a pcapng file (pcapng allows several).
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type Verdict } from './filter.js';
 
 export interface DumpFilterOptions {
   id: string;
   queue?: FilterQueue;
   status?: boolean;
-  /** Capture file (created or truncated). */
+  /** Capture file: created (0600); an existing file or a symbolic link is refused unless `append`. */
   file: string;
+  /** Add to an existing capture of the same format instead of refusing it (default false). */
+  append?: boolean;
   /** Bytes kept per frame (default 65536, QEMU's default). */
   maxlen?: number;
   format?: 'pcap' | 'pcapng';
@@ -44,20 +52,29 @@ export class DumpFilter implements NetFilter {
 
   constructor(options: DumpFilterOptions) {
     const base = checkFilterOptions('DumpFilter', options);
-    const { file, maxlen = DEFAULT_MAXLEN, format = 'pcap' } = options;
+    const { file, maxlen = DEFAULT_MAXLEN, format = 'pcap', append = false } = options;
     if (typeof file !== 'string' || file === '') throw new TypeError(`DumpFilter ${base.id}: options.file must be a non-empty path`);
     if (!Number.isSafeInteger(maxlen) || maxlen < 1 || maxlen > 0x7fffffff) {
       throw new TypeError(`DumpFilter ${base.id}: options.maxlen must be an integer from 1 to 2147483647, got ${String(maxlen)}`);
     }
     if (format !== 'pcap' && format !== 'pcapng') throw new TypeError(`DumpFilter ${base.id}: options.format must be 'pcap' or 'pcapng', got ${String(format)}`);
+    if (typeof append !== 'boolean') throw new TypeError(`DumpFilter ${base.id}: options.append must be a boolean, got ${String(append)}`);
     this.id = base.id;
     this.queue = base.queue;
     this.status = base.status;
     this.file = file;
     this.maxlen = maxlen;
     this.format = format;
-    this.fd = openSync(file, 'w', 0o644);
-    writeSync(this.fd, format === 'pcap' ? this.pcapHeader() : this.pcapngHeader());
+    const fd = openCapture(base.id, file, append);
+    try {
+      // Appending to a pcap file keeps its header (one per file); pcapng gets a new section.
+      const continuing = appendsToCapture(base.id, file, fd, format);
+      if (format === 'pcapng' || !continuing) writeSync(fd, format === 'pcap' ? this.pcapHeader() : this.pcapngHeader());
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    this.fd = fd;
   }
 
   process(_direction: Direction, frame: Uint8Array, _vnetHeader: Uint8Array | undefined): Verdict {
@@ -138,4 +155,37 @@ export class DumpFilter implements NetFilter {
     b.writeUInt32LE(20, 44);
     return b;
   }
+}
+
+/** Opens the capture file as the header comment says; errors name the filter and the file. */
+function openCapture(id: string, file: string, append: boolean): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (append ? constants.O_APPEND : constants.O_EXCL);
+  try {
+    return openSync(file, flags, 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const isLink = (code === 'EEXIST' || code === 'ELOOP') && lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() === true;
+    if (isLink) throw new Error(`DumpFilter ${id}: ${file} is a symbolic link; refusing to follow it`);
+    if (code === 'EEXIST') throw new Error(`DumpFilter ${id}: ${file} already exists; refusing to overwrite it (append: true adds to it)`);
+    throw new Error(`DumpFilter ${id}: cannot create ${file}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * True when `fd` (opened for append) already holds a capture of `format`; false when it is empty.
+ * Anything else is refused: records of one format after the other's header would be unreadable.
+ */
+function appendsToCapture(id: string, file: string, fd: number, format: 'pcap' | 'pcapng'): boolean {
+  if (fstatSync(fd).size === 0) return false;
+  const magic = Buffer.alloc(4);
+  let got = 0;
+  let rfd: number | undefined;
+  try {
+    rfd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    got = readSync(rfd, magic, 0, 4, 0);
+  } finally {
+    if (rfd !== undefined) closeSync(rfd);
+  }
+  if (got === 4 && magic.readUInt32LE(0) === (format === 'pcap' ? PCAP_MAGIC : SHB)) return true;
+  throw new Error(`DumpFilter ${id}: ${file} is not a ${format} capture written by this filter; refusing to append to it`);
 }

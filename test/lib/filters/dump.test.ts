@@ -3,6 +3,7 @@
 
 import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DumpFilter } from '../../../lib/filters/dump.js';
@@ -53,6 +54,46 @@ describe('lib/filters dump (filter-dump)', () => {
       expect(got).to.have.length(12); // dump passes frames on
     });
   }
+
+  it('capture_file_is_created_0600_whatever_the_umask', async () => {
+    const file = join(dir, 'private.pcap');
+    const old = process.umask(0o022);
+    try {
+      await new DumpFilter({ id: 'd', file }).close();
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+  });
+
+  it('a_symbolic_link_at_the_capture_path_is_refused_and_its_target_untouched', async () => {
+    const target = join(dir, 'victim');
+    writeFileSync(target, 'precious');
+    const link = join(dir, 'cap.pcap');
+    symlinkSync(target, link);
+    expect(() => new DumpFilter({ id: 'd', file: link })).to.throw(Error, /DumpFilter d: .*cap\.pcap is a symbolic link; refusing to follow it/);
+    expect(() => new DumpFilter({ id: 'd', file: link, append: true })).to.throw(Error, /symbolic link/);
+    expect(readFileSync(target, 'utf8')).to.equal('precious');
+  });
+
+  it('an_existing_file_is_refused_unless_append_and_append_continues_the_capture', async () => {
+    const file = join(dir, 'twice.pcap');
+    const f1 = buildFrame({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp', srcPort: 1, dstPort: 2, payload: new Uint8Array(10) });
+    const first = new DumpFilter({ id: 'd', file });
+    first.process('rx', f1, undefined);
+    await first.close();
+    expect(() => new DumpFilter({ id: 'd', file })).to.throw(Error, /already exists; refusing to overwrite it/);
+    const second = new DumpFilter({ id: 'd', file, append: true });
+    second.process('tx', f1, undefined);
+    await second.close();
+    expect(await tsharkFrameCount(file), 'one header, both records').to.equal(2);
+    for (const format of ['pcap', 'pcapng'] as const) {
+      const other = join(dir, `other-${format}`);
+      writeFileSync(other, 'not a capture');
+      expect(() => new DumpFilter({ id: 'd', file: other, format, append: true })).to.throw(Error, new RegExp(`is not a ${format} capture`));
+      expect(readFileSync(other, 'utf8')).to.equal('not a capture');
+    }
+  });
 
   it('maxlen_cuts_frames_but_records_their_length', async () => {
     const file = join(dir, 'short.pcap');
