@@ -49,9 +49,7 @@ export class CtrlQueue {
       if (c.kind === 'empty') {
         // Ask for the next notification (§2.7.10; with EVENT_IDX this moves avail_event past what was
         // popped, else Linux, which checks avail_event, would stop notifying) and look once more.
-        q.setNotifications(true);
-        const more = q.available();
-        if (typeof more === 'number' && more > 0) continue;
+        if (q.enableNotification()) continue;
         break;
       }
       if (c.kind === 'violation') {

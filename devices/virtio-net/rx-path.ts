@@ -66,8 +66,6 @@ export class RxPath {
   private linkUp = true;
   /** The device told the backend to pause and has not resumed it yet. */
   private paused = false;
-  /** Chains that were available when the device last found too few (see waitForBuffers). */
-  private seenAvailable = 0;
   /** Header scratch: the backend's header or zeros, with num_buffers filled in. */
   private readonly header = new Uint8Array(12);
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
@@ -90,7 +88,6 @@ export class RxPath {
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
-    this.seenAvailable = 0;
     this.refill();
   }
 
@@ -182,9 +179,7 @@ export class RxPath {
   private waitForBuffers(q: SplitQueue): void {
     for (;;) {
       if (this.queues === null || q.broken) return;
-      q.setNotifications(true);
-      const n = q.available();
-      if (typeof n !== 'number' || n <= this.seenAvailable) return;
+      if (!q.enableNotification()) return;
       this.drain(q);
       if (this.backlog.length === 0) return;
     }
@@ -226,10 +221,7 @@ export class RxPath {
       this.host.violation({ ...avail.error, queue: q.index });
       return NO_BUFFERS;
     }
-    if (avail === 0 && this.pendingCount === 0) {
-      this.seenAvailable = 0;
-      return NO_BUFFERS;
-    }
+    if (avail === 0 && this.pendingCount === 0) return NO_BUFFERS;
     const verdict = acceptFrame(this.host.filter, frame, 0, frame.length);
     if (verdict !== 0) {
       const drops = this.host.counters.filterDrops;
@@ -333,7 +325,6 @@ export class RxPath {
         }
         if (c === null) {
           // Not enough buffers yet: keep what was popped and wait for more (QEMU waits too).
-          this.seenAvailable = 0;
           return NO_BUFFERS;
         }
         if (n === pending.length) pending.push(c);

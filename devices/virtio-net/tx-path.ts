@@ -139,11 +139,8 @@ export class TxPath {
       }
       const c = q.pop();
       if (c.kind === 'empty') {
-        // Re-enable notifications, then look once more: the driver may have added a chain between
-        // our last look and the re-enable (§2.7.10 / §2.7.21 race).
-        q.setNotifications(true);
-        const more = q.available();
-        if (typeof more === 'number' && more > 0) {
+        // Ask for the next notification and look once more (the §2.7.10 race; see enableNotification).
+        if (q.enableNotification()) {
           q.setNotifications(false);
           continue;
         }
