@@ -8,6 +8,9 @@ export * from './devices/virtio/index.js';
 
 // The network device (devices/virtio-net/)
 export { VirtioNetDevice } from './devices/virtio-net/virtio-net-device.js';
+export type { NetEvents } from './devices/virtio-net/virtio-net-device.js';
+export { NET_DIAGNOSTIC_SECTIONS } from './devices/virtio-net/net-diagnostics.js';
+export type { NetDiagnosticCode, NetDeviceError, NetError } from './devices/virtio-net/net-diagnostics.js';
 export type { VirtioNetOptions } from './devices/virtio-net/net-options.js';
 export type { RxFilterInfo, RxState } from './devices/virtio-net/rx-filter-query.js';
 export type { RxFilterChangedEvent } from './devices/virtio-net/change-latch.js';

@@ -303,8 +303,7 @@ export class SplitQueue {
    * Asks the driver for (enabled) or not (disabled) available buffer notifications (§2.7.10). With
    * EVENT_IDX, enabling writes `avail_event = nextAvail` (notify me when you publish past what I have
    * popped) and disabling writes nothing; without it, VIRTQ_USED_F_NO_NOTIFY in `used.flags` is
-   * cleared or set. After enabling, check `available()` again: the driver may have published before
-   * it saw the change.
+   * cleared or set. To enable, use `enableNotification()`: it also looks again, as enabling needs.
    */
   setNotifications(enabled: boolean): void {
     if (this.violation !== null) return;
@@ -318,6 +317,21 @@ export class SplitQueue {
     }
     this.usedDv.setUint16(USED_FLAGS, enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY, true);
     this.memory.wrote(this.config.usedRing + USED_FLAGS, 2);
+  }
+
+  /**
+   * Turns available buffer notifications back on (`setNotifications(true)`), then looks once more:
+   * the driver may have published a chain after the device's last look and before it saw the
+   * request, and will then not notify (§2.7.10; with EVENT_IDX, §2.7.7.2's race). Returns true when
+   * the caller must pop again: chains are available, or `avail.idx` now breaks the ring contract
+   * (the queue is `broken` and the next `pop()` returns the violation, so the caller reports it
+   * where it reports every other). False: nothing more, wait for the next notification.
+   */
+  enableNotification(): boolean {
+    if (this.violation !== null) return true;
+    this.setNotifications(true);
+    const n = this.available();
+    return typeof n !== 'number' || n > 0;
   }
 
   /** Reads avail.idx once; number of new entries, or the violation. */

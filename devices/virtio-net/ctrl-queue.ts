@@ -10,6 +10,7 @@ import { CTRL_HEADER_LENGTH, CtrlAck } from './constants.js';
 import { handleCtrl } from './ctrl-apply.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
+import type { PathReport } from './net-diagnostics.js';
 
 /**
  * Largest control payload the device gathers. A MAC table of 2 × 87,000 entries fits; no guest
@@ -19,18 +20,14 @@ export const CTRL_GATHER_MAX = 1 << 20;
 /** Payload lengths whose gather view is cached: a full 64-entry MAC table is 2 + 8 + 64 × 6 = 394. */
 const GATHER_VIEW_CACHE_MAX = 512;
 
-export interface CtrlHost {
+export interface CtrlHost extends PathReport {
   /** What was negotiated (fixed between DRIVER_OK and reset). */
   context(): CtrlContext;
   readonly state: CtrlState;
-  raiseUsed(index: number): void;
-  violation(error: { readonly code: string; readonly section?: string; readonly queue: number; readonly [k: string]: unknown }): void;
   /** A command completed (before its ack is visible to the driver: used.idx is published after). */
   completed(ctrlClass: number, outcome: CtrlOutcome): void;
-  /** A driver mistake in a command. */
+  /** A driver mistake in a command (it carries the section of its command class). */
   ctrlMistake(d: CtrlDiagnostic): void;
-  /** The payload was too large to gather. */
-  oversized(length: number, queue: number): void;
 }
 
 export class CtrlQueue {
@@ -49,9 +46,7 @@ export class CtrlQueue {
       if (c.kind === 'empty') {
         // Ask for the next notification (§2.7.10; with EVENT_IDX this moves avail_event past what was
         // popped, else Linux, which checks avail_event, would stop notifying) and look once more.
-        q.setNotifications(true);
-        const more = q.available();
-        if (typeof more === 'number' && more > 0) continue;
+        if (q.enableNotification()) continue;
         break;
       }
       if (c.kind === 'violation') {
@@ -73,14 +68,14 @@ export class CtrlQueue {
       }
       let ack: number = CtrlAck.ERR;
       if (readable > CTRL_GATHER_MAX) {
-        host.oversized(readable, q.index);
+        host.mistake('ctrl.payload-too-large', `control command of ${readable} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, q.index);
       } else {
         const bytes = this.gather(readable);
         c.reader().read(bytes);
         const outcome = handleCtrl(bytes, host.context(), host.state);
         if (outcome.kind === 'violation') {
           // Unreachable: readable >= 2 was checked above; kept total for the type.
-          host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex });
+          host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex, readable, writable: c.writableLength });
           return;
         }
         for (const d of outcome.diagnostics) host.ctrlMistake(d);

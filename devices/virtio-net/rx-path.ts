@@ -32,6 +32,7 @@ import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
 import type { RxFilterState } from './rx-filter.js';
 import { acceptFrame } from './rx-filter.js';
+import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { VnetHdrOffset } from './vnet-header.js';
@@ -43,15 +44,9 @@ export const RX_FRAME_MAX = 65535 + 18;
 const RX_QUEUE = 0;
 
 /** What the receive path needs from the device. */
-export interface RxHost {
+export interface RxHost extends PathReport {
   readonly counters: NetCounters;
   readonly filter: RxFilterState;
-  /** A used-buffer notification for queue `index` (the transport decides the interrupt). */
-  raiseUsed(index: number): void;
-  /** Tier 1: the driver broke the contract (a malformed chain, a receive chain with nothing writable). */
-  violation(error: { readonly code: string; readonly section?: string; readonly queue: number; readonly [k: string]: unknown }): void;
-  /** A driver mistake the device tolerates (recorded as a diagnostic). */
-  mistake(code: string, section: string, message: string, queue: number): void;
   /** Ask the backend to hold frames / to deliver again. */
   pauseBackend(): void;
   resumeBackend(): void;
@@ -59,15 +54,15 @@ export interface RxHost {
 
 export class RxPath {
   readonly backlog = new RxBacklog();
-  /** The core's live queue array while running, null while stopped. */
-  private queues: readonly (SplitQueue | null)[] | null = null;
+  /** Between start and stop (DRIVER_OK until a reset or a tier-1 stop). */
+  private running = false;
+  /** receiveq1 while running and enabled, else null. */
+  private queue: SplitQueue | null = null;
   private hdrLen = 12;
   private mergeable = false;
   private linkUp = true;
   /** The device told the backend to pause and has not resumed it yet. */
   private paused = false;
-  /** Chains that were available when the device last found too few (see waitForBuffers). */
-  private seenAvailable = 0;
   /** Header scratch: the backend's header or zeros, with num_buffers filled in. */
   private readonly header = new Uint8Array(12);
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
@@ -84,20 +79,26 @@ export class RxPath {
 
   constructor(private readonly host: RxHost) {}
 
-  /** DRIVER_OK: the core's live queue array and the header layout to use. Delivers what waits. */
+  /** DRIVER_OK: the running queues and the header layout to use. Delivers what waits. */
   start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
-    this.queues = queues;
+    this.running = true;
+    this.queue = queues[RX_QUEUE] ?? null;
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
-    this.seenAvailable = 0;
     this.refill();
   }
 
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
   stop(): void {
-    this.queues = null;
+    this.running = false;
+    this.queue = null;
     this.dropPending();
+  }
+
+  /** The driver enabled queue `index` after DRIVER_OK. */
+  queueStarted(index: number, q: SplitQueue): void {
+    if (this.running && index === RX_QUEUE) this.queue = q;
   }
 
   /** Device reset: what the backlog holds is dropped and counted 'reset'. */
@@ -157,16 +158,14 @@ export class RxPath {
   }
 
   private rxQueue(): SplitQueue | null {
-    const qs = this.queues;
-    if (qs === null) return null;
-    const q = qs[RX_QUEUE] ?? null;
+    const q = this.queue;
     return q === null || q.broken ? null : q;
   }
 
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
   private drain(q: SplitQueue): void {
     const backlog = this.backlog;
-    while (backlog.length > 0 && this.queues !== null && !q.broken) {
+    while (backlog.length > 0 && this.running && !q.broken) {
       const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
       if (r === NO_BUFFERS) break;
       backlog.shift();
@@ -181,10 +180,8 @@ export class RxPath {
    */
   private waitForBuffers(q: SplitQueue): void {
     for (;;) {
-      if (this.queues === null || q.broken) return;
-      q.setNotifications(true);
-      const n = q.available();
-      if (typeof n !== 'number' || n <= this.seenAvailable) return;
+      if (!this.running || q.broken) return;
+      if (!q.enableNotification()) return;
       this.drain(q);
       if (this.backlog.length === 0) return;
     }
@@ -209,7 +206,7 @@ export class RxPath {
 
   /** Resumes a paused backend when the device runs and has room. */
   private resumeIfRoom(): void {
-    if (this.paused && this.queues !== null && !this.backlog.full) {
+    if (this.paused && this.running && !this.backlog.full) {
       this.paused = false;
       this.host.resumeBackend();
     }
@@ -226,10 +223,7 @@ export class RxPath {
       this.host.violation({ ...avail.error, queue: q.index });
       return NO_BUFFERS;
     }
-    if (avail === 0 && this.pendingCount === 0) {
-      this.seenAvailable = 0;
-      return NO_BUFFERS;
-    }
+    if (avail === 0 && this.pendingCount === 0) return NO_BUFFERS;
     const verdict = acceptFrame(this.host.filter, frame, 0, frame.length);
     if (verdict !== 0) {
       const drops = this.host.counters.filterDrops;
@@ -266,7 +260,6 @@ export class RxPath {
           this.host.counters.rxShortBuffers++;
           this.host.mistake(
             'rx.buffer-shorter-than-header',
-            '5.1.6.3.1',
             `receive chain ${c.headIndex} has ${c.writableLength} writable bytes, less than the ${this.hdrLen}-byte header; returned unused`,
             q.index,
           );
@@ -295,7 +288,6 @@ export class RxPath {
       this.host.counters.rxBufferTooSmall++;
       this.host.mistake(
         'rx.buffer-too-small',
-        '5.1.6.3.1',
         `receive buffer of ${c.writableLength} bytes cannot hold a ${total}-byte packet without MRG_RXBUF`,
         q.index,
       );
@@ -333,7 +325,6 @@ export class RxPath {
         }
         if (c === null) {
           // Not enough buffers yet: keep what was popped and wait for more (QEMU waits too).
-          this.seenAvailable = 0;
           return NO_BUFFERS;
         }
         if (n === pending.length) pending.push(c);
@@ -375,7 +366,8 @@ export class RxPath {
 
   private tooSmall(q: SplitQueue, message: string): Outcome {
     this.host.counters.rxBufferTooSmall++;
-    this.host.mistake('rx.buffer-too-small', '5.1.6.3.1', message, q.index);
+    this.host.mistake(
+        'rx.buffer-too-small', message, q.index);
     return DROPPED;
   }
 

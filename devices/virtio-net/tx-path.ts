@@ -19,6 +19,8 @@
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { ChainReader } from '../../virtqueue/chain-reader.js';
+import type { Defer } from '../../lib/base/schedule.js';
+import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 
 /** Largest frame the device sends: a 64 KiB GSO super-frame plus Ethernet and one VLAN tag. */
@@ -29,15 +31,12 @@ export const TX_BURST = 256;
 const GATHER_VIEW_CACHE_MAX = 2048;
 
 /** What the transmit path needs from the device. */
-export interface TxHost {
+export interface TxHost extends PathReport {
   readonly counters: NetCounters;
   /** Sends a frame; the header is passed only when the backend carries virtio-net headers. */
   send(frame: Uint8Array, header: Uint8Array | undefined): 'sent' | 'busy';
-  raiseUsed(index: number): void;
-  violation(error: { readonly code: string; readonly section?: string; readonly queue: number; readonly [k: string]: unknown }): void;
-  mistake(code: string, section: string, message: string, queue: number): void;
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
-  defer(fn: () => void): void;
+  readonly defer: Defer;
 }
 
 export class TxPath {
@@ -55,8 +54,8 @@ export class TxPath {
   private readonly scratch = new Uint8Array(TX_FRAME_MAX);
   /** scratch.subarray(0, n) by n, made on first use. */
   private readonly scratchViews: (Uint8Array | undefined)[] = [];
-  /** The core's live queue array (transmitq of pair p at 2p + 1), empty while stopped. */
-  private queues: readonly (SplitQueue | null)[] = [];
+  /** The running queues (transmitq of pair p at 2p + 1), this path's own copy; empty while stopped. */
+  private queues: (SplitQueue | null)[] = [];
   private readonly rerun = (): void => {
     this.deferred = false;
     this.processAll();
@@ -64,14 +63,19 @@ export class TxPath {
 
   constructor(private readonly host: TxHost) {}
 
-  /** DRIVER_OK: the live queue array, the header length the driver uses, whether the backend gets the header. */
+  /** DRIVER_OK: the running queues, the header length the driver uses, whether the backend gets the header. */
   start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, passHeader: boolean): void {
-    this.queues = queues;
+    this.queues = queues.slice();
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.passHeader = passHeader;
     this.blocked = false;
     this.activePairs = 1;
+  }
+
+  /** The driver enabled queue `index` after DRIVER_OK. */
+  queueStarted(index: number, q: SplitQueue): void {
+    if (index < this.queues.length) this.queues[index] = q;
   }
 
   stop(): void {
@@ -139,11 +143,8 @@ export class TxPath {
       }
       const c = q.pop();
       if (c.kind === 'empty') {
-        // Re-enable notifications, then look once more: the driver may have added a chain between
-        // our last look and the re-enable (§2.7.10 / §2.7.21 race).
-        q.setNotifications(true);
-        const more = q.available();
-        if (typeof more === 'number' && more > 0) {
+        // Ask for the next notification and look once more (the §2.7.10 race; see enableNotification).
+        if (q.enableNotification()) {
           q.setNotifications(false);
           continue;
         }
@@ -155,19 +156,19 @@ export class TxPath {
       }
       done++;
       if (c.writableCount > 0) {
-        host.mistake('tx.writable-descriptor', '2.7.4.2', `transmit chain ${c.headIndex} has ${c.writableCount} device-writable descriptor(s); ignored`, q.index);
+        host.mistake('tx.writable-descriptor', `transmit chain ${c.headIndex} has ${c.writableCount} device-writable descriptor(s); ignored`, q.index);
       }
       const total = c.readableLength;
       if (total < hdrLen) {
         counters.txHeaderShort++;
-        host.mistake('tx.header-short', '5.1.6.2', `transmit chain ${c.headIndex} has ${total} readable bytes, fewer than the ${hdrLen}-byte header`, q.index);
+        host.mistake('tx.header-short', `transmit chain ${c.headIndex} has ${total} readable bytes, fewer than the ${hdrLen}-byte header`, q.index);
         q.pushUsed(c, 0);
         continue;
       }
       const frameLen = total - hdrLen;
       if (frameLen > TX_FRAME_MAX) {
         counters.txOversize++;
-        host.mistake('tx.frame-too-large', '5.1.6.2', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above ${TX_FRAME_MAX}`, q.index);
+        host.mistake('tx.frame-too-large', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above ${TX_FRAME_MAX}`, q.index);
         q.pushUsed(c, 0);
         continue;
       }

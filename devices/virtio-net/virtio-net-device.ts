@@ -9,14 +9,19 @@
 // Multiqueue (§5.1.6.5.6): VQ_PAIRS_SET decides which transmit queues are served (1 pair until the
 // driver says otherwise); every received frame goes to receiveq1 (see rx-path.ts for why).
 //
-// Events: 'rx-filter-changed' ({ name, path }), plus the core's 'diagnostic', 'needs-reset', 'status'.
-// Every driver mistake, ring-level ones included, is a diagnostic (`device.diagnostics()`).
+// Composition: the NIC owns its virtio core (`this.core`, devices/virtio/virtio-core.ts), built last
+// in the constructor from the NIC's spec and handlers; `VirtioDevice` is only the facade transports
+// call. Events: 'rx-filter-changed' ({ name, path }), plus the core's 'diagnostic', 'needs-reset',
+// 'status' (`NetEvents`). Every driver mistake, ring-level ones included, is a diagnostic
+// (`device.diagnostics()`), its code in `NetDiagnosticCode` or the core's table.
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import { defer } from '../../lib/base/schedule.js';
 import { VirtioDevice } from '../virtio/virtio-device.js';
-import type { DeviceError } from '../virtio/virtio-device.js';
-import type { ConfigField } from '../virtio/config-space.js';
-import { STATUS_DRIVER_OK, STATUS_FEATURES_OK } from '../virtio/device-status.js';
+import { VirtioCore } from '../virtio/virtio-core.js';
+import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../virtio/core-types.js';
+import type { QueueFault } from '../virtio/core-errors.js';
+import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
 import { hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
 import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
@@ -25,6 +30,8 @@ import type { CtrlDiagnostic } from './ctrl-command.js';
 import { CtrlQueue } from './ctrl-queue.js';
 import { ChangeLatch, rxFilterChangedEvent } from './change-latch.js';
 import type { RxFilterChangedEvent } from './change-latch.js';
+import { NET_DIAGNOSTIC_SECTIONS } from './net-diagnostics.js';
+import type { NetDeviceError, NetDiagnosticCode, PathReport } from './net-diagnostics.js';
 import { RxFilterState, RxVerdict } from './rx-filter.js';
 import { queryRxFilter } from './rx-filter-query.js';
 import type { RxFilterInfo } from './rx-filter-query.js';
@@ -46,11 +53,14 @@ const FILTER_CODES = {
   runt: RxVerdict.DROP_RUNT,
 } as const;
 
-type ErrorWithQueue = { readonly code: string; readonly section?: string; readonly queue: number; readonly [k: string]: unknown };
+/** The NIC's events: the core's, and the rx-filter change (API.md). */
+export interface NetEvents extends CoreEvents<NetDeviceError> {
+  'rx-filter-changed': RxFilterChangedEvent;
+}
 
-export class VirtioNetDevice extends VirtioDevice {
-  readonly deviceType = VIRTIO_ID_NET;
-  readonly queueMaxSizes: readonly number[];
+export class VirtioNetDevice extends VirtioDevice<NetEvents> {
+  /** The virtio core this NIC owns. */
+  readonly core: VirtioCore<NetDeviceError>;
   /** The net client name (`name` in queryRxFilter() and events). */
   readonly id: string;
   readonly netdev: Netdev;
@@ -70,47 +80,41 @@ export class VirtioNetDevice extends VirtioDevice {
 
   constructor(options: VirtioNetOptions) {
     const cfg = checkOptions(options);
-    super(cfg.memory);
+    super();
     this.cfg = cfg;
     this.id = cfg.id;
     this.netdev = cfg.netdev;
-    const hasCtrl = hasFeature(cfg.offered, NetFeature.CTRL_VQ);
-    this.queueMaxSizes = new Array<number>(cfg.queuePairs * 2 + (hasCtrl ? 1 : 0)).fill(cfg.queueSize);
     this.filter = new RxFilterState(cfg.mac);
     this.ctrlState = { rxFilter: this.filter, announcePending: false, queuePairs: 1, guestOffloads: 0n };
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
-    this.rx = new RxPath({
-      counters: this.counters,
-      filter: this.filter,
+    // What the three datapaths report, written once.
+    const report: PathReport = {
       raiseUsed: (i) => this.used(i),
       violation: (e) => this.violation(e),
-      mistake: (code, section, message, queue) => this.mistake(code, section, message, queue),
+      mistake: (code, message, queue) => this.mistake(code, message, queue),
+    };
+    this.rx = new RxPath({
+      ...report,
+      counters: this.counters,
+      filter: this.filter,
       pauseBackend: () => this.netdev.pauseReceive(),
       resumeBackend: () => this.netdev.resumeReceive(),
     });
     const backendHeader = hasVnetHeader(cfg.netdev);
     this.tx = new TxPath({
+      ...report,
       counters: this.counters,
       send: backendHeader ? (f, h) => this.netdev.send(f, h) : (f) => this.netdev.send(f),
-      raiseUsed: (i) => this.used(i),
-      violation: (e) => this.violation(e),
-      mistake: (code, section, message, queue) => this.mistake(code, section, message, queue),
-      defer: (fn) => setImmediate(fn),
+      defer,
     });
     this.ctrl = new CtrlQueue({
+      ...report,
       context: () => this.ctrlContext,
       state: this.ctrlState,
-      raiseUsed: (i) => this.used(i),
-      violation: (e) => this.violation(e),
       completed: (c, o) => this.ctrlCompleted(c, o),
       ctrlMistake: (d) => this.ctrlMistake(d),
-      oversized: (len, queue) =>
-        this.mistake('ctrl.payload-too-large', '5.1.6.5', `control command of ${len} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, queue),
     });
-    this.on('status', (status: number) => {
-      // §5.1.6.5.3: the VLAN table's meaning follows the negotiated CTRL_VLAN bit, fixed at FEATURES_OK.
-      if ((status & STATUS_FEATURES_OK) !== 0) this.filter.setCtrlVlanNegotiated(this.hasFeature(NetFeature.CTRL_VLAN));
-    });
+    this.core = new VirtioCore<NetDeviceError>(this.spec(), cfg.memory, this.handlers(), this);
     const peer: NetdevPeer = {
       receive: (frame, vnetHeader) => this.rx.receive(frame, vnetHeader),
       writable: () => this.tx.writable(),
@@ -172,35 +176,50 @@ export class VirtioNetDevice extends VirtioDevice {
     return this.counters.snapshot(FILTER_CODES, this.rx.backlog.length);
   }
 
-  override on(event: 'rx-filter-changed', listener: (e: RxFilterChangedEvent) => void): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
-    return super.on(event, listener);
+  // ---- the core's spec and handlers ----
+
+  /** What this NIC is (§5.1.2 queues, §5.1.3 features, §5.1.4 config space). */
+  private spec(): DeviceSpec {
+    const cfg = this.cfg;
+    const queues = cfg.queuePairs * 2 + (hasFeature(cfg.offered, NetFeature.CTRL_VQ) ? 1 : 0);
+    return {
+      deviceType: VIRTIO_ID_NET,
+      queueMaxSizes: new Array<number>(queues).fill(cfg.queueSize),
+      offeredFeatures: cfg.offered,
+      configFields: netConfigFields({
+        mac: this.filter,
+        status: () => (this.link ? NetStatus.LINK_UP : 0) | (this.ctrlState.announcePending ? NetStatus.ANNOUNCE : 0),
+        maxQueuePairs: cfg.queuePairs,
+        mtu: cfg.mtu,
+        legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
+      }),
+      validateFeatures: (features) => {
+        const u = unmetRequirement(features);
+        if (u === null) return null;
+        return `${featureName(u.feature) ?? u.feature} requires ${u.requires.map((r) => featureName(r) ?? r).join(' or ')} (§5.1.3.1)`;
+      },
+    };
   }
 
-  // ---- VirtioDevice hooks ----
-
-  protected offeredFeatures(): bigint {
-    return this.cfg.offered;
+  private handlers(): CoreHandlers {
+    return {
+      // §5.1.6.5.3: the VLAN table's meaning follows the negotiated CTRL_VLAN bit, fixed here.
+      onFeaturesOk: (features) => this.filter.setCtrlVlanNegotiated(hasFeature(features, NetFeature.CTRL_VLAN)),
+      onDriverOk: (queues, features) => this.driverOk(queues, features),
+      onQueueStarted: (index, q) => {
+        this.rx.queueStarted(index, q);
+        this.tx.queueStarted(index, q);
+      },
+      onQueueNotify: (index, q) => this.queueNotify(index, q),
+      onQueuesStopped: () => {
+        this.rx.stop();
+        this.tx.stop();
+      },
+      onReset: () => this.reset(),
+    };
   }
 
-  protected configFields(): ConfigField[] {
-    return netConfigFields({
-      mac: this.filter,
-      status: () => (this.link ? NetStatus.LINK_UP : 0) | (this.ctrlState.announcePending ? NetStatus.ANNOUNCE : 0),
-      maxQueuePairs: this.cfg.queuePairs,
-      mtu: this.cfg.mtu,
-      legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
-    });
-  }
-
-  protected override validateFeatures(features: bigint): string | null {
-    const u = unmetRequirement(features);
-    if (u === null) return null;
-    return `${featureName(u.feature) ?? u.feature} requires ${u.requires.map((r) => featureName(r) ?? r).join(' or ')} (§5.1.3.1)`;
-  }
-
-  protected onDriverOk(queues: readonly (SplitQueue | null)[], features: bigint): void {
+  private driverOk(queues: RunningQueues, features: bigint): void {
     this.filter.setCtrlVlanNegotiated(hasFeature(features, NetFeature.CTRL_VLAN));
     this.ctrlContext = { features, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
     const mq = hasFeature(features, NetFeature.MQ);
@@ -211,14 +230,11 @@ export class VirtioNetDevice extends VirtioDevice {
     const netdev = this.netdev;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
     this.applyOffloads();
-    // `queues` is the core's live array: a queue the driver enables after DRIVER_OK appears in it.
     this.tx.start(queues, hdrLen, hasVnetHeader(netdev));
     this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
   }
 
-  protected onQueueNotify(index: number): void {
-    const q = this.queues[index];
-    if (q === null || q === undefined) return;
+  private queueNotify(index: number, q: SplitQueue): void {
     if (index === this.ctrlIndex) {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {
@@ -229,19 +245,13 @@ export class VirtioNetDevice extends VirtioDevice {
     } else {
       this.mistake(
         'tx.queue-inactive',
-        '5.1.6.5.6.1',
         `driver notified transmitq${(index + 1) / 2}, beyond the ${this.ctrlState.queuePairs} queue pair(s) in use; its chains wait until VQ_PAIRS_SET enables it`,
         index,
       );
     }
   }
 
-  protected override onQueuesStopped(): void {
-    this.rx.stop();
-    this.tx.stop();
-  }
-
-  protected override onReset(): void {
+  private reset(): void {
     this.rx.reset();
     this.filter.reset();
     this.ctrlState.announcePending = false;
@@ -254,26 +264,27 @@ export class VirtioNetDevice extends VirtioDevice {
   // ---- internals ----
 
   private notifyConfig(): void {
-    this.configChanged(true);
+    this.core.configChanged(true);
     if ((this.status & STATUS_DRIVER_OK) !== 0) this.counters.configInterrupts++;
   }
 
   private used(index: number): void {
     this.counters.usedInterrupts++;
-    this.raiseUsed(index);
+    this.core.raiseUsed(index);
   }
 
-  private violation(error: ErrorWithQueue): void {
+  private violation(error: QueueFault | NetDeviceError): void {
     this.counters.needsReset++;
-    this.needsReset(error as DeviceError);
+    this.core.needsReset(error);
   }
 
-  private mistake(code: string, section: string, message: string, queue?: number): void {
-    this.reportDriverMistake(code, message, queue === undefined ? { section } : { section, queue });
+  private mistake(code: NetDiagnosticCode, message: string, queue: number | undefined): void {
+    const section = NET_DIAGNOSTIC_SECTIONS[code];
+    this.core.reportDriverMistake(code, message, queue === undefined ? { section } : { section, queue });
   }
 
   private ctrlMistake(d: CtrlDiagnostic): void {
-    this.mistake(d.code, d.section, d.message, this.ctrlIndex);
+    this.core.reportDriverMistake(d.code, d.message, { section: d.section, queue: this.ctrlIndex });
   }
 
   private ctrlCompleted(ctrlClass: number, outcome: CtrlOutcome): void {
@@ -315,7 +326,7 @@ export class VirtioNetDevice extends VirtioDevice {
    */
   private legacyMacWrite(bytes: Uint8Array): void {
     if (this.hasFeature(VirtioFeature.VERSION_1) || this.hasFeature(NetFeature.CTRL_MAC_ADDR)) {
-      this.mistake('config.mac-write', '5.1.4.2', 'driver wrote config mac with VERSION_1 or CTRL_MAC_ADDR negotiated; ignored (use MAC ADDR_SET)', undefined);
+      this.mistake('config.mac-write', 'driver wrote config mac with VERSION_1 or CTRL_MAC_ADDR negotiated; ignored (use MAC ADDR_SET)', undefined);
       return;
     }
     this.filter.setMainMac(bytes, 0);

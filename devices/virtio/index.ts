@@ -1,7 +1,11 @@
 // What every virtio device shares and its transports (VIRTIO 1.2 §2, §3.1, §4.1 PCI, §4.2 MMIO).
 
 export { VirtioDevice } from './virtio-device.js';
-export type { DeviceError, DiagnosticExtra } from './virtio-device.js';
+export { VirtioCore } from './virtio-core.js';
+export type { DiagnosticExtra } from './virtio-core.js';
+export type { DeviceSpec, CoreHandlers, CoreEvents, RunState, RunningQueues } from './core-types.js';
+export { deviceErrorSection } from './core-errors.js';
+export type { DeviceError, CoreError, QueueFault, SpecificError } from './core-errors.js';
 export { VirtioMmioTransport, MMIO_CONFIG, MMIO_MAGIC, MMIO_VENDOR_QEMU } from './mmio-transport.js';
 export { VirtioPciTransport } from './pci-transport.js';
 export type { PciTransportOptions, PciBarInfo } from './pci-transport.js';

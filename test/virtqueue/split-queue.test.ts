@@ -376,6 +376,41 @@ describe('virtqueue/split-queue', () => {
       expect(s.ring.usedFlags()).to.equal(0);
     });
 
+    for (const [name, features] of [['without_event_idx', PLAIN], ['with_event_idx', EVENT_IDX]] as const) {
+      it(`${name}_enable_notification_on_an_empty_ring_re_enables_and_answers_false`, () => {
+        const s = setup(8, features);
+        s.q.setNotifications(false);
+        expect(s.q.pop()).to.equal(QUEUE_EMPTY);
+        expect(s.q.enableNotification()).to.equal(false);
+        expect(s.ring.usedFlags()).to.equal(0); // NO_NOTIFY cleared (or never set with EVENT_IDX)
+        if (features.eventIdx) expect(s.ring.readAvailEvent()).to.equal(0);
+      });
+
+      it(`${name}_enable_notification_sees_a_chain_the_driver_published_during_the_race`, () => {
+        const s = setup(8, features);
+        s.q.setNotifications(false);
+        expect(s.q.pop()).to.equal(QUEUE_EMPTY);
+        // The driver publishes after the device's last look, before it sees notifications enabled.
+        s.ring.addChain([{ len: 4 }]);
+        expect(s.q.enableNotification()).to.equal(true);
+        expect(popChain(s.q).readableLength).to.equal(4);
+        expect(s.q.pop()).to.equal(QUEUE_EMPTY);
+        expect(s.q.enableNotification()).to.equal(false);
+        if (features.eventIdx) expect(s.ring.readAvailEvent()).to.equal(1);
+      });
+
+      it(`${name}_enable_notification_after_an_avail_index_jump_says_pop_again_and_pop_reports_it`, () => {
+        const s = setup(8, features);
+        expect(s.q.pop()).to.equal(QUEUE_EMPTY);
+        s.ring.bumpAvailIdx(9); // more than the queue size ahead (§2.7.13)
+        expect(s.q.enableNotification()).to.equal(true);
+        expect(s.q.broken).to.equal(true);
+        const v = s.q.pop();
+        expect(v).to.deep.include({ kind: 'violation' });
+        expect((v as { error: { code: string } }).error.code).to.equal('avail.index-jump');
+      });
+    }
+
     it('with_event_idx_avail_event_follows_next_avail_across_the_wrap', () => {
       const s = setup(2, ALL);
       advance(s, 0xffff);

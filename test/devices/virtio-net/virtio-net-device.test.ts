@@ -25,6 +25,30 @@ describe('devices/virtio-net/virtio-net-device', () => {
     expect(rig.device.queryRxFilter()['vlan-table']).to.deep.equal([5]);
   });
 
+  it('a_throwing_rx_filter_changed_listener_does_not_break_the_device', async () => {
+    const rig = new NetRig({ mac: MAIN });
+    const thrown = new Promise<unknown>((resolve) => {
+      const saved = process.listeners('uncaughtException');
+      process.removeAllListeners('uncaughtException');
+      process.once('uncaughtException', (e) => {
+        for (const l of saved) process.on('uncaughtException', l);
+        resolve(e);
+      });
+    });
+    const after = sinon.spy();
+    rig.device.on('rx-filter-changed', () => {
+      throw new Error('embedder bug');
+    });
+    rig.device.on('rx-filter-changed', after);
+    expect(rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [1])).to.equal(CtrlAck.OK);
+    expect(after.callCount).to.equal(1);
+    expect(rig.device.status & 0x40).to.equal(0); // no DEVICE_NEEDS_RESET
+    expect(rig.device.diagnosticCount('device.hook-threw')).to.equal(0);
+    expect(rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0])).to.equal(CtrlAck.OK);
+    expect(rig.device.queryRxFilter().promiscuous).to.equal(false);
+    expect(((await thrown) as Error).message).to.equal('embedder bug'); // reported outside the device
+  });
+
   it('tx_frame_reaches_the_netdev_with_the_header_stripped', () => {
     const rig = new NetRig();
     const frame = ethFrame('ff:ff:ff:ff:ff:ff');

@@ -9,6 +9,7 @@ import type { GuestMemoryAccess } from '../../../virtqueue/guest-memory.js';
 import type { SplitQueue } from '../../../virtqueue/split-queue.js';
 import { VirtioDevice } from '../../../devices/virtio/virtio-device.js';
 import type { DeviceError } from '../../../devices/virtio/virtio-device.js';
+import { VirtioCore } from '../../../devices/virtio/virtio-core.js';
 import type { ConfigField, ConfigValue } from '../../../devices/virtio/config-space.js';
 import { VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, featureBit } from '../../../devices/virtio/features.js';
 
@@ -34,7 +35,7 @@ export interface EchoOptions {
 }
 
 export class EchoDevice extends VirtioDevice {
-  readonly deviceType: number;
+  readonly echoType: number;
   readonly queueMaxSizes: readonly number[];
   readonly mac = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
   linkStatus = 1;
@@ -42,24 +43,56 @@ export class EchoDevice extends VirtioDevice {
   tag = 0;
   /** Observations for tests. */
   readonly events: string[] = [];
-  driverOkQueues: readonly (SplitQueue | null)[] | null = null;
+  /** The queues given at DRIVER_OK, kept up to date by queues started later. */
+  driverOkQueues: (SplitQueue | null)[] | null = null;
   echoed = 0;
   private readonly offer: bigint;
+  private readonly memoryGiven: GuestMemoryAccess;
+  private coreValue: VirtioCore | null = null;
 
   constructor(options: EchoOptions) {
-    super(options.memory);
-    this.deviceType = options.type ?? 1;
+    super();
+    this.memoryGiven = options.memory;
+    this.echoType = options.type ?? 1;
     this.queueMaxSizes = [options.queueSize ?? 16];
     this.offer =
       options.features ??
       (featureBit(ECHO_F_UPPER) | featureBit(ECHO_F_EXTRA) | featureBit(ECHO_F_BIG) | featureBit(VIRTIO_F_INDIRECT_DESC) | featureBit(VIRTIO_F_EVENT_IDX));
+    if (options.memory === null || typeof options.memory !== 'object' || typeof options.memory.readU16 !== 'function') {
+      throw new TypeError('EchoDevice: memory must be a GuestMemory');
+    }
   }
 
-  protected override offeredFeatures(): bigint {
+  /**
+   * Built on first use (a transport attaching), so that test subclasses may override the fields
+   * above. A real device builds its core at the end of its constructor (virtio-net does).
+   */
+  get core(): VirtioCore {
+    if (this.coreValue !== null) return this.coreValue;
+    const spec = {
+      deviceType: this.echoType,
+      queueMaxSizes: this.queueMaxSizes,
+      offeredFeatures: this.offeredFeatures(),
+      configFields: this.configFields(),
+      validateFeatures: (f: bigint) => this.validateFeatures(f),
+    };
+    this.coreValue = new VirtioCore(spec, this.memoryGiven, {
+      onDriverOk: (queues, features) => this.onDriverOk(queues, features),
+      onQueueStarted: (index, q) => {
+        if (this.driverOkQueues !== null) this.driverOkQueues[index] = q;
+      },
+      onQueueNotify: (index) => this.onQueueNotify(index),
+      onQueuesStopped: () => this.onQueuesStopped(),
+      onReset: () => this.onReset(),
+    }, this);
+    return this.coreValue;
+  }
+
+  protected offeredFeatures(): bigint {
     return this.offer;
   }
 
-  protected override configFields(): ConfigField[] {
+  protected configFields(): ConfigField[] {
     return [
       { name: 'mac', offset: ECHO_CFG_MAC, width: 6, access: 'ro', read: () => this.mac },
       { name: 'status', offset: ECHO_CFG_STATUS, width: 2, access: 'ro', read: () => this.linkStatus },
@@ -69,17 +102,17 @@ export class EchoDevice extends VirtioDevice {
     ];
   }
 
-  protected override validateFeatures(f: bigint): string | null {
+  protected validateFeatures(f: bigint): string | null {
     if ((f & featureBit(ECHO_F_EXTRA)) !== 0n && (f & featureBit(ECHO_F_UPPER)) === 0n) return 'ECHO_F_EXTRA requires ECHO_F_UPPER';
     return null;
   }
 
-  protected override onDriverOk(queues: readonly (SplitQueue | null)[], features: bigint): void {
-    this.driverOkQueues = queues;
+  protected onDriverOk(queues: readonly (SplitQueue | null)[], features: bigint): void {
+    this.driverOkQueues = queues.slice();
     this.events.push(`driver-ok:${features.toString(16)}`);
   }
 
-  protected override onQueueNotify(index: number): void {
+  protected onQueueNotify(index: number): void {
     this.events.push(`notify:${index}`);
     const q = this.queues[index];
     if (q === null || q === undefined) return;
@@ -89,7 +122,7 @@ export class EchoDevice extends VirtioDevice {
       const c = q.pop();
       if (c.kind === 'empty') break;
       if (c.kind === 'violation') {
-        this.needsReset({ ...c.error, queue: index });
+        this.core.needsReset({ ...c.error, queue: index });
         return;
       }
       const r = c.reader();
@@ -104,14 +137,14 @@ export class EchoDevice extends VirtioDevice {
       q.pushUsed(c, n);
       this.echoed++;
     }
-    if (q.publishUsed()) this.raiseUsed(index);
+    if (q.publishUsed()) this.core.raiseUsed(index);
   }
 
-  protected override onQueuesStopped(): void {
+  protected onQueuesStopped(): void {
     this.events.push('stopped');
   }
 
-  protected override onReset(): void {
+  protected onReset(): void {
     this.events.push('reset');
     this.counter = 0;
     this.driverOkQueues = null;
@@ -119,12 +152,12 @@ export class EchoDevice extends VirtioDevice {
 
   /** Test access to the protected tier-1 path. */
   fail(error: DeviceError): void {
-    this.needsReset(error);
+    this.core.needsReset(error);
   }
 
   /** The link changes (a device-side config change with a notification). */
   setLink(up: boolean): void {
     this.linkStatus = up ? 1 : 0;
-    this.configChanged(true);
+    this.core.configChanged(true);
   }
 }

@@ -1,0 +1,77 @@
+// What the NIC records and reports (VIRTIO 1.2 §5.1): one union of its diagnostic codes with the
+// section each enforces, its tier-1 errors, and the one interface through which the transmit,
+// receive and control paths report to the device.
+//
+// Control-command codes (ctrl-command.ts) are listed with the control queue's section; each such
+// diagnostic carries the section of the command class it breaks (e.g. '5.1.6.5.3' for VLAN), which
+// is more precise and is what gets recorded.
+
+import type { DeviceError, QueueFault } from '../virtio/core-errors.js';
+import type { CtrlDiagnosticCode } from './ctrl-command.js';
+
+/** Every code the NIC records, with the section it enforces. */
+export const NET_DIAGNOSTIC_SECTIONS = Object.freeze({
+  // transmit (§5.1.6.2)
+  'tx.writable-descriptor': '2.7.4.2', // a device-writable descriptor in a transmit chain (ignored)
+  'tx.header-short': '5.1.6.2', // fewer readable bytes than the virtio-net header
+  'tx.frame-too-large': '5.1.6.2', // a frame above TX_FRAME_MAX
+  'tx.queue-inactive': '5.1.6.5.6.1', // a notification on a transmitq beyond the pairs in use
+  // receive (§5.1.6.3)
+  'rx.buffer-shorter-than-header': '5.1.6.3.1', // returned unused
+  'rx.buffer-too-small': '5.1.6.3.1', // the frame is dropped, the buffer kept
+  'rx.no-writable-descriptor': '5.1.6.3.1', // tier 1: a receive chain with nothing to write
+  // control queue (§5.1.6.5)
+  'ctrl.missing-header': '5.1.6.5', // tier 1: no room for class and command
+  'ctrl.missing-ack': '5.1.6.5', // tier 1: no room for the ack
+  'ctrl.payload-too-large': '5.1.6.5', // larger than the device gathers: VIRTIO_NET_ERR
+  'ctrl.unknown-class': '5.1.6.5',
+  'ctrl.unknown-command': '5.1.6.5',
+  'ctrl.short-payload': '5.1.6.5',
+  'ctrl.trailing-bytes': '5.1.6.5',
+  'ctrl.feature-not-negotiated': '5.1.6.5',
+  'ctrl.rx-value-not-boolean': '5.1.6.5.1',
+  'ctrl.mac-addr-length': '5.1.6.5.2',
+  'ctrl.mac-table-malformed': '5.1.6.5.2',
+  'ctrl.mac-table-wrong-kind': '5.1.6.5.2',
+  'ctrl.vlan-out-of-range': '5.1.6.5.3',
+  'ctrl.announce-not-pending': '5.1.6.5.4',
+  'ctrl.mq-pairs-out-of-range': '5.1.6.5.6',
+  'ctrl.offloads-not-negotiated': '5.1.6.5.8.1',
+  // configuration space (§5.1.4)
+  'config.mac-write': '5.1.4.2', // a modern driver wrote config `mac` (ignored)
+} as const);
+
+/** A code the NIC records (the core's and the transports' are in devices/virtio/diagnostics.ts). */
+export type NetDiagnosticCode = keyof typeof NET_DIAGNOSTIC_SECTIONS;
+
+// Every control-command code has a row (a compile-time check).
+type MissingCtrlCodes = Exclude<CtrlDiagnosticCode, NetDiagnosticCode>;
+const _everyCtrlCodeListed: [MissingCtrlCodes] extends [never] ? true : MissingCtrlCodes = true;
+void _everyCtrlCodeListed;
+
+/** The NIC's own tier-1 errors (the driver left no place for the device's answer). */
+export type NetDeviceError =
+  /** §5.1.6.3.1: a receive chain with no device-writable descriptor. */
+  | { readonly code: 'rx.no-writable-descriptor'; readonly section: '5.1.6.3.1'; readonly queue: number; readonly head: number }
+  /** §5.1.6.5: a control chain with no room for class and command, or for the ack. */
+  | {
+      readonly code: 'ctrl.missing-header' | 'ctrl.missing-ack';
+      readonly section: '5.1.6.5';
+      readonly queue: number;
+      readonly head: number;
+      readonly readable: number;
+      readonly writable: number;
+    };
+
+/** Every tier-1 error of the NIC: its queues', the core's, its own. */
+export type NetError = DeviceError<NetDeviceError>;
+
+/** What a datapath (transmit, receive, control) reports to the device. */
+export interface PathReport {
+  /** A used-buffer notification for queue `index` (the core decides the interrupt). */
+  raiseUsed(index: number): void;
+  /** Tier 1: the driver broke the contract on a queue. */
+  violation(error: QueueFault | NetDeviceError): void;
+  /** A driver mistake the device tolerates (recorded with the code's section). */
+  mistake(code: NetDiagnosticCode, message: string, queue: number): void;
+}

@@ -1,0 +1,495 @@
+// What every virtio device shares, whatever its type and transport (VIRTIO 1.2 §2.1 device status,
+// §2.2 feature bits, §2.3 notifications, §2.4 reset, §2.5 configuration space, §3.1 initialisation),
+// as a value a concrete device owns: `new VirtioCore(spec, memory, handlers, events)`.
+//
+// The device declares what it is (`DeviceSpec`: type, queue sizes, offered features, config field
+// table, feature check) and what it does at the core's moments (`CoreHandlers`); the core keeps the
+// status machine, negotiation, queue registers, config generation, ISR and diagnostics, and the
+// running state (`RunState`). A transport reaches it through the device's facade (virtio-device.ts).
+//
+// Guest mistakes never throw: they are ignored or refused and recorded as diagnostics. A broken
+// contract that stops the device (tier 1) goes through `needsReset()`: DEVICE_NEEDS_RESET, config
+// interrupt, queues stopped, a 'needs-reset' event — until the driver resets the device.
+
+import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
+import { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { QueueConfig } from '../../virtqueue/split-queue.js';
+import { isValidQueueSize } from '../../virtqueue/ring-layout.js';
+import type { EventSink } from '../../lib/base/events.js';
+import { TypedEmitter } from '../../lib/base/events.js';
+import { ConfigSpace } from './config-space.js';
+import { deviceErrorSection } from './core-errors.js';
+import type { DeviceError, SpecificError } from './core-errors.js';
+import type { CoreEvents, CoreHandlers, DeviceSpec, RunState, RunningQueues } from './core-types.js';
+import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, STATUS_FEATURES_OK, nextStatus } from './device-status.js';
+import type { DriverInterface } from './device-status.js';
+import { DIAGNOSTIC_SECTIONS, DiagnosticLog } from './diagnostics.js';
+import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
+import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit } from './features.js';
+import { QueueRegisters } from './queue-registers.js';
+import type { RingArea } from './queue-registers.js';
+import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
+import type { TransportBinding } from './transport-binding.js';
+
+/** Extra fields a diagnostic may carry. */
+export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
+
+/** Largest queue count a device may declare (PCI queue_select and MMIO QueueSel are 16-bit wide in practice). */
+const MAX_QUEUES = 0x10000;
+
+const STOPPED: RunState = Object.freeze({ kind: 'stopped' });
+
+export class VirtioCore<D extends SpecificError = SpecificError> {
+  /** Guest memory the rings and buffers live in. */
+  readonly memory: GuestMemoryAccess;
+  /** Virtio device ID (§5). */
+  readonly deviceType: number;
+  /** Where the core's events go (the owning device, usually). */
+  readonly events: EventSink<CoreEvents<D>>;
+
+  private readonly handlers: CoreHandlers;
+  private readonly validateFeatures: (features: bigint) => string | null;
+  private readonly features: FeatureNegotiation;
+  private readonly config: ConfigSpace;
+  private readonly queueRegs: QueueRegisters;
+  /** Notifications that arrived before DRIVER_OK, delivered at DRIVER_OK. */
+  private readonly pendingNotify: Uint8Array;
+  /** What `queues` shows while stopped: all null. */
+  private readonly noQueues: RunningQueues;
+  private run: RunState = STOPPED;
+  private statusValue = 0;
+  private isrValue = 0;
+  private generation = 0;
+  private driverInterface: DriverInterface = 'modern';
+  private binding: TransportBinding | null = null;
+  private readonly log = new DiagnosticLog();
+
+  /** Throws (programmer error) for a bad memory or spec. */
+  constructor(spec: DeviceSpec, memory: GuestMemoryAccess, handlers: CoreHandlers, events: EventSink<CoreEvents<D>> = new TypedEmitter<CoreEvents<D>>()) {
+    if (memory === null || typeof memory !== 'object' || typeof (memory as GuestMemoryAccess).readU16 !== 'function') {
+      throw new TypeError('VirtioCore: memory must be a GuestMemory (or an object implementing GuestMemoryAccess)');
+    }
+    const sizes = spec.queueMaxSizes;
+    if (!Array.isArray(sizes) || sizes.length > MAX_QUEUES || sizes.some((s) => !isValidQueueSize(s))) {
+      throw new RangeError(`VirtioCore: queueMaxSizes must be a list of at most ${MAX_QUEUES} powers of 2 in 1..32768`);
+    }
+    this.memory = memory;
+    this.deviceType = spec.deviceType;
+    this.handlers = handlers;
+    this.events = events;
+    this.validateFeatures = spec.validateFeatures ?? (() => null);
+    this.features = new FeatureNegotiation(spec.offeredFeatures | featureBit(VIRTIO_F_VERSION_1));
+    this.config = new ConfigSpace([...spec.configFields]);
+    this.queueRegs = new QueueRegisters(sizes.slice());
+    this.pendingNotify = new Uint8Array(sizes.length);
+    this.noQueues = Object.freeze(sizes.map(() => null));
+  }
+
+  // ---- for the concrete device ----
+
+  /** Device status (§2.1). */
+  get status(): number {
+    return this.statusValue;
+  }
+  /** DRIVER_OK is set and the device does not need a reset: queues may be processed. */
+  get running(): boolean {
+    return (this.statusValue & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET)) === STATUS_DRIVER_OK;
+  }
+  /** Stopped, or running with these queues. */
+  get state(): RunState {
+    return this.run;
+  }
+  /** The features the driver acknowledged (final after FEATURES_OK, or DRIVER_OK on legacy). */
+  get negotiatedFeatures(): bigint {
+    return this.features.acknowledged;
+  }
+  /** Everything the device offers through the modern interface (including VERSION_1). */
+  get offered(): bigint {
+    return this.features.offered;
+  }
+  /** Whether feature `bit` (0..63) was acknowledged. Allocation-free: fine on the hot path. */
+  hasFeature(bit: number): boolean {
+    return this.features.has(bit);
+  }
+  /** The interface the driver last used for status or features ('legacy' only on a transitional PCI device). */
+  get activeInterface(): DriverInterface {
+    return this.driverInterface;
+  }
+  /** Running queues, index-aligned (all null unless running). */
+  get queues(): RunningQueues {
+    const run = this.run;
+    return run.kind === 'running' ? run.queues : this.noQueues;
+  }
+
+  /** Raises a used buffer notification for `queueIndex` (only while running, §2.1.2). */
+  raiseUsed(_queueIndex: number): void {
+    if (!this.running) return;
+    this.setIsr(this.isrValue | ISR_QUEUE);
+  }
+
+  /** Raises a configuration change notification (only once DRIVER_OK is set, §2.1.2 / §4.1.5.4). */
+  raiseConfig(): void {
+    if ((this.statusValue & STATUS_DRIVER_OK) === 0) return;
+    this.setIsr(this.isrValue | ISR_CONFIG);
+  }
+
+  /** The device changed its configuration: bump the generation (§2.5) and optionally notify. */
+  configChanged(notify: boolean): void {
+    this.generation = (this.generation + 1) >>> 0;
+    if (notify) this.raiseConfig();
+  }
+
+  /**
+   * Tier 1 (§2.1.2): the device cannot go on. Sets DEVICE_NEEDS_RESET, raises the config interrupt
+   * (when DRIVER_OK is set), stops every queue, records a diagnostic and emits 'needs-reset'. Never
+   * throws. A second error before the reset is recorded but not re-signalled.
+   */
+  needsReset(error: DeviceError<D>): void {
+    const code = error.code;
+    const section = deviceErrorSection(error);
+    const already = (this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0;
+    const queue = 'queue' in error && typeof error.queue === 'number' ? error.queue : undefined;
+    this.record({ code, section, message: `device needs reset: ${code}${already ? ' (already needing reset)' : ''}`, error, queue });
+    if (already) return;
+    this.statusValue |= STATUS_DEVICE_NEEDS_RESET;
+    this.stopQueues();
+    this.raiseConfig();
+    this.events.emit('needs-reset', error);
+  }
+
+  // ---- diagnostics ----
+
+  /** The last diagnostics (bounded), oldest first. */
+  diagnostics(): readonly Diagnostic[] {
+    return this.log.entries();
+  }
+  /** How many diagnostics with `code` were recorded over the device's life. */
+  diagnosticCount(code: string): number {
+    return this.log.count(code);
+  }
+  /** Counts by code over the device's life. */
+  diagnosticCounts(): ReadonlyMap<string, number> {
+    return this.log.counts();
+  }
+
+  /** Records a driver mistake (for transports and the concrete device). */
+  reportDriverMistake(code: DiagnosticCode, message: string, extra?: DiagnosticExtra): void;
+  /** A concrete device's own code (e.g. `'ctrl.unknown-class'`) must name its section. */
+  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra & { section: string }): void;
+  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra = {}): void {
+    const known = code as DiagnosticCode;
+    const section = extra.section ?? this.binding?.sections?.[known] ?? DIAGNOSTIC_SECTIONS[known] ?? '2';
+    this.record({ ...extra, code, section, message });
+  }
+
+  private record(input: Omit<Diagnostic, 'seq'>): void {
+    const d = this.log.record(input);
+    this.events.emit('diagnostic', d);
+  }
+
+  // ---- transport-facing: binding and identity ----
+
+  /** Attaches a transport. A device has exactly one transport; a second attach throws. */
+  attachTransport(binding: TransportBinding): void {
+    if (this.binding !== null) throw new Error('this device is already attached to a transport');
+    this.binding = binding;
+  }
+
+  get numQueues(): number {
+    return this.queueRegs.count;
+  }
+  /** Maximum size of queue `index`, 0 when the device has no such queue. */
+  queueMaxSize(index: number): number {
+    return this.queueRegs.maxSize(index);
+  }
+
+  // ---- transport-facing: status and features ----
+
+  /** A driver write of the status field through `via`. */
+  writeStatus(value: number, via: DriverInterface = 'modern'): void {
+    this.driverInterface = via;
+    const features = this.features;
+    const t = nextStatus(this.statusValue, value, via, () =>
+      features.checkFeaturesOk(via, (f) => this.guard('validateFeatures', () => this.validateFeatures(f)) ?? null),
+    );
+    if (t.kind === 'reset') {
+      this.reset();
+      return;
+    }
+    for (const m of t.mistakes) this.reportDriverMistake(m.code, m.message, { value: m.value });
+    const before = this.statusValue;
+    // A hook that threw during the feature check may have set DEVICE_NEEDS_RESET meanwhile.
+    this.statusValue = t.status | (this.statusValue & STATUS_DEVICE_NEEDS_RESET);
+    if ((t.newlySet & STATUS_FEATURES_OK) !== 0) {
+      features.freeze();
+      this.guard('onFeaturesOk', () => this.handlers.onFeaturesOk?.(features.acknowledged));
+    }
+    if ((t.newlySet & STATUS_DRIVER_OK) !== 0) this.driverOk(via);
+    if (this.statusValue !== before) this.events.emit('status', this.statusValue);
+  }
+
+  /** 32-bit window `select` of the offered features. */
+  deviceFeatureWord(select: number): number {
+    return this.features.deviceWord(select);
+  }
+  /** 32-bit window `select` of the driver's acknowledged features. */
+  driverFeatureWord(select: number): number {
+    return this.features.driverWord(select);
+  }
+  writeDriverFeatureWord(select: number, value: number): void {
+    this.driverInterface = 'modern';
+    const m = this.features.writeDriverWord(select, value);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value });
+  }
+  /** Legacy interface: the 32 offered bits (never VERSION_1; ANY_LAYOUT always, §6.3). */
+  legacyDeviceFeatures(): number {
+    return Number(this.features.offeredLegacy & 0xffff_ffffn);
+  }
+  writeLegacyDriverFeatures(value: number): void {
+    this.driverInterface = 'legacy';
+    const m = this.features.writeLegacyDriverFeatures(value);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value, section: m.code === 'features.not-offered' ? '4.1.4.10' : undefined });
+  }
+
+  // ---- transport-facing: queues ----
+
+  queueConfig(index: number): Readonly<QueueConfig> | undefined {
+    return this.queueRegs.config(index);
+  }
+  writeQueueSize(index: number, size: number): void {
+    if (this.queueRefused(index, 'size', size)) return;
+    this.queueRegs.setSize(index, size);
+  }
+  /** One 32-bit half of a ring area's address (the read-back is exactly what was written). */
+  queueAddressWord(index: number, area: RingArea, half: 0 | 1): number {
+    return this.queueRegs.has(index) ? this.queueRegs.addressWord(index, area, half) : 0;
+  }
+  writeQueueAddressWord(index: number, area: RingArea, half: 0 | 1, value: number): void {
+    if (this.queueRefused(index, area, value)) return;
+    this.queueRegs.setAddressWord(index, area, half, value);
+  }
+  /**
+   * Legacy interface (§4.1.4.10): the whole queue at once from its page number — size (fixed at the
+   * maximum there), the three ring addresses, and enabled; `null` (page number 0) disables it.
+   */
+  writeQueueLayout(index: number, layout: { size: number; descTable: number; availRing: number; usedRing: number } | null): void {
+    if (layout === null) return this.writeQueueReady(index, false);
+    if (this.queueRefused(index, 'layout', layout.descTable)) return;
+    const q = this.queueRegs;
+    q.setSize(index, layout.size);
+    q.setAddress(index, 'descTable', layout.descTable);
+    q.setAddress(index, 'availRing', layout.availRing);
+    q.setAddress(index, 'usedRing', layout.usedRing);
+    this.writeQueueReady(index, true);
+  }
+
+  /** The driver enables (true) or disables (false) a queue. */
+  writeQueueReady(index: number, ready: boolean): void {
+    const regs = this.queueRegs;
+    if (!regs.has(index)) {
+      this.reportDriverMistake('queue.not-available', `driver enabled queue ${index}, which the device does not have`, { queue: index });
+      return;
+    }
+    const config = regs.config(index)!;
+    const run = this.run;
+    if (!ready) {
+      if (run.kind === 'running' && run.queues[index] !== null) {
+        this.reportDriverMistake('queue.disable-unsupported', `driver disabled running queue ${index} (VIRTIO_F_RING_RESET is not offered); ignored`, { queue: index });
+        return;
+      }
+      regs.setReady(index, false);
+      this.pendingNotify[index] = 0;
+      return;
+    }
+    regs.setReady(index, true);
+    // A queue enabled after DRIVER_OK starts at once: a new running state, and the device is told.
+    if (!this.running || run.kind !== 'running' || run.queues[index] !== null) return;
+    const q = this.activate(index, config);
+    if (q === null) return;
+    const queues = run.queues.slice();
+    queues[index] = q;
+    this.run = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
+    this.guard('onQueueStarted', () => this.handlers.onQueueStarted?.(index, q));
+  }
+
+  /** An available buffer notification for queue `index` (§2.9). */
+  notify(index: number): void {
+    const regs = this.queueRegs;
+    if (!regs.has(index)) {
+      this.reportDriverMistake('notify.queue-out-of-range', `driver notified queue ${index}, which the device does not have`, { queue: index });
+      return;
+    }
+    if ((this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0) return; // stopped until reset
+    if (!regs.config(index)!.ready) {
+      this.reportDriverMistake('notify.queue-not-ready', `driver notified queue ${index} before enabling it`, { queue: index });
+      return;
+    }
+    if ((this.statusValue & STATUS_DRIVER_OK) === 0) {
+      // §3.1.2: a legacy driver may use the device before DRIVER_OK; remember and deliver then.
+      if (this.driverInterface === 'modern') {
+        this.reportDriverMistake('notify.before-driver-ok', `driver notified queue ${index} before DRIVER_OK; delivered at DRIVER_OK`, { queue: index });
+      }
+      this.pendingNotify[index] = 1;
+      return;
+    }
+    this.deliverNotify(index);
+  }
+
+  /** The hot path of a kick: the handler call without a closure (see `guard`). */
+  private deliverNotify(index: number): void {
+    const run = this.run;
+    if (run.kind !== 'running') return;
+    const q = run.queues[index];
+    if (q === null || q === undefined) return;
+    try {
+      this.handlers.onQueueNotify(index, q);
+    } catch (e) {
+      this.hookThrew(e, 'onQueueNotify');
+    }
+  }
+
+  // ---- transport-facing: configuration space ----
+
+  /** Config generation (§2.5); transports show all 32 bits (MMIO) or the low 8 (PCI). */
+  get configGeneration(): number {
+    return this.generation;
+  }
+  get configSize(): number {
+    return this.config.size;
+  }
+  readConfig(offset: number, width: number): number {
+    const r = this.config.read(offset, width, this.fieldExists);
+    if (r.mistake !== null) this.reportDriverMistake(r.mistake.code, r.mistake.message, { offset, width });
+    return r.value;
+  }
+  writeConfig(offset: number, width: number, value: number): void {
+    const m = this.config.write(offset, width, value, this.fieldExists);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { offset, width, value });
+  }
+  /** §2.5.2: offered features decide existence until negotiation ends, negotiated ones after. */
+  private readonly fieldExists = (mask: bigint): boolean => {
+    const f = this.features;
+    const set = f.frozen ? f.acknowledged : this.driverInterface === 'legacy' ? f.offeredLegacy : f.offered;
+    return (set & mask) !== 0n;
+  };
+
+  // ---- transport-facing: interrupts ----
+
+  /** ISR status bits (§4.1.4.5 / §4.2.2 InterruptStatus). */
+  get isr(): number {
+    return this.isrValue;
+  }
+  /** MMIO InterruptACK: clears the given bits. */
+  acknowledgeInterrupt(bits: number): void {
+    this.setIsr(this.isrValue & ~bits);
+  }
+  /** PCI ISR read: returns the bits and clears them (§4.1.4.5). */
+  readAndClearIsr(): number {
+    const v = this.isrValue;
+    if (v !== 0) this.setIsr(0);
+    return v;
+  }
+
+  private setIsr(value: number): void {
+    if (value === this.isrValue) return;
+    this.isrValue = value;
+    this.binding?.isrChanged(value);
+  }
+
+  // ---- lifecycle ----
+
+  /** Full reset (§2.4): status 0, features, queue registers, ISR, then the device's onReset. */
+  private reset(): void {
+    this.stopQueues();
+    const was = this.statusValue;
+    this.statusValue = 0;
+    this.features.reset();
+    this.queueRegs.reset();
+    this.pendingNotify.fill(0);
+    this.setIsr(0);
+    this.guard('onReset', () => this.handlers.onReset?.());
+    if (was !== 0) this.events.emit('status', 0);
+  }
+
+  private driverOk(via: DriverInterface): void {
+    if ((this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0) return; // broken before DRIVER_OK: stays stopped
+    const features = this.features;
+    if (via === 'legacy') {
+      // §3.1.2: legacy negotiation ends at first use; there was no FEATURES_OK to refuse with.
+      features.freeze();
+      const reason = this.guard('validateFeatures', () => this.validateFeatures(features.acknowledged)) ?? null;
+      if (reason !== null) this.reportDriverMistake('features.rejected-by-device', reason, { value: features.acknowledged, section: '3.1.2' });
+      this.guard('onFeaturesOk', () => this.handlers.onFeaturesOk?.(features.acknowledged));
+      if ((this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0) return;
+    }
+    const regs = this.queueRegs;
+    const queues: (SplitQueue | null)[] = this.noQueues.slice();
+    for (let i = 0; i < regs.count; i++) {
+      const config = regs.config(i)!;
+      if (!config.ready) continue;
+      const q = this.activate(i, config);
+      if (q === null) return;
+      queues[i] = q;
+    }
+    const run: RunState = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
+    this.run = run;
+    this.guard('onDriverOk', () => this.handlers.onDriverOk(run.queues, features.acknowledged));
+    for (let i = 0; i < regs.count; i++) {
+      if (this.pendingNotify[i] === 0) continue;
+      this.pendingNotify[i] = 0;
+      if (this.running) this.deliverNotify(i);
+    }
+  }
+
+  /** Activates one queue; a configuration that cannot run is a tier-1 error (null). */
+  private activate(index: number, config: QueueConfig): SplitQueue | null {
+    const max = this.queueRegs.maxSize(index);
+    if (config.size > max) {
+      const section = this.binding?.sections?.['queue.size-above-max'] ?? DIAGNOSTIC_SECTIONS['queue.size-above-max'];
+      this.needsReset({ code: 'queue.size-above-max', section, queue: index, size: config.size, max });
+      return null;
+    }
+    const result = SplitQueue.activate(
+      this.memory,
+      config,
+      { indirectDesc: this.hasFeature(VIRTIO_F_INDIRECT_DESC), eventIdx: this.hasFeature(VIRTIO_F_EVENT_IDX) },
+      index,
+    );
+    if (!(result instanceof SplitQueue)) {
+      this.needsReset({ ...result, queue: index });
+      return null;
+    }
+    return result;
+  }
+
+  private stopQueues(): void {
+    const run = this.run;
+    const hadQueues = run.kind === 'running' && run.queues.some((q) => q !== null);
+    this.run = STOPPED;
+    this.pendingNotify.fill(0);
+    if (hadQueues) this.guard('onQueuesStopped', () => this.handlers.onQueuesStopped?.());
+  }
+
+  /**
+   * Runs a handler of the concrete device. An exception there is a device bug, but it must not
+   * reach the hypervisor through a register access: it becomes a tier-1 'device.hook-threw' error.
+   */
+  private guard<T>(hook: string, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      this.hookThrew(e, hook);
+      return undefined;
+    }
+  }
+
+  private hookThrew(e: unknown, hook: string): void {
+    this.needsReset({ code: 'device.hook-threw', section: '2.1.2', hook, message: e instanceof Error ? e.message : String(e) });
+  }
+
+  private queueRefused(index: number, what: RingArea | 'size' | 'layout', value: number): boolean {
+    const m = this.queueRegs.refuseChange(index, what);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { queue: index, value });
+    return m !== null;
+  }
+}
