@@ -8,6 +8,8 @@ export interface RunResult {
   scenario: string;
   netdev: string;
   durationMs: number;
+  /** Ended early by Ctrl-C / SIGTERM rather than by its duration. */
+  interrupted: boolean;
   qmp: string | null;
   device: NetStats;
   guest: Record<string, number>;

@@ -46,6 +46,8 @@ export interface RunOptions {
   netdev: NetdevSpec;
   qmpPath: string | null;
   json: boolean;
+  /** Ends the run early (Ctrl-C): the summary is still made and everything is cleaned up. */
+  signal?: AbortSignal;
 }
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
@@ -57,10 +59,22 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     qmpPath: (f['qmp'] as string | undefined) ?? null,
     json: f['json'] === true,
   };
-  const result = await run(options, (line) => process.stdout.write(line));
+  // Ctrl-C (or SIGTERM) ends the run as the duration would: summary printed, temp directory and
+  // QMP socket removed, backends closed. Exit code 130, the shell's for an interrupted command.
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: RunResult;
+  try {
+    result = await run({ ...options, signal: stop.signal }, (line) => process.stdout.write(line));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   else process.stdout.write(`\n${summaryTable(result)}\n`);
-  return 0;
+  return result.interrupted ? 130 : 0;
 }
 
 /** Runs the job; `print` receives the human-readable progress (nothing with json). */
@@ -86,64 +100,80 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   });
   guest = new ScriptedGuest(transport, memory, { mac: parseMacBytes(GUEST_MAC), ip: GUEST_IP }, PEER_IP);
 
+  // Everything opened from here on is closed on every exit path (an error, Ctrl-C): the temp
+  // directory holding the QMP socket never outlives the run.
   const tmp = options.qmpPath === null ? mkdtempSync(join(tmpdir(), 'virtio-net-')) : null;
-  const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
-  const qmp = new QmpServer({ devices: [device], netdevs: [netdev], path: qmpPath });
-  await qmp.listen();
-  if (!options.json) print(`virtio-net run: scenario ${options.scenario} on ${label}; QMP socket ${qmpPath}\n`);
+  let qmp: QmpServer | null = null;
+  try {
+    const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
+    qmp = new QmpServer({ devices: [device], netdevs: [netdev], path: qmpPath });
+    await qmp.listen();
+    if (!options.json) print(`virtio-net run: scenario ${options.scenario} on ${label}; QMP socket ${qmpPath}\n`);
 
-  /** rx-filter changes = successful RX, MAC and VLAN commands (each counts, even a no-op). */
-  const filterCommands = (): number => {
-    const c = device.stats().ctrl.byClass;
-    return (c['rx']?.ok ?? 0) + (c['mac']?.ok ?? 0) + (c['vlan']?.ok ?? 0);
-  };
+    /** rx-filter changes = successful RX, MAC and VLAN commands (each counts, even a no-op). */
+    const filterCommands = (): number => {
+      const c = device.stats().ctrl.byClass;
+      return (c['rx']?.ok ?? 0) + (c['mac']?.ok ?? 0) + (c['vlan']?.ok ?? 0);
+    };
 
-  const noise = netdev instanceof MemoryNetdev ? netdev : null;
-  const started = Date.now();
-  if (!guest.start()) throw new Error('the scripted guest could not negotiate features with the device');
-  guest.linkUp();
-  if (options.scenario !== 'traffic') guest.programFilter();
+    const noise = netdev instanceof MemoryNetdev ? netdev : null;
+    const started = Date.now();
+    if (!guest.start()) throw new Error('the scripted guest could not negotiate features with the device');
+    guest.linkUp();
+    if (options.scenario !== 'traffic') guest.programFilter();
 
-  const tty = process.stdout.isTTY === true && !options.json;
-  await new Promise<void>((resolve) => {
-    let n = 0;
-    const tick = setInterval(() => {
-      guest!.tick(options.scenario);
-      // Host-side background traffic the guest's filter should drop: every 4th tick a frame to
-      // another station, every 8th one on a VLAN the guest did not add.
-      if (noise !== null && ++n % 4 === 0) noise.inject(n % 8 === 0 ? NOISE_VLAN : NOISE_UNICAST);
-    }, TICK_MS);
-    const status = tty
-      ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events)}\x1b[K`), STATUS_MS)
-      : null;
-    setTimeout(() => {
-      clearInterval(tick);
-      if (status !== null) clearInterval(status);
-      resolve();
-    }, options.durationMs);
-  });
-  // Let the last replies arrive.
-  await new Promise((r) => setImmediate(r));
-  guest.service();
+    const tty = process.stdout.isTTY === true && !options.json;
+    let interrupted = false;
+    await new Promise<void>((resolve) => {
+      let n = 0;
+      const tick = setInterval(() => {
+        guest!.tick(options.scenario);
+        // Host-side background traffic the guest's filter should drop: every 4th tick a frame to
+        // another station, every 8th one on a VLAN the guest did not add.
+        if (noise !== null && ++n % 4 === 0) noise.inject(n % 8 === 0 ? NOISE_VLAN : NOISE_UNICAST);
+      }, TICK_MS);
+      const status = tty
+        ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events)}\x1b[K`), STATUS_MS)
+        : null;
+      const finish = (): void => {
+        clearInterval(tick);
+        if (status !== null) clearInterval(status);
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        interrupted = true;
+        finish();
+      };
+      const timer = setTimeout(finish, options.durationMs);
+      if (options.signal?.aborted === true) onAbort();
+      else options.signal?.addEventListener('abort', onAbort);
+    });
+    // Let the last replies arrive.
+    await new Promise((r) => setImmediate(r));
+    guest.service();
 
-  const result: RunResult = {
-    scenario: options.scenario,
-    netdev: label,
-    durationMs: Date.now() - started,
-    qmp: qmpPath,
-    device: device.stats(),
-    guest: { ...guest.tally },
-    peer: peer === null ? null : { ...peer.stats() },
-    rxFilterChanges: filterCommands(),
-    events,
-    diagnostics: device.diagnostics().length,
-    rxFilter: device.queryRxFilter(),
-  };
-  await qmp.close();
-  peer?.close();
-  await netdev.close();
-  if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
-  return result;
+    return {
+      scenario: options.scenario,
+      netdev: label,
+      durationMs: Date.now() - started,
+      interrupted,
+      qmp: qmpPath,
+      device: device.stats(),
+      guest: { ...guest.tally },
+      peer: peer === null ? null : { ...peer.stats() },
+      rxFilterChanges: filterCommands(),
+      events,
+      diagnostics: device.diagnostics().length,
+      rxFilter: device.queryRxFilter(),
+    };
+  } finally {
+    await qmp?.close();
+    peer?.close();
+    await netdev.close();
+    if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {

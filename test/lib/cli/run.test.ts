@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../../lib/cli/run.js';
 import { parseFlags, parseNetdev, UsageError } from '../../../lib/cli/args.js';
@@ -56,6 +58,33 @@ describe('lib/cli/run', () => {
     expect(out.device.rx.frames).to.be.greaterThan(0);
     expect(Object.keys(out.rxFilter)).to.have.length(12);
     expect(out.qmp).to.match(/qmp\.sock$/);
+  });
+
+  it('ctrl_c_ends_the_run_with_its_summary_and_removes_its_temp_directory', async function () {
+    this.timeout(60000);
+    const tmp = mkdtempSync(join(tmpdir(), 'vnm-run-sigint-'));
+    try {
+      const child = spawn(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--duration', '60', '--json'], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+      const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+      // The run is up once its QMP socket exists in its temp directory.
+      const deadline = Date.now() + 30000;
+      const socketUp = (): boolean => readdirSync(tmp).some((d) => d.startsWith('virtio-net-') && existsSync(join(tmp, d, 'qmp.sock')));
+      while (!socketUp()) {
+        if (Date.now() > deadline) throw new Error('the run did not create its QMP socket');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGINT');
+      expect(await exited, 'exit code of an interrupted run').to.equal(130);
+      const result = JSON.parse(stdout) as { interrupted: boolean; durationMs: number };
+      expect(result.interrupted).to.equal(true);
+      expect(result.durationMs).to.be.lessThan(60000);
+      // (tsx, which runs the command from source, keeps its own cache there: not ours.)
+      expect(readdirSync(tmp).filter((d) => d.startsWith('virtio-net-')), 'temp directory left behind').to.deep.equal([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('help_prints_the_usage_of_every_command', function () {
