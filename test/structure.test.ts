@@ -4,10 +4,11 @@
 // and these rules are enforced:
 //   1. Every source folder has a layer (LAYERS below); a new folder must be placed on purpose.
 //   2. Imports go to the same layer or a lower one: below-the-device lib/ folders never import
-//      devices/ or an above-the-device folder, virtqueue/ imports nothing of the project.
+//      devices/ or an above-the-device folder, virtqueue/ imports only lib/base/, and lib/base/
+//      imports nothing of the project.
 //   3. No import cycle between folders (a subfolder counts as its LAYERS folder).
-//   4. Nothing under virtqueue/ or devices/ imports a Node builtin (`node:x` or a bare `events`,
-//      `net`, …) or the FFI (koffi), and neither does any lib/ file they load at run time.
+//   4. Nothing under lib/base/, virtqueue/ or devices/ imports a Node builtin (`node:x` or a bare
+//      `events`, `net`, …) or the FFI (koffi), and neither does any lib/ file they load at run time.
 //   5. Source never imports test/, bench/ or scripts/.
 // A failure names the edge: the importing file, the specifier and the rule it breaks.
 
@@ -26,6 +27,9 @@ const SOURCE_ROOTS = ['index.ts', 'virtqueue', 'devices', 'lib'];
  * everything it uses sit below the device; what drives, embeds or manages the device sits above.
  */
 const LAYERS: readonly { readonly name: string; readonly folders: readonly string[] }[] = [
+  // Helpers and shapes every layer shares (endian, MAC text, frame limits, frame holders, the
+  // query-rx-filter shape): no project import, no Node builtin, so browser-safe.
+  { name: 'foundation', folders: ['lib/base'] },
   { name: 'ring mechanics', folders: ['virtqueue'] },
   {
     name: 'below the device',
@@ -37,7 +41,7 @@ const LAYERS: readonly { readonly name: string; readonly folders: readonly strin
 ];
 
 /** Folders whose files (and what they load at run time) must run without Node: see rule 4. */
-const NODE_FREE = ['virtqueue', 'devices'];
+const NODE_FREE = ['lib/base', 'virtqueue', 'devices'];
 /** Packages that are Node-only although not builtins. */
 const NODE_ONLY_PACKAGES = ['koffi'];
 
