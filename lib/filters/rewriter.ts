@@ -25,6 +25,7 @@ import { be32, newPacketInfo, parsePacket, TCP_FLAG, writeBe32, type PacketInfo 
 import { TCPOLEN_TIMESTAMP, TCPOPT, tcpOptionOffset } from '../packet/tcp-options.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
 import { rewrites, transition, type RewriterAction, type RewriterEvent, type RewriterState } from './rewriter-states.js';
+import { NET_BUFSIZE } from '../base/frame-limits.js';
 
 export interface RewriterFilterOptions {
   id: string;
@@ -37,8 +38,8 @@ export interface RewriterFilterOptions {
 
 /** QEMU's connection table limit. */
 export const DEFAULT_MAX_CONNECTIONS = 16384;
-/** Largest frame rewritten: a 64 KiB GSO segment plus headers. */
-const SCRATCH_BYTES = 65536 + 4096;
+/** Largest frame rewritten: a 64 KiB GSO segment plus headers (QEMU's NET_BUFSIZE). */
+const SCRATCH_BYTES = NET_BUFSIZE;
 /** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 

@@ -15,6 +15,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { FRAME_MAX } from '../base/frame-limits.js';
 import { Errno, HostError, closeFd, readFd, writeFd } from '../host/libc.js';
 import { POLLIN, POLLOUT } from '../host/structs.js';
 import { POLL_ERROR_MASK, Poller } from '../host/poller.js';
@@ -22,8 +23,8 @@ import type { PollClient } from '../host/poller.js';
 
 /** Frames read per fd per poll turn: bounds one turn's work so other fds and timers get a turn. */
 export const RX_DRAIN_BUDGET = 64;
-/** Largest read: a 64 KiB GSO frame plus Ethernet and VLAN headers plus a 12-byte vnet header. */
-export const HOST_FRAME_MAX = 65535 + 18 + 12;
+/** Largest read: the largest frame (FRAME_MAX) behind the longest vnet header the fd carries (12 bytes). */
+export const HOST_FRAME_MAX = FRAME_MAX + 12;
 
 export interface FdNetdevStats {
   /** Frames read from the fd and offered to the device. */
