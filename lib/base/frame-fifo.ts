@@ -1,9 +1,10 @@
 // A bounded first-in-first-out queue of frames (no spec section: the holding side of backpressure
 // between a netdev and the device). Frames crossing the Netdev interface are valid only during the
 // call, so `push` copies each one into storage the queue owns: one slot per position, allocated the
-// first time the position is used and grown only when a larger frame arrives, so a queue that
-// fills and drains over and over allocates nothing. `peekFrame()` / `peekHeader()` are views of the
-// oldest slot, valid until that position is written again.
+// first time the position is used and grown only when a larger frame arrives, and its views made
+// again only when the length changes — so a queue that fills and drains over and over allocates
+// nothing. `peekFrame()` / `peekHeader()` are views of the oldest slot, valid until that position
+// is written again.
 //
 // Caps: `maxFrames` frames and, optionally, `maxBytes` bytes of frames. A push past a cap is
 // refused (false) and counted in `dropped`; the queue never evicts. Users: the device's rx backlog
@@ -23,10 +24,11 @@ export interface FrameFifoOptions {
 /** One position of the ring: its storage and what it holds now. */
 interface Slot {
   data: Uint8Array;
-  length: number;
+  /** `data` cut to the frame held (what peekFrame returns). */
+  frame: Uint8Array;
   readonly header: Uint8Array;
-  /** 0: no header. */
-  headerLength: number;
+  /** `header` cut to the header held; undefined when the frame came with none (or an empty one). */
+  headerView: Uint8Array | undefined;
 }
 
 const DEFAULT_SLOT_BYTES = 2048;
@@ -96,16 +98,22 @@ export class FrameFifo {
     let slot = this.slots[i];
     if (slot === undefined) {
       // Positions are used in index order from 0, so a missing one is always the next to append.
-      slot = { data: new Uint8Array(Math.max(this.slotBytes, length)), length: 0, header: this.headerBytes === 0 ? NO_HEADER : new Uint8Array(this.headerBytes), headerLength: 0 };
+      const data = new Uint8Array(Math.max(this.slotBytes, length));
+      slot = { data, frame: data.subarray(0, length), header: this.headerBytes === 0 ? NO_HEADER : new Uint8Array(this.headerBytes), headerView: undefined };
       this.slots.push(slot);
     } else if (slot.data.length < length) {
       slot.data = new Uint8Array(Math.max(this.slotBytes, length));
+      slot.frame = slot.data.subarray(0, length);
+    } else if (slot.frame.length !== length) {
+      slot.frame = slot.data.subarray(0, length);
     }
     slot.data.set(frame);
-    slot.length = length;
     const hl = header === undefined ? 0 : Math.min(this.headerBytes, header.length);
-    if (hl > 0) slot.header.set(hl === header!.length ? header! : header!.subarray(0, hl));
-    slot.headerLength = hl;
+    if (hl === 0) slot.headerView = undefined;
+    else {
+      slot.header.set(hl === header!.length ? header! : header!.subarray(0, hl));
+      if (slot.headerView === undefined || slot.headerView.length !== hl) slot.headerView = slot.header.subarray(0, hl);
+    }
     this.count++;
     this.byteCount += length;
     return true;
@@ -113,22 +121,18 @@ export class FrameFifo {
 
   /** The oldest frame as a view of its slot, or undefined when empty. */
   peekFrame(): Uint8Array | undefined {
-    if (this.count === 0) return undefined;
-    const slot = this.slots[this.head]!;
-    return slot.data.subarray(0, slot.length);
+    return this.count === 0 ? undefined : this.slots[this.head]!.frame;
   }
 
   /** The oldest frame's header as a view, or undefined when empty or when it came with none. */
   peekHeader(): Uint8Array | undefined {
-    if (this.count === 0) return undefined;
-    const slot = this.slots[this.head]!;
-    return slot.headerLength === 0 ? undefined : slot.header.subarray(0, slot.headerLength);
+    return this.count === 0 ? undefined : this.slots[this.head]!.headerView;
   }
 
   /** Removes the oldest frame (a no-op when empty). */
   shift(): void {
     if (this.count === 0) return;
-    this.byteCount -= this.slots[this.head]!.length;
+    this.byteCount -= this.slots[this.head]!.frame.length;
     this.head = this.head + 1 === this.maxFrames ? 0 : this.head + 1;
     this.count--;
   }

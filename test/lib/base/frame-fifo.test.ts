@@ -104,7 +104,12 @@ describe('lib/base/frame-fifo', () => {
     expect(big.buffer.byteLength).to.equal(100);
     q.shift();
     q.push(frame(50, 3));
-    expect(q.peekFrame()!.buffer).to.equal(big.buffer); // same storage, no new slot
+    const again = q.peekFrame()!;
+    expect(again.buffer).to.equal(big.buffer); // same storage, no new slot
+    q.shift();
+    q.push(frame(50, 4));
+    expect(q.peekFrame()).to.equal(again); // same length: the same view, nothing allocated
+    expect(q.peekFrame()![0]).to.equal(4);
   });
 
   it('clear_returns_the_count_keeps_dropped_and_release_frees_storage', () => {
