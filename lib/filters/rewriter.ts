@@ -38,7 +38,7 @@ export interface RewriterFilterOptions {
 
 /** QEMU's connection table limit. */
 export const DEFAULT_MAX_CONNECTIONS = 16384;
-/** Largest frame rewritten: a 64 KiB GSO segment plus headers (QEMU's NET_BUFSIZE). */
+/** Largest frame rewritten: a 64 KiB GSO segment plus headers. */
 const SCRATCH_BYTES = NET_BUFSIZE;
 /** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
