@@ -12,7 +12,7 @@ export type { NetEvents } from './devices/virtio-net/virtio-net-device.js';
 export { NET_DIAGNOSTIC_SECTIONS } from './devices/virtio-net/net-diagnostics.js';
 export type { NetDiagnosticCode, NetDeviceError, NetError } from './devices/virtio-net/net-diagnostics.js';
 export type { VirtioNetOptions } from './devices/virtio-net/net-options.js';
-export type { RxFilterInfo, RxState } from './devices/virtio-net/rx-filter-query.js';
+export type { RxFilterInfo, RxState } from './lib/base/rx-filter-info.js';
 export type { RxFilterChangedEvent } from './devices/virtio-net/change-latch.js';
 export type { NetStats, RxDropReason, TxErrorReason } from './devices/virtio-net/net-stats.js';
 export { NetFeature, VirtioFeature, FEATURE_BITS, CtrlClass, CtrlAck, NetStatus } from './devices/virtio-net/constants.js';

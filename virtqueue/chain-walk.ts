@@ -9,6 +9,7 @@
 // The walk is bounded: it stops with an error as soon as it has seen more than queue size buffer
 // descriptors, so a cycle costs at most 2 * size + 2 descriptor reads.
 
+import { le32 as u32 } from '../lib/base/endian.js';
 import type { GuestMemoryAccess } from './guest-memory.js';
 import type { DescriptorChain } from './descriptor-chain.js';
 import type { ChainError } from './queue-errors.js';
@@ -162,9 +163,4 @@ export class ChainWalker {
     this.entryNext = b[DESC_NEXT]! | (b[DESC_NEXT + 1]! << 8);
     return true;
   }
-}
-
-/** Little-endian u32 at `o` in `b` (as an unsigned number). */
-function u32(b: Uint8Array, o: number): number {
-  return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16)) + b[o + 3]! * 0x1000000;
 }

@@ -13,6 +13,7 @@
 // The caller passes bytes it owns (gathered from the chain once): parse and apply each read a guest
 // byte once, but a MAC table's addresses are read by apply, so `bytes` must not change in between.
 
+import { le16, le32 } from '../../lib/base/endian.js';
 import {
   CtrlAnnounce,
   CtrlClass,
@@ -160,7 +161,7 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
     case CtrlClass.VLAN: {
       if (command !== CtrlVlan.ADD && command !== CtrlVlan.DEL) return unknownCommand(ctrlClass, command, CtrlSection.VLAN);
       if (payload < 2) return short(ctrlClass, command, 2, payload, CtrlSection.VLAN);
-      const vid = bytes[at]! | (bytes[at + 1]! << 8);
+      const vid = le16(bytes, at);
       if (vid >= VLAN_ID_COUNT) {
         return rejected(ctrlClass, command, 'ctrl.vlan-out-of-range', CtrlSection.VLAN, `VLAN id ${vid} is not below ${VLAN_ID_COUNT}`);
       }
@@ -173,7 +174,7 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
     case CtrlClass.MQ: {
       if (command === CtrlMq.VQ_PAIRS_SET) {
         if (payload < 2) return short(ctrlClass, command, 2, payload, CtrlSection.MQ);
-        return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs: bytes[at]! | (bytes[at + 1]! << 8), trailing: payload - 2 };
+        return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs: le16(bytes, at), trailing: payload - 2 };
       }
       if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return { kind: 'mq-rss', ctrlClass, command };
       return unknownCommand(ctrlClass, command, CtrlSection.MQ);
@@ -181,8 +182,8 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
     case CtrlClass.GUEST_OFFLOADS: {
       if (command !== CtrlGuestOffloads.SET) return unknownCommand(ctrlClass, command, CtrlSection.OFFLOADS);
       if (payload < 8) return short(ctrlClass, command, 8, payload, CtrlSection.OFFLOADS);
-      const low = readLe32(bytes, at);
-      const high = readLe32(bytes, at + 4);
+      const low = le32(bytes, at);
+      const high = le32(bytes, at + 4);
       return { kind: 'guest-offloads-set', ctrlClass, command, offloads: (BigInt(high) << 32n) | BigInt(low), trailing: payload - 8 };
     }
     default:
@@ -207,7 +208,7 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): C
   let remaining = bytes.length - at;
 
   if (remaining < 4) return macTableFault(ctrlClass, command, 'uni-count-short', `${remaining} bytes where the 4-byte unicast count belongs`);
-  const uniDeclared = readLe32(bytes, at);
+  const uniDeclared = le32(bytes, at);
   at += 4;
   remaining -= 4;
   const uniLength = uniDeclared * ETH_ALEN;
@@ -222,7 +223,7 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): C
   remaining -= uniLength;
 
   if (remaining < 4) return macTableFault(ctrlClass, command, 'multi-count-short', `${remaining} bytes where the 4-byte multicast count belongs`);
-  const multiDeclared = readLe32(bytes, at);
+  const multiDeclared = le32(bytes, at);
   at += 4;
   remaining -= 4;
   const multiLength = multiDeclared * ETH_ALEN;
@@ -250,10 +251,6 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): C
     multiKept: multiOverflow ? 0 : multiDeclared,
     multiOverflow,
   };
-}
-
-function readLe32(bytes: Uint8Array, at: number): number {
-  return (bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24)) >>> 0;
 }
 
 function rejected(ctrlClass: number, command: number, code: CtrlDiagnosticCode, section: string, message: string, fault?: MacTableFault): CtrlCommand {

@@ -1,37 +1,8 @@
 // MAC addresses (VIRTIO 1.2 §5.1.4 `mac`, §5.1.6.5.2 MAC filtering; IEEE 802 48-bit addresses):
-// parsing the API's "52:54:00:12:34:56" form, formatting QEMU's lowercase form, and the split into
-// two integers the rx filter compares without allocating (high 16 bits, low 32 bits).
-
-import { ETH_ALEN } from './constants.js';
-
-const MAC_TEXT = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/i;
-
-/**
- * Parses `"52:54:00:12:34:56"` (six hex pairs, colon-separated, any case) into 6 bytes. Throws a
- * TypeError naming `option` for anything else: this is for API input, never for guest data.
- */
-export function parseMac(text: string, option = 'mac'): Uint8Array {
-  if (typeof text !== 'string' || !MAC_TEXT.test(text)) {
-    throw new TypeError(
-      `${option} must be a MAC address of six hex pairs separated by colons, like "52:54:00:12:34:56"; got ${
-        typeof text === 'string' ? JSON.stringify(text) : String(text)
-      }`,
-    );
-  }
-  const out = new Uint8Array(ETH_ALEN);
-  for (let i = 0; i < ETH_ALEN; i++) out[i] = parseInt(text.slice(i * 3, i * 3 + 2), 16);
-  return out;
-}
-
-/** Lowercase colon form of the 6 bytes at `offset` (QEMU's `%.2x:…` form, as query-rx-filter reports it). */
-export function formatMac(bytes: Uint8Array, offset = 0): string {
-  let s = '';
-  for (let i = 0; i < ETH_ALEN; i++) {
-    const b = bytes[offset + i]!;
-    s += (i === 0 ? '' : ':') + (b < 16 ? '0' : '') + b.toString(16);
-  }
-  return s;
-}
+// the split into two integers the rx filter compares without allocating (high 16 bits, low 32
+// bits), broadcast, the default address. The text form ("52:54:00:12:34:56" ↔ bytes, QEMU's
+// lowercase) and the group bit have one home for every layer, lib/base/mac.ts, re-exported here.
+export { formatMac, isGroupMac, parseMac } from '../../lib/base/mac.js';
 
 /** High 16 bits of the address at `offset` (bytes 0–1). */
 export function macHigh(bytes: Uint8Array, offset: number): number {
@@ -46,11 +17,6 @@ export function macLow(bytes: Uint8Array, offset: number): number {
 /** The address as one exact number below 2^48 (high * 2^32 + unsigned low). */
 export function macKey(high: number, low: number): number {
   return high * 0x1_0000_0000 + (low >>> 0);
-}
-
-/** Group (multicast or broadcast) address: the I/G bit, bit 0 of the first byte. */
-export function isGroupMac(bytes: Uint8Array, offset = 0): boolean {
-  return (bytes[offset]! & 1) === 1;
 }
 
 /** ff:ff:ff:ff:ff:ff. */

@@ -16,25 +16,10 @@
 import { ETH_ALEN, VLAN_ID_COUNT } from './constants.js';
 import { formatMac } from './mac.js';
 import type { RxFilterState } from './rx-filter.js';
+import type { RxFilterInfo } from '../../lib/base/rx-filter-info.js';
 
-/** QEMU's RxState: how frames of one kind are filtered. */
-export type RxState = 'normal' | 'none' | 'all';
-
-/** The reply of query-rx-filter for one NIC, with QEMU's field names (in QEMU's schema order). */
-export interface RxFilterInfo {
-  name: string;
-  promiscuous: boolean;
-  multicast: RxState;
-  unicast: RxState;
-  vlan: RxState;
-  'broadcast-allowed': boolean;
-  'multicast-overflow': boolean;
-  'unicast-overflow': boolean;
-  'main-mac': string;
-  'vlan-table': number[];
-  'unicast-table': string[];
-  'multicast-table': string[];
-}
+/** The reply's shape has one home below every user (lib/base/rx-filter-info.ts); re-exported here for the device. */
+export type { RxFilterInfo, RxState } from '../../lib/base/rx-filter-info.js';
 
 export type RxFilterCompat = 'qemu' | undefined;
 

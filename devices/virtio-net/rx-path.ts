@@ -35,10 +35,11 @@ import { acceptFrame } from './rx-filter.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
+import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { VnetHdrOffset } from './vnet-header.js';
 
-/** Largest frame the device delivers: a 64 KiB GSO super-frame plus Ethernet and one VLAN tag. */
-export const RX_FRAME_MAX = 65535 + 18;
+/** Largest frame the device delivers (lib/base/frame-limits.ts says why). */
+export const RX_FRAME_MAX = FRAME_MAX;
 
 /** Index of receiveq1 (§5.1.2). */
 const RX_QUEUE = 0;

@@ -22,9 +22,10 @@ import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
+import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 
-/** Largest frame the device sends: a 64 KiB GSO super-frame plus Ethernet and one VLAN tag. */
-export const TX_FRAME_MAX = 65535 + 18;
+/** Largest frame the device sends (lib/base/frame-limits.ts says why). */
+export const TX_FRAME_MAX = FRAME_MAX;
 /** Chains handled per notification before yielding (bounded work per call; the rest follows on a later turn). */
 export const TX_BURST = 256;
 /** Gathered frames up to this length get a cached scratch view per length (no allocation per frame). */

@@ -9,8 +9,11 @@
 // error; the reader then stops (the caller drops the connection) — frames completed before it
 // were already delivered, nothing after it is guessed at.
 
-/** QEMU's NET_BUFSIZE: the largest frame a chardev frame may carry (4 KiB slack + 64 KiB). */
-export const MAX_FRAMED_LENGTH = 4096 + 65536;
+import { be32 } from '../base/endian.js';
+import { NET_BUFSIZE } from '../base/frame-limits.js';
+
+/** The largest frame a chardev frame may carry: QEMU's NET_BUFSIZE. */
+export const MAX_FRAMED_LENGTH = NET_BUFSIZE;
 /** virtio-net header lengths that exist (VIRTIO 1.2 §5.1.6: 10 legacy, 12 with VERSION_1/MRG_RXBUF, 20 with HASH_REPORT), and 0. */
 export const VNET_HEADER_LENGTHS: readonly number[] = [0, 10, 12, 20];
 
@@ -67,8 +70,8 @@ export class FrameReader {
         i += take;
         if (this.prefixGot < prefixLen) break;
         const p = this.prefix;
-        const length = ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-        const vlen = this.vnetHdrSupport ? ((p[4]! << 24) | (p[5]! << 16) | (p[6]! << 8) | p[7]!) >>> 0 : 0;
+        const length = be32(p, 0);
+        const vlen = this.vnetHdrSupport ? be32(p, 4) : 0;
         this.prefixGot = 0;
         if (length === 0) return this.fail({ code: 'framing.empty-frame' });
         if (length > MAX_FRAMED_LENGTH) return this.fail({ code: 'framing.length-too-large', length, limit: MAX_FRAMED_LENGTH });

@@ -1,6 +1,7 @@
 // Frames the scripted guest sends (no spec section: Ethernet II, ARP (RFC 826), IPv4 (RFC 791)
 // and ICMP echo (RFC 792) as a Linux guest would put them on the wire).
 
+import { writeBe16 } from '../base/endian.js';
 import { inetChecksum } from '../packet/checksum.js';
 
 export interface GuestAddressing {
@@ -16,12 +17,12 @@ export function arpRequest(from: GuestAddressing, targetIp: readonly number[]): 
   const f = new Uint8Array(42);
   f.fill(0xff, 0, 6);
   f.set(from.mac, 6);
-  be16(f, 12, ETH_P_ARP);
-  be16(f, 14, 1); // hardware type: Ethernet
-  be16(f, 16, ETH_P_IP);
+  writeBe16(f, 12, ETH_P_ARP);
+  writeBe16(f, 14, 1); // hardware type: Ethernet
+  writeBe16(f, 16, ETH_P_IP);
   f[18] = 6;
   f[19] = 4;
-  be16(f, 20, 1); // request
+  writeBe16(f, 20, 1); // request
   f.set(from.mac, 22);
   f.set(from.ip, 28);
   f.set(targetIp, 38);
@@ -34,22 +35,22 @@ export function icmpEcho(from: GuestAddressing, toMac: Uint8Array, toIp: readonl
   const f = new Uint8Array(14 + ipLen);
   f.set(toMac, 0);
   f.set(from.mac, 6);
-  be16(f, 12, ETH_P_IP);
+  writeBe16(f, 12, ETH_P_IP);
   const ip = 14;
   f[ip] = 0x45;
-  be16(f, ip + 2, ipLen);
-  be16(f, ip + 4, seq & 0xffff);
+  writeBe16(f, ip + 2, ipLen);
+  writeBe16(f, ip + 4, seq & 0xffff);
   f[ip + 8] = 64; // TTL
   f[ip + 9] = 1; // ICMP
   f.set(from.ip, ip + 12);
   f.set(toIp, ip + 16);
-  be16(f, ip + 10, inetChecksum(f, ip, 20));
+  writeBe16(f, ip + 10, inetChecksum(f, ip, 20));
   const icmp = ip + 20;
   f[icmp] = 8; // echo request
-  be16(f, icmp + 4, id);
-  be16(f, icmp + 6, seq);
+  writeBe16(f, icmp + 4, id);
+  writeBe16(f, icmp + 6, seq);
   for (let i = 0; i < payload; i++) f[icmp + 8 + i] = i & 0xff;
-  be16(f, icmp + 2, inetChecksum(f, icmp, 8 + payload));
+  writeBe16(f, icmp + 2, inetChecksum(f, icmp, 8 + payload));
   return f;
 }
 
@@ -63,9 +64,4 @@ export function classifyReply(f: Uint8Array): 'arp-reply' | 'echo-reply' | 'othe
 /** The sender hardware address of an ARP reply. */
 export function arpSenderMac(f: Uint8Array): Uint8Array {
   return f.slice(22, 28);
-}
-
-function be16(b: Uint8Array, off: number, v: number): void {
-  b[off] = (v >>> 8) & 0xff;
-  b[off + 1] = v & 0xff;
 }

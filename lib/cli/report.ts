@@ -2,7 +2,7 @@
 // JSON object with `--json` (no spec section: the command's own output).
 
 import type { NetStats } from '../../devices/virtio-net/net-stats.js';
-import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
+import type { RxFilterInfo } from '../base/rx-filter-info.js';
 
 export interface RunResult {
   scenario: string;

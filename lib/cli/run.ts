@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseMac } from '../base/mac.js';
 import { GuestMemory } from '../../virtqueue/guest-memory.js';
 import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
@@ -98,7 +99,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       });
     },
   });
-  guest = new ScriptedGuest(transport, memory, { mac: parseMacBytes(GUEST_MAC), ip: GUEST_IP }, PEER_IP);
+  guest = new ScriptedGuest(transport, memory, { mac: parseMac(GUEST_MAC), ip: GUEST_IP }, PEER_IP);
 
   // Everything opened from here on is closed on every exit path (an error, Ctrl-C): the temp
   // directory holding the QMP socket never outlives the run.
@@ -191,8 +192,4 @@ async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev; peer: Sim
       return { netdev, peer: null, label: `macvtap ${spec.ifname}${spec.sync ? ' (rx filter mirrored to the host)' : ''}` };
     }
   }
-}
-
-function parseMacBytes(s: string): Uint8Array {
-  return Uint8Array.from(s.split(':').map((h) => parseInt(h, 16)));
 }

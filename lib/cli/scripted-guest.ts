@@ -3,6 +3,8 @@
 // link up (PROMISC 0, ALLMULTI 0, MAC TABLE_SET, VLAN 0), join multicast groups, add a VLAN
 // sub-interface, ARP for the host peer and ping it, and keep changing its rx filter.
 
+import { writeLe16 } from '../base/endian.js';
+import { parseMac } from '../base/mac.js';
 import { GuestNetDriver } from '../driver/guest-net-driver.js';
 import type { MmioRegisters } from '../driver/guest-net-driver.js';
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
@@ -115,7 +117,7 @@ export class ScriptedGuest {
   }
 
   private setTable(): void {
-    const mac = (s: string): number[] => s.split(':').map((h) => parseInt(h, 16));
+    const mac = (s: string): number[] => [...parseMac(s)];
     const n = this.groups.length;
     const bytes = Uint8Array.from([0, 0, 0, 0, n & 0xff, 0, 0, 0, ...this.groups.flatMap(mac)]);
     this.ctrl(CtrlClass.MAC, MAC_TABLE_SET, bytes);
@@ -128,6 +130,9 @@ export class ScriptedGuest {
   }
 }
 
+/** A control payload of one le16 (a VLAN id). */
 function le16(v: number): Uint8Array {
-  return Uint8Array.of(v & 0xff, v >>> 8);
+  const b = new Uint8Array(2);
+  writeLe16(b, 0, v);
+  return b;
 }

@@ -24,6 +24,8 @@ import {
   type SendResult,
 } from '../netdev/netdev.js';
 import { queueSees, type Direction, type FilterSink, type NetFilter } from './filter.js';
+import { FrameSlot } from '../base/frame-slot.js';
+import { NET_BUFSIZE } from '../base/frame-limits.js';
 
 /** Where `add()` puts a filter (QEMU's `position=` and `insert=` properties). */
 export interface FilterPosition {
@@ -43,46 +45,15 @@ export interface FilterChainStats {
   injectedDropped: number;
 }
 
-/** Largest frame (plus header) the chain ever holds back: 64 KiB of GSO frame plus slack. */
-const HOLD_CAPACITY = 65536 + 4096;
-
-/** One frame kept while the far end is not ready. */
-class HeldFrame {
-  private readonly data = new Uint8Array(HOLD_CAPACITY);
-  private readonly hdr = new Uint8Array(64);
-  frameLength = -1;
-  hdrLength = -1;
-  get full(): boolean {
-    return this.frameLength >= 0;
-  }
-  keep(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    if (frame.length > HOLD_CAPACITY || (vnetHeader !== undefined && vnetHeader.length > this.hdr.length)) return false;
-    this.data.set(frame);
-    this.frameLength = frame.length;
-    if (vnetHeader === undefined) this.hdrLength = -1;
-    else {
-      this.hdr.set(vnetHeader);
-      this.hdrLength = vnetHeader.length;
-    }
-    return true;
-  }
-  get frame(): Uint8Array {
-    return this.data.subarray(0, this.frameLength);
-  }
-  get vnetHeader(): Uint8Array | undefined {
-    return this.hdrLength < 0 ? undefined : this.hdr.subarray(0, this.hdrLength);
-  }
-  clear(): void {
-    this.frameLength = -1;
-  }
-}
+/** A frame held back while the far end is not ready: up to QEMU's NET_BUFSIZE, with a header of up to 64 bytes. */
+const heldFrame = (): FrameSlot => new FrameSlot(NET_BUFSIZE, 64);
 
 export class FilterChain implements Netdev, FilterSink {
   readonly id: string;
   private readonly list: NetFilter[] = [];
   private peer: NetdevPeer | null = null;
-  private readonly heldOut = new HeldFrame();
-  private readonly heldIn = new HeldFrame();
+  private readonly heldOut = heldFrame();
+  private readonly heldIn = heldFrame();
   private readonly counters: FilterChainStats = { consumedRx: 0, consumedTx: 0, replaced: 0, injectedDropped: 0 };
   private closed = false;
   /** What the inner netdev sees as its peer: host-side frames enter the chain here. */
@@ -182,7 +153,7 @@ export class FilterChain implements Netdev, FilterSink {
 
   resumeReceive(): void {
     if (this.heldIn.full && this.peer !== null) {
-      if (!this.peer.receive(this.heldIn.frame, this.heldIn.vnetHeader)) return; // still no room
+      if (!this.peer.receive(this.heldIn.frame, this.heldIn.header)) return; // still no room
       this.heldIn.clear();
     }
     this.inner.resumeReceive();
@@ -215,7 +186,7 @@ export class FilterChain implements Netdev, FilterSink {
 
   private hostWritable(): void {
     if (this.heldOut.full) {
-      if (this.inner.send(this.heldOut.frame, this.heldOut.vnetHeader) === 'busy') return;
+      if (this.inner.send(this.heldOut.frame, this.heldOut.header) === 'busy') return;
       this.heldOut.clear();
     }
     this.peer?.writable();

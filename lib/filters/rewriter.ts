@@ -32,6 +32,7 @@ import { be32, newPacketInfo, parsePacket, seqBefore, TCP_FLAG, writeBe32, type 
 import { TCPOLEN_TIMESTAMP, TCPOPT, tcpOptionOffset } from '../packet/tcp-options.js';
 import { checkFilterOptions, PASS, type Direction, type FilterQueue, type NetFilter, type ReplaceVerdict, type Verdict } from './filter.js';
 import { rewrites, transition, type RewriterAction, type RewriterEvent, type RewriterState } from './rewriter-states.js';
+import { NET_BUFSIZE } from '../base/frame-limits.js';
 
 export interface RewriterFilterOptions {
   id: string;
@@ -61,7 +62,7 @@ export const DEFAULT_EXPIRY_SCAN_INTERVAL_MS = 5_000;
 /** An RST is valid up to one unscaled window past the sender's next sequence number (RFC 9293 §3.10.7.4); scaled windows are not tracked — an RST ignored only leaves the entry to age out. */
 const RST_WINDOW = 65_535;
 /** Largest frame rewritten: a 64 KiB GSO segment plus headers. */
-const SCRATCH_BYTES = 65536 + 4096;
+const SCRATCH_BYTES = NET_BUFSIZE;
 /** virtio-net header flags bit (VIRTIO 1.2 §5.1.6). */
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 

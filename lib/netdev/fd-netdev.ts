@@ -15,6 +15,8 @@
 
 import { EventEmitter } from 'node:events';
 import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { FRAME_MAX } from '../base/frame-limits.js';
+import { FrameSlot } from '../base/frame-slot.js';
 import { Errno, HostError, closeFd, readFd, writeFd } from '../host/libc.js';
 import { POLLIN, POLLOUT } from '../host/structs.js';
 import { POLL_ERROR_MASK, Poller } from '../host/poller.js';
@@ -22,8 +24,10 @@ import type { PollClient } from '../host/poller.js';
 
 /** Frames read per fd per poll turn: bounds one turn's work so other fds and timers get a turn. */
 export const RX_DRAIN_BUDGET = 64;
-/** Largest read: a 64 KiB GSO frame plus Ethernet and VLAN headers plus a 12-byte vnet header. */
-export const HOST_FRAME_MAX = 65535 + 18 + 12;
+/** The longest virtio-net header the fd carries (TUNSETVNETHDRSZ 12 with VERSION_1 or MRG_RXBUF). */
+const VNET_HEADER_MAX = 12;
+/** Largest read: the largest frame (FRAME_MAX) behind the longest vnet header. */
+export const HOST_FRAME_MAX = FRAME_MAX + VNET_HEADER_MAX;
 
 export interface FdNetdevStats {
   /** Frames read from the fd and offered to the device. */
@@ -55,8 +59,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   private rxHeader: Uint8Array;
   private readonly txBuf = new Uint8Array(HOST_FRAME_MAX);
   /** The one frame the device refused, kept for resumeReceive(). */
-  private readonly heldBuf = new Uint8Array(HOST_FRAME_MAX);
-  private heldLen = -1;
+  private readonly held = new FrameSlot(HOST_FRAME_MAX, VNET_HEADER_MAX);
   /** A drain continuation is scheduled (the fd is out of the poll set until it ends). */
   private continuing = false;
   private readonly poller: Poller;
@@ -97,7 +100,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
 
   detach(): void {
     this.peer = null;
-    this.heldLen = -1;
+    this.held.clear();
     this.poller.update();
   }
 
@@ -144,14 +147,12 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   resumeReceive(): void {
     if (!this.paused) return;
     this.paused = false;
-    if (this.heldLen >= 0 && this.peer !== null) {
-      const len = this.heldLen;
-      const hdrLen = this.hdrLen;
-      if (!this.peer.receive(this.heldBuf.subarray(hdrLen, len), hdrLen > 0 ? this.heldBuf.subarray(0, hdrLen) : undefined)) {
+    if (this.held.full && this.peer !== null) {
+      if (!this.peer.receive(this.held.frame, this.held.header)) {
         this.paused = true;
         return;
       }
-      this.heldLen = -1;
+      this.held.clear();
     }
     this.poller.update();
   }
@@ -186,7 +187,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   interest(): number {
     if (this.closed || this.failed) return 0;
     let ev = 0;
-    if (this.peer !== null && !this.paused && this.heldLen < 0 && !this.continuing) ev |= POLLIN;
+    if (this.peer !== null && !this.paused && !this.held.full && !this.continuing) ev |= POLLIN;
     if (this.blockedWrite) ev |= POLLOUT;
     return ev;
   }
@@ -267,9 +268,10 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
       }
       c.rxFrames++;
       c.rxBytes += n - hdrLen;
-      if (!peer.receive(buf.subarray(hdrLen, n), hdrLen > 0 ? this.rxHeader : undefined)) {
-        this.heldBuf.set(buf.subarray(0, n));
-        this.heldLen = n;
+      const frame = buf.subarray(hdrLen, n);
+      const header = hdrLen > 0 ? this.rxHeader : undefined;
+      if (!peer.receive(frame, header)) {
+        this.held.keep(frame, header); // fits: the read buffer and the slot have the same bounds
         this.paused = true;
         c.rxPaused++;
         return;

@@ -13,6 +13,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { FrameFifo } from '../base/frame-fifo.js';
 
 export interface MemoryNetdevOptions {
   /** Net client id (default `memory<N>`). */
@@ -46,10 +47,8 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   readonly backlogLimit: number;
   private peer: NetdevPeer | null = null;
   private partner: MemoryNetdev | null = null;
-  /** FIFO ring of held frames. */
-  private readonly held: (Uint8Array | undefined)[] = [];
-  private heldHead = 0;
-  private heldCount = 0;
+  /** Held frames (copies; refusals past `backlogLimit` counted in its `dropped`). */
+  private readonly backlog: FrameFifo;
   private paused = false;
   private draining = false;
   private writableNow = true;
@@ -70,6 +69,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     }
     this.id = id ?? `memory${nextId++}`;
     this.backlogLimit = backlogLimit ?? DEFAULT_BACKLOG_LIMIT;
+    this.backlog = new FrameFifo({ maxFrames: this.backlogLimit });
   }
 
   /**
@@ -116,14 +116,14 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
       return false;
     }
     const peer = this.peer;
-    if (peer !== null && !this.paused && !this.draining && this.heldCount === 0) {
+    if (peer !== null && !this.paused && !this.draining && this.backlog.length === 0) {
       if (peer.receive(frame)) {
         this.counters.delivered++;
         return true;
       }
       this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
     }
-    return this.hold(frame);
+    return this.backlog.push(frame); // false: full, counted in backlog.dropped
   }
 
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
@@ -157,17 +157,14 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   }
 
   stats(): MemoryNetdevStats {
-    return { ...this.counters, backlog: this.heldCount };
+    return { ...this.counters, backlog: this.backlog.length, dropped: this.counters.dropped + this.backlog.dropped };
   }
 
   /** Drops the backlog (counted in `dropped`), detaches and unpairs. Idempotent. */
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.counters.dropped += this.heldCount;
-      this.held.length = 0;
-      this.heldHead = 0;
-      this.heldCount = 0;
+      this.counters.dropped += this.backlog.clear(true);
       this.peer = null;
       this.unpair();
     }
@@ -186,34 +183,18 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     return super.once(event, listener);
   }
 
-  private hold(frame: Uint8Array): boolean {
-    if (this.heldCount >= this.backlogLimit) {
-      this.counters.dropped++;
-      return false;
-    }
-    const limit = this.backlogLimit;
-    const tail = (this.heldHead + this.heldCount) % limit;
-    if (this.held.length < limit && tail === this.held.length) this.held.push(frame.slice());
-    else this.held[tail] = frame.slice();
-    this.heldCount++;
-    return true;
-  }
-
   /** Delivers held frames in order until the device says false or pauses. Re-entrancy safe. */
   private drain(): void {
     if (this.draining) return; // The outer loop (further up the stack) keeps going.
     this.draining = true;
     try {
-      const limit = this.backlogLimit;
-      while (this.heldCount > 0 && !this.paused && this.peer !== null) {
-        const frame = this.held[this.heldHead]!;
-        if (!this.peer.receive(frame)) {
+      const backlog = this.backlog;
+      while (backlog.length > 0 && !this.paused && this.peer !== null) {
+        if (!this.peer.receive(backlog.peekFrame()!)) {
           this.paused = true;
           break;
         }
-        this.held[this.heldHead] = undefined;
-        this.heldHead = (this.heldHead + 1) % limit;
-        this.heldCount--;
+        backlog.shift();
         this.counters.delivered++;
       }
     } finally {

@@ -4,7 +4,8 @@
 // address there too, so the group bit is checked first.
 
 import { NetlinkError } from '../netlink/errors.js';
-import { formatMacBytes, isGroupMac, parseMacString } from '../netlink/mac-text.js';
+import { formatMac, isGroupMac } from '../base/mac.js';
+import { parseMacString } from '../netlink/mac-text.js';
 import { closeFd, ioctlPtr, socketFd } from '../host/libc.js';
 import { AF_INET, AF_UNSPEC, IFREQ_SIZE, SIOCADDMULTI, SIOCDELMULTI, SOCK_DGRAM, ifreq, setIfreqHwaddr } from '../host/structs.js';
 
@@ -28,7 +29,7 @@ export class MulticastList {
   private op(request: number, name: string, ifname: string, mac: string): void {
     if (this.fd < 0) throw new Error('MulticastList: closed');
     const bytes = parseMacString(mac);
-    if (!isGroupMac(bytes)) throw new NetlinkError('netlink.bad-value', `${name}: ${formatMacBytes(bytes)} is not a multicast address (group bit clear)`);
+    if (!isGroupMac(bytes)) throw new NetlinkError('netlink.bad-value', `${name}: ${formatMac(bytes)} is not a multicast address (group bit clear)`);
     this.req.set(ifreq(ifname));
     setIfreqHwaddr(this.req, AF_UNSPEC, bytes);
     ioctlPtr(this.fd, request, this.req, IFREQ_SIZE, `${name} ${ifname} ${mac}`);

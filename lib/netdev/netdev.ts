@@ -5,6 +5,8 @@
 // `receive()` is only valid for the duration of that call (it is often a view into guest memory
 // or a reused read buffer). Whoever needs it longer copies it.
 
+import type { ReadonlyRxFilterInfo } from '../base/rx-filter-info.js';
+
 /** Result of `Netdev.send()`. */
 export type SendResult =
   /** The backend took the frame (it may have copied it). */
@@ -82,19 +84,8 @@ export interface RxFilterSyncCapable {
   bindRxFilterSource(source: RxFilterSource): () => void;
 }
 
-/** The rx-filter fields a host sync reads (the names of QEMU's query-rx-filter reply). */
-export interface RxFilterSnapshot {
-  promiscuous: boolean;
-  multicast: 'normal' | 'none' | 'all';
-  unicast: 'normal' | 'none' | 'all';
-  vlan: 'normal' | 'none' | 'all';
-  'multicast-overflow': boolean;
-  'unicast-overflow': boolean;
-  'main-mac': string;
-  'vlan-table': number[];
-  'unicast-table': string[];
-  'multicast-table': string[];
-}
+/** The rx-filter fields a host sync reads: QEMU's query-rx-filter reply (lib/base/rx-filter-info.ts) but its name and broadcast flag. */
+export type RxFilterSnapshot = Omit<ReadonlyRxFilterInfo, 'name' | 'broadcast-allowed'>;
 
 /** What the device offers a syncing backend: the query (which re-arms the event) and the event. */
 export interface RxFilterSource {

@@ -8,6 +8,8 @@
 // guest's transmit, which runs inside a CPU port write in v86). Everything else is ignored.
 
 import type { MemoryNetdev } from './memory-netdev.js';
+import { be16, writeBe16 } from '../base/endian.js';
+import { macFromText } from '../base/mac.js';
 import { inetChecksum } from '../packet/checksum.js';
 
 export interface SimPeerOptions {
@@ -136,23 +138,16 @@ export class SimPeer {
     r[ip + 8] = 64;
     r[ip + 10] = 0;
     r[ip + 11] = 0;
-    put16(r, ip + 10, inetChecksum(r, ip, ihl));
+    writeBe16(r, ip + 10, inetChecksum(r, ip, ihl));
     r[icmp] = ICMP_ECHO_REPLY;
     r[icmp + 2] = 0;
     r[icmp + 3] = 0;
-    put16(r, icmp + 2, inetChecksum(r, icmp, total - ihl));
+    writeBe16(r, icmp + 2, inetChecksum(r, icmp, total - ihl));
     this.counters.echoReplies++;
     return r;
   }
 }
 
-function be16(b: Uint8Array, off: number): number {
-  return (b[off]! << 8) | b[off + 1]!;
-}
-function put16(b: Uint8Array, off: number, v: number): void {
-  b[off] = v >> 8;
-  b[off + 1] = v & 0xff;
-}
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -160,9 +155,9 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function parseMacText(text: string, option: string): Uint8Array {
-  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
-  if (m === null) throw new TypeError(`SimPeer: options.${option} must be a MAC like "52:55:0a:00:02:02", got ${JSON.stringify(text)}`);
-  return Uint8Array.from(m.slice(1).map((h) => parseInt(h, 16)));
+  const mac = macFromText(text);
+  if (mac === undefined) throw new TypeError(`SimPeer: options.${option} must be a MAC like "52:55:0a:00:02:02", got ${JSON.stringify(text)}`);
+  return mac;
 }
 
 /** "a.b.c.d" → 4 bytes. */

@@ -12,7 +12,8 @@ import type { AttrSchema, AttrValues, NlWriter } from './attributes.js';
 import { NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL } from './message.js';
 import type { NlMessage } from './message.js';
 import { NETLINK_ROUTE, NetlinkSocket } from './socket.js';
-import { formatMacBytes, parseMacString } from './mac-text.js';
+import { formatMac } from '../base/mac.js';
+import { parseMacString } from './mac-text.js';
 
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
@@ -145,7 +146,7 @@ export function parseLink(m: NlMessage): LinkInfo {
     index: hdr.index,
     name: typeof a.ifname === 'string' ? a.ifname : '',
     flags: hdr.flags,
-    ...(a.address instanceof Uint8Array && a.address.length === 6 ? { address: formatMacBytes(a.address) } : {}),
+    ...(a.address instanceof Uint8Array && a.address.length === 6 ? { address: formatMac(a.address) } : {}),
     ...(typeof a.mtu === 'number' ? { mtu: a.mtu } : {}),
     ...(typeof li?.kind === 'string' ? { kind: li.kind } : {}),
     ...(mode === undefined ? {} : { macvlanMode: mode }),

@@ -4,7 +4,9 @@
 
 import { parseIpAddress } from './address.js';
 import { ipv4HeaderChecksum, storeTransportChecksum, finishChecksum, onesSum } from './checksum.js';
-import { newPacketInfo, parsePacket, writeBe32 } from './parse.js';
+import { writeBe16, writeBe32 } from '../base/endian.js';
+import { macFromText } from '../base/mac.js';
+import { newPacketInfo, parsePacket } from './parse.js';
 
 export interface FrameSpec {
   /** "aa:bb:cc:dd:ee:ff"; defaults are locally administered addresses. */
@@ -31,11 +33,11 @@ export interface FrameSpec {
   ttl?: number;
 }
 
-function mac(text: string | undefined, fallback: number[]): number[] {
+function mac(text: string | undefined, fallback: number[]): ArrayLike<number> {
   if (text === undefined) return fallback;
-  const parts = text.split(':').map((h) => parseInt(h, 16));
-  if (parts.length !== 6 || parts.some((p) => !(p >= 0 && p <= 255))) throw new TypeError(`buildFrame: bad MAC ${text}`);
-  return parts;
+  const bytes = macFromText(text);
+  if (bytes === undefined) throw new TypeError(`buildFrame: bad MAC ${text}`);
+  return bytes;
 }
 
 /** A complete frame with IP and transport checksums filled in. */
@@ -59,8 +61,7 @@ export function buildFrame(spec: FrameSpec): Uint8Array {
   if (spec.vlan !== undefined) {
     frame[at] = 0x81;
     frame[at + 1] = 0x00;
-    frame[at + 2] = (spec.vlan >>> 8) & 0x0f;
-    frame[at + 3] = spec.vlan & 0xff;
+    writeBe16(frame, at + 2, spec.vlan & 0x0fff);
     at += 4;
   }
   const l3 = at + 2;
@@ -69,11 +70,9 @@ export function buildFrame(spec: FrameSpec): Uint8Array {
     frame[at + 1] = 0x00;
     frame[l3] = 0x45;
     const total = 20 + l4Len;
-    frame[l3 + 2] = total >>> 8;
-    frame[l3 + 3] = total & 0xff;
+    writeBe16(frame, l3 + 2, total);
     const id = spec.ipId ?? 1;
-    frame[l3 + 4] = (id >>> 8) & 0xff;
-    frame[l3 + 5] = id & 0xff;
+    writeBe16(frame, l3 + 4, id);
     frame[l3 + 6] = 0x40; // DF
     frame[l3 + 8] = spec.ttl ?? 64;
     frame[l3 + 9] = proto;
@@ -83,8 +82,7 @@ export function buildFrame(spec: FrameSpec): Uint8Array {
     frame[at] = 0x86;
     frame[at + 1] = 0xdd;
     frame[l3] = 0x60;
-    frame[l3 + 4] = l4Len >>> 8;
-    frame[l3 + 5] = l4Len & 0xff;
+    writeBe16(frame, l3 + 4, l4Len);
     frame[l3 + 6] = proto;
     frame[l3 + 7] = spec.ttl ?? 64;
     frame.set(src, l3 + 8);
@@ -92,25 +90,19 @@ export function buildFrame(spec: FrameSpec): Uint8Array {
   }
   const l4 = l3 + l3Len;
   if (proto === 6) {
-    frame[l4] = (spec.srcPort ?? 0) >>> 8;
-    frame[l4 + 1] = (spec.srcPort ?? 0) & 0xff;
-    frame[l4 + 2] = (spec.dstPort ?? 0) >>> 8;
-    frame[l4 + 3] = (spec.dstPort ?? 0) & 0xff;
+    writeBe16(frame, l4, spec.srcPort ?? 0);
+    writeBe16(frame, l4 + 2, spec.dstPort ?? 0);
     writeBe32(frame, l4 + 4, (spec.seq ?? 0) >>> 0);
     writeBe32(frame, l4 + 8, (spec.ack ?? 0) >>> 0);
     frame[l4 + 12] = ((20 + opts.length) / 4) << 4;
     frame[l4 + 13] = spec.flags ?? 0;
     const win = spec.window ?? 64240;
-    frame[l4 + 14] = win >>> 8;
-    frame[l4 + 15] = win & 0xff;
+    writeBe16(frame, l4 + 14, win);
     frame.set(opts, l4 + 20);
   } else if (proto === 17) {
-    frame[l4] = (spec.srcPort ?? 0) >>> 8;
-    frame[l4 + 1] = (spec.srcPort ?? 0) & 0xff;
-    frame[l4 + 2] = (spec.dstPort ?? 0) >>> 8;
-    frame[l4 + 3] = (spec.dstPort ?? 0) & 0xff;
-    frame[l4 + 4] = l4Len >>> 8;
-    frame[l4 + 5] = l4Len & 0xff;
+    writeBe16(frame, l4, spec.srcPort ?? 0);
+    writeBe16(frame, l4 + 2, spec.dstPort ?? 0);
+    writeBe16(frame, l4 + 4, l4Len);
   } else if (proto === 1 || proto === 58) {
     frame[l4] = proto === 1 ? 8 : 128; // echo request
   }
@@ -119,14 +111,12 @@ export function buildFrame(spec: FrameSpec): Uint8Array {
   if (parsePacket(frame, info) !== 'ip') throw new Error('buildFrame: built frame does not parse');
   if (src.length === 4) {
     const c = ipv4HeaderChecksum(frame, info);
-    frame[l3 + 10] = c >>> 8;
-    frame[l3 + 11] = c & 0xff;
+    writeBe16(frame, l3 + 10, c);
   }
   if (proto === 6 || proto === 17) storeTransportChecksum(frame, info);
   else if (proto === 1) {
     const c = finishChecksum(onesSum(frame, l4, l4 + l4Len));
-    frame[l4 + 2] = c >>> 8;
-    frame[l4 + 3] = c & 0xff;
+    writeBe16(frame, l4 + 2, c);
   }
   return frame;
 }

@@ -7,6 +7,11 @@
 // bounded by both the frame and the IP length fields, so a lying length field cannot send a
 // reader past the end. Values are read once here; callers use the fields, not the frame again.
 
+import { be16, be32, writeBe32 } from '../base/endian.js';
+
+/** Byte-order helpers the packet code uses, importable from here too (their home is lib/base/endian.ts). */
+export { be32, writeBe32 };
+
 /** Ethertypes this parser knows (IEEE registry). */
 export const ETHERTYPE = { IPV4: 0x0800, IPV6: 0x86dd, VLAN: 0x8100, QINQ: 0x88a8, ARP: 0x0806 } as const;
 /** IP protocol numbers (IANA) used by this project. */
@@ -75,19 +80,6 @@ export function newPacketInfo(): PacketInfo {
     srcOffset: 0, dstOffset: 0, addrLength: 0, fragment: false, l4Offset: 0, l4Length: 0, ipEnd: 0,
     srcPort: 0, dstPort: 0, tcpHeaderLength: 0, tcpFlags: 0, tcpSeq: 0, tcpAck: 0, payloadOffset: 0, payloadLength: 0,
   };
-}
-
-function be16(b: Uint8Array, o: number): number {
-  return (b[o]! << 8) | b[o + 1]!;
-}
-export function be32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-export function writeBe32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
 }
 
 function reset(info: PacketInfo, offset: number): void {

@@ -2,27 +2,17 @@
 // not depend on the device's module. `VirtioNetDevice` satisfies `QmpNic` (its rx filter is the
 // state behind QEMU's query-rx-filter and NIC_RX_FILTER_CHANGED, see devices/virtio-net/).
 
+import type { ReadonlyRxFilterInfo, RxState } from '../base/rx-filter-info.js';
+
 /** A MAC/VLAN receive mode, as QEMU's `RxState` enum names it. */
-export type QmpRxState = 'normal' | 'none' | 'all';
+export type QmpRxState = RxState;
 
 /**
- * One NIC's rx filter with the member names of QEMU's `RxFilterInfo` (query-rx-filter). Lists are
- * readonly here only so that a device may hand out readonly arrays; the server copies them.
+ * One NIC's rx filter with the member names of QEMU's `RxFilterInfo` (query-rx-filter; the shape's
+ * home is lib/base/rx-filter-info.ts). Lists are readonly here only so that a device may hand out
+ * readonly arrays; the server copies them.
  */
-export interface QmpRxFilterInfo {
-  name: string;
-  promiscuous: boolean;
-  multicast: QmpRxState;
-  unicast: QmpRxState;
-  vlan: QmpRxState;
-  'broadcast-allowed': boolean;
-  'multicast-overflow': boolean;
-  'unicast-overflow': boolean;
-  'main-mac': string;
-  'vlan-table': readonly number[];
-  'unicast-table': readonly string[];
-  'multicast-table': readonly string[];
-}
+export type QmpRxFilterInfo = ReadonlyRxFilterInfo;
 
 /** Payload of a NIC's 'rx-filter-changed' event (and of QMP's NIC_RX_FILTER_CHANGED). */
 export interface QmpRxFilterChanged {

@@ -2,24 +2,13 @@ import { expect } from 'chai';
 import { planHostFilter } from '../../../lib/netdev/rx-filter-sync.js';
 import { tunOffloadBits } from '../../../lib/netdev/offload-bits.js';
 import type { RxFilterSnapshot } from '../../../lib/netdev/netdev.js';
+import { rxFilterInfo } from '../../support/rx-filter-info.js';
 import { NetRig, macTable } from '../../support/net-rig.js';
 import { CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/virtio-net/constants.js';
 import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../../../lib/host/structs.js';
 
 function filter(over: Partial<RxFilterSnapshot> = {}): RxFilterSnapshot {
-  return {
-    promiscuous: false,
-    multicast: 'normal',
-    unicast: 'normal',
-    vlan: 'normal',
-    'multicast-overflow': false,
-    'unicast-overflow': false,
-    'main-mac': '52:54:00:12:34:56',
-    'vlan-table': [],
-    'unicast-table': [],
-    'multicast-table': [],
-    ...over,
-  };
+  return rxFilterInfo(over);
 }
 
 describe('lib/netdev/rx-filter-sync plan (the libvirt rules)', () => {

@@ -17,7 +17,8 @@ import {
 import { NetlinkError } from '../../../lib/netlink/errors.js';
 import { IFLA, RTM_NEWLINK, ifinfomsgLayout, parseLink, ndmsgLayout, IFINFOMSG_SIZE, NDMSG_SIZE } from '../../../lib/netlink/rtnetlink.js';
 import { GENL_HDRLEN, genlmsghdrLayout, parseFamily, writeGenlHeader, CTRL_ATTRS } from '../../../lib/netlink/genl.js';
-import { formatMacBytes, isGroupMac, parseMacString } from '../../../lib/netlink/mac-text.js';
+import { formatMac as formatMacBytes, isGroupMac } from '../../../lib/base/mac.js';
+import { parseMacString } from '../../../lib/netlink/mac-text.js';
 
 const SCHEMA: AttrSchema = {
   a8: { type: 1, kind: 'u8' },

@@ -4,6 +4,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { QmpNic, QmpRxFilterInfo } from '../../../lib/qmp/index.js';
+import { rxFilterInfo } from '../../support/rx-filter-info.js';
 
 export class FakeNic extends EventEmitter implements QmpNic {
   linkUp = true;
@@ -24,21 +25,7 @@ export class FakeNic extends EventEmitter implements QmpNic {
   ) {
     super();
     this.path = `/machine/peripheral/${id}/virtio-backend`;
-    this.filter = {
-      name: id,
-      promiscuous: false,
-      multicast: 'normal',
-      unicast: 'normal',
-      vlan: 'normal',
-      'broadcast-allowed': true,
-      'multicast-overflow': false,
-      'unicast-overflow': false,
-      'main-mac': '52:54:00:12:34:56',
-      'vlan-table': [],
-      'unicast-table': [],
-      'multicast-table': [],
-      ...init,
-    };
+    this.filter = rxFilterInfo({ name: id, ...init });
   }
 
   queryRxFilter(): QmpRxFilterInfo {
