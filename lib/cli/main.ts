@@ -8,7 +8,7 @@ const USAGE = `usage: virtio-net <command> [flags]
 commands:
   run     a virtio-net device driven by a built-in scripted guest, with a simulated host peer
           and a QMP socket (the default job of \`npm start\`)
-            --duration SECONDS   how long to run (default 5)
+            --duration SECONDS   how long to run (default 5; Ctrl-C ends it early, with the summary)
             --scenario NAME      linux (default), traffic, filter
             --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]
             --qmp PATH           QMP socket path (default: a fresh path in the temp directory)
