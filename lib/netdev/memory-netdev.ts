@@ -10,15 +10,24 @@
 // into guest memory), and to the paired netdev if any. `setWritable(false)` makes send() answer
 // 'busy' (backpressure); `setWritable(true)` calls the device's `writable()`.
 // Counters: injected = delivered + backlog + dropped, always.
+//
+// With `vnetHdr: true` it carries a virtio-net header (VIRTIO 1.2 §5.1.6) with each frame, as a TAP
+// with IFF_VNET_HDR does: it offers the vnet-header and offload capabilities (so the device offers
+// CSUM, GUEST_CSUM, TSO…), `inject(frame, header)` hands the header to the device as given (any
+// length: tests and the fuzzer send odd ones; none given: zeros of `vnetHeaderLength`), 'transmit'
+// listeners get the guest's header, and `refuseOffloads(true)` makes `setOffloads()` fail as a
+// TUNSETOFFLOAD error would (the previous offloads stay).
 
 import { EventEmitter } from 'node:events';
-import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import type { Netdev, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
 
 export interface MemoryNetdevOptions {
   /** Net client id (default `memory<N>`). */
   id?: string;
   /** Frames held while the device cannot take them (default 1024; 0 = hold none). */
   backlogLimit?: number;
+  /** Carry a virtio-net header with each frame and offer the header and offload capabilities (default false). */
+  vnetHdr?: boolean;
 }
 
 export interface MemoryNetdevStats {
@@ -38,18 +47,29 @@ export type TransmitListener = (frame: Uint8Array, vnetHeader?: Uint8Array) => v
 
 /** Default backlog: enough for a burst of a few hundred frames without unbounded memory. */
 const DEFAULT_BACKLOG_LIMIT = 1024;
+/** Header length before the device sets one: the kernel's TAP default (struct virtio_net_hdr). */
+const DEFAULT_VNET_HDR_LEN = 10;
 
 let nextId = 0;
 
 export class MemoryNetdev extends EventEmitter implements Netdev {
   readonly id: string;
   readonly backlogLimit: number;
+  /** Frames carry a virtio-net header (the `vnetHdr` option). */
+  readonly vnetHdr: boolean;
   private peer: NetdevPeer | null = null;
   private partner: MemoryNetdev | null = null;
   /** FIFO ring of held frames. */
   private readonly held: (Uint8Array | undefined)[] = [];
   private heldHead = 0;
   private heldCount = 0;
+  /** The header of each held frame (a copy), or undefined; same positions as `held`. */
+  private readonly heldHeaders: (Uint8Array | undefined)[] = [];
+  private hdrLen: 10 | 12 = DEFAULT_VNET_HDR_LEN;
+  /** What inject() passes when a vnetHdr netdev is given no header: `hdrLen` zeros (never written). */
+  private zeroHeader = new Uint8Array(DEFAULT_VNET_HDR_LEN);
+  private appliedOffloads: OffloadFlags | null = null;
+  private offloadsRefused = false;
   private paused = false;
   private draining = false;
   private writableNow = true;
@@ -59,17 +79,24 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   constructor(options: MemoryNetdevOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') {
-      throw new TypeError('MemoryNetdev: options must be an object { id?, backlogLimit? }');
+      throw new TypeError('MemoryNetdev: options must be an object { id?, backlogLimit?, vnetHdr? }');
     }
-    const { id, backlogLimit } = options;
+    const { id, backlogLimit, vnetHdr = false } = options;
     if (id !== undefined && (typeof id !== 'string' || id.length === 0)) {
       throw new TypeError(`MemoryNetdev: id must be a non-empty string, got ${String(id)}`);
     }
     if (backlogLimit !== undefined && (!Number.isSafeInteger(backlogLimit) || backlogLimit < 0)) {
       throw new RangeError(`MemoryNetdev: backlogLimit must be an integer >= 0, got ${String(backlogLimit)}`);
     }
+    if (typeof vnetHdr !== 'boolean') throw new TypeError(`MemoryNetdev: vnetHdr must be true or false, got ${String(vnetHdr)}`);
     this.id = id ?? `memory${nextId++}`;
     this.backlogLimit = backlogLimit ?? DEFAULT_BACKLOG_LIMIT;
+    this.vnetHdr = vnetHdr;
+    if (!vnetHdr) {
+      // Hide the capabilities from the type guards (hasVnetHeader / hasOffloads look for these).
+      Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
+      Object.defineProperty(this, 'setOffloads', { value: undefined });
+    }
   }
 
   /**
@@ -107,9 +134,17 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     this.peer = null;
   }
 
-  /** Offers a frame from the host to the guest. False when it was dropped (backlog full, or closed). */
-  inject(frame: Uint8Array): boolean {
+  /**
+   * Offers a frame from the host to the guest, with `vnetHeader` when the netdev carries headers
+   * (default: zeros). False when it was dropped (backlog full, or closed).
+   */
+  inject(frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
     if (!(frame instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject needs a Uint8Array frame`);
+    if (vnetHeader !== undefined) {
+      if (!(vnetHeader instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject's vnetHeader must be a Uint8Array`);
+      if (!this.vnetHdr) throw new TypeError(`MemoryNetdev ${this.id}: carries no virtio-net header (create it with { vnetHdr: true })`);
+    }
+    const header = this.vnetHdr ? (vnetHeader ?? this.zeroHeader) : undefined;
     this.counters.injected++;
     if (this.closed) {
       this.counters.dropped++;
@@ -117,13 +152,13 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     }
     const peer = this.peer;
     if (peer !== null && !this.paused && !this.draining && this.heldCount === 0) {
-      if (peer.receive(frame)) {
+      if (peer.receive(frame, header)) {
         this.counters.delivered++;
         return true;
       }
       this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
     }
-    return this.hold(frame);
+    return this.hold(frame, header);
   }
 
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
@@ -132,8 +167,39 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     if (this.listenerCount('transmit') > 0) {
       this.emit('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
-    if (this.partner !== null) this.partner.inject(frame);
+    const partner = this.partner;
+    if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
     return 'sent';
+  }
+
+  /** Header length the device set (10 or 12; 10 until it sets one). */
+  get vnetHeaderLength(): number {
+    return this.hdrLen;
+  }
+
+  /** Capability (vnetHdr only): the device sets the header length at DRIVER_OK. */
+  setVnetHeaderLength(length: 10 | 12): void {
+    if (length !== 10 && length !== 12) throw new RangeError(`MemoryNetdev ${this.id}: vnet header length must be 10 or 12, got ${String(length)}`);
+    if (length === this.hdrLen) return;
+    this.hdrLen = length;
+    this.zeroHeader = new Uint8Array(length);
+  }
+
+  /** Capability (vnetHdr only): the guest's receive offloads. False (nothing changes) after refuseOffloads(true). */
+  setOffloads(flags: OffloadFlags): boolean {
+    if (this.offloadsRefused) return false;
+    this.appliedOffloads = { csum: flags.csum, tso4: flags.tso4, tso6: flags.tso6, ecn: flags.ecn, ufo: flags.ufo };
+    return true;
+  }
+
+  /** The offloads last applied, or null before the device set any. */
+  get offloads(): OffloadFlags | null {
+    return this.appliedOffloads === null ? null : { ...this.appliedOffloads };
+  }
+
+  /** Makes setOffloads() fail (true) as a host that refuses TUNSETOFFLOAD, or succeed again (false). */
+  refuseOffloads(refuse: boolean): void {
+    this.offloadsRefused = refuse;
   }
 
   pauseReceive(): void {
@@ -166,6 +232,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
       this.closed = true;
       this.counters.dropped += this.heldCount;
       this.held.length = 0;
+      this.heldHeaders.length = 0;
       this.heldHead = 0;
       this.heldCount = 0;
       this.peer = null;
@@ -186,7 +253,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     return super.once(event, listener);
   }
 
-  private hold(frame: Uint8Array): boolean {
+  private hold(frame: Uint8Array, header: Uint8Array | undefined): boolean {
     if (this.heldCount >= this.backlogLimit) {
       this.counters.dropped++;
       return false;
@@ -195,6 +262,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     const tail = (this.heldHead + this.heldCount) % limit;
     if (this.held.length < limit && tail === this.held.length) this.held.push(frame.slice());
     else this.held[tail] = frame.slice();
+    this.heldHeaders[tail] = header?.slice();
     this.heldCount++;
     return true;
   }
@@ -207,11 +275,12 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
       const limit = this.backlogLimit;
       while (this.heldCount > 0 && !this.paused && this.peer !== null) {
         const frame = this.held[this.heldHead]!;
-        if (!this.peer.receive(frame)) {
+        if (!this.peer.receive(frame, this.heldHeaders[this.heldHead])) {
           this.paused = true;
           break;
         }
         this.held[this.heldHead] = undefined;
+        this.heldHeaders[this.heldHead] = undefined;
         this.heldHead = (this.heldHead + 1) % limit;
         this.heldCount--;
         this.counters.delivered++;
