@@ -67,6 +67,17 @@ export class ChainWriter extends ChainCursor {
   }
 
   /**
+   * Writes one byte at writable offset `offset` without moving the cursor (e.g. a field patched
+   * after the payload). False (nothing written) when it does not fit.
+   */
+  writeU8At(offset: number, value: number): boolean {
+    checkCount(offset, 'writeU8At');
+    if (offset >= this.chain.writableLength) return false;
+    this.chain.memory.writeU8(this.addressOf(offset), value & 0xff);
+    return true;
+  }
+
+  /**
    * Writes a little-endian u16 at writable offset `offset` without moving the cursor (e.g. a header
    * field known only after the payload). False (nothing written) when it does not fit.
    */

@@ -20,6 +20,18 @@
 //   MQ VQ_PAIRS_SET → MQ, RSS_CONFIG → RSS, HASH_CONFIG → HASH_REPORT; GUEST_OFFLOADS → CTRL_GUEST_OFFLOADS
 //     (QEMU enforces these four).
 //
+// GUEST_OFFLOADS_SET and the host: the offloads are applied to the backend (TUNSETOFFLOAD) before the
+// ack is decided, through `CtrlState.applyHostOffloads`. When the host refuses them the command is
+// acked VIRTIO_NET_ERR and the previous offloads stay in force, in the device and in the host
+// alike ("never ack OK for something not done"). QEMU 7.2 acks OK whatever happens: its
+// virtio_net_handle_offloads returns OK after virtio_net_apply_guest_offloads, and tap_fd_set_offload
+// only prints the TUNSETOFFLOAD error. Keeping OK and letting the device enforce the new offloads on
+// the host's frames (rx-header.ts does so anyway) was the other choice; it is refused because the
+// host goes on with the old ones: turning TSO off would then drop every large frame the host still
+// sends, silently stalling the guest's TCP, where ERR lets the driver keep its working setting and
+// report the failure (Linux: the ethtool -K request fails). A backend without the offload
+// capability takes no part; the device alone enforces the offloads, so OK is then true.
+//
 // Every successful RX, MAC or VLAN command counts as an rx-filter change, even when it changes
 // nothing (QEMU notifies on each); the caller feeds that to the ChangeLatch. State the device
 // exposes to the guest (config `mac`, the STATUS ANNOUNCE bit) is updated here, before the caller
@@ -72,6 +84,12 @@ export interface CtrlState {
   queuePairs: number;
   /** Guest offloads in effect, as feature bits (GUEST_OFFLOADS_SET). */
   guestOffloads: bigint;
+  /**
+   * The host's part of GUEST_OFFLOADS_SET: tells the backend the offloads (TUNSETOFFLOAD). False
+   * when the host refused them: the command is acked VIRTIO_NET_ERR and `guestOffloads` keeps its
+   * value. Absent when there is no backend to tell.
+   */
+  readonly applyHostOffloads?: (offloads: bigint) => boolean;
 }
 
 /** What a successful command changed. */
@@ -255,8 +273,12 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
         notes.note('ctrl.offloads-not-negotiated', CtrlSection.OFFLOADS_DRIVER, `GUEST_OFFLOADS_SET enables offloads 0x${extra.toString(16)} that were not negotiated`, false);
         return refuse(notes.list);
       }
+      // The host's refusal is no driver mistake: no diagnostic. (The list is taken first: the
+      // backend call may emit events, and NOTES is shared.)
+      const list = notes.list;
+      if (state.applyHostOffloads !== undefined && !state.applyHostOffloads(offloads)) return refuse(list);
       state.guestOffloads = offloads;
-      return ok('guest-offloads', notes.list);
+      return ok('guest-offloads', list);
     }
   }
 }

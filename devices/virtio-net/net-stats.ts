@@ -18,7 +18,13 @@ export type RxDropReason =
   /** Larger than the device ever delivers. */
   | 'oversize'
   /** Held for the guest (no rx buffers) when the driver reset the device: counted, never silent. */
-  | 'reset';
+  | 'reset'
+  /** The backend's header asks for a GSO type the driver has not enabled (§5.1.6.4; rx-header.ts). */
+  | 'gso-not-negotiated'
+  /** The backend's header puts the checksum (csum_start + csum_offset + 2) past the frame (§5.1.6.4). */
+  | 'csum-out-of-frame'
+  /** The backend's header breaks §5.1.6.4 otherwise (short, unknown flags or GSO type, GSO without NEEDS_CSUM…). */
+  | 'header-malformed';
 
 /** Why a TX chain was completed without sending (tier 3). */
 export type TxErrorReason =
@@ -47,6 +53,8 @@ export interface NetStats {
     drops: Record<RxDropReason, number>;
     /** Receive buffers shorter than the header, returned unused with length 0 (§5.1.6.3.1). */
     shortBuffers: number;
+    /** Frames delivered whose partial checksum (NEEDS_CSUM) the device completed: the driver lacks GUEST_CSUM (§5.1.6.4). */
+    csumCompleted: number;
   };
   ctrl: {
     ok: number;
@@ -85,6 +93,10 @@ export class NetCounters {
   rxOversize = 0;
   rxReset = 0;
   rxShortBuffers = 0;
+  rxGsoNotNegotiated = 0;
+  rxCsumOutOfFrame = 0;
+  rxHeaderMalformed = 0;
+  rxCsumCompleted = 0;
   ctrlOk = 0;
   ctrlErr = 0;
   private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
@@ -135,8 +147,12 @@ export class NetCounters {
           'buffer-too-small': this.rxBufferTooSmall,
           oversize: this.rxOversize,
           reset: this.rxReset,
+          'gso-not-negotiated': this.rxGsoNotNegotiated,
+          'csum-out-of-frame': this.rxCsumOutOfFrame,
+          'header-malformed': this.rxHeaderMalformed,
         },
         shortBuffers: this.rxShortBuffers,
+        csumCompleted: this.rxCsumCompleted,
       },
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
       interrupts: { used: this.usedInterrupts, config: this.configInterrupts },

@@ -5,7 +5,10 @@
 // dropped frame consumes no buffer and raises no interrupt, and is counted by reason), then the
 // device writes the virtio-net header and the frame into one chain — or, with MRG_RXBUF, into as
 // many chains as it takes, filling each but the last completely and setting `num_buffers` (le16)
-// to the count; without MRG_RXBUF `num_buffers` is 1 when the header has it. With no buffers the
+// to the count; without MRG_RXBUF `num_buffers` is 1 when the header has it. The backend's header
+// (10 or 12 bytes; its num_buffers is ignored) is checked against the offloads in effect first
+// (rx-header.ts, §5.1.6.4): a partial checksum the driver cannot take is completed in the guest's
+// buffer, a GSO frame it did not enable or a malformed header is dropped and counted. With no buffers the
 // frame waits in a bounded backlog (unfiltered: the filter runs only when the frame can be
 // delivered) and the device asks the driver for a notification; when the backlog is full the
 // backend is told to pause, and is resumed once the guest adds buffers. Nothing is dropped without
@@ -37,6 +40,7 @@ import type { NetCounters } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { VnetHdrOffset } from './vnet-header.js';
+import { RxHeaderCheck, RxHeaderVerdict, completedChecksum, rxOffloadBits } from './rx-header.js';
 
 /** Largest frame the device delivers (lib/base/frame-limits.ts says why). */
 export const RX_FRAME_MAX = FRAME_MAX;
@@ -68,6 +72,12 @@ export class RxPath {
   private readonly header = new Uint8Array(12);
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
   private headerView = this.header;
+  /** The backend's header against the offloads in effect (§5.1.6.4). */
+  private readonly headerCheck = new RxHeaderCheck();
+  /** The frame being written needs its checksum completed: `csumValue` at packet offset `csumAt`. */
+  private patchCsum = false;
+  private csumAt = 0;
+  private csumValue = 0;
   /**
    * MRG_RXBUF: chains popped for the frame at the head of the line, oldest first. When they cannot
    * hold it yet they stay popped (not given back) until more arrive: the device then has consumed
@@ -88,6 +98,14 @@ export class RxPath {
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
     this.refill();
+  }
+
+  /**
+   * The receive offloads the driver accepts (negotiated GUEST_* bits at DRIVER_OK, then each
+   * GUEST_OFFLOADS_SET). Applied to every frame delivered from now on, held ones included.
+   */
+  setGuestOffloads(offloads: bigint): void {
+    this.headerCheck.offloads = rxOffloadBits(offloads);
   }
 
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
@@ -233,11 +251,51 @@ export class RxPath {
     }
     const header = this.header;
     header.fill(0);
+    this.patchCsum = false;
     if (vnetHeader !== undefined) {
       const n = Math.min(VnetHdrOffset.NUM_BUFFERS, vnetHeader.length); // num_buffers is the device's to write
       for (let i = 0; i < n; i++) header[i] = vnetHeader[i]!;
+      // Checked on the device's copy: the backend's bytes are read once.
+      const v = this.headerCheck.check(header, vnetHeader.length, frame.length);
+      if (v !== RxHeaderVerdict.PASS && !this.fixOrDrop(v, frame)) return DROPPED;
     }
     return this.mergeable ? this.writeMerged(q, frame) : this.writeSingle(q, frame);
+  }
+
+  /**
+   * A header the driver must not see as it is (rx-header.ts): true when the frame goes on with its
+   * checksum to be completed, false when it was dropped and counted. Host input, not a driver
+   * mistake: counted only, like 'oversize'.
+   */
+  private fixOrDrop(v: number, frame: Uint8Array): boolean {
+    const counters = this.host.counters;
+    switch (v) {
+      case RxHeaderVerdict.COMPLETE_CSUM:
+        this.patchCsum = true;
+        this.csumAt = this.hdrLen + this.headerCheck.csumField;
+        this.csumValue = completedChecksum(frame, this.headerCheck.csumStart);
+        return true;
+      case RxHeaderVerdict.GSO_NOT_NEGOTIATED:
+        counters.rxGsoNotNegotiated++;
+        return false;
+      case RxHeaderVerdict.CSUM_OUT_OF_FRAME:
+        counters.rxCsumOutOfFrame++;
+        return false;
+      default:
+        counters.rxHeaderMalformed++;
+        return false;
+    }
+  }
+
+  /**
+   * Stores the completed checksum (big-endian) where it falls in one chain that holds packet bytes
+   * [from, from + len): before the chain is given back, so the driver never sees the partial sum.
+   */
+  private storeCsum(c: DescriptorChain, from: number, len: number): void {
+    const w = c.writer();
+    const at = this.csumAt - from;
+    if (at >= 0 && at < len) w.writeU8At(at, this.csumValue >>> 8);
+    if (at + 1 >= 0 && at + 1 < len) w.writeU8At(at + 1, this.csumValue & 0xff);
   }
 
   /**
@@ -299,6 +357,7 @@ export class RxPath {
     const w = c.writer();
     w.write(this.headerView);
     w.write(frame);
+    if (this.patchCsum) this.storeCsum(c, 0, total);
     q.pushUsed(c, total);
     this.countDelivered(frame.length);
     return DELIVERED;
@@ -341,6 +400,7 @@ export class RxPath {
     header[VnetHdrOffset.NUM_BUFFERS] = n & 0xff;
     header[VnetHdrOffset.NUM_BUFFERS + 1] = n >>> 8;
     let offset = 0; // into the frame
+    let from = 0; // into the packet (header + frame): where chain i starts
     for (let i = 0; i < n; i++) {
       const c = pending[i]!;
       const w = c.writer();
@@ -349,6 +409,8 @@ export class RxPath {
       const k = w.write(offset === 0 ? frame : frame.subarray(offset));
       offset += k;
       len += k;
+      if (this.patchCsum) this.storeCsum(c, from, len);
+      from += len;
       q.pushUsed(c, len);
     }
     // Chains popped beyond what this frame took (it replaced a larger one) wait for the next.
@@ -373,8 +435,10 @@ export class RxPath {
   }
 
   private countDelivered(bytes: number): void {
-    this.host.counters.rxFrames++;
-    this.host.counters.rxBytes += bytes;
+    const counters = this.host.counters;
+    counters.rxFrames++;
+    counters.rxBytes += bytes;
+    if (this.patchCsum) counters.rxCsumCompleted++;
   }
 }
 

@@ -85,7 +85,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.id = cfg.id;
     this.netdev = cfg.netdev;
     this.filter = new RxFilterState(cfg.mac);
-    this.ctrlState = { rxFilter: this.filter, announcePending: false, queuePairs: 1, guestOffloads: 0n };
+    this.ctrlState = {
+      rxFilter: this.filter,
+      announcePending: false,
+      queuePairs: 1,
+      guestOffloads: 0n,
+      applyHostOffloads: (offloads) => this.applyOffloads(offloads),
+    };
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
     // What the three datapaths report, written once.
     const report: PathReport = {
@@ -229,7 +235,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     const hdrLen = vnetHeaderLength(features);
     const netdev = this.netdev;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
-    this.applyOffloads();
+    // No ack to refuse at DRIVER_OK: a host that refuses is left to rx-header.ts, which enforces
+    // the negotiated offloads on every frame.
+    this.applyOffloads(this.ctrlState.guestOffloads);
+    this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
     this.tx.start(queues, hdrLen, hasVnetHeader(netdev));
     this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
   }
@@ -294,7 +303,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         this.tx.setActivePairs(this.ctrlState.queuePairs);
         break;
       case 'guest-offloads':
-        this.applyOffloads();
+        // The backend took them already (applyHostOffloads, before the ack was decided).
+        this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
         break;
       default:
         break;
@@ -304,17 +314,17 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     }
   }
 
-  private applyOffloads(): void {
+  /** Tells the backend the guest's receive offloads; false when the host refused them (see ctrl-apply.ts). */
+  private applyOffloads(o: bigint): boolean {
     const netdev = this.netdev;
-    if (!hasOffloads(netdev)) return;
-    const o = this.ctrlState.guestOffloads;
-    netdev.setOffloads({
+    if (!hasOffloads(netdev)) return true;
+    return netdev.setOffloads({
       csum: hasFeature(o, NetFeature.GUEST_CSUM),
       tso4: hasFeature(o, NetFeature.GUEST_TSO4),
       tso6: hasFeature(o, NetFeature.GUEST_TSO6),
       ecn: hasFeature(o, NetFeature.GUEST_ECN),
       ufo: hasFeature(o, NetFeature.GUEST_UFO),
-    });
+    }) !== false; // anything but false is success (a JavaScript backend may return nothing)
   }
 
   /**

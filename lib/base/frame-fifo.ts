@@ -27,7 +27,11 @@ interface Slot {
   /** `data` cut to the frame held (what peekFrame returns). */
   frame: Uint8Array;
   readonly header: Uint8Array;
-  /** `header` cut to the header held; undefined when the frame came with none (or an empty one). */
+  /**
+   * `header` cut to the header held; undefined when the frame came with none. An empty header stays
+   * an empty view: a receiver that judges headers (the device's rx path) must see the same thing
+   * whether the frame was held or not.
+   */
   headerView: Uint8Array | undefined;
 }
 
@@ -109,7 +113,7 @@ export class FrameFifo {
     }
     slot.data.set(frame);
     const hl = header === undefined ? 0 : Math.min(this.headerBytes, header.length);
-    if (hl === 0) slot.headerView = undefined;
+    if (header === undefined || this.headerBytes === 0) slot.headerView = undefined;
     else {
       slot.header.set(hl === header!.length ? header! : header!.subarray(0, hl));
       if (slot.headerView === undefined || slot.headerView.length !== hl) slot.headerView = slot.header.subarray(0, hl);
@@ -124,7 +128,7 @@ export class FrameFifo {
     return this.count === 0 ? undefined : this.slots[this.head]!.frame;
   }
 
-  /** The oldest frame's header as a view, or undefined when empty or when it came with none. */
+  /** The oldest frame's header as a view, or undefined when empty, when it came with none, or when headers are not kept. */
   peekHeader(): Uint8Array | undefined {
     return this.count === 0 ? undefined : this.slots[this.head]!.headerView;
   }

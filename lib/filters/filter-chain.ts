@@ -61,7 +61,7 @@ export class FilterChain implements Netdev, FilterSink {
 
   /** Forwarded when the inner netdev carries vnet headers (else absent, so `hasVnetHeader` is false). */
   readonly setVnetHeaderLength?: (length: 10 | 12) => void;
-  readonly setOffloads?: (flags: OffloadFlags) => void;
+  readonly setOffloads?: (flags: OffloadFlags) => boolean;
 
   constructor(readonly inner: Netdev, options: { id?: string } = {}) {
     if (inner === null || typeof inner !== 'object' || typeof inner.send !== 'function' || typeof inner.attach !== 'function') {

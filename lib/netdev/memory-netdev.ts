@@ -10,9 +10,16 @@
 // into guest memory), and to the paired netdev if any. `setWritable(false)` makes send() answer
 // 'busy' (backpressure); `setWritable(true)` calls the device's `writable()`.
 // Counters: injected = delivered + backlog + dropped, always.
+//
+// With `vnetHdr: true` it carries a virtio-net header (VIRTIO 1.2 §5.1.6) with each frame, as a TAP
+// with IFF_VNET_HDR does: it offers the vnet-header and offload capabilities (so the device offers
+// CSUM, GUEST_CSUM, TSO…), `inject(frame, header)` hands the header to the device as given (any
+// length: tests and the fuzzer send odd ones; none given: zeros of `vnetHeaderLength`), 'transmit'
+// listeners get the guest's header, and `refuseOffloads(true)` makes `setOffloads()` fail as a
+// TUNSETOFFLOAD error would (the previous offloads stay).
 
 import { EventEmitter } from 'node:events';
-import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import type { Netdev, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
 import { FrameFifo } from '../base/frame-fifo.js';
 
 export interface MemoryNetdevOptions {
@@ -20,6 +27,8 @@ export interface MemoryNetdevOptions {
   id?: string;
   /** Frames held while the device cannot take them (default 1024; 0 = hold none). */
   backlogLimit?: number;
+  /** Carry a virtio-net header with each frame and offer the header and offload capabilities (default false). */
+  vnetHdr?: boolean;
 }
 
 export interface MemoryNetdevStats {
@@ -39,16 +48,30 @@ export type TransmitListener = (frame: Uint8Array, vnetHeader?: Uint8Array) => v
 
 /** Default backlog: enough for a burst of a few hundred frames without unbounded memory. */
 const DEFAULT_BACKLOG_LIMIT = 1024;
+/** Header length before the device sets one: the kernel's TAP default (struct virtio_net_hdr). */
+const DEFAULT_VNET_HDR_LEN = 10;
+/**
+ * Header bytes kept with a held frame: longer than any virtio-net header (20 with hash reports), so
+ * tests and the fuzzer see odd header lengths reach the device unchanged whether held or not.
+ */
+const MAX_HELD_HEADER = 64;
 
 let nextId = 0;
 
 export class MemoryNetdev extends EventEmitter implements Netdev {
   readonly id: string;
   readonly backlogLimit: number;
+  /** Frames carry a virtio-net header (the `vnetHdr` option). */
+  readonly vnetHdr: boolean;
   private peer: NetdevPeer | null = null;
   private partner: MemoryNetdev | null = null;
-  /** Held frames (copies; refusals past `backlogLimit` counted in its `dropped`). */
+  /** Held frames and their headers (copies; refusals past `backlogLimit` counted in its `dropped`). */
   private readonly backlog: FrameFifo;
+  private hdrLen: 10 | 12 = DEFAULT_VNET_HDR_LEN;
+  /** What inject() passes when a vnetHdr netdev is given no header: `hdrLen` zeros (never written). */
+  private zeroHeader = new Uint8Array(DEFAULT_VNET_HDR_LEN);
+  private appliedOffloads: OffloadFlags | null = null;
+  private offloadsRefused = false;
   private paused = false;
   private draining = false;
   private writableNow = true;
@@ -58,18 +81,25 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   constructor(options: MemoryNetdevOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') {
-      throw new TypeError('MemoryNetdev: options must be an object { id?, backlogLimit? }');
+      throw new TypeError('MemoryNetdev: options must be an object { id?, backlogLimit?, vnetHdr? }');
     }
-    const { id, backlogLimit } = options;
+    const { id, backlogLimit, vnetHdr = false } = options;
     if (id !== undefined && (typeof id !== 'string' || id.length === 0)) {
       throw new TypeError(`MemoryNetdev: id must be a non-empty string, got ${String(id)}`);
     }
     if (backlogLimit !== undefined && (!Number.isSafeInteger(backlogLimit) || backlogLimit < 0)) {
       throw new RangeError(`MemoryNetdev: backlogLimit must be an integer >= 0, got ${String(backlogLimit)}`);
     }
+    if (typeof vnetHdr !== 'boolean') throw new TypeError(`MemoryNetdev: vnetHdr must be true or false, got ${String(vnetHdr)}`);
     this.id = id ?? `memory${nextId++}`;
     this.backlogLimit = backlogLimit ?? DEFAULT_BACKLOG_LIMIT;
-    this.backlog = new FrameFifo({ maxFrames: this.backlogLimit });
+    this.vnetHdr = vnetHdr;
+    this.backlog = new FrameFifo({ maxFrames: this.backlogLimit, headerBytes: vnetHdr ? MAX_HELD_HEADER : 0 });
+    if (!vnetHdr) {
+      // Hide the capabilities from the type guards (hasVnetHeader / hasOffloads look for these).
+      Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
+      Object.defineProperty(this, 'setOffloads', { value: undefined });
+    }
   }
 
   /**
@@ -107,9 +137,17 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     this.peer = null;
   }
 
-  /** Offers a frame from the host to the guest. False when it was dropped (backlog full, or closed). */
-  inject(frame: Uint8Array): boolean {
+  /**
+   * Offers a frame from the host to the guest, with `vnetHeader` when the netdev carries headers
+   * (default: zeros). False when it was dropped (backlog full, or closed).
+   */
+  inject(frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
     if (!(frame instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject needs a Uint8Array frame`);
+    if (vnetHeader !== undefined) {
+      if (!(vnetHeader instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject's vnetHeader must be a Uint8Array`);
+      if (!this.vnetHdr) throw new TypeError(`MemoryNetdev ${this.id}: carries no virtio-net header (create it with { vnetHdr: true })`);
+    }
+    const header = this.vnetHdr ? (vnetHeader ?? this.zeroHeader) : undefined;
     this.counters.injected++;
     if (this.closed) {
       this.counters.dropped++;
@@ -117,13 +155,13 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     }
     const peer = this.peer;
     if (peer !== null && !this.paused && !this.draining && this.backlog.length === 0) {
-      if (peer.receive(frame)) {
+      if (peer.receive(frame, header)) {
         this.counters.delivered++;
         return true;
       }
       this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
     }
-    return this.backlog.push(frame); // false: full, counted in backlog.dropped
+    return this.backlog.push(frame, header); // false: full, counted in backlog.dropped
   }
 
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
@@ -132,8 +170,39 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     if (this.listenerCount('transmit') > 0) {
       this.emit('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
-    if (this.partner !== null) this.partner.inject(frame);
+    const partner = this.partner;
+    if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
     return 'sent';
+  }
+
+  /** Header length the device set (10 or 12; 10 until it sets one). */
+  get vnetHeaderLength(): number {
+    return this.hdrLen;
+  }
+
+  /** Capability (vnetHdr only): the device sets the header length at DRIVER_OK. */
+  setVnetHeaderLength(length: 10 | 12): void {
+    if (length !== 10 && length !== 12) throw new RangeError(`MemoryNetdev ${this.id}: vnet header length must be 10 or 12, got ${String(length)}`);
+    if (length === this.hdrLen) return;
+    this.hdrLen = length;
+    this.zeroHeader = new Uint8Array(length);
+  }
+
+  /** Capability (vnetHdr only): the guest's receive offloads. False (nothing changes) after refuseOffloads(true). */
+  setOffloads(flags: OffloadFlags): boolean {
+    if (this.offloadsRefused) return false;
+    this.appliedOffloads = { csum: flags.csum, tso4: flags.tso4, tso6: flags.tso6, ecn: flags.ecn, ufo: flags.ufo };
+    return true;
+  }
+
+  /** The offloads last applied, or null before the device set any. */
+  get offloads(): OffloadFlags | null {
+    return this.appliedOffloads === null ? null : { ...this.appliedOffloads };
+  }
+
+  /** Makes setOffloads() fail (true) as a host that refuses TUNSETOFFLOAD, or succeed again (false). */
+  refuseOffloads(refuse: boolean): void {
+    this.offloadsRefused = refuse;
   }
 
   pauseReceive(): void {
@@ -190,7 +259,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     try {
       const backlog = this.backlog;
       while (backlog.length > 0 && !this.paused && this.peer !== null) {
-        if (!this.peer.receive(backlog.peekFrame()!)) {
+        if (!this.peer.receive(backlog.peekFrame()!, backlog.peekHeader())) {
           this.paused = true;
           break;
         }

@@ -66,7 +66,12 @@ export interface OffloadFlags {
 
 /** Capability: the host can hand the guest frames with offloads pending (checksum, TSO, UFO). */
 export interface OffloadCapable {
-  setOffloads(flags: OffloadFlags): void;
+  /**
+   * Tells the host which offloads the guest accepts (TUNSETOFFLOAD). False when the host refused
+   * them: its previous offloads stay in force (the device then acks GUEST_OFFLOADS_SET with
+   * VIRTIO_NET_ERR). Never throws for a host failure.
+   */
+  setOffloads(flags: OffloadFlags): boolean;
 }
 
 /** Capability: the host link has a carrier the device can follow. */

@@ -1,7 +1,8 @@
 // What TAP and macvtap share beyond the fd datapath (no VIRTIO section: the host side of the VIRTIO
 // 1.2 §5.1.6 header): the virtio-net header length the fd carries (TUNGETVNETHDRSZ /
 // TUNSETVNETHDRSZ) and the guest's receive offloads (TUNSETOFFLOAD). Both are set by the device at
-// DRIVER_OK; a host failure is a 'host-error' event, never an exception into the device.
+// DRIVER_OK (and the offloads again at each GUEST_OFFLOADS_SET); a host failure is a 'host-error' event and a
+// false return, never an exception into the device.
 
 import { FdNetdev } from './fd-netdev.js';
 import type { OffloadCapable, OffloadFlags, VnetHeaderCapable } from './netdev.js';
@@ -38,10 +39,10 @@ export abstract class VnetFdNetdev extends FdNetdev implements VnetHeaderCapable
     });
   }
 
-  /** TUNSETOFFLOAD with the guest's negotiated receive offloads. */
-  setOffloads(flags: OffloadFlags): void {
+  /** TUNSETOFFLOAD with the guest's receive offloads. False (a 'host-error' event) when the kernel refused them. */
+  setOffloads(flags: OffloadFlags): boolean {
     const bits = tunOffloadBits(flags);
-    this.hostCall(() => {
+    return this.hostCall(() => {
       ioctlInt(this.fd, TUNSETOFFLOAD, bits, 'TUNSETOFFLOAD');
       this.offloadBits = bits;
     });
@@ -52,12 +53,17 @@ export abstract class VnetFdNetdev extends FdNetdev implements VnetHeaderCapable
     return this.offloadBits;
   }
 
-  private hostCall(fn: () => void): void {
+  /** Runs a host call; false (and a 'host-error' event) when it failed. */
+  private hostCall(fn: () => void): boolean {
     try {
       fn();
+      return true;
     } catch (e) {
-      if (e instanceof HostError) this.hostError(e);
-      else throw e;
+      if (e instanceof HostError) {
+        this.hostError(e);
+        return false;
+      }
+      throw e;
     }
   }
 }

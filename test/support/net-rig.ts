@@ -276,8 +276,9 @@ export class NetRig {
     return out;
   }
 
-  inject(frame: Uint8Array): boolean {
-    return (this.netdev as MemoryNetdev).inject(frame);
+  /** Offers a frame from the host (with a virtio-net header when the netdev is a `MemoryNetdev({ vnetHdr: true })`). */
+  inject(frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
+    return (this.netdev as MemoryNetdev).inject(frame, vnetHeader);
   }
 
   readIsr(): number {

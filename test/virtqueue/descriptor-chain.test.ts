@@ -207,6 +207,17 @@ describe('virtqueue/descriptor-chain cursors', () => {
     expect([...s.ring.writtenBytes(head, 7)]).to.deep.equal([1, 0xaa, 0xbb, 0, 0, 0xcc, 0xdd]);
   });
 
+  it('writer_u8_at_an_offset_in_a_later_buffer_leaves_the_cursor_and_refuses_past_the_end', () => {
+    const { s, head, c } = mixedChain();
+    const w = c.writer();
+    w.write(Uint8Array.of(1, 2, 3));
+    expect(w.writeU8At(2, 0x1ff)).to.equal(true); // buffer 1, masked to a byte
+    expect(w.writeU8At(9, 0x44)).to.equal(true); // the last writable byte
+    expect(w.writeU8At(10, 1)).to.equal(false);
+    expect(w.written).to.equal(3);
+    expect([...s.ring.writtenBytes(head, 10)]).to.deep.equal([1, 2, 0xff, 0, 0, 0, 0, 0, 0, 0x44]);
+  });
+
   it('writer_skip_counts_as_written_and_clamps', () => {
     const { c } = mixedChain();
     const w = c.writer();

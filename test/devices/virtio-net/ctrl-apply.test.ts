@@ -313,6 +313,29 @@ describe('devices/virtio-net/ctrl-apply', () => {
       expect(codes(h.run(ctrl(CtrlClass.GUEST_OFFLOADS, CtrlGuestOffloads.SET + 1, le64(0n))))).to.deep.equal(['ctrl.unknown-command']);
     });
 
+    it('offloads_set_refused_by_the_host_is_err_keeps_the_previous_offloads_and_is_no_driver_mistake', () => {
+      const h = harness();
+      const told: bigint[] = [];
+      let hostTakesThem = false;
+      const state = Object.assign(h.state, {
+        applyHostOffloads: (o: bigint): boolean => {
+          told.push(o);
+          return hostTakesThem;
+        },
+      });
+      state.guestOffloads = csumAndTso4;
+      const refused = h.run(ctrl(CtrlClass.GUEST_OFFLOADS, CtrlGuestOffloads.SET, le64(0n)));
+      expect(refused).to.include({ ack: CtrlAck.ERR, effect: 'none' });
+      expect(refused.diagnostics).to.deep.equal([]);
+      expect(state.guestOffloads).to.equal(csumAndTso4);
+      hostTakesThem = true;
+      expect(h.run(ctrl(CtrlClass.GUEST_OFFLOADS, CtrlGuestOffloads.SET, le64(0n)))).to.include({ ack: CtrlAck.OK, effect: 'guest-offloads' });
+      expect(state.guestOffloads).to.equal(0n);
+      // The host is asked only for a command that passed every other check.
+      expect(h.run(ctrl(CtrlClass.GUEST_OFFLOADS, CtrlGuestOffloads.SET, le64(featureMask(NetFeature.MAC)))).ack).to.equal(CtrlAck.ERR);
+      expect(told).to.deep.equal([0n, 0n]);
+    });
+
     it('offloads_rsc_ext_bit_is_dropped_like_qemu_and_reported', () => {
       const h = harness();
       const o = h.run(ctrl(CtrlClass.GUEST_OFFLOADS, CtrlGuestOffloads.SET, le64(csumAndTso4 | featureMask(NetFeature.RSC_EXT))));

@@ -75,7 +75,7 @@ describe('lib/base/frame-fifo', () => {
     expect(q.length).to.equal(0);
   });
 
-  it('headers_are_kept_cut_to_header_bytes_and_absent_or_empty_reads_as_undefined', () => {
+  it('headers_are_kept_cut_to_header_bytes_absent_reads_as_undefined_and_empty_stays_empty', () => {
     const q = new FrameFifo({ maxFrames: 4, headerBytes: 12 });
     q.push(frame(2, 1), Uint8Array.of(1, 2, 3));
     q.push(frame(2, 2));
@@ -85,7 +85,7 @@ describe('lib/base/frame-fifo', () => {
       [1, 2, [1, 2, 3]],
       [2, 2, null],
       [3, 2, new Array<number>(12).fill(5)],
-      [4, 2, null],
+      [4, 2, []],
     ]);
     const none = new FrameFifo({ maxFrames: 1 });
     none.push(frame(2, 1), Uint8Array.of(1, 2));

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
+import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
 
 /**
  * A device side that takes frames while it has room (`room` frames, Infinity by default), records
@@ -263,6 +264,92 @@ describe('lib/netdev/memory-netdev', () => {
 
     it('inject_of_a_non_uint8array_throws', () => {
       expect(() => new MemoryNetdev().inject([1, 2, 3] as unknown as Uint8Array)).to.throw(TypeError, /Uint8Array/);
+    });
+  });
+  describe('virtio-net header (vnetHdr: true)', () => {
+    /** A device side that records each frame with the header it came with. */
+    function headerPeer(room = Infinity): NetdevPeer & { got: { frame: number[]; header: number[] | undefined }[]; room: number } {
+      return {
+        got: [],
+        room,
+        receive(frame: Uint8Array, header?: Uint8Array): boolean {
+          if (this.room <= 0) return false;
+          this.room--;
+          this.got.push({ frame: [...frame], header: header === undefined ? undefined : [...header] });
+          return true;
+        },
+        writable(): void {},
+      };
+    }
+
+    it('a_plain_memory_netdev_offers_neither_capability_and_refuses_a_header', () => {
+      const n = new MemoryNetdev();
+      expect(hasVnetHeader(n)).to.equal(false);
+      expect(hasOffloads(n)).to.equal(false);
+      expect(() => n.inject(f(1), new Uint8Array(12))).to.throw(TypeError, /vnetHdr: true/);
+    });
+
+    it('inject_hands_the_header_as_given_and_zeros_of_the_set_length_without_one', () => {
+      const n = new MemoryNetdev({ vnetHdr: true });
+      expect(hasVnetHeader(n)).to.equal(true);
+      expect(hasOffloads(n)).to.equal(true);
+      const peer = headerPeer();
+      n.attach(peer);
+      expect(n.vnetHeaderLength).to.equal(10);
+      n.inject(f(1));
+      n.setVnetHeaderLength(12);
+      n.inject(f(2));
+      n.inject(f(3), Uint8Array.of(1, 2, 3));
+      expect(peer.got.map((g) => g.header)).to.deep.equal([new Array(10).fill(0), new Array(12).fill(0), [1, 2, 3]]);
+      expect(() => n.setVnetHeaderLength(11 as 12)).to.throw(RangeError, /10 or 12/);
+    });
+
+    it('held_frames_keep_their_headers_in_order', () => {
+      const n = new MemoryNetdev({ vnetHdr: true, backlogLimit: 4 });
+      const peer = headerPeer(0);
+      n.attach(peer);
+      const h = Uint8Array.of(1, 0, 0, 0, 0, 0, 14, 0, 16, 0);
+      n.inject(f(1), h);
+      h[0] = 2; // the netdev copied it
+      n.inject(f(2), h);
+      n.inject(f(3));
+      peer.room = Infinity;
+      n.resumeReceive();
+      expect(peer.got.map((g) => [g.frame[0], g.header?.[0]])).to.deep.equal([[1, 1], [2, 2], [3, 0]]);
+      expectBalanced(n);
+    });
+
+    it('transmit_listeners_get_the_guest_header_and_a_paired_header_netdev_passes_it_on', () => {
+      const a = new MemoryNetdev({ vnetHdr: true });
+      const b = new MemoryNetdev({ vnetHdr: true });
+      const plain = new MemoryNetdev();
+      const c = new MemoryNetdev({ vnetHdr: true });
+      MemoryNetdev.pair(a, b);
+      MemoryNetdev.pair(c, plain);
+      const seen: (number[] | undefined)[] = [];
+      a.on('transmit', (_f, header) => seen.push(header === undefined ? undefined : [...header]));
+      const pb = headerPeer();
+      b.attach(pb);
+      const pp = headerPeer();
+      plain.attach(pp);
+      expect(a.send(f(7), Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0, 0, 0))).to.equal('sent');
+      expect(c.send(f(8), Uint8Array.of(1, 0, 0, 0, 0, 0, 0, 0, 0, 0))).to.equal('sent');
+      expect(seen).to.deep.equal([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0]]);
+      expect(pb.got).to.deep.equal([{ frame: [7, 7, 7], header: [1, 0, 0, 0, 0, 0, 0, 0, 0, 0] }]);
+      expect(pp.got).to.deep.equal([{ frame: [8, 8, 8], header: undefined }]);
+    });
+
+    it('set_offloads_records_them_and_a_refusing_host_keeps_the_previous_ones', () => {
+      const n = new MemoryNetdev({ vnetHdr: true });
+      expect(n.offloads).to.equal(null);
+      expect(n.setOffloads({ csum: true, tso4: true, tso6: false, ecn: false, ufo: false })).to.equal(true);
+      n.refuseOffloads(true);
+      expect(n.setOffloads({ csum: false, tso4: false, tso6: false, ecn: false, ufo: false })).to.equal(false);
+      expect(n.offloads).to.deep.equal({ csum: true, tso4: true, tso6: false, ecn: false, ufo: false });
+      n.refuseOffloads(false);
+      expect(n.setOffloads({ csum: false, tso4: false, tso6: false, ecn: false, ufo: false })).to.equal(true);
+      expect(n.offloads).to.deep.include({ csum: false });
+      expect(() => new MemoryNetdev({ vnetHdr: 'yes' as unknown as boolean })).to.throw(TypeError, /vnetHdr/);
     });
   });
 });

@@ -10,6 +10,8 @@ import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
 import { HostError } from '../../../lib/host/libc.js';
 import { TUN_F_CSUM } from '../../../lib/host/structs.js';
+import { newPacketInfo, parsePacket } from '../../../lib/packet/parse.js';
+import { transportChecksumValid } from '../../../lib/packet/checksum.js';
 import { arpRequest, icmpEcho, needsCsumHeader, parseArpReply, parseEchoReply, udpFrame } from './frames.js';
 
 const GUEST_MAC = '52:54:00:12:34:56';
@@ -217,6 +219,48 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
     expect(tap.vnetHeaderLength).to.equal(10); // the kernel's default until the device sets it
     tap.setVnetHeaderLength(12);
     expect(tap.vnetHeaderLength).to.equal(12);
+  });
+
+  it('rx_partial_checksums_a_tap_sends_to_a_guest_without_guest_csum_arrive_completed_with_flags_zero', async function () {
+    requireProgram(this, 'python3');
+    // The guest declines GUEST_CSUM (so the device set TUNSETOFFLOAD 0), then the TAP is given
+    // TUN_F_CSUM behind the device's back — what a failed TUNSETOFFLOAD leaves behind. The kernel
+    // then hands over locally generated UDP with NEEDS_CSUM; the device must complete it (§5.1.6.4).
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    const tap = new TapNetdev({ id: 'tap3', ifname: linkName('t') });
+    trackLink(tap.ifname);
+    cleanups.push(() => tap.close());
+    const rig = new NetRig({ netdev: tap, mac: GUEST_MAC, features: { disable: ['GUEST_CSUM'] } });
+    expect(rig.has('GUEST_CSUM')).to.equal(false);
+    expect(tap.offloads).to.equal(0);
+    expect(tap.setOffloads({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false })).to.equal(true);
+    ns.adopt(tap.ifname);
+    ns.ip(['addr', 'add', '10.203.0.1/24', 'dev', tap.ifname]);
+    ns.ip(['link', 'set', tap.ifname, 'up']);
+    ns.ip(['neigh', 'replace', '10.203.0.2', 'lladdr', GUEST_MAC, 'dev', tap.ifname, 'nud', 'permanent']);
+    rig.postRx(32);
+    const rx = collector(rig);
+    const headers: Uint8Array[] = [];
+    ns.exec('python3', ['-c', "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(bytes(range(200)), ('10.203.0.2', 9999))"]);
+    const isOurs = (f: Uint8Array): boolean => f.length >= 42 && f[12] === 0x08 && f[13] === 0x00 && f[23] === 17 && ((f[36]! << 8) | f[37]!) === 9999;
+    await waitFor('the UDP datagram in the guest', () => {
+      const got = rig.received();
+      for (const r of got) {
+        rx.frames.push(r.frame);
+        headers.push(r.header);
+      }
+      if (got.length > 0) rig.postRx(got.length);
+      return rx.frames.some(isOurs);
+    });
+    const i = rx.frames.findIndex(isOurs);
+    const frame = rx.frames[i]!;
+    expect(headers[i]![0], 'flags').to.equal(0);
+    expect(rig.device.stats().rx.csumCompleted, 'the host did send a partial checksum').to.be.at.least(1);
+    const info = newPacketInfo();
+    expect(parsePacket(frame, info)).to.equal('ip');
+    expect(transportChecksumValid(frame, info), 'the UDP checksum is complete').to.equal(true);
+    expect((frame[40]! << 8) | frame[41]!, 'a UDP checksum, not "none"').to.not.equal(0);
   });
 
   it('bad_options_throw_at_once_naming_the_option', () => {
