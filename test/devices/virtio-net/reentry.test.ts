@@ -13,12 +13,30 @@ import { resetDevice } from '../../support/driver-transport.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { CtrlClass, CtrlMq, CtrlRx } from '../../../devices/virtio-net/constants.js';
 import type { BufferSpec } from '../../support/driver-ring.js';
+import type { VirtioMmioTransport } from '../../../devices/virtio/mmio-transport.js';
+import type { VirtioPciTransport } from '../../../devices/virtio/pci-transport.js';
 
 const MAIN = '52:54:00:12:34:56';
 const PEER = '52:54:00:aa:bb:cc';
-/** MMIO registers (§4.2.2) the disable test writes itself, as Linux's vm_del_vq does. */
-const MMIO_QUEUE_SEL = 0x030;
-const MMIO_QUEUE_READY = 0x044;
+/**
+ * How a driver stops using one queue, register by register, as Linux's del_vq does: MMIO QueueReady
+ * = 0 read back (§4.2.2.2); legacy PCI queue page number 0 (§4.1.4.10). Modern PCI has no such write
+ * without VIRTIO_F_RING_RESET.
+ */
+const DISABLE_QUEUE: Partial<Record<RigTransport, (rig: NetRig, index: number) => void>> = {
+  mmio: (rig, index) => {
+    const t = rig.transport as VirtioMmioTransport;
+    t.write(0x030, 4, index); // QueueSel
+    t.write(0x044, 4, 0); // QueueReady
+    expect(t.read(0x044, 4)).to.equal(0);
+  },
+  'pci-legacy': (rig, index) => {
+    const t = rig.transport as VirtioPciTransport;
+    t.barWrite(0, 14, 2, index); // queue select
+    t.barWrite(0, 8, 4, 0); // queue address (page number)
+    expect(t.barRead(0, 8, 4)).to.equal(0);
+  },
+};
 
 /** Frame i: its number in the payload, so order and identity can be checked. */
 function numbered(i: number, dst = PEER): Uint8Array {
@@ -199,41 +217,39 @@ describe('devices/virtio-net re-entry from call-outs', () => {
     expectGoodExchange(rig);
   });
 
-  it('queue_disable_mid_burst_stops_that_queue', () => {
-    // MMIO §4.2.2.2: the driver stops using a queue by writing 0 to QueueReady and reading it back.
-    const rig = new NetRig({ mac: MAIN, transport: 'mmio' });
-    const t = rig.transport as import('../../../devices/virtio/mmio-transport.js').VirtioMmioTransport;
-    const mark = new AfterMark(rig);
-    for (let i = 0; i < 4; i++) placeTx(rig, numbered(i));
-    let disabled = 0;
-    (rig.netdev as MemoryNetdev).on('transmit', () => {
-      if (disabled++ > 0) return;
-      t.write(MMIO_QUEUE_SEL, 4, 1);
-      t.write(MMIO_QUEUE_READY, 4, 0);
-      expect(t.read(MMIO_QUEUE_READY, 4)).to.equal(0);
-      mark.arm();
+  for (const [transport, disable] of Object.entries(DISABLE_QUEUE) as [RigTransport, (rig: NetRig, index: number) => void][]) {
+    it(`queue_disable_mid_burst_stops_that_queue (${transport})`, () => {
+      const rig = new NetRig({ mac: MAIN, transport });
+      const mark = new AfterMark(rig);
+      for (let i = 0; i < 4; i++) placeTx(rig, numbered(i));
+      let disabled = 0;
+      (rig.netdev as MemoryNetdev).on('transmit', () => {
+        if (disabled++ > 0) return;
+        disable(rig, 1);
+        mark.arm();
+      });
+      rig.driver.notify(1);
+      mark.expectNothing();
+      expect(rig.transmitted.map((f) => f[14])).to.deep.equal([0]);
+      expect(rig.tx.usedIdx()).to.equal(0);
+      // Only that queue stopped: the device runs and receives.
+      expect(rig.device.running).to.equal(true);
+      rig.postRx(1);
+      expect(rig.inject(numbered(9, MAIN))).to.equal(true);
+      expect(rig.received().map((r) => r.frame[14])).to.deep.equal([9]);
+      // A notification on the stopped queue is a driver mistake and does nothing.
+      rig.driver.notify(1);
+      expect(rig.transmitted).to.have.length(1);
+      expect(rig.device.diagnostics().at(-1)).to.deep.include({ code: 'notify.queue-not-ready', queue: 1 });
+      // The driver sets the queue up afresh and enables it: it runs from the new ring.
+      rig.tx.reset();
+      rig.driver.setupQueue(1, rig.tx);
+      rig.driver.enableQueue(1);
+      expect(rig.send(numbered(10))).to.not.equal(undefined);
+      expect(rig.transmitted.map((f) => f[14])).to.deep.equal([0, 10]);
+      expectGoodExchange(rig);
     });
-    rig.driver.notify(1);
-    mark.expectNothing();
-    expect(rig.transmitted.map((f) => f[14])).to.deep.equal([0]);
-    expect(rig.tx.usedIdx()).to.equal(0);
-    // Only that queue stopped: the device runs and receives.
-    expect(rig.device.running).to.equal(true);
-    rig.postRx(1);
-    expect(rig.inject(numbered(9, MAIN))).to.equal(true);
-    expect(rig.received().map((r) => r.frame[14])).to.deep.equal([9]);
-    // A notification on the stopped queue is a driver mistake and does nothing.
-    rig.driver.notify(1);
-    expect(rig.transmitted).to.have.length(1);
-    expect(rig.device.diagnostics().at(-1)).to.deep.include({ code: 'notify.queue-not-ready', queue: 1 });
-    // The driver sets the queue up afresh and enables it: it runs from the new ring.
-    rig.tx.reset();
-    rig.driver.setupQueue(1, rig.tx);
-    rig.driver.enableQueue(1);
-    expect(rig.send(numbered(10))).to.not.equal(undefined);
-    expect(rig.transmitted.map((f) => f[14])).to.deep.equal([0, 10]);
-    expectGoodExchange(rig);
-  });
+  }
 
   for (const eventIdx of [true, false]) {
     it(`kick_from_inside_a_transmit_listener_is_processed_once_in_order${eventIdx ? '' : ' (no EVENT_IDX)'}`, () => {
