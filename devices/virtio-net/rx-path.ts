@@ -85,8 +85,8 @@ export class RxPath {
   private readonly pending: (DescriptorChain | null)[] = [];
   /** Chains in `pending` (the array only grows: shrinking and re-growing it allocated per frame). */
   private pendingCount = 0;
-  /** A drain is on the stack (re-entry: see the file comment). */
-  private draining = false;
+  /** The queue whose drain is on the stack (re-entry: see the file comment). */
+  private draining: SplitQueue | null = null;
   /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
   private resets = 0;
 
@@ -172,8 +172,8 @@ export class RxPath {
 
   /** The guest added receive buffers (a notification on receiveq1), or the device started. */
   refill(): void {
-    if (this.draining) return;
     const q = this.rxQueue();
+    if (q !== null && q === this.draining) return; // inside this queue's drain, which uses the buffers
     if (q !== null && this.backlog.length > 0) {
       this.drain(q);
       if (this.backlog.length > 0) this.waitForBuffers(q);
@@ -189,7 +189,8 @@ export class RxPath {
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
   private drain(q: SplitQueue): void {
     const backlog = this.backlog;
-    this.draining = true;
+    const outer = this.draining;
+    this.draining = q;
     try {
       while (backlog.length > 0 && this.queue === q && !q.broken) {
         const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
@@ -197,7 +198,7 @@ export class RxPath {
         backlog.shift();
       }
     } finally {
-      this.draining = false;
+      this.draining = outer;
     }
     this.publish(q);
   }

@@ -217,6 +217,25 @@ describe('devices/virtio-net re-entry from call-outs', () => {
     expectGoodExchange(rig);
   });
 
+  it('rx_kick_from_inside_a_drain_delivers_each_frame_once_in_order', () => {
+    const rig = new NetRig({ mac: MAIN });
+    for (let i = 1; i <= 3; i++) expect(rig.inject(numbered(i, MAIN))).to.equal(true); // held: no buffers
+    expect(rig.device.stats().rx.backlog).to.equal(3);
+    let kicks = 0;
+    rig.device.on('diagnostic', (d) => {
+      if (d.code === 'rx.buffer-shorter-than-header' && kicks++ === 0) rig.driver.notify(0);
+    });
+    rig.kick(0, () => {
+      rig.rx.addChain([{ len: 4, write: true }]); // short: reported mid-drain
+      for (let i = 0; i < 6; i++) rig.rx.addChain([{ len: 1526, write: true }]);
+    });
+    expect(kicks).to.equal(1);
+    const frames = rig.received().filter((r) => r.entries[0]!.len > 0); // the short buffer came back empty
+    expect(frames.map((r) => r.frame[14]), 'each held frame once, in order').to.deep.equal([1, 2, 3]);
+    expect(rig.device.stats().rx).to.deep.include({ frames: 3, backlog: 0 });
+    expectGoodExchange(rig);
+  });
+
   for (const [transport, disable] of Object.entries(DISABLE_QUEUE) as [RigTransport, (rig: NetRig, index: number) => void][]) {
     it(`queue_disable_mid_burst_stops_that_queue (${transport})`, () => {
       const rig = new NetRig({ mac: MAIN, transport });
