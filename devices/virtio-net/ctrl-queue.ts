@@ -4,6 +4,12 @@
 // A chain with fewer than 2 readable bytes or no writable byte is a contract violation (tier 1:
 // there is no place for the answer). Everything else gets an in-band ack — a Linux guest
 // busy-waits for it — and the queue goes on.
+//
+// Re-entry: a command's diagnostics and its completion (the backend's offloads, transmit queues
+// served at once, the 'rx-filter-changed' event) run the embedder's code. After them the pass
+// compares the core's epoch; when the control queue stopped meanwhile it returns without writing
+// the ack or the used ring. A kick of the control queue from inside its own pass does not recurse:
+// the pass pops until the ring is empty and takes the new chains itself, in order.
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import { CTRL_HEADER_LENGTH, CtrlAck } from './constants.js';
@@ -32,13 +38,30 @@ export interface CtrlHost extends PathReport {
 
 export class CtrlQueue {
   private gatherBuffer = new Uint8Array(512);
+  /** The queue whose pass is on the stack (re-entry: see the file comment). */
+  private inPass: SplitQueue | null = null;
   /** gatherBuffer.subarray(0, n) by n (control payloads come in a few sizes). */
   private readonly gatherViews: (Uint8Array | undefined)[] = [];
 
   constructor(private readonly host: CtrlHost) {}
 
   process(q: SplitQueue): void {
+    const outer = this.inPass;
+    if (outer === q) return; // re-entered from this queue's own pass, which takes the new chains
+    this.inPass = q;
+    let publish = false;
+    try {
+      publish = this.pass(q);
+    } finally {
+      this.inPass = outer;
+    }
+    if (publish) this.host.raiseUsed(q.index);
+  }
+
+  /** One pass over `q`; true when it published used entries (and the queue still runs). */
+  private pass(q: SplitQueue): boolean {
     const host = this.host;
+    const epoch = host.epoch();
     // Bounded work per call: at most one ring's worth (a driver cannot make more available at once).
     let done = 0;
     while (done < q.size) {
@@ -51,7 +74,7 @@ export class CtrlQueue {
       }
       if (c.kind === 'violation') {
         host.violation({ ...c.error, queue: q.index });
-        return;
+        return false;
       }
       done++;
       const readable = c.readableLength;
@@ -64,11 +87,12 @@ export class CtrlQueue {
           readable,
           writable: c.writableLength,
         });
-        return;
+        return false;
       }
       let ack: number = CtrlAck.ERR;
       if (readable > CTRL_GATHER_MAX) {
         host.mistake('ctrl.payload-too-large', `control command of ${readable} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, q.index);
+        if (this.stopped(q, epoch)) return false;
       } else {
         const bytes = this.gather(readable);
         c.reader().read(bytes);
@@ -76,16 +100,23 @@ export class CtrlQueue {
         if (outcome.kind === 'violation') {
           // Unreachable: readable >= 2 was checked above; kept total for the type.
           host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex, readable, writable: c.writableLength });
-          return;
+          return false;
         }
         for (const d of outcome.diagnostics) host.ctrlMistake(d);
+        if (this.stopped(q, epoch)) return false;
         host.completed(bytes[0]!, outcome);
+        if (this.stopped(q, epoch)) return false;
         ack = outcome.ack;
       }
       c.writer().writeU8(ack);
       q.pushUsed(c, 1);
     }
-    if (q.publishUsed()) host.raiseUsed(q.index);
+    return q.publishUsed();
+  }
+
+  /** After a call-out: whether `q` stopped meanwhile. */
+  private stopped(q: SplitQueue, epoch: number): boolean {
+    return this.host.epoch() !== epoch && !this.host.isRunning(q);
   }
 
   /** A view of the gather buffer of exactly `length` bytes; views up to GATHER_VIEW_CACHE_MAX are cached. */

@@ -6,6 +6,7 @@
 // diagnostic carries the section of the command class it breaks (e.g. '5.1.6.5.3' for VLAN), which
 // is more precise and is what gets recorded.
 
+import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { DeviceError, QueueFault } from '../virtio/core-errors.js';
 import type { CtrlDiagnosticCode } from './ctrl-command.js';
 
@@ -66,8 +67,17 @@ export type NetDeviceError =
 /** Every tier-1 error of the NIC: its queues', the core's, its own. */
 export type NetError = DeviceError<NetDeviceError>;
 
-/** What a datapath (transmit, receive, control) reports to the device. */
+/**
+ * What a datapath (transmit, receive, control) reports to the device, and how it learns that its
+ * queue stopped during one of its own call-outs (every method here, the backend, listeners can
+ * reach the transport and reset the device): it captures `epoch()` before a call-out and, when it
+ * moved, stops at once unless `isRunning(queue)`.
+ */
 export interface PathReport {
+  /** The core's run epoch (VirtioCore.epoch): moves whenever running queues stop. */
+  epoch(): number;
+  /** Whether `queue` is still the running queue at its index (VirtioCore.isRunning). */
+  isRunning(queue: SplitQueue): boolean;
   /** A used-buffer notification for queue `index` (the core decides the interrupt). */
   raiseUsed(index: number): void;
   /** Tier 1: the driver broke the contract on a queue. */

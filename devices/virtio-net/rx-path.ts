@@ -26,6 +26,15 @@
 //   backend queues). So the backlog only ever holds frames that arrived while the device ran, and
 //   the backend's own frames survive a reset, as in QEMU.
 //
+// Re-entry: a pass calls out (diagnostics, the used interrupt, the backend's pause/resume) and the
+// embedder may reset the device or disable receiveq1 from there. After each call-out the pass
+// checks that `queue` is still the one it works on (stop() / queueStopped() clear it) and otherwise
+// returns without touching guest memory. A frame not delivered yet waits in the backlog like any
+// other (dropped and counted at the reset after a tier-1 stop) — unless the device was reset during
+// the call: then it is refused and the backend keeps it for the next run, as it keeps every frame
+// offered while the device is not running. A refill from inside a drain returns: the drain in
+// progress uses the new buffers.
+//
 // Hot path: no allocation per frame for a frame that fits one chain (headers go through a
 // preallocated scratch; the frame is copied once into guest memory). A frame spanning several
 // chains (MRG_RXBUF with buffers smaller than the frame) makes one subarray per extra chain: the
@@ -87,6 +96,10 @@ export class RxPath {
   private readonly pending: (DescriptorChain | null)[] = [];
   /** Chains in `pending` (the array only grows: shrinking and re-growing it allocated per frame). */
   private pendingCount = 0;
+  /** The queue whose drain is on the stack (re-entry: see the file comment). */
+  private draining: SplitQueue | null = null;
+  /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
+  private resets = 0;
 
   constructor(private readonly host: RxHost) {}
 
@@ -120,8 +133,16 @@ export class RxPath {
     if (this.running && index === RX_QUEUE) this.queue = q;
   }
 
+  /** The driver stopped using queue `index`: frames wait (or are refused) until it is enabled again. */
+  queueStopped(index: number): void {
+    if (index !== RX_QUEUE) return;
+    this.queue = null;
+    this.dropPending();
+  }
+
   /** Device reset: what the backlog holds is dropped and counted 'reset'. */
   reset(): void {
+    this.resets++;
     this.host.counters.rxReset += this.backlog.length;
     this.backlog.clear();
     this.resumeIfRoom();
@@ -138,6 +159,7 @@ export class RxPath {
   /** The backend offers a frame. False: not taken, the backend holds it and pauses. */
   receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
     const counters = this.host.counters;
+    const resets = this.resets;
     if (!this.linkUp) {
       counters.rxOffered++;
       counters.rxLinkDown++;
@@ -157,6 +179,7 @@ export class RxPath {
         counters.rxOffered++;
         return true;
       }
+      if (this.resets !== resets) return this.refuse(); // reset from a call-out: the backend keeps it
     }
     // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
     // full backlog refuses only when the guest really has nothing posted.
@@ -169,6 +192,7 @@ export class RxPath {
   /** The guest added receive buffers (a notification on receiveq1), or the device started. */
   refill(): void {
     const q = this.rxQueue();
+    if (q !== null && q === this.draining) return; // inside this queue's drain, which uses the buffers
     if (q !== null && this.backlog.length > 0) {
       this.drain(q);
       if (this.backlog.length > 0) this.waitForBuffers(q);
@@ -184,10 +208,16 @@ export class RxPath {
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
   private drain(q: SplitQueue): void {
     const backlog = this.backlog;
-    while (backlog.length > 0 && this.running && !q.broken) {
-      const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
-      if (r === NO_BUFFERS) break;
-      backlog.shift();
+    const outer = this.draining;
+    this.draining = q;
+    try {
+      while (backlog.length > 0 && this.queue === q && !q.broken) {
+        const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
+        if (r === NO_BUFFERS) break;
+        backlog.shift();
+      }
+    } finally {
+      this.draining = outer;
     }
     this.publish(q);
   }
@@ -199,7 +229,7 @@ export class RxPath {
    */
   private waitForBuffers(q: SplitQueue): void {
     for (;;) {
-      if (!this.running || q.broken) return;
+      if (this.queue !== q || q.broken) return;
       if (!q.enableNotification()) return;
       this.drain(q);
       if (this.backlog.length === 0) return;
@@ -232,6 +262,7 @@ export class RxPath {
   }
 
   private publish(q: SplitQueue): void {
+    if (this.queue !== q) return; // stopped from a call-out: used.idx is no longer the device's
     if (q.publishUsed()) this.host.raiseUsed(q.index);
   }
 
@@ -322,6 +353,7 @@ export class RxPath {
             `receive chain ${c.headIndex} has ${c.writableLength} writable bytes, less than the ${this.hdrLen}-byte header; returned unused`,
             q.index,
           );
+          if (this.queue !== q) return undefined; // stopped from the diagnostic's listener
           q.pushUsed(c, 0);
           continue;
         }

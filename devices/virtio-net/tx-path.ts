@@ -16,6 +16,14 @@
 // Multiqueue: only the transmit queues of the active pairs (VQ_PAIRS_SET, 1 by default) are
 // served; a notification on another is recorded by the device and its chains wait until the pair
 // becomes active (the device flushes a pair it is about to deactivate first).
+//
+// Re-entry: `send()` and the diagnostics a pass reports run the embedder's code, which may write
+// the transport. After each such call the pass compares the core's epoch (one integer); when its
+// queue stopped (reset, tier 1, the driver disabled it) it returns at once, touching neither guest
+// memory nor the backend. A kick of the queue being processed, from inside its own pass, does not
+// recurse: the pass further up the stack pops until the ring is empty, so it takes those chains
+// itself, in order, exactly once. The used interrupt is raised after the pass has ended, so a
+// kick from the interrupt handler starts a fresh pass.
 
 import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { ChainReader } from '../../virtqueue/chain-reader.js';
@@ -57,6 +65,8 @@ export class TxPath {
   private readonly scratchViews: (Uint8Array | undefined)[] = [];
   /** The running queues (transmitq of pair p at 2p + 1), this path's own copy; empty while stopped. */
   private queues: (SplitQueue | null)[] = [];
+  /** By queue index, the queue whose pass is on the stack (re-entry: see the file comment). */
+  private readonly inPass: (SplitQueue | null | undefined)[] = [];
   private readonly rerun = (): void => {
     this.deferred = false;
     this.processAll();
@@ -77,6 +87,11 @@ export class TxPath {
   /** The driver enabled queue `index` after DRIVER_OK. */
   queueStarted(index: number, q: SplitQueue): void {
     if (index < this.queues.length) this.queues[index] = q;
+  }
+
+  /** The driver stopped using queue `index`. */
+  queueStopped(index: number): void {
+    if (index < this.queues.length) this.queues[index] = null;
   }
 
   stop(): void {
@@ -101,7 +116,9 @@ export class TxPath {
   setActivePairs(pairs: number): void {
     const before = this.activePairs;
     if (pairs < before) {
+      const queues = this.queues;
       for (let p = pairs; p < before; p++) this.processIndex(2 * p + 1);
+      if (this.queues !== queues) return; // stopped (or restarted) from a call-out: start/stop decide
       this.activePairs = pairs;
     } else if (pairs > before) {
       this.activePairs = pairs;
@@ -128,10 +145,27 @@ export class TxPath {
   /** The driver notified transmit queue `q` (or the device resumes it). */
   process(q: SplitQueue): void {
     if (this.blocked || q.broken) return;
+    const index = q.index;
+    const inPass = this.inPass;
+    const outer = inPass[index];
+    if (outer === q) return; // re-entered from this queue's own pass, which takes the new chains
+    inPass[index] = q;
+    let publish = false;
+    try {
+      publish = this.pass(q);
+    } finally {
+      inPass[index] = outer;
+    }
+    if (publish) this.host.raiseUsed(index);
+  }
+
+  /** One pass over `q`; true when it published used entries (and the queue still runs). */
+  private pass(q: SplitQueue): boolean {
     const host = this.host;
     const counters = host.counters;
     const hdrLen = this.hdrLen;
     const header = this.headerView;
+    const epoch = host.epoch();
     let done = 0;
     q.setNotifications(false);
     for (;;) {
@@ -153,16 +187,18 @@ export class TxPath {
       }
       if (c.kind === 'violation') {
         host.violation({ ...c.error, queue: q.index });
-        return;
+        return false;
       }
       done++;
       if (c.writableCount > 0) {
         host.mistake('tx.writable-descriptor', `transmit chain ${c.headIndex} has ${c.writableCount} device-writable descriptor(s); ignored`, q.index);
+        if (this.stopped(q, epoch)) return false;
       }
       const total = c.readableLength;
       if (total < hdrLen) {
         counters.txHeaderShort++;
         host.mistake('tx.header-short', `transmit chain ${c.headIndex} has ${total} readable bytes, fewer than the ${hdrLen}-byte header`, q.index);
+        if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
         continue;
       }
@@ -170,6 +206,7 @@ export class TxPath {
       if (frameLen > TX_FRAME_MAX) {
         counters.txOversize++;
         host.mistake('tx.frame-too-large', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above ${TX_FRAME_MAX}`, q.index);
+        if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
         continue;
       }
@@ -183,15 +220,22 @@ export class TxPath {
       const frame = r.view(frameLen) ?? this.gather(r, frameLen);
       const result = host.send(frame, this.passHeader ? header : undefined);
       if (result === 'busy') {
+        if (this.stopped(q, epoch)) return false;
         q.unpop(1);
         this.blocked = true;
         break;
       }
       counters.txFrames++;
       counters.txBytes += frameLen;
+      if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }
-    if (q.publishUsed()) host.raiseUsed(q.index);
+    return q.publishUsed();
+  }
+
+  /** After a call-out: whether `q` stopped meanwhile (an integer compare unless something stopped). */
+  private stopped(q: SplitQueue, epoch: number): boolean {
+    return this.host.epoch() !== epoch && !this.host.isRunning(q);
   }
 
   private gather(r: ChainReader, len: number): Uint8Array {

@@ -95,6 +95,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
     // What the three datapaths report, written once.
     const report: PathReport = {
+      epoch: () => this.core.epoch,
+      isRunning: (q) => this.core.isRunning(q),
       raiseUsed: (i) => this.used(i),
       violation: (e) => this.violation(e),
       mistake: (code, message, queue) => this.mistake(code, message, queue),
@@ -221,6 +223,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         this.rx.stop();
         this.tx.stop();
       },
+      onQueueStopped: (index) => {
+        this.rx.queueStopped(index);
+        this.tx.queueStopped(index);
+      },
       onReset: () => this.reset(),
     };
   }
@@ -234,11 +240,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.ctrlState.guestOffloads = features & GUEST_OFFLOAD_FEATURES;
     const hdrLen = vnetHeaderLength(features);
     const netdev = this.netdev;
+    const epoch = this.core.epoch;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
     // No ack to refuse at DRIVER_OK: a host that refuses is left to rx-header.ts, which enforces
     // the negotiated offloads on every frame.
     this.applyOffloads(this.ctrlState.guestOffloads);
     this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
+    // The backend's calls may have reset the device (re-entry): then there is nothing to start.
+    if (this.core.epoch !== epoch) return;
     this.tx.start(queues, hdrLen, hasVnetHeader(netdev));
     this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
   }
@@ -298,6 +307,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
 
   private ctrlCompleted(ctrlClass: number, outcome: CtrlOutcome): void {
     this.counters.countCtrl(ctrlClass, outcome.ack === 0);
+    const epoch = this.core.epoch;
     switch (outcome.effect) {
       case 'queue-pairs':
         this.tx.setActivePairs(this.ctrlState.queuePairs);
@@ -309,6 +319,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       default:
         break;
     }
+    // The effect called out (backend, transmit queues): a reset there wiped what the event reports.
+    if (this.core.epoch !== epoch) return;
     if (outcome.rxFilterChanged && this.latch.trigger()) {
       this.emit('rx-filter-changed', rxFilterChangedEvent(this.id));
     }

@@ -33,6 +33,8 @@ export type RunState = { readonly kind: 'stopped' } | { readonly kind: 'running'
 /**
  * What the concrete device does at the core's moments. Each call is guarded: an exception is a
  * device bug and becomes the tier-1 error 'device.hook-threw' instead of reaching the hypervisor.
+ * A handler may be entered again from inside itself (its call-outs reach the transport): a device
+ * loop that calls out checks `VirtioCore.epoch` / `isRunning(queue)` afterwards (virtio-core.ts).
  */
 export interface CoreHandlers {
   /** Negotiation ended (FEATURES_OK accepted; on the legacy interface, at DRIVER_OK): `features` are final. */
@@ -45,6 +47,8 @@ export interface CoreHandlers {
   onQueueNotify(index: number, queue: SplitQueue): void;
   /** The queues stopped (tier-1 error or reset): drop every reference to them and their chains. */
   onQueuesStopped?(): void;
+  /** The driver stopped using running queue `index` (the others run on): drop it and its chains. */
+  onQueueStopped?(index: number): void;
   /** After a reset (§2.4): return to the power-on state. */
   onReset?(): void;
 }

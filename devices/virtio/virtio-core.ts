@@ -10,6 +10,14 @@
 // Guest mistakes never throw: they are ignored or refused and recorded as diagnostics. A broken
 // contract that stops the device (tier 1) goes through `needsReset()`: DEVICE_NEEDS_RESET, config
 // interrupt, queues stopped, a 'needs-reset' event — until the driver resets the device.
+//
+// Re-entry. Every call-out (a handler, an event listener, the transport's interrupt line, and
+// whatever the device itself calls: its backend) may come back into the transport and reset the
+// device or stop a queue before it returns. The core counts such moments in `epoch`: it moves
+// whenever running queues stop (reset, tier 1, the driver disabling a queue), before the device is
+// told. A device loop reads it before a call-out and, when it moved, asks `isRunning(queue)`; if
+// not, it returns at once, touching neither guest memory nor its backend. One integer compare per
+// call-out on the hot path, no allocation.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { SplitQueue } from '../../virtqueue/split-queue.js';
@@ -60,6 +68,10 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   private statusValue = 0;
   private isrValue = 0;
   private generation = 0;
+  /** Moves whenever running queues stop (see `epoch`). */
+  private epochValue = 0;
+  /** Resets so far: a reset nested in a status write's hooks already reported its status. */
+  private resets = 0;
   private driverInterface: DriverInterface = 'modern';
   private binding: TransportBinding | null = null;
   private readonly log = new DiagnosticLog();
@@ -120,6 +132,19 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     const run = this.run;
     return run.kind === 'running' ? run.queues : this.noQueues;
   }
+  /**
+   * A 32-bit counter that moves whenever running queues stop: reset, a tier-1 stop, the driver
+   * disabling one queue. It moves before the device's `onQueuesStopped` / `onQueueStopped` run, so a
+   * loop that captured it before a call-out sees the change when the call-out returns.
+   */
+  get epoch(): number {
+    return this.epochValue;
+  }
+  /** Whether `queue` is still the running queue at its index (false once stopped, reset or replaced). */
+  isRunning(queue: SplitQueue): boolean {
+    const run = this.run;
+    return run.kind === 'running' && run.queues[queue.index] === queue;
+  }
 
   /** Raises a used buffer notification for `queueIndex` (only while running, §2.1.2). */
   raiseUsed(_queueIndex: number): void {
@@ -140,9 +165,9 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   }
 
   /**
-   * Tier 1 (§2.1.2): the device cannot go on. Sets DEVICE_NEEDS_RESET, raises the config interrupt
-   * (when DRIVER_OK is set), stops every queue, records a diagnostic and emits 'needs-reset'. Never
-   * throws. A second error before the reset is recorded but not re-signalled.
+   * Tier 1 (§2.1.2): the device cannot go on. Records a diagnostic, sets DEVICE_NEEDS_RESET, stops
+   * every queue, emits 'needs-reset' and raises the config interrupt (when DRIVER_OK is still set).
+   * Never throws. A second error before the reset is recorded but not re-signalled.
    */
   needsReset(error: DeviceError<D>): void {
     const code = error.code;
@@ -153,8 +178,10 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (already) return;
     this.statusValue |= STATUS_DEVICE_NEEDS_RESET;
     this.stopQueues();
-    this.raiseConfig();
+    // The event before the interrupt: a hypervisor that resets from onInterrupt does so after the
+    // listeners heard of the error, and a listener that resets gets no interrupt after it.
     this.events.emit('needs-reset', error);
+    this.raiseConfig();
   }
 
   // ---- diagnostics ----
@@ -218,6 +245,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     }
     for (const m of t.mistakes) this.reportDriverMistake(m.code, m.message, { value: m.value });
     const before = this.statusValue;
+    const resets = this.resets;
     // A hook that threw during the feature check may have set DEVICE_NEEDS_RESET meanwhile.
     this.statusValue = t.status | (this.statusValue & STATUS_DEVICE_NEEDS_RESET);
     if ((t.newlySet & STATUS_FEATURES_OK) !== 0) {
@@ -225,7 +253,8 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
       this.guard('onFeaturesOk', () => this.handlers.onFeaturesOk?.(features.acknowledged));
     }
     if ((t.newlySet & STATUS_DRIVER_OK) !== 0) this.driverOk(via);
-    if (this.statusValue !== before) this.events.emit('status', this.statusValue);
+    // A hook (or a listener it triggered) that reset the device has reported status 0 already.
+    if (this.statusValue !== before && this.resets === resets) this.events.emit('status', this.statusValue);
   }
 
   /** 32-bit window `select` of the offered features. */
@@ -293,12 +322,9 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     const config = regs.config(index)!;
     const run = this.run;
     if (!ready) {
-      if (run.kind === 'running' && run.queues[index] !== null) {
-        this.reportDriverMistake('queue.disable-unsupported', `driver disabled running queue ${index} (VIRTIO_F_RING_RESET is not offered); ignored`, { queue: index });
-        return;
-      }
       regs.setReady(index, false);
       this.pendingNotify[index] = 0;
+      if (run.kind === 'running' && run.queues[index] !== null) this.stopQueue(run, index);
       return;
     }
     regs.setReady(index, true);
@@ -400,6 +426,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
 
   /** Full reset (§2.4): status 0, features, queue registers, ISR, then the device's onReset. */
   private reset(): void {
+    this.resets++;
     this.stopQueues();
     const was = this.statusValue;
     this.statusValue = 0;
@@ -441,6 +468,20 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     }
   }
 
+  /**
+   * The driver stopped using running queue `index` (MMIO QueueReady = 0, §4.2.2.2; a legacy queue
+   * page number of 0, §4.1.4.10): the device forgets it and its chains; the other queues go on.
+   * Enabling it again activates it afresh from what the driver programs then. (The modern PCI
+   * interface has no such write without VIRTIO_F_RING_RESET: its transport refuses it.)
+   */
+  private stopQueue(run: RunState & { kind: 'running' }, index: number): void {
+    const queues = run.queues.slice();
+    queues[index] = null;
+    this.run = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
+    this.epochValue = (this.epochValue + 1) >>> 0;
+    this.guard('onQueueStopped', () => this.handlers.onQueueStopped?.(index));
+  }
+
   /** Activates one queue; a configuration that cannot run is a tier-1 error (null). */
   private activate(index: number, config: QueueConfig): SplitQueue | null {
     const max = this.queueRegs.maxSize(index);
@@ -466,6 +507,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     const run = this.run;
     const hadQueues = run.kind === 'running' && run.queues.some((q) => q !== null);
     this.run = STOPPED;
+    this.epochValue = (this.epochValue + 1) >>> 0;
     this.pendingNotify.fill(0);
     if (hadQueues) this.guard('onQueuesStopped', () => this.handlers.onQueuesStopped?.());
   }

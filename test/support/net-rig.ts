@@ -37,6 +37,8 @@ export interface NetRigOptions extends Partial<Omit<VirtioNetOptions, 'memory' |
   init?: boolean;
   /** Keep a copy of every transmitted frame in `transmitted` (default true; benchmarks turn it off). */
   recordTransmitted?: boolean;
+  /** Called on every interrupt line change after the rig's own bookkeeping (the hypervisor's hook). */
+  onInterrupt?: (asserted: boolean) => void;
 }
 
 /** Feature word from names. */
@@ -91,7 +93,7 @@ export class NetRig {
   private readonly ringSpacing: number;
 
   constructor(readonly options: NetRigOptions = {}) {
-    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, ringSpacing = 0x40000, netdev, init = true, id = 'nic0', recordTransmitted = true, ...rest } = options;
+    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, ringSpacing = 0x40000, netdev, init = true, id = 'nic0', recordTransmitted = true, onInterrupt: hook, ...rest } = options;
     this.ringSize = ringSize;
     this.ringSpacing = ringSpacing;
     this.memory = new GuestMemory(memorySize);
@@ -102,6 +104,7 @@ export class NetRig {
     const onInterrupt = (asserted: boolean): void => {
       if (asserted && !this.irqLevel) this.irqRaises++;
       this.irqLevel = asserted;
+      hook?.(asserted);
     };
     this.transport =
       transport === 'mmio'
