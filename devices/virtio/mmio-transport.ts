@@ -105,7 +105,6 @@ const QUEUE_ADDRESS: ReadonlyMap<number, readonly [RingArea, 0 | 1]> = new Map([
 /** MMIO-specific sections for codes whose default section is another transport's. */
 const MMIO_SECTIONS = {
   'queue.not-available': '4.2.3.2',
-  'queue.disable-unsupported': '4.2.2.2',
   'queue.reset-not-negotiated': '4.2.2.1',
   'register.unknown-offset': '4.2.2.2',
 } as const;
