@@ -90,6 +90,20 @@ export class RxPath {
     this.refill();
   }
 
+  /**
+   * A restored device state (net-state.ts): like `start`, but delivers nothing now — the saved
+   * device was waiting for buffers, and the restored one waits for the same notification. A backend
+   * this device paused before the restore is resumed when the restored backlog has room.
+   */
+  resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+    this.running = true;
+    this.queue = queues[RX_QUEUE] ?? null;
+    this.hdrLen = hdrLen;
+    this.headerView = this.header.subarray(0, hdrLen);
+    this.mergeable = mergeable;
+    this.resumeIfRoom();
+  }
+
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
   stop(): void {
     this.running = false;
