@@ -11,7 +11,8 @@
 //                       multicast overflow u8, unicast count u8 + 6 bytes each, multicast count u8 +
 //                       6 bytes each (guest order), VLAN bitmap (512 bytes, bit `vid` of byte vid/8)
 //   NETC v1 (required)  control and link: ANNOUNCE pending u8, queue pairs in use u16, guest
-//                       offloads u64, change latch armed u8, link up u8, transmit work pending u8
+//                       offloads u64, change latch armed u8, link up u8, transmit work pending u8,
+//                       backend paused by the device u8
 //   NETB v1 (required)  rx backlog: frame count u16, each: frame length u32, header length u8,
 //                       header, frame
 //   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
@@ -22,9 +23,11 @@
 //   backlog's frames counted as offered). QEMU does not migrate its statistics; here they cost
 //   little and the invariant is worth more. The diagnostics log is not state (it is the record of a
 //   driver session, not something the guest depends on).
-// - Not carried: backend flow control (a paused backend, a 'busy' send) belongs to the backend, and
-//   a restored device faces a new one: transmit work held for a busy backend is pending work, done
-//   on a later turn; a restored backlog with room resumes a backend this device had paused.
+// - Backend flow control belongs to the backend, and a restored device may face a new one. Transmit
+//   chains held back for a busy backend are saved as pending work, done on a later turn (a new
+//   backend is not busy). Whether the device paused its backend is saved as it was: the restored
+//   device resumes its backend at the same moment the saved one would have (harmless for a backend
+//   that was never paused).
 // - Chains popped and held (MRG_RXBUF waiting for more buffers) are saved as not yet popped
 //   (SplitQueue.runState): the restored device pops them again, in the same order.
 // - RSS and notification coalescing are not implemented by this device, so there is no state for
@@ -84,6 +87,7 @@ export interface NetStateValue {
   readonly latchArmed: boolean;
   readonly linkUp: boolean;
   readonly txPending: boolean;
+  readonly backendPaused: boolean;
   readonly backlog: readonly { readonly frame: Uint8Array; readonly header: Uint8Array }[];
   /** Absent when the image has no (readable) counters section: counters then restart at 0. */
   readonly counters: readonly (readonly [string, number])[];
@@ -133,7 +137,7 @@ export function saveNetState(h: NetStateHost): Uint8Array {
   add(CONTROL, true, (w) => {
     const c = h.ctrlState;
     w.bool(c.announcePending).u16(c.queuePairs).u64(c.guestOffloads);
-    w.bool(h.latch.armed).bool(h.linkUp).bool(h.tx.pendingWork);
+    w.bool(h.latch.armed).bool(h.linkUp).bool(h.tx.pendingWork).bool(h.rx.backendPaused);
   });
   add(BACKLOG, true, (w) => {
     const b = h.rx.backlog;
@@ -197,6 +201,7 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   const latchArmed = c.bool('latch armed');
   const linkUp = c.bool('link up');
   const txPending = c.bool('transmit work pending');
+  const backendPaused = c.bool('backend paused');
   c.done();
   if (queuePairs < 1 || queuePairs > h.queuePairs) throw corrupt(`${queuePairs} queue pairs in use, the device has ${h.queuePairs}`);
   if ((guestOffloads & ~GUEST_OFFLOAD_FEATURES) !== 0n) throw corrupt(`guest offloads 0x${guestOffloads.toString(16)} are not offload bits`);
@@ -228,7 +233,7 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   return {
     core: core.state,
     commitCore: core.commit,
-    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backlog, counters },
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, counters },
   };
 }
 
@@ -285,5 +290,6 @@ export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: b
   const backlog = h.rx.backlog;
   backlog.clear();
   for (const { frame, header } of v.backlog) backlog.push(frame, header.length > 0 ? header : undefined);
+  h.rx.backendPaused = v.backendPaused;
   h.counters.importState(v.counters);
 }

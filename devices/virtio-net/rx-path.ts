@@ -92,8 +92,7 @@ export class RxPath {
 
   /**
    * A restored device state (net-state.ts): like `start`, but delivers nothing now — the saved
-   * device was waiting for buffers, and the restored one waits for the same notification. A backend
-   * this device paused before the restore is resumed when the restored backlog has room.
+   * device was waiting for buffers, and the restored one waits for the same notification.
    */
   resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
     this.running = true;
@@ -101,7 +100,19 @@ export class RxPath {
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
-    this.resumeIfRoom();
+  }
+
+  /**
+   * Whether the device told its backend to pause and has not resumed it (device state). A restored
+   * `true` only means the device will resume its backend at the next chance, as the saved one would:
+   * a new backend that was never paused loses nothing by it (one that offers a frame the device
+   * cannot take pauses itself, by the NetdevPeer contract).
+   */
+  get backendPaused(): boolean {
+    return this.paused;
+  }
+  set backendPaused(paused: boolean) {
+    this.paused = paused;
   }
 
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
