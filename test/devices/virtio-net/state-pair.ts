@@ -4,7 +4,8 @@
 // reaches both: the model driver's memory writes go to both memories (reads come from A's), its
 // register accesses to both transports, host frames to both backends. `check()` then says whether
 // the two behave identically: same guest memory (so the same used-ring writes and frame bytes),
-// same frames sent, interrupt lines, status, ISR, config generation, stats, and the same state image.
+// same frames sent, interrupt lines, rx-filter-changed events, status, ISR, config generation,
+// stats, and the same state image.
 //
 // The backends are `HostSide`, a MemoryNetdev-like netdev whose held frames can be copied: the
 // backend is the machines' environment, not device state, and it is cloned at the split so both
@@ -155,6 +156,8 @@ interface Machine {
   transport: VirtioMmioTransport | VirtioPciTransport;
   driver: DriverTransport;
   irq: boolean;
+  /** 'rx-filter-changed' events since the split. */
+  changes: number;
 }
 
 export class StatePair {
@@ -190,7 +193,8 @@ export class StatePair {
       queueSize: PAIR_QUEUE_MAX,
       features: { disable: this.setup.disable },
     });
-    const m = { memory, host, device, irq: false } as Machine;
+    const m = { memory, host, device, irq: false, changes: 0 } as Machine;
+    device.on('rx-filter-changed', () => void m.changes++);
     const onInterrupt = (asserted: boolean): void => {
       m.irq = asserted;
     };
@@ -259,6 +263,7 @@ export class StatePair {
       this.announcedBy = sent.length > 0 ? 'arp' : 'none';
     }
     this.framesSent = a.host.sent.length;
+    a.changes = b.changes = 0;
     b.host.sent.splice(0, b.host.sent.length, ...a.host.sent.map((f) => f.slice()));
   }
 
@@ -280,6 +285,7 @@ export class StatePair {
     expect(b.host.held.length, `${where}: frames the backend holds`).to.equal(a.host.held.length);
     expect(b.host.paused, `${where}: backend paused`).to.equal(a.host.paused);
     expect(b.irq, `${where}: interrupt line`).to.equal(a.irq);
+    expect(b.changes, `${where}: rx-filter-changed events`).to.equal(a.changes);
     expect(b.device.status, `${where}: status`).to.equal(a.device.status);
     expect(b.device.isr, `${where}: ISR`).to.equal(a.device.isr);
     expect(b.device.configGeneration, `${where}: config generation`).to.equal(a.device.configGeneration);
