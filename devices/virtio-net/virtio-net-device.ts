@@ -211,8 +211,16 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     });
     const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
     const features = this.negotiatedFeatures;
-    const hdrLen = driverOk ? this.useFeatures(features) : vnetHeaderLength(features);
-    if (!driverOk) {
+    const hdrLen = vnetHeaderLength(features);
+    if (driverOk) {
+      try {
+        this.useFeatures(features);
+      } catch (e) {
+        // The backend refused its header length or offloads: what a throwing hook at DRIVER_OK
+        // does (tier 1) — the state is in, the guest resets the device and starts again.
+        this.core.needsReset({ code: 'device.hook-threw', section: '2.1.2', hook: 'restoreState', message: e instanceof Error ? e.message : String(e) });
+      }
+    } else {
       this.ctrlContext = { features: 0n, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
       this.ctrlIndex = -1;
     }
