@@ -258,11 +258,15 @@ export class StateImage {
 
   /**
    * Checks the envelope — in this order: length and magic, total length, checksum ('state.corrupt'),
-   * format version ('state.version'), section framing ('state.corrupt') — and indexes the sections.
-   * Nothing is copied.
+   * format version ('state.version'), section framing ('state.corrupt') — and indexes the sections
+   * of a private copy of `input`.
    */
-  static parse(bytes: Uint8Array): StateImage {
-    if (!(bytes instanceof Uint8Array)) throw new TypeError('restoreState: state must be a Uint8Array (what saveState() returned)');
+  static parse(input: Uint8Array): StateImage {
+    if (!(input instanceof Uint8Array)) throw new TypeError('restoreState: state must be a Uint8Array (what saveState() returned)');
+    if (input.length > STATE_MAX_BYTES) throw corrupt(`${input.length} bytes, more than ${STATE_MAX_BYTES}`);
+    // A private copy: what was checksummed is what is read, even if the caller's buffer is shared
+    // and changes meanwhile.
+    const bytes = input.slice();
     const n = bytes.length;
     if (n < HEADER_BYTES + CRC_BYTES) throw corrupt(`${n} byte(s) cannot hold a state image (at least ${HEADER_BYTES + CRC_BYTES})`);
     const dv = new DataView(bytes.buffer, bytes.byteOffset, n);
