@@ -15,6 +15,8 @@ export type { VirtioNetOptions } from './devices/virtio-net/net-options.js';
 export type { RxFilterInfo, RxState } from './lib/base/rx-filter-info.js';
 export type { RxFilterChangedEvent } from './devices/virtio-net/change-latch.js';
 export type { NetStats, RxDropReason, TxErrorReason } from './devices/virtio-net/net-stats.js';
+export { DeviceStateError } from './lib/base/state-codec.js';
+export type { DeviceStateErrorCode } from './lib/base/state-codec.js';
 export { NetFeature, VirtioFeature, FEATURE_BITS, CtrlClass, CtrlAck, NetStatus } from './devices/virtio-net/constants.js';
 export type { FeatureName } from './devices/virtio-net/constants.js';
 

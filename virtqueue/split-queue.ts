@@ -51,6 +51,18 @@ export interface QueueConfig {
   ready: boolean;
 }
 
+/** A running split queue's indices (free-running 16-bit), as a device state saves them. */
+export interface SplitQueueRunState {
+  /** Next available ring entry to pop. */
+  readonly nextAvail: number;
+  /** `avail.idx` as the device last read it. */
+  readonly shadowAvail: number;
+  /** Next used ring entry to write. */
+  readonly nextUsed: number;
+  /** `used.idx` as last published: the old index of the next EVENT_IDX `used_event` test (§2.7.7.2). */
+  readonly publishedUsed: number;
+}
+
 /** A queue config as after reset: `size = maxSize`, addresses 0, not ready. */
 export function newQueueConfig(maxSize: number): QueueConfig {
   if (!isValidQueueSize(maxSize)) {
@@ -178,6 +190,44 @@ export class SplitQueue {
   /** The configuration the queue runs with (a validated copy). */
   get queueConfig(): Readonly<QueueConfig> {
     return this.config;
+  }
+
+  /**
+   * The running indices, for a device state (devices/virtio/core-state.ts). Chains popped and still
+   * held (in flight) count as not popped: `nextAvail` is rewound over them, so a queue restored from
+   * this value pops them again (they are always the most recent pops: `unpop` has the same rule).
+   */
+  runState(): SplitQueueRunState {
+    const nextAvail = (this.lastAvail - this.inFlightCount) & 0xffff;
+    return {
+      nextAvail,
+      // Rewinding can leave avail.idx more than `size` ahead only for a driver that broke §2.7.13;
+      // then the restored queue reads avail.idx afresh (and finds the same violation).
+      shadowAvail: sub16(this.shadowAvail, nextAvail) > this.size ? nextAvail : this.shadowAvail,
+      nextUsed: this.usedIdx,
+      publishedUsed: this.publishedUsed,
+    };
+  }
+
+  /**
+   * Continues from saved indices; only on a queue fresh from `activate()` (nothing popped yet).
+   * Returns null, or why the indices cannot belong to a queue of this size (§2.7.13.3: the device
+   * is never more than `size` entries ahead of what it published, or behind what is available).
+   */
+  restoreRunState(s: SplitQueueRunState): string | null {
+    if (this.inFlightCount !== 0 || this.lastAvail !== 0 || this.usedIdx !== 0) throw new Error('SplitQueue.restoreRunState: only a freshly activated queue can be restored');
+    for (const k of ['nextAvail', 'shadowAvail', 'nextUsed', 'publishedUsed'] as const) {
+      const v = s[k];
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) return `${k} ${String(v)} is not a 16-bit index`;
+    }
+    if (sub16(s.shadowAvail, s.nextAvail) > this.size) return `shadowAvail ${s.shadowAvail} is more than ${this.size} ahead of nextAvail ${s.nextAvail}`;
+    if (sub16(s.nextUsed, s.publishedUsed) > this.size) return `nextUsed ${s.nextUsed} is more than ${this.size} ahead of publishedUsed ${s.publishedUsed}`;
+    if (sub16(s.nextAvail, s.nextUsed) > this.size) return `nextAvail ${s.nextAvail} is more than ${this.size} ahead of nextUsed ${s.nextUsed}`;
+    this.lastAvail = s.nextAvail;
+    this.shadowAvail = s.shadowAvail;
+    this.usedIdx = s.nextUsed;
+    this.publishedUsed = s.publishedUsed;
+    return null;
   }
 
   /**

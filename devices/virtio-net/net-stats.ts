@@ -75,6 +75,9 @@ const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
   [CtrlClass.GUEST_OFFLOADS, 'guest-offloads'],
 ]);
 
+/** Class names `byClass` may hold. */
+const CTRL_CLASS_NAMES: ReadonlySet<string> = new Set([...CLASS_NAMES.values(), 'unknown']);
+
 /** Mutable counters; one instance per device. */
 export class NetCounters {
   txFrames = 0;
@@ -117,6 +120,42 @@ export class NetCounters {
     } else {
       entry.err++;
       this.ctrlErr++;
+    }
+  }
+
+  /**
+   * Every counter as (name, value), for the device state (net-state.ts): the numeric fields by
+   * their names, `filterDrops.<verdict>`, `ctrl.<class>.ok|err`. A counter added as a numeric
+   * field travels without more work; one kept in another shape needs a line here.
+   */
+  exportState(): [string, number][] {
+    const out: [string, number][] = [];
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') out.push([k, v]);
+    this.filterDrops.forEach((v, i) => out.push([`filterDrops.${i}`, v]));
+    for (const [k, v] of this.ctrlByClass) out.push([`ctrl.${k}.ok`, v.ok], [`ctrl.${k}.err`, v.err]);
+    return out;
+  }
+
+  /** Sets every counter from `exportState()` entries (absent ones to 0; unknown names are ignored). */
+  importState(entries: readonly (readonly [string, number])[]): void {
+    const self = this as unknown as Record<string, unknown>;
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') self[k] = 0;
+    this.filterDrops.fill(0);
+    this.ctrlByClass.clear();
+    for (const [name, value] of entries) {
+      const drop = /^filterDrops\.(\d)$/.exec(name);
+      const ctrl = /^ctrl\.([a-z-]+)\.(ok|err)$/.exec(name);
+      if (drop !== null) {
+        const i = Number(drop[1]);
+        if (i < this.filterDrops.length) this.filterDrops[i] = value;
+      } else if (ctrl !== null) {
+        if (!CTRL_CLASS_NAMES.has(ctrl[1]!)) continue;
+        let e = this.ctrlByClass.get(ctrl[1]!);
+        if (e === undefined) this.ctrlByClass.set(ctrl[1]!, (e = { ok: 0, err: 0 }));
+        e[ctrl[2] as 'ok' | 'err'] = value;
+      } else if (Object.hasOwn(self, name) && typeof self[name] === 'number') {
+        self[name] = value;
+      }
     }
   }
 

@@ -105,11 +105,7 @@ export class RxPath {
 
   /** DRIVER_OK: the running queues and the header layout to use. Delivers what waits. */
   start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
-    this.running = true;
-    this.queue = queues[RX_QUEUE] ?? null;
-    this.hdrLen = hdrLen;
-    this.headerView = this.header.subarray(0, hdrLen);
-    this.mergeable = mergeable;
+    this.resume(queues, hdrLen, mergeable);
     this.refill();
   }
 
@@ -119,6 +115,31 @@ export class RxPath {
    */
   setGuestOffloads(offloads: bigint): void {
     this.headerCheck.offloads = rxOffloadBits(offloads);
+  }
+
+  /**
+   * A restored device state (net-state.ts): like `start`, but delivers nothing now — the saved
+   * device was waiting for buffers, and the restored one waits for the same notification.
+   */
+  resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+    this.running = true;
+    this.queue = queues[RX_QUEUE] ?? null;
+    this.hdrLen = hdrLen;
+    this.headerView = this.header.subarray(0, hdrLen);
+    this.mergeable = mergeable;
+  }
+
+  /**
+   * Whether the device told its backend to pause and has not resumed it (device state). A restored
+   * `true` only means the device will resume its backend at the next chance, as the saved one would:
+   * a new backend that was never paused loses nothing by it (one that offers a frame the device
+   * cannot take pauses itself, by the NetdevPeer contract).
+   */
+  get backendPaused(): boolean {
+    return this.paused;
+  }
+  set backendPaused(paused: boolean) {
+    this.paused = paused;
   }
 
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */

@@ -84,6 +84,27 @@ export class TxPath {
     this.activePairs = 1;
   }
 
+  /**
+   * Work the path owes the guest without a new notification: a burst that yields to the next turn,
+   * or chains held back while the backend was busy. A device state saves it (net-state.ts).
+   */
+  get pendingWork(): boolean {
+    return this.deferred || this.blocked;
+  }
+
+  /**
+   * A restored device state: `start` with the saved pairs, serving nothing now; `pendingWork`
+   * continues on a later turn (the restored backend is a new one: it is not busy).
+   */
+  resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, passHeader: boolean, activePairs: number, pendingWork: boolean): void {
+    this.start(queues, hdrLen, passHeader);
+    this.activePairs = activePairs;
+    if (pendingWork && !this.deferred) {
+      this.deferred = true;
+      this.host.defer(this.rerun);
+    }
+  }
+
   /** The driver enabled queue `index` after DRIVER_OK. */
   queueStarted(index: number, q: SplitQueue): void {
     if (index < this.queues.length) this.queues[index] = q;

@@ -44,6 +44,9 @@ import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
 import { vnetHeaderLength } from './vnet-header.js';
 import { formatMac } from './mac.js';
+import { gratuitousArp } from './announce.js';
+import { applyNetState, loadNetState, saveNetState } from './net-state.js';
+import type { NetStateHost } from './net-state.js';
 
 const FILTER_CODES = {
   vlan: RxVerdict.DROP_VLAN,
@@ -184,6 +187,90 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     return this.counters.snapshot(FILTER_CODES, this.rx.backlog.length);
   }
 
+  // ---- device state (net-state.ts, devices/virtio/core-state.ts; API.md "Device state") ----
+
+  /**
+   * Everything this device and its transport hold that a running guest depends on, as a versioned,
+   * self-describing, checksummed image (net-state.ts lists the sections). Changes nothing.
+   */
+  saveState(): Uint8Array {
+    return saveNetState(this.stateHost());
+  }
+
+  /**
+   * Takes the state `saveState()` returned, on a device built with compatible options (same `id`,
+   * queue pairs, mtu, offered features, transport kind) over guest memory holding the saved guest's
+   * rings. Bad input throws `DeviceStateError` (`'state.corrupt' | 'state.version' |
+   * 'state.mismatch'`) and changes nothing: the image is parsed and checked completely, running
+   * queues re-activated against this memory, before the device is touched. After a restore the
+   * device announces itself: VIRTIO_NET_S_ANNOUNCE with a config interrupt when the driver runs with
+   * GUEST_ANNOUNCE, else a gratuitous ARP from the guest's MAC through the netdev (link up only).
+   */
+  restoreState(state: Uint8Array): void {
+    const plan = loadNetState(this.stateHost(), state);
+    // From here on nothing throws for the input: it was all checked.
+    this.rx.stop();
+    this.tx.stop();
+    plan.commitCore();
+    applyNetState(this.stateHost(), plan.net, (up) => {
+      this.link = up;
+      this.rx.setLink(up);
+      this.tx.setLink(up);
+    });
+    const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
+    const features = this.negotiatedFeatures;
+    const hdrLen = vnetHeaderLength(features);
+    if (driverOk) {
+      try {
+        this.useFeatures(features);
+      } catch (e) {
+        // The backend refused its header length or offloads: what a throwing hook at DRIVER_OK
+        // does (tier 1) — the state is in, the guest resets the device and starts again.
+        this.core.needsReset({ code: 'device.hook-threw', section: '2.1.2', hook: 'restoreState', message: e instanceof Error ? e.message : String(e) });
+      }
+    } else {
+      this.ctrlContext = { features: 0n, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
+      this.ctrlIndex = -1;
+    }
+    if (this.running) {
+      const queues = this.queues;
+      this.rx.resume(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF));
+      this.tx.resume(queues, hdrLen, hasVnetHeader(this.netdev), this.ctrlState.queuePairs, plan.net.txPending);
+    }
+    this.core.resendIsr();
+    this.announceAfterRestore();
+  }
+
+  /** The parts a state reads and writes. */
+  private stateHost(): NetStateHost {
+    return {
+      core: this.core,
+      id: this.id,
+      queuePairs: this.cfg.queuePairs,
+      mtu: this.cfg.mtu,
+      filter: this.filter,
+      ctrlState: this.ctrlState,
+      latch: this.latch,
+      counters: this.counters,
+      rx: this.rx,
+      tx: this.tx,
+      linkUp: this.link,
+    };
+  }
+
+  /** After a restore: the guest announces (GUEST_ANNOUNCE), or the device sends a gratuitous ARP. */
+  private announceAfterRestore(): void {
+    if (this.announce() || !this.link) return;
+    const frame = gratuitousArp(this.filter.mainMac);
+    const netdev = this.netdev;
+    try {
+      if (hasVnetHeader(netdev)) netdev.send(frame, new Uint8Array(netdev.vnetHeaderLength));
+      else netdev.send(frame);
+    } catch {
+      // Best effort: the restore is complete, and a backend failing to send must not undo it.
+    }
+  }
+
   // ---- the core's spec and handlers ----
 
   /** What this NIC is (§5.1.2 queues, §5.1.3 features, §5.1.4 config space). */
@@ -233,23 +320,33 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
 
   private driverOk(queues: RunningQueues, features: bigint): void {
     this.filter.setCtrlVlanNegotiated(hasFeature(features, NetFeature.CTRL_VLAN));
+    this.ctrlState.queuePairs = 1;
+    this.ctrlState.guestOffloads = features & GUEST_OFFLOAD_FEATURES;
+    const hdrLen = this.useFeatures(features);
+    if (hdrLen === null) return;
+    this.tx.start(queues, hdrLen, hasVnetHeader(this.netdev));
+    this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
+  }
+
+  /**
+   * What follows from the negotiated features at DRIVER_OK (and after a restore): the control
+   * queue's context and index, the backend's header length and offloads. Returns the header length,
+   * or null when the backend's calls reset the device (then nothing may start).
+   */
+  private useFeatures(features: bigint): 10 | 12 | null {
     this.ctrlContext = { features, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
     const mq = hasFeature(features, NetFeature.MQ);
     this.ctrlIndex = hasFeature(features, NetFeature.CTRL_VQ) ? (mq ? this.cfg.queuePairs * 2 : 2) : -1;
-    this.ctrlState.queuePairs = 1;
-    this.ctrlState.guestOffloads = features & GUEST_OFFLOAD_FEATURES;
     const hdrLen = vnetHeaderLength(features);
     const netdev = this.netdev;
     const epoch = this.core.epoch;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
     // No ack to refuse at DRIVER_OK: a host that refuses is left to rx-header.ts, which enforces
-    // the negotiated offloads on every frame.
+    // the negotiated (or restored) offloads on every frame.
     this.applyOffloads(this.ctrlState.guestOffloads);
     this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
     // The backend's calls may have reset the device (re-entry): then there is nothing to start.
-    if (this.core.epoch !== epoch) return;
-    this.tx.start(queues, hdrLen, hasVnetHeader(netdev));
-    this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
+    return this.core.epoch === epoch ? hdrLen : null;
   }
 
   private queueNotify(index: number, q: SplitQueue): void {

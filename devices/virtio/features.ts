@@ -42,6 +42,13 @@ export interface FeatureWriteMistake {
   readonly value: number;
 }
 
+/** The driver side of negotiation, as saved in the device state. */
+export interface NegotiationState {
+  readonly driver: bigint;
+  readonly frozen: boolean;
+  readonly straySelectBits: boolean;
+}
+
 /**
  * The device's offer and the driver's acknowledgement. `offered` is fixed at construction (the
  * concrete device's offer plus VERSION_1); the driver side resets with the device.
@@ -154,6 +161,18 @@ export class FeatureNegotiation {
   /** The driver's acknowledged set (final once `frozen`). */
   get acknowledged(): bigint {
     return this.driver;
+  }
+
+  /** The driver side as a value, for the device state (core-state.ts). */
+  exportState(): NegotiationState {
+    return { driver: this.driver, frozen: this.frozenAt === 'frozen', straySelectBits: this.straySelectBits };
+  }
+
+  /** Sets the driver side from a checked state value (core-state.ts validates it first). */
+  importState(s: NegotiationState): void {
+    this.setDriver(s.driver);
+    this.frozenAt = s.frozen ? 'frozen' : 'open';
+    this.straySelectBits = s.straySelectBits;
   }
 
   /** Reset (§2.4): nothing acknowledged, negotiation open again. */

@@ -123,7 +123,21 @@ export class VirtioMmioTransport {
   ) {
     checkTransportOptions('VirtioMmioTransport', options);
     this.onInterrupt = options.onInterrupt;
-    device.attachTransport({ isrChanged: (isr) => this.setLine(isr !== 0), sections: MMIO_SECTIONS });
+    device.attachTransport({
+      isrChanged: (isr) => this.setLine(isr !== 0),
+      sections: MMIO_SECTIONS,
+      // The device state holds the three select registers (the line follows the restored ISR).
+      state: {
+        kind: 'mmio',
+        save: (w) => void w.u32(this.deviceFeaturesSel).u32(this.driverFeaturesSel).u32(this.queueSel),
+        load: (r) => {
+          const sels = [r.u32('DeviceFeaturesSel'), r.u32('DriverFeaturesSel'), r.u32('QueueSel')] as const;
+          return () => {
+            [this.deviceFeaturesSel, this.driverFeaturesSel, this.queueSel] = sels;
+          };
+        },
+      },
+    });
   }
 
   /** Size of the register window a hypervisor maps: registers plus the device configuration space. */

@@ -83,6 +83,14 @@ export class PciCommonCfg {
     this.queueSelect = 0;
   }
 
+  /** The three select registers, for the device state. */
+  get selects(): readonly [number, number, number] {
+    return [this.deviceFeatureSelect, this.driverFeatureSelect, this.queueSelect];
+  }
+  setSelects(s: readonly [number, number, number]): void {
+    [this.deviceFeatureSelect, this.driverFeatureSelect, this.queueSelect] = s;
+  }
+
   read(offset: number, width: number): number {
     if (this.field(offset, width, 'read') === null) return 0;
     const d = this.device;

@@ -64,6 +64,19 @@ export interface PciIdentity {
   vendorId: number;
 }
 
+/** The PCI configuration registers a device state carries (`exportRegisters`). */
+export interface PciConfigRegisters {
+  readonly command: number;
+  readonly cacheLineSize: number;
+  readonly latencyTimer: number;
+  readonly interruptLine: number;
+  readonly bar0: number;
+  readonly cfgBar: number;
+  readonly cfgOffset: number;
+  readonly cfgLength: number;
+  readonly cfgData: number;
+}
+
 /** What the config space needs from the transport: BAR0 accesses for the PCI_CFG window. */
 export interface PciWindowTarget {
   barRead(bar: number, offset: number, width: 1 | 2 | 4): number;
@@ -141,6 +154,50 @@ export class PciConfigSpace {
   /** BAR0's programmed I/O base (0 until firmware assigns it). */
   get barAddress(): number {
     return this.view.getUint32(PCI_BAR0 + 4 * VIRTIO_BAR, true) & ~0x3 & ~(this.layout.barSize - 1);
+  }
+
+  /**
+   * The registers a driver or firmware can change (command, cache line size, latency timer,
+   * interrupt line, BAR0, and PCI_CFG's bar / offset / length / data), for the device state; status
+   * bit 3 is not among them (it follows the ISR).
+   */
+  exportRegisters(): PciConfigRegisters {
+    const v = this.view;
+    const cap = this.pciCfgCap;
+    return {
+      command: v.getUint16(PCI_COMMAND, true),
+      cacheLineSize: v.getUint8(PCI_CACHE_LINE_SIZE),
+      latencyTimer: v.getUint8(PCI_LATENCY_TIMER),
+      interruptLine: v.getUint8(PCI_INTERRUPT_LINE),
+      bar0: v.getUint32(PCI_BAR0 + 4 * VIRTIO_BAR, true),
+      cfgBar: v.getUint8(cap + CAP_BAR),
+      cfgOffset: v.getUint32(cap + CAP_OFFSET, true),
+      cfgLength: v.getUint32(cap + CAP_LENGTH, true),
+      cfgData: v.getUint32(cap + CAP_PCI_CFG_DATA, true),
+    };
+  }
+
+  /** Why `r` cannot be this function's registers (a value no write can produce), or null. */
+  checkRegisters(r: PciConfigRegisters): string | null {
+    if ((r.command & ~PCI_COMMAND_WRITABLE) !== 0) return `command 0x${r.command.toString(16)} has read-only bits set`;
+    const sizeMask = ~(this.layout.barSize - 1) & ~0x3;
+    if ((((r.bar0 & sizeMask) | PCI_BAR_SPACE_IO) >>> 0) !== r.bar0) return `BAR0 0x${r.bar0.toString(16)} is not an I/O BAR of ${this.layout.barSize} bytes`;
+    return null;
+  }
+
+  /** Sets the registers (checked with `checkRegisters` first). */
+  importRegisters(r: PciConfigRegisters): void {
+    const v = this.view;
+    const cap = this.pciCfgCap;
+    v.setUint16(PCI_COMMAND, r.command, true);
+    v.setUint8(PCI_CACHE_LINE_SIZE, r.cacheLineSize);
+    v.setUint8(PCI_LATENCY_TIMER, r.latencyTimer);
+    v.setUint8(PCI_INTERRUPT_LINE, r.interruptLine);
+    v.setUint32(PCI_BAR0 + 4 * VIRTIO_BAR, r.bar0, true);
+    v.setUint8(cap + CAP_BAR, r.cfgBar);
+    v.setUint32(cap + CAP_OFFSET, r.cfgOffset, true);
+    v.setUint32(cap + CAP_LENGTH, r.cfgLength, true);
+    v.setUint32(cap + CAP_PCI_CFG_DATA, r.cfgData, true);
   }
 
   /** Mirrors the interrupt state into status bit 3 (§4.1.4.5.1). */

@@ -56,6 +56,14 @@ export class PciLegacyHeader {
     this.queueSelect = 0;
   }
 
+  /** queue_select, for the device state. */
+  get select(): number {
+    return this.queueSelect;
+  }
+  setSelect(v: number): void {
+    this.queueSelect = v;
+  }
+
   read(offset: number, width: number): number {
     const d = this.device;
     if (offset >= LEGACY_CONFIG) return d.readConfig(offset - LEGACY_CONFIG, width); // any width (§4.1.4.10)

@@ -34,6 +34,9 @@ import {
   inRegion,
 } from './pci-layout.js';
 import type { PciBarLayout } from './pci-layout.js';
+import type { PciConfigRegisters } from './pci-config-space.js';
+import { DeviceStateError } from '../../lib/base/state-codec.js';
+import type { StateReader, StateWriter } from '../../lib/base/state-codec.js';
 
 export interface PciTransportOptions extends TransportOptions {
   /** A transitional device with the legacy header in BAR0 (default false: modern only). */
@@ -83,7 +86,11 @@ export class VirtioPciTransport {
       throw new RangeError(`VirtioPciTransport: options.legacy is only allowed for device types with a transitional ID (${[...VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.keys()].join(', ')}), not ${type}`);
     }
     this.onInterrupt = options.onInterrupt;
-    device.attachTransport({ isrChanged: (isr) => this.isrChanged(isr), sections: PCI_SECTIONS });
+    device.attachTransport({
+      isrChanged: (isr) => this.isrChanged(isr),
+      sections: PCI_SECTIONS,
+      state: { kind: this.legacy ? 'pci-legacy' : 'pci', save: (w) => this.saveRegisters(w), load: (r) => this.loadRegisters(r) },
+    });
     this.layout = computeBarLayout(device.numQueues, device.configSize, this.legacy);
     this.config = new PciConfigSpace(
       device,
@@ -170,6 +177,38 @@ export class VirtioPciTransport {
       d.reportDriverMistake('notify.value-mismatch', `driver wrote ${value} to the notification slot of queue ${queue}; notifying queue ${queue}`, { queue, value });
     }
     d.notify(queue); // the address decides, as on hardware where the slot is the doorbell
+  }
+
+  /** Device state: the PCI configuration registers, common_cfg's selects, the legacy queue_select. */
+  private saveRegisters(w: StateWriter): void {
+    const c = this.config.exportRegisters();
+    w.u16(c.command).u8(c.cacheLineSize).u8(c.latencyTimer).u8(c.interruptLine).u32(c.bar0);
+    w.u8(c.cfgBar).u32(c.cfgOffset).u32(c.cfgLength).u32(c.cfgData);
+    for (const v of this.common.selects) w.u32(v);
+    w.u32(this.legacyHeader?.select ?? 0);
+  }
+
+  private loadRegisters(r: StateReader): () => void {
+    const c: PciConfigRegisters = {
+      command: r.u16('command'),
+      cacheLineSize: r.u8('cache line size'),
+      latencyTimer: r.u8('latency timer'),
+      interruptLine: r.u8('interrupt line'),
+      bar0: r.u32('BAR0'),
+      cfgBar: r.u8('PCI_CFG bar'),
+      cfgOffset: r.u32('PCI_CFG offset'),
+      cfgLength: r.u32('PCI_CFG length'),
+      cfgData: r.u32('PCI_CFG data'),
+    };
+    const why = this.config.checkRegisters(c);
+    if (why !== null) throw new DeviceStateError('state.corrupt', `PCI configuration: ${why}`);
+    const selects = [r.u32('device_feature_select'), r.u32('driver_feature_select'), r.u32('queue_select')] as const;
+    const legacySelect = r.u32('legacy queue select');
+    return () => {
+      this.config.importRegisters(c);
+      this.common.setSelects(selects);
+      this.legacyHeader?.setSelect(legacySelect);
+    };
   }
 
   private wrongWidth(kind: string, offset: number, width: number, why: string, section: string): number {

@@ -12,7 +12,8 @@ import type { QueueConfig } from '../../virtqueue/split-queue.js';
 
 /** The three ring areas, in register order: descriptor, driver (avail), device (used). */
 export type RingArea = 'descTable' | 'availRing' | 'usedRing';
-const AREAS: readonly RingArea[] = ['descTable', 'availRing', 'usedRing'];
+export const RING_AREAS: readonly RingArea[] = Object.freeze(['descTable', 'availRing', 'usedRing']);
+const AREAS = RING_AREAS;
 /** 32-bit words per queue: lo/hi for each of the three areas. */
 const WORDS_PER_QUEUE = 6;
 

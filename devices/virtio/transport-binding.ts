@@ -5,6 +5,7 @@
 // (PCI INTx: asserted while ISR != 0, cleared by reading ISR; MMIO: asserted while InterruptStatus
 // != 0, cleared by InterruptACK).
 
+import type { StateReader, StateWriter } from '../../lib/base/state-codec.js';
 import type { DiagnosticCode } from './diagnostics.js';
 
 /** ISR bit 0: a used buffer notification (§4.1.4.5, §4.2.2 InterruptStatus). */
@@ -21,6 +22,24 @@ export interface TransportBinding {
    * default in DIAGNOSTIC_SECTIONS (e.g. PCI register widths are §4.1.3.1, MMIO's §4.2.2.2).
    */
   readonly sections?: Partial<Record<DiagnosticCode, string>>;
+  /** The transport's own registers in the device state (core-state.ts); absent: it has none. */
+  readonly state?: TransportStateHooks;
+}
+
+/**
+ * How a transport's registers (selectors, PCI configuration registers) go into the device state:
+ * the device's `saveState()` stays the one entry point and calls these through the binding.
+ */
+export interface TransportStateHooks {
+  /** The transport kind ('mmio', 'pci', 'pci-legacy'); a state from another kind is 'state.mismatch'. */
+  readonly kind: string;
+  /** Writes the registers. */
+  save(w: StateWriter): void;
+  /**
+   * Reads and checks what `save` wrote (throws `DeviceStateError`, changes nothing) and returns the
+   * step that applies it. The interrupt line is not touched: the core re-sends the ISR afterwards.
+   */
+  load(r: StateReader): () => void;
 }
 
 /** Options every transport takes. */

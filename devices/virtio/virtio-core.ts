@@ -27,17 +27,20 @@ import type { EventSink } from '../../lib/base/events.js';
 import { TypedEmitter } from '../../lib/base/events.js';
 import { ConfigSpace } from './config-space.js';
 import { deviceErrorSection } from './core-errors.js';
-import type { DeviceError, SpecificError } from './core-errors.js';
+import type { CoreError, DeviceError, QueueFault, SpecificError } from './core-errors.js';
 import type { CoreEvents, CoreHandlers, DeviceSpec, RunState, RunningQueues } from './core-types.js';
 import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, STATUS_FEATURES_OK, nextStatus } from './device-status.js';
 import type { DriverInterface } from './device-status.js';
 import { DIAGNOSTIC_SECTIONS, DiagnosticLog } from './diagnostics.js';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
 import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit } from './features.js';
-import { QueueRegisters } from './queue-registers.js';
+import { QueueRegisters, RING_AREAS } from './queue-registers.js';
 import type { RingArea } from './queue-registers.js';
 import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
-import type { TransportBinding } from './transport-binding.js';
+import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
+import { DeviceStateError } from '../../lib/base/state-codec.js';
+import { activationProblem, checkCoreState, queueConfigOf } from './core-state.js';
+import type { CoreQueueState, CoreState, PreparedCoreState } from './core-state.js';
 
 /** Extra fields a diagnostic may carry. */
 export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
@@ -484,23 +487,108 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
 
   /** Activates one queue; a configuration that cannot run is a tier-1 error (null). */
   private activate(index: number, config: QueueConfig): SplitQueue | null {
+    const result = this.tryActivate(index, config, this.features.acknowledged);
+    if (result instanceof SplitQueue) return result;
+    this.needsReset(result);
+    return null;
+  }
+
+  /**
+   * Configuration → running queue under `features` (the driver's path at DRIVER_OK and a restored
+   * state's alike), or why it cannot run. Changes nothing.
+   */
+  private tryActivate(index: number, config: Readonly<QueueConfig>, features: bigint): SplitQueue | QueueFault | CoreError {
     const max = this.queueRegs.maxSize(index);
     if (config.size > max) {
       const section = this.binding?.sections?.['queue.size-above-max'] ?? DIAGNOSTIC_SECTIONS['queue.size-above-max'];
-      this.needsReset({ code: 'queue.size-above-max', section, queue: index, size: config.size, max });
-      return null;
+      return { code: 'queue.size-above-max', section, queue: index, size: config.size, max };
     }
-    const result = SplitQueue.activate(
-      this.memory,
-      config,
-      { indirectDesc: this.hasFeature(VIRTIO_F_INDIRECT_DESC), eventIdx: this.hasFeature(VIRTIO_F_EVENT_IDX) },
-      index,
-    );
-    if (!(result instanceof SplitQueue)) {
-      this.needsReset({ ...result, queue: index });
-      return null;
+    const ring = { indirectDesc: (features & featureBit(VIRTIO_F_INDIRECT_DESC)) !== 0n, eventIdx: (features & featureBit(VIRTIO_F_EVENT_IDX)) !== 0n };
+    const result = SplitQueue.activate(this.memory, config, ring, index);
+    return result instanceof SplitQueue ? result : { ...result, queue: index };
+  }
+
+  // ---- device state (core-state.ts encodes and checks; API.md "Device state") ----
+
+  /** Everything the core holds that the driver depends on, as a value. */
+  exportState(): CoreState {
+    const regs = this.queueRegs;
+    const run = this.run;
+    const queues: CoreQueueState[] = [];
+    for (let i = 0; i < regs.count; i++) {
+      const c = regs.config(i)!;
+      const words: number[] = [];
+      for (const area of RING_AREAS) words.push(regs.addressWord(i, area, 0), regs.addressWord(i, area, 1));
+      const q = run.kind === 'running' ? (run.queues[i] ?? null) : null;
+      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : q.runState() });
     }
-    return result;
+    return {
+      identity: { deviceType: this.deviceType, offered: this.features.offered, queueMaxSizes: regs.maxSizes.slice() },
+      status: this.statusValue,
+      isr: this.isrValue,
+      generation: this.generation,
+      driverInterface: this.driverInterface,
+      negotiation: this.features.exportState(),
+      queues,
+    };
+  }
+
+  /**
+   * Checks `state` against this core — identity ('state.mismatch'), values ('state.corrupt'), and
+   * each running queue through the same activation as the driver's (rings inside this memory, else
+   * 'state.mismatch') — and builds its running queues. Throws `DeviceStateError`; changes nothing.
+   */
+  prepareState(state: CoreState): PreparedCoreState {
+    checkCoreState(state, { deviceType: this.deviceType, offered: this.features.offered, offeredLegacy: this.features.offeredLegacy, queueMaxSizes: this.queueRegs.maxSizes });
+    const running = (state.status & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET)) === STATUS_DRIVER_OK;
+    const queues: (SplitQueue | null)[] = this.noQueues.slice();
+    if (running) {
+      state.queues.forEach((qs, i) => {
+        if (qs.running === null) return;
+        const q = this.tryActivate(i, queueConfigOf(qs), state.negotiation.driver);
+        if (!(q instanceof SplitQueue)) throw activationProblem(i, q);
+        const why = q.restoreRunState(qs.running);
+        if (why !== null) throw new DeviceStateError('state.corrupt', `queue ${i}: ${why}`);
+        queues[i] = q;
+      });
+    }
+    const run: RunState = running ? Object.freeze({ kind: 'running', queues: Object.freeze(queues) }) : STOPPED;
+    return { state, run };
+  }
+
+  /**
+   * Applies a prepared state. Calls no handler (the concrete device re-wires its own paths) and
+   * leaves the interrupt line alone until `resendIsr()`.
+   */
+  commitState(p: PreparedCoreState): void {
+    const s = p.state;
+    const regs = this.queueRegs;
+    regs.reset();
+    s.queues.forEach((q, i) => {
+      regs.setSize(i, q.size);
+      RING_AREAS.forEach((area, k) => {
+        regs.setAddressWord(i, area, 0, q.words[2 * k]!);
+        regs.setAddressWord(i, area, 1, q.words[2 * k + 1]!);
+      });
+      regs.setReady(i, q.ready);
+      this.pendingNotify[i] = q.pendingNotify ? 1 : 0;
+    });
+    this.features.importState(s.negotiation);
+    this.statusValue = s.status;
+    this.isrValue = s.isr;
+    this.generation = s.generation;
+    this.driverInterface = s.driverInterface;
+    this.run = p.run;
+  }
+
+  /** Tells the transport the ISR (its interrupt line follows): the last step of a restore. */
+  resendIsr(): void {
+    this.binding?.isrChanged(this.isrValue);
+  }
+
+  /** The attached transport's state hooks (undefined: no transport, or one without registers). */
+  get transportState(): TransportStateHooks | undefined {
+    return this.binding?.state;
   }
 
   private stopQueues(): void {

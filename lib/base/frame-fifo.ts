@@ -133,6 +133,23 @@ export class FrameFifo {
     return this.count === 0 ? undefined : this.slots[this.head]!.headerView;
   }
 
+  /** The `i`-th oldest frame (0 is the oldest) as a view of its slot, or undefined past the end. */
+  frameAt(i: number): Uint8Array | undefined {
+    return this.slotAt(i)?.frame;
+  }
+
+  /** The `i`-th oldest frame's header as a view, or undefined (past the end, or it came with none). */
+  headerAt(i: number): Uint8Array | undefined {
+    return this.slotAt(i)?.headerView;
+  }
+
+  private slotAt(i: number): Slot | undefined {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) return undefined;
+    let k = this.head + i;
+    if (k >= this.maxFrames) k -= this.maxFrames;
+    return this.slots[k];
+  }
+
   /** Removes the oldest frame (a no-op when empty). */
   shift(): void {
     if (this.count === 0) return;

@@ -1,0 +1,295 @@
+// The network device's state image (API.md "Device state — save, restore, migrate"; VIRTIO 1.2
+// §5.1.4 config `mac` / `status`, §5.1.6.5 the control queue's state, §5.1.6.3–4 frames waiting
+// for receive buffers). The virtio core and the transport write their own sections
+// (devices/virtio/core-state.ts); this file adds the NIC's and builds the whole image
+// (lib/base/state-codec.ts: magic, format version, tagged sections, CRC-32):
+//
+//   NETI v1 (required)  identity: id (string), queue pairs u16, mtu u16 (0: not offered)
+//   CORE, TRNS          the core and its transport (core-state.ts)
+//   NETF v1 (required)  rx filter: mode flags u8 (PROMISC, ALLMULTI, ALLUNI, NOMULTI, NOUNI, NOBCAST
+//                       as bits 0..5), CTRL_VLAN negotiated u8, main MAC (6), unicast overflow u8,
+//                       multicast overflow u8, unicast count u8 + 6 bytes each, multicast count u8 +
+//                       6 bytes each (guest order), VLAN bitmap (512 bytes, bit `vid` of byte vid/8)
+//   NETC v1 (required)  control and link: ANNOUNCE pending u8, queue pairs in use u16, guest
+//                       offloads u64, change latch armed u8, link up u8, transmit work pending u8,
+//                       backend paused by the device u8
+//   NETB v1 (required)  rx backlog: frame count u16, each: frame length u32, header length u8,
+//                       header, frame
+//   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
+//
+// Decisions:
+// - Counters are carried: after a restore `stats()` continues from the saved values, so the
+//   device's books still balance (`rx.offered = frames + drops + backlog` needs the restored
+//   backlog's frames counted as offered). QEMU does not migrate its statistics; here they cost
+//   little and the invariant is worth more. The diagnostics log is not state (it is the record of a
+//   driver session, not something the guest depends on).
+// - Backend flow control belongs to the backend, and a restored device may face a new one. Transmit
+//   chains held back for a busy backend are saved as pending work, done on a later turn (a new
+//   backend is not busy). Whether the device paused its backend is saved as it was: the restored
+//   device resumes its backend at the same moment the saved one would have (harmless for a backend
+//   that was never paused).
+// - Chains popped and held (MRG_RXBUF waiting for more buffers) are saved as not yet popped
+//   (SplitQueue.runState): the restored device pops them again, in the same order.
+// - RSS and notification coalescing are not implemented by this device, so there is no state for
+//   them; a version that adds them adds sections (required if the guest depends on them).
+// - `compat`, `strict` and the configured `mac` option are not part of the identity: they do not
+//   change what the guest sees of the saved state (the configured MAC is only where a reset returns).
+//
+// Restore = parse and check everything into values (throwing `DeviceStateError`, nothing changed),
+// then commit in one step (virtio-net-device.ts `restoreState`).
+
+import { DeviceStateError, StateImage, StateWriter, encodeStateImage } from '../../lib/base/state-codec.js';
+import type { StateSection } from '../../lib/base/state-codec.js';
+import { coreSections, loadCoreSections } from '../virtio/core-state.js';
+import type { CoreState } from '../virtio/core-state.js';
+import type { VirtioCore } from '../virtio/virtio-core.js';
+import type { ChangeLatch } from './change-latch.js';
+import { ETH_ALEN, GUEST_OFFLOAD_FEATURES, MAC_TABLE_ENTRIES, VLAN_ID_COUNT } from './constants.js';
+import type { CtrlState } from './ctrl-apply.js';
+import type { NetDeviceError } from './net-diagnostics.js';
+import type { NetCounters } from './net-stats.js';
+import { RX_BACKLOG_FRAMES } from './rx-backlog.js';
+import type { RxFilterState } from './rx-filter.js';
+import { RX_FRAME_MAX } from './rx-path.js';
+import type { RxPath } from './rx-path.js';
+import type { TxPath } from './tx-path.js';
+
+/** The device's parts a state reads and writes (the device gives them; nothing else does). */
+export interface NetStateHost {
+  readonly core: VirtioCore<NetDeviceError>;
+  readonly id: string;
+  readonly queuePairs: number;
+  readonly mtu: number | undefined;
+  readonly filter: RxFilterState;
+  readonly ctrlState: CtrlState;
+  readonly latch: ChangeLatch;
+  readonly counters: NetCounters;
+  readonly rx: RxPath;
+  readonly tx: TxPath;
+  readonly linkUp: boolean;
+}
+
+/** The NIC's part of a checked state. */
+export interface NetStateValue {
+  readonly filter: {
+    readonly modes: number;
+    readonly ctrlVlan: boolean;
+    readonly mainMac: Uint8Array;
+    readonly uniOverflow: boolean;
+    readonly multiOverflow: boolean;
+    readonly unicast: Uint8Array;
+    readonly multicast: Uint8Array;
+    readonly vlans: Uint8Array;
+  };
+  readonly announcePending: boolean;
+  readonly queuePairs: number;
+  readonly guestOffloads: bigint;
+  readonly latchArmed: boolean;
+  readonly linkUp: boolean;
+  readonly txPending: boolean;
+  readonly backendPaused: boolean;
+  readonly backlog: readonly { readonly frame: Uint8Array; readonly header: Uint8Array }[];
+  /** Absent when the image has no (readable) counters section: counters then restart at 0. */
+  readonly counters: readonly (readonly [string, number])[];
+}
+
+/** A checked state: the core's commit step (core + transport) and the NIC's values. */
+export interface NetRestorePlan {
+  readonly core: CoreState;
+  readonly commitCore: () => void;
+  readonly net: NetStateValue;
+}
+
+const IDENTITY = 'NETI';
+const FILTER = 'NETF';
+const CONTROL = 'NETC';
+const BACKLOG = 'NETB';
+const COUNTERS = 'NETS';
+const V1 = 1;
+/** Mode flag bits of NETF, in RxFilterState's field order. */
+const MODES = ['promiscuous', 'allMulti', 'allUni', 'noMulti', 'noUni', 'noBcast'] as const;
+const VLAN_BYTES = VLAN_ID_COUNT / 8;
+/** The longest header the backlog keeps (rx-backlog.ts). */
+const BACKLOG_HEADER_MAX = 12;
+/** Most counters a state may name: far above the device's ~30, a bound on a hostile image. */
+const MAX_COUNTERS = 1024;
+
+function corrupt(message: string): DeviceStateError {
+  return new DeviceStateError('state.corrupt', message);
+}
+function mismatch(message: string): DeviceStateError {
+  return new DeviceStateError('state.mismatch', message);
+}
+
+// ---- save ----
+
+/** The whole device state image. */
+export function saveNetState(h: NetStateHost): Uint8Array {
+  const sections: StateSection[] = [];
+  const add = (tag: string, required: boolean, fill: (w: StateWriter) => void): void => {
+    const w = new StateWriter();
+    fill(w);
+    sections.push({ tag, version: V1, required, payload: w.finish() });
+  };
+  add(IDENTITY, true, (w) => void w.string(h.id).u16(h.queuePairs).u16(h.mtu ?? 0));
+  sections.push(...coreSections(h.core));
+  add(FILTER, true, (w) => writeFilter(w, h.filter));
+  add(CONTROL, true, (w) => {
+    const c = h.ctrlState;
+    w.bool(c.announcePending).u16(c.queuePairs).u64(c.guestOffloads);
+    w.bool(h.latch.armed).bool(h.linkUp).bool(h.tx.pendingWork).bool(h.rx.backendPaused);
+  });
+  add(BACKLOG, true, (w) => {
+    const b = h.rx.backlog;
+    w.u16(b.length);
+    for (let i = 0; i < b.length; i++) {
+      const frame = b.frameAt(i)!;
+      const header = b.headerAt(i);
+      w.u32(frame.length).u8(header?.length ?? 0);
+      if (header !== undefined) w.bytes(header);
+      w.bytes(frame);
+    }
+  });
+  add(COUNTERS, false, (w) => {
+    const entries = h.counters.exportState();
+    w.u16(entries.length);
+    for (const [name, value] of entries) w.string(name).f64(value);
+  });
+  return encodeStateImage(sections);
+}
+
+function writeFilter(w: StateWriter, f: RxFilterState): void {
+  let modes = 0;
+  MODES.forEach((m, i) => {
+    if (f[m]) modes |= 1 << i;
+  });
+  w.u8(modes).bool(f.ctrlVlanNegotiated).bytes(f.mainMac);
+  const t = f.macTable;
+  w.bool(t.uniOverflow).bool(t.multiOverflow);
+  w.u8(t.uniCount).bytes(t.uniBytes.subarray(0, t.uniCount * ETH_ALEN));
+  w.u8(t.multiCount).bytes(t.multiBytes.subarray(0, t.multiCount * ETH_ALEN));
+  const vlans = new Uint8Array(VLAN_BYTES);
+  for (let vid = 0; vid < VLAN_ID_COUNT; vid++) if (f.hasVlan(vid)) vlans[vid >>> 3]! |= 1 << (vid & 7);
+  w.bytes(vlans);
+}
+
+// ---- load ----
+
+/**
+ * Parses and checks a state image against the device `h` (throws `DeviceStateError`; changes
+ * nothing). Order: envelope (corrupt / version), identity (mismatch), core and transport, the NIC's
+ * sections, then unknown required sections (version).
+ */
+export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan {
+  const image = StateImage.parse(bytes);
+  const idr = image.need(IDENTITY, V1).reader;
+  const id = idr.string('id');
+  const pairs = idr.u16('queue pairs');
+  const mtu = idr.u16('mtu');
+  idr.done();
+  if (id !== h.id) throw mismatch(`state of device '${id}', this is '${h.id}'`);
+  if (pairs !== h.queuePairs) throw mismatch(`state of a device with ${pairs} queue pair(s), this one has ${h.queuePairs}`);
+  if (mtu !== (h.mtu ?? 0)) throw mismatch(`state of a device with mtu ${mtu === 0 ? 'not offered' : mtu}, this one ${h.mtu === undefined ? 'offers none' : `offers ${h.mtu}`}`);
+
+  const core = loadCoreSections(h.core, image);
+  const filter = readFilter(image);
+
+  const c = image.need(CONTROL, V1).reader;
+  const announcePending = c.bool('announce pending');
+  const queuePairs = c.u16('queue pairs in use');
+  const guestOffloads = c.u64('guest offloads');
+  const latchArmed = c.bool('latch armed');
+  const linkUp = c.bool('link up');
+  const txPending = c.bool('transmit work pending');
+  const backendPaused = c.bool('backend paused');
+  c.done();
+  if (queuePairs < 1 || queuePairs > h.queuePairs) throw corrupt(`${queuePairs} queue pairs in use, the device has ${h.queuePairs}`);
+  if ((guestOffloads & ~GUEST_OFFLOAD_FEATURES) !== 0n) throw corrupt(`guest offloads 0x${guestOffloads.toString(16)} are not offload bits`);
+
+  const b = image.need(BACKLOG, V1).reader;
+  const count = b.u16('backlog frames');
+  if (count > RX_BACKLOG_FRAMES) throw corrupt(`${count} backlog frames, the backlog holds ${RX_BACKLOG_FRAMES}`);
+  const backlog: { frame: Uint8Array; header: Uint8Array }[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = b.u32('frame length');
+    const hl = b.u8('header length');
+    if (len > RX_FRAME_MAX) throw corrupt(`backlog frame ${i} of ${len} bytes, above ${RX_FRAME_MAX}`);
+    if (hl > BACKLOG_HEADER_MAX) throw corrupt(`backlog frame ${i} with a ${hl}-byte header`);
+    const header = b.bytes(hl, 'header');
+    backlog.push({ header, frame: b.bytes(len, 'frame') });
+  }
+  b.done();
+
+  const counters: [string, number][] = [];
+  const s = image.take(COUNTERS, V1);
+  if (s !== undefined) {
+    const r = s.reader;
+    const n = r.u16('counter count');
+    if (n > MAX_COUNTERS) throw corrupt(`${n} counters`);
+    for (let i = 0; i < n; i++) counters.push([r.string('counter name'), r.count('counter value')]);
+    r.done();
+  }
+  image.finish();
+  return {
+    core: core.state,
+    commitCore: core.commit,
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, counters },
+  };
+}
+
+function readFilter(image: StateImage): NetStateValue['filter'] {
+  const r = image.need(FILTER, V1).reader;
+  const modes = r.u8('rx modes');
+  if ((modes & ~((1 << MODES.length) - 1)) !== 0) throw corrupt(`rx modes 0x${modes.toString(16)}`);
+  const ctrlVlan = r.bool('CTRL_VLAN negotiated');
+  const mainMac = r.bytes(ETH_ALEN, 'main MAC');
+  const uniOverflow = r.bool('unicast overflow');
+  const multiOverflow = r.bool('multicast overflow');
+  const uniCount = r.u8('unicast count');
+  if (uniCount > MAC_TABLE_ENTRIES) throw corrupt(`${uniCount} unicast entries`);
+  const unicast = r.bytes(uniCount * ETH_ALEN, 'unicast table');
+  const multiCount = r.u8('multicast count');
+  if (uniCount + multiCount > MAC_TABLE_ENTRIES) throw corrupt(`${uniCount} + ${multiCount} MAC table entries, the table holds ${MAC_TABLE_ENTRIES}`);
+  const multicast = r.bytes(multiCount * ETH_ALEN, 'multicast table');
+  const vlans = r.bytes(VLAN_BYTES, 'VLAN bitmap');
+  r.done();
+  return { modes, ctrlVlan, mainMac, uniOverflow, multiOverflow, unicast, multicast, vlans };
+}
+
+// ---- commit (the NIC's values; the device sequences it with the core's commit) ----
+
+/** Sets the filter, control state, latch, link, counters and backlog from a checked value. */
+export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: boolean) => void): void {
+  const f = h.filter;
+  const vf = v.filter;
+  MODES.forEach((m, i) => {
+    f[m] = (vf.modes & (1 << i)) !== 0;
+  });
+  f.setCtrlVlanNegotiated(vf.ctrlVlan);
+  for (let vid = 0; vid < VLAN_ID_COUNT; vid++) {
+    if ((vf.vlans[vid >>> 3]! & (1 << (vid & 7))) !== 0) f.vlanAdd(vid);
+    else f.vlanDel(vid);
+  }
+  f.setMainMac(vf.mainMac, 0);
+  const t = f.beginMacTable();
+  for (let i = 0; i < vf.unicast.length; i += ETH_ALEN) t.addUnicast(vf.unicast, i);
+  for (let i = 0; i < vf.multicast.length; i += ETH_ALEN) t.addMulticast(vf.multicast, i);
+  t.uniOverflow = vf.uniOverflow;
+  t.multiOverflow = vf.multiOverflow;
+  f.commitMacTable();
+
+  const c = h.ctrlState;
+  c.announcePending = v.announcePending;
+  c.queuePairs = v.queuePairs;
+  c.guestOffloads = v.guestOffloads;
+  h.latch.rearm();
+  if (!v.latchArmed) h.latch.trigger();
+
+  // Link first: taking it down empties the backlog, which is filled after.
+  setLink(v.linkUp);
+  const backlog = h.rx.backlog;
+  backlog.clear();
+  for (const { frame, header } of v.backlog) backlog.push(frame, header.length > 0 ? header : undefined);
+  h.rx.backendPaused = v.backendPaused;
+  h.counters.importState(v.counters);
+}

@@ -1,0 +1,382 @@
+// Device state save / restore (API.md "Device state — save, restore, migrate"; issue #14 item 2):
+// one test per error code, each checking the device is byte-for-byte unchanged afterwards; rings
+// outside guest memory; the announcement after a restore (both ways); frames held in the rx backlog
+// and MRG_RXBUF chains held for a frame, delivered after a restore; transport registers.
+
+import { expect } from 'chai';
+import { DeviceStateError } from '../../../index.js';
+import { GuestMemory } from '../../../virtqueue/guest-memory.js';
+import { VirtioMmioTransport } from '../../../devices/virtio/mmio-transport.js';
+import { VirtioPciTransport } from '../../../devices/virtio/pci-transport.js';
+import { VirtioNetDevice } from '../../../devices/virtio-net/virtio-net-device.js';
+import { CtrlAnnounce, CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/virtio-net/constants.js';
+import { crc32 } from '../../../lib/base/crc32.js';
+import { STATE_MAGIC, StateImage, StateWriter, encodeStateImage } from '../../../lib/base/state-codec.js';
+import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
+import { ALL_FEATURES, ethFrame, features } from '../../support/net-rig.js';
+import { HostSide, PAIR_MEMORY, StatePair } from './state-pair.js';
+import type { PairSetup } from './state-pair.js';
+
+const MMIO: PairSetup = { transport: 'mmio', pairs: 1, disable: [], ringSize: 16 };
+const MAC = '52:54:00:12:34:56';
+
+function le32(n: number): number[] {
+  return [n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24];
+}
+function macBytes(text: string): number[] {
+  return text.split(':').map((h) => parseInt(h, 16));
+}
+
+/** A source device with something in every part of its state. */
+function busy(setup: PairSetup = MMIO, want = ALL_FEATURES): StatePair {
+  const p = new StatePair(setup);
+  expect(p.init(want)).to.equal(true);
+  p.ctrl(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+  p.ctrl(CtrlClass.RX, CtrlRx.ALLMULTI, [1]);
+  p.ctrl(CtrlClass.MAC, CtrlMac.TABLE_SET, [...le32(1), ...macBytes('52:54:00:00:00:01'), ...le32(1), ...macBytes('01:00:5e:00:00:07')]);
+  p.ctrl(CtrlClass.VLAN, CtrlVlan.ADD, [5, 0]);
+  p.send(0, ethFrame('52:54:00:99:99:99'), 12);
+  p.postRx(2, 1526, 1);
+  for (let i = 0; i < 4; i++) p.inject(ethFrame(MAC, undefined, { payload: 60 + i }));
+  p.consume();
+  expect(p.a.device.stats().rx.backlog).to.equal(2);
+  return p;
+}
+
+/** The device's full observable state, for "unchanged" checks. */
+function snapshot(d: VirtioNetDevice): unknown {
+  return { image: Buffer.from(d.saveState()).toString('hex'), stats: d.stats(), status: d.status, isr: d.isr, gen: d.configGeneration };
+}
+
+function refused(d: VirtioNetDevice, image: Uint8Array, code: DeviceStateError['code']): DeviceStateError {
+  const before = snapshot(d);
+  let caught: unknown;
+  try {
+    d.restoreState(image);
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught, 'restoreState should throw').to.be.instanceOf(DeviceStateError);
+  const e = caught as DeviceStateError;
+  expect(e.code, e.message).to.equal(code);
+  expect(snapshot(d), 'the device changed after a refused restore').to.deep.equal(before);
+  return e;
+}
+
+/** Recomputes the checksum after an edit (so the edit, not the checksum, is what is judged). */
+function reseal(image: Uint8Array): Uint8Array {
+  new DataView(image.buffer, image.byteOffset).setUint32(image.length - 4, crc32(image, 0, image.length - 4), true);
+  return image;
+}
+
+/** Offset of section `tag`'s payload. */
+function sectionAt(image: Uint8Array, tag: string): number {
+  const dv = new DataView(image.buffer, image.byteOffset);
+  let at = 12;
+  while (at < image.length - 4) {
+    const t = String.fromCharCode(...image.subarray(at, at + 4));
+    if (t === tag) return at + 12;
+    at += 12 + dv.getUint32(at + 8, true);
+  }
+  throw new Error(`no section ${tag}`);
+}
+
+/** The image's sections with `extra` appended. */
+function withSection(image: Uint8Array, extra: { tag: string; version: number; required: boolean; payload: Uint8Array }): Uint8Array {
+  const body = image.subarray(12, image.length - 4);
+  const w = new StateWriter().bytes(body);
+  const sections: { tag: string; version: number; required: boolean; payload: Uint8Array }[] = [];
+  const all = w.finish();
+  const dv = new DataView(all.buffer);
+  for (let at = 0; at < all.length; ) {
+    const len = dv.getUint32(at + 8, true);
+    sections.push({ tag: String.fromCharCode(...all.subarray(at, at + 4)), version: all[at + 4]!, required: (all[at + 5]! & 1) === 1, payload: all.slice(at + 12, at + 12 + len) });
+    at += 12 + len;
+  }
+  return encodeStateImage([...sections, extra]);
+}
+
+describe('device state (API.md "Device state", issue #14 item 2)', () => {
+  describe('the image', () => {
+    it('is_magic_version_tagged_sections_and_a_crc32_over_everything', () => {
+      const p = busy();
+      const image = p.a.device.saveState();
+      const dv = new DataView(image.buffer);
+      expect(dv.getUint32(0, true)).to.equal(STATE_MAGIC);
+      expect(dv.getUint16(4, true)).to.equal(1);
+      expect(dv.getUint32(8, true)).to.equal(image.length);
+      expect(dv.getUint32(image.length - 4, true)).to.equal(crc32(image, 0, image.length - 4));
+      expect(StateImage.parse(image).tags).to.deep.equal(['NETI', 'CORE', 'TRNS', 'NETF', 'NETC', 'NETB', 'NETS']);
+    });
+
+    it('crc32_is_the_ieee_802_3_checksum', () => {
+      expect(crc32(new TextEncoder().encode('123456789'))).to.equal(0xcbf43926);
+      expect(crc32(new Uint8Array(0))).to.equal(0);
+    });
+
+    it('saving_changes_nothing_and_gives_the_same_bytes_twice', () => {
+      const p = busy();
+      const before = snapshot(p.a.device);
+      expect(Buffer.from(p.a.device.saveState()).equals(Buffer.from(p.a.device.saveState()))).to.equal(true);
+      expect(snapshot(p.a.device)).to.deep.equal(before);
+    });
+
+    for (const transport of ['mmio', 'pci', 'pci-legacy'] as const) {
+      it(`restored_device_is_indistinguishable_over_${transport.replace('-', '_')}`, () => {
+        const p = busy({ ...MMIO, transport }, transport === 'pci-legacy' ? ALL_FEATURES & 0xffff_ffffn : ALL_FEATURES);
+        p.restore();
+        p.check('after restore');
+        p.postRx(4, 1526, 2);
+        p.consume();
+        p.check('after rx buffers');
+        p.send(0, ethFrame('ff:ff:ff:ff:ff:ff'), p.has('VERSION_1') || p.has('MRG_RXBUF') ? 12 : 10);
+        p.consume();
+        p.check('after a transmit');
+        expect(p.b.device.queryRxFilter()).to.deep.equal(p.a.device.queryRxFilter());
+      });
+    }
+
+    it('a_state_saved_before_the_driver_started_restores_into_a_fresh_device', () => {
+      const p = new StatePair(MMIO);
+      p.restore();
+      p.check('after restore');
+      expect(p.init(ALL_FEATURES)).to.equal(true);
+      p.check('after init');
+    });
+
+    it('restoring_over_a_running_device_replaces_its_state', () => {
+      const src = busy();
+      const dst = busy();
+      dst.ctrl(CtrlClass.RX, CtrlRx.PROMISC, [1]);
+      dst.a.device.restoreState(src.a.device.saveState());
+      expect(dst.a.device.queryRxFilter()).to.deep.equal(src.a.device.queryRxFilter());
+      expect(dst.a.device.stats().rx.backlog).to.equal(2);
+    });
+  });
+
+  describe('refused states change nothing', () => {
+    it('corrupt_state_bytes_are_refused_with_state_corrupt_and_change_nothing', () => {
+      const p = busy();
+      const image = p.a.device.saveState();
+      const target = busy().a.device; // a running device with its own state
+      // Every byte flipped, one at a time: the checksum (or the magic) catches each.
+      for (let i = 0; i < image.length; i++) {
+        const bad = image.slice();
+        bad[i]! ^= i % 2 === 0 ? 0x01 : 0x80;
+        let code: string | undefined;
+        try {
+          target.restoreState(bad);
+        } catch (e) {
+          code = (e as DeviceStateError).code;
+        }
+        if (code !== 'state.corrupt') expect.fail(`byte ${i} flipped: ${code ?? 'accepted'}`);
+      }
+      refused(target, (() => { const b = image.slice(); b[image.length >> 1]! ^= 0xff; return b; })(), 'state.corrupt');
+      // Intact checksum, impossible contents.
+      const core = sectionAt(image, 'CORE');
+      const statusAt = core + 4 + 8 + 4 + 2 * 3; // device type, offered, count, three maximum sizes
+      const e1 = refused(target, reseal(Object.assign(image.slice(), { [statusAt]: image[statusAt]! | 0x10 })), 'state.corrupt');
+      expect(e1.message).to.match(/status/);
+      const netf = sectionAt(image, 'NETF');
+      const bad2 = image.slice();
+      bad2[netf + 1 + 1 + 6 + 2] = 65; // unicast count above the table
+      refused(target, reseal(bad2), 'state.corrupt');
+      const bad3 = image.slice();
+      new DataView(bad3.buffer).setUint32(sectionAt(image, 'NETB') - 4, 0xffff_fff0, true); // a section length past the end
+      refused(target, reseal(bad3), 'state.corrupt');
+      refused(target, new Uint8Array(image.length), 'state.corrupt'); // zeros: no magic
+    });
+
+    it('corrupt_queue_indices_are_refused_with_state_corrupt', () => {
+      const p = busy();
+      const image = p.a.device.saveState();
+      const target = busy().a.device;
+      const core = sectionAt(image, 'CORE');
+      // Queue records start after identity (4+8+4+3*2), status/isr/gen/iface (1+1+4+1), negotiation (8+1+1).
+      const q0 = core + 22 + 7 + 10;
+      const running = q0 + 4 + 1 + 24 + 1; // size, ready, words, pending → kind
+      expect(image[running]).to.equal(1);
+      const bad = image.slice();
+      new DataView(bad.buffer).setUint16(running + 1 + 4, (new DataView(image.buffer).getUint16(running + 1, true) + 100) & 0xffff, true); // nextUsed 100 ahead of nextAvail
+      refused(target, reseal(bad), 'state.corrupt');
+      const mis = image.slice();
+      new DataView(mis.buffer).setUint32(q0 + 5, new DataView(image.buffer).getUint32(q0 + 5, true) + 8, true); // descriptor table misaligned
+      const e = refused(target, reseal(mis), 'state.corrupt');
+      expect(e.message).to.match(/queue\.misaligned/);
+    });
+
+    it('truncated_state_bytes_are_refused_with_state_corrupt_and_change_nothing', () => {
+      const image = busy().a.device.saveState();
+      const target = busy().a.device;
+      for (let n = 0; n < image.length; n++) {
+        let code: string | undefined;
+        try {
+          target.restoreState(image.subarray(0, n));
+        } catch (e) {
+          code = (e as DeviceStateError).code;
+        }
+        if (code !== 'state.corrupt') expect.fail(`first ${n} bytes: ${code ?? 'accepted'}`);
+      }
+      refused(target, image.subarray(0, image.length - 1), 'state.corrupt');
+      const padded = new Uint8Array(image.length + 1);
+      padded.set(image);
+      refused(target, padded, 'state.corrupt');
+    });
+
+    it('wrong_version_state_bytes_are_refused_with_state_version_and_change_nothing', () => {
+      const image = busy().a.device.saveState();
+      const target = busy().a.device;
+      for (const v of [0, 2, 0xffff]) {
+        const bad = image.slice();
+        new DataView(bad.buffer).setUint16(4, v, true);
+        refused(target, reseal(bad), 'state.version');
+      }
+      // A required section this version does not know, and a known one in a newer layout.
+      refused(target, withSection(image, { tag: 'RSSX', version: 1, required: true, payload: new Uint8Array(4) }), 'state.version');
+      const newer = image.slice();
+      newer[sectionAt(image, 'NETF') - 8] = 2;
+      refused(target, reseal(newer), 'state.version');
+    });
+
+    it('unknown_optional_sections_are_skipped', () => {
+      const p = busy();
+      const image = withSection(p.a.device.saveState(), { tag: 'ZZZZ', version: 9, required: false, payload: new Uint8Array([1, 2, 3]) });
+      const d = busy().a.device;
+      d.restoreState(image);
+      expect(d.queryRxFilter()).to.deep.equal(p.a.device.queryRxFilter());
+    });
+
+    it('state_from_a_device_with_other_options_is_refused_with_state_mismatch', () => {
+      const image = busy().a.device.saveState();
+      const other = (o: Partial<ConstructorParameters<typeof VirtioNetDevice>[0]>, legacy?: boolean): VirtioNetDevice => {
+        const d = new VirtioNetDevice({ id: 'net0', mac: MAC, memory: new GuestMemory(PAIR_MEMORY), netdev: new HostSide(), queueSize: 32, ...o });
+        if (legacy === undefined) new VirtioMmioTransport(d, { onInterrupt: () => undefined });
+        else new VirtioPciTransport(d, { onInterrupt: () => undefined, legacy });
+        return d;
+      };
+      expect(refused(other({ queuePairs: 2 }), image, 'state.mismatch').message).to.match(/queue pair/);
+      expect(refused(other({ id: 'net1' }), image, 'state.mismatch').message).to.match(/net0/);
+      expect(refused(other({ features: { disable: ['CTRL_VLAN'] } }), image, 'state.mismatch').message).to.match(/offered features/);
+      expect(refused(other({ mtu: 1500 }), image, 'state.mismatch').message).to.match(/mtu/);
+      expect(refused(other({ queueSize: 64 }), image, 'state.mismatch').message).to.match(/maximum size/);
+      expect(refused(other({}, false), image, 'state.mismatch').message).to.match(/transport/);
+      // A backend with a virtio-net header changes the offer too.
+      const tap = new MemoryNetdev({ vnetHdr: true });
+      refused(other({ netdev: tap }), image, 'state.mismatch');
+      // Compatible options restore (compat, strict and the configured MAC are not identity).
+      other({ compat: 'qemu', strict: true, mac: '52:54:00:ab:cd:ef' }).restoreState(image);
+    });
+
+    it('rings_outside_this_guest_memory_are_refused_with_state_mismatch', () => {
+      const image = busy().a.device.saveState();
+      // The same options over a memory too small for the saved rings (they are at 0x1000 and up).
+      const small = new VirtioNetDevice({ id: 'net0', mac: MAC, memory: new GuestMemory(0x2000), netdev: new HostSide(), queueSize: 32 });
+      new VirtioMmioTransport(small, { onInterrupt: () => undefined });
+      expect(refused(small, image, 'state.mismatch').message).to.match(/ring-outside-memory/);
+      // An address in the state moved past the end of memory, like a guest value would be.
+      const target = busy().a.device;
+      const core = sectionAt(image, 'CORE');
+      const usedHi = core + 22 + 7 + 10 + 4 + 1 + 20; // queue 0's device-area high word
+      const bad = image.slice();
+      new DataView(bad.buffer).setUint32(usedHi, 1, true);
+      expect(refused(target, reseal(bad), 'state.mismatch').message).to.match(/queue 0 cannot run/);
+    });
+
+    it('a_non_uint8array_is_a_programmer_error', () => {
+      expect(() => busy().a.device.restoreState('state' as unknown as Uint8Array)).to.throw(TypeError);
+    });
+  });
+
+  describe('after a restore', () => {
+    it('the_device_announces_with_virtio_net_s_announce_when_guest_announce_was_negotiated', () => {
+      const p = busy();
+      expect(p.has('GUEST_ANNOUNCE')).to.equal(true);
+      p.a.driver.readIsr(); // nothing pending before the save
+      p.restore();
+      expect(p.announcedBy).to.equal('status');
+      expect(p.announceFrames).to.have.length(0);
+      const b = p.b;
+      expect(b.driver.readConfig(6, 2) & 2, 'VIRTIO_NET_S_ANNOUNCE').to.equal(2);
+      expect(b.irq).to.equal(true);
+      expect(b.device.isr & 2, 'config interrupt').to.equal(2);
+      p.check('after restore');
+      p.ctrl(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK, []);
+      expect(b.driver.readConfig(6, 2) & 2, 'cleared by ANNOUNCE_ACK').to.equal(0);
+      p.check('after ANNOUNCE_ACK');
+    });
+
+    it('the_device_sends_a_gratuitous_arp_from_the_guest_mac_without_guest_announce', () => {
+      const p = busy(MMIO, ALL_FEATURES & ~features(['GUEST_ANNOUNCE']));
+      p.ctrl(CtrlClass.MAC, CtrlMac.ADDR_SET, macBytes('52:54:00:aa:00:01'));
+      p.restore();
+      expect(p.announcedBy).to.equal('arp');
+      expect(p.announceFrames).to.have.length(1);
+      const f = p.announceFrames[0]!;
+      expect(f.length).to.equal(60);
+      expect([...f.subarray(0, 6)]).to.deep.equal([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+      expect([...f.subarray(6, 12)]).to.deep.equal(macBytes('52:54:00:aa:00:01'));
+      expect([...f.subarray(12, 22)]).to.deep.equal([0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]); // ARP, Ethernet/IPv4, request
+      expect([...f.subarray(22, 28)]).to.deep.equal(macBytes('52:54:00:aa:00:01')); // sender hardware address
+      expect(p.b.driver.readConfig(6, 2) & 2).to.equal(0);
+      p.check('after restore');
+    });
+
+    it('a_device_whose_link_is_down_sends_no_arp', () => {
+      const p = busy(MMIO, ALL_FEATURES & ~features(['GUEST_ANNOUNCE']));
+      p.a.device.setLink(false);
+      p.restore();
+      expect(p.announcedBy).to.equal('none');
+      expect(p.b.device.linkUp).to.equal(false);
+      p.check('after restore');
+    });
+
+    it('frames_held_in_the_rx_backlog_are_delivered_after_restore', () => {
+      const p = busy();
+      const held = p.a.device.stats().rx.backlog;
+      expect(held).to.equal(2);
+      p.restore();
+      expect(p.b.device.stats().rx.backlog).to.equal(2);
+      const ring = p.ring(0)!;
+      p.postRx(2, 1526, 1);
+      const used = ring.takeUsed();
+      expect(used).to.have.length(2);
+      // The held frames (payload 62 and 63) arrive in order, on B exactly as on A.
+      const payloads = used.map((u) => u.len - 12 - 14);
+      expect(payloads).to.deep.equal([62, 63]);
+      p.check('after delivery');
+      expect(p.b.device.stats().rx.backlog).to.equal(0);
+      const s = p.b.device.stats().rx;
+      const drops = Object.values(s.drops).reduce((a, b) => a + b, 0);
+      expect(s.offered).to.equal(s.frames + drops + s.backlog);
+    });
+
+    it('mrg_rxbuf_chains_held_for_a_frame_are_popped_again_after_restore', () => {
+      const p = new StatePair(MMIO);
+      p.init(ALL_FEATURES);
+      p.postRx(2, 512, 1); // 1024 bytes: not enough for a 1500-byte frame
+      p.inject(ethFrame(MAC, undefined, { payload: 1500 - 14 }));
+      p.consume();
+      expect(p.a.device.stats().rx.backlog).to.equal(1);
+      expect(p.a.device.queues[0]!.inFlight).to.equal(2);
+      p.restore();
+      p.check('after restore');
+      p.postRx(2, 512, 1);
+      expect(p.b.device.stats().rx.frames).to.equal(p.a.device.stats().rx.frames);
+      p.consume();
+      p.check('after the frame');
+      expect(p.b.device.stats().rx.backlog).to.equal(0);
+    });
+
+    it('pci_configuration_and_select_registers_come_back', () => {
+      const p = busy({ ...MMIO, transport: 'pci' });
+      const t = p.a.transport as VirtioPciTransport;
+      t.configWrite(0x3c, 1, 11); // interrupt line
+      p.restore();
+      const u = p.b.transport as VirtioPciTransport;
+      for (const off of [0x04, 0x10, 0x3c]) expect(u.configRead(off, 4), `config 0x${off.toString(16)}`).to.equal(t.configRead(off, 4));
+      const common = u.bars()[0]!;
+      expect(common.address).to.equal(t.bars()[0]!.address);
+      p.check('after restore');
+    });
+  });
+});
