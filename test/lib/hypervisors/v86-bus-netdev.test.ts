@@ -146,7 +146,7 @@ describe('V86BusNetdev on a real v86 (no guest)', function () {
     const hub = new BroadcastChannel('v86-inbrowser-0');
     try {
       const heard = new Promise<Uint8Array>((resolve) => {
-        hub.onmessage = (ev: MessageEvent<Uint8Array>) => resolve(ev.data);
+        hub.onmessage = (ev) => resolve((ev as { data: Uint8Array }).data);
       });
       netdev.send(Uint8Array.of(1, 2, 3, 4));
       expect([...(await heard)]).to.deep.equal([1, 2, 3, 4]);
