@@ -51,6 +51,8 @@ export interface GuestVmOptions {
   id?: string;
   /** Extra kernel command line (e.g. `vnm.ip=10.0.2.15/24`). */
   cmdline?: string;
+  /** How long the boot may take to reach READY_MARKER (default 180 s). */
+  bootTimeoutMs?: number;
   /** Every byte the guest writes on its serial console. */
   onSerialByte?: (byte: number) => void;
 }
@@ -129,7 +131,7 @@ export class GuestVm {
     });
     try {
       await loaded;
-      const ready = serial.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
+      const ready = serial.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
       await emulator.run();
       await ready;
     } catch (e) {
