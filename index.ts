@@ -28,6 +28,8 @@ export type { TapNetdevOptions } from './lib/netdev/tap-netdev.js';
 export { MacvtapNetdev } from './lib/netdev/macvtap-netdev.js';
 export type { MacvtapNetdevOptions } from './lib/netdev/macvtap-netdev.js';
 export { HostError } from './lib/host/libc.js';
+export { V86BusNetdev } from './lib/netdev/v86-bus-netdev.js';
+export type { V86BusNetdevOptions, V86BusNetdevStats, V86BusConnector, V86BusEmulator } from './lib/netdev/v86-bus-netdev.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
 export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';

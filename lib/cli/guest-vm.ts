@@ -15,6 +15,7 @@ import type { Netdev } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
 import { attachToV86 } from '../hypervisors/v86.js';
 import type { V86Attachment, V86EmulatorLike } from '../hypervisors/v86.js';
+import type { V86BusEmulator } from '../netdev/v86-bus-netdev.js';
 import type { GuestImage } from './guest-image.js';
 import { GuestConsole } from './guest-console.js';
 
@@ -33,19 +34,30 @@ export interface GuestVmOptions {
   image: GuestImage;
   /** Transitional device, driven by Linux's legacy driver (adds virtio_pci.force_legacy=1). */
   legacy?: boolean;
-  /** Backend (default MemoryNetdev with a SimPeer). */
-  netdev?: Netdev;
+  /**
+   * Backend (default MemoryNetdev with a SimPeer), or a factory called with the emulator right after
+   * it is constructed (for a V86BusNetdev, which needs the emulator's bus).
+   */
+  netdev?: Netdev | ((emulator: V86Instance) => Netdev);
+  /**
+   * v86's `net_device` option, e.g. `{ type: 'none', relay_url: 'fetch' }` to run one of v86's
+   * network adapters without a NIC of v86's own. Default: absent, and v86 then builds its ne2k,
+   * for which the guest's initramfs has no driver.
+   */
+  netDevice?: { type?: string; relay_url?: string; id?: number; [option: string]: unknown };
   mac?: string;
   compat?: 'qemu';
   /** Net client id (default "nic0"). */
   id?: string;
   /** Extra kernel command line (e.g. `vnm.ip=10.0.2.15/24`). */
   cmdline?: string;
+  /** How long the boot may take to reach READY_MARKER (default 180 s). */
+  bootTimeoutMs?: number;
   /** Every byte the guest writes on its serial console. */
   onSerialByte?: (byte: number) => void;
 }
 
-type V86Instance = InstanceType<typeof V86> & V86EmulatorLike & { bus?: unknown };
+export type V86Instance = InstanceType<typeof V86> & V86EmulatorLike & V86BusEmulator & { bus?: unknown };
 
 export class GuestVm {
   readonly device: VirtioNetDevice;
@@ -56,7 +68,8 @@ export class GuestVm {
   readonly bootMs: number;
 
   private constructor(
-    private readonly emulator: V86Instance,
+    /** The v86 emulator (save_state / restore_state, its bus, …). */
+    readonly emulator: V86Instance,
     parts: { device: VirtioNetDevice; attachment: V86Attachment; netdev: Netdev; peer: SimPeer | null; console: GuestConsole; bootMs: number },
   ) {
     this.device = parts.device;
@@ -71,8 +84,6 @@ export class GuestVm {
   static async boot(options: GuestVmOptions): Promise<GuestVm> {
     const { image } = options;
     const started = Date.now();
-    const netdev = options.netdev ?? new MemoryNetdev({ id: 'net0' });
-    const peer = options.netdev === undefined ? new SimPeer(netdev as MemoryNetdev) : null;
     const legacy = options.legacy === true;
     const cmdline = [BASE_CMDLINE, legacy ? 'virtio_pci.force_legacy=1' : '', options.cmdline ?? ''].filter((s) => s.length > 0).join(' ');
     const emulator = new V86({
@@ -87,7 +98,11 @@ export class GuestVm {
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
-    }) as V86Instance;
+      ...(options.netDevice !== undefined ? { net_device: options.netDevice } : {}),
+    } as ConstructorParameters<typeof V86>[0]) as V86Instance;
+    const given = options.netdev;
+    const netdev = typeof given === 'function' ? given(emulator) : (given ?? new MemoryNetdev({ id: 'net0' }));
+    const peer = given === undefined ? new SimPeer(netdev as MemoryNetdev) : null;
     const serial = new GuestConsole((text) => emulator.serial0_send(text));
     let device: VirtioNetDevice | null = null;
     let attachment: V86Attachment | null = null;
@@ -116,7 +131,7 @@ export class GuestVm {
     });
     try {
       await loaded;
-      const ready = serial.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
+      const ready = serial.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
       await emulator.run();
       await ready;
     } catch (e) {

@@ -17,6 +17,9 @@ import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import type { VirtioDevice } from '../../devices/virtio/virtio-device.js';
 import { V86GuestMemory } from './v86-memory.js';
 import type { V86CpuMemory } from './v86-memory.js';
+import { V86_STATE_INDEX_BASE, hasDeviceState, hookV86State } from './v86-state.js';
+import type { V86StateCpu } from './v86-state.js';
+import { announcesMac } from '../netdev/v86-bus-netdev.js';
 
 /** The v86 internals this adapter reaches (present in the npm build of 0.5.462). */
 export interface V86PortEntry {
@@ -39,7 +42,7 @@ export interface V86Pci {
   pci_write16(address: number, value: number): void;
   pci_write32(address: number, value: number): void;
 }
-export interface V86Cpu extends V86CpuMemory {
+export interface V86Cpu extends V86CpuMemory, V86StateCpu {
   io: V86Io;
   devices: { pci: V86Pci };
 }
@@ -70,6 +73,13 @@ export interface V86Attachment {
   readonly ioBase: number;
   /** INTx level changes so far (raised + lowered), for diagnostics. */
   readonly interruptChanges: number;
+  /**
+   * Index of the device's entry in v86's CPU state array (v86-state.ts), or null when the device
+   * has no saveState / restoreState: then v86's save_state carries no device state.
+   */
+  readonly stateIndex: number | null;
+  /** Times v86's restore_state restored this function. */
+  readonly restores: number;
 }
 
 /** Slots v86 0.5.462 uses itself: host bridge, ISA bridge, ne2k, ACPI, extra ne2k, its virtio devices, VGA, IDE. */
@@ -79,7 +89,9 @@ const DEFAULT_IO_BASE = 0xb000;
 /** v86 only relocates I/O ports at or above 0x1000 (set_io_bars). */
 const IO_RELOCATABLE_MIN = 0x1000;
 const IO_SPACE_END = 0x10000;
+const PCI_COMMAND = 0x04;
 const PCI_BAR0 = 0x10;
+const PCI_INTERRUPT_LINE = 0x3c;
 const PCI_BAR_END = 0x28;
 const PCI_ROM_ADDRESS = 0x30;
 const PCI_CONFIG_SIZE = 256;
@@ -168,10 +180,39 @@ export function attachToV86(
   transport.configWrite(PCI_BAR0, 4, ioBase | 1);
   const space: number[] = [];
   for (let off = 0; off < PCI_CONFIG_SIZE; off++) space.push(transport.configRead(off, 1));
-  pci.register_device({ name, pci_id: pciId, pci_space: space, pci_bars: [{ size: barSize }] });
+  // v86's own copy of our configuration space: what it answers BAR reads from and saves in its image.
+  const v86Space = pci.register_device({ name, pci_id: pciId, pci_space: space, pci_bars: [{ size: barSize }] });
   let currentBase = ioBase;
   hookConfigCycles(pci, pciId, transport, (bar0) => {
     currentBase = bar0 & 0xfffc;
+  });
+
+  // Device state in v86's save_state() / restore_state() (v86-state.ts). After a restore the
+  // transport takes BAR0 from v86 (which moved the ports there) and the command register and
+  // interrupt line from the saved config bytes, and a netdev on v86's bus announces the (restored)
+  // MAC, as v86's NICs do.
+  const stateful = hasDeviceState(dev) ? dev : null;
+  const stateIndex = V86_STATE_INDEX_BASE + slot;
+  let restores = 0;
+  hookV86State(cpu, {
+    index: stateIndex,
+    pciId,
+    device: stateful,
+    saveConfig: () => {
+      const bytes = new Uint8Array(PCI_CONFIG_SIZE);
+      for (let off = 0; off < PCI_CONFIG_SIZE; off++) bytes[off] = transport.configRead(off, 1);
+      return bytes;
+    },
+    restored: (config) => {
+      restores++;
+      const bar0 = v86Space[PCI_BAR0 >> 2]! >>> 0;
+      transport.configWrite(PCI_BAR0, 4, bar0);
+      currentBase = bar0 & 0xfffc;
+      transport.configWrite(PCI_INTERRUPT_LINE, 1, config[PCI_INTERRUPT_LINE]!);
+      transport.configWrite(PCI_COMMAND, 2, config[PCI_COMMAND]! | (config[PCI_COMMAND + 1]! << 8));
+      const netdev = (dev as { netdev?: unknown }).netdev;
+      if (announcesMac(netdev)) netdev.announceMac();
+    },
   });
 
   return {
@@ -184,6 +225,10 @@ export function attachToV86(
     },
     get interruptChanges() {
       return interruptChanges;
+    },
+    stateIndex: stateful === null ? null : stateIndex,
+    get restores() {
+      return restores;
     },
   };
 }
