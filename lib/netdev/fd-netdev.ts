@@ -134,8 +134,8 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   }
 
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
-    if (this.blockedWrite) return 'busy';
     const c = this.counters;
+    if (this.blockedWrite && !this.failed) return 'busy';
     const hdrLen = this.hdrLen;
     const total = hdrLen + frame.length;
     if (this.closed || this.failed || total > HOST_FRAME_MAX) {
@@ -312,6 +312,12 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     this.follower = null;
     void follower?.stop();
     this.poller.update();
+    if (this.blockedWrite) {
+      // The device waits for writable() after a 'busy' that POLLOUT will never end now: release
+      // it, so its next send() is answered ('dropped') instead of the transmit queue stalling.
+      this.blockedWrite = false;
+      this.peer?.writable();
+    }
   }
 
   /** Counts and delivers a change of `linkUp` (from a microtask: never inside the caller's call). */
