@@ -31,8 +31,8 @@ describe('lib/cli/run on a real TAP', function () {
     expect(p.status, p.stderr).to.equal(0);
     const out = JSON.parse(p.stdout) as { netdev: string; guest: Record<string, number> };
     expect(out.netdev).to.equal('tap vnmtap0');
-    expect(out.guest['arpReplies']).to.be.greaterThan(0);
-    expect(out.guest['echoReplies']).to.be.greaterThan(0);
+    expect(out.guest['arpReplies'], p.stdout).to.be.greaterThan(0);
+    expect(out.guest['echoReplies'], p.stdout).to.be.greaterThan(0);
   });
 });
 
