@@ -33,7 +33,9 @@ export type TxErrorReason =
   /** A frame above TX_FRAME_MAX (tier 3). */
   | 'oversize'
   /** Sent while the link is down as the guest sees it: completed unsent, as QEMU does. */
-  | 'link-down';
+  | 'link-down'
+  /** The backend answered 'dropped' (its host fd failed, or a partial write): completed, not sent. */
+  | 'backend';
 
 /** The report `VirtioNetDevice.stats()` returns. */
 export interface NetStats {
@@ -85,6 +87,7 @@ export class NetCounters {
   txHeaderShort = 0;
   txOversize = 0;
   txLinkDown = 0;
+  txBackend = 0;
   rxOffered = 0;
   rxFrames = 0;
   rxBytes = 0;
@@ -168,7 +171,7 @@ export class NetCounters {
       tx: {
         frames: this.txFrames,
         bytes: this.txBytes,
-        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize, 'link-down': this.txLinkDown },
+        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize, 'link-down': this.txLinkDown, backend: this.txBackend },
       },
       rx: {
         offered: this.rxOffered,

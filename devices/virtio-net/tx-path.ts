@@ -11,7 +11,9 @@
 // completed with length 0 and counted; a writable descriptor in a transmit chain is recorded as a
 // driver mistake and ignored (QEMU ignores it too). With the link down, chains are completed unsent
 // and counted 'link-down' (QEMU drops them the same way). When the backend answers 'busy', the
-// chain is given back and every transmit queue waits for `writable()`.
+// chain is given back and every transmit queue waits for `writable()`; when it answers 'dropped'
+// (its host fd failed, or the host took part of the frame) the chain is completed and counted
+// 'backend'.
 //
 // Multiqueue: only the transmit queues of the active pairs (VQ_PAIRS_SET, 1 by default) are
 // served; a notification on another is recorded by the device and its chains wait until the pair
@@ -43,7 +45,7 @@ const GATHER_VIEW_CACHE_MAX = 2048;
 export interface TxHost extends PathReport {
   readonly counters: NetCounters;
   /** Sends a frame; the header is passed only when the backend carries virtio-net headers. */
-  send(frame: Uint8Array, header: Uint8Array | undefined): 'sent' | 'busy';
+  send(frame: Uint8Array, header: Uint8Array | undefined): 'sent' | 'busy' | 'dropped';
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
   readonly defer: Defer;
 }
@@ -245,6 +247,11 @@ export class TxPath {
         q.unpop(1);
         this.blocked = true;
         break;
+      }
+      if (result === 'dropped') {
+        counters.txBackend++;
+        q.pushUsed(c, 0);
+        continue;
       }
       counters.txFrames++;
       counters.txBytes += frameLen;

@@ -23,7 +23,7 @@ import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../vir
 import type { QueueFault } from '../virtio/core-errors.js';
 import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
-import { hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
+import { hasLinkState, hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
 import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
@@ -74,7 +74,12 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly counters = new NetCounters();
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
+  /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
   private link = true;
+  /** What management said (set_link). */
+  private adminLink = true;
+  /** What the backend's host link says (LinkStateCapable; always up without it). */
+  private hostLink = true;
   private readonly rx: RxPath;
   private readonly tx: TxPath;
   private readonly ctrl: CtrlQueue;
@@ -134,6 +139,16 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     // A backend that mirrors the guest's rx filter onto the host (macvtap with syncRxFilter) follows
     // this device's rx-filter-changed events from now on, as libvirt follows QEMU's.
     if (syncsRxFilter(cfg.netdev)) cfg.netdev.bindRxFilterSource(this);
+    // A backend with a host link (TAP, macvtap) moves the guest's link with it (see setLink).
+    if (hasLinkState(cfg.netdev)) {
+      const netdev = cfg.netdev;
+      this.hostLink = netdev.linkUp;
+      this.applyLink();
+      netdev.onLinkChange((change) => {
+        this.hostLink = change.up;
+        this.applyLink();
+      });
+    }
   }
 
   // ---- public API (API.md) ----
@@ -144,9 +159,21 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     return queryRxFilter(this.filter, this.id, this.cfg.compat);
   }
 
-  /** Link status as the guest sees it (config `status`, with a config change interrupt). */
+  /**
+   * Management's link state (QMP set_link). The guest sees LINK_UP (config `status`, with a config
+   * change interrupt when it changes) only while management and the backend's host link both say
+   * up. QEMU keeps one `link_down` flag that whoever speaks last sets (set_link, or a vhost-user
+   * backend's chardev events); here neither can override the other: set_link(true) does not raise
+   * a link whose host side is down, and a host link coming back does not undo set_link(false).
+   */
   setLink(up: boolean): void {
     if (typeof up !== 'boolean') throw new TypeError(`VirtioNetDevice.setLink: up must be a boolean, got ${String(up)}`);
+    this.adminLink = up;
+    this.applyLink();
+  }
+
+  private applyLink(): void {
+    const up = this.adminLink && this.hostLink;
     if (up === this.link) return;
     this.link = up;
     this.rx.setLink(up);

@@ -7,13 +7,19 @@
 //   interactive: terminal bytes ⇄ ttyS0 (Ctrl-] quits); eth0 is up as 10.0.2.15/24 via 10.0.2.2
 //   --script FILE: each non-empty line that is not a `#` comment runs in order, waiting for it
 //     (eth0 starts down: the script decides); per step a line of text, or with --json one object
-//     { step, exitCode, output, rxFilter } where rxFilter is queryRxFilter() after the step (in
-//     QEMU's form with --compat qemu). Exit code 0 when every step exited 0, else 1.
+//     { step, exitCode, output, rxFilter, linkUp, backend } where rxFilter is queryRxFilter() after
+//     the step (in QEMU's form with --compat qemu), linkUp the guest's link and backend the
+//     backend's host link and host errors (report.ts BackendReport); in text, a `[backend: …]` line
+//     after a step that changed them. Exit code 0 when every step exited 0, else 1.
+//   Either way a host link change (TAP / macvtap) is a line on stderr when it happens.
 
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Netdev } from '../netdev/netdev.js';
+import { hasLinkState } from '../netdev/netdev.js';
+import { backendReport } from './report.js';
+import type { BackendReport } from './report.js';
 import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseNetdev, UsageError } from './args.js';
 import type { FlagSpec, NetdevSpec } from './args.js';
@@ -109,6 +115,10 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const qmp = new QmpServer({ devices: [vm.device], netdevs: [vm.netdev], path: qmpPath });
   await qmp.listen();
   err(`virtio-net guest: booted in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  if (hasLinkState(vm.netdev)) {
+    const device = vm.device;
+    vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason}); the guest's link is ${device.linkUp ? 'up' : 'down'}`));
+  }
   try {
     if (steps === null) {
       err('virtio-net guest: serial console attached; Ctrl-] quits');
@@ -116,18 +126,33 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
       return 0;
     }
     let failed = 0;
+    let lastBackend = JSON.stringify(backendReport(vm.netdev));
     for (const step of steps) {
       const r = await vm.run(step, options.stepTimeoutMs);
       if (r.exitCode !== 0) failed++;
       const rxFilter = vm.device.queryRxFilter();
-      if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter })}\n`);
-      else out(`$ ${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}]\n`);
+      const backend = backendReport(vm.netdev);
+      if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter, linkUp: vm.device.linkUp, backend })}\n`);
+      else {
+        out(`$ ${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}]\n`);
+        const now = JSON.stringify(backend);
+        if (now !== lastBackend) out(`${backendLine(backend, vm.device.linkUp)}\n`);
+        lastBackend = now;
+      }
     }
     return failed === 0 ? 0 : 1;
   } finally {
     await qmp.close();
     await vm.stop();
   }
+}
+
+/** The text-mode line after a step that changed the backend's link or errors. */
+function backendLine(b: BackendReport, guestLinkUp: boolean): string {
+  const parts = [`guest link ${guestLinkUp ? 'up' : 'down'}`];
+  if (b.link !== null) parts.push(`host link ${b.link.up ? 'up' : 'down'} (${b.link.downs} down, ${b.link.ups} up${b.link.last === null ? '' : `; last ${b.link.last.reason}`})`);
+  if (b.errors !== null) parts.push(`errors ${b.errors.count}${b.errors.last === null ? '' : ` (last: ${b.errors.last})`}`);
+  return `[backend: ${parts.join('; ')}]`;
 }
 
 function readScript(path: string): string[] {

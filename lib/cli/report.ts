@@ -3,6 +3,45 @@
 
 import type { NetStats } from '../../devices/virtio-net/net-stats.js';
 import type { RxFilterInfo } from '../base/rx-filter-info.js';
+import type { LinkStateChange, Netdev } from '../netdev/netdev.js';
+import { hasLinkState, logsHostErrors } from '../netdev/netdev.js';
+
+/**
+ * What the backend says about itself (issue #13 item 4): its host link (TAP / macvtap follow the
+ * host interface; null for a backend without one) and its host errors (counted even when nobody
+ * listens for 'host-error'; null for a backend that has none).
+ */
+export interface BackendReport {
+  link: { up: boolean; downs: number; ups: number; last: LinkStateChange | null } | null;
+  errors: { count: number; /** The last one's text (HostError message), or null. */ last: string | null; lastErrno: string | null } | null;
+}
+
+/** The backend's report (the guest's own link, both sides together, is RunResult.linkUp). */
+export function backendReport(netdev: Netdev): BackendReport {
+  let link: BackendReport['link'] = null;
+  if (hasLinkState(netdev)) {
+    const l = netdev.linkStatus();
+    link = { up: l.up, downs: l.downs, ups: l.ups, last: l.last };
+  }
+  let errors: BackendReport['errors'] = null;
+  if (logsHostErrors(netdev)) {
+    const e = netdev.hostErrors();
+    errors = { count: e.count, last: e.last?.message ?? null, lastErrno: e.last?.errnoName ?? null };
+  }
+  return { link, errors };
+}
+
+/** The status line's backend part ('' when the backend reports nothing). */
+function backendStatus(b: BackendReport | undefined): string {
+  if (b === undefined) return '';
+  let out = '';
+  if (b.link !== null) out += `  host link ${b.link.up ? 'up' : 'down'}${b.link.downs + b.link.ups > 0 ? ` (${b.link.downs} down, ${b.link.ups} up)` : ''}`;
+  if (b.errors !== null) {
+    out += `  backend errors ${b.errors.count}`;
+    if (b.errors.last !== null) out += ` (last: ${b.errors.last})`;
+  }
+  return out;
+}
 
 export interface RunResult {
   scenario: string;
@@ -18,14 +57,18 @@ export interface RunResult {
   events: number;
   diagnostics: number;
   rxFilter: RxFilterInfo;
+  /** The guest's link at the end (config status LINK_UP: set_link and the host link together). */
+  linkUp: boolean;
+  backend: BackendReport;
 }
 
 /** One line, rewritten in place on a TTY. */
-export function statusLine(elapsedMs: number, s: NetStats, changes: number, events: number): string {
+export function statusLine(elapsedMs: number, s: NetStats, changes: number, events: number, backend?: BackendReport): string {
   const drops = Object.values(s.rx.drops).reduce((a, b) => a + b, 0);
   return (
     `${(elapsedMs / 1000).toFixed(1).padStart(5)}s  tx ${s.tx.frames}  rx ${s.rx.frames}  drops ${drops}` +
-    `  ctrl ${s.ctrl.ok}/${s.ctrl.ok + s.ctrl.err} ok  rx-filter changes ${changes}  events ${events}`
+    `  ctrl ${s.ctrl.ok}/${s.ctrl.ok + s.ctrl.err} ok  rx-filter changes ${changes}  events ${events}` +
+    backendStatus(backend)
   );
 }
 
@@ -42,6 +85,7 @@ export function summaryTable(r: RunResult): string {
     ['duration', `${(r.durationMs / 1000).toFixed(2)} s`],
     ['qmp socket', r.qmp ?? '(none)'],
     ['tx frames / bytes', `${s.tx.frames} / ${s.tx.bytes}`],
+    ['tx not sent', Object.entries(s.tx.errors).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || '0'],
     ['rx frames / bytes', `${s.rx.frames} / ${s.rx.bytes}`],
     ['rx drops', drops === '' ? '0' : drops],
     ['ctrl commands ok / err', `${s.ctrl.ok} / ${s.ctrl.err}`],
@@ -50,6 +94,13 @@ export function summaryTable(r: RunResult): string {
     ['driver mistakes recorded', String(r.diagnostics)],
     ['guest', Object.entries(r.guest).map(([k, v]) => `${k} ${v}`).join(', ')],
   ];
+  rows.push(['guest link', r.linkUp ? 'up' : 'down']);
+  const b = r.backend;
+  if (b.link !== null) {
+    const last = b.link.last === null ? '' : `; last: ${b.link.last.up ? 'up' : 'down'} (${b.link.last.reason})`;
+    rows.push(['host link', `${b.link.up ? 'up' : 'down'}, ${b.link.downs} down / ${b.link.ups} up${last}`]);
+  }
+  if (b.errors !== null) rows.push(['backend errors', b.errors.last === null ? String(b.errors.count) : `${b.errors.count} (last: ${b.errors.last})`]);
   if (r.peer !== null) rows.push(['host peer', Object.entries(r.peer).map(([k, v]) => `${k} ${v}`).join(', ')]);
   const f = r.rxFilter;
   rows.push(

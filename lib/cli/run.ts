@@ -12,6 +12,7 @@ import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import { MemoryNetdev } from '../netdev/memory-netdev.js';
 import type { Netdev } from '../netdev/netdev.js';
+import { hasLinkState } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
 import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
@@ -20,7 +21,7 @@ import { parseFlags, parseNetdev } from './args.js';
 import type { FlagSpec, NetdevSpec } from './args.js';
 import { SCENARIOS, ScriptedGuest } from './scripted-guest.js';
 import type { Scenario } from './scripted-guest.js';
-import { statusLine, summaryTable } from './report.js';
+import { backendReport, statusLine, summaryTable } from './report.js';
 import type { RunResult } from './report.js';
 
 const FLAGS: readonly FlagSpec[] = [
@@ -85,6 +86,10 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev });
   let events = 0;
   device.on('rx-filter-changed', () => events++);
+  // Host link changes (TAP / macvtap) are news: a line each, besides the status line and the summary.
+  if (hasLinkState(netdev) && !options.json) {
+    netdev.onLinkChange((c) => print(`\nvirtio-net run: host link ${c.up ? 'up' : 'down'} (${c.reason}); the guest's link is ${device.linkUp ? 'up' : 'down'}\n`));
+  }
 
   let guest: ScriptedGuest | null = null;
   let servicePending = false;
@@ -134,7 +139,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
         if (noise !== null && ++n % 4 === 0) noise.inject(n % 8 === 0 ? NOISE_VLAN : NOISE_UNICAST);
       }, TICK_MS);
       const status = tty
-        ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events)}\x1b[K`), STATUS_MS)
+        ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events, backendReport(netdev))}\x1b[K`), STATUS_MS)
         : null;
       const finish = (): void => {
         clearInterval(tick);
@@ -168,6 +173,8 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       events,
       diagnostics: device.diagnostics().length,
       rxFilter: device.queryRxFilter(),
+      linkUp: device.linkUp,
+      backend: backendReport(netdev),
     };
   } finally {
     await qmp?.close();

@@ -80,7 +80,11 @@ export class FilterChain implements Netdev, FilterSink {
       Object.defineProperty(this, 'vnetHeaderLength', { get: () => inner.vnetHeaderLength, enumerable: true });
     }
     if (hasOffloads(inner)) this.setOffloads = (flags) => inner.setOffloads(flags);
-    if (hasLinkState(inner)) Object.defineProperty(this, 'linkUp', { get: () => inner.linkUp, enumerable: true });
+    if (hasLinkState(inner)) {
+      Object.defineProperty(this, 'linkUp', { get: () => inner.linkUp, enumerable: true });
+      Object.defineProperty(this, 'onLinkChange', { value: inner.onLinkChange.bind(inner), enumerable: true });
+      Object.defineProperty(this, 'linkStatus', { value: inner.linkStatus.bind(inner), enumerable: true });
+    }
   }
 
   // --- filters -------------------------------------------------------------------------------
@@ -214,7 +218,8 @@ export class FilterChain implements Netdev, FilterSink {
       vnetHeader = v.vnetHeader;
     }
     if (direction === 'rx') {
-      if (this.inner.send(frame, vnetHeader) === 'sent') return true;
+      const r = this.inner.send(frame, vnetHeader);
+      if (r !== 'busy') return true; // 'dropped': the backend consumed and counted it
       if (!hold || !this.heldOut.keep(frame, vnetHeader)) return false;
       return true;
     }

@@ -34,6 +34,7 @@ export const Errno = {
   ENOENT: 2,
   EINTR: 4,
   EIO: 5,
+  ENXIO: 6,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,
@@ -42,9 +43,12 @@ export const Errno = {
   EEXIST: 17,
   ENODEV: 19,
   EINVAL: 22,
+  EPIPE: 32,
+  EBADFD: 77,
   EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
   ENOBUFS: 105,
 } as const;
 

@@ -10,11 +10,23 @@
 // tx_dropped) and offer it again on resumeReceive().
 // Guest → host: header + frame are gathered into one reused buffer and written with one write(2).
 // EAGAIN: the frame is not taken ('busy'), we wait for POLLOUT and call the device's writable().
-// Any other write error drops the frame and counts it (`txErrors`), and is reported as a
-// 'host-error' event carrying a HostError; the device is never thrown into.
+// Any other write error drops the frame ('dropped'), counts it (`txErrors`) and is a host error;
+// so is a partial write (`txPartial`: the kernel took only part of the frame).
+//
+// A dead fd is never silent. POLLERR / POLLHUP / POLLNVAL, a read error or end of file, and a write
+// failing with EBADFD, EBADF, ENODEV, ENXIO, EIO or EPIPE (the interface was deleted, the fd
+// detached) put the backend in its failed state for good: every later send() answers 'dropped' and
+// counts, the fd leaves the poll set, and the link goes down through LinkStateCapable.
+// Host errors are counted and the last one kept (`hostErrors()`, HostErrorLogCapable) whether or not
+// anyone listens; listeners also get each one as a 'host-error' event (a HostError with its errno).
+// The host link (a subclass calls followHostLink(): host-link.ts over rtnetlink) and the failed
+// state make `linkUp`; each change reaches onLinkChange listeners from a microtask, never from
+// inside send() (the device is in its transmit loop then), and is counted (`linkStatus()`).
 
 import { EventEmitter } from 'node:events';
-import type { Netdev, NetdevPeer, SendResult } from './netdev.js';
+import type { HostErrorLog, HostErrorLogCapable, HostErrorRecord, LinkChangeReason, LinkStateCapable, LinkStateChange, LinkStatus, Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { HostLinkFollower } from './host-link.js';
+import type { HostLinkPolicy, HostLinkSink } from './host-link.js';
 import { FRAME_MAX } from '../base/frame-limits.js';
 import { FrameSlot } from '../base/frame-slot.js';
 import { Errno, HostError, closeFd, readFd, writeFd } from '../host/libc.js';
@@ -42,11 +54,18 @@ export interface FdNetdevStats {
   txBytes: number;
   /** write(2) answered EAGAIN: the device was told 'busy'. */
   txBusy: number;
-  /** Frames dropped because write(2) failed otherwise, or they were too large. */
+  /** Frames dropped ('dropped'): write(2) failed otherwise or wrote part of the frame, the frame was too large, or the backend had failed. */
   txErrors: number;
+  /** Of txErrors: write(2) took fewer bytes than header + frame. */
+  txPartial: number;
+  /** Host errors recorded (hostErrors().count). */
+  hostErrors: number;
 }
 
-export abstract class FdNetdev extends EventEmitter implements Netdev, PollClient {
+/** errno values after which the fd is dead for good (the interface was deleted or the fd detached). */
+const FATAL_ERRNOS: ReadonlySet<number> = new Set([Errno.EBADFD, Errno.EBADF, Errno.ENODEV, Errno.ENXIO, Errno.EIO, Errno.EPIPE]);
+
+export abstract class FdNetdev extends EventEmitter implements Netdev, PollClient, LinkStateCapable, HostErrorLogCapable {
   readonly id: string;
   private fdNum: number;
   private peer: NetdevPeer | null = null;
@@ -63,7 +82,17 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   /** A drain continuation is scheduled (the fd is out of the poll set until it ends). */
   private continuing = false;
   private readonly poller: Poller;
-  protected readonly counters: FdNetdevStats = { rxFrames: 0, rxBytes: 0, rxShort: 0, rxPaused: 0, rxErrors: 0, txFrames: 0, txBytes: 0, txBusy: 0, txErrors: 0 };
+  protected readonly counters: FdNetdevStats = { rxFrames: 0, rxBytes: 0, rxShort: 0, rxPaused: 0, rxErrors: 0, txFrames: 0, txBytes: 0, txBusy: 0, txErrors: 0, txPartial: 0, hostErrors: 0 };
+  private lastHostError: HostErrorRecord | null = null;
+  /** The host link as followHostLink() last saw it (up while not followed). */
+  private hostLinkUp = true;
+  /** `linkUp` as last reported (counted and delivered) to listeners. */
+  private reportedLinkUp = true;
+  private readonly linkListeners = new Set<(change: LinkStateChange) => void>();
+  private linkDowns = 0;
+  private linkUps = 0;
+  private lastLinkChange: LinkStateChange | null = null;
+  private follower: HostLinkFollower | null = null;
 
   protected constructor(id: string, fd: number, hdrLen: number, poller: Poller = Poller.shared()) {
     super();
@@ -105,13 +134,13 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   }
 
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
-    if (this.blockedWrite) return 'busy';
     const c = this.counters;
+    if (this.blockedWrite && !this.failed) return 'busy';
     const hdrLen = this.hdrLen;
     const total = hdrLen + frame.length;
     if (this.closed || this.failed || total > HOST_FRAME_MAX) {
       c.txErrors++;
-      return 'sent'; // dropped and counted: a closed or failed backend is a dead wire
+      return 'dropped'; // counted here and by the device: a closed or failed backend is a dead wire
     }
     const buf = this.txBuf;
     if (hdrLen > 0) {
@@ -130,8 +159,17 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     }
     if (r < 0) {
       c.txErrors++;
-      this.hostError(new HostError('write', -r, this.id));
-      return 'sent';
+      const e = new HostError('write', -r, this.id);
+      if (FATAL_ERRNOS.has(-r)) this.fail(e);
+      else this.hostError(e);
+      return 'dropped';
+    }
+    if (r !== total) {
+      // A TAP or macvtap write is all or nothing; anything else took part of the frame: lost.
+      c.txErrors++;
+      c.txPartial++;
+      this.hostError(new HostError('write', Errno.EIO, `${this.id}: partial write, ${r} of ${total} bytes`));
+      return 'dropped';
     }
     c.txFrames++;
     c.txBytes += frame.length;
@@ -161,11 +199,54 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     return { ...this.counters };
   }
 
+  // ---- LinkStateCapable, HostErrorLogCapable ----
+
+  /** False while the host link is down or the backend failed. */
+  get linkUp(): boolean {
+    return this.hostLinkUp && !this.failed;
+  }
+
+  onLinkChange(listener: (change: LinkStateChange) => void): () => void {
+    if (typeof listener !== 'function') throw new TypeError(`${this.constructor.name} ${this.id}: onLinkChange needs a function`);
+    this.linkListeners.add(listener);
+    return () => void this.linkListeners.delete(listener);
+  }
+
+  linkStatus(): LinkStatus {
+    return { up: this.linkUp, downs: this.linkDowns, ups: this.linkUps, last: this.lastLinkChange };
+  }
+
+  hostErrors(): HostErrorLog {
+    return { count: this.counters.hostErrors, last: this.lastHostError };
+  }
+
+  /** Follows the host interface's link state (subclasses, once the fd is open). */
+  protected followHostLink(ifname: string, policy: HostLinkPolicy): void {
+    const sink: HostLinkSink = {
+      hostLink: (up, reason, initial) => {
+        this.hostLinkUp = up;
+        if (initial) this.reportedLinkUp = this.linkUp;
+        else this.linkMaybeChanged(reason);
+      },
+      hostLinkDeleted: () => {
+        if (this.closed || this.failed) return;
+        this.hostLinkUp = false;
+        this.fail(new HostError('link', Errno.ENODEV, `${this.id}: the host interface ${ifname} was deleted`), 'host-link-deleted');
+      },
+      hostError: (e) => this.hostError(e),
+    };
+    this.follower = HostLinkFollower.start(ifname, policy, sink);
+  }
+
   /** Stops polling, then closes the fd (after any poll that might hold it returned). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.peer = null;
+    this.linkListeners.clear();
+    const follower = this.follower;
+    this.follower = null;
+    await follower?.stop();
     await this.poller.remove(this);
     const fd = this.fdNum;
     this.fdNum = -1;
@@ -213,15 +294,51 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
     this.fail(new HostError('poll', Errno.EIO, `${this.id}: a callback threw: ${what}`, { cause: error }));
   }
 
+  /** Records a host error (counted, kept as the last one) and emits it to 'host-error' listeners, if any. */
   protected hostError(e: HostError): void {
+    this.counters.hostErrors++;
+    this.lastHostError = { syscall: e.syscall, errno: e.errno, errnoName: e.errnoName, message: e.message, atMs: Date.now() };
     if (this.listenerCount('host-error') > 0) this.emit('host-error', e);
   }
 
-  private fail(e: HostError): void {
+  /** The fd is dead: failed for good, link down, host error recorded. Idempotent. */
+  private fail(e: HostError, reason: LinkChangeReason = 'backend-failed'): void {
+    if (this.failed) return;
     this.failed = true;
     this.counters.rxErrors++;
     this.hostError(e);
+    this.linkMaybeChanged(reason);
+    const follower = this.follower;
+    this.follower = null;
+    void follower?.stop();
     this.poller.update();
+    if (this.blockedWrite) {
+      // The device waits for writable() after a 'busy' that POLLOUT will never end now: release
+      // it, so its next send() is answered ('dropped') instead of the transmit queue stalling.
+      this.blockedWrite = false;
+      this.peer?.writable();
+    }
+  }
+
+  /** Counts and delivers a change of `linkUp` (from a microtask: never inside the caller's call). */
+  private linkMaybeChanged(reason: LinkChangeReason): void {
+    const up = this.linkUp;
+    if (up === this.reportedLinkUp || this.closed) return;
+    this.reportedLinkUp = up;
+    if (up) this.linkUps++;
+    else this.linkDowns++;
+    const change: LinkStateChange = { up, reason, atMs: Date.now() };
+    this.lastLinkChange = change;
+    queueMicrotask(() => {
+      for (const l of [...this.linkListeners]) {
+        try {
+          l(change);
+        } catch (err) {
+          // A listener's bug is not the backend's failure: a warning, never an exception out of a microtask.
+          process.emitWarning(`${this.constructor.name} ${this.id}: a link-change listener threw: ${String(err)}`, 'NetdevWarning');
+        }
+      }
+    });
   }
 
   /**

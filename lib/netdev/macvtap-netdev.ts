@@ -84,6 +84,9 @@ export class MacvtapNetdev extends VnetFdNetdev implements RxFilterSyncCapable {
     this.ifname = ifname;
     this.devicePath = cd.path;
     this.rxFilterSync = sync;
+    // The macvtap link itself: its carrier follows the lower device's, so the lower device losing
+    // carrier (or being set down) takes the guest's link down, and back up.
+    this.followHostLink(ifname, 'from-start');
     if (syncRxFilter) Object.defineProperty(this, 'syncsRxFilter', { value: true, enumerable: true });
     else Object.defineProperty(this, 'bindRxFilterSource', { value: undefined });
     if (sync !== null) {

@@ -15,7 +15,13 @@ export type SendResult =
    * The host cannot take it now (e.g. EAGAIN). The frame was NOT taken: the device keeps it, stops
    * popping TX chains, and retries after `NetdevPeer.writable()`.
    */
-  | 'busy';
+  | 'busy'
+  /**
+   * The backend could not send it and never will (its host fd failed, the frame was too large, or
+   * the host wrote only part of it): the frame is consumed, counted by the backend as an error, and
+   * the device counts it too (`tx.errors.backend`). Never retried.
+   */
+  | 'dropped';
 
 /** What the device (the one thing attached to a netdev) offers the backend. */
 export interface NetdevPeer {
@@ -74,9 +80,65 @@ export interface OffloadCapable {
   setOffloads(flags: OffloadFlags): boolean;
 }
 
-/** Capability: the host link has a carrier the device can follow. */
+/** Why a backend's host link state changed. */
+export type LinkChangeReason =
+  /** The host interface's IFF_UP / IFF_LOWER_UP changed (rtnetlink RTM_NEWLINK). */
+  | 'host-link'
+  /** The host interface was deleted (RTM_DELLINK). */
+  | 'host-link-deleted'
+  /** The interface left this network namespace: no longer observable, so no longer followed. */
+  | 'host-link-unobserved'
+  /** The backend's fd failed (POLLERR, EBADFD, ENODEV, EIO, …): down for good. */
+  | 'backend-failed';
+
+/** One change of a backend's host link state. */
+export interface LinkStateChange {
+  readonly up: boolean;
+  readonly reason: LinkChangeReason;
+  /** Date.now() when the backend saw it. */
+  readonly atMs: number;
+}
+
+/** A backend's host link state with its history, for reports. */
+export interface LinkStatus {
+  readonly up: boolean;
+  /** Changes to down and to up since the backend was created. */
+  readonly downs: number;
+  readonly ups: number;
+  readonly last: LinkStateChange | null;
+}
+
+/**
+ * Capability: the host link has a carrier the device follows (TAP, macvtap). `linkUp` is false
+ * while the host link is down or the backend failed; each change is delivered once to every
+ * `onLinkChange` listener, never from inside a call into the backend (so never re-entrantly from
+ * `send()`).
+ */
 export interface LinkStateCapable {
   readonly linkUp: boolean;
+  /** Subscribes to changes of `linkUp`; returns the function that unsubscribes. */
+  onLinkChange(listener: (change: LinkStateChange) => void): () => void;
+  linkStatus(): LinkStatus;
+}
+
+/** A host error as recorded for reports (HostError's fields, JSON-friendly). */
+export interface HostErrorRecord {
+  readonly syscall: string;
+  readonly errno: number;
+  readonly errnoName: string;
+  readonly message: string;
+  readonly atMs: number;
+}
+
+export interface HostErrorLog {
+  /** Host errors since the backend was created (each also a 'host-error' event if anyone listens). */
+  readonly count: number;
+  readonly last: HostErrorRecord | null;
+}
+
+/** Capability: the backend records its host errors whether or not anyone listens for them. */
+export interface HostErrorLogCapable {
+  hostErrors(): HostErrorLog;
 }
 
 /** Capability: the backend mirrors the guest's rx filter onto the host (macvtap). */
@@ -106,7 +168,11 @@ export function hasOffloads(n: Netdev): n is Netdev & OffloadCapable {
   return typeof (n as Partial<OffloadCapable>).setOffloads === 'function';
 }
 export function hasLinkState(n: Netdev): n is Netdev & LinkStateCapable {
-  return typeof (n as Partial<LinkStateCapable>).linkUp === 'boolean';
+  const l = n as Partial<LinkStateCapable>;
+  return typeof l.linkUp === 'boolean' && typeof l.onLinkChange === 'function' && typeof l.linkStatus === 'function';
+}
+export function logsHostErrors(n: Netdev): n is Netdev & HostErrorLogCapable {
+  return typeof (n as Partial<HostErrorLogCapable>).hostErrors === 'function';
 }
 export function syncsRxFilter(n: Netdev): n is Netdev & RxFilterSyncCapable {
   return (n as Partial<RxFilterSyncCapable>).syncsRxFilter === true;

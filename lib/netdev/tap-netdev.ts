@@ -68,6 +68,9 @@ export class TapNetdev extends VnetFdNetdev {
     super(id, opened.fd, hdrLen);
     this.ifname = opened.ifname;
     this.vnetHdr = vnetHdr;
+    // The TAP's own link: down when it is set down or deleted after it was up (host-link.ts says
+    // why a TAP that was never up does not count as down).
+    this.followHostLink(this.ifname, 'once-up');
     if (!vnetHdr) {
       // Hide the capabilities from the type guards (hasVnetHeader / hasOffloads look for these).
       Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });

@@ -29,6 +29,14 @@ export const IFF_RUNNING = 0x40;
 export const IFF_PROMISC = 0x100;
 export const IFF_ALLMULTI = 0x200;
 export const IFF_MULTICAST = 0x1000;
+/** The link has carrier (netif_carrier_ok), set as the carrier changes (not through linkwatch). */
+export const IFF_LOWER_UP = 0x10000;
+
+/** Multicast group of link notifications (RTNLGRP_LINK = 1; as a bind() group mask, RTMGRP_LINK). */
+export const RTMGRP_LINK = 0x1;
+
+/** IFLA_OPERSTATE values (RFC 2863, if.h IF_OPER_*). */
+export const IF_OPER = { unknown: 0, notpresent: 1, down: 2, lowerlayerdown: 3, testing: 4, dormant: 5, up: 6 } as const;
 
 export const AF_UNSPEC = 0;
 export const AF_BRIDGE = 7;
@@ -99,6 +107,8 @@ export const IFLA: AttrSchema = {
   netNsPid: { type: 19, kind: 'u32' },
   netNsFd: { type: 28, kind: 'u32' },
   promiscuity: { type: 30, kind: 'u32' },
+  /** In the RTM_DELLINK of a link moving to another namespace: that namespace's id as seen from here. */
+  newNetnsid: { type: 45, kind: 's32' },
   allmulti: { type: 61, kind: 'u32' },
 };
 /** NDA_* attributes (neighbour.h). */
@@ -123,11 +133,17 @@ export interface LinkInfo {
   readonly promiscuity?: number;
   /** Index of the lower device (IFLA_LINK). */
   readonly link?: number;
+  /** IFLA_OPERSTATE (IF_OPER). */
+  readonly operstate?: number;
+  /** IFLA_NEW_NETNSID: present in the RTM_DELLINK of a link that moved to another namespace. */
+  readonly newNetnsid?: number;
+  /** ifi_family (AF_UNSPEC for links; AF_BRIDGE for a bridge port's notifications). */
+  readonly family: number;
 }
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-function writeIfinfo(w: NlWriter, m: Partial<IfInfoMsg>): void {
+export function writeIfinfo(w: NlWriter, m: Partial<IfInfoMsg>): void {
   const b = Buffer.alloc(IFINFOMSG_SIZE);
   ifinfomsgLayout.encode({ family: m.family ?? AF_UNSPEC, pad: 0, type: m.type ?? 0, index: m.index ?? 0, flags: m.flags ?? 0, change: m.change ?? 0 }, b, 0);
   w.bytes(b);
@@ -152,6 +168,9 @@ export function parseLink(m: NlMessage): LinkInfo {
     ...(mode === undefined ? {} : { macvlanMode: mode }),
     ...(typeof a.promiscuity === 'number' ? { promiscuity: a.promiscuity } : {}),
     ...(typeof a.link === 'number' ? { link: a.link } : {}),
+    ...(typeof a.operstate === 'number' ? { operstate: a.operstate } : {}),
+    ...(typeof a.newNetnsid === 'number' ? { newNetnsid: a.newNetnsid } : {}),
+    family: hdr.family,
   };
 }
 

@@ -30,7 +30,7 @@ describe('virtio-net guest (CLI)', function () {
       stderr: () => {},
     });
     expect(code).to.equal(1); // the last step exited 1
-    const steps = lines.map((l) => JSON.parse(l) as { step: string; exitCode: number; output: string; rxFilter: Record<string, unknown> });
+    const steps = lines.map((l) => JSON.parse(l) as { step: string; exitCode: number; output: string; rxFilter: Record<string, unknown>; linkUp: boolean; backend: unknown });
     expect(steps.map((s) => [s.step, s.exitCode])).to.deep.equal([
       ['ip link set eth0 up', 0],
       ['ifconfig eth0 allmulti', 0],
@@ -42,5 +42,7 @@ describe('virtio-net guest (CLI)', function () {
     expect(up['broadcast-allowed']).to.equal(false); // QEMU reports the NOBCAST flag here
     expect(up['vlan-table']).to.deep.equal([0]);
     expect(steps[1]!.rxFilter['multicast']).to.equal('all');
+    // The in-memory backend has no host link and no host errors to report; the guest's link is up.
+    expect(steps[2]).to.deep.include({ linkUp: true, backend: { link: null, errors: null } });
   });
 });

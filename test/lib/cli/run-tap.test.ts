@@ -2,9 +2,9 @@
 // namespace whose kernel owns 10.0.2.2 on that TAP, so the scripted guest's ARP and pings are
 // answered by Linux. Skipped with the reason printed when not root or without /dev/net/tun.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Netns, requireHost } from '../../support/netns.js';
+import { Netns, requireHost, waitFor } from '../../support/netns.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -31,8 +31,8 @@ describe('lib/cli/run on a real TAP', function () {
     expect(p.status, p.stderr).to.equal(0);
     const out = JSON.parse(p.stdout) as { netdev: string; guest: Record<string, number> };
     expect(out.netdev).to.equal('tap vnmtap0');
-    expect(out.guest['arpReplies']).to.be.greaterThan(0);
-    expect(out.guest['echoReplies']).to.be.greaterThan(0);
+    expect(out.guest['arpReplies'], p.stdout).to.be.greaterThan(0);
+    expect(out.guest['echoReplies'], p.stdout).to.be.greaterThan(0);
   });
 });
 
@@ -64,5 +64,56 @@ describe('lib/cli/run on a real macvtap link with the rx filter mirrored', funct
     expect(out.rxFilter['multicast-table']).to.include('01:00:5e:00:00:fb');
     const link = ns.ip(['-d', 'link', 'show', 'vnmmvt0']);
     expect(link).to.contain(`link/ether ${out.rxFilter['main-mac']}`);
+  });
+});
+
+describe('lib/cli/run when its TAP is deleted mid-run', function () {
+  // Node start-up under tsx on a loaded machine can take several seconds; the run itself lasts
+  // RUN_SECONDS after it attached, and the TAP is deleted as soon as it did.
+  this.timeout(90_000);
+  const RUN_SECONDS = 8;
+  let ns: Netns | undefined;
+
+  before(function () {
+    requireHost(this);
+  });
+
+  after(() => ns?.destroy());
+
+  it('run_json_reports_the_link_change_when_the_tap_is_deleted_mid_run', async () => {
+    ns = new Netns();
+    const name = 'vnmtapdel0';
+    ns.ip(['tuntap', 'add', 'dev', name, 'mode', 'tap', 'vnet_hdr']);
+    ns.ip(['addr', 'add', '10.0.2.2/24', 'dev', name]);
+    ns.ip(['link', 'set', name, 'up']);
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns.name, process.execPath, join(root, 'bin', 'virtio-net.mjs'), 'run', '--netdev', `tap,ifname=${name}`, '--duration', String(RUN_SECONDS), '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      // A persistent TAP has no carrier until a process attaches its fd: NO-CARRIER goes away then.
+      await waitFor('the CLI to attach to the TAP', () => child.exitCode !== null || !ns!.ip(['link', 'show', name]).includes('NO-CARRIER'), 40_000);
+      expect(child.exitCode, stderr).to.equal(null);
+      ns.ip(['link', 'del', name]);
+      const code = await exited;
+      expect(code, stderr).to.equal(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    const out = JSON.parse(stdout) as {
+      linkUp: boolean;
+      backend: { link: { up: boolean; downs: number; ups: number; last: { up: boolean; reason: string } | null } | null; errors: { count: number; last: string | null } | null };
+    };
+    expect(out.linkUp).to.equal(false);
+    expect(out.backend.link).to.include({ up: false, downs: 1, ups: 0 });
+    expect(['host-link', 'host-link-deleted', 'backend-failed']).to.include(out.backend.link!.last!.reason); // see host-link.test.ts
+    expect(out.backend.errors!.count).to.be.at.least(1);
+    expect(out.backend.errors!.last).to.be.a('string');
   });
 });

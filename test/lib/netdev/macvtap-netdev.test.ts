@@ -339,7 +339,7 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     const s = setup();
     await waitFor('the first sync', () => s.synced.length > 0);
     expect(openFds('/dev/tap')).to.equal(fds.tap + 1);
-    expect(openFds('socket:')).to.equal(fds.sockets + 2); // rtnetlink + the SIOCADDMULTI socket
+    expect(openFds('socket:')).to.equal(fds.sockets + 3); // rtnetlink + the SIOCADDMULTI socket + the link monitor (RTNLGRP_LINK)
     await s.netdev.close();
     await s.netdev.close();
     expect({ tap: openFds('/dev/tap'), sockets: openFds('socket:') }).to.deep.equal(fds);

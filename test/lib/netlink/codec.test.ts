@@ -15,7 +15,8 @@ import {
   parseMessages,
 } from '../../../lib/netlink/message.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
-import { IFLA, RTM_NEWLINK, ifinfomsgLayout, parseLink, ndmsgLayout, IFINFOMSG_SIZE, NDMSG_SIZE } from '../../../lib/netlink/rtnetlink.js';
+import { IFLA, IF_OPER, IFF_LOWER_UP, RTM_DELLINK, RTM_NEWLINK, ifinfomsgLayout, parseLink, ndmsgLayout, IFINFOMSG_SIZE, NDMSG_SIZE } from '../../../lib/netlink/rtnetlink.js';
+import { carrierUp } from '../../../lib/netlink/link-monitor.js';
 import { GENL_HDRLEN, genlmsghdrLayout, parseFamily, writeGenlHeader, CTRL_ATTRS } from '../../../lib/netlink/genl.js';
 import { formatMac as formatMacBytes, isGroupMac } from '../../../lib/base/mac.js';
 import { parseMacString } from '../../../lib/netlink/mac-text.js';
@@ -212,8 +213,21 @@ describe('lib/netlink codec', () => {
         w.bytes(b);
         encodeAttrs(w, IFLA, { ifname: 'mvt0', address: parseMacString('52:54:00:12:34:56'), mtu: 1500, link: 3, linkinfo: { kind: 'macvtap', data: { mode: 8 } } });
       });
-      expect(parseLink(parseMessages(m)[0]!)).to.deep.equal({ index: 7, name: 'mvt0', flags: 0x1103, address: '52:54:00:12:34:56', mtu: 1500, kind: 'macvtap', macvlanMode: 'passthru', link: 3 });
+      expect(parseLink(parseMessages(m)[0]!)).to.deep.equal({ index: 7, name: 'mvt0', flags: 0x1103, address: '52:54:00:12:34:56', mtu: 1500, kind: 'macvtap', macvlanMode: 'passthru', link: 3, family: 0 });
       expect(codeOf(() => parseLink({ type: RTM_NEWLINK, flags: 0, seq: 0, pid: 0, payload: new Uint8Array(8) }))).to.equal('netlink.truncated');
+    });
+
+    it('rtm_dellink_of_a_link_moving_namespace_carries_its_new_netnsid_and_operstate', () => {
+      const m = buildMessage({ type: RTM_DELLINK, flags: 0, seq: 0 }, (w) => {
+        const b = Buffer.alloc(16);
+        ifinfomsgLayout.encode({ family: 0, pad: 0, type: 1, index: 9, flags: 0x11043, change: 0 }, b, 0);
+        w.bytes(b);
+        encodeAttrs(w, IFLA, { ifname: 'tap0', operstate: IF_OPER.up, newNetnsid: 2 });
+      });
+      const link = parseLink(parseMessages(m)[0]!);
+      expect(link).to.include({ index: 9, name: 'tap0', operstate: 6, newNetnsid: 2, family: 0 });
+      expect(carrierUp(link.flags)).to.equal(true); // IFF_UP | IFF_LOWER_UP
+      expect(carrierUp(link.flags & ~IFF_LOWER_UP)).to.equal(false);
     });
 
     it('genl_family_reply_decodes_id_name_and_multicast_groups', () => {
