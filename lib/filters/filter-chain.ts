@@ -53,6 +53,8 @@ export class FilterChain implements Netdev, FilterSink {
   private readonly list: NetFilter[] = [];
   private peer: NetdevPeer | null = null;
   private readonly heldOut = heldFrame();
+  /** Set by walk() when the wrapped netdev answered a guest frame with 'dropped'. */
+  private innerDropped = false;
   private readonly heldIn = heldFrame();
   private readonly counters: FilterChainStats = { consumedRx: 0, consumedTx: 0, replaced: 0, injectedDropped: 0 };
   private closed = false;
@@ -148,7 +150,10 @@ export class FilterChain implements Netdev, FilterSink {
   /** A guest frame toward the host: filters in reverse order, direction 'rx'. */
   send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
     if (this.heldOut.full) return 'busy'; // one frame is still waiting for the host
-    return this.walk(this.list.length - 1, 'rx', frame, vnetHeader, true) ? 'sent' : 'busy';
+    this.innerDropped = false;
+    if (!this.walk(this.list.length - 1, 'rx', frame, vnetHeader, true)) return 'busy';
+    // A frame the backend dropped (a failed fd) is reported as such, so the device counts it.
+    return this.innerDropped ? 'dropped' : 'sent';
   }
 
   pauseReceive(): void {
@@ -219,7 +224,8 @@ export class FilterChain implements Netdev, FilterSink {
     }
     if (direction === 'rx') {
       const r = this.inner.send(frame, vnetHeader);
-      if (r !== 'busy') return true; // 'dropped': the backend consumed and counted it
+      if (r === 'dropped') this.innerDropped = true; // the backend consumed and counted it
+      if (r !== 'busy') return true;
       if (!hold || !this.heldOut.keep(frame, vnetHeader)) return false;
       return true;
     }

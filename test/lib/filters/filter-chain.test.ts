@@ -127,6 +127,17 @@ describe('lib/filters FilterChain', () => {
     expect(log.map((s) => s.first)).to.deep.equal([1, 2]);
   });
 
+  it('a_frame_the_backend_dropped_is_reported_dropped_not_sent', () => {
+    const inner = new MemoryNetdev({ id: 'failed' });
+    let answer: SendResult = 'dropped';
+    inner.send = (): SendResult => answer; // what a failed TAP/macvtap fd answers
+    const chain = new FilterChain(inner);
+    chain.attach({ receive: () => true, writable: () => undefined });
+    expect(chain.send(new Uint8Array(60))).to.equal('dropped');
+    answer = 'sent';
+    expect(chain.send(new Uint8Array(60)), 'the flag does not stick to later frames').to.equal('sent');
+  });
+
   it('positions_and_duplicate_ids', () => {
     const { chain } = setup(['a'], ['c']);
     const log: Seen[] = [];
