@@ -24,16 +24,20 @@ const RX_BUFFER = 4096;
  * `counts` (when given) gets the world's per-kind operation counts added.
  */
 export function runCase(c: FuzzCase, onOp?: () => void, oracles: FuzzOracles = {}, counts?: Record<string, number>): FuzzFailure | null {
-  const f = runWorld(c, onOp, oracles, (w) => {
+  return runWorld(c, onOp, oracles, (w) => {
     if (counts !== undefined) for (const [k, n] of Object.entries(w.counts)) counts[k] = (counts[k] ?? 0) + n;
   });
-  return f;
 }
 
-function runWorld(c: FuzzCase, onOp: (() => void) | undefined, oracles: FuzzOracles, done: (w: FuzzWorld) => void): FuzzFailure | null {
+/**
+ * Runs a case like runCase; `plant` (oracles.test.ts: a planted bug) gets the world once it is
+ * built; `done` gets it at the end, pass or fail.
+ */
+export function runWorld(c: FuzzCase, onOp: (() => void) | undefined, oracles: FuzzOracles, done?: (w: FuzzWorld) => void, plant?: (w: FuzzWorld) => void): FuzzFailure | null {
   let world: FuzzWorld;
   try {
     world = new FuzzWorld(c.setup, oracles);
+    plant?.(world);
   } catch (e) {
     return { step: -1, code: 'setup.threw', detail: String(e instanceof Error ? e.stack : e) };
   }
@@ -51,7 +55,7 @@ function runWorld(c: FuzzCase, onOp: (() => void) | undefined, oracles: FuzzOrac
     if (e instanceof FuzzStop) return e.failure;
     return { step: world.step, code: 'harness.threw', detail: String(e instanceof Error ? e.stack : e) };
   } finally {
-    done(world);
+    done?.(world);
   }
   return null;
 }

@@ -255,7 +255,8 @@ export class FuzzWorld implements QueueMeter {
     try {
       return fn();
     } catch (e) {
-      this.record('device.threw', `${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      // A budget overrun is recorded as such (work.unbounded-ops at once, work.unbounded below).
+      if (!(e instanceof WorkBudgetExceeded)) this.record('device.threw', `${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
       return undefined;
     } finally {
       setQueueMeter(prevMeter);
