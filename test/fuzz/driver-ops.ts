@@ -269,10 +269,23 @@ function cycle(w: FuzzWorld, op: Extract<FuzzOp, { t: 'cycle' }>): void {
   const ring = w.ring(q);
   if (ring === null || w.ledgers[q]!.rawSeen) return;
   const hdrLen = w.hdrLen;
+  const bufLen = hdrLen + 64;
+  // A fixed pool, used round robin: the bump allocator restarts only when nothing is outstanding,
+  // which a long cycle never reaches. Both queues complete in order, and the driver never has more
+  // than the ring size outstanding, so a buffer comes round again only after it was completed.
+  const poolSize = Math.min(ring.size, 256) + op.batch;
+  let base: number;
+  try {
+    base = ring.alloc(poolSize * bufLen, 64);
+  } catch {
+    return; // heap exhausted: the driver cannot do it
+  }
+  let next = 0;
+  const buffer = (): number => base + bufLen * (next++ % poolSize);
   let done = 0;
   while (done < op.n) {
     const l = w.ledgers[q];
-    if (l === null || l === undefined || l.dead || w.ring(q) !== ring) return;
+    if (l === null || l === undefined || l.dead || w.ring(q) !== ring || w.needsReset) return;
     let k = Math.min(op.batch, op.n - done);
     while (k > 0 && !w.room(q, k)) k--;
     if (k === 0) return;
@@ -280,25 +293,32 @@ function cycle(w: FuzzWorld, op: Extract<FuzzOp, { t: 'cycle' }>): void {
     w.irqMark();
     if (op.dir === 'tx') {
       w.kick(q, () => {
-        for (let i = 0; i < k; i++) {
-          const frame = w.frame(60, '52:54:00:99:99:99', -1);
-          const whole = new Uint8Array(hdrLen + frame.length);
-          whole.set(frame, hdrLen);
-          w.expectTx(0, frame);
-          w.post(q, ring.addChain([{ len: whole.length, data: whole }], { publish: false }), 'tx');
+        try {
+          for (let i = 0; i < k; i++) {
+            const frame = w.frame(60, '52:54:00:99:99:99', -1);
+            const whole = new Uint8Array(hdrLen + frame.length);
+            whole.set(frame, hdrLen);
+            w.expectTx(0, frame);
+            w.post(q, ring.addChain([{ len: whole.length, data: whole, addr: buffer() }], { publish: false }), 'tx');
+          }
+        } finally {
+          ring.publish(); // what was placed is posted, so the books and the ring agree
         }
-        ring.publish();
       });
     } else {
       w.kick(q, () => {
-        for (let i = 0; i < k; i++) w.post(q, ring.addChain([{ len: hdrLen + 64, write: true }], { publish: false }), 'rx');
-        ring.publish();
+        try {
+          for (let i = 0; i < k; i++) w.post(q, ring.addChain([{ len: bufLen, write: true, addr: buffer() }], { publish: false }), 'rx');
+        } finally {
+          ring.publish();
+        }
       });
       for (let i = 0; i < k; i++) w.injectFrame(w.frame(60, w.device.mac, -1));
     }
     // Per batch, as after every op: the indices wrap within this op, and the driver reuses buffers.
     w.checkInterrupts(); // before the driver reads ISR
     w.checkGuards(); // before taking the used ring takes the grants back
+    w.noteIsr();
     w.driver.readIsr();
     w.consumeUsed();
     w.irqMark();

@@ -167,8 +167,12 @@ export class FuzzWorld implements QueueMeter {
   /** Used-buffer interrupt bookkeeping: used.idx per ring and ISR when the step began. */
   private usedBefore = new Map<QueueLedger, number>();
   private isrBefore = 0;
-  /** ISR bits seen set during this step just before a re-entrant driver operation (which may clear them). */
+  /**
+   * ISR bits seen set just before the driver read ISR inside the step (a re-entrant operation, or
+   * a cycle's interrupt handling): since the last irqMark, and since the step began.
+   */
   private isrSeen = 0;
+  private stepIsrSeen = 0;
   /** Books the driver dropped inside a device call; their grants go back after the guard check. */
   private retired: QueueLedger[] = [];
   /** A publish moved some queue's used.idx during this step. */
@@ -340,7 +344,7 @@ export class FuzzWorld implements QueueMeter {
     const a = this.armed.find((x) => x.at === at && x.times > 0);
     if (a === undefined) return;
     a.times--;
-    this.isrSeen |= this.device.isr; // the driver may read (clear) ISR now: keep what was raised
+    this.noteIsr(); // the driver may read (clear) ISR now: keep what was raised
     this.reentryDepth++;
     this.reentered = true;
     this.resetFrom = null; // the driver acts again: what follows is the device answering it
@@ -591,7 +595,7 @@ export class FuzzWorld implements QueueMeter {
     this.checkGuards();
     const status = this.device.status;
     const broken = (status & STATUS_NEEDS_RESET) !== 0;
-    if (broken && !this.wasBroken && (status & STATUS_DRIVER_OK) !== 0 && ((this.device.isr | this.isrSeen) & 2) === 0) {
+    if (broken && !this.wasBroken && (status & STATUS_DRIVER_OK) !== 0 && ((this.device.isr | this.stepIsrSeen) & 2) === 0) {
       // §2.1.2: entering DEVICE_NEEDS_RESET after DRIVER_OK sends a configuration change notification.
       this.fail('needs-reset.silent', 'device entered DEVICE_NEEDS_RESET without raising the configuration change interrupt');
     }
@@ -623,8 +627,15 @@ export class FuzzWorld implements QueueMeter {
   /** Snapshots for the next step's checks (used.idx per live ring, ISR). */
   beginStep(): void {
     this.irqMark();
+    this.stepIsrSeen = 0;
     this.reentered = false;
     this.offloadsAcked = false;
+  }
+
+  /** The driver is about to read ISR (outside a callback): the step's checks keep what it held. */
+  noteIsr(): void {
+    this.isrSeen |= this.device.isr;
+    this.stepIsrSeen |= this.device.isr;
   }
 
   /** Snapshots used.idx per live ring and ISR: the interrupt checks judge what happens from here. */
