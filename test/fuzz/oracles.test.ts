@@ -403,6 +403,25 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
     expect(steps(w, [TX])).to.equal('reentry.touched-after-reset');
   });
 
+  it('reset_queues_still_running_a_device_that_keeps_its_queues_across_a_reset', () => {
+    const w = worldAfter([INIT]);
+    const running = w.device.queues;
+    Object.defineProperty(w.device, 'queues', { get: () => running });
+    expect(steps(w, [{ t: 'status', value: 0 }])).to.equal('reset.queues-still-running');
+  });
+
+  it('rx_taken_while_stopped_a_device_that_backlogs_frames_before_driver_ok', () => {
+    const w = worldAfter([]);
+    patchStats(w, (s) => {
+      s.rx.backlog++;
+      s.rx.offered++; // balanced, and the backend "delivered" it
+    }, (n) => {
+      n.delivered++;
+      n.injected++;
+    });
+    expect(steps(w, [{ t: 'query' }])).to.equal('rx.taken-while-stopped');
+  });
+
   // The end-of-sequence oracles (oracle.ts), through runWorld with the bug planted at build time.
   function endCode(ops: FuzzOp[], plant: (w: FuzzWorld) => void, setup: Partial<FuzzSetup> = {}): string | null {
     return runWorld({ setup: { ...SETUP, ...setup }, ops }, undefined, {}, undefined, plant)?.code ?? null;

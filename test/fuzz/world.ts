@@ -26,7 +26,8 @@
 // - an OK-acked GUEST_OFFLOADS_SET is in effect on the host, and the host never has an offload
 //   the guest did not negotiate (ctrl.offloads-acked-not-applied, host.offloads-not-negotiated);
 // - once the driver reset the device from inside a callback, the rest of that device call touches
-//   neither guest memory nor the backend (reentry.touched-after-reset);
+//   neither guest memory nor the backend (reentry.touched-after-reset), and after any reset no
+//   queue runs (reset.queues-still-running) and no frame is taken in (rx.taken-while-stopped);
 // - the counters add up: rx offered = delivered + drops + backlog, the netdev's injected =
 //   delivered + backlog + dropped, tx frames = frames the netdev saw.
 
@@ -173,6 +174,8 @@ export class FuzzWorld implements QueueMeter {
    */
   private isrSeen = 0;
   private stepIsrSeen = 0;
+  /** The device's rx backlog at the last check. */
+  private rxBacklogBefore = 0;
   /** Books the driver dropped inside a device call; their grants go back after the guard check. */
   private retired: QueueLedger[] = [];
   /** A publish moved some queue's used.idx during this step. */
@@ -600,6 +603,11 @@ export class FuzzWorld implements QueueMeter {
       this.fail('needs-reset.silent', 'device entered DEVICE_NEEDS_RESET without raising the configuration change interrupt');
     }
     this.wasBroken = broken;
+    // §2.4 / §3.1.1: after a reset no queue runs until the driver sets them up again (a reset from
+    // inside a callback of the device's own DRIVER_OK handling must not leave it running).
+    if (status === 0 && this.device.queues.some((q) => q !== null)) {
+      this.fail('reset.queues-still-running', `device status is 0 (reset) but queue(s) ${this.device.queues.flatMap((q, i) => (q === null ? [] : [i])).join(', ')} still run`);
+    }
     if (status === 0 && this.ledgers.length > 0) this.forget();
     this.checkInterrupts();
     this.consumeUsed();
@@ -811,6 +819,12 @@ export class FuzzWorld implements QueueMeter {
         this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedNonEmpty}`);
       }
     }
+    // rx-path.ts: before DRIVER_OK (and after a reset) the device takes no frame — the backend
+    // holds them — so its own backlog never grows then.
+    if (!this.driverOk && s.rx.backlog > this.rxBacklogBefore) {
+      this.fail('rx.taken-while-stopped', `the device took ${s.rx.backlog - this.rxBacklogBefore} frame(s) into its backlog while not running (status 0x${this.device.status.toString(16)})`);
+    }
+    this.rxBacklogBefore = s.rx.backlog;
     if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {
       this.fail('stats.tx-mismatch', `device tx.frames ${s.tx.frames}, netdev transmitted ${n.transmitted}, seen ${this.transmitted}`);
     }
