@@ -34,6 +34,7 @@ const OPEN_BUG_CODES = [
   'reentry.touched-after-reset',
   'reset.queues-still-running',
   'rx.taken-while-stopped',
+  'rx.backend-stalled',
 ];
 
 function expectClean(r: FuzzRunResult, ops: number): void {

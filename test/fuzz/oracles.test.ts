@@ -422,6 +422,14 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
     expect(steps(w, [{ t: 'query' }])).to.equal('rx.taken-while-stopped');
   });
 
+  it('rx_backend_stalled_a_device_that_never_resumes_the_backend', () => {
+    const w = worldAfter([INIT, RX1]);
+    // The device says it has no room (the backend holds the frame and pauses) while it has a buffer.
+    const rx = (w.device as unknown as Record<string, Patchable>)['rx']!;
+    rx.receive = () => false;
+    expect(steps(w, [INJECT1])).to.equal('rx.backend-stalled');
+  });
+
   // The end-of-sequence oracles (oracle.ts), through runWorld with the bug planted at build time.
   function endCode(ops: FuzzOp[], plant: (w: FuzzWorld) => void, setup: Partial<FuzzSetup> = {}): string | null {
     return runWorld({ setup: { ...SETUP, ...setup }, ops }, undefined, {}, undefined, plant)?.code ?? null;
@@ -468,9 +476,12 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   it('recover_rx_a_device_that_stops_receiving_after_the_reset', () => {
     expect(
       endCode([INIT], (w) => {
+        // After the sequence, every frame is taken for an oversize one: dropped and counted as
+        // such, so every counter balances and only the end-to-end check can tell.
         const rx = priv(w, 'rx');
         const receive = (rx.receive as (f: Uint8Array, h?: Uint8Array) => boolean).bind(rx);
-        rx.receive = (f: Uint8Array, h?: Uint8Array) => (w.step >= 1 ? false : receive(f, h));
+        const huge = new Uint8Array(70_000);
+        rx.receive = (f: Uint8Array, h?: Uint8Array) => receive(w.step < 1 ? f : huge, h);
       }),
     ).to.equal('recover.rx');
   });

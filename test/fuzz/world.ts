@@ -28,6 +28,7 @@
 // - once the driver reset the device from inside a callback, the rest of that device call touches
 //   neither guest memory nor the backend (reentry.touched-after-reset), and after any reset no
 //   queue runs (reset.queues-still-running) and no frame is taken in (rx.taken-while-stopped);
+// - frames never wait in the backend while the running device has buffers (rx.backend-stalled);
 // - the counters add up: rx offered = delivered + drops + backlog, the netdev's injected =
 //   delivered + backlog + dropped, tx frames = frames the netdev saw.
 
@@ -825,6 +826,16 @@ export class FuzzWorld implements QueueMeter {
       this.fail('rx.taken-while-stopped', `the device took ${s.rx.backlog - this.rxBacklogBefore} frame(s) into its backlog while not running (status 0x${this.device.status.toString(16)})`);
     }
     this.rxBacklogBefore = s.rx.backlog;
+    // Frames wait in the backend while the running device has receive buffers and room: it
+    // stalled them (it paused the backend and never resumed it). Narrowed to a clean
+    // initialisation with the link up and receiveq1 running as programmed, with buffers not popped.
+    const q0 = this.device.queues[0];
+    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 !== null && q0 !== undefined && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
+      const notPopped = (rx.ring.availIdx - q0.nextAvail) & 0xffff;
+      if (q0.queueConfig.availRing === rx.ring.availRing && notPopped > 0) {
+        this.fail('rx.backend-stalled', `the backend holds ${n.backlog} frame(s) while the device runs with ${notPopped} receive buffer(s) not popped and an empty backlog`);
+      }
+    }
     if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {
       this.fail('stats.tx-mismatch', `device tx.frames ${s.tx.frames}, netdev transmitted ${n.transmitted}, seen ${this.transmitted}`);
     }
