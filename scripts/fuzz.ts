@@ -1,21 +1,46 @@
-// `npm run fuzz -- --ops N --seed S [--max-len L]`: operation-sequence fuzzing of the virtio-net
-// device's guest interface outside CI (test/fuzz/ has the model and the oracles). Shows a progress
-// bar on stderr; on a failure, saves the shrunk sequence under test/fixtures/fuzz/ (the suite
-// replays every fixture) and exits 1. Prints one summary line: ops, cases, seconds, result.
+// `npm run fuzz -- --ops N --seed S [--max-len L] [--focus F] [--fixtures DIR]`: operation-sequence
+// fuzzing of the virtio-net device's guest interface outside CI (test/fuzz/ has the model and the
+// oracles). `--focus` leans on one of the new operation kinds (vnet: header-carrying backend and
+// offloads; reentry: driver operations from inside callbacks; wrap: long runs across the 16-bit
+// index wrap; big-ring: rings up to 32768); default all. Shows a progress bar on stderr; on a
+// failure, saves the shrunk sequence under test/fixtures/fuzz/ (or --fixtures DIR; the suite
+// replays every fixture there) and exits 1. `--known CODE,...`: cases failing with these codes
+// (bugs known to be open) are counted and passed over, so the run can find others. Prints one summary line (ops, cases, seconds, result)
+// and then the operations run by kind, one `kind count` per line (test/README.md records them).
 
-import { fuzz, saveFixture } from '../test/fuzz/fixtures.js';
+import { fuzz, saveFixture, FIXTURE_DIR } from '../test/fuzz/fixtures.js';
+import { FOCUSES } from '../test/fuzz/ops.js';
+import type { Focus } from '../test/fuzz/ops.js';
 import type { FuzzOracles } from '../test/fuzz/world.js';
 
 function usage(message: string): never {
-  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L]\n`);
+  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L] [--focus ${FOCUSES.join('|')}] [--known CODE,...] [--fixtures DIR]\n`);
   process.exit(2);
 }
 
-function parse(argv: string[]): { ops: number; seed: number; maxLen: number; oracles: FuzzOracles } {
-  const out = { ops: 100_000, seed: 1, maxLen: 120, oracles: {} as FuzzOracles };
+function parse(argv: string[]): { ops: number; seed: number; maxLen: number; focus: Focus; fixtures: string; known: string[]; oracles: FuzzOracles } {
+  const out = { ops: 100_000, seed: 1, maxLen: 120, focus: 'all' as Focus, fixtures: FIXTURE_DIR, known: [] as string[], oracles: {} as FuzzOracles };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     const value = argv[i + 1];
+    if (key === '--focus') {
+      if (!FOCUSES.includes(value as Focus)) usage(`--focus needs one of ${FOCUSES.join(', ')}, got ${String(value)}`);
+      out.focus = value as Focus;
+      i++;
+      continue;
+    }
+    if (key === '--known') {
+      if (value === undefined || value.length === 0) usage('--known needs failure codes, comma-separated');
+      out.known = value.split(',');
+      i++;
+      continue;
+    }
+    if (key === '--fixtures') {
+      if (value === undefined || value.length === 0) usage('--fixtures needs a directory');
+      out.fixtures = value;
+      i++;
+      continue;
+    }
     const n = Number(value);
     if (key !== '--ops' && key !== '--seed' && key !== '--max-len') usage(`unknown argument ${String(key)}`);
     if (value === undefined || !Number.isSafeInteger(n) || n < 0) usage(`${key} needs a non-negative integer, got ${String(value)}`);
@@ -46,15 +71,25 @@ function draw(ops: number, cases: number, force = false): void {
   process.stderr.write(tty ? `\r${line}` : `${line}\n`);
 }
 
-const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, oracles: args.oracles, progress: (o, c) => draw(o, c) });
+const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, focus: args.focus, known: args.known, oracles: args.oracles, progress: (o, c) => draw(o, c) });
 draw(result.ops, result.cases, true);
 if (tty) process.stderr.write('\n');
 const secs = ((Date.now() - started) / 1000).toFixed(1);
+const focus = args.focus === 'all' ? '' : ` focus ${args.focus}`;
+
+function printCounts(): void {
+  const kinds = Object.entries(result.counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [kind, n] of kinds) process.stdout.write(`  ${kind.padEnd(34)} ${n}\n`);
+  for (const [code, n] of Object.entries(result.known)) process.stdout.write(`  known open bug ${code}: ${n} case(s) passed over\n`);
+}
+
 if (result.failure !== null) {
   const { failure, case: c, seed } = result.failure;
-  const file = saveFixture(failure, c, seed, args.oracles);
-  process.stdout.write(`fuzz seed ${args.seed}: FAILED after ${result.ops} ops, ${result.cases} cases, ${secs} s: ${failure.code} at step ${failure.step}: ${failure.detail}\n`);
+  const file = saveFixture(failure, c, seed, args.oracles, args.fixtures);
+  process.stdout.write(`fuzz seed ${args.seed}${focus}: FAILED after ${result.ops} ops, ${result.cases} cases, ${secs} s: ${failure.code} at step ${failure.step}: ${failure.detail}\n`);
   process.stdout.write(`shrunk to ${c.ops.length} ops, saved ${file}\n`);
+  printCounts();
   process.exit(1);
 }
-process.stdout.write(`fuzz seed ${args.seed}: ${result.ops} ops, ${result.cases} cases, ${secs} s, 0 failures\n`);
+process.stdout.write(`fuzz seed ${args.seed}${focus}: ${result.ops} ops, ${result.cases} cases, ${secs} s, 0 failures\n`);
+printCounts();

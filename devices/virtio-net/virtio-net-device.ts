@@ -351,14 +351,18 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.ctrlState.guestOffloads = features & GUEST_OFFLOAD_FEATURES;
     const hdrLen = this.useFeatures(features);
     if (hdrLen === null) return;
-    this.tx.start(queues, hdrLen, hasVnetHeader(this.netdev));
-    this.rx.start(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
+    // The backend's calls may also have stopped a single queue (re-entry): start what still runs.
+    const run = this.core.state;
+    const running = run.kind === 'running' ? run.queues : queues;
+    this.tx.start(running, hdrLen, hasVnetHeader(this.netdev));
+    this.rx.start(running, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
   }
 
   /**
    * What follows from the negotiated features at DRIVER_OK (and after a restore): the control
    * queue's context and index, the backend's header length and offloads. Returns the header length,
-   * or null when the backend's calls reset the device (then nothing may start).
+   * or null when the backend's calls reset the device (then nothing may start; a queue they only
+   * stopped is left out by the caller).
    */
   private useFeatures(features: bigint): 10 | 12 | null {
     this.ctrlContext = { features, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
@@ -366,14 +370,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.ctrlIndex = hasFeature(features, NetFeature.CTRL_VQ) ? (mq ? this.cfg.queuePairs * 2 : 2) : -1;
     const hdrLen = vnetHeaderLength(features);
     const netdev = this.netdev;
-    const epoch = this.core.epoch;
     if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
     // No ack to refuse at DRIVER_OK: a host that refuses is left to rx-header.ts, which enforces
     // the negotiated (or restored) offloads on every frame.
     this.applyOffloads(this.ctrlState.guestOffloads);
     this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
     // The backend's calls may have reset the device (re-entry): then there is nothing to start.
-    return this.core.epoch === epoch ? hdrLen : null;
+    return this.core.state.kind === 'running' ? hdrLen : null;
   }
 
   private queueNotify(index: number, q: SplitQueue): void {

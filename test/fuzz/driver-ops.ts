@@ -10,7 +10,6 @@ import { DriverRing } from '../support/driver-ring.js';
 import type { BufferSpec, RawDescriptor } from '../support/driver-ring.js';
 import { findVirtioCaps } from '../support/driver-transport.js';
 import type { FuzzOp, RawDesc } from './ops.js';
-import { MEMORY_SIZE, QUEUE_MAX } from './world.js';
 import type { FuzzWorld } from './world.js';
 
 export function applyOp(w: FuzzWorld, op: FuzzOp): void {
@@ -74,10 +73,18 @@ export function applyOp(w: FuzzWorld, op: FuzzOp): void {
     case 'announce':
       w.call('announce', () => w.device.announce());
       return;
+    case 'refuse':
+      if (w.netdev.vnet !== null) w.netdev.vnet.refuseOffloads = op.on;
+      return;
+    case 'arm':
+      w.arm(op.at, op.action, op.times);
+      return;
+    case 'cycle':
+      return cycle(w, op);
   }
 }
 
-function reg(w: FuzzWorld, op: Extract<FuzzOp, { t: 'reg' }>): void {
+export function reg(w: FuzzWorld, op: Extract<FuzzOp, { t: 'reg' }>): void {
   const t = w.transport;
   const width = op.width;
   if (t instanceof VirtioMmioTransport) {
@@ -104,15 +111,15 @@ function reg(w: FuzzWorld, op: Extract<FuzzOp, { t: 'reg' }>): void {
   else w.call('pci bar read', () => t.barRead(bar, off, width));
 }
 
-function queueOp(w: FuzzWorld, op: Extract<FuzzOp, { t: 'queue' }>): void {
-  const base = w.queueArea(op.q % 5) + 0x8000;
+export function queueOp(w: FuzzWorld, op: Extract<FuzzOp, { t: 'queue' }>): void {
+  const base = w.scratchArea(op.q % 5);
   let desc = base;
   let avail = base + 0x1000;
   let used = base + 0x2000;
   if (op.layout === 'misaligned') {
     desc += 8;
     used += 2;
-  } else if (op.layout === 'outside') used = MEMORY_SIZE - 16;
+  } else if (op.layout === 'outside') used = w.memory.size - 16;
   else if (op.layout === 'overlap') used = desc;
   else if (op.layout === 'zero') desc = avail = used = 0;
   const size = op.size;
@@ -122,7 +129,7 @@ function queueOp(w: FuzzWorld, op: Extract<FuzzOp, { t: 'queue' }>): void {
   }
   w.programmed.push([used, 6 + 8 * Math.min(size, 0x8000)]);
   if (w.driver.kind === 'pci-legacy') {
-    w.call('legacy queue', () => w.device.writeQueueLayout(op.q, op.layout === 'zero' ? null : { size: QUEUE_MAX, descTable: desc, availRing: avail, usedRing: used }));
+    w.call('legacy queue', () => w.device.writeQueueLayout(op.q, op.layout === 'zero' ? null : { size: w.queueMax, descTable: desc, availRing: avail, usedRing: used }));
     return;
   }
   w.call('queue size', () => w.device.writeQueueSize(op.q, size));
@@ -141,6 +148,7 @@ function tx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'tx' }>): void {
   let whole: Uint8Array;
   if (op.hdr === 'ok') {
     whole = new Uint8Array(hdrLen + frame.length);
+    if (op.vhdr !== undefined) whole.set(op.vhdr.slice(0, hdrLen));
     whole.set(frame, hdrLen);
   } else if (op.hdr === 'short') whole = new Uint8Array(Math.max(0, hdrLen - 1 - (op.len % hdrLen)));
   else whole = frame;
@@ -148,6 +156,7 @@ function tx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'tx' }>): void {
   if (op.writable) parts.push({ len: 8, write: true });
   if (parts.length === 0) parts.push({ len: 0 });
   const indirect = op.indirect && (w.has('INDIRECT_DESC') || op.len % 7 === 0);
+  if (whole.length >= hdrLen) w.expectTx(op.pair, whole.slice(hdrLen));
   w.kick(q, () => w.post(q, ring.addChain(parts, { indirect }), 'tx'));
 }
 
@@ -181,7 +190,7 @@ function ctrl(w: FuzzWorld, op: Extract<FuzzOp, { t: 'ctrl' }>): void {
   w.kick(q, () => {
     const head = ring.addChain(specs, { indirect, publish: false });
     const ack = op.ack > 0 ? ring.buffers(head)[specs.length - 1]!.addr : undefined;
-    w.post(q, head, op.ack > 0 ? 'ctrl' : 'raw', ack);
+    w.post(q, head, op.ack > 0 ? 'ctrl' : 'raw', ack, [op.cls, op.cmd, ...op.payload]);
     ring.publish();
   });
 }
@@ -216,10 +225,10 @@ function rawDesc(w: FuzzWorld, ring: DriverRing, d: RawDesc, self: number, first
       out.addr = 0;
       break;
     case 'outside':
-      out.addr = MEMORY_SIZE + 16;
+      out.addr = w.memory.size + 16;
       break;
     case 'straddle':
-      out.addr = MEMORY_SIZE - 8;
+      out.addr = w.memory.size - 8;
       break;
     case 'ring':
       out.addr = (d.flags & 2) !== 0 ? ring.usedRing : ring.descTable;
@@ -246,9 +255,77 @@ function bump(w: FuzzWorld, q: number, n: number): void {
 function inject(w: FuzzWorld, op: Extract<FuzzOp, { t: 'inject' }>): void {
   const dst = op.dst === 'main' ? w.device.mac : op.dst === 'bcast' ? 'ff:ff:ff:ff:ff:ff' : op.dst === 'mcast' ? '01:00:5e:00:00:01' : '52:54:00:99:99:98';
   const count = op.len > 2048 ? Math.min(op.count, 4) : op.count; // big frames: a few are enough
-  for (let i = 0; i < count; i++) {
-    const f = w.frame(op.len, dst, op.vlan);
-    w.call('netdev.inject', () => w.netdev.inject(f));
+  for (let i = 0; i < count; i++) w.injectFrame(w.frame(op.len, dst, op.vlan), op.hdr);
+}
+
+/**
+ * `n` frames round trip through pair 0, `batch` at a time, the way a busy driver does it: post,
+ * notify as Linux decides (§2.7.10), handle the interrupt (read ISR, take the used ring). The
+ * ring indices run on naturally — across 65535 → 0 for n > 65536. Ends early when the device
+ * stops making progress (link down, backend busy, queue broken): the ops after it go on.
+ */
+function cycle(w: FuzzWorld, op: Extract<FuzzOp, { t: 'cycle' }>): void {
+  const q = op.dir === 'tx' ? 1 : 0;
+  const ring = w.ring(q);
+  if (ring === null || w.ledgers[q]!.rawSeen) return;
+  const hdrLen = w.hdrLen;
+  const bufLen = hdrLen + 64;
+  // A fixed pool, used round robin: the bump allocator restarts only when nothing is outstanding,
+  // which a long cycle never reaches. Both queues complete in order, and the driver never has more
+  // than the ring size outstanding, so a buffer comes round again only after it was completed.
+  const poolSize = Math.min(ring.size, 256) + op.batch;
+  let base: number;
+  try {
+    base = ring.alloc(poolSize * bufLen, 64);
+  } catch {
+    return; // heap exhausted: the driver cannot do it
+  }
+  let next = 0;
+  const buffer = (): number => base + bufLen * (next++ % poolSize);
+  let done = 0;
+  while (done < op.n) {
+    const l = w.ledgers[q];
+    if (l === null || l === undefined || l.dead || w.ring(q) !== ring || w.needsReset) return;
+    let k = Math.min(op.batch, op.n - done);
+    while (k > 0 && !w.room(q, k)) k--;
+    if (k === 0) return;
+    const before = l.usedSeen;
+    w.irqMark();
+    if (op.dir === 'tx') {
+      w.kick(q, () => {
+        try {
+          for (let i = 0; i < k; i++) {
+            const frame = w.frame(60, '52:54:00:99:99:99', -1);
+            const whole = new Uint8Array(hdrLen + frame.length);
+            whole.set(frame, hdrLen);
+            w.expectTx(0, frame);
+            w.post(q, ring.addChain([{ len: whole.length, data: whole, addr: buffer() }], { publish: false }), 'tx');
+          }
+        } finally {
+          ring.publish(); // what was placed is posted, so the books and the ring agree
+        }
+      });
+    } else {
+      w.kick(q, () => {
+        try {
+          for (let i = 0; i < k; i++) w.post(q, ring.addChain([{ len: bufLen, write: true, addr: buffer() }], { publish: false }), 'rx');
+        } finally {
+          ring.publish();
+        }
+      });
+      for (let i = 0; i < k; i++) w.injectFrame(w.frame(60, w.device.mac, -1));
+    }
+    // Per batch, as after every op: the indices wrap within this op, and the driver reuses buffers.
+    w.checkInterrupts(); // before the driver reads ISR
+    w.checkGuards(); // before taking the used ring takes the grants back
+    w.noteIsr();
+    w.driver.readIsr();
+    w.consumeUsed();
+    w.irqMark();
+    const progress = l.usedSeen - before;
+    w.bump(`cycle ${op.dir} frames`, progress);
+    if (progress === 0) return;
+    done += progress;
   }
 }
 

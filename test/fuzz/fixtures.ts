@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { caseArb } from './ops.js';
-import type { FuzzCase } from './ops.js';
+import type { Focus, FuzzCase } from './ops.js';
 import { runCase } from './oracle.js';
 import type { FuzzFailure, FuzzOracles } from './world.js';
 
@@ -46,6 +46,10 @@ export function saveFixture(failure: FuzzFailure, c: FuzzCase, seed: number, ora
 export interface FuzzRunResult {
   ops: number;
   cases: number;
+  /** Operations by kind (FuzzOp `t`), re-entrant actions fired (`reentry hook→action`), frames cycled. */
+  counts: Record<string, number>;
+  /** Cases that failed with a code in `known` (counted, not stopped on), by code. */
+  known: Record<string, number>;
   failure: { failure: FuzzFailure; case: FuzzCase; seed: number } | null;
 }
 
@@ -53,32 +57,52 @@ export interface FuzzRunResult {
  * Runs random cases from `seed` until `ops` operations ran or a case fails; a failing case is
  * shrunk by fast-check. `progress` sees the running operation count (not during shrinking).
  */
-export function fuzz(options: { ops: number; seed: number; maxOps?: number; oracles?: FuzzOracles; progress?: (ops: number, cases: number) => void }): FuzzRunResult {
+export function fuzz(options: {
+  ops: number;
+  seed: number;
+  maxOps?: number;
+  focus?: Focus;
+  oracles?: FuzzOracles;
+  /** Failure codes of bugs known to be open: such a case is counted in `known` and the run goes on. */
+  known?: readonly string[];
+  progress?: (ops: number, cases: number) => void;
+}): FuzzRunResult {
+  const knownCodes = new Set(options.known ?? []);
+  const known: Record<string, number> = {};
   const oracles = options.oracles ?? {};
   let ops = 0;
   let cases = 0;
   let counting = true;
-  const arb = caseArb(options.maxOps ?? 120);
+  const counts: Record<string, number> = {};
+  const focus = options.focus ?? 'all';
+  const arb = caseArb(options.maxOps ?? 120, focus);
   for (let batch = 0; ops < options.ops; batch++) {
     const seed = options.seed * 100_003 + batch;
     const result = fc.check(
       fc.property(arb, (c) => {
         if (counting && ops >= options.ops) return true;
-        const f = runCase(c, counting ? () => void ops++ : undefined, oracles);
+        const f = runCase(c, counting ? () => void ops++ : undefined, oracles, counting ? counts : undefined);
         if (counting) {
           cases++;
           options.progress?.(ops, cases);
         }
+        if (f !== null && knownCodes.has(f.code)) {
+          if (counting) known[f.code] = (known[f.code] ?? 0) + 1;
+          return true;
+        }
         if (f !== null) counting = false;
         return f === null;
       }),
-      { seed, numRuns: 200, endOnFailure: false },
+      { seed: focus === 'all' ? seed : seed ^ FOCUS_SEED[focus], numRuns: 200, endOnFailure: false },
     );
     if (result.failed && result.counterexample !== null) {
       const c = result.counterexample[0];
       const failure = runCase(c, undefined, oracles);
-      if (failure !== null) return { ops, cases, failure: { failure, case: c, seed } };
+      if (failure !== null) return { ops, cases, counts, known, failure: { failure, case: c, seed } };
     }
   }
-  return { ops, cases, failure: null };
+  return { ops, cases, counts, known, failure: null };
 }
+
+/** A focused run draws other sequences than an everyday one from the same seed. */
+const FOCUS_SEED: Record<Focus, number> = { all: 0, vnet: 0x1111, reentry: 0x2222, wrap: 0x3333, 'big-ring': 0x4444 };

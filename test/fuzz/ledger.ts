@@ -28,6 +28,8 @@ export interface Posting {
   readonly writable: number;
   /** Control postings: where the ack byte goes. */
   readonly ackAt?: number;
+  /** Control postings: class, command and payload as the driver sent them. */
+  readonly command?: readonly number[];
 }
 
 export interface LedgerProblem {
@@ -54,6 +56,9 @@ export class QueueLedger {
    * off; double completion and the guard regions still apply.
    */
   rawSeen = false;
+  /** The posting the last `complete()` matched (null: none), and the ack it read (control postings). */
+  lastCompleted: Posting | null = null;
+  lastAck: number | undefined;
 
   constructor(
     private readonly memory: GuardedMemory,
@@ -73,7 +78,7 @@ export class QueueLedger {
   }
 
   /** Records that `head` was published; grants what the table gives the device from it. */
-  post(head: number, kind: PostingKind, ackAt?: number): void {
+  post(head: number, kind: PostingKind, ackAt?: number, command?: readonly number[]): void {
     const ranges = head < this.ring.size ? this.walk(head) : [];
     let writable = 0;
     for (const [a, l] of ranges) {
@@ -87,7 +92,7 @@ export class QueueLedger {
       this.dead = true;
       this.tainted = true;
     }
-    const p: Posting = ackAt === undefined ? { head, kind, ranges, writable } : { head, kind, ranges, writable, ackAt };
+    const p: Posting = { head, kind, ranges, writable, ...(ackAt === undefined ? {} : { ackAt }), ...(command === undefined ? {} : { command }) };
     const list = this.byHead.get(head);
     if (list === undefined) this.byHead.set(head, [p]);
     else list.push(p);
@@ -98,6 +103,8 @@ export class QueueLedger {
   complete(e: UsedEntry): LedgerProblem | null {
     const list = this.byHead.get(e.id);
     const p = list?.shift();
+    this.lastCompleted = p ?? null;
+    this.lastAck = undefined;
     if (p === undefined) {
       return { code: 'used.unknown-head', detail: `queue ${this.index}: used element { id: ${e.id}, len: ${e.len} } matches no outstanding head (completed twice, or never made available)` };
     }
@@ -117,6 +124,7 @@ export class QueueLedger {
     if (p.kind === 'ctrl') {
       if (e.len !== 1) return { code: 'used.ctrl-len', detail: `queue ${this.index}: control head ${e.id} completed with len ${e.len}, not 1` };
       const ack = this.memory.driver.readU8(p.ackAt!);
+      this.lastAck = ack;
       if (ack !== 0 && ack !== 1) return { code: 'ctrl.ack-invalid', detail: `queue ${this.index}: control head ${e.id} acked ${ack}` };
     }
     return null;

@@ -12,9 +12,30 @@ export interface FuzzSetup {
   pairs: 1 | 2;
   /** Features the device does not offer (names as `features.disable` takes them). */
   disable: string[];
-  /** Ring size the driver programs on the modern interfaces (the device's maximum is 32). */
-  ringSize: 8 | 16 | 32;
+  /**
+   * Ring size the driver programs on the modern interfaces. Up to 32 the device's maximum is 32;
+   * above, the device's maximum is the ring size (legacy rings are the maximum), in larger memory.
+   */
+  ringSize: RingSize;
+  /** The backend: MemoryNetdev (no header), or one carrying virtio-net headers (offloads offered). Default plain. */
+  backend?: 'plain' | 'vnet';
 }
+
+export type RingSize = 8 | 16 | 32 | 256 | 4096 | 32768;
+
+/** Where a driver operation runs from inside a device call (re-entrancy, see world.ts `arm`). */
+export type Hook = 'transmit' | 'interrupt' | 'rx-filter' | 'pause' | 'resume' | 'offloads' | 'needs-reset';
+
+/** What the driver does from inside a callback. */
+export type ReentryAction =
+  | { k: 'reset' }
+  | { k: 'status'; value: number }
+  | { k: 'kick'; q: number }
+  | { k: 'queue'; q: number; size: number; layout: 'model' | 'misaligned' | 'outside' | 'overlap' | 'zero' }
+  | { k: 'reg'; space: 0 | 1; offset: number; width: 1 | 2 | 4; value: number }
+  | { k: 'inject'; len: number }
+  | { k: 'isr' }
+  | { k: 'link'; up: boolean };
 
 /** How a raw descriptor's address is chosen. */
 export type RawAddr = 'heap' | 'zero' | 'outside' | 'straddle' | 'ring' | 'huge';
@@ -37,14 +58,25 @@ export type FuzzOp =
   | { t: 'reg'; space: 0 | 1; write: boolean; offset: number; width: 1 | 2 | 4; value: number }
   /** Program and enable one queue with (possibly bad) layout values. */
   | { t: 'queue'; q: number; size: number; layout: 'model' | 'misaligned' | 'outside' | 'overlap' | 'zero' }
-  | { t: 'tx'; pair: 0 | 1; len: number; hdr: 'ok' | 'short' | 'none'; split: number; indirect: boolean; writable: boolean }
+  /** `vhdr`: the first bytes of the virtio-net header the driver writes (else zeros); any values. */
+  | { t: 'tx'; pair: 0 | 1; len: number; hdr: 'ok' | 'short' | 'none'; split: number; indirect: boolean; writable: boolean; vhdr?: number[] }
   /** `broken`: a chain with an out-of-range head goes out in the same avail.idx update, last. */
   | { t: 'rx'; count: number; len: number; split: number; indirect: boolean; broken?: boolean }
   | { t: 'ctrl'; cls: number; cmd: number; payload: number[]; ack: 0 | 1 | 2; indirect: boolean; apart: boolean }
   | { t: 'raw'; q: number; descs: RawDesc[]; table: RawDesc[]; head: 'first' | 'oob' }
   | { t: 'bump'; q: number; n: number }
   | { t: 'kick'; q: number }
-  | { t: 'inject'; count: number; len: number; dst: 'main' | 'bcast' | 'mcast' | 'other'; vlan: number }
+  /** `hdr`: the header a header-carrying backend hands over with each frame (hostile values too). */
+  | { t: 'inject'; count: number; len: number; dst: 'main' | 'bcast' | 'mcast' | 'other'; vlan: number; hdr?: number[] }
+  /** The header-carrying backend refuses (true) or accepts offload settings from now on. */
+  | { t: 'refuse'; on: boolean }
+  /** From the next `times` callbacks at `at` (inside device calls), the driver does `action`. */
+  | { t: 'arm'; at: Hook; action: ReentryAction; times: number }
+  /**
+   * `n` frames round trip through queue pair 0 (`tx`: posted and sent; `rx`: buffers posted and
+   * frames injected), `batch` at a time: the indices run on across the natural 16-bit wrap.
+   */
+  | { t: 'cycle'; dir: 'tx' | 'rx'; n: number; batch: number }
   | { t: 'link'; up: boolean }
   | { t: 'writable'; on: boolean }
   | { t: 'isr' }
@@ -60,18 +92,37 @@ export interface FuzzCase {
 }
 
 /** Features a driver may decline at init (bit i of `drop`). */
-export const DROPPABLE = ['VERSION_1', 'MRG_RXBUF', 'EVENT_IDX', 'INDIRECT_DESC', 'CTRL_VQ', 'CTRL_RX', 'CTRL_VLAN', 'MQ', 'MAC', 'STATUS'] as const;
+export const DROPPABLE = [
+  'VERSION_1', 'MRG_RXBUF', 'EVENT_IDX', 'INDIRECT_DESC', 'CTRL_VQ', 'CTRL_RX', 'CTRL_VLAN', 'MQ', 'MAC', 'STATUS',
+  // Offered only with a header-carrying backend (bits 10..20).
+  'CSUM', 'GUEST_CSUM', 'GUEST_TSO4', 'GUEST_TSO6', 'GUEST_ECN', 'GUEST_UFO', 'HOST_TSO4', 'HOST_TSO6', 'HOST_ECN', 'HOST_UFO', 'CTRL_GUEST_OFFLOADS',
+] as const;
+/**
+ * Bit of `drop` that keeps a feature set whose requirements (§5.1.3.1) are unmet; without it the
+ * driver also declines what depends on a declined feature, as Linux does.
+ */
+export const DROP_KEEP_UNMET = 1 << 21;
 
 /** Features a setup may leave out of the offer; the CTRL_VQ dependants go with it. */
 const DISABLEABLE = ['MRG_RXBUF', 'EVENT_IDX', 'INDIRECT_DESC', 'CTRL_VQ', 'CTRL_VLAN', 'CTRL_RX_EXTRA', 'GUEST_ANNOUNCE'] as const;
 const NEEDS_CTRL_VQ = ['CTRL_RX', 'CTRL_VLAN', 'CTRL_RX_EXTRA', 'GUEST_ANNOUNCE', 'MQ', 'CTRL_MAC_ADDR'];
 
-const setupArb: fc.Arbitrary<FuzzSetup> = fc
+/**
+ * What a run leans on: `all` (every kind at its everyday weight), or one of the new kinds made
+ * frequent — CI runs a bounded run of each (fuzz.test.ts).
+ */
+export type Focus = 'all' | 'vnet' | 'reentry' | 'wrap' | 'big-ring';
+export const FOCUSES: readonly Focus[] = ['all', 'vnet', 'reentry', 'wrap', 'big-ring'];
+
+const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
   .record({
     transport: fc.constantFrom('mmio', 'pci', 'pci-legacy') as fc.Arbitrary<FuzzSetup['transport']>,
     pairs: fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>,
     disable: fc.subarray([...DISABLEABLE]),
-    ringSize: fc.constantFrom(8, 16, 32) as fc.Arbitrary<8 | 16 | 32>,
+    ringSize: (focus === 'big-ring'
+      ? fc.constantFrom(256, 4096, 32768)
+      : fc.oneof({ arbitrary: fc.constantFrom(8, 16, 32), weight: 20 }, { arbitrary: fc.constantFrom(256, 4096, 32768), weight: 1 })) as fc.Arbitrary<RingSize>,
+    backend: (focus === 'vnet' ? fc.constant('vnet') : fc.constantFrom('plain', 'vnet')) as fc.Arbitrary<'plain' | 'vnet'>,
   })
   .map((s) => {
     let disable: string[] = [...s.disable];
@@ -134,8 +185,58 @@ const goodCtrl: fc.Arbitrary<FuzzOp> = fc
     }),
   );
 
-const opArb: fc.Arbitrary<FuzzOp> = fc.oneof(
-  { arbitrary: fc.record({ t: fc.constant('init' as const), drop: fc.oneof(fc.constant(0), fc.nat({ max: 1023 })) }), weight: 3 },
+const le16b = (n: number): number[] => [n & 0xff, (n >> 8) & 0xff];
+/** struct virtio_net_hdr values (§5.1.6) as a host or driver may send them, hostile ones included. */
+const vnetHdr: fc.Arbitrary<number[]> = fc.oneof(
+  fc.constant<number[]>([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+  // NEEDS_CSUM / DATA_VALID with plausible or bogus offsets
+  fc.tuple(fc.constantFrom(1, 2, 3, 4, 0xff), fc.nat({ max: 200 }), fc.constantFrom(6, 10, 16, 0xffff)).map(([f, cs, off]) => [f, 0, 0, 0, 0, 0, ...le16b(cs), ...le16b(off)]),
+  // GSO types (TCPV4, UDP, TCPV6, UDP_L4, ECN, junk) with and without NEEDS_CSUM
+  fc
+    .tuple(fc.constantFrom(0, 1), fc.constantFrom(1, 3, 4, 5, 0x81, 0x84, 0x80, 0x7f, 0xff), fc.nat({ max: 128 }), fc.constantFrom(0, 1, 536, 1448, 0xffff), fc.nat({ max: 80 }))
+    .map(([f, g, hl, mss, cs]) => [f, g, ...le16b(hl), ...le16b(mss), ...le16b(cs), ...le16b(16)]),
+  fc.array(fc.nat({ max: 255 }), { minLength: 10, maxLength: 10 }),
+  // The wrong length: a short one, one with num_buffers set, a long one.
+  fc.array(fc.nat({ max: 255 }), { minLength: 0, maxLength: 16 }),
+);
+
+const REENTRY_HOOKS: Hook[] = ['transmit', 'interrupt', 'rx-filter', 'pause', 'resume', 'offloads', 'needs-reset'];
+const reentryAction: fc.Arbitrary<ReentryAction> = fc.oneof(
+  { arbitrary: fc.constant({ k: 'reset' as const }), weight: 5 },
+  { arbitrary: fc.record({ k: fc.constant('status' as const), value: fc.constantFrom(0, 1, 3, 7, 11, 15, 0x40, 0x80) }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('kick' as const), q: fc.nat({ max: 5 }) }), weight: 3 },
+  {
+    arbitrary: fc.record({
+      k: fc.constant('queue' as const),
+      q: fc.nat({ max: 4 }),
+      size: fc.constantFrom(0, 1, 8, 16, 32),
+      layout: fc.constantFrom('model', 'misaligned', 'outside', 'overlap', 'zero') as fc.Arbitrary<'model' | 'misaligned' | 'outside' | 'overlap' | 'zero'>,
+    }),
+    weight: 3,
+  },
+  {
+    arbitrary: fc.record({ k: fc.constant('reg' as const), space: fc.constantFrom(0, 1) as fc.Arbitrary<0 | 1>, offset: fc.nat({ max: 0x11f }), width: fc.constantFrom(1, 2, 4) as fc.Arbitrary<1 | 2 | 4>, value: fc.nat({ max: 0xffff_ffff }) }),
+    weight: 2,
+  },
+  { arbitrary: fc.constant({ k: 'isr' as const }), weight: 1 },
+  // 'inject' and 'link' (the host re-entering the device or its backend from a callback) are not
+  // generated: the issue asks for driver operations, and both found open bugs of their own (see
+  // test/README.md); fixtures with them still replay.
+);
+
+/** GUEST_OFFLOADS_SET bitmaps (§5.1.6.5.8): the GUEST_* offload bits in any combination. */
+const offloadBitmap: fc.Arbitrary<number[]> = fc
+  .subarray([1, 7, 8, 9, 10])
+  .map((bits) => {
+    const b = [0, 0, 0, 0, 0, 0, 0, 0];
+    for (const bit of bits) b[bit >> 3]! |= 1 << (bit & 7);
+    return b;
+  });
+
+function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
+  const w = (kind: Focus, base: number, focused: number): number => (focus === kind ? focused : base);
+  return fc.oneof(
+  { arbitrary: fc.record({ t: fc.constant('init' as const), drop: fc.oneof(fc.constant(0), fc.nat({ max: 1023 }), fc.nat({ max: (1 << 22) - 1 })) }), weight: 3 },
   { arbitrary: fc.record({ t: fc.constant('status' as const), value: fc.oneof(fc.constantFrom(0, 1, 3, 7, 11, 15, 0x40, 0x80, 0x4f), fc.nat({ max: 255 })) }), weight: 1 },
   {
     arbitrary: fc.record({ t: fc.constant('reg' as const), space: fc.constantFrom(0, 1) as fc.Arbitrary<0 | 1>, write: fc.boolean(), offset: fc.nat({ max: 0x11f }), width, value: value32 }),
@@ -159,7 +260,8 @@ const opArb: fc.Arbitrary<FuzzOp> = fc.oneof(
       split: fc.integer({ min: 1, max: 4 }),
       indirect: fc.boolean(),
       writable: fc.nat({ max: 4 }).map((n) => n === 0),
-    }),
+      vhdr: fc.option(vnetHdr, { nil: undefined, freq: 2 }),
+    }).map((op) => (op.vhdr === undefined ? (({ vhdr: _, ...rest }) => rest)(op) : op)),
     weight: 6,
   },
   {
@@ -205,8 +307,30 @@ const opArb: fc.Arbitrary<FuzzOp> = fc.oneof(
       len: fc.oneof(fc.constantFrom(14, 60, 64, 1514), fc.nat({ max: 1600 }), fc.constantFrom(3000, 9000, 70000)),
       dst: fc.constantFrom('main', 'main', 'bcast', 'mcast', 'other') as fc.Arbitrary<'main' | 'bcast' | 'mcast' | 'other'>,
       vlan: fc.oneof(fc.constant(-1), fc.constant(-1), fc.nat({ max: 4095 })),
+      hdr: fc.option(vnetHdr, { nil: undefined, freq: 2 }),
+    }).map((op) => (op.hdr === undefined ? (({ hdr: _, ...rest }) => rest)(op) : op)),
+    weight: w('vnet', 6, 12),
+  },
+  { arbitrary: fc.record({ t: fc.constant('refuse' as const), on: fc.boolean() }), weight: w('vnet', 1, 3) },
+  {
+    arbitrary: offloadBitmap.chain((payload) =>
+      fc.record({ t: fc.constant('ctrl' as const), cls: fc.constant(5), cmd: fc.constant(0), payload: fc.constant(payload), ack: fc.constant(1 as const), indirect: fc.boolean(), apart: fc.constant(true) }),
+    ),
+    weight: w('vnet', 1, 6),
+  },
+  {
+    arbitrary: fc.record({ t: fc.constant('arm' as const), at: fc.constantFrom(...REENTRY_HOOKS), action: reentryAction, times: fc.constantFrom(1, 1, 2, 5) }),
+    weight: w('reentry', 2, 12),
+  },
+  {
+    arbitrary: fc.record({
+      t: fc.constant('cycle' as const),
+      dir: fc.constantFrom('tx', 'rx') as fc.Arbitrary<'tx' | 'rx'>,
+      // Everyday runs cycle a little; the wrap focus takes the indices across 65535 and back to 0.
+      n: focus === 'wrap' ? fc.constantFrom(300, 5000, 65536 + 40, 70000) : fc.constantFrom(20, 20, 300, 300, 5000),
+      batch: fc.constantFrom(1, 3, 8, 32, 200),
     }),
-    weight: 6,
+    weight: w('wrap', 1, 3),
   },
   { arbitrary: fc.record({ t: fc.constant('link' as const), up: fc.boolean() }), weight: 1 },
   { arbitrary: fc.record({ t: fc.constant('writable' as const), on: fc.boolean() }), weight: 1 },
@@ -223,12 +347,15 @@ const opArb: fc.Arbitrary<FuzzOp> = fc.oneof(
   },
   { arbitrary: fc.constant({ t: 'query' as const }), weight: 1 },
   { arbitrary: fc.constant({ t: 'announce' as const }), weight: 1 },
-);
+  );
+}
 
 /** A sequence starting with a good initialisation most of the time (so deep states are reached). */
-export function caseArb(maxOps = 120): fc.Arbitrary<FuzzCase> {
+export function caseArb(maxOps = 120, focus: Focus = 'all'): fc.Arbitrary<FuzzCase> {
   return fc.record({
-    setup: setupArb,
-    ops: fc.tuple(fc.boolean(), fc.array(opArb, { maxLength: maxOps, size: 'max' })).map(([start, ops]) => (start ? [{ t: 'init', drop: 0 } as FuzzOp, ...ops] : ops)),
+    setup: setupArb(focus),
+    ops: fc
+      .tuple(fc.boolean(), fc.array(opArb(focus), { maxLength: maxOps, size: 'max' }))
+      .map(([start, ops]) => (start || focus !== 'all' ? [{ t: 'init', drop: 0 } as FuzzOp, ...ops] : ops)),
   });
 }

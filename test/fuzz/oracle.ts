@@ -19,11 +19,25 @@ const MARK = [0xfa, 0xce, 0xb0, 0x0c];
 const RX_ROUNDS = 80;
 const RX_BUFFER = 4096;
 
-/** Runs a case; null when every oracle held. `onOp` is called after each operation (progress). */
-export function runCase(c: FuzzCase, onOp?: () => void, oracles: FuzzOracles = {}): FuzzFailure | null {
+/**
+ * Runs a case; null when every oracle held. `onOp` is called after each operation (progress);
+ * `counts` (when given) gets the world's per-kind operation counts added.
+ */
+export function runCase(c: FuzzCase, onOp?: () => void, oracles: FuzzOracles = {}, counts?: Record<string, number>): FuzzFailure | null {
+  return runWorld(c, onOp, oracles, (w) => {
+    if (counts !== undefined) for (const [k, n] of Object.entries(w.counts)) counts[k] = (counts[k] ?? 0) + n;
+  });
+}
+
+/**
+ * Runs a case like runCase; `plant` (oracles.test.ts: a planted bug) gets the world once it is
+ * built; `done` gets it at the end, pass or fail.
+ */
+export function runWorld(c: FuzzCase, onOp: (() => void) | undefined, oracles: FuzzOracles, done?: (w: FuzzWorld) => void, plant?: (w: FuzzWorld) => void): FuzzFailure | null {
   let world: FuzzWorld;
   try {
     world = new FuzzWorld(c.setup, oracles);
+    plant?.(world);
   } catch (e) {
     return { step: -1, code: 'setup.threw', detail: String(e instanceof Error ? e.stack : e) };
   }
@@ -40,6 +54,8 @@ export function runCase(c: FuzzCase, onOp?: () => void, oracles: FuzzOracles = {
   } catch (e) {
     if (e instanceof FuzzStop) return e.failure;
     return { step: world.step, code: 'harness.threw', detail: String(e instanceof Error ? e.stack : e) };
+  } finally {
+    done?.(world);
   }
   return null;
 }
@@ -65,6 +81,9 @@ function flush(w: FuzzWorld): void {
 }
 
 function recover(w: FuzzWorld): void {
+  // A fresh driver after the reset: what the sequence armed in callbacks is gone (a re-entrant
+  // reset would otherwise cut the good exchange short, which proves nothing about the device).
+  w.disarm();
   w.call('setLink', () => w.device.setLink(true));
   w.call('netdev.setWritable', () => w.netdev.setWritable(true));
   if (!w.init(0)) w.fail('recover.init-refused', `initialisation after reset ended with status 0x${w.device.status.toString(16)}`);
@@ -77,6 +96,7 @@ function recover(w: FuzzWorld): void {
   w.netdev.on('transmit', listener);
   const frame = w.frame(64, '52:54:00:99:99:99', -1);
   frame.set(MARK, 20);
+  w.expectTx(0, frame);
   const tx = w.ring(1)!;
   const whole = new Uint8Array(w.hdrLen + frame.length);
   whole.set(frame, w.hdrLen);
@@ -90,7 +110,7 @@ function recover(w: FuzzWorld): void {
   const rx = w.ring(0)!;
   const marker = w.frame(80, 'ff:ff:ff:ff:ff:ff', -1);
   marker.set(MARK, 20);
-  w.call('netdev.inject', () => w.netdev.inject(marker));
+  w.injectFrame(marker);
   // A fixed pool of buffers (a bump allocator would starve while the device holds some).
   const pool: number[] = [];
   for (let a = rx.heapStart; a + RX_BUFFER <= rx.heapEnd; a += RX_BUFFER) pool.push(a);

@@ -8,6 +8,7 @@ import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js'
 import { DriverRing } from '../support/driver-ring.js';
 import { QueueLedger } from './ledger.js';
 import { FuzzStop, FuzzWorld, MEMORY_SIZE } from './world.js';
+import { runCase, runWorld } from './oracle.js';
 import type { FuzzOp, FuzzSetup } from './ops.js';
 
 const SETUP: FuzzSetup = { transport: 'mmio', pairs: 1, disable: [], ringSize: 8 };
@@ -135,5 +136,377 @@ describe('fuzz: oracles', () => {
     expect(s.ctrl.ok).to.equal(1);
     expect(w.ledgers[0]!.outstanding).to.equal(1);
     expect(w.ledgers[1]!.outstanding).to.equal(0);
+  });
+});
+
+// Every oracle code of world.ts, oracle.ts and stream-checks.ts fires on a planted bug: a device
+// (or backend) patched to do the one wrong thing the code names, everything else as it is. The
+// plants use the device's own interfaces or a rogue write through its memory face inside a
+// metered call, so they keep working when the device's open bugs are fixed.
+
+type Patchable = Record<string, unknown>;
+
+/** Runs ops one step each (apply + afterStep); the code of the first stop, or null. */
+function steps(w: FuzzWorld, ops: FuzzOp[]): string | null {
+  return stopCode(() => {
+    for (const op of ops) {
+      w.step++;
+      w.apply(op);
+      w.afterStep();
+    }
+  });
+}
+
+/** A world on `setup` (SETUP by default) that has run `ops` with every oracle holding. */
+function worldAfter(ops: FuzzOp[], setup: Partial<FuzzSetup> = {}): FuzzWorld {
+  const w = new FuzzWorld({ ...SETUP, ...setup });
+  w.step = -1;
+  expect(steps(w, ops)).to.equal(null);
+  return w;
+}
+
+/** The last step: `op`, then `rogue` inside a device call (a planted bug), then the checks. */
+function lastStep(w: FuzzWorld, op: FuzzOp | null, rogue: () => void): string | null {
+  return stopCode(() => {
+    w.step++;
+    if (op !== null) w.apply(op);
+    w.call('planted', rogue);
+    w.afterStep();
+  });
+}
+
+/** Head of the used element in slot `slot` of queue `q`'s used ring. */
+function usedHead(w: FuzzWorld, q: number, slot = 0): number {
+  return w.memory.driver.readU32(w.ring(q)!.usedRing + 4 + 8 * slot);
+}
+
+const INIT: FuzzOp = { t: 'init', drop: 0 };
+/** Without MRG_RXBUF (DROPPABLE bit 1): one frame per receive buffer. */
+const INIT_NO_MRG: FuzzOp = { t: 'init', drop: 2 };
+const TX: FuzzOp = { t: 'tx', pair: 0, len: 60, hdr: 'ok', split: 1, indirect: false, writable: false };
+const RX1: FuzzOp = { t: 'rx', count: 1, len: 1526, split: 1, indirect: false };
+const INJECT1: FuzzOp = { t: 'inject', count: 1, len: 60, dst: 'main', vlan: -1 };
+const PROMISC: FuzzOp = { t: 'ctrl', cls: 0, cmd: 0, payload: [1], ack: 1, indirect: false, apart: true };
+
+/** A received frame is waiting in receive buffer slot 0 (not taken yet); returns its buffer address. */
+function deliveredBuffer(w: FuzzWorld): number {
+  w.step++;
+  w.apply(INJECT1);
+  return w.ring(0)!.buffers(usedHead(w, 0))[0]!.addr;
+}
+
+describe('fuzz: every oracle code fires on a planted bug', () => {
+  it('work_unbounded_a_call_looping_over_guest_memory', () => {
+    const w = worldAfter([INIT]);
+    w.device.readConfig = () => {
+      for (;;) w.memory.device.readU8(0x1000);
+    };
+    expect(steps(w, [{ t: 'config', write: false, offset: 0, width: 1, value: 0 }])).to.equal('work.unbounded');
+  });
+
+  it('work_unbounded_ops_a_call_looping_over_backend_calls_without_touching_memory', () => {
+    const w = worldAfter([INIT]);
+    w.device.queryRxFilter = () => {
+      for (;;) w.netdev.pauseReceive();
+    };
+    expect(steps(w, [{ t: 'query' }])).to.equal('work.unbounded-ops');
+  });
+
+  it('irq_not_a_change_the_transport_reports_the_same_level_twice', () => {
+    const w = worldAfter([INIT]);
+    const onInterrupt = (w.transport as unknown as { onInterrupt: (a: boolean) => void }).onInterrupt;
+    expect(lastStep(w, null, () => onInterrupt(w.irqLevel))).to.equal('irq.not-a-change');
+  });
+
+  it('irq_lost_a_device_that_publishes_used_buffers_without_notifying', () => {
+    const w = worldAfter([INIT, RX1]);
+    (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
+    expect(steps(w, [INJECT1])).to.equal('irq.lost');
+  });
+
+  it('irq_spurious_a_used_buffer_interrupt_with_nothing_used', () => {
+    const w = worldAfter([INIT, RX1]);
+    expect(lastStep(w, null, () => w.device.core.raiseUsed(0))).to.equal('irq.spurious');
+  });
+
+  it('needs_reset_silent_a_device_that_stops_without_the_config_interrupt', () => {
+    const w = worldAfter([INIT]);
+    (w.device.core as unknown as Patchable).raiseConfig = () => undefined;
+    const oob: FuzzOp = { t: 'raw', q: 1, descs: [{ len: 16, flags: 0, addr: 'heap', next: 'auto' }], table: [], head: 'oob' };
+    expect(steps(w, [oob])).to.equal('needs-reset.silent');
+  });
+
+  it('used_index_jump_used_idx_moved_past_the_ring_size', () => {
+    const w = worldAfter([INIT]);
+    const ring = w.ring(0)!;
+    ring.setUsedEvent(0x8000); // the driver wants no interrupt yet, so only the jump is wrong
+    expect(lastStep(w, null, () => w.memory.device.writeU16(ring.usedRing + 2, ring.size + 1))).to.equal('used.index-jump');
+  });
+
+  it('used_head_lost_a_popped_head_neither_returned_nor_held', () => {
+    const w = worldAfter([INIT, RX1]);
+    expect(
+      lastStep(w, null, () => {
+        // Pushed but never published: the guest never sees it, the device no longer holds it.
+        const q = w.device.queues[0]!;
+        const c = q.pop();
+        if (c.kind === 'chain') q.pushUsed(c, 0);
+      }),
+    ).to.equal('used.head-lost');
+  });
+
+  it('used_tx_len_nonzero_a_transmit_chain_completed_with_a_length', () => {
+    const w = worldAfter([INIT]);
+    // A stray writable descriptor (8 bytes) makes a length of 5 fit the grant: only "tx" is wrong.
+    expect(lastStep(w, { ...TX, writable: true } as FuzzOp, () => w.memory.device.writeU32(w.ring(1)!.usedRing + 8, 5))).to.equal('used.tx-len-nonzero');
+  });
+
+  it('used_ctrl_len_a_control_chain_completed_with_a_length_other_than_1', () => {
+    const w = worldAfter([INIT]);
+    // Two writable status bytes make a length of 2 fit the grant: only "not 1" is wrong.
+    expect(lastStep(w, { ...PROMISC, ack: 2 } as FuzzOp, () => w.memory.device.writeU32(w.ring(2)!.usedRing + 8, 2))).to.equal('used.ctrl-len');
+  });
+
+  it('ctrl_ack_invalid_an_ack_that_is_neither_ok_nor_err', () => {
+    const w = worldAfter([INIT]);
+    expect(
+      lastStep(w, PROMISC, () => {
+        const bufs = w.ring(2)!.buffers(usedHead(w, 2));
+        w.memory.device.writeU8(bufs[bufs.length - 1]!.addr, 7);
+      }),
+    ).to.equal('ctrl.ack-invalid');
+  });
+
+  function patchStats(w: FuzzWorld, dev: (s: ReturnType<FuzzWorld['device']['stats']>) => void, net?: (s: ReturnType<FuzzWorld['netdev']['stats']>) => void): void {
+    const ds = w.device.stats.bind(w.device);
+    w.device.stats = () => {
+      const s = ds();
+      const copy = { ...s, rx: { ...s.rx }, tx: { ...s.tx } };
+      dev(copy);
+      return copy;
+    };
+    if (net !== undefined) {
+      const ns = w.netdev.stats.bind(w.netdev);
+      w.netdev.stats = () => {
+        const s = ns();
+        net(s);
+        return s;
+      };
+    }
+  }
+
+  it('stats_rx_unbalanced_an_offered_frame_in_no_counter', () => {
+    const w = worldAfter([INIT]);
+    patchStats(w, (s) => void s.rx.offered++);
+    expect(steps(w, [{ t: 'query' }])).to.equal('stats.rx-unbalanced');
+  });
+
+  it('stats_netdev_unbalanced_a_backend_frame_in_no_counter', () => {
+    const w = worldAfter([INIT]);
+    patchStats(w, () => undefined, (n) => void n.injected++);
+    expect(steps(w, [{ t: 'query' }])).to.equal('stats.netdev-unbalanced');
+  });
+
+  it('stats_offered_mismatch_the_device_counts_a_frame_the_backend_never_delivered', () => {
+    const w = worldAfter([INIT]);
+    patchStats(w, (s) => {
+      s.rx.offered++;
+      s.rx.frames++;
+    });
+    expect(steps(w, [{ t: 'query' }])).to.equal('stats.offered-mismatch');
+  });
+
+  it('rx_counted_not_visible_a_delivered_frame_the_guest_cannot_see', () => {
+    const w = worldAfter([INIT_NO_MRG]);
+    patchStats(
+      w,
+      (s) => {
+        s.rx.offered++;
+        s.rx.frames++;
+      },
+      (n) => {
+        n.injected++;
+        n.delivered++;
+      },
+    );
+    expect(steps(w, [{ t: 'query' }])).to.equal('rx.counted-not-visible');
+  });
+
+  it('stats_tx_mismatch_a_frame_counted_sent_that_the_backend_never_saw', () => {
+    const w = worldAfter([INIT]);
+    patchStats(w, (s) => void s.tx.frames++);
+    expect(steps(w, [{ t: 'query' }])).to.equal('stats.tx-mismatch');
+  });
+
+  it('rx_frame_corrupt_a_byte_of_a_received_frame_changed', () => {
+    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const addr = deliveredBuffer(w);
+    expect(lastStep(w, null, () => w.memory.device.writeU8(addr + w.hdrLen + 20, 0x5a ^ w.memory.driver.readU8(addr + w.hdrLen + 20)))).to.equal('rx.frame-corrupt');
+  });
+
+  it('rx_num_buffers_num_buffers_2_without_mrg_rxbuf', () => {
+    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const addr = deliveredBuffer(w);
+    expect(lastStep(w, null, () => w.memory.device.writeU8(addr + 10, 2))).to.equal('rx.num-buffers');
+  });
+
+  it('rx_hdr_offload_needs_csum_handed_to_a_guest_without_guest_csum', () => {
+    // The plain backend offers no offloads: GUEST_CSUM is not negotiated.
+    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const addr = deliveredBuffer(w);
+    expect(lastStep(w, null, () => w.memory.device.writeU8(addr, 1))).to.equal('rx.hdr-offload');
+  });
+
+  it('rx_hdr_csum_outside_frame_a_checksum_offset_past_the_frame', () => {
+    const w = worldAfter([INIT_NO_MRG, RX1], { backend: 'vnet' });
+    expect(w.has('GUEST_CSUM')).to.equal(true);
+    const addr = deliveredBuffer(w);
+    expect(lastStep(w, null, () => w.memory.device.write(addr, Uint8Array.of(1, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0)))).to.equal('rx.hdr-csum-outside-frame');
+  });
+
+  it('tx_frame_corrupt_the_backend_gets_a_changed_frame', () => {
+    const w = worldAfter([INIT]);
+    const n = w.netdev as unknown as Patchable;
+    const send = (w.netdev.send as (f: Uint8Array, h?: Uint8Array) => unknown).bind(w.netdev);
+    n.send = (f: Uint8Array, h?: Uint8Array) => {
+      const g = f.slice();
+      g[30] = g[30]! ^ 0xff;
+      return send(g, h);
+    };
+    expect(steps(w, [TX])).to.equal('tx.frame-corrupt');
+  });
+
+  it('ctrl_offloads_acked_not_applied_the_host_told_something_else_than_acked', () => {
+    const w = worldAfter([INIT], { backend: 'vnet' });
+    const v = w.netdev.vnet!;
+    const set = v.setOffloads.bind(v);
+    v.setOffloads = (f) => set({ ...f, csum: !f.csum });
+    const all: FuzzOp = { t: 'ctrl', cls: 5, cmd: 0, payload: [0x82, 0x07, 0, 0, 0, 0, 0, 0], ack: 1, indirect: false, apart: true };
+    expect(steps(w, [all])).to.equal('ctrl.offloads-acked-not-applied');
+  });
+
+  it('host_offloads_not_negotiated_the_host_enables_what_the_guest_declined', () => {
+    const w = new FuzzWorld({ ...SETUP, backend: 'vnet' });
+    const v = w.netdev.vnet!;
+    const set = v.setOffloads.bind(v);
+    v.setOffloads = () => set({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false });
+    w.step = -1;
+    // The guest declines GUEST_CSUM (DROPPABLE bit 11) and so everything that needs it.
+    expect(steps(w, [{ t: 'init', drop: 1 << 11 }])).to.equal('host.offloads-not-negotiated');
+  });
+
+  it('reentry_touched_after_reset_guest_memory_read_after_a_reset_from_the_transmit_listener', () => {
+    const w = worldAfter([INIT, { t: 'arm', at: 'transmit', action: { k: 'reset' }, times: 1 }]);
+    w.netdev.on('transmit', () => {
+      if (w.device.status === 0) w.memory.device.readU8(0x1000);
+    });
+    expect(steps(w, [TX])).to.equal('reentry.touched-after-reset');
+  });
+
+  it('reset_queues_still_running_a_device_that_keeps_its_queues_across_a_reset', () => {
+    const w = worldAfter([INIT]);
+    const running = w.device.queues;
+    Object.defineProperty(w.device, 'queues', { get: () => running });
+    expect(steps(w, [{ t: 'status', value: 0 }])).to.equal('reset.queues-still-running');
+  });
+
+  it('rx_taken_while_stopped_a_device_that_backlogs_frames_before_driver_ok', () => {
+    const w = worldAfter([]);
+    patchStats(w, (s) => {
+      s.rx.backlog++;
+      s.rx.offered++; // balanced, and the backend "delivered" it
+    }, (n) => {
+      n.delivered++;
+      n.injected++;
+    });
+    expect(steps(w, [{ t: 'query' }])).to.equal('rx.taken-while-stopped');
+  });
+
+  it('rx_backend_stalled_a_device_that_never_resumes_the_backend', () => {
+    const w = worldAfter([INIT, RX1]);
+    // The device says it has no room (the backend holds the frame and pauses) while it has a buffer.
+    const rx = (w.device as unknown as Record<string, Patchable>)['rx']!;
+    rx.receive = () => false;
+    expect(steps(w, [INJECT1])).to.equal('rx.backend-stalled');
+  });
+
+  // The end-of-sequence oracles (oracle.ts), through runWorld with the bug planted at build time.
+  function endCode(ops: FuzzOp[], plant: (w: FuzzWorld) => void, setup: Partial<FuzzSetup> = {}): string | null {
+    return runWorld({ setup: { ...SETUP, ...setup }, ops }, undefined, {}, undefined, plant)?.code ?? null;
+  }
+  const priv = (w: FuzzWorld, part: 'tx' | 'rx' | 'ctrl'): Patchable => (w.device as unknown as Record<string, Patchable>)[part]!;
+  /** Only during recovery (after the sequence and its flush). */
+  const recovering = (w: FuzzWorld, ops: number): boolean => w.step >= ops && w.ledgers.length > 0 && w.clean && w.ring(1)?.availIdx !== 0;
+
+  it('flush_not_completed_a_device_that_ignores_transmit_notifications', () => {
+    expect(endCode([INIT, TX], (w) => void (priv(w, 'tx').process = () => undefined))).to.equal('flush.not-completed');
+  });
+
+  it('recover_init_refused_a_device_that_never_takes_driver_ok', () => {
+    expect(
+      endCode([INIT], (w) => {
+        const ws = w.device.writeStatus.bind(w.device);
+        w.device.writeStatus = (v, via) => ws(v & ~4, via);
+      }),
+    ).to.equal('recover.init-refused');
+  });
+
+  it('recover_needs_reset_a_device_that_breaks_at_driver_ok_after_the_reset', () => {
+    expect(
+      endCode([INIT], (w) => {
+        const ws = w.device.writeStatus.bind(w.device);
+        w.device.writeStatus = (v, via) => {
+          ws(v, via);
+          if ((v & 4) !== 0 && w.step >= 1) w.device.core.needsReset({ code: 'chain.head-out-of-range', head: 99, size: 8, queue: 0 } as never);
+        };
+      }),
+    ).to.equal('recover.needs-reset');
+  });
+
+  it('recover_tx_a_device_that_stops_transmitting_after_the_reset', () => {
+    expect(
+      endCode([INIT], (w) => {
+        const tx = priv(w, 'tx');
+        const process = (tx.process as (q: unknown) => void).bind(tx);
+        tx.process = (q: unknown) => (recovering(w, 1) ? undefined : process(q));
+      }),
+    ).to.equal('recover.tx');
+  });
+
+  it('recover_rx_a_device_that_stops_receiving_after_the_reset', () => {
+    expect(
+      endCode([INIT], (w) => {
+        // After the sequence, every frame is taken for an oversize one: dropped and counted as
+        // such, so every counter balances and only the end-to-end check can tell.
+        const rx = priv(w, 'rx');
+        const receive = (rx.receive as (f: Uint8Array, h?: Uint8Array) => boolean).bind(rx);
+        const huge = new Uint8Array(70_000);
+        rx.receive = (f: Uint8Array, h?: Uint8Array) => receive(w.step < 1 ? f : huge, h);
+      }),
+    ).to.equal('recover.rx');
+  });
+
+  it('recover_ctrl_a_device_that_stops_answering_control_commands_after_the_reset', () => {
+    expect(
+      endCode([INIT], (w) => {
+        const ctrl = priv(w, 'ctrl');
+        const process = (ctrl.process as (q: unknown) => void).bind(ctrl);
+        ctrl.process = (q: unknown) => (w.step >= 1 ? undefined : process(q));
+      }),
+    ).to.equal('recover.ctrl');
+  });
+
+  it('setup_threw_a_device_that_cannot_be_built', () => {
+    expect(runCase({ setup: { ...SETUP, pairs: 0 as never }, ops: [] })?.code).to.equal('setup.threw');
+  });
+
+  it('harness_threw_a_model_driver_fault_is_not_blamed_on_the_device', () => {
+    expect(
+      endCode([INIT], (w) => {
+        w.apply = () => {
+          throw new TypeError('planted model-driver fault');
+        };
+      }),
+    ).to.equal('harness.threw');
   });
 });

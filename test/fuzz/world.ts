@@ -1,15 +1,34 @@
-// One fuzzed machine: a VirtioNetDevice on a MemoryNetdev, in guarded guest memory, behind a real
-// transport (virtio-mmio §4.2, virtio-pci §4.1, or its legacy interface §4.1.4.10), driven by a
-// model driver (DriverRing + driver-transport) that applies FuzzOps (ops.ts, done by driver-ops.ts)
-// one at a time.
+// One fuzzed machine: a VirtioNetDevice on a MemoryNetdev or a header-carrying in-memory netdev
+// (vnet-netdev.ts), in guarded guest memory, behind a real transport (virtio-mmio §4.2, virtio-pci
+// §4.1, or its legacy interface §4.1.4.10), driven by a model driver (DriverRing +
+// driver-transport) that applies FuzzOps (ops.ts, done by driver-ops.ts) one at a time — and, once
+// armed, also from inside the device's callbacks (re-entrancy: transmit listener, interrupt,
+// rx-filter-changed, needs-reset, the netdev's pause / resume / setOffloads).
 //
-// Oracles, checked after every operation (oracle.ts has the end-of-sequence ones):
-// - no exception escapes a transport access, a netdev call or a device API call;
-// - every call stays within a work budget (memory operations, metered by GuardedMemory);
+// Oracles, all on for the whole sequence and checked after every operation (oracle.ts has the
+// end-of-sequence ones; where one is narrowed, the comment at the check says to what and why):
+// - no exception escapes a transport access, a netdev call or a device API call (device.threw);
+// - every call stays within a work budget: memory operations metered by GuardedMemory
+//   (work.unbounded), and operations — ring pops / pushes / publishes (queue-meter.ts), netdev
+//   calls, interrupts, events — counted here (work.unbounded-ops); both scale with the ring size;
 // - no byte outside the buffers granted to the device changes, and every byte it changes it
-//   reported (guarded-memory.ts);
-// - every used element matches an outstanding posting: no head completes twice (ledger.ts);
-// - the interrupt callback reports level changes only;
+//   reported (guarded-memory.ts: guard.write-outside-grant, guard.write-unreported);
+// - every used element matches an outstanding posting: no head completes twice (ledger.ts), and
+//   used.idx never moves by more than the ring size (used.index-jump);
+// - every head the driver made available is in the used ring, still held by the device (in
+//   flight), or not yet popped (used.head-lost);
+// - the interrupt callback reports level changes only (irq.not-a-change); a used-buffer
+//   notification that suppression asks for is delivered (irq.lost), and none is raised when no
+//   used element was published (irq.spurious); entering DEVICE_NEEDS_RESET after DRIVER_OK raises
+//   the config interrupt (needs-reset.silent);
+// - frames intact end to end and received headers within the guest's offloads (stream-checks.ts:
+//   rx.frame-corrupt, rx.num-buffers, rx.hdr-offload, rx.hdr-csum-outside-frame, tx.frame-corrupt);
+// - an OK-acked GUEST_OFFLOADS_SET is in effect on the host, and the host never has an offload
+//   the guest did not negotiate (ctrl.offloads-acked-not-applied, host.offloads-not-negotiated);
+// - once the driver reset the device from inside a callback, the rest of that device call touches
+//   neither guest memory nor the backend (reentry.touched-after-reset), and after any reset no
+//   queue runs (reset.queues-still-running) and no frame is taken in (rx.taken-while-stopped);
+// - frames never wait in the backend while the running device has buffers (rx.backend-stalled);
 // - the counters add up: rx offered = delivered + drops + backlog, the netdev's injected =
 //   delivered + backlog + dropped, tx frames = frames the netdev saw.
 
@@ -17,26 +36,54 @@ import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import type { NetStats } from '../../devices/virtio-net/net-stats.js';
-import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
-import { GuardedMemory } from '../support/guarded-memory.js';
+import { GUEST_OFFLOAD_FEATURES, NetFeature, hasFeature } from '../../devices/virtio-net/constants.js';
+import { unmetRequirement } from '../../devices/virtio-net/net-options.js';
+import { TX_BURST } from '../../devices/virtio-net/tx-path.js';
+import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js';
 import { DriverRing } from '../support/driver-ring.js';
 import { driverFor, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
 import type { DriverTransport } from '../support/driver-transport.js';
 import { features } from '../support/net-rig.js';
-import { DROPPABLE } from './ops.js';
-import type { FuzzOp, FuzzSetup } from './ops.js';
+import { DROPPABLE, DROP_KEEP_UNMET } from './ops.js';
+import type { FuzzOp, FuzzSetup, Hook, ReentryAction } from './ops.js';
 import { QueueLedger } from './ledger.js';
-import { applyOp } from './driver-ops.js';
-import type { PostingKind } from './ledger.js';
+import { applyOp, queueOp, reg } from './driver-ops.js';
+import type { Posting, PostingKind } from './ledger.js';
+import { makeFuzzNetdev } from './vnet-netdev.js';
+import type { FuzzNetdev, VnetMemoryNetdev } from './vnet-netdev.js';
+import { installQueueMeter, setQueueMeter } from './queue-meter.js';
+import type { MeteredOp, QueueMeter } from './queue-meter.js';
+import { FrameStream, checkRxHeader } from './stream-checks.js';
+import type { Offloads } from './stream-checks.js';
 
 /** Guest memory: five queue areas of 64 KiB from 0x1000, then unused (guarded) memory. */
 export const MEMORY_SIZE = 0x58000;
 const QUEUE_AREA = 0x10000;
 const QUEUE_BASE = 0x1000;
-/** The device's QueueNumMax (legacy rings are this size). */
+/** Unused memory after the queue areas (guarded: the device must never write there). */
+const TAIL = 0x7000;
+/** Rings above this many entries get queue areas of their own size (big-ring setups). */
+const SMALL_RING_MAX = 32;
+/** Big rings: the scratch the 'queue' op programs rings into, at the end of each queue area. */
+const SCRATCH = 0x8000;
+/** Big rings: buffer heap per queue area. */
+const BIG_HEAP = 0x20000;
+/** The device's QueueNumMax for small-ring setups (legacy rings are this size). */
 export const QUEUE_MAX = 32;
 /** Memory operations one call may use: far above a full ring of maximal chains, far below a hang. */
 export const WORK_BUDGET = 400_000;
+/**
+ * Operations (ring operations, netdev calls, interrupts, events) one call may use. A call may
+ * legitimately pop a whole ring for each of the backlogged frames, so the budget grows with the
+ * ring: far above that, far below a hang.
+ */
+export const OPS_BUDGET = 200_000;
+/** Budgets grow by this much per ring entry above SMALL_RING_MAX (a big ring holds more work per call). */
+const BUDGET_PER_ENTRY = 64;
+/** Nested re-entrant driver operations (a callback's operation firing another callback). */
+const REENTRY_DEPTH_MAX = 2;
+const ISR_QUEUE = 1;
 /** Frames the MemoryNetdev holds while the device cannot take them. */
 const NETDEV_BACKLOG = 64;
 const ALL = (1n << 64n) - 1n;
@@ -79,10 +126,16 @@ function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
   return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
 }
 
-export class FuzzWorld {
-  readonly memory = new GuardedMemory(MEMORY_SIZE, { budget: WORK_BUDGET });
-  readonly netdev = new MemoryNetdev({ id: 'fuzz-net', backlogLimit: NETDEV_BACKLOG });
+export class FuzzWorld implements QueueMeter {
+  readonly memory: GuardedMemory;
+  readonly netdev: FuzzNetdev & { vnet: VnetMemoryNetdev | null };
   readonly device: VirtioNetDevice;
+  /** The device's QueueNumMax (legacy rings are this size). */
+  readonly queueMax: number;
+  /** Bytes per queue area. */
+  readonly areaSize: number;
+  /** Operations run, by kind (ops, re-entrant actions fired, frames cycled): the run's report. */
+  readonly counts: Record<string, number> = {};
   readonly transport: VirtioMmioTransport | VirtioPciTransport;
   readonly driver: DriverTransport;
   /** Model rings and their books, by queue index, while the driver believes them live. */
@@ -101,24 +154,88 @@ export class FuzzWorld {
   private rxFramesAtInit = 0;
   /** A failure recorded inside a callback (thrown at the next check). */
   private pending: FuzzFailure | null = null;
+  /** Device calls in progress (calls nest through re-entrant callbacks). */
+  private depth = 0;
+  /** Operations in the outermost call in progress, and its budget. */
+  private opsInCall = 0;
+  readonly opsBudget: number;
+  /** Re-entrant operations armed, and how deep they nest now. */
+  private armed: { at: Hook; action: ReentryAction; times: number }[] = [];
+  private reentryDepth = 0;
+  /** A re-entrant operation ran during this step (some checks are then narrowed, see there). */
+  private reentered = false;
+  /** The driver reset the device from a callback inside the call in progress (and from which hook). */
+  private resetFrom: Hook | null = null;
+  /** Used-buffer interrupt bookkeeping: used.idx per ring and ISR when the step began. */
+  private usedBefore = new Map<QueueLedger, number>();
+  private isrBefore = 0;
+  /**
+   * ISR bits seen set just before the driver read ISR inside the step (a re-entrant operation, or
+   * a cycle's interrupt handling): since the last irqMark, and since the step began.
+   */
+  private isrSeen = 0;
+  private stepIsrSeen = 0;
+  /** The device's rx backlog at the last check. */
+  private rxBacklogBefore = 0;
+  /** Books the driver dropped inside a device call; their grants go back after the guard check. */
+  private retired: QueueLedger[] = [];
+  /** A publish moved some queue's used.idx during this step. */
+  private publishedInStep = false;
+  /** Frames on their way to the guest, and to the backend per transmit queue pair. */
+  readonly rxStream = new FrameStream();
+  readonly txStreams = [new FrameStream(), new FrameStream()];
+  /** A merged receive frame being put together from consecutive used elements. */
+  private rxAssembly: { header: Uint8Array; n: number; parts: Uint8Array[] } | null = null;
+  /** Guest offloads in effect as the driver knows them (negotiated, narrowed by OK-acked GUEST_OFFLOADS_SET). */
+  guestOffloads = 0n;
+  /** An OK ack of GUEST_OFFLOADS_SET came back this step: the host must now have exactly those. */
+  private offloadsAcked = false;
 
   constructor(
     readonly setup: FuzzSetup,
     readonly oracles: FuzzOracles = {},
   ) {
+    installQueueMeter();
+    const big = setup.ringSize > SMALL_RING_MAX;
+    this.queueMax = big ? setup.ringSize : QUEUE_MAX;
+    const extra = big ? BUDGET_PER_ENTRY * setup.ringSize : 0;
+    this.areaSize = big ? align(26 * setup.ringSize + 0x3000, 0x1000) + BIG_HEAP + SCRATCH : QUEUE_AREA;
+    this.memory = new GuardedMemory(QUEUE_BASE + 5 * this.areaSize + TAIL, { budget: WORK_BUDGET + extra });
+    this.opsBudget = OPS_BUDGET + extra;
+    const tick = GuardedMemory.prototype.tick;
+    this.memory.tick = (n = 1): void => {
+      if (this.resetFrom !== null) this.touched('a guest memory access');
+      tick.call(this.memory, n);
+    };
+    this.netdev = makeFuzzNetdev(setup.backend ?? 'plain', NETDEV_BACKLOG);
+    this.hookNetdev();
     this.device = new VirtioNetDevice({
       id: 'fuzz0',
       mac: '52:54:00:12:34:56',
       memory: this.memory.device,
       netdev: this.netdev,
       queuePairs: setup.pairs,
-      queueSize: QUEUE_MAX,
+      queueSize: this.queueMax,
       features: { disable: setup.disable },
     });
-    this.netdev.on('transmit', () => this.transmitted++);
+    this.netdev.on('transmit', (frame: Uint8Array) => {
+      this.transmitted++;
+      this.checkTransmitted(frame);
+      this.hook('transmit');
+    });
+    this.device.on('rx-filter-changed', () => {
+      this.meter();
+      this.hook('rx-filter');
+    });
+    this.device.on('needs-reset', () => {
+      this.meter();
+      this.hook('needs-reset');
+    });
     const onInterrupt = (asserted: boolean): void => {
       if (asserted === this.irqLevel) this.record('irq.not-a-change', `onInterrupt(${asserted}) while the line was already ${asserted ? 'asserted' : 'deasserted'}`);
       this.irqLevel = asserted;
+      this.meter();
+      if (asserted) this.hook('interrupt');
     };
     const real =
       setup.transport === 'mmio'
@@ -131,22 +248,186 @@ export class FuzzWorld {
 
   // ---------------------------------------------------------------- calls into the device
 
-  /** Runs a device-facing call: metered, and any exception is a failure. */
+  /**
+   * Runs a device-facing call: metered, and any exception is a failure. Calls made from inside a
+   * callback of another call (re-entrancy) count towards the outermost one.
+   */
   call<T>(what: string, fn: () => T): T | undefined {
-    this.memory.beginCall();
+    const outer = this.depth === 0;
+    if (outer) {
+      this.memory.beginCall();
+      this.opsInCall = 0;
+    }
+    this.depth++;
+    const prevMeter = setQueueMeter(this);
     try {
       return fn();
     } catch (e) {
-      this.record('device.threw', `${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+      // A budget overrun is recorded as such (work.unbounded-ops at once, work.unbounded below).
+      if (!(e instanceof WorkBudgetExceeded)) this.record('device.threw', `${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
       return undefined;
     } finally {
-      const work = this.memory.endCall();
-      if (this.memory.overran) this.record('work.unbounded', `${what} used more than ${WORK_BUDGET} memory operations (${work})`);
+      setQueueMeter(prevMeter);
+      this.depth--;
+      if (outer) {
+        this.resetFrom = null;
+        const work = this.memory.endCall();
+        if (this.memory.overran) this.record('work.unbounded', `${what} used more than ${this.memory.budget} memory operations (${work})`);
+      }
     }
   }
 
-  private record(code: string, detail: string): void {
+  record(code: string, detail: string): void {
     if (this.pending === null) this.pending = { step: this.step, code, detail };
+  }
+
+  /** One operation of the call in progress (ring operation, netdev call, interrupt, event). */
+  meter(): void {
+    if (this.depth === 0) return;
+    if (++this.opsInCall > this.opsBudget) {
+      this.record('work.unbounded-ops', `one call used more than ${this.opsBudget} operations (ring operations, netdev calls, interrupts, events)`);
+      throw new WorkBudgetExceeded(this.opsBudget);
+    }
+  }
+
+  /** QueueMeter: the device did a ring operation. */
+  queueOp(q: SplitQueue, op: MeteredOp, advanced: boolean): void {
+    if (this.resetFrom !== null) this.touched(`SplitQueue.${op} on queue ${q.index}`);
+    if (advanced) this.publishedInStep = true;
+    this.meter();
+  }
+
+  private touched(what: string): void {
+    this.record('reentry.touched-after-reset', `${what} after the driver reset the device from inside a '${this.resetFrom}' callback, in the same device call`);
+  }
+
+  /** The device's calls into the netdev: counted, watched after a re-entrant reset, and hooks. */
+  private hookNetdev(): void {
+    const n = this.netdev;
+    const wrap = <K extends 'send' | 'pauseReceive' | 'resumeReceive'>(name: K, hook: Hook | null): void => {
+      const orig = (n[name] as (...a: unknown[]) => unknown).bind(n);
+      (n as unknown as Record<string, unknown>)[name] = (...args: unknown[]): unknown => {
+        this.meter();
+        if (this.resetFrom !== null && name === 'send') this.touched('netdev.send');
+        const r = orig(...args);
+        if (hook !== null) this.hook(hook);
+        return r;
+      };
+    };
+    wrap('send', null); // its hook is the transmit listener
+    wrap('pauseReceive', 'pause');
+    wrap('resumeReceive', 'resume');
+    const v = n.vnet;
+    if (v !== null) {
+      const set = v.setOffloads.bind(v);
+      v.setOffloads = (flags) => {
+        this.meter();
+        if (this.resetFrom !== null) this.touched('netdev.setOffloads');
+        const r = set(flags);
+        this.hook('offloads');
+        return r;
+      };
+    }
+  }
+
+  // ---------------------------------------------------------------- re-entrancy
+
+  /** The driver forgets what it armed (a fresh driver after a reset: the recovery exchange). */
+  disarm(): void {
+    this.armed = [];
+  }
+
+  /** From the next `times` callbacks at `at`, the driver does `action` inside the device call. */
+  arm(at: Hook, action: ReentryAction, times: number): void {
+    this.armed.push({ at, action, times });
+  }
+
+  /** A callback at `at` runs inside a device call: the driver does what is armed there. */
+  private hook(at: Hook): void {
+    if (this.depth === 0 || this.reentryDepth >= REENTRY_DEPTH_MAX) return;
+    const a = this.armed.find((x) => x.at === at && x.times > 0);
+    if (a === undefined) return;
+    a.times--;
+    this.noteIsr(); // the driver may read (clear) ISR now: keep what was raised
+    this.reentryDepth++;
+    this.reentered = true;
+    this.resetFrom = null; // the driver acts again: what follows is the device answering it
+    this.bump(`reentry ${at}→${a.action.k}`);
+    try {
+      this.reenter(a.action);
+    } catch (e) {
+      if (e instanceof FuzzStop) this.record(e.failure.code, e.failure.detail);
+      // else: the model driver could not do it (ring absent): a no-op, as for a top-level op.
+    } finally {
+      this.reentryDepth--;
+    }
+    const status = this.device.status;
+    if (status === 0) {
+      this.forget();
+      this.resetFrom = at;
+    }
+  }
+
+  private reenter(a: ReentryAction): void {
+    switch (a.k) {
+      case 'reset':
+        this.clean = false;
+        this.driver.writeStatus(0);
+        return;
+      case 'status':
+        this.clean = false;
+        this.driver.writeStatus(a.value);
+        return;
+      case 'kick':
+        this.driver.notify(a.q);
+        return;
+      case 'queue':
+        this.clean = false;
+        queueOp(this, { t: 'queue', q: a.q, size: a.size, layout: a.layout });
+        return;
+      case 'reg':
+        this.clean = false;
+        reg(this, { t: 'reg', space: a.space, write: true, offset: a.offset, width: a.width, value: a.value });
+        return;
+      case 'inject':
+        this.injectFrame(this.frame(a.len, this.device.mac, -1));
+        return;
+      case 'isr':
+        this.driver.readIsr();
+        return;
+      case 'link':
+        this.call('setLink', () => this.device.setLink(a.up));
+        return;
+    }
+  }
+
+  bump(kind: string, n = 1): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + n;
+  }
+
+  // ---------------------------------------------------------------- frames both ways
+
+  /** The backend offers `frame` (with `header`, when it carries headers); the receive stream expects it. */
+  injectFrame(frame: Uint8Array, header?: number[]): boolean | undefined {
+    // The plain backend carries no header: the case's header (if any) is not passed.
+    const h = header === undefined || this.netdev.vnet === null ? undefined : Uint8Array.from(header);
+    this.rxStream.add(frame, h);
+    return this.call('netdev.inject', () => this.netdev.inject(frame, h));
+  }
+
+  /** The driver posts `frame` on transmit queue pair `pair`: the backend should see it. */
+  expectTx(pair: number, frame: Uint8Array): void {
+    this.txStreams[pair]!.add(frame);
+  }
+
+  private checkTransmitted(frame: Uint8Array): void {
+    // Narrowed: a raw chain on a transmit queue carries whatever its (possibly aliased) buffers
+    // hold, and without a clean initialisation the device's header length may differ from the
+    // driver's — then which bytes are "the frame" is not defined.
+    if (!this.clean) return;
+    for (const l of this.ledgers) if (l !== null && l.index % 2 === 1 && (l.rawSeen || l.tainted)) return;
+    if (this.txStreams[0]!.take(frame, () => false) !== null || this.txStreams[1]!.take(frame, () => false) !== null) return;
+    this.record('tx.frame-corrupt', `the backend was handed a ${frame.length}-byte frame that matches no frame the driver posted (in order)`);
   }
 
   fail(code: string, detail: string): never {
@@ -187,24 +468,38 @@ export class FuzzWorld {
 
   /** The driver forgets its rings (after a reset it did or saw). */
   forget(): void {
-    for (const l of this.ledgers) l?.clear();
+    // Inside a device call (a re-entrant reset) the grants stay until the step's guard check: the
+    // device wrote into them legitimately before the reset; after it, reentry.touched-after-reset
+    // judges every access.
+    if (this.depth > 0) this.retired.push(...this.ledgers.filter((l): l is QueueLedger => l !== null));
+    else for (const l of this.ledgers) l?.clear();
     this.ledgers = [];
     this.programmed = [];
     this.negotiated = 0n;
+    this.guestOffloads = 0n;
+    this.rxAssembly = null;
+    this.usedBefore.clear();
+  }
+
+  /** Start of queue area `q`'s scratch, where 'queue' ops program rings. */
+  scratchArea(q: number): number {
+    return this.queueArea(q) + (this.areaSize === QUEUE_AREA ? 0x8000 : this.areaSize - SCRATCH);
   }
 
   queueArea(q: number): number {
-    return QUEUE_BASE + q * QUEUE_AREA;
+    return QUEUE_BASE + q * this.areaSize;
   }
 
   private makeRing(q: number): DriverRing {
     const base = this.queueArea(q);
-    const heapEnd = base + QUEUE_AREA;
+    const small = this.areaSize === QUEUE_AREA;
+    const heapEnd = small ? base + QUEUE_AREA : base + this.areaSize - SCRATCH;
+    const heapStart = small ? base + 0x2000 : heapEnd - BIG_HEAP;
     if (this.driver.kind === 'pci-legacy') {
-      const l = legacyRingLayout(base, QUEUE_MAX);
-      return new DriverRing(this.memory.driver, { ...l, heapStart: base + 0x2000, heapEnd });
+      const l = legacyRingLayout(base, this.queueMax);
+      return new DriverRing(this.memory.driver, { ...l, heapStart, heapEnd });
     }
-    return new DriverRing(this.memory.driver, { size: this.setup.ringSize, base, heapStart: base + 0x2000, heapEnd });
+    return new DriverRing(this.memory.driver, { size: this.setup.ringSize, base, heapStart, heapEnd });
   }
 
   /** Linux's initialisation with the offer minus `drop`. True when DRIVER_OK stuck. */
@@ -215,6 +510,11 @@ export class FuzzWorld {
       if ((drop >> i) & 1) want &= ~features([name as never]);
     });
     const offered = this.device.offered;
+    if ((drop & DROP_KEEP_UNMET) === 0) {
+      // Like Linux, decline what depends on a declined feature (§5.1.3.1), e.g. GUEST_TSO4 without GUEST_CSUM.
+      want &= offered;
+      for (let u = unmetRequirement(want); u !== null; u = unmetRequirement(want)) want &= ~(1n << BigInt(u.feature));
+    }
     const wantMq = (want & offered & features(['MQ'])) !== 0n;
     const wantCtrl = (want & offered & features(['CTRL_VQ'])) !== 0n;
     const ctrlIndex = wantMq ? this.setup.pairs * 2 : 2;
@@ -223,6 +523,7 @@ export class FuzzWorld {
     for (let q = 0; q < count; q++) rings.push(this.makeRing(q));
     const res = initDevice(this.driver, { features: want, queues: rings });
     this.negotiated = res.negotiated;
+    this.guestOffloads = res.negotiated & GUEST_OFFLOAD_FEATURES;
     this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
     this.rxFramesAtInit = this.device.stats().rx.frames;
     this.clean = res.ok;
@@ -251,16 +552,21 @@ export class FuzzWorld {
    */
   room(q: number, n: number): boolean {
     const l = this.ledgers[q];
-    return l !== undefined && l !== null && l.outstanding + n <= l.ring.size;
+    // Transmit queues (odd, not the control queue): fewer than TX_BURST outstanding. The device
+    // yields after TX_BURST chains and goes on in a later event-loop turn (setImmediate), which a
+    // synchronous fuzz case never reaches; only rings above TX_BURST entries are affected.
+    const cap = q % 2 === 1 && q !== this.ctrlIndex ? Math.min(l?.ring.size ?? 0, TX_BURST - 1) : (l?.ring.size ?? 0);
+    return l !== undefined && l !== null && l.outstanding + n <= cap;
   }
 
-  post(q: number, head: number, kind: PostingKind, ackAt?: number): void {
-    this.ledgers[q]!.post(head, kind, ackAt);
+  post(q: number, head: number, kind: PostingKind, ackAt?: number, command?: readonly number[]): void {
+    this.ledgers[q]!.post(head, kind, ackAt, command);
   }
 
   // ---------------------------------------------------------------- operations
 
   apply(op: FuzzOp): void {
+    this.bump(op.t);
     this.activeBefore = this.activeUsedRings();
     try {
       applyOp(this, op);
@@ -291,24 +597,144 @@ export class FuzzWorld {
 
   afterStep(): void {
     if (this.pending !== null) throw new FuzzStop(this.pending);
-    for (const l of this.ledgers) l?.refreshRaw();
-    const extra = [...this.activeBefore, ...this.activeUsedRings(), ...this.programmed];
-    for (const l of this.ledgers) if (l !== null) extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
-    const g = this.memory.check((a) => extra.some(([s, l]) => a >= s && a < s + l));
-    if (g !== null) {
-      this.fail(g.code, `${g.count} byte(s), first at 0x${g.address.toString(16)} (0x${g.before.toString(16)} -> 0x${g.after.toString(16)})`);
-    }
+    this.checkGuards();
     const status = this.device.status;
     const broken = (status & STATUS_NEEDS_RESET) !== 0;
-    if (broken && !this.wasBroken && (status & STATUS_DRIVER_OK) !== 0 && (this.device.isr & 2) === 0) {
+    if (broken && !this.wasBroken && (status & STATUS_DRIVER_OK) !== 0 && ((this.device.isr | this.stepIsrSeen) & 2) === 0) {
       // §2.1.2: entering DEVICE_NEEDS_RESET after DRIVER_OK sends a configuration change notification.
       this.fail('needs-reset.silent', 'device entered DEVICE_NEEDS_RESET without raising the configuration change interrupt');
     }
     this.wasBroken = broken;
+    // §2.4 / §3.1.1: after a reset no queue runs until the driver sets them up again (a reset from
+    // inside a callback of the device's own DRIVER_OK handling must not leave it running).
+    if (status === 0 && this.device.queues.some((q) => q !== null)) {
+      this.fail('reset.queues-still-running', `device status is 0 (reset) but queue(s) ${this.device.queues.flatMap((q, i) => (q === null ? [] : [i])).join(', ')} still run`);
+    }
     if (status === 0 && this.ledgers.length > 0) this.forget();
+    this.checkInterrupts();
     this.consumeUsed();
+    this.checkHeld();
+    this.checkOffloads();
     this.checkStats();
     if (this.pending !== null) throw new FuzzStop(this.pending);
+    this.beginStep();
+  }
+
+  /** No byte changed outside the grants, every change reported (guarded-memory.ts). */
+  checkGuards(): void {
+    if (this.pending !== null) throw new FuzzStop(this.pending);
+    for (const l of this.ledgers) l?.refreshRaw();
+    const extra = [...this.activeBefore, ...this.activeUsedRings(), ...this.programmed];
+    for (const l of this.ledgers) if (l !== null) extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
+    const g = this.memory.check((a) => extra.some(([s, l]) => a >= s && a < s + l));
+    for (const l of this.retired) l.clear();
+    this.retired = [];
+    if (g !== null) {
+      this.fail(g.code, `${g.count} byte(s), first at 0x${g.address.toString(16)} (0x${g.before.toString(16)} -> 0x${g.after.toString(16)})`);
+    }
+  }
+
+  /** Snapshots for the next step's checks (used.idx per live ring, ISR). */
+  beginStep(): void {
+    this.irqMark();
+    this.stepIsrSeen = 0;
+    this.reentered = false;
+    this.offloadsAcked = false;
+  }
+
+  /** The driver is about to read ISR (outside a callback): the step's checks keep what it held. */
+  noteIsr(): void {
+    this.isrSeen |= this.device.isr;
+    this.stepIsrSeen |= this.device.isr;
+  }
+
+  /** Snapshots used.idx per live ring and ISR: the interrupt checks judge what happens from here. */
+  irqMark(): void {
+    this.usedBefore.clear();
+    for (const l of this.ledgers) if (l !== null && !l.tainted) this.usedBefore.set(l, l.ring.usedIdx());
+    this.isrBefore = this.device.isr;
+    this.isrSeen = 0;
+    this.publishedInStep = false;
+  }
+
+  /**
+   * §2.7.7.2 / §2.7.10: a used-buffer notification is due when a queue's used.idx moved past
+   * used_event (EVENT_IDX) or, without EVENT_IDX, while the driver has not set NO_INTERRUPT. Due
+   * means ISR's queue bit is set when the step ends, or was just before a re-entrant driver
+   * operation (which may read ISR) — the line stays asserted until the driver reads ISR, so a second
+   * notification does not show as a new edge. Narrowed: without a clean initialisation the driver
+   * does not know whether EVENT_IDX is in force; and once the device entered DEVICE_NEEDS_RESET,
+   * any interrupt (the config one) is accepted — the driver resets.
+   * Spurious: ISR's queue bit newly set in a step in which no used.idx moved on any queue (§2.7.7.2
+   * allows extra notifications only as a SHOULD NOT when something was used; none when nothing was).
+   */
+  checkInterrupts(): void {
+    const isr = this.device.isr | this.isrSeen;
+    if ((isr & ISR_QUEUE) !== 0 && (this.isrBefore & ISR_QUEUE) === 0 && !this.publishedInStep) {
+      this.fail('irq.spurious', `the device set ISR's used-buffer bit in a step in which no queue's used.idx moved (ISR 0x${this.isrBefore.toString(16)} -> 0x${isr.toString(16)})`);
+    }
+    if (!this.clean || !this.driverOk) return;
+    if (this.needsReset && isr !== 0) return;
+    if ((isr & ISR_QUEUE) !== 0) return;
+    const eventIdx = this.has('EVENT_IDX');
+    for (const l of this.ledgers) {
+      if (l === null || l.tainted) continue;
+      const before = this.usedBefore.get(l) ?? 0;
+      const now = l.ring.usedIdx();
+      if (now === before) continue;
+      const due = eventIdx ? needEvent(this.memory.driver.readU16(l.ring.availRing + 4 + 2 * l.ring.size), now, before) : (this.memory.driver.readU16(l.ring.availRing) & 1) === 0;
+      if (due) {
+        this.fail('irq.lost', `queue ${l.index}: used.idx ${before} -> ${now} with ${eventIdx ? 'used_event crossed' : 'interrupts not suppressed'}, but no used-buffer interrupt (ISR 0x${isr.toString(16)})`);
+      }
+    }
+  }
+
+  /**
+   * Every head made available is in the used ring (taken by consumeUsed), held by the device
+   * (popped, in flight), or not popped yet: outstanding = (avail.idx - nextAvail) + inFlight.
+   * Narrowed to queues the device runs as the driver programmed them, not broken (a stopped queue
+   * forgets what it held: the driver must reset), with no raw posting (an index bump re-exposes
+   * heads the books cannot place) and not tainted; and to a clean initialisation.
+   */
+  private checkHeld(): void {
+    if (!this.clean || !this.driverOk) return;
+    const queues = this.device.queues;
+    for (const l of this.ledgers) {
+      if (l === null || l.dead || l.tainted || l.rawSeen) continue;
+      const q = queues[l.index];
+      if (q === null || q === undefined || q.broken) continue;
+      const c = q.queueConfig;
+      if (c.descTable !== l.ring.descTable || c.availRing !== l.ring.availRing || c.usedRing !== l.ring.usedRing || q.size !== l.ring.size) continue;
+      const notPopped = (l.ring.availIdx - q.nextAvail) & 0xffff;
+      if (l.outstanding !== notPopped + q.inFlight) {
+        this.fail('used.head-lost', `queue ${l.index}: the driver has ${l.outstanding} head(s) outstanding, the device holds ${q.inFlight} and has ${notPopped} not popped yet`);
+      }
+    }
+  }
+
+  /** The host's offloads against what the guest negotiated and what an OK ack promised. */
+  private checkOffloads(): void {
+    const v = this.netdev.vnet;
+    if (v === null) return;
+    const host = v.offloads;
+    const neg = offloadsOf(this.negotiated);
+    const beyond = (Object.keys(host) as (keyof Offloads)[]).filter((k) => host[k] && !neg[k]);
+    // Narrowed: after a refusal the host keeps what it had; the device must then keep the guest
+    // from seeing it (the rx header oracle), it cannot take it back from the host.
+    if (beyond.length > 0 && this.clean && !v.lastRefused) {
+      this.fail('host.offloads-not-negotiated', `the host has ${beyond.join(', ')} enabled, which the guest did not negotiate`);
+    }
+    if (!this.offloadsAcked) return;
+    const want = offloadsOf(this.guestOffloads);
+    const off = (Object.keys(want) as (keyof Offloads)[]).filter((k) => want[k] !== host[k]);
+    if (off.length > 0) {
+      this.fail('ctrl.offloads-acked-not-applied', `GUEST_OFFLOADS_SET was acked OK but the host's ${off.join(', ')} differ(s) from it (host ${JSON.stringify(host)}, acked ${JSON.stringify(want)}${v.offloadRefusals > 0 ? '; the host refused' : ''})`);
+    }
+  }
+
+  /** The guest's offloads in effect (GUEST_CSUM … as the rx header rules read them). */
+  offloadsInEffect(): Offloads {
+    return offloadsOf(this.guestOffloads);
   }
 
   /** The driver takes every used element of its live rings and matches it to its books. */
@@ -321,7 +747,60 @@ export class FuzzWorld {
       for (const e of l.take()) {
         const p = l.complete(e);
         if (p !== null) this.fail(p.code, p.detail);
+        const posting = l.lastCompleted;
+        if (posting === null) continue;
+        if (l.index === 0 && posting.kind === 'rx') this.received(l, e.len, posting);
+        if (posting.kind === 'ctrl' && l.lastAck === 0 && posting.command !== undefined) this.ctrlAcked(posting.command);
       }
+    }
+  }
+
+  /** A command the device acked OK: the driver's view of the offloads follows it (§5.1.6.5.8.2). */
+  private ctrlAcked(cmd: readonly number[]): void {
+    if (cmd[0] !== 5 || cmd[1] !== 0 || cmd.length !== 10) return;
+    let bits = 0n;
+    for (let i = 0; i < 8; i++) bits |= BigInt(cmd[2 + i]!) << BigInt(8 * i);
+    this.guestOffloads = bits & this.negotiated & GUEST_OFFLOAD_FEATURES;
+    this.offloadsAcked = true;
+  }
+
+  /**
+   * One used element of receiveq1: put merged frames together, then check header and bytes
+   * (stream-checks.ts). Narrowed to a clean initialisation (else the device's header length may
+   * differ from the driver's) and to a queue with no raw posting (a raw chain's buffers may alias
+   * a receive buffer, so what is in it is not the device's alone) and not tainted.
+   */
+  private received(l: QueueLedger, len: number, p: Posting): void {
+    if (!this.clean || l.rawSeen || l.tainted) {
+      this.rxAssembly = null;
+      return;
+    }
+    const a = this.rxAssembly;
+    if (a === null && len === 0) return; // a buffer returned unused (shorter than the header)
+    const bytes = readRanges(this.memory, p.ranges, len);
+    const hdrLen = this.hdrLen;
+    const mergeable = this.has('MRG_RXBUF');
+    if (a === null) {
+      if (len < hdrLen) return this.fail('rx.frame-corrupt', `used element { id: ${p.head}, len: ${len} } is shorter than the ${hdrLen}-byte header`);
+      const header = bytes.slice(0, hdrLen);
+      const n = hdrLen === 12 ? header[10]! | (header[11]! << 8) : 1;
+      if (!mergeable && n !== 1) return this.fail('rx.num-buffers', `num_buffers ${n} without MRG_RXBUF (must be 1)`);
+      if (n === 0) return this.fail('rx.num-buffers', 'num_buffers 0');
+      this.rxAssembly = { header, n, parts: [bytes.subarray(hdrLen)] };
+    } else {
+      if (len === 0) return this.fail('rx.num-buffers', `a zero-length used element inside a frame of num_buffers ${a.n}`);
+      a.parts.push(bytes);
+    }
+    const cur = this.rxAssembly!;
+    if (cur.parts.length < cur.n) return;
+    this.rxAssembly = null;
+    const frame = concat(cur.parts);
+    const o = this.offloadsInEffect();
+    const bad = checkRxHeader(cur.header, frame.length, o);
+    if (bad !== null) return this.fail(bad.code, bad.detail);
+    const mayComplete = (h: Uint8Array | undefined): boolean => !o.csum && h !== undefined && ((h[0] ?? 0) & 1) !== 0;
+    if (this.rxStream.take(frame, mayComplete) === null) {
+      this.fail('rx.frame-corrupt', `the guest received a ${frame.length}-byte frame that matches no frame the backend injected (in order; ${this.rxStream.size} waiting)`);
     }
   }
 
@@ -342,6 +821,22 @@ export class FuzzWorld {
         this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedNonEmpty}`);
       }
     }
+    // rx-path.ts: before DRIVER_OK (and after a reset) the device takes no frame — the backend
+    // holds them — so its own backlog never grows then.
+    if (!this.driverOk && s.rx.backlog > this.rxBacklogBefore) {
+      this.fail('rx.taken-while-stopped', `the device took ${s.rx.backlog - this.rxBacklogBefore} frame(s) into its backlog while not running (status 0x${this.device.status.toString(16)})`);
+    }
+    this.rxBacklogBefore = s.rx.backlog;
+    // Frames wait in the backend while the running device has receive buffers and room: it
+    // stalled them (it paused the backend and never resumed it). Narrowed to a clean
+    // initialisation with the link up and receiveq1 running as programmed, with buffers not popped.
+    const q0 = this.device.queues[0];
+    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 !== null && q0 !== undefined && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
+      const notPopped = (rx.ring.availIdx - q0.nextAvail) & 0xffff;
+      if (q0.queueConfig.availRing === rx.ring.availRing && notPopped > 0) {
+        this.fail('rx.backend-stalled', `the backend holds ${n.backlog} frame(s) while the device runs with ${notPopped} receive buffer(s) not popped and an empty backlog`);
+      }
+    }
     if (s.tx.frames !== this.transmitted || n.transmitted !== this.transmitted) {
       this.fail('stats.tx-mismatch', `device tx.frames ${s.tx.frames}, netdev transmitted ${n.transmitted}, seen ${this.transmitted}`);
     }
@@ -354,4 +849,42 @@ export class FuzzWorld {
   get driverOk(): boolean {
     return (this.device.status & STATUS_DRIVER_OK) !== 0;
   }
+}
+
+function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}
+
+function offloadsOf(f: bigint): Offloads {
+  return {
+    csum: hasFeature(f, NetFeature.GUEST_CSUM),
+    tso4: hasFeature(f, NetFeature.GUEST_TSO4),
+    tso6: hasFeature(f, NetFeature.GUEST_TSO6),
+    ecn: hasFeature(f, NetFeature.GUEST_ECN),
+    ufo: hasFeature(f, NetFeature.GUEST_UFO),
+  };
+}
+
+/** The first `len` bytes of the granted ranges, concatenated (what the device wrote there). */
+function readRanges(m: GuardedMemory, ranges: readonly [number, number][], len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const [a, l] of ranges) {
+    if (at >= len) break;
+    const n = Math.min(l, len - at);
+    m.driver.read(a, out.subarray(at, at + n));
+    at += n;
+  }
+  return out;
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

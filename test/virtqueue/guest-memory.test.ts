@@ -22,14 +22,17 @@ describe('virtqueue/guest-memory', () => {
     for (const f of [() => m.readU32(13), () => m.writeU32(13, 1), () => m.write(10, new Uint8Array(7)), () => m.readU8(-1)]) {
       expect(f).to.throw(GuestMemoryError);
     }
+    let caught: unknown = null;
     try {
       m.writeU64(12, 1n);
     } catch (e) {
-      expect(e).to.be.instanceOf(GuestMemoryError);
-      expect((e as GuestMemoryError).code).to.equal('memory.out-of-range');
-      expect((e as GuestMemoryError).address).to.equal(12);
-      expect((e as GuestMemoryError).length).to.equal(8);
+      caught = e;
     }
+    // Without this the checks below would pass when nothing was thrown.
+    expect(caught).to.be.instanceOf(GuestMemoryError);
+    expect((caught as GuestMemoryError).code).to.equal('memory.out-of-range');
+    expect((caught as GuestMemoryError).address).to.equal(12);
+    expect((caught as GuestMemoryError).length).to.equal(8);
     expect([...m.bytes(0, 16)]).to.deep.equal(before);
   });
 
