@@ -18,6 +18,17 @@ describe('virtio-net guest (CLI)', function () {
     expect(() => parseGuestArgs(['--bogus'])).to.throw(UsageError, /unknown flag --bogus/);
   });
 
+  it('save_and_restore_flags_parse', async () => {
+    expect(parseGuestArgs(['--save', 'vm.state'])).to.include({ save: 'vm.state', restore: null });
+    expect(parseGuestArgs(['--restore', 'vm.state', '--script', 's.sh'])).to.include({ save: null, restore: 'vm.state', script: 's.sh' });
+    expect(() => parseGuestArgs(['--save'])).to.throw(UsageError, /--save/);
+    const missing = join(tmpdir(), `vnm-no-such-state-${process.pid}`);
+    let error: unknown = null;
+    await runGuest(['--restore', missing], { stdout: () => {}, stderr: () => {} }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(UsageError);
+    expect((error as Error).message).to.match(/--restore .* cannot be read/);
+  });
+
   it('script_json_reports_every_step_with_the_rx_filter_in_qemu_form', async function () {
     this.timeout(300_000);
     guestImageOrSkip(this);
