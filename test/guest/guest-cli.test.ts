@@ -54,4 +54,27 @@ describe('virtio-net guest (CLI)', function () {
     expect(up['vlan-table']).to.deep.equal([0]);
     expect(steps[1]!.rxFilter['multicast']).to.equal('all');
   });
+
+  it('save_after_script_then_restore_continues_the_same_guest', async function () {
+    this.timeout(600_000);
+    guestImageOrSkip(this);
+    const dir = mkdtempSync(join(tmpdir(), 'vnm-guest-cli-'));
+    const setup = join(dir, 'setup.sh');
+    const more = join(dir, 'more.sh');
+    const state = join(dir, 'vm.state');
+    writeFileSync(setup, ['ip link set eth0 up', 'ip link set eth0 promisc on', 'echo marker-from-before > /tmp/m'].join('\n'));
+    writeFileSync(more, ['cat /tmp/m', 'cat /sys/class/net/eth0/flags'].join('\n'));
+    const quiet = { stdout: () => {}, stderr: () => {} };
+    expect(await runGuest(['--script', setup, '--save', state, '--qmp', join(dir, 'a.sock')], quiet)).to.equal(0);
+    const lines: string[] = [];
+    const code = await runGuest(['--restore', state, '--script', more, '--json', '--qmp', join(dir, 'b.sock')], {
+      stdout: (t) => lines.push(...t.split('\n').filter((l) => l.length > 0)),
+      stderr: () => {},
+    });
+    expect(code).to.equal(0);
+    const steps = lines.map((l) => JSON.parse(l) as { output: string; rxFilter: Record<string, unknown> });
+    expect(steps[0]!.output).to.equal('marker-from-before\n'); // the guest's own files: the same machine
+    expect(Number(steps[1]!.output.trim()) & 0x100, 'IFF_PROMISC').to.equal(0x100);
+    expect(steps[0]!.rxFilter['promiscuous'], 'the rx filter came with the state').to.equal(true);
+  });
 });
