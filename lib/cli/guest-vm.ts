@@ -21,6 +21,8 @@ import { GuestConsole } from './guest-console.js';
 
 /** What /init prints once eth0 exists and the shell is about to start. */
 export const READY_MARKER = 'VIRTIO-NET-GUEST-READY';
+/** Size of the blank disk `stateDisk` adds. */
+const STATE_DISK_SIZE = 1 << 20;
 /** Guest RAM: what REAL-GUEST.md measured with; the initramfs sits at 64 MiB. */
 const MEMORY_SIZE = 256 << 20;
 const BASE_CMDLINE = 'console=ttyS0 tsc=reliable mitigations=off';
@@ -55,6 +57,18 @@ export interface GuestVmOptions {
   bootTimeoutMs?: number;
   /** Every byte the guest writes on its serial console. */
   onSerialByte?: (byte: number) => void;
+  /**
+   * Give the machine a blank primary IDE disk (`hda`, 1 MiB of zeros; the guest has no driver for
+   * it). v86 0.5.462's restore_state() throws without one (lib/hypervisors/README.md), so a guest
+   * that will be saved, and the machine a state is restored into, both need it. Implied by `restore`.
+   */
+  stateDisk?: boolean;
+  /**
+   * A state image from `saveState()` (of a guest booted with the same image and options, in this
+   * process or another): restored right after the device is attached, instead of booting. The
+   * guest then continues where it was saved (no READY_MARKER wait); the console starts afresh.
+   */
+  restore?: ArrayBuffer | Uint8Array;
 }
 
 export type V86Instance = InstanceType<typeof V86> & V86EmulatorLike & V86BusEmulator & { bus?: unknown };
@@ -80,7 +94,10 @@ export class GuestVm {
     this.bootMs = parts.bootMs;
   }
 
-  /** Boots the guest and resolves once /init printed READY_MARKER. */
+  /**
+   * Boots the guest and resolves once /init printed READY_MARKER; with `restore`, restores the saved
+   * machine instead and resolves once it runs again.
+   */
   static async boot(options: GuestVmOptions): Promise<GuestVm> {
     const { image } = options;
     const started = Date.now();
@@ -98,6 +115,7 @@ export class GuestVm {
       disable_keyboard: true,
       disable_mouse: true,
       disable_speaker: true,
+      ...(options.stateDisk === true || options.restore !== undefined ? { hda: { buffer: new ArrayBuffer(STATE_DISK_SIZE) } } : {}),
       ...(options.netDevice !== undefined ? { net_device: options.netDevice } : {}),
     } as ConstructorParameters<typeof V86>[0]) as V86Instance;
     const given = options.netdev;
@@ -131,9 +149,16 @@ export class GuestVm {
     });
     try {
       await loaded;
-      const ready = serial.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
-      await emulator.run();
-      await ready;
+      if (options.restore !== undefined) {
+        // After attachToV86 (the device's entry is taken back by the hooked cpu.set_state).
+        const r = options.restore;
+        await emulator.restore_state(r instanceof ArrayBuffer ? r : arrayBuffer(r));
+        await emulator.run();
+      } else {
+        const ready = serial.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
+        await emulator.run();
+        await ready;
+      }
     } catch (e) {
       await emulator.destroy().catch(() => undefined);
       throw new Error(`guest did not boot: ${(e as Error).message}\n--- serial console (last 2000 chars) ---\n${serial.transcript().slice(-2000)}`);
@@ -144,6 +169,14 @@ export class GuestVm {
   /** Runs one shell command in the guest; resolves with its exit code and output. */
   run(command: string, timeoutMs?: number): Promise<{ exitCode: number; output: string }> {
     return this.console.run(command, timeoutMs);
+  }
+
+  /**
+   * v86's state image of the whole machine with the device's state in it (attachToV86 adds it to
+   * save_state). Restore it with `GuestVm.boot({ …same options, restore: bytes })`.
+   */
+  async saveState(): Promise<Uint8Array> {
+    return new Uint8Array(await this.emulator.save_state());
   }
 
   /** Sends raw text to the serial console (interactive use). */
@@ -158,8 +191,8 @@ export class GuestVm {
   }
 }
 
-function arrayBuffer(path: string): ArrayBuffer {
-  const b = readFileSync(path);
+function arrayBuffer(from: string | Uint8Array): ArrayBuffer {
+  const b = typeof from === 'string' ? readFileSync(from) : from;
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }
 

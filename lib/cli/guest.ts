@@ -12,8 +12,12 @@
 //     backend's host link and host errors (report.ts BackendReport); in text, a `[backend: …]` line
 //     after a step that changed them. Exit code 0 when every step exited 0, else 1.
 //   Either way a host link change (TAP / macvtap) is a line on stderr when it happens.
+//   --save FILE: v86's state image of the machine (device state included, attachToV86) written to
+//     FILE on SIGUSR1 (any time; the guest keeps running) and, with --script, after the last step.
+//   --restore FILE: instead of booting, the machine saved in FILE continues (same image; give the
+//     flags that shape the device — --legacy, --mac — as when it was saved).
 
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Netdev } from '../netdev/netdev.js';
@@ -35,6 +39,8 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
   { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
   { name: 'step-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds one script step may take (default 60)' },
+  { name: 'save', kind: 'string', help: "write the machine's state to FILE on SIGUSR1 and after --script" },
+  { name: 'restore', kind: 'string', help: 'continue the machine saved in FILE instead of booting' },
 ];
 
 /** Ctrl-] ends the interactive console, as in telnet. */
@@ -50,6 +56,8 @@ interface GuestOptions {
   legacy: boolean;
   mac: string;
   stepTimeoutMs: number;
+  save: string | null;
+  restore: string | null;
 }
 
 export function parseGuestArgs(argv: readonly string[]): GuestOptions {
@@ -67,6 +75,8 @@ export function parseGuestArgs(argv: readonly string[]): GuestOptions {
     legacy: f['legacy'] === true,
     mac,
     stepTimeoutMs: ((f['step-timeout'] as number | undefined) ?? 60) * 1000,
+    save: (f['save'] as string | undefined) ?? null,
+    restore: (f['restore'] as string | undefined) ?? null,
   };
 }
 
@@ -80,6 +90,7 @@ export interface GuestOutput {
 export async function runGuest(args: string[], output: GuestOutput = {}): Promise<number> {
   const options = parseGuestArgs(args);
   const steps = options.script === null ? null : readScript(options.script);
+  const restore = options.restore === null ? undefined : readState(options.restore);
   const out = output.stdout ?? ((text: string): void => void process.stdout.write(text));
   const stderr = output.stderr ?? ((text: string): void => void process.stderr.write(text));
   const err = (line: string): void => stderr(`${line}\n`);
@@ -97,9 +108,12 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const interactive = steps === null;
   let vm: GuestVm;
   try {
-    err(`virtio-net guest: booting Linux ${image.kernelRelease} in v86 (${options.legacy ? 'legacy' : 'modern'} virtio-pci) on ${label}`);
+    const what = restore !== undefined ? `restoring ${options.restore}` : `booting Linux ${image.kernelRelease}`;
+    err(`virtio-net guest: ${what} in v86 (${options.legacy ? 'legacy' : 'modern'} virtio-pci) on ${label}`);
     vm = await GuestVm.boot({
       image,
+      stateDisk: options.save !== null || restore !== undefined,
+      ...(restore !== undefined ? { restore } : {}),
       legacy: options.legacy,
       ...(netdev !== null ? { netdev } : {}),
       mac: options.mac,
@@ -114,7 +128,18 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
   const qmp = new QmpServer({ devices: [vm.device], netdevs: [vm.netdev], path: qmpPath });
   await qmp.listen();
-  err(`virtio-net guest: booted in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  err(`virtio-net guest: ${restore !== undefined ? 'restored' : 'booted'} in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  const save = async (): Promise<void> => {
+    if (options.save === null) return;
+    try {
+      await saveTo(vm, options.save);
+      err(`virtio-net guest: state saved to ${options.save}`);
+    } catch (e) {
+      err(`virtio-net guest: cannot save the state to ${options.save}: ${(e as Error).message}`);
+    }
+  };
+  const onSignal = (): void => void save();
+  if (options.save !== null) process.on('SIGUSR1', onSignal);
   if (hasLinkState(vm.netdev)) {
     const device = vm.device;
     vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason}); the guest's link is ${device.linkUp ? 'up' : 'down'}`));
@@ -140,8 +165,13 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
         lastBackend = now;
       }
     }
+    if (options.save !== null) {
+      await saveTo(vm, options.save); // after the script: a failure here fails the command
+      err(`virtio-net guest: state saved to ${options.save}`);
+    }
     return failed === 0 ? 0 : 1;
   } finally {
+    process.off('SIGUSR1', onSignal);
     await qmp.close();
     await vm.stop();
   }
@@ -153,6 +183,22 @@ function backendLine(b: BackendReport, guestLinkUp: boolean): string {
   if (b.link !== null) parts.push(`host link ${b.link.up ? 'up' : 'down'} (${b.link.downs} down, ${b.link.ups} up${b.link.last === null ? '' : `; last ${b.link.last.reason}`})`);
   if (b.errors !== null) parts.push(`errors ${b.errors.count}${b.errors.last === null ? '' : ` (last: ${b.errors.last})`}`);
   return `[backend: ${parts.join('; ')}]`;
+}
+
+function readState(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new UsageError(`virtio-net guest: --restore ${JSON.stringify(path)} cannot be read: ${(e as Error).message}`);
+  }
+}
+
+/** The state image, written whole (a temporary file renamed over FILE). */
+async function saveTo(vm: GuestVm, path: string): Promise<void> {
+  const bytes = await vm.saveState();
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
 }
 
 function readScript(path: string): string[] {

@@ -22,6 +22,10 @@ commands:
             --qmp PATH           serve QMP on PATH
             --legacy             the legacy (transitional) virtio-pci interface
             --mac MAC, --step-timeout SECONDS
+            --save FILE          write the machine's state (v86's image, device state included) to
+                                 FILE on SIGUSR1 (the guest keeps running) and after --script
+            --restore FILE       continue the machine saved in FILE instead of booting (same
+                                 --legacy / --mac as when saved); then the console or --script
   help    this text
 `;
 

@@ -12,16 +12,21 @@
 // (inner.send → 'busy', or the device's receive → false) after the filters have seen the frame,
 // the chain keeps that one frame (a copy, into a buffer reused for every such frame) and holds
 // back the near end (send answers 'busy' / the inner netdev is paused) until the far end is ready.
-// Capabilities of the inner netdev (vnet header, offloads, link state) are forwarded.
+// Capabilities of the inner netdev (vnet header, offloads, link state, the rx-filter binding of a
+// syncing backend, MAC announcement) are forwarded: a V86BusNetdev or macvtap under filters still
+// learns the device's MAC / filter.
 
 import {
+  announcesMac,
   hasLinkState,
   hasOffloads,
   hasVnetHeader,
   type Netdev,
   type NetdevPeer,
   type OffloadFlags,
+  type RxFilterSource,
   type SendResult,
+  syncsRxFilter,
 } from '../netdev/netdev.js';
 import { queueSees, type Direction, type FilterSink, type NetFilter } from './filter.js';
 import { FrameSlot } from '../base/frame-slot.js';
@@ -64,6 +69,10 @@ export class FilterChain implements Netdev, FilterSink {
   /** Forwarded when the inner netdev carries vnet headers (else absent, so `hasVnetHeader` is false). */
   readonly setVnetHeaderLength?: (length: 10 | 12) => void;
   readonly setOffloads?: (flags: OffloadFlags) => boolean;
+  /** Forwarded when the inner netdev mirrors the rx filter (RxFilterSyncCapable) / announces the MAC. */
+  readonly syncsRxFilter?: true;
+  readonly bindRxFilterSource?: (source: RxFilterSource) => () => void;
+  readonly announceMac?: () => void;
 
   constructor(readonly inner: Netdev, options: { id?: string } = {}) {
     if (inner === null || typeof inner !== 'object' || typeof inner.send !== 'function' || typeof inner.attach !== 'function') {
@@ -87,6 +96,11 @@ export class FilterChain implements Netdev, FilterSink {
       Object.defineProperty(this, 'onLinkChange', { value: inner.onLinkChange.bind(inner), enumerable: true });
       Object.defineProperty(this, 'linkStatus', { value: inner.linkStatus.bind(inner), enumerable: true });
     }
+    if (syncsRxFilter(inner)) {
+      this.syncsRxFilter = true;
+      this.bindRxFilterSource = (source) => inner.bindRxFilterSource(source);
+    }
+    if (announcesMac(inner)) this.announceMac = () => inner.announceMac();
   }
 
   // --- filters -------------------------------------------------------------------------------

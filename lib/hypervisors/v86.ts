@@ -19,7 +19,7 @@ import { V86GuestMemory } from './v86-memory.js';
 import type { V86CpuMemory } from './v86-memory.js';
 import { V86_STATE_INDEX_BASE, hasDeviceState, hookV86State } from './v86-state.js';
 import type { V86StateCpu } from './v86-state.js';
-import { announcesMac } from '../netdev/v86-bus-netdev.js';
+import { announcesMac } from '../netdev/netdev.js';
 
 /** The v86 internals this adapter reaches (present in the npm build of 0.5.462). */
 export interface V86PortEntry {

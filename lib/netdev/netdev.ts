@@ -151,6 +151,11 @@ export interface RxFilterSyncCapable {
   bindRxFilterSource(source: RxFilterSource): () => void;
 }
 
+/** Capability: the backend can announce the device's MAC again on demand (V86BusNetdev: `net0-mac`; attachToV86 calls it after a restore). */
+export interface MacAnnounceCapable {
+  announceMac(): void;
+}
+
 /** The rx-filter fields a host sync reads: QEMU's query-rx-filter reply (lib/base/rx-filter-info.ts) but its name and broadcast flag. */
 export type RxFilterSnapshot = Omit<ReadonlyRxFilterInfo, 'name' | 'broadcast-allowed'>;
 
@@ -176,4 +181,7 @@ export function logsHostErrors(n: Netdev): n is Netdev & HostErrorLogCapable {
 }
 export function syncsRxFilter(n: Netdev): n is Netdev & RxFilterSyncCapable {
   return (n as Partial<RxFilterSyncCapable>).syncsRxFilter === true;
+}
+export function announcesMac(n: unknown): n is MacAnnounceCapable {
+  return typeof n === 'object' && n !== null && typeof (n as Partial<MacAnnounceCapable>).announceMac === 'function';
 }

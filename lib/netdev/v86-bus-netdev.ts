@@ -301,10 +301,8 @@ export class V86BusNetdev implements Netdev, RxFilterSyncCapable {
   }
 }
 
-/** A netdev that can announce the device's MAC again on demand (V86BusNetdev; attachToV86 calls it after a restore). */
-export function announcesMac(n: unknown): n is { announceMac(): void } {
-  return typeof n === 'object' && n !== null && typeof (n as { announceMac?: unknown }).announceMac === 'function';
-}
+/** The guest lives in netdev.ts with the other capability guards; re-exported here for existing imports. */
+export { announcesMac } from './netdev.js';
 
 /** The frame in a `<id>-receive` payload: a Uint8Array as is, other bytes as a view; else undefined. */
 function asBytes(value: unknown): Uint8Array | undefined {

@@ -18,6 +18,17 @@ describe('virtio-net guest (CLI)', function () {
     expect(() => parseGuestArgs(['--bogus'])).to.throw(UsageError, /unknown flag --bogus/);
   });
 
+  it('save_and_restore_flags_parse', async () => {
+    expect(parseGuestArgs(['--save', 'vm.state'])).to.include({ save: 'vm.state', restore: null });
+    expect(parseGuestArgs(['--restore', 'vm.state', '--script', 's.sh'])).to.include({ save: null, restore: 'vm.state', script: 's.sh' });
+    expect(() => parseGuestArgs(['--save'])).to.throw(UsageError, /--save/);
+    const missing = join(tmpdir(), `vnm-no-such-state-${process.pid}`);
+    let error: unknown = null;
+    await runGuest(['--restore', missing], { stdout: () => {}, stderr: () => {} }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(UsageError);
+    expect((error as Error).message).to.match(/--restore .* cannot be read/);
+  });
+
   it('script_json_reports_every_step_with_the_rx_filter_in_qemu_form', async function () {
     this.timeout(300_000);
     guestImageOrSkip(this);
@@ -44,5 +55,28 @@ describe('virtio-net guest (CLI)', function () {
     expect(steps[1]!.rxFilter['multicast']).to.equal('all');
     // The in-memory backend has no host link and no host errors to report; the guest's link is up.
     expect(steps[2]).to.deep.include({ linkUp: true, backend: { link: null, errors: null } });
+  });
+
+  it('save_after_script_then_restore_continues_the_same_guest', async function () {
+    this.timeout(600_000);
+    guestImageOrSkip(this);
+    const dir = mkdtempSync(join(tmpdir(), 'vnm-guest-cli-'));
+    const setup = join(dir, 'setup.sh');
+    const more = join(dir, 'more.sh');
+    const state = join(dir, 'vm.state');
+    writeFileSync(setup, ['ip link set eth0 up', 'ip link set eth0 promisc on', 'echo marker-from-before > /tmp/m'].join('\n'));
+    writeFileSync(more, ['cat /tmp/m', 'cat /sys/class/net/eth0/flags'].join('\n'));
+    const quiet = { stdout: () => {}, stderr: () => {} };
+    expect(await runGuest(['--script', setup, '--save', state, '--qmp', join(dir, 'a.sock')], quiet)).to.equal(0);
+    const lines: string[] = [];
+    const code = await runGuest(['--restore', state, '--script', more, '--json', '--qmp', join(dir, 'b.sock')], {
+      stdout: (t) => lines.push(...t.split('\n').filter((l) => l.length > 0)),
+      stderr: () => {},
+    });
+    expect(code).to.equal(0);
+    const steps = lines.map((l) => JSON.parse(l) as { output: string; rxFilter: Record<string, unknown> });
+    expect(steps[0]!.output).to.equal('marker-from-before\n'); // the guest's own files: the same machine
+    expect(Number(steps[1]!.output.trim()) & 0x100, 'IFF_PROMISC').to.equal(0x100);
+    expect(steps[0]!.rxFilter['promiscuous'], 'the rx filter came with the state').to.equal(true);
   });
 });

@@ -7,7 +7,10 @@ import { expect } from 'chai';
 import { FilterChain } from '../../../lib/filters/filter-chain.js';
 import { CONSUME, PASS, type Direction, type FilterQueue, type FilterSink, type NetFilter, type Verdict } from '../../../lib/filters/filter.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
-import { hasVnetHeader, type Netdev, type NetdevPeer, type SendResult } from '../../../lib/netdev/netdev.js';
+import { announcesMac, hasVnetHeader, syncsRxFilter, type Netdev, type NetdevPeer, type SendResult } from '../../../lib/netdev/netdev.js';
+import { V86BusNetdev, type V86BusConnector } from '../../../lib/netdev/v86-bus-netdev.js';
+import { VirtioNetDevice } from '../../../devices/virtio-net/virtio-net-device.js';
+import { GuestMemory } from '../../../virtqueue/guest-memory.js';
 import { NetRig } from '../../support/net-rig.js';
 
 type Seen = { filter: string; direction: Direction; first: number };
@@ -147,6 +150,31 @@ describe('lib/filters FilterChain', () => {
     expect(chain.filters.map((f) => f.id)).to.deep.equal(['z', 'a', 'b', 'c', 'd']);
     expect(() => chain.add(new RecordingFilter('a', log))).to.throw(/already on the chain/);
     expect(() => chain.add(new RecordingFilter('q', log), { position: 'nope' })).to.throw(/position must be 'head', 'tail' or the id/);
+  });
+
+  it('rx_filter_binding_and_mac_announcement_are_forwarded_to_a_bus_netdev', () => {
+    const plain = new FilterChain(new MemoryNetdev());
+    expect(syncsRxFilter(plain)).to.equal(false);
+    expect(announcesMac(plain)).to.equal(false);
+    // v86's browser side of `net0-mac`, as its adapters listen.
+    const macs: unknown[] = [];
+    const bus: V86BusConnector = {
+      register: () => undefined,
+      unregister: () => undefined,
+      send: (name, value) => {
+        if (name === 'net0-mac') macs.push(value);
+      },
+    };
+    const chain = new FilterChain(new V86BusNetdev({ emulator: { emulator_bus: bus } }));
+    chain.add(new RecordingFilter('a', []));
+    expect(syncsRxFilter(chain)).to.equal(true);
+    expect(announcesMac(chain)).to.equal(true);
+    // The device binds its rx filter to the netdev it is given; through the chain, the bus netdev
+    // learns the MAC and announces it.
+    new VirtioNetDevice({ id: 'nic0', mac: '52:54:00:aa:bb:cc', memory: new GuestMemory(1 << 16), netdev: chain });
+    expect(macs).to.deep.equal(['52:54:00:aa:bb:cc']);
+    chain.announceMac!();
+    expect(macs).to.deep.equal(['52:54:00:aa:bb:cc', '52:54:00:aa:bb:cc']);
   });
 
   it('vnet_header_capability_is_forwarded_only_when_the_backend_has_it', () => {
