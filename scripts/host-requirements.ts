@@ -47,7 +47,7 @@ export const HOST_FILES: readonly HostFile[] = [
  * themselves, and Debian's essential and required packages (dash/bash, apt, dpkg, debconf, coreutils, tar). Executing one of
  * these needs no entry above.
  */
-export const BASE_COMMANDS: readonly string[] = ['node', 'npm', 'sh', 'bash', 'apt-get', 'apt-cache', 'dpkg-deb', 'debconf-set-selections', 'uname', 'tar'];
+export const BASE_COMMANDS: readonly string[] = ['node', 'npm', 'sh', 'bash', 'apt-get', 'apt-cache', 'dpkg-deb', 'debconf-set-selections', 'uname', 'tar', 'mkfifo'];
 
 /** Debian's answer to tshark's install-time question (no setuid dumpcap: the tests only read files). */
 export const DEBCONF_PRESEED = 'wireshark-common wireshark-common/install-setuid boolean false';
