@@ -30,6 +30,7 @@ interface ChildResult {
   rxFilterAfterRestore: RxFilterInfo;
   rxFilterAfterPing: RxFilterInfo;
   filterEvents: number;
+  resets: number;
   arps: { src: string; at: number }[];
   rxPackets: number;
   ifindex: string;
@@ -116,7 +117,10 @@ describe('device state: a real guest saved in v86 and restored in another proces
     expect(child!.ping.exitCode, child!.ping.output).to.equal(0);
     expect(child!.ping.output).to.match(/3 packets transmitted, 3 packets received/);
     expect(child!.ifindex, 'the same eth0').to.equal(saved!.ifindex);
-    expect(child!.filterEvents, 'no rx-filter change (a driver re-init programs the filter anew)').to.equal(0);
+    // No driver re-initialisation: that always begins with a device reset. (The rx-filter event
+    // count is no proxy for it: the guest's own IPv6 timers may program its unchanged filter again
+    // after the restore; the filter itself must still equal the saved one, below.)
+    expect(child!.resets, `no device reset after the restore (rx-filter events: ${child!.filterEvents})`).to.equal(0);
     expect(child!.rxFilterAfterPing).to.deep.equal(saved!.rxFilter);
   });
 

@@ -34,6 +34,11 @@ async function main(): Promise<void> {
   const rxFilterAfterRestore = vm.device.queryRxFilter();
   let filterEvents = 0;
   vm.device.on('rx-filter-changed', () => filterEvents++);
+  // A driver that initialises again starts with a device reset (status 0, VIRTIO 1.2 §3.1.1).
+  let resets = 0;
+  vm.device.on('status', (status: number) => {
+    if (status === 0) resets++;
+  });
   const sh = async (c: string): Promise<{ exitCode: number; output: string }> => vm.run(c, 90_000);
   // Frames the device held in its backlog at save time reach the guest once it refills its ring.
   let rxPackets = Number((await sh('cat /sys/class/net/eth0/statistics/rx_packets')).output.trim());
@@ -44,6 +49,7 @@ async function main(): Promise<void> {
     rxFilterAfterRestore,
     rxFilterAfterPing: vm.device.queryRxFilter(),
     filterEvents,
+    resets,
     arps,
     rxPackets,
     ifindex,
