@@ -67,6 +67,9 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   private partner: MemoryNetdev | null = null;
   /** Held frames and their headers (copies; refusals past `backlogLimit` counted in its `dropped`). */
   private readonly backlog: FrameFifo;
+  /** Frames injected while an offer is in progress (re-entrant), moved behind it afterwards. */
+  private readonly late: FrameFifo;
+  private offering = false;
   private hdrLen: 10 | 12 = DEFAULT_VNET_HDR_LEN;
   /** What inject() passes when a vnetHdr netdev is given no header: `hdrLen` zeros (never written). */
   private zeroHeader = new Uint8Array(DEFAULT_VNET_HDR_LEN);
@@ -95,6 +98,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     this.backlogLimit = backlogLimit ?? DEFAULT_BACKLOG_LIMIT;
     this.vnetHdr = vnetHdr;
     this.backlog = new FrameFifo({ maxFrames: this.backlogLimit, headerBytes: vnetHdr ? MAX_HELD_HEADER : 0 });
+    this.late = new FrameFifo({ maxFrames: this.backlogLimit, headerBytes: vnetHdr ? MAX_HELD_HEADER : 0 });
     if (!vnetHdr) {
       // Hide the capabilities from the type guards (hasVnetHeader / hasOffloads look for these).
       Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
@@ -153,13 +157,32 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
       this.counters.dropped++;
       return false;
     }
+    // Injected from inside the device's handling of an offer (e.g. its pause callback): it must
+    // not overtake the frame being offered, so it waits until that frame's fate is known.
+    if (this.offering) return this.late.push(frame, header);
     const peer = this.peer;
     if (peer !== null && !this.paused && !this.draining && this.backlog.length === 0) {
-      if (peer.receive(frame, header)) {
-        this.counters.delivered++;
-        return true;
+      this.offering = true;
+      let taken: boolean;
+      try {
+        taken = peer.receive(frame, header);
+      } finally {
+        this.offering = false;
       }
-      this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
+      let kept = taken;
+      if (taken) this.counters.delivered++;
+      else {
+        this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
+        kept = this.backlog.push(frame, header);
+      }
+      if (this.late.length > 0) {
+        for (let f = this.late.peekFrame(); f !== undefined; f = this.late.peekFrame()) {
+          this.backlog.push(f, this.late.peekHeader()); // false: full, counted in backlog.dropped
+          this.late.shift();
+        }
+        this.drain();
+      }
+      return kept;
     }
     return this.backlog.push(frame, header); // false: full, counted in backlog.dropped
   }
@@ -226,14 +249,18 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
   }
 
   stats(): MemoryNetdevStats {
-    return { ...this.counters, backlog: this.backlog.length, dropped: this.counters.dropped + this.backlog.dropped };
+    return {
+      ...this.counters,
+      backlog: this.backlog.length + this.late.length,
+      dropped: this.counters.dropped + this.backlog.dropped + this.late.dropped,
+    };
   }
 
   /** Drops the backlog (counted in `dropped`), detaches and unpairs. Idempotent. */
   close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
-      this.counters.dropped += this.backlog.clear(true);
+      this.counters.dropped += this.backlog.clear(true) + this.late.clear(true);
       this.peer = null;
       this.unpair();
     }

@@ -45,6 +45,50 @@ describe('lib/netdev/memory-netdev', () => {
       expect(n.id).to.equal('host0');
     });
 
+    it('a_frame_injected_while_the_device_refuses_an_offer_does_not_overtake_it', () => {
+      // Fuzz finding (test/fixtures/fuzz/rx.frame-corrupt-memorynetdev-reorder-…): the device's
+      // pause handling ran code that injected another frame, which got held before the refused one.
+      const n = new MemoryNetdev();
+      const received: number[] = [];
+      let refuse = true;
+      n.attach({
+        receive: (frame: Uint8Array) => {
+          if (refuse) {
+            refuse = false;
+            n.inject(f(2)); // re-entrant, from inside the offer of frame 1
+            return false;
+          }
+          received.push(frame[0]!);
+          return true;
+        },
+        writable: () => undefined,
+      });
+      expect(n.inject(f(1))).to.equal(true); // held
+      n.resumeReceive();
+      expect(received).to.deep.equal([1, 2]);
+      expect(n.stats()).to.deep.include({ injected: 2, delivered: 2, backlog: 0, dropped: 0 });
+    });
+
+    it('a_frame_injected_while_the_device_takes_an_offer_follows_it', () => {
+      const n = new MemoryNetdev();
+      const received: number[] = [];
+      let first = true;
+      n.attach({
+        receive: (frame: Uint8Array) => {
+          received.push(frame[0]!);
+          if (first) {
+            first = false;
+            n.inject(f(2));
+          }
+          return true;
+        },
+        writable: () => undefined,
+      });
+      n.inject(f(1));
+      expect(received).to.deep.equal([1, 2]);
+      expect(n.stats()).to.deep.include({ injected: 2, delivered: 2, backlog: 0 });
+    });
+
     it('device_saying_false_pauses_delivery_and_resume_drains_in_order_until_false_again', () => {
       const n = new MemoryNetdev();
       const peer = new RecordingPeer(1);
