@@ -25,6 +25,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { HostErrorLog, HostErrorLogCapable, HostErrorRecord, LinkChangeReason, LinkStateCapable, LinkStateChange, LinkStatus, Netdev, NetdevPeer, SendResult } from './netdev.js';
+import { checkPeer } from './netdev.js';
 import { HostLinkFollower } from './host-link.js';
 import type { HostLinkPolicy, HostLinkSink } from './host-link.js';
 import { FRAME_MAX } from '../base/frame-limits.js';
@@ -118,9 +119,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
 
   attach(peer: NetdevPeer): void {
     if (this.peer !== null) throw new Error(`${this.constructor.name} ${this.id}: a device is already attached`);
-    if (peer === null || typeof peer !== 'object' || typeof peer.receive !== 'function' || typeof peer.writable !== 'function') {
-      throw new TypeError(`${this.constructor.name} ${this.id}: attach needs a NetdevPeer { receive(), writable() }`);
-    }
+    checkPeer(`${this.constructor.name} ${this.id}`, peer);
     if (this.closed) throw new Error(`${this.constructor.name} ${this.id}: closed`);
     this.peer = peer;
     this.paused = false;

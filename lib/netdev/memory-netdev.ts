@@ -20,6 +20,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Netdev, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
+import { checkPeer } from './netdev.js';
 import { FrameFifo } from '../base/frame-fifo.js';
 
 export interface MemoryNetdevOptions {
@@ -129,9 +130,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
 
   attach(peer: NetdevPeer): void {
     if (this.peer !== null) throw new Error(`MemoryNetdev ${this.id}: a device is already attached`);
-    if (peer === null || typeof peer !== 'object' || typeof peer.receive !== 'function' || typeof peer.writable !== 'function') {
-      throw new TypeError(`MemoryNetdev ${this.id}: attach needs a NetdevPeer { receive(), writable() }`);
-    }
+    checkPeer(`MemoryNetdev ${this.id}`, peer);
     this.peer = peer;
     this.paused = false;
     this.drain();

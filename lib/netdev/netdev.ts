@@ -185,3 +185,14 @@ export function syncsRxFilter(n: Netdev): n is Netdev & RxFilterSyncCapable {
 export function announcesMac(n: unknown): n is MacAnnounceCapable {
   return typeof n === 'object' && n !== null && typeof (n as Partial<MacAnnounceCapable>).announceMac === 'function';
 }
+
+/**
+ * The check every backend's `attach` makes (embedder input: a TypeError naming the backend).
+ * `owner` is how messages name the backend, e.g. `MemoryNetdev net0`.
+ */
+export function checkPeer(owner: string, peer: unknown): asserts peer is NetdevPeer {
+  const p = peer as Partial<NetdevPeer> | null;
+  if (p === null || typeof p !== 'object' || typeof p.receive !== 'function' || typeof p.writable !== 'function') {
+    throw new TypeError(`${owner}: attach needs a NetdevPeer { receive(), writable() }`);
+  }
+}

@@ -36,6 +36,7 @@ import { defer as defaultDefer } from '../base/schedule.js';
 import type { Defer } from '../base/schedule.js';
 import { formatMac, macFromText } from '../base/mac.js';
 import type { Netdev, NetdevPeer, RxFilterSource, RxFilterSyncCapable, SendResult } from './netdev.js';
+import { checkPeer } from './netdev.js';
 
 /** One side of v86's bus (src/bus.js BusConnector): the methods this netdev uses. */
 export interface V86BusConnector {
@@ -130,9 +131,7 @@ export class V86BusNetdev implements Netdev, RxFilterSyncCapable {
   attach(peer: NetdevPeer): void {
     if (this.closed) throw new Error(`V86BusNetdev ${this.id}: closed`);
     if (this.peer !== null) throw new Error(`V86BusNetdev ${this.id}: a device is already attached`);
-    if (peer === null || typeof peer !== 'object' || typeof peer.receive !== 'function' || typeof peer.writable !== 'function') {
-      throw new TypeError(`V86BusNetdev ${this.id}: attach needs a NetdevPeer { receive(), writable() }`);
-    }
+    checkPeer(`V86BusNetdev ${this.id}`, peer);
     this.peer = peer;
     this.paused = false;
     this.drain();
