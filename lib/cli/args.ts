@@ -118,3 +118,56 @@ function checkIfname(name: string): void {
     throw new UsageError(`--netdev: ifname must be 1-15 characters without spaces, '/' or ':', got ${JSON.stringify(name)}`);
   }
 }
+
+/** `--ip ADDR/LEN` and `--peer ADDR`: the scripted guest's IPv4 address and the on-link peer it pings. */
+export interface GuestIpSpec {
+  ip: [number, number, number, number];
+  prefixLength: number;
+  peer: [number, number, number, number];
+}
+
+export const DEFAULT_GUEST_IP = '10.0.2.15/24';
+export const DEFAULT_PEER = '10.0.2.2';
+
+export function parseGuestIp(ipText: string = DEFAULT_GUEST_IP, peerText: string = DEFAULT_PEER): GuestIpSpec {
+  const slash = ipText.indexOf('/');
+  const ip = slash < 0 ? undefined : dottedQuad(ipText.slice(0, slash));
+  const lenText = slash < 0 ? '' : ipText.slice(slash + 1);
+  const len = /^\d{1,2}$/.test(lenText) ? Number(lenText) : NaN;
+  if (ip === undefined || !(len >= 1 && len <= 31)) {
+    throw new UsageError(`--ip must be an IPv4 address and prefix length 1-31, e.g. ${DEFAULT_GUEST_IP}, got ${JSON.stringify(ipText)}`);
+  }
+  const peer = dottedQuad(peerText);
+  if (peer === undefined) throw new UsageError(`--peer must be an IPv4 address, e.g. ${DEFAULT_PEER}, got ${JSON.stringify(peerText)}`);
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const net = (a: number[]): number => (((a[0]! << 24) | (a[1]! << 16) | (a[2]! << 8) | a[3]!) >>> 0);
+  const subnet = `${[24, 16, 8, 0].map((s) => ((net(ip) & mask) >>> s) & 0xff).join('.')}/${len}`;
+  const check = (flag: string, a: number[], text: string): void => {
+    const why = unusableHost(a, net(a), mask, len);
+    if (why !== null) throw new UsageError(`--${flag}: ${text} is ${why}; the scripted guest needs a unicast host address`);
+  };
+  check('ip', ip, ipText.slice(0, slash));
+  check('peer', peer, peerText);
+  if ((net(ip) & mask) !== (net(peer) & mask)) {
+    throw new UsageError(`--peer ${peerText} is not on the guest's subnet ${subnet} (--ip ${ipText}); the scripted guest pings a peer on its link`);
+  }
+  if (net(ip) === net(peer)) throw new UsageError(`--peer ${peerText} is the guest's own address (--ip ${ipText})`);
+  return { ip: ip as GuestIpSpec['ip'], prefixLength: len, peer: peer as GuestIpSpec['peer'] };
+}
+
+/** Four decimal octets 0-255 without leading zeros, or undefined. */
+function dottedQuad(text: string): number[] | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) return undefined;
+  return parts.map(Number);
+}
+
+/** Why `a` cannot be a host's address on a /len subnet, or null. */
+function unusableHost(a: number[], n: number, mask: number, len: number): string | null {
+  if (a[0] === 0) return 'in 0.0.0.0/8 ("this network")';
+  if (a[0] === 127) return 'a loopback address';
+  if (a[0]! >= 224) return a[0]! < 240 ? 'a multicast address' : 'a reserved or broadcast address';
+  if (len <= 30 && (n & ~mask) >>> 0 === 0) return 'the subnet\'s network address';
+  if (len <= 30 && (n & ~mask) >>> 0 === ~mask >>> 0) return 'the subnet\'s broadcast address';
+  return null;
+}

@@ -5,6 +5,22 @@ import type { NetStats } from '../../devices/virtio-net/net-stats.js';
 import type { RxFilterInfo } from '../base/rx-filter-info.js';
 import type { LinkStateChange, Netdev } from '../netdev/netdev.js';
 import { hasLinkState, logsHostErrors } from '../netdev/netdev.js';
+import type { PeerStatus } from './scripted-guest.js';
+
+/** Unanswered ARP for this long is news on the status line and in `--json` (three 1-s requests). */
+export const NO_ANSWER_REPORT_MS = 3000;
+
+/** The scripted guest's peer: its neighbour entry and, when it has not answered for a while, why the counters stay put. */
+export interface NeighbourReport extends PeerStatus {
+  /** "no answer from 10.0.2.2 on hostnet0 for 5 s", or null. */
+  warning: string | null;
+}
+
+export function neighbourReport(guest: { peerStatus(): PeerStatus }, netdevId: string): NeighbourReport {
+  const p = guest.peerStatus();
+  const warning = p.noAnswerMs !== null && p.noAnswerMs >= NO_ANSWER_REPORT_MS ? `no answer from ${p.ip} on ${netdevId} for ${Math.floor(p.noAnswerMs / 1000)} s` : null;
+  return { ...p, warning };
+}
 
 /**
  * What the backend says about itself (issue #13 item 4): its host link (TAP / macvtap follow the
@@ -52,6 +68,8 @@ export interface RunResult {
   qmp: string | null;
   device: NetStats;
   guest: Record<string, number>;
+  /** The guest's neighbour entry for its peer at the end. */
+  neighbour: NeighbourReport;
   peer: Record<string, number> | null;
   rxFilterChanges: number;
   events: number;
@@ -63,12 +81,13 @@ export interface RunResult {
 }
 
 /** One line, rewritten in place on a TTY. */
-export function statusLine(elapsedMs: number, s: NetStats, changes: number, events: number, backend?: BackendReport): string {
+export function statusLine(elapsedMs: number, s: NetStats, changes: number, events: number, backend?: BackendReport, peer?: NeighbourReport): string {
   const drops = Object.values(s.rx.drops).reduce((a, b) => a + b, 0);
   return (
     `${(elapsedMs / 1000).toFixed(1).padStart(5)}s  tx ${s.tx.frames}  rx ${s.rx.frames}  drops ${drops}` +
     `  ctrl ${s.ctrl.ok}/${s.ctrl.ok + s.ctrl.err} ok  rx-filter changes ${changes}  events ${events}` +
-    backendStatus(backend)
+    backendStatus(backend) +
+    (peer?.warning != null ? `  ${peer.warning}` : '')
   );
 }
 
@@ -95,6 +114,8 @@ export function summaryTable(r: RunResult): string {
     ['guest', Object.entries(r.guest).map(([k, v]) => `${k} ${v}`).join(', ')],
   ];
   rows.push(['guest link', r.linkUp ? 'up' : 'down']);
+  const n = r.neighbour;
+  rows.push(['peer', `${n.ip} ${n.state}${n.mac === null ? '' : ` at ${n.mac}`}${n.warning === null ? '' : `; ${n.warning}`}`]);
   const b = r.backend;
   if (b.link !== null) {
     const last = b.link.last === null ? '' : `; last: ${b.link.last.up ? 'up' : 'down'} (${b.link.last.reason})`;

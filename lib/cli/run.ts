@@ -17,24 +17,26 @@ import { SimPeer } from '../netdev/sim-peer.js';
 import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
 import { QmpServer } from '../qmp/server.js';
-import { parseFlags, parseNetdev } from './args.js';
-import type { FlagSpec, NetdevSpec } from './args.js';
+import { parseFlags, parseGuestIp, parseNetdev } from './args.js';
+import type { FlagSpec, GuestIpSpec, NetdevSpec } from './args.js';
 import { SCENARIOS, ScriptedGuest } from './scripted-guest.js';
 import type { Scenario } from './scripted-guest.js';
-import { backendReport, statusLine, summaryTable } from './report.js';
+import { backendReport, neighbourReport, statusLine, summaryTable } from './report.js';
 import type { RunResult } from './report.js';
 
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
   { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME' },
+  { name: 'ip', kind: 'string', help: "the scripted guest's IPv4 address/prefix (default 10.0.2.15/24)" },
+  { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
   { name: 'json', kind: 'boolean', help: 'machine-readable output' },
 ];
 
 const GUEST_MAC = '52:54:00:12:34:56';
-const GUEST_IP = [10, 0, 2, 15] as const;
-const PEER_IP = [10, 0, 2, 2] as const;
+/** After the run, how long the guest waits for the replies to its last pings (as ping does). */
+const LINGER_MS = 2000;
 /** Scripted-guest step period: fast enough to show traffic, slow enough to watch. */
 const TICK_MS = 20;
 const STATUS_MS = 250;
@@ -46,6 +48,8 @@ export interface RunOptions {
   durationMs: number;
   scenario: Scenario;
   netdev: NetdevSpec;
+  /** The guest's address and its peer (default 10.0.2.15/24 and 10.0.2.2). */
+  addressing?: GuestIpSpec;
   qmpPath: string | null;
   json: boolean;
   /** Ends the run early (Ctrl-C): the summary is still made and everything is cleaned up. */
@@ -58,6 +62,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     durationMs: ((f['duration'] as number | undefined) ?? 5) * 1000,
     scenario: ((f['scenario'] as Scenario | undefined) ?? 'linux'),
     netdev: parseNetdev((f['netdev'] as string | undefined) ?? 'memory'),
+    addressing: parseGuestIp(f['ip'] as string | undefined, f['peer'] as string | undefined),
     qmpPath: (f['qmp'] as string | undefined) ?? null,
     json: f['json'] === true,
   };
@@ -82,7 +87,8 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
 /** Runs the job; `print` receives the human-readable progress (nothing with json). */
 export async function run(options: RunOptions, print: (text: string) => void): Promise<RunResult> {
   const memory = new GuestMemory(8 << 20);
-  const { netdev, peer, label } = await openNetdev(options.netdev);
+  const addressing = options.addressing ?? parseGuestIp();
+  const { netdev, peer, label } = await openNetdev(options.netdev, addressing.peer.join('.'));
   const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev });
   let events = 0;
   device.on('rx-filter-changed', () => events++);
@@ -93,6 +99,8 @@ export async function run(options: RunOptions, print: (text: string) => void): P
 
   let guest: ScriptedGuest | null = null;
   let servicePending = false;
+  /** Called after each interrupt was serviced (the linger at the end waits on it). */
+  let afterService: (() => void) | null = null;
   const transport = new VirtioMmioTransport(device, {
     onInterrupt: (asserted) => {
       // A real CPU takes the interrupt after the device returns: service it on a later turn.
@@ -101,10 +109,11 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       setImmediate(() => {
         servicePending = false;
         guest?.service();
+        afterService?.();
       });
     },
   });
-  guest = new ScriptedGuest(transport, memory, { mac: parseMac(GUEST_MAC), ip: GUEST_IP }, PEER_IP);
+  guest = new ScriptedGuest(transport, memory, { mac: parseMac(GUEST_MAC), ip: addressing.ip }, addressing.peer);
 
   // Everything opened from here on is closed on every exit path (an error, Ctrl-C): the temp
   // directory holding the QMP socket never outlives the run.
@@ -139,7 +148,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
         if (noise !== null && ++n % 4 === 0) noise.inject(n % 8 === 0 ? NOISE_VLAN : NOISE_UNICAST);
       }, TICK_MS);
       const status = tty
-        ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events, backendReport(netdev))}\x1b[K`), STATUS_MS)
+        ? setInterval(() => print(`\r${statusLine(Date.now() - started, device.stats(), filterCommands(), events, backendReport(netdev), neighbourReport(guest!, netdev.id))}\x1b[K`), STATUS_MS)
         : null;
       const finish = (): void => {
         clearInterval(tick);
@@ -156,18 +165,34 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       if (options.signal?.aborted === true) onAbort();
       else options.signal?.addEventListener('abort', onAbort);
     });
-    // Let the last replies arrive.
+    const durationMs = Date.now() - started;
+    // Let the last replies arrive: pings sent in the last LINGER_MS get up to LINGER_MS to be
+    // answered, as ping waits for its last replies (not after Ctrl-C).
+    const g = guest;
+    await new Promise<void>((resolve) => {
+      if (interrupted || g.stack.awaitingReplies(LINGER_MS) === 0) return resolve();
+      const done = (): void => {
+        clearTimeout(limit);
+        afterService = null;
+        resolve();
+      };
+      const limit = setTimeout(done, LINGER_MS);
+      afterService = () => {
+        if (g.stack.awaitingReplies(LINGER_MS) === 0) done();
+      };
+    });
     await new Promise((r) => setImmediate(r));
     guest.service();
 
     return {
       scenario: options.scenario,
       netdev: label,
-      durationMs: Date.now() - started,
+      durationMs,
       interrupted,
       qmp: qmpPath,
       device: device.stats(),
       guest: { ...guest.tally },
+      neighbour: neighbourReport(guest, netdev.id),
       peer: peer === null ? null : { ...peer.stats() },
       rxFilterChanges: filterCommands(),
       events,
@@ -177,6 +202,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       backend: backendReport(netdev),
     };
   } finally {
+    guest?.close();
     await qmp?.close();
     peer?.close();
     await netdev.close();
@@ -184,11 +210,11 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   }
 }
 
-async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {
+async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {
   switch (spec.kind) {
     case 'memory': {
       const netdev = new MemoryNetdev({ id: 'hostnet0' });
-      return { netdev, peer: new SimPeer(netdev), label: 'memory (simulated host peer 10.0.2.2)' };
+      return { netdev, peer: new SimPeer(netdev, { ip: peerIp }), label: `memory (simulated host peer ${peerIp})` };
     }
     case 'tap': {
       const netdev = new TapNetdev(spec.ifname === undefined ? { id: 'hostnet0' } : { id: 'hostnet0', ifname: spec.ifname });

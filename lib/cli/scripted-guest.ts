@@ -1,7 +1,9 @@
 // The built-in scripted guest of `virtio-net run`: what a Linux guest's virtio_net driver does to a
 // NIC (facts in shared/design/REAL-GUEST.md), replayed through GuestNetDriver — negotiate, bring the
 // link up (PROMISC 0, ALLMULTI 0, MAC TABLE_SET, VLAN 0), join multicast groups, add a VLAN
-// sub-interface, ARP for the host peer and ping it, and keep changing its rx filter.
+// sub-interface, resolve the host peer and ping it, and keep changing its rx filter. Its small host
+// stack (lib/driver/guest-stack.ts) answers ARP, ICMP echo and IPv6 neighbour solicitations from
+// the first frame on and keeps the peer's neighbour entry the way Linux does.
 
 import { writeLe16 } from '../base/endian.js';
 import { parseMac } from '../base/mac.js';
@@ -9,7 +11,10 @@ import { GuestNetDriver } from '../driver/guest-net-driver.js';
 import type { MmioRegisters } from '../driver/guest-net-driver.js';
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { CtrlAck, CtrlClass } from '../../devices/virtio-net/constants.js';
-import { arpRequest, arpSenderMac, classifyReply, icmpEcho } from './guest-frames.js';
+import { GuestStack } from '../driver/guest-stack.js';
+import type { GuestStackTally } from '../driver/guest-stack.js';
+import type { Clock } from '../driver/clock.js';
+import type { NeighbourParams, NeighbourState } from '../driver/neighbour.js';
 import type { GuestAddressing } from './guest-frames.js';
 
 // Command numbers within their class (VIRTIO 1.2 §5.1.6.5); kept here as the driver's own copy.
@@ -21,23 +26,39 @@ const VLAN_ADD = 0;
 export type Scenario = 'linux' | 'traffic' | 'filter';
 export const SCENARIOS: readonly Scenario[] = ['linux', 'traffic', 'filter'];
 
-export interface GuestTally {
+export interface GuestTally extends GuestStackTally {
   ctrlOk: number;
   ctrlErr: number;
   framesSent: number;
   framesReceived: number;
-  arpReplies: number;
-  echoRequests: number;
-  echoReplies: number;
+}
+
+export interface ScriptedGuestOptions {
+  clock?: Clock;
+  neighbour?: Partial<NeighbourParams>;
+  random?: () => number;
+}
+
+/** The peer's neighbour entry, for the status line and `--json`. */
+export interface PeerStatus {
+  ip: string;
+  state: NeighbourState;
+  /** The MAC the pings go to, or null while unresolved. */
+  mac: string | null;
+  /** How long ARP requests for the peer have gone unanswered, or null when it answered. */
+  noAnswerMs: number | null;
 }
 
 const BASE_GROUPS = ['01:00:5e:00:00:01', '33:33:00:00:00:01'];
 
 export class ScriptedGuest {
   readonly driver: GuestNetDriver;
-  readonly tally: GuestTally = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0, arpReplies: 0, echoRequests: 0, echoReplies: 0 };
-  private peerMac: Uint8Array | null = null;
-  private seq = 0;
+  readonly stack: GuestStack;
+  private readonly counts = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0 };
+  private readonly onFrame = (frame: Uint8Array): void => {
+    this.counts.framesReceived++;
+    this.stack.handle(frame);
+  };
   private allmulti = false;
   private groups = [...BASE_GROUPS];
   private step = 0;
@@ -45,10 +66,42 @@ export class ScriptedGuest {
   constructor(
     regs: MmioRegisters,
     memory: GuestMemoryAccess,
-    private readonly addressing: GuestAddressing,
-    private readonly peerIp: readonly [number, number, number, number],
+    addressing: GuestAddressing,
+    peerIp: readonly [number, number, number, number],
+    options: ScriptedGuestOptions = {},
   ) {
     this.driver = new GuestNetDriver(regs, memory);
+    this.stack = new GuestStack({
+      mac: addressing.mac,
+      ip: addressing.ip,
+      peerIp,
+      send: (frame) => this.send(frame),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.neighbour === undefined ? {} : { neighbour: options.neighbour }),
+      ...(options.random === undefined ? {} : { random: options.random }),
+    });
+  }
+
+  /** Every counter: the driver's (control commands, frames) and the stack's (ARP, echo, NS). */
+  get tally(): GuestTally {
+    return { ...this.counts, ...this.stack.tally };
+  }
+
+  /** The peer's neighbour entry now. */
+  peerStatus(): PeerStatus {
+    const n = this.stack.neighbour;
+    const mac = n.mac;
+    return {
+      ip: this.stack.peerIp.join('.'),
+      state: n.state,
+      mac: mac === null ? null : [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':'),
+      noAnswerMs: n.noAnswerMs(),
+    };
+  }
+
+  /** Stops the stack's timers (neighbour resolution). */
+  close(): void {
+    this.stack.close();
   }
 
   /** Probe: negotiate everything the device offers that Linux 6.1 understands, fill rx. */
@@ -79,15 +132,9 @@ export class ScriptedGuest {
     this.ctrl(CtrlClass.RX, RX_ALLMULTI, Uint8Array.of(this.allmulti ? 1 : 0));
   }
 
-  /** One unit of traffic: ARP until the peer answered, then an ICMP echo. */
+  /** One unit of traffic: an echo request once the peer is resolved (resolution runs on its own timers). */
   traffic(): void {
-    if (this.peerMac === null) {
-      this.send(arpRequest(this.addressing, this.peerIp));
-    } else {
-      this.seq = (this.seq + 1) & 0xffff;
-      this.tally.echoRequests++;
-      this.send(icmpEcho(this.addressing, this.peerMac, this.peerIp, 0x4242, this.seq));
-    }
+    this.stack.ping();
   }
 
   /** Runs the scenario's next step; called on a timer. */
@@ -97,23 +144,15 @@ export class ScriptedGuest {
     if (scenario !== 'traffic' && this.step % 5 === 0) this.churn();
   }
 
-  /** The interrupt handler: receive frames and account for them. */
+  /** The interrupt handler: each received frame goes through the stack (which may answer it). */
   service(): void {
-    this.driver.service();
-    for (const r of this.driver.takeReceived()) {
-      this.tally.framesReceived++;
-      const kind = classifyReply(r.frame);
-      if (kind === 'arp-reply') {
-        this.tally.arpReplies++;
-        this.peerMac = arpSenderMac(r.frame);
-      } else if (kind === 'echo-reply') {
-        this.tally.echoReplies++;
-      }
-    }
+    this.driver.service(this.onFrame);
   }
 
-  private send(frame: Uint8Array): void {
-    if (this.driver.transmit(frame)) this.tally.framesSent++;
+  private send(frame: Uint8Array): boolean {
+    if (!this.driver.transmit(frame)) return false;
+    this.counts.framesSent++;
+    return true;
   }
 
   private setTable(): void {
@@ -125,8 +164,8 @@ export class ScriptedGuest {
 
   private ctrl(ctrlClass: number, command: number, payload: Uint8Array): void {
     const ack = this.driver.command(ctrlClass, command, payload);
-    if (ack === CtrlAck.OK) this.tally.ctrlOk++;
-    else this.tally.ctrlErr++;
+    if (ack === CtrlAck.OK) this.counts.ctrlOk++;
+    else this.counts.ctrlErr++;
   }
 }
 

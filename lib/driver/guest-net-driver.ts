@@ -78,6 +78,10 @@ export class GuestNetDriver {
   private ctrlIndex = 2;
   /** Frames received since the last `takeReceived()`. */
   private readonly inbox: ReceivedFrame[] = [];
+  /** A zeroed virtio-net header for every transmitted frame (the device only reads it). */
+  private txHeader = new Uint8Array(12);
+  /** Where `service(onFrame)` reads each received buffer (frames are views into it). */
+  private readonly rxScratch: Uint8Array;
   configChanges = 0;
 
   constructor(
@@ -90,6 +94,7 @@ export class GuestNetDriver {
     const txSize = options.txQueueSize ?? 256;
     const rxBuf = options.rxBufferSize ?? 2048;
     this.rxBufferSize = rxBuf;
+    this.rxScratch = new Uint8Array(rxBuf);
     let at = base;
     const place = (size: number, bufferSize: number): GuestRing => {
       if (!Number.isInteger(size) || size < 1 || size > 32768 || (size & (size - 1)) !== 0) {
@@ -128,6 +133,7 @@ export class GuestNetDriver {
     }
     this.negotiated = f;
     this.hdrLen = bit(f, F_VERSION_1) || bit(f, F_MRG_RXBUF) ? 12 : 10;
+    this.txHeader = new Uint8Array(this.hdrLen);
     this.ctrlIndex = 2;
     this.rx.reset();
     this.tx.reset();
@@ -176,20 +182,37 @@ export class GuestNetDriver {
   /** Queues one frame (header zeroed) and notifies. False when the transmit ring is full. */
   transmit(frame: Uint8Array): boolean {
     this.tx.collect(() => undefined);
-    const head = add(this.tx, [new Uint8Array(this.hdrLen), frame], []);
+    const head = add(this.tx, [this.txHeader, frame], []);
     if (head < 0) return false;
     this.w(R.queueNotify, 1);
     return true;
   }
 
-  /** The interrupt handler: reads and acknowledges the ISR, collects receives, refills. */
-  service(): void {
+  /**
+   * The interrupt handler: reads and acknowledges the ISR, collects receives, refills. Without
+   * `onFrame` each frame is copied for `takeReceived()`; with it, each is handed over as views of
+   * one reused buffer, valid only during the call (nothing allocated per frame but the views).
+   */
+  service(onFrame?: (frame: Uint8Array, header: Uint8Array) => void): void {
     const isr = this.r(R.interruptStatus);
     if (isr !== 0) this.w(R.interruptAck, isr);
     if ((isr & ISR_CONFIG) !== 0) this.configChanges++;
     this.tx.collect(() => undefined);
+    // Drain, refill, re-arm the interrupt (used_event); again if more arrived meanwhile.
+    do this.drainRx(onFrame);
+    while (this.rx.armUsedInterrupt());
+  }
+
+  private drainRx(onFrame?: (frame: Uint8Array, header: Uint8Array) => void): void {
     const got = this.rx.collect((e, buffers) => {
       const len = Math.min(e.len, this.rxBufferSize);
+      if (len < this.hdrLen) return; // nothing a driver could use
+      if (onFrame !== undefined) {
+        const bytes = this.rxScratch.subarray(0, len);
+        this.memory.read(buffers[0]!.addr, bytes);
+        onFrame(bytes.subarray(this.hdrLen), bytes.subarray(0, this.hdrLen));
+        return;
+      }
       const bytes = new Uint8Array(len);
       this.memory.read(buffers[0]!.addr, bytes);
       this.inbox.push({ header: bytes.slice(0, this.hdrLen), frame: bytes.slice(this.hdrLen) });

@@ -294,6 +294,17 @@ export class GuestRing {
     return n;
   }
 
+  /**
+   * Asks for an interrupt on the next used buffer after a drain, as Linux's virtqueue_enable_cb
+   * does: with VIRTIO_F_EVENT_IDX, `used_event` = the next used index this driver will read
+   * (§2.7.7.2; the device ignores the field otherwise). True when used entries are already waiting
+   * (published before the write was seen): drain again.
+   */
+  armUsedInterrupt(): boolean {
+    this.setUsedEvent(this.lastUsed);
+    return this.usedIdx() !== this.lastUsed;
+  }
+
   /** Sets `used_event` (the last field of the available ring, §2.7.6). */
   setUsedEvent(n: number): void {
     this.memory.writeU16(this.availRing + 4 + 2 * this.size, n & 0xffff);
