@@ -28,6 +28,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'ip', pkg: 'iproute2', usedBy: 'the host tests (namespaces, veth, TAP, macvtap)', rootOnly: true },
   { command: 'bridge', pkg: 'iproute2', usedBy: 'the netlink tests (fdb and mdb readback)', rootOnly: true },
   { command: 'nstat', pkg: 'iproute2', usedBy: 'the COLO real-stack test (TCP retransmission counters)', rootOnly: true },
+  { command: 'ping', pkg: 'iputils-ping', usedBy: 'the scripted-guest TAP test (the host kernel pings the guest)', rootOnly: true },
   { command: 'sysctl', pkg: 'procps', usedBy: 'the TAP and COLO tests (forwarding, IPv6 off in a namespace)', rootOnly: true },
   { command: 'ethtool', pkg: 'ethtool', usedBy: 'the TAP checksum-offload test (tx checksumming off on a veth)', rootOnly: true },
   { command: 'tshark', pkg: 'tshark', usedBy: 'the filter, dump, rewriter and TAP offload checks (an independent pcap and checksum reader)' },

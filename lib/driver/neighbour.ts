@@ -133,8 +133,11 @@ export class Neighbour {
     const valid = this.st === 'reachable' || this.st === 'stale' || this.st === 'delay' || this.st === 'probe';
     const same = this.hasMac && sameMac(this.macBytes, mac);
     if (valid && !same && how !== 'gratuitous' && now - this.updated < this.params.locktimeMs) {
-      // Another answer right after the last update: keep the first, but trust it less.
-      if (this.st === 'reachable') this.enter('stale', now);
+      // Another answer right after the last update: keep the first MAC, but trust it less.
+      if (this.st === 'reachable') {
+        this.st = 'stale';
+        this.disarm();
+      }
       return;
     }
     if (!same) {
