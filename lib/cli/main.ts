@@ -11,6 +11,9 @@ commands:
             --duration SECONDS   how long to run (default 5; Ctrl-C ends it early, with the summary)
             --scenario NAME      linux (default), traffic, filter
             --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]
+            --ip ADDR/LEN        the scripted guest's IPv4 address (default 10.0.2.15/24); it answers
+                                 ARP and ping on it, and IPv6 NS / ping on its link-local address
+            --peer ADDR          the host it resolves and pings, on its subnet (default 10.0.2.2)
             --qmp PATH           QMP socket path (default: a fresh path in the temp directory)
             --json               print one JSON object with the results instead of the table
   guest   boot a real Linux guest in v86 with the device attached (Debian i686 kernel and busybox,

@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../../lib/cli/run.js';
-import { parseFlags, parseNetdev, UsageError } from '../../../lib/cli/args.js';
+import { parseFlags, parseGuestIp, parseNetdev, UsageError } from '../../../lib/cli/args.js';
+import { neighbourReport, statusLine } from '../../../lib/cli/report.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -49,6 +50,37 @@ describe('lib/cli/run', () => {
     expect(parseNetdev('macvtap,ifname=mvt0,sync=off')).to.deep.equal({ kind: 'macvtap', ifname: 'mvt0', sync: false });
   });
 
+  it('ip_and_peer_are_validated_with_clear_usage_errors', () => {
+    expect(parseGuestIp()).to.deep.equal({ ip: [10, 0, 2, 15], prefixLength: 24, peer: [10, 0, 2, 2] });
+    expect(parseGuestIp('192.168.7.10/30', '192.168.7.9')).to.deep.equal({ ip: [192, 168, 7, 10], prefixLength: 30, peer: [192, 168, 7, 9] });
+    expect(() => parseGuestIp('10.0.2.15')).to.throw(UsageError, /--ip must be an IPv4 address and prefix length 1-31, e\.g\. 10\.0\.2\.15\/24, got "10\.0\.2\.15"/);
+    expect(() => parseGuestIp('10.0.2.256/24')).to.throw(UsageError, /--ip must be/);
+    expect(() => parseGuestIp('10.0.2.15/32')).to.throw(UsageError, /prefix length 1-31/);
+    expect(() => parseGuestIp('10.0.2.15/24', 'gateway')).to.throw(UsageError, /--peer must be an IPv4 address, e\.g\. 10\.0\.2\.2, got "gateway"/);
+    expect(() => parseGuestIp('10.0.2.15/24', '10.0.3.2')).to.throw(UsageError, /--peer 10\.0\.3\.2 is not on the guest's subnet 10\.0\.2\.0\/24/);
+    expect(() => parseGuestIp('10.0.2.15/24', '10.0.2.15')).to.throw(UsageError, /the guest's own address/);
+    expect(() => parseGuestIp('10.0.2.15/24', '10.0.2.255')).to.throw(UsageError, /--peer: 10\.0\.2\.255 is the subnet's broadcast address/);
+    expect(() => parseGuestIp('10.0.2.0/24')).to.throw(UsageError, /--ip: 10\.0\.2\.0 is the subnet's network address/);
+    expect(() => parseGuestIp('224.0.0.5/24', '224.0.0.6')).to.throw(UsageError, /multicast/);
+  });
+
+  it('the_guest_uses_the_given_address_and_peer', async () => {
+    const r = await run({ durationMs: 400, scenario: 'traffic', netdev: { kind: 'memory' }, addressing: parseGuestIp('192.168.7.10/24', '192.168.7.1'), qmpPath: null, json: true }, () => undefined);
+    expect(r.netdev).to.equal('memory (simulated host peer 192.168.7.1)');
+    expect(r.neighbour).to.include({ ip: '192.168.7.1', state: 'reachable', mac: '52:55:0a:00:02:02', warning: null });
+    expect(r.guest['echoReplies']).to.be.greaterThan(0);
+    expect(r.guest['echoReplies']).to.equal(r.guest['echoRequests']); // the run waits for its last replies
+  });
+
+  it('the_status_line_says_when_the_peer_has_not_answered', () => {
+    const peer = (noAnswerMs: number | null) => neighbourReport({ peerStatus: () => ({ ip: '10.0.2.2', state: 'failed', mac: null, noAnswerMs }) }, 'hostnet0');
+    expect(peer(2999).warning).to.equal(null);
+    expect(peer(5400).warning).to.equal('no answer from 10.0.2.2 on hostnet0 for 5 s');
+    const stats = { tx: { frames: 0 }, rx: { frames: 0, drops: {} }, ctrl: { ok: 0, err: 0 } } as unknown as Parameters<typeof statusLine>[1];
+    expect(statusLine(6000, stats, 0, 0, undefined, peer(5400))).to.match(/tx 0 {2}rx 0 .* {2}no answer from 10\.0\.2\.2 on hostnet0 for 5 s$/);
+    expect(statusLine(6000, stats, 0, 0, undefined, peer(null))).not.to.contain('no answer');
+  });
+
   it('npm_start_json_prints_valid_json_with_frame_counts_and_the_final_filter', function () {
     this.timeout(60000);
     const p = spawnSync('npm', ['start', '--silent', '--', '--duration', '1', '--json'], { cwd: root, encoding: 'utf8', timeout: 60000 });
@@ -91,7 +123,7 @@ describe('lib/cli/run', () => {
     this.timeout(60000);
     const p = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--help'], { encoding: 'utf8', timeout: 60000 });
     expect(p.status).to.equal(0);
-    expect(p.stdout).to.contain('--scenario NAME').and.to.contain('--script FILE');
+    expect(p.stdout).to.contain('--scenario NAME').and.to.contain('--script FILE').and.to.contain('--ip ADDR/LEN').and.to.contain('--peer ADDR');
   });
 
   it('the_command_exits_2_with_a_clear_message_on_a_bad_flag', function () {
@@ -99,5 +131,8 @@ describe('lib/cli/run', () => {
     const p = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--scenario', 'nope'], { encoding: 'utf8', timeout: 60000 });
     expect(p.status).to.equal(2);
     expect(p.stderr).to.contain('--scenario must be one of linux, traffic, filter, got "nope"');
+    const q = spawnSync(process.execPath, [join(root, 'bin', 'virtio-net.mjs'), 'run', '--peer', '10.0.9.1'], { encoding: 'utf8', timeout: 60000 });
+    expect(q.status).to.equal(2);
+    expect(q.stderr).to.contain("--peer 10.0.9.1 is not on the guest's subnet 10.0.2.0/24 (--ip 10.0.2.15/24)");
   });
 });

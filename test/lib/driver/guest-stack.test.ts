@@ -113,7 +113,7 @@ describe('lib/driver/guest-stack', () => {
     stack.handle(buildFrame({ ...base, dstMac: '52:54:00:12:34:56', dst: '10.0.2.16' }));
     stack.handle(buildFrame({ ...base, dstMac: 'ff:ff:ff:ff:ff:ff', dst: '10.0.2.15' }));
     const bad = buildFrame({ ...base, dstMac: '52:54:00:12:34:56', dst: '10.0.2.15' });
-    bad[40] ^= 1;
+    bad[40] = bad[40]! ^ 1;
     stack.handle(bad);
     expect(sent).to.deep.equal([]);
   });
