@@ -1,5 +1,6 @@
-// Frames the scripted guest sends (no spec section: Ethernet II, ARP (RFC 826), IPv4 (RFC 791)
-// and ICMP echo (RFC 792) as a Linux guest would put them on the wire).
+// Frames as a Linux guest puts them on the wire (no spec section: Ethernet II, ARP (RFC 826), IPv4
+// (RFC 791) and ICMP echo (RFC 792)), built fresh each call: for the SimPeer tests and tools. The
+// scripted guest itself sends from preallocated buffers (lib/driver/guest-stack.ts).
 
 import { writeBe16 } from '../base/endian.js';
 import { inetChecksum } from '../packet/checksum.js';
@@ -52,16 +53,4 @@ export function icmpEcho(from: GuestAddressing, toMac: Uint8Array, toIp: readonl
   for (let i = 0; i < payload; i++) f[icmp + 8 + i] = i & 0xff;
   writeBe16(f, icmp + 2, inetChecksum(f, icmp, 8 + payload));
   return f;
-}
-
-/** What kind of reply a received frame is, for the scripted guest's bookkeeping. */
-export function classifyReply(f: Uint8Array): 'arp-reply' | 'echo-reply' | 'other' {
-  if (f.length >= 42 && ((f[12]! << 8) | f[13]!) === ETH_P_ARP && ((f[20]! << 8) | f[21]!) === 2) return 'arp-reply';
-  if (f.length >= 42 && ((f[12]! << 8) | f[13]!) === ETH_P_IP && f[23] === 1 && f[34] === 0) return 'echo-reply';
-  return 'other';
-}
-
-/** The sender hardware address of an ARP reply. */
-export function arpSenderMac(f: Uint8Array): Uint8Array {
-  return f.slice(22, 28);
 }

@@ -174,8 +174,15 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       const done = (): void => {
         clearTimeout(limit);
         afterService = null;
+        options.signal?.removeEventListener('abort', onAbort);
         resolve();
       };
+      // Ctrl-C while waiting ends the wait (the run is then reported as interrupted).
+      const onAbort = (): void => {
+        interrupted = true;
+        done();
+      };
+      options.signal?.addEventListener('abort', onAbort);
       const limit = setTimeout(done, LINGER_MS);
       afterService = () => {
         if (g.stack.awaitingReplies(LINGER_MS) === 0) done();
