@@ -100,6 +100,25 @@ export class TypedEmitter<E extends EventMap> implements EventSink<E> {
     return true;
   }
 
+  /**
+   * Like `emit`, with a second argument after the payload, for a subclass whose listeners take two
+   * (MemoryNetdev's 'transmit': the frame and its virtio-net header). Same order and error rule.
+   */
+  protected emitWith<K extends keyof E & string>(event: K, payload: E[K], second: unknown): boolean {
+    const list = this.listeners.get(event);
+    if (list === undefined) return false;
+    for (let i = 0; i < list.length; i++) {
+      const entry = list[i]!;
+      if (entry.once) this.removeEntry(event, entry);
+      try {
+        (entry.fn as unknown as (p: E[K], s: unknown) => void)(payload, second);
+      } catch (e) {
+        this.reportListenerError(e, event);
+      }
+    }
+    return true;
+  }
+
   private add(event: string, listener: (payload: never) => void, once: boolean): this {
     if (typeof listener !== 'function') throw new TypeError(`${event}: listener must be a function, got ${typeof listener}`);
     this.replace(event, [...(this.listeners.get(event) ?? NO_ENTRIES), { fn: listener, once }]);
