@@ -1,5 +1,5 @@
-// A small typed event emitter with no `node:` import, for the device core, the NIC and (later) the
-// netdevs: the browser build takes these files unchanged.
+// A small typed event emitter with no `node:` import, for the device core, the NIC and the node-free
+// netdevs (MemoryNetdev, WebSocketNetdev): the browser build takes these files unchanged.
 //
 // The events map names each event and its one payload: `TypedEmitter<{ status: number }>` has
 // `on('status', (s: number) => …)`. Semantics follow Node's EventEmitter where code relies on them:
