@@ -39,8 +39,7 @@ import { FRAME_MAX } from '../base/frame-limits.js';
 import type { LinkChangeReason, LinkStateCapable, LinkStateChange, LinkStatus, Netdev, NetdevPeer, SendResult } from './netdev.js';
 import { checkPeer } from './netdev.js';
 
-/** WebSocket readyState values (WHATWG WebSockets). */
-const CONNECTING = 0;
+/** WebSocket readyState OPEN (WHATWG WebSockets; CONNECTING is 0, CLOSING 2, CLOSED 3). */
 const OPEN = 1;
 
 /** The parts of a WebSocket this netdev uses: the browser's class and the `ws` package's both fit. */
@@ -213,7 +212,8 @@ export class WebSocketNetdev extends TypedEmitter<WebSocketNetdevEvents> impleme
   /** A guest frame to the relay, one binary message (a copy: the device's frame is a view of guest memory). */
   send(frame: Uint8Array): SendResult {
     const socket = this.socket;
-    if (this.closed || !this.open || socket === null || frame.length > this.maxFrameLength) {
+    // CLOSING counts as gone: both the browser's WebSocket and ws drop a message sent then silently.
+    if (this.closed || !this.open || socket === null || socket.readyState !== OPEN || frame.length > this.maxFrameLength) {
       this.counters.txDropped++;
       return 'dropped';
     }

@@ -273,6 +273,41 @@ describe('lib/netdev/websocket-netdev (a real ws relay on 127.0.0.1)', function 
     expect(relay.conns).to.have.length(1);
   });
 
+  it('a_frame_sent_while_the_socket_is_closing_is_dropped_and_counted_not_lost_silently', async () => {
+    // The moment between the relay's close frame and the socket's close event is too short to hit
+    // on a real socket; a stand-in with the WebSocket state machine holds it open.
+    const sent: Uint8Array[] = [];
+    class ClosingSocket {
+      static last: ClosingSocket;
+      binaryType = 'blob';
+      readyState = 0;
+      bufferedAmount = 0;
+      onopen: ((e: unknown) => void) | null = null;
+      onmessage: ((e: unknown) => void) | null = null;
+      onclose: ((e: { code: number; reason: string }) => void) | null = null;
+      onerror: ((e: unknown) => void) | null = null;
+      constructor(readonly url: string) {
+        ClosingSocket.last = this;
+      }
+      send(data: Uint8Array): void {
+        if (this.readyState === 1) sent.push(data); // a browser drops it silently when CLOSING
+      }
+      close(): void {
+        this.readyState = 3;
+        queueMicrotask(() => this.onclose?.({ code: 1000, reason: '' }));
+      }
+    }
+    const netdev = new WebSocketNetdev({ id: 'c', url: 'ws://relay.invalid/', WebSocket: ClosingSocket, reconnectMs: 0 });
+    opened.push({ netdev });
+    ClosingSocket.last.readyState = 1;
+    ClosingSocket.last.onopen!({});
+    expect(netdev.send(ethFrame(PEER, MAIN))).to.equal('sent');
+    ClosingSocket.last.readyState = 2; // the relay's close frame arrived
+    expect(netdev.send(ethFrame(PEER, MAIN))).to.equal('dropped');
+    expect(netdev.stats()).to.deep.include({ transmitted: 1, txDropped: 1 });
+    expect(sent).to.have.length(1);
+  });
+
   describe('api misuse throws at once', () => {
     it('bad_options_name_the_option', () => {
       expect(() => new WebSocketNetdev({ id: '', url: 'ws://127.0.0.1:1/', WebSocket: WS })).to.throw(TypeError, /options\.id/);
