@@ -1,4 +1,5 @@
-// virtio-net-model: the package root. Everything API.md names is exported from here.
+// virtio-net-model: the package root. Everything API.md names is exported from here; the part that
+// runs without Node is also `virtio-net-model/browser` (browser.ts).
 
 // Guest memory and virtqueues (virtqueue/)
 export * from './virtqueue/index.js';
@@ -30,6 +31,8 @@ export type { MacvtapNetdevOptions } from './lib/netdev/macvtap-netdev.js';
 export { HostError } from './lib/host/libc.js';
 export { V86BusNetdev } from './lib/netdev/v86-bus-netdev.js';
 export type { V86BusNetdevOptions, V86BusNetdevStats, V86BusConnector, V86BusEmulator } from './lib/netdev/v86-bus-netdev.js';
+export { WebSocketNetdev } from './lib/netdev/websocket-netdev.js';
+export type { WebSocketNetdevOptions, WebSocketNetdevStats, WebSocketNetdevEvents, WebSocketLike, WebSocketConstructor } from './lib/netdev/websocket-netdev.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
 export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';

@@ -1,5 +1,5 @@
 // The README's TypeScript examples run as written: each ```ts block is saved as a module (with
-// `'virtio-net-model'` pointing at the package root) and imported; console.assert failures fail it.
+// `'virtio-net-model'` pointing at the package root, `'virtio-net-model/browser'` at browser.ts) and imported; console.assert failures fail it.
 import { expect } from 'chai';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +20,7 @@ describe('README examples', () => {
   blocks.forEach((code, i) => {
     it(`readme_example_${i + 1}_runs`, async () => {
       const file = join(dir, `example-${i + 1}.ts`);
-      writeFileSync(file, code.replaceAll("from 'virtio-net-model'", "from '../../index.js'"));
+      writeFileSync(file, code.replaceAll("from 'virtio-net-model/browser'", "from '../../browser.js'").replaceAll("from 'virtio-net-model'", "from '../../index.js'"));
       const failures: unknown[][] = [];
       const realAssert = console.assert;
       const realLog = console.log;

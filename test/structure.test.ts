@@ -10,6 +10,9 @@
 //   4. Nothing under lib/base/, virtqueue/ or devices/ imports a Node builtin (`node:x` or a bare
 //      `events`, `net`, …) or the FFI (koffi), and neither does any lib/ file they load at run time.
 //   5. Source never imports test/, bench/ or scripts/.
+//   6. The browser entry (browser.ts, `virtio-net-model/browser`) and every file it loads at run
+//      time import no Node-only module and name no Node global (Buffer, process, setImmediate,
+//      require, …) as a value. test/browser-bundle.test.ts checks the same on the esbuild bundle.
 // A failure names the edge: the importing file, the specifier and the rule it breaks.
 
 import { expect } from 'chai';
@@ -19,7 +22,7 @@ import { join, posix } from 'node:path';
 import ts from 'typescript';
 
 const ROOT = join(import.meta.dirname, '..');
-const SOURCE_ROOTS = ['index.ts', 'virtqueue', 'devices', 'lib'];
+const SOURCE_ROOTS = ['index.ts', 'browser.ts', 'virtqueue', 'devices', 'lib'];
 
 /**
  * The layers, lowest first. A folder may import its own layer or a lower one. `devices/` stands
@@ -42,6 +45,10 @@ const LAYERS: readonly { readonly name: string; readonly folders: readonly strin
 
 /** Folders whose files (and what they load at run time) must run without Node: see rule 4. */
 const NODE_FREE = ['lib/base', 'virtqueue', 'devices'];
+/** The browser entry (rule 6). */
+const BROWSER_ENTRY = 'browser.ts';
+/** Node's globals that a browser lacks (rule 6). */
+const NODE_GLOBALS = new Set(['Buffer', 'process', 'setImmediate', 'clearImmediate', 'require', 'module', 'exports', '__dirname', '__filename', 'global']);
 /** Packages that are Node-only although not builtins. */
 const NODE_ONLY_PACKAGES = ['koffi'];
 
@@ -279,6 +286,61 @@ function nodeImportViolations(
   return { violations: [...new Set(violations)], unusedAllowances };
 }
 
+/**
+ * The Node globals `text` uses as values (identifiers outside types, not property names): what a
+ * browser would fail on at run time.
+ */
+function nodeGlobalUses(file: string, text: string): string[] {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  const out: string[] = [];
+  const isName = (node: ts.Identifier): boolean => {
+    const p = node.parent;
+    return (
+      (ts.isPropertyAccessExpression(p) && p.name === node) ||
+      ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isMethodDeclaration(p) || ts.isGetAccessor(p) || ts.isSetAccessor(p)) && p.name === node) ||
+      ((ts.isImportSpecifier(p) || ts.isExportSpecifier(p) || ts.isBindingElement(p)) && p.propertyName === node) ||
+      (ts.isEnumMember(p) && p.name === node) ||
+      ts.isLabeledStatement(p)
+    );
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isTypeNode(node) || ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node)) return; // erased
+    if (ts.isIdentifier(node) && NODE_GLOBALS.has(node.text) && !isName(node)) {
+      const { line } = sf.getLineAndCharacterOfPosition(node.getStart(sf));
+      out.push(`${file}:${line + 1} uses the Node global '${node.text}'`);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/** Rule 6: the browser entry's run-time closure, each file with the chain that loads it, checked. */
+function browserViolations(edges: readonly ImportEdge[], textOf: (file: string) => string, entry = BROWSER_ENTRY): { violations: string[]; files: string[] } {
+  const byFile = new Map<string, ImportEdge[]>();
+  for (const e of edges) byFile.set(e.file, [...(byFile.get(e.file) ?? []), e]);
+  const violations: string[] = [];
+  const chains = new Map<string, string[]>([[entry, [entry]]]);
+  const queue = [entry];
+  while (queue.length > 0) {
+    const file = queue.shift()!;
+    const chain = chains.get(file)!;
+    for (const v of nodeGlobalUses(file, textOf(file))) violations.push(`${v} (loaded by ${chain.join(' → ')})`);
+    for (const e of byFile.get(file) ?? []) {
+      if (e.typeOnly) continue;
+      const target = resolveSpecifier(e.file, e.specifier);
+      if (target === undefined) {
+        if (isNodeOnly(e.specifier)) violations.push(`${chain.join(' → ')} imports '${e.specifier}': the browser entry loads a Node-only module`);
+        continue;
+      }
+      if (chains.has(target)) continue;
+      chains.set(target, [...chain, target]);
+      queue.push(target);
+    }
+  }
+  return { violations, files: [...chains.keys()] };
+}
+
 describe('source layering (issue #21)', () => {
   const files = sourceFiles();
   const edges = files.flatMap((f) => parseImports(f, readFileSync(join(ROOT, f), 'utf8')));
@@ -307,6 +369,13 @@ describe('source layering (issue #21)', () => {
     const { violations, unusedAllowances } = nodeImportViolations(edges, KNOWN_NODE_IMPORTS);
     const all = [...violations, ...unusedAllowances];
     expect(all, '\n' + all.join('\n')).to.deep.equal([]);
+  });
+
+  it('the_browser_entry_loads_no_node_module_and_uses_no_node_global', () => {
+    const { violations, files } = browserViolations(edges, (f) => readFileSync(join(ROOT, f), 'utf8'));
+    expect(violations, '\n' + violations.join('\n')).to.deep.equal([]);
+    // The closure is the real one: the device and the three node-free netdevs are in it.
+    expect(files).to.include.members(['devices/virtio-net/virtio-net-device.ts', 'lib/netdev/memory-netdev.ts', 'lib/netdev/v86-bus-netdev.ts', 'lib/netdev/websocket-netdev.ts']);
   });
 
   it('the_parser_sees_every_kind_of_import_and_nothing_in_comments_or_strings', () => {
@@ -371,6 +440,33 @@ describe('source layering (issue #21)', () => {
         "cycle lib/netdev → lib/netlink → lib/netdev\n" +
           "    lib/netdev → lib/netlink: lib/netdev/rx-filter-sync.ts imports '../netlink/rtnetlink.js'\n" +
           "    lib/netlink → lib/netdev: lib/netlink/socket.ts imports '../netdev/host/libc.js'",
+      ]);
+    });
+
+    it('a_node_global_or_import_reached_from_the_browser_entry_is_reported_and_names_and_types_are_not', () => {
+      const texts: Record<string, string> = {
+        'browser.ts': "export * from './lib/a.js';\nexport type { T } from './lib/t.js';",
+        'lib/a.ts': [
+          "import { b } from './b.js';",
+          'interface G { setImmediate?: () => void; process: number }',
+          'let t: typeof setImmediate;',
+          'const o = { require: 1, Buffer: 2 };',
+          'g.setImmediate(f);',
+          'Buffer.from(x);',
+          'setImmediate(() => {});',
+          'const { process: p } = g;',
+        ].join('\n'),
+        'lib/b.ts': "import { EventEmitter } from 'node:events';\nconsole.log(process.env);",
+        'lib/t.ts': "import 'koffi';",
+      };
+      const es = Object.entries(texts).flatMap(([f, t]) => parseImports(f, t));
+      const { violations, files } = browserViolations(es, (f) => texts[f]!, 'browser.ts');
+      expect(files).to.deep.equal(['browser.ts', 'lib/a.ts', 'lib/b.ts']);
+      expect(violations).to.deep.equal([
+        "lib/a.ts:6 uses the Node global 'Buffer' (loaded by browser.ts → lib/a.ts)",
+        "lib/a.ts:7 uses the Node global 'setImmediate' (loaded by browser.ts → lib/a.ts)",
+        "lib/b.ts:2 uses the Node global 'process' (loaded by browser.ts → lib/a.ts → lib/b.ts)",
+        "browser.ts → lib/a.ts → lib/b.ts imports 'node:events': the browser entry loads a Node-only module",
       ]);
     });
 

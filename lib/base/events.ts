@@ -1,5 +1,5 @@
-// A small typed event emitter with no `node:` import, for the device core, the NIC and (later) the
-// netdevs: the browser build takes these files unchanged.
+// A small typed event emitter with no `node:` import, for the device core, the NIC and the node-free
+// netdevs (MemoryNetdev, WebSocketNetdev): the browser build takes these files unchanged.
 //
 // The events map names each event and its one payload: `TypedEmitter<{ status: number }>` has
 // `on('status', (s: number) => …)`. Semantics follow Node's EventEmitter where code relies on them:
@@ -93,6 +93,25 @@ export class TypedEmitter<E extends EventMap> implements EventSink<E> {
       if (entry.once) this.removeEntry(event, entry);
       try {
         (entry.fn as (p: E[K]) => void)(payload);
+      } catch (e) {
+        this.reportListenerError(e, event);
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Like `emit`, with a second argument after the payload, for a subclass whose listeners take two
+   * (MemoryNetdev's 'transmit': the frame and its virtio-net header). Same order and error rule.
+   */
+  protected emitWith<K extends keyof E & string>(event: K, payload: E[K], second: unknown): boolean {
+    const list = this.listeners.get(event);
+    if (list === undefined) return false;
+    for (let i = 0; i < list.length; i++) {
+      const entry = list[i]!;
+      if (entry.once) this.removeEntry(event, entry);
+      try {
+        (entry.fn as unknown as (p: E[K], s: unknown) => void)(payload, second);
       } catch (e) {
         this.reportListenerError(e, event);
       }

@@ -17,8 +17,13 @@
 // length: tests and the fuzzer send odd ones; none given: zeros of `vnetHeaderLength`), 'transmit'
 // listeners get the guest's header, and `refuseOffloads(true)` makes `setOffloads()` fail as a
 // TUNSETOFFLOAD error would (the previous offloads stay).
+//
+// Events come from lib/base/events.ts (no `node:` import, so the browser entry takes this file): a
+// 'transmit' listener that throws does not throw into send() — i.e. into the device's transmit
+// path — the other listeners still run and the error is re-thrown on a microtask, the rule of the
+// device's own events.
 
-import { EventEmitter } from 'node:events';
+import { TypedEmitter } from '../base/events.js';
 import type { Netdev, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
 import { checkPeer } from './netdev.js';
 import { FrameFifo } from '../base/frame-fifo.js';
@@ -47,6 +52,11 @@ export interface MemoryNetdevStats {
 
 export type TransmitListener = (frame: Uint8Array, vnetHeader?: Uint8Array) => void;
 
+/** MemoryNetdev's events: 'transmit' (the frame; listeners also get the header, see TransmitListener). */
+export interface MemoryNetdevEvents {
+  transmit: Uint8Array;
+}
+
 /** Default backlog: enough for a burst of a few hundred frames without unbounded memory. */
 const DEFAULT_BACKLOG_LIMIT = 1024;
 /** Header length before the device sets one: the kernel's TAP default (struct virtio_net_hdr). */
@@ -59,7 +69,7 @@ const MAX_HELD_HEADER = 64;
 
 let nextId = 0;
 
-export class MemoryNetdev extends EventEmitter implements Netdev {
+export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Netdev {
   readonly id: string;
   readonly backlogLimit: number;
   /** Frames carry a virtio-net header (the `vnetHdr` option). */
@@ -190,7 +200,7 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     if (!this.writableNow) return 'busy';
     this.counters.transmitted++;
     if (this.listenerCount('transmit') > 0) {
-      this.emit('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
+      this.emitWith('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
     const partner = this.partner;
     if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
@@ -266,16 +276,17 @@ export class MemoryNetdev extends EventEmitter implements Netdev {
     return Promise.resolve();
   }
 
-  override on(event: 'transmit', listener: TransmitListener): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this;
-  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+  /** Listens to the guest's frames (and their headers, with `vnetHdr`); copies, the listener's to keep. */
+  override on(event: 'transmit', listener: TransmitListener): this {
     return super.on(event, listener);
   }
 
-  override once(event: 'transmit', listener: TransmitListener): this;
-  override once(event: string | symbol, listener: (...args: any[]) => void): this;
-  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+  override once(event: 'transmit', listener: TransmitListener): this {
     return super.once(event, listener);
+  }
+
+  override off(event: 'transmit', listener: TransmitListener): this {
+    return super.off(event, listener);
   }
 
   /** Delivers held frames in order until the device says false or pauses. Re-entrancy safe. */

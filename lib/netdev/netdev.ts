@@ -89,7 +89,11 @@ export type LinkChangeReason =
   /** The interface left this network namespace: no longer observable, so no longer followed. */
   | 'host-link-unobserved'
   /** The backend's fd failed (POLLERR, EBADFD, ENODEV, EIO, …): down for good. */
-  | 'backend-failed';
+  | 'backend-failed'
+  /** A socket backend's connection opened (WebSocketNetdev: the relay). */
+  | 'connected'
+  /** A socket backend's connection closed or failed to open; it may reconnect. */
+  | 'disconnected';
 
 /** One change of a backend's host link state. */
 export interface LinkStateChange {
@@ -109,7 +113,7 @@ export interface LinkStatus {
 }
 
 /**
- * Capability: the host link has a carrier the device follows (TAP, macvtap). `linkUp` is false
+ * Capability: the host link has a carrier the device follows (TAP, macvtap, a WebSocket relay). `linkUp` is false
  * while the host link is down or the backend failed; each change is delivered once to every
  * `onLinkChange` listener, never from inside a call into the backend (so never re-entrantly from
  * `send()`).

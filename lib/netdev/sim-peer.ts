@@ -4,13 +4,14 @@
 // `ping` something with no host networking at all.
 //
 // Data flow: guest TX → device → MemoryNetdev 'transmit' → SimPeer.handle() → a reply built in a
-// fresh buffer → queued → MemoryNetdev.inject() from a later macrotask (never from inside the
+// fresh buffer → queued → MemoryNetdev.inject() from a later macrotask (lib/base/schedule.ts defer) (never from inside the
 // guest's transmit, which runs inside a CPU port write in v86). Everything else is ignored.
 
 import type { MemoryNetdev } from './memory-netdev.js';
 import { be16, writeBe16 } from '../base/endian.js';
 import { macFromText } from '../base/mac.js';
 import { inetChecksum } from '../packet/checksum.js';
+import { defer } from '../base/schedule.js';
 
 export interface SimPeerOptions {
   /** The peer's MAC (default 52:55:0a:00:02:02, QEMU's user-network gateway). */
@@ -78,7 +79,7 @@ export class SimPeer {
     this.pending.push(reply);
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      defer(() => this.flush());
     }
   }
 

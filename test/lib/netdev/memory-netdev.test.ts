@@ -228,6 +228,45 @@ describe('lib/netdev/memory-netdev', () => {
       expect(n.stats().transmitted).to.equal(2);
     });
 
+    it('once_off_and_listener_count_follow_node_semantics_for_transmit', () => {
+      const n = new MemoryNetdev();
+      const seen: string[] = [];
+      const l = (frame: Uint8Array): void => void seen.push(`l${frame[0]}`);
+      n.once('transmit', (frame) => void seen.push(`once${frame[0]}`));
+      n.on('transmit', l);
+      expect(n.listenerCount('transmit')).to.equal(2);
+      n.send(f(1));
+      expect(n.listenerCount('transmit')).to.equal(1);
+      n.off('transmit', l);
+      expect(n.listenerCount('transmit')).to.equal(0);
+      n.send(f(2));
+      n.on('transmit', l);
+      n.removeAllListeners();
+      n.send(f(3));
+      expect(seen).to.deep.equal(['once1', 'l1']);
+      expect(n.stats().transmitted).to.equal(3);
+    });
+
+    it('a_throwing_transmit_listener_does_not_throw_into_send_and_is_reported_outside', async () => {
+      const n = new MemoryNetdev();
+      const thrown = new Promise<unknown>((resolve) => {
+        const saved = process.listeners('uncaughtException');
+        process.removeAllListeners('uncaughtException');
+        process.once('uncaughtException', (e) => {
+          for (const l of saved) process.on('uncaughtException', l);
+          resolve(e);
+        });
+      });
+      let after = 0;
+      n.on('transmit', () => {
+        throw new Error('embedder bug');
+      });
+      n.on('transmit', () => void after++);
+      expect(n.send(f(1))).to.equal('sent');
+      expect(after).to.equal(1);
+      expect(((await thrown) as Error).message).to.equal('embedder bug');
+    });
+
     it('not_writable_answers_busy_and_becoming_writable_calls_the_devices_writable', () => {
       const n = new MemoryNetdev();
       const peer = new RecordingPeer();
