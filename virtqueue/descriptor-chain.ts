@@ -56,6 +56,10 @@ export class DescriptorChain {
     this.cursorW = new ChainWriter(this);
   }
 
+  /** The available ring index (free-running 16-bit) the chain was popped at (for a device state). */
+  get availIndex(): number {
+    return this.seq;
+  }
   /** Index of the chain's head descriptor: the `id` the used ring entry will carry (§2.7.8). */
   get headIndex(): number {
     return this.headIdx;

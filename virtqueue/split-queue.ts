@@ -193,26 +193,23 @@ export class SplitQueue {
   }
 
   /**
-   * The running indices, for a device state (devices/virtio/core-state.ts). Chains popped and still
-   * held (in flight) count as not popped: `nextAvail` is rewound over them, so a queue restored from
-   * this value pops them again (they are always the most recent pops: `unpop` has the same rule).
+   * The running indices, for a device state (devices/virtio/core-state.ts), as they are: chains
+   * popped and not yet given back (`inFlight`, always `nextAvail - nextUsed` on a queue that is not
+   * broken) stay popped. The device that holds them saves which they are (`availIndex`,
+   * `headIndex`) and gives them back to the restored queue with `restoreHeld`. (Rewinding
+   * `nextAvail` over them instead would make them available again, which the saved queue did not
+   * see — and is wrong when they are not the most recent pops.)
    */
   runState(): SplitQueueRunState {
-    const nextAvail = (this.lastAvail - this.inFlightCount) & 0xffff;
-    return {
-      nextAvail,
-      // Rewinding can leave avail.idx more than `size` ahead only for a driver that broke §2.7.13;
-      // then the restored queue reads avail.idx afresh (and finds the same violation).
-      shadowAvail: sub16(this.shadowAvail, nextAvail) > this.size ? nextAvail : this.shadowAvail,
-      nextUsed: this.usedIdx,
-      publishedUsed: this.publishedUsed,
-    };
+    return { nextAvail: this.lastAvail, shadowAvail: this.shadowAvail, nextUsed: this.usedIdx, publishedUsed: this.publishedUsed };
   }
 
   /**
    * Continues from saved indices; only on a queue fresh from `activate()` (nothing popped yet).
    * Returns null, or why the indices cannot belong to a queue of this size (§2.7.13.3: the device
    * is never more than `size` entries ahead of what it published, or behind what is available).
+   * Chains in flight at the save (`nextAvail - nextUsed`) are then given back with `restoreHeld`,
+   * and `heldMissing()` says whether all were.
    */
   restoreRunState(s: SplitQueueRunState): string | null {
     if (this.inFlightCount !== 0 || this.lastAvail !== 0 || this.usedIdx !== 0) throw new Error('SplitQueue.restoreRunState: only a freshly activated queue can be restored');
@@ -223,11 +220,51 @@ export class SplitQueue {
     if (sub16(s.shadowAvail, s.nextAvail) > this.size) return `shadowAvail ${s.shadowAvail} is more than ${this.size} ahead of nextAvail ${s.nextAvail}`;
     if (sub16(s.nextUsed, s.publishedUsed) > this.size) return `nextUsed ${s.nextUsed} is more than ${this.size} ahead of publishedUsed ${s.publishedUsed}`;
     if (sub16(s.nextAvail, s.nextUsed) > this.size) return `nextAvail ${s.nextAvail} is more than ${this.size} ahead of nextUsed ${s.nextUsed}`;
+    // The chains in flight and the used entries not yet published, together at most `size` (what
+    // pop() allows).
+    if (sub16(s.nextAvail, s.nextUsed) + sub16(s.nextUsed, s.publishedUsed) > this.size) {
+      return `${sub16(s.nextAvail, s.nextUsed)} chain(s) in flight and ${sub16(s.nextUsed, s.publishedUsed)} unpublished used entries are more than ${this.size}`;
+    }
     this.lastAvail = s.nextAvail;
     this.shadowAvail = s.shadowAvail;
     this.usedIdx = s.nextUsed;
     this.publishedUsed = s.publishedUsed;
     return null;
+  }
+
+  /**
+   * After `restoreRunState`: a chain the saved device held, popped at available index `seq` with
+   * head descriptor `head`, walked and validated again in this memory like any popped chain. Returns
+   * the chain (in flight, as `pop()` returns it); a string when the values are impossible (the
+   * head out of range, `seq` not before `nextAvail`, more chains than the indices leave in flight);
+   * the walk's error when the descriptors in this memory do not make a valid chain. Nothing changes
+   * on failure (the queue does not break: it is not running anything yet).
+   */
+  restoreHeld(head: number, seq: number): DescriptorChain | ChainError | string {
+    if (this.violation !== null) return 'the queue is broken';
+    if (!Number.isInteger(head) || head < 0 || head >= this.size) return `held chain head ${String(head)} is out of range (queue size ${this.size})`;
+    if (!Number.isInteger(seq) || seq < 0 || seq > 0xffff) return `held chain index ${String(seq)} is not a 16-bit index`;
+    const age = sub16(this.lastAvail, seq);
+    if (age === 0) return `held chain index ${seq} is not before nextAvail ${this.lastAvail}`;
+    if (this.inFlightCount >= sub16(this.lastAvail, this.usedIdx)) return `more held chains than the ${sub16(this.lastAvail, this.usedIdx)} in flight (nextAvail - nextUsed)`;
+    const chain = this.free.pop() ?? new DescriptorChain(this.memory, this);
+    const err = this.walker.walk(chain, head);
+    if (err !== null) {
+      this.free.push(chain);
+      return err;
+    }
+    chain.state = CHAIN_IN_FLIGHT;
+    chain.seq = seq;
+    // unpop() finds recent pops here; an older chain whose slot was reused since is not one.
+    if (age <= this.size) this.bySeq[seq & this.mask] = chain;
+    this.inFlightCount++;
+    return chain;
+  }
+
+  /** After `restoreHeld`: null when every chain in flight at the save was given back, else why not. */
+  heldMissing(): string | null {
+    const want = sub16(this.lastAvail, this.usedIdx);
+    return this.inFlightCount === want ? null : `${want} chain(s) in flight (nextAvail - nextUsed), ${this.inFlightCount} held by the device`;
   }
 
   /**

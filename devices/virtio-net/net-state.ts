@@ -15,6 +15,9 @@
 //                       backend paused by the device u8
 //   NETB v1 (required)  rx backlog: frame count u16, each: frame length u32, header length u8,
 //                       header, frame
+//   NETR v1 (required)  receive chains held (MRG_RXBUF, popped for the frame at the head of the
+//                       backlog while it waits for more buffers): count u16, each, oldest first:
+//                       available ring index u16 it was popped at, head descriptor u16
 //   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
 //
 // Decisions:
@@ -28,8 +31,14 @@
 //   backend is not busy). Whether the device paused its backend is saved as it was: the restored
 //   device resumes its backend at the same moment the saved one would have (harmless for a backend
 //   that was never paused).
-// - Chains popped and held (MRG_RXBUF waiting for more buffers) are saved as not yet popped
-//   (SplitQueue.runState): the restored device pops them again, in the same order.
+// - Chains popped and held (MRG_RXBUF waiting for more buffers) are saved as held (NETR), and the
+//   restored device holds the same chains, re-walked in its memory, in the same order: it has
+//   consumed the same available entries, so it waits for the same notification and drains its
+//   backlog at the same moment as the saved one, stats included (issue #14). Their count is
+//   `nextAvail - nextUsed` of receiveq1 (CORE v2); every other queue holds none between calls, so
+//   `saveState()` called from inside one of the device's call-outs (a queue pass on the stack,
+//   holding a chain) throws instead of writing an image no device could restore. Images written
+//   before NETR existed (CORE v1) are refused with 'state.version' (core-state.ts says why).
 // - RSS and notification coalescing are not implemented by this device, so there is no state for
 //   them; a version that adds them adds sections (required if the guest depends on them).
 // - `compat`, `strict` and the configured `mac` option are not part of the identity: they do not
@@ -41,16 +50,20 @@
 import { DeviceStateError, StateImage, StateWriter, encodeStateImage } from '../../lib/base/state-codec.js';
 import type { StateSection } from '../../lib/base/state-codec.js';
 import { coreSections, loadCoreSections } from '../virtio/core-state.js';
+import { checkHeldChains } from '../virtio/core-state.js';
 import type { CoreState } from '../virtio/core-state.js';
+import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
 import type { VirtioCore } from '../virtio/virtio-core.js';
 import type { ChangeLatch } from './change-latch.js';
-import { ETH_ALEN, GUEST_OFFLOAD_FEATURES, MAC_TABLE_ENTRIES, VLAN_ID_COUNT } from './constants.js';
+import { ETH_ALEN, GUEST_OFFLOAD_FEATURES, MAC_TABLE_ENTRIES, NetFeature, VLAN_ID_COUNT, hasFeature } from './constants.js';
+import { vnetHeaderLength } from './vnet-header.js';
 import type { CtrlState } from './ctrl-apply.js';
 import type { NetDeviceError } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 import { RX_BACKLOG_FRAMES } from './rx-backlog.js';
 import type { RxFilterState } from './rx-filter.js';
 import { RX_FRAME_MAX } from './rx-path.js';
+import type { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { RxPath } from './rx-path.js';
 import type { TxPath } from './tx-path.js';
 
@@ -89,6 +102,8 @@ export interface NetStateValue {
   readonly txPending: boolean;
   readonly backendPaused: boolean;
   readonly backlog: readonly { readonly frame: Uint8Array; readonly header: Uint8Array }[];
+  /** The receive chains held, oldest first, popped again on the restored receiveq1 (not yet the device's). */
+  readonly held: readonly DescriptorChain[];
   /** Absent when the image has no (readable) counters section: counters then restart at 0. */
   readonly counters: readonly (readonly [string, number])[];
 }
@@ -105,7 +120,10 @@ const FILTER = 'NETF';
 const CONTROL = 'NETC';
 const BACKLOG = 'NETB';
 const COUNTERS = 'NETS';
+const HELD = 'NETR';
 const V1 = 1;
+/** receiveq1 (§5.1.2): the queue whose chains the receive path holds. */
+const RX_QUEUE = 0;
 /** Mode flag bits of NETF, in RxFilterState's field order. */
 const MODES = ['promiscuous', 'allMulti', 'allUni', 'noMulti', 'noUni', 'noBcast'] as const;
 const VLAN_BYTES = VLAN_ID_COUNT / 8;
@@ -125,6 +143,12 @@ function mismatch(message: string): DeviceStateError {
 
 /** The whole device state image. */
 export function saveNetState(h: NetStateHost): Uint8Array {
+  h.core.queues.forEach((q, i) => {
+    const held = i === RX_QUEUE ? h.rx.heldCount : 0;
+    if (q !== null && q.inFlight !== held) {
+      throw new Error(`saveState: queue ${i} has a chain in use (called from inside one of the device's call-outs?); save from outside the device's callbacks`);
+    }
+  });
   const sections: StateSection[] = [];
   const add = (tag: string, required: boolean, fill: (w: StateWriter) => void): void => {
     const w = new StateWriter();
@@ -148,6 +172,14 @@ export function saveNetState(h: NetStateHost): Uint8Array {
       w.u32(frame.length).u8(header?.length ?? 0);
       if (header !== undefined) w.bytes(header);
       w.bytes(frame);
+    }
+  });
+  add(HELD, true, (w) => {
+    const rx = h.rx;
+    w.u16(rx.heldCount);
+    for (let i = 0; i < rx.heldCount; i++) {
+      const c = rx.heldAt(i);
+      w.u16(c.availIndex).u16(c.headIndex);
     }
   });
   add(COUNTERS, false, (w) => {
@@ -220,6 +252,9 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   }
   b.done();
 
+  const held = readHeld(image, core.state, core.queues);
+  checkHeldChains(core.queues);
+
   const counters: [string, number][] = [];
   const s = image.take(COUNTERS, V1);
   if (s !== undefined) {
@@ -233,8 +268,44 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   return {
     core: core.state,
     commitCore: core.commit,
-    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, counters },
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters },
   };
+}
+
+/**
+ * NETR: the receive chains held, popped again on the restored receiveq1 — walked and checked in this
+ * memory like any popped chain, and as popChain accepts them (a writable part holding the header).
+ */
+function readHeld(image: StateImage, core: CoreState, queues: readonly (SplitQueue | null)[]): DescriptorChain[] {
+  const r = image.need(HELD, V1).reader;
+  const count = r.u16('held chains');
+  const held: DescriptorChain[] = [];
+  if (count === 0) {
+    r.done();
+    return held;
+  }
+  const q = queues[RX_QUEUE] ?? null;
+  if (q === null) throw corrupt(`${count} receive chain(s) held, but receiveq1 does not run`);
+  const features = core.negotiation.driver;
+  if (!hasFeature(features, NetFeature.MRG_RXBUF)) throw corrupt(`${count} receive chain(s) held without MRG_RXBUF`);
+  const hdrLen = vnetHeaderLength(features);
+  let age = 0x10000; // the held chains were popped in order: each is younger than the one before
+  for (let i = 0; i < count; i++) {
+    const seq = r.u16('held chain index');
+    const head = r.u16('held chain head');
+    const a = (q.nextAvail - seq) & 0xffff;
+    if (a >= age) throw corrupt(`held receive chain ${i} (index ${seq}) is not younger than the one before`);
+    age = a;
+    const c = q.restoreHeld(head, seq);
+    if (typeof c === 'string') throw corrupt(`receiveq1: ${c}`);
+    // A chain the state says was held but this memory does not describe as one: the memory is not
+    // the saved guest's (or the guest changed a chain it had given the device).
+    if ('code' in c) throw mismatch(`receiveq1: held chain ${head} is not a valid chain in this memory (${c.code})`);
+    if (c.writableCount === 0 || c.writableLength < hdrLen) throw mismatch(`receiveq1: held chain ${head} has ${c.writableLength} writable bytes in this memory, less than the ${hdrLen}-byte header`);
+    held.push(c);
+  }
+  r.done();
+  return held;
 }
 
 function readFilter(image: StateImage): NetStateValue['filter'] {
@@ -291,5 +362,6 @@ export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: b
   backlog.clear();
   for (const { frame, header } of v.backlog) backlog.push(frame, header.length > 0 ? header : undefined);
   h.rx.backendPaused = v.backendPaused;
+  // The held chains go to the receive path when it resumes (virtio-net-device.ts restoreState).
   h.counters.importState(v.counters);
 }

@@ -142,6 +142,27 @@ export class RxPath {
     this.paused = paused;
   }
 
+  /** MRG_RXBUF chains popped and held for the frame at the head of the line (device state). */
+  get heldCount(): number {
+    return this.pendingCount;
+  }
+  /** Held chain `i`, oldest first (0 <= i < heldCount). */
+  heldAt(i: number): DescriptorChain {
+    return this.pending[i]!;
+  }
+  /**
+   * A restored device state, after `resume`: the chains the saved device held, oldest first, popped
+   * again on the restored queue (SplitQueue.restoreHeld). They wait for more buffers as they did.
+   */
+  holdRestored(chains: readonly DescriptorChain[]): void {
+    this.dropPending();
+    chains.forEach((c, i) => {
+      if (i === this.pending.length) this.pending.push(c);
+      else this.pending[i] = c;
+    });
+    this.pendingCount = chains.length;
+  }
+
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
   stop(): void {
     this.running = false;

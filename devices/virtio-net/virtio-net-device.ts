@@ -262,6 +262,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     if (this.running) {
       const queues = this.queues;
       this.rx.resume(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF));
+      this.rx.holdRestored(plan.net.held);
       this.tx.resume(queues, hdrLen, hasVnetHeader(this.netdev), this.ctrlState.queuePairs, plan.net.txPending);
     }
     this.core.resendIsr();

@@ -3,13 +3,17 @@
 // `VirtioCore.exportState()` returns, its checks, and its two sections of the image
 // (lib/base/state-codec.ts):
 //
-//   CORE v1 (required)  identity: device type u32, offered features u64, queue count u32, each
+//   CORE v2 (required)  identity: device type u32, offered features u64, queue count u32, each
 //                       queue's maximum size u16 — then status u8, ISR u8, config generation u32,
 //                       driver interface u8 (0 modern, 1 legacy), driver features u64, negotiation
 //                       frozen u8, stray select bits u8 — then per queue: size u32, ready u8, the six
 //                       32-bit address halves (desc lo/hi, driver lo/hi, device lo/hi), pending
 //                       notification u8, kind u8 (0 not running, 1 running split ring) and, when
 //                       running, nextAvail, shadowAvail, nextUsed, publishedUsed (u16 each).
+//                       nextAvail is the next entry to pop: the `nextAvail - nextUsed` chains popped
+//                       and not yet used are held by the device, which lists them in its own section
+//                       and gives them back to the restored queue (SplitQueue.restoreHeld; virtio-net:
+//                       NETR in devices/virtio-net/net-state.ts). A restore checks that every one was.
 //   TRNS v1 (required)  transport kind (string: 'none', 'mmio', 'pci', 'pci-legacy'), then the
 //                       transport's own registers as its `TransportStateHooks` write them.
 //
@@ -17,6 +21,13 @@
 // (the rings) and travel with it; the device side keeps only `publishedUsed`, the old index of the
 // next used-buffer notification test (§2.7.7.2), saved here. Packed rings (§2.8) are not offered by
 // this device; a packed queue would be a new kind with its wrap counters.
+//
+// CORE v1 had the same layout but saved those held chains as not popped yet (nextAvail rewound over
+// them): the restored device popped them again, which the saved one never did — its receive path then
+// drained its backlog a notification early (issue #14), and a held chain that was not among the most
+// recent pops made the rewound index re-pop a chain already used. A v1 image cannot say which chains
+// were held, so it is refused with 'state.version' rather than restored into a device that behaves
+// differently.
 //
 // What is not state: the diagnostics log (a record of the session, not something the guest depends
 // on) and the chains' pools (rebuilt on activation).
@@ -30,7 +41,7 @@
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import type { StateImage, StateReader, StateSection, StateWriter } from '../../lib/base/state-codec.js';
 import { StateWriter as Writer } from '../../lib/base/state-codec.js';
-import type { QueueConfig, SplitQueueRunState } from '../../virtqueue/split-queue.js';
+import type { QueueConfig, SplitQueue, SplitQueueRunState } from '../../virtqueue/split-queue.js';
 import type { CoreError, QueueFault } from './core-errors.js';
 import type { RunState } from './core-types.js';
 import {
@@ -83,7 +94,7 @@ export interface PreparedCoreState {
 
 export const CORE_SECTION = 'CORE';
 export const TRANSPORT_SECTION = 'TRNS';
-const CORE_VERSION = 1;
+const CORE_VERSION = 2;
 const TRANSPORT_VERSION = 1;
 /** What `transport kind` says when no transport is attached. */
 const NO_TRANSPORT = 'none';
@@ -234,10 +245,22 @@ export function coreSections(core: VirtioCore): StateSection[] {
 
 /**
  * Reads and checks the core's and transport's sections against `core` (throws `DeviceStateError`,
- * changes nothing) and returns the step that applies both; the caller re-sends the ISR last.
+ * changes nothing) and returns the step that applies both; the caller re-sends the ISR last. The
+ * restored running queues (`queues`, not yet the device's) await the chains the device held: the
+ * caller gives them back (SplitQueue.restoreHeld) and checks with `checkHeldChains`.
  */
-export function loadCoreSections(core: VirtioCore, image: StateImage): { readonly state: CoreState; readonly commit: () => void } {
-  const state = readCoreState(image.need(CORE_SECTION, CORE_VERSION).reader);
+export function loadCoreSections(
+  core: VirtioCore,
+  image: StateImage,
+): { readonly state: CoreState; readonly queues: readonly (SplitQueue | null)[]; readonly commit: () => void } {
+  const section = image.need(CORE_SECTION, CORE_VERSION);
+  if (section.version < CORE_VERSION) {
+    throw new DeviceStateError(
+      'state.version',
+      `section ${CORE_SECTION} is version ${section.version}, from a device that saved the chains it held as not popped; this device reads version ${CORE_VERSION} only (save the state again with this version)`,
+    );
+  }
+  const state = readCoreState(section.reader);
   const t = image.need(TRANSPORT_SECTION, TRANSPORT_VERSION).reader;
   const kind = t.string('transport kind');
   const hooks = core.transportState;
@@ -248,9 +271,18 @@ export function loadCoreSections(core: VirtioCore, image: StateImage): { readonl
   t.done();
   return {
     state,
+    queues: prepared.run.kind === 'running' ? prepared.run.queues : [],
     commit: () => {
       commitTransport?.();
       core.commitState(prepared);
     },
   };
+}
+
+/** After the device gave its held chains back: every running queue must have all it had in flight. */
+export function checkHeldChains(queues: readonly (SplitQueue | null)[]): void {
+  queues.forEach((q, i) => {
+    const why = q?.heldMissing() ?? null;
+    if (why !== null) throw corrupt(`queue ${i}: ${why}`);
+  });
 }
