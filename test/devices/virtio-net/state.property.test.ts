@@ -218,7 +218,6 @@ function run(setup: PairSetup, ops: Op[], savePoint: number): void {
 
 describe('device state round trip (property, issue #14 item 2)', () => {
   it('a_restored_device_behaves_exactly_like_the_saved_one_for_the_rest_of_the_sequence', () => {
-    const started = Date.now();
     fc.assert(
       fc.property(
         setupArb,
@@ -228,7 +227,6 @@ describe('device state round trip (property, issue #14 item 2)', () => {
       ),
       { numRuns: 400, interruptAfterTimeLimit: 15_000 },
     );
-    expect(Date.now() - started).to.be.below(19_000);
   });
 
   it('the_same_holds_with_the_full_offer_a_running_driver_and_a_late_save_point', () => {
