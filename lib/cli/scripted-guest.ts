@@ -1,7 +1,9 @@
 // The built-in scripted guest of `virtio-net run`: what a Linux guest's virtio_net driver does to a
 // NIC (facts in shared/design/REAL-GUEST.md), replayed through GuestNetDriver — negotiate, bring the
 // link up (PROMISC 0, ALLMULTI 0, MAC TABLE_SET, VLAN 0), join multicast groups, add a VLAN
-// sub-interface, ARP for the host peer and ping it, and keep changing its rx filter.
+// sub-interface, ARP for the host peer and ping it, and keep changing its rx filter. Like any host
+// it also answers ARP requests for its address and pings to it (so a peer on a real wire, e.g. a
+// QEMU guest on `--netdev dgram` or another device on a VDE switch, can ping it back).
 
 import { writeLe16 } from '../base/endian.js';
 import { parseMac } from '../base/mac.js';
@@ -9,7 +11,7 @@ import { GuestNetDriver } from '../driver/guest-net-driver.js';
 import type { MmioRegisters } from '../driver/guest-net-driver.js';
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { CtrlAck, CtrlClass } from '../../devices/virtio-net/constants.js';
-import { arpRequest, arpSenderMac, classifyReply, icmpEcho } from './guest-frames.js';
+import { arpReplyFor, arpRequest, arpSenderMac, classifyReply, echoReplyFor, icmpEcho } from './guest-frames.js';
 import type { GuestAddressing } from './guest-frames.js';
 
 // Command numbers within their class (VIRTIO 1.2 §5.1.6.5); kept here as the driver's own copy.
@@ -29,13 +31,17 @@ export interface GuestTally {
   arpReplies: number;
   echoRequests: number;
   echoReplies: number;
+  /** ARP requests for our address that we answered. */
+  arpRequestsAnswered: number;
+  /** ICMP echo requests to us that we answered. */
+  echoRequestsAnswered: number;
 }
 
 const BASE_GROUPS = ['01:00:5e:00:00:01', '33:33:00:00:00:01'];
 
 export class ScriptedGuest {
   readonly driver: GuestNetDriver;
-  readonly tally: GuestTally = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0, arpReplies: 0, echoRequests: 0, echoReplies: 0 };
+  readonly tally: GuestTally = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0, arpReplies: 0, echoRequests: 0, echoReplies: 0, arpRequestsAnswered: 0, echoRequestsAnswered: 0 };
   private peerMac: Uint8Array | null = null;
   private seq = 0;
   private allmulti = false;
@@ -108,6 +114,18 @@ export class ScriptedGuest {
         this.peerMac = arpSenderMac(r.frame);
       } else if (kind === 'echo-reply') {
         this.tally.echoReplies++;
+      } else {
+        const arp = arpReplyFor(this.addressing, r.frame);
+        if (arp !== null) {
+          this.tally.arpRequestsAnswered++;
+          this.send(arp);
+          continue;
+        }
+        const echo = echoReplyFor(this.addressing, r.frame);
+        if (echo !== null) {
+          this.tally.echoRequestsAnswered++;
+          this.send(echo);
+        }
       }
     }
   }

@@ -44,6 +44,7 @@ const S_FAILED = 0x80;
 const ISR_USED = 1;
 const ISR_CONFIG = 2;
 const F_MRG_RXBUF = 15;
+const F_RING_EVENT_IDX = 29;
 const F_VERSION_1 = 32;
 
 /** What the driver needs from a register block (VirtioMmioTransport fits). */
@@ -195,6 +196,12 @@ export class GuestNetDriver {
       this.inbox.push({ header: bytes.slice(0, this.hdrLen), frame: bytes.slice(this.hdrLen) });
     });
     if (got > 0) this.refillRx();
+    if (bit(this.negotiated, F_RING_EVENT_IDX)) {
+      // As Linux's virtqueue_enable_cb: interrupt me at the next used element (§2.7.10). Without
+      // this used_event stays 0 and the device may interrupt only once per 65536 buffers.
+      this.rx.setUsedEvent(this.rx.consumedUsedIndex);
+      this.tx.setUsedEvent(this.tx.consumedUsedIndex);
+    }
   }
 
   /** Frames received since the last call. */

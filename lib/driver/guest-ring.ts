@@ -294,6 +294,11 @@ export class GuestRing {
     return n;
   }
 
+  /** The used index consumed so far (where the next used element will be read). */
+  get consumedUsedIndex(): number {
+    return this.lastUsed;
+  }
+
   /** Sets `used_event` (the last field of the available ring, §2.7.6). */
   setUsedEvent(n: number): void {
     this.memory.writeU16(this.availRing + 4 + 2 * this.size, n & 0xffff);

@@ -43,7 +43,7 @@ describe('lib/cli/run', () => {
     expect(() => parseFlags('run', ['--scenario=other'], specs)).to.throw(UsageError, /one of linux, got "other"/);
     expect(() => parseFlags('run', ['--json=1'], specs)).to.throw(UsageError, /takes no value/);
     expect(parseFlags('run', ['--duration=2', '--json'], specs)).to.deep.equal({ duration: 2, json: true });
-    expect(() => parseNetdev('vde')).to.throw(UsageError, /unknown backend "vde"; allowed: memory, tap, macvtap/);
+    expect(() => parseNetdev('slirp')).to.throw(UsageError, /unknown backend "slirp"; allowed: memory, tap, macvtap, dgram, vde/);
     expect(() => parseNetdev('macvtap')).to.throw(UsageError, /needs ifname/);
     expect(() => parseNetdev('tap,ifname=a/b')).to.throw(UsageError, /ifname/);
     expect(parseNetdev('macvtap,ifname=mvt0,sync=off')).to.deep.equal({ kind: 'macvtap', ifname: 'mvt0', sync: false });
