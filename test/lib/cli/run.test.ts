@@ -49,6 +49,29 @@ describe('lib/cli/run', () => {
     expect(parseNetdev('macvtap,ifname=mvt0,sync=off')).to.deep.equal({ kind: 'macvtap', ifname: 'mvt0', sync: false });
   });
 
+  it('dgram_and_vde_netdev_spellings_are_qemus_and_bad_ones_name_the_rule', () => {
+    expect(parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=5000,remote.type=inet,remote.host=127.0.0.1,remote.port=5001')).to.deep.equal({
+      kind: 'dgram',
+      local: { type: 'inet', host: '127.0.0.1', port: '5000' },
+      remote: { type: 'inet', host: '127.0.0.1', port: '5001' },
+    });
+    expect(parseNetdev('dgram,remote.type=inet,remote.host=239.1.2.3,remote.port=5000')).to.deep.equal({ kind: 'dgram', remote: { type: 'inet', host: '239.1.2.3', port: '5000' } });
+    expect(parseNetdev('dgram,local.type=unix,local.path=/tmp/a,remote.type=unix,remote.path=/tmp/b')).to.deep.equal({
+      kind: 'dgram',
+      local: { type: 'unix', path: '/tmp/a' },
+      remote: { type: 'unix', path: '/tmp/b' },
+    });
+    expect(parseNetdev('vde,sock=/tmp/sw')).to.deep.equal({ kind: 'vde', sock: '/tmp/sw' });
+    expect(() => parseNetdev('dgram')).to.throw(UsageError, /needs local/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=1')).to.throw(UsageError, /needs remote/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=1,remote.type=unix,remote.path=/x')).to.throw(UsageError, /types must be the same/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=localhost,local.port=1,remote.type=inet,remote.host=127.0.0.1,remote.port=2')).to.throw(UsageError, /IPv4 address/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=x,remote.type=inet,remote.host=127.0.0.1,remote.port=2')).to.throw(UsageError, /local\.port must be an integer/);
+    expect(() => parseNetdev('dgram,local.type=unix,local.host=h,remote.type=unix,remote.path=/x')).to.throw(UsageError, /belong to type inet/);
+    expect(() => parseNetdev('dgram,local.type=fd,remote.type=inet')).to.throw(UsageError, /must be inet or unix/);
+    expect(() => parseNetdev('dgram,mcast=239.1.2.3:5000')).to.throw(UsageError, /unknown property mcast/);
+  });
+
   it('npm_start_json_prints_valid_json_with_frame_counts_and_the_final_filter', function () {
     this.timeout(60000);
     const p = spawnSync('npm', ['start', '--silent', '--', '--duration', '1', '--json'], { cwd: root, encoding: 'utf8', timeout: 60000 });
