@@ -27,8 +27,8 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { DatagramNetdev } from './datagram-netdev.js';
 import type { RecordTransport } from './datagram-netdev.js';
 import type { LinkStateCapable, LinkStateChange, LinkStatus, SendResult } from './netdev.js';
@@ -86,6 +86,7 @@ export class VdeNetdev extends DatagramNetdev implements LinkStateCapable {
     if (!existsSync(ctl) || !statSync(ctl).isSocket()) {
       throw new Error(`VdeNetdev ${id}: no VDE switch at ${sock} (${ctl} is not a socket; start one with \`vde_switch -s ${sock}\`)`);
     }
+    if (!onPath(VDE_PLUG)) throw new Error(`VdeNetdev ${id}: ${VDE_PLUG} is not installed (Debian package vdeplug)`);
     super(id, { maxFrameLength: VDE_ETHBUFSIZE, backlogLimit: 1, backlogBytes: VDE_ETHBUFSIZE });
     this.sock = sock;
     // Our end non-blocking; vde_plug's end stays blocking (it ignores a failed write).
@@ -221,4 +222,18 @@ export class VdeNetdev extends DatagramNetdev implements LinkStateCapable {
     else this.transportFailed(e);
     if (this.listenerCount('plug-exit') > 0) this.emit('plug-exit', this.exitInfo);
   }
+}
+
+/** True when `command` is an executable file in one of PATH's directories. */
+function onPath(command: string): boolean {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    try {
+      accessSync(join(dir, command), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
 }

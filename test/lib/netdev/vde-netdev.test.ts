@@ -160,6 +160,17 @@ describe('lib/netdev/vde-netdev (a real vde_switch)', function () {
     }
   });
 
+  it('close_stops_vde_plug_and_is_not_a_link_failure', async () => {
+    const a = new VdeNetdev({ id: 'a', sock });
+    const pid = a.pid!;
+    expect(() => process.kill(pid, 0), 'vde_plug runs').not.to.throw();
+    await a.close();
+    expect(a.plugExit, 'vde_plug exited').to.not.equal(null);
+    expect(() => process.kill(pid, 0)).to.throw(/ESRCH/);
+    expect(a.linkStatus().downs, 'closing is not a failure').to.equal(0);
+    expect(a.send(frame(B, A, 60, 1))).to.equal('dropped');
+  });
+
   it('vde_plug_killed_takes_the_link_down_counted_and_later_frames_are_dropped', async () => {
     const a = track(new VdeNetdev({ id: 'a', sock }));
     const node = new ScriptedNode(a, '52:54:00:12:34:58', [10, 0, 2, 30], [10, 0, 2, 31]);
