@@ -34,6 +34,8 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'tshark', pkg: 'tshark', usedBy: 'the filter, dump, rewriter and TAP offload checks (an independent pcap and checksum reader)' },
   { command: 'python3', pkg: 'python3', usedBy: "the raw-frame sender, the COLO peers and QEMU's python QMP client" },
   { command: 'qemu-system-x86_64', pkg: 'qemu-system-x86', usedBy: 'the QEMU 7.2 oracle, the differential test, the QMP wording test and the QEMU guest comparison' },
+  { command: 'vde_switch', pkg: 'vde-switch', usedBy: 'the VDE tests (a switch in a temporary directory)' },
+  { command: 'vde_plug', pkg: 'vdeplug', usedBy: 'VdeNetdev (--netdev vde) and its tests' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
 ];
 

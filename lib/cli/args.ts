@@ -1,6 +1,9 @@
 // Command-line parsing for `virtio-net` (no spec section: the command of the README's main job).
 // Every bad flag or value is a `UsageError` saying what was given and what is allowed.
 
+import { dgramEndpoints } from '../netdev/dgram-address.js';
+import type { DgramSocketAddress } from '../netdev/dgram-address.js';
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -72,8 +75,21 @@ function describeValue(spec: FlagSpec): string {
   return 'a string';
 }
 
-/** `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory`. */
-export type NetdevSpec = { kind: 'memory' } | { kind: 'tap'; ifname?: string } | { kind: 'macvtap'; ifname: string; sync: boolean };
+/**
+ * `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` /
+ * `--netdev dgram,local.type=inet,local.host=H,local.port=N,remote.type=inet,remote.host=H,remote.port=N`
+ * (or `…type=unix,….path=P`; a multicast remote.host makes it multicast, local then optional) /
+ * `--netdev vde,sock=DIR` — QEMU's `-netdev` spellings.
+ */
+export type NetdevSpec =
+  | { kind: 'memory' }
+  | { kind: 'tap'; ifname?: string }
+  | { kind: 'macvtap'; ifname: string; sync: boolean }
+  | { kind: 'dgram'; local?: DgramSocketAddress; remote?: DgramSocketAddress }
+  | { kind: 'vde'; sock: string };
+
+/** The backends `--netdev` takes. */
+export const NETDEV_KINDS = ['memory', 'tap', 'macvtap', 'dgram', 'vde'] as const;
 
 export function parseNetdev(value: string): NetdevSpec {
   const [kind, ...rest] = value.split(',');
@@ -107,9 +123,51 @@ export function parseNetdev(value: string): NetdevSpec {
       if (sync !== 'on' && sync !== 'off') throw new UsageError(`--netdev macvtap: sync must be on or off, got ${JSON.stringify(sync)}`);
       return { kind: 'macvtap', ifname, sync: sync === 'on' };
     }
+    case 'dgram':
+      return parseDgram(props);
+    case 'vde': {
+      for (const k of props.keys()) {
+        if (k === 'port' || k === 'group' || k === 'mode') throw new UsageError(`--netdev vde: ${k}= is not supported (vde_plug connects to any free port of the switch); give sock=DIR only`);
+      }
+      only(['sock']);
+      const sock = props.get('sock');
+      if (sock === undefined || sock === '') throw new UsageError('--netdev vde needs sock=DIR (the directory of a running `vde_switch -s DIR`)');
+      return { kind: 'vde', sock };
+    }
     default:
-      throw new UsageError(`--netdev: unknown backend ${JSON.stringify(kind)}; allowed: memory, tap, macvtap`);
+      throw new UsageError(`--netdev: unknown backend ${JSON.stringify(kind)}; allowed: ${NETDEV_KINDS.join(', ')}`);
   }
+}
+
+/** `local.*` / `remote.*` properties as QEMU's SocketAddress objects, checked by QEMU's rules. */
+function parseDgram(props: Map<string, string>): NetdevSpec {
+  const sides: Record<'local' | 'remote', Record<string, string>> = { local: {}, remote: {} };
+  for (const [k, v] of props) {
+    const m = /^(local|remote)\.(type|host|port|path)$/.exec(k);
+    if (m === null) throw new UsageError(`--netdev dgram: unknown property ${k}; allowed: local.type, local.host, local.port, local.path, remote.type, remote.host, remote.port, remote.path`);
+    sides[m[1] as 'local' | 'remote'][m[2]!] = v;
+  }
+  const address = (side: 'local' | 'remote'): DgramSocketAddress | undefined => {
+    const p = sides[side];
+    if (Object.keys(p).length === 0) return undefined;
+    if (p['type'] === 'inet') {
+      if (p['path'] !== undefined) throw new UsageError(`--netdev dgram: ${side}.path belongs to type unix, not inet`);
+      return { type: 'inet', host: p['host'] ?? '', port: p['port'] ?? '' };
+    }
+    if (p['type'] === 'unix') {
+      if (p['host'] !== undefined || p['port'] !== undefined) throw new UsageError(`--netdev dgram: ${side}.host and ${side}.port belong to type inet, not unix`);
+      return { type: 'unix', path: p['path'] ?? '' };
+    }
+    throw new UsageError(`--netdev dgram: ${side}.type must be inet or unix, got ${JSON.stringify(p['type'] ?? '')}`);
+  };
+  const local = address('local');
+  const remote = address('remote');
+  try {
+    dgramEndpoints('--netdev dgram', local, remote);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return { kind: 'dgram', ...(local !== undefined ? { local } : {}), ...(remote !== undefined ? { remote } : {}) };
 }
 
 function checkIfname(name: string): void {

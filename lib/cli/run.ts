@@ -16,6 +16,8 @@ import { hasLinkState } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
 import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
+import { DgramNetdev } from '../netdev/dgram-netdev.js';
+import { VdeNetdev } from '../netdev/vde-netdev.js';
 import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseGuestIp, parseNetdev } from './args.js';
 import type { FlagSpec, GuestIpSpec, NetdevSpec } from './args.js';
@@ -27,7 +29,7 @@ import type { RunResult } from './report.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
-  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME' },
+  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR' },
   { name: 'ip', kind: 'string', help: "the scripted guest's IPv4 address/prefix (default 10.0.2.15/24)" },
   { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
@@ -231,5 +233,25 @@ async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: N
       const netdev = new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync });
       return { netdev, peer: null, label: `macvtap ${spec.ifname}${spec.sync ? ' (rx filter mirrored to the host)' : ''}` };
     }
+    case 'dgram': {
+      const netdev = await openDgram(spec);
+      return { netdev, peer: null, label: `dgram ${netdev.info}` };
+    }
+    case 'vde': {
+      const netdev = new VdeNetdev({ id: 'hostnet0', sock: spec.sock });
+      return { netdev, peer: null, label: `vde ${spec.sock} (vde_plug pid ${netdev.pid ?? '?'})` };
+    }
   }
+}
+
+/** A DgramNetdev once its socket is bound (a bind failure closes it and throws the HostError). */
+export async function openDgram(spec: Extract<NetdevSpec, { kind: 'dgram' }>): Promise<DgramNetdev> {
+  const netdev = new DgramNetdev({ id: 'hostnet0', ...(spec.local !== undefined ? { local: spec.local } : {}), ...(spec.remote !== undefined ? { remote: spec.remote } : {}) });
+  try {
+    await netdev.ready;
+  } catch (e) {
+    await netdev.close();
+    throw e;
+  }
+  return netdev;
 }

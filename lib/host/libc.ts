@@ -50,6 +50,8 @@ export const Errno = {
   EADDRNOTAVAIL: 99,
   ENETDOWN: 100,
   ENOBUFS: 105,
+  ENOTCONN: 107,
+  ECONNREFUSED: 111,
 } as const;
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(Errno).map(([k, v]) => [v, k]));
@@ -87,6 +89,7 @@ interface Libc {
   recvfrom: (fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, lenp: Uint8Array) => number;
   setsockopt: (fd: number, level: number, name: number, val: Uint8Array, len: number) => number;
   getsockname: (fd: number, addr: Uint8Array, lenp: Uint8Array) => number;
+  socketpair: (domain: number, type: number, protocol: number, sv: Uint8Array) => number;
 }
 
 let libc: Libc | null = null;
@@ -114,6 +117,7 @@ function lib(): Libc {
     recvfrom: l.func('long recvfrom(int fd, void *buf, unsigned long len, int flags, void *addr, void *addrlen)'),
     setsockopt: l.func('int setsockopt(int fd, int level, int name, const void *val, unsigned int len)'),
     getsockname: l.func('int getsockname(int fd, void *addr, void *lenp)'),
+    socketpair: l.func('int socketpair(int domain, int type, int protocol, void *sv)'),
   };
   return libc;
 }
@@ -246,4 +250,15 @@ export function getSockName(fd: number, addr: Uint8Array): number {
   new DataView(lenp.buffer).setUint32(0, addr.byteLength, true);
   check('getsockname', lib().getsockname(fd, addr, lenp));
   return new DataView(lenp.buffer).getUint32(0, true);
+}
+
+/**
+ * socketpair(2): two connected sockets (close-on-exec, blocking; set one end non-blocking with
+ * FIONBIO when the other goes to a child that expects a blocking descriptor).
+ */
+export function socketPair(domain: number, type: number): [number, number] {
+  const sv = new Uint8Array(8);
+  check('socketpair', lib().socketpair(domain, type | SOCK_CLOEXEC, 0, sv), `domain ${domain} type ${type}`);
+  const v = new DataView(sv.buffer);
+  return [v.getInt32(0, true), v.getInt32(4, true)];
 }

@@ -20,6 +20,10 @@ export const POLLFD_SIZE = 8;
 export const SOCKADDR_NL_SIZE = 12;
 /** sizeof(struct timeval) on 64-bit: two longs. */
 export const TIMEVAL_SIZE = 16;
+/** sizeof(struct sockaddr_un): family u16 + sun_path[108] (sys/un.h). */
+export const SOCKADDR_UN_SIZE = 110;
+/** sun_path's size: a path takes at most 107 bytes plus its NUL. */
+export const UNIX_PATH_MAX = 108;
 
 /** poll(2) events (poll.h). */
 export const POLLIN = 0x1;
@@ -56,16 +60,20 @@ export const SIOCGIFINDEX = 0x8933;
 
 /** Address and protocol families, socket types and options (socket.h, netlink.h). */
 export const AF_UNSPEC = 0;
+export const AF_UNIX = 1;
 export const AF_INET = 2;
 export const AF_NETLINK = 16;
 export const SOCK_DGRAM = 2;
 export const SOCK_RAW = 3;
+export const SOCK_SEQPACKET = 5;
 export const SOL_SOCKET = 1;
 export const SO_RCVTIMEO = 20;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
 export const MSG_DONTWAIT = 0x40;
 export const MSG_TRUNC = 0x20;
+/** ioctl(FIONBIO, int *on): sets or clears O_NONBLOCK on one file description (asm-generic/ioctls.h). */
+export const FIONBIO = 0x5421;
 
 /** struct ifreq with ifr_name set (validated: non-empty, < IFNAMSIZ bytes, no NUL or '/'). */
 export function ifreq(name: string): Uint8Array {
@@ -139,6 +147,21 @@ export function sockaddrNl(pid = 0, groups = 0): Uint8Array {
 }
 export function sockaddrNlPid(buf: Uint8Array): number {
   return new DataView(buf.buffer, buf.byteOffset, SOCKADDR_NL_SIZE).getUint32(4, true);
+}
+
+/**
+ * struct sockaddr_un for `path` and the length to pass with it (family + path + NUL). Throws a
+ * RangeError for an empty path, one with a NUL, or one longer than sun_path holds (107 bytes).
+ */
+export function sockaddrUn(path: string): { addr: Uint8Array; len: number } {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length === 0 || bytes.length >= UNIX_PATH_MAX || bytes.includes(0)) {
+    throw new RangeError(`unix socket path must be 1-${UNIX_PATH_MAX - 1} bytes without NUL, got ${bytes.length} bytes: ${JSON.stringify(path)}`);
+  }
+  const addr = new Uint8Array(SOCKADDR_UN_SIZE);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(bytes, 2);
+  return { addr, len: 2 + bytes.length + 1 };
 }
 
 /** struct timeval { tv_sec, tv_usec } from milliseconds. */

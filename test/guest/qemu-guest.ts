@@ -28,14 +28,24 @@ export class QemuGuest {
   }
 
   /** Boots the guest with its NIC (id nic0) on TAP `ifname`, which QEMU creates. */
-  static async boot(image: GuestImage, ifname: string, mac: string): Promise<QemuGuest> {
+  static boot(image: GuestImage, ifname: string, mac: string): Promise<QemuGuest> {
+    return QemuGuest.bootWith(image, { netdev: `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no`, mac });
+  }
+
+  /**
+   * Boots the guest with its NIC (id nic0) on `netdev` (a `-netdev` value whose id is hostnet0,
+   * e.g. `dgram,id=hostnet0,local.type=inet,…`); `append` adds kernel command line words (e.g.
+   * `vnm.ip=10.0.2.2/24`, which scripts/guest/init applies to eth0).
+   */
+  static async bootWith(image: GuestImage, options: { netdev: string; mac: string; append?: string }): Promise<QemuGuest> {
+    const { netdev, mac, append } = options;
     const started = Date.now();
     const proc = new QemuProcess(QEMU_BINARY, (qmpPath) => [
       '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-no-user-config',
       '-display', 'none', '-serial', 'stdio',
       '-kernel', image.bzimage, '-initrd', image.initrd,
-      '-append', 'console=ttyS0 tsc=reliable mitigations=off',
-      '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no`,
+      '-append', `console=ttyS0 tsc=reliable mitigations=off${append === undefined ? '' : ` ${append}`}`,
+      '-netdev', netdev,
       '-device', `virtio-net-pci,netdev=hostnet0,id=nic0,mac=${mac},romfile=`,
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
     ]);

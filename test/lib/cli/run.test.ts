@@ -44,7 +44,7 @@ describe('lib/cli/run', () => {
     expect(() => parseFlags('run', ['--scenario=other'], specs)).to.throw(UsageError, /one of linux, got "other"/);
     expect(() => parseFlags('run', ['--json=1'], specs)).to.throw(UsageError, /takes no value/);
     expect(parseFlags('run', ['--duration=2', '--json'], specs)).to.deep.equal({ duration: 2, json: true });
-    expect(() => parseNetdev('vde')).to.throw(UsageError, /unknown backend "vde"; allowed: memory, tap, macvtap/);
+    expect(() => parseNetdev('slirp')).to.throw(UsageError, /unknown backend "slirp"; allowed: memory, tap, macvtap, dgram, vde/);
     expect(() => parseNetdev('macvtap')).to.throw(UsageError, /needs ifname/);
     expect(() => parseNetdev('tap,ifname=a/b')).to.throw(UsageError, /ifname/);
     expect(parseNetdev('macvtap,ifname=mvt0,sync=off')).to.deep.equal({ kind: 'macvtap', ifname: 'mvt0', sync: false });
@@ -79,6 +79,29 @@ describe('lib/cli/run', () => {
     const stats = { tx: { frames: 0 }, rx: { frames: 0, drops: {} }, ctrl: { ok: 0, err: 0 } } as unknown as Parameters<typeof statusLine>[1];
     expect(statusLine(6000, stats, 0, 0, undefined, peer(5400))).to.match(/tx 0 {2}rx 0 .* {2}no answer from 10\.0\.2\.2 on hostnet0 for 5 s$/);
     expect(statusLine(6000, stats, 0, 0, undefined, peer(null))).not.to.contain('no answer');
+  });
+
+  it('dgram_and_vde_netdev_spellings_are_qemus_and_bad_ones_name_the_rule', () => {
+    expect(parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=5000,remote.type=inet,remote.host=127.0.0.1,remote.port=5001')).to.deep.equal({
+      kind: 'dgram',
+      local: { type: 'inet', host: '127.0.0.1', port: '5000' },
+      remote: { type: 'inet', host: '127.0.0.1', port: '5001' },
+    });
+    expect(parseNetdev('dgram,remote.type=inet,remote.host=239.1.2.3,remote.port=5000')).to.deep.equal({ kind: 'dgram', remote: { type: 'inet', host: '239.1.2.3', port: '5000' } });
+    expect(parseNetdev('dgram,local.type=unix,local.path=/tmp/a,remote.type=unix,remote.path=/tmp/b')).to.deep.equal({
+      kind: 'dgram',
+      local: { type: 'unix', path: '/tmp/a' },
+      remote: { type: 'unix', path: '/tmp/b' },
+    });
+    expect(parseNetdev('vde,sock=/tmp/sw')).to.deep.equal({ kind: 'vde', sock: '/tmp/sw' });
+    expect(() => parseNetdev('dgram')).to.throw(UsageError, /needs local/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=1')).to.throw(UsageError, /needs remote/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=1,remote.type=unix,remote.path=/x')).to.throw(UsageError, /types must be the same/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=localhost,local.port=1,remote.type=inet,remote.host=127.0.0.1,remote.port=2')).to.throw(UsageError, /IPv4 address/);
+    expect(() => parseNetdev('dgram,local.type=inet,local.host=127.0.0.1,local.port=x,remote.type=inet,remote.host=127.0.0.1,remote.port=2')).to.throw(UsageError, /local\.port must be an integer/);
+    expect(() => parseNetdev('dgram,local.type=unix,local.host=h,remote.type=unix,remote.path=/x')).to.throw(UsageError, /belong to type inet/);
+    expect(() => parseNetdev('dgram,local.type=fd,remote.type=inet')).to.throw(UsageError, /must be inet or unix/);
+    expect(() => parseNetdev('dgram,mcast=239.1.2.3:5000')).to.throw(UsageError, /unknown property mcast/);
   });
 
   it('npm_start_json_prints_valid_json_with_frame_counts_and_the_final_filter', function () {

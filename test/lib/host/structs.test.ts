@@ -26,8 +26,16 @@ import {
   IFF_VNET_HDR,
   AF_NETLINK,
   SOCK_RAW,
+  AF_UNIX,
+  SOCK_DGRAM,
+  SOCK_SEQPACKET,
+  SOCKADDR_UN_SIZE,
+  sockaddrUn,
 } from '../../../lib/host/structs.js';
-import { O_CLOEXEC, O_NONBLOCK, O_RDWR, bindFd, closeFd, eventFd, getSockName, ioctlPtr, openFile, pollSync, readFd, socketFd, writeFd, HostError, Errno } from '../../../lib/host/libc.js';
+import { O_CLOEXEC, O_NONBLOCK, O_RDWR, bindFd, closeFd, eventFd, getSockName, ioctlPtr, openFile, pollSync, readFd, socketFd, socketPair, writeFd, HostError, Errno } from '../../../lib/host/libc.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { linkName, openFds, requireHost } from '../../support/netns.js';
 
 // The C layouts, declared to koffi (which lays structs out by the platform's C rules): every
@@ -39,6 +47,7 @@ const ifreqC = koffi.struct('vnm_ifreq', { ifr_name: koffi.array('char', 16), if
 const pollfdC = koffi.struct('vnm_pollfd', { fd: 'int', events: 'short', revents: 'short' });
 const sockaddrNlC = koffi.struct('vnm_sockaddr_nl', { nl_family: 'uint16_t', nl_pad: 'uint16_t', nl_pid: 'uint32_t', nl_groups: 'uint32_t' });
 const timevalC = koffi.struct('vnm_timeval', { tv_sec: 'long', tv_usec: 'long' });
+const sockaddrUnC = koffi.struct('vnm_sockaddr_un', { sun_family: 'uint16_t', sun_path: koffi.array('char', 108) });
 
 describe('lib/host structs and libc wrappers', () => {
   it('struct_sizes_match_the_c_layouts', () => {
@@ -48,6 +57,8 @@ describe('lib/host structs and libc wrappers', () => {
     expect(koffi.offsetof(pollfdC, 'revents')).to.equal(6);
     expect(koffi.sizeof(sockaddrNlC)).to.equal(SOCKADDR_NL_SIZE);
     expect(koffi.sizeof(timevalC)).to.equal(TIMEVAL_SIZE);
+    expect(koffi.sizeof(sockaddrUnC)).to.equal(SOCKADDR_UN_SIZE);
+    expect(sockaddrUn('/x').addr.length).to.equal(SOCKADDR_UN_SIZE);
     expect(ifreq('eth0').length).to.equal(IFREQ_SIZE);
     expect(sockaddrNl().length).to.equal(SOCKADDR_NL_SIZE);
     expect(timeval(1500).length).to.equal(TIMEVAL_SIZE);
@@ -101,6 +112,42 @@ describe('lib/host structs and libc wrappers', () => {
       closeFd(fd);
     }
     expect(openFds('eventfd')).to.equal(fds);
+  });
+
+  it('sockaddr_un_binds_a_path_the_kernel_reports_back_and_bad_paths_are_refused_first', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vnm-sun-'));
+    const fd = socketFd(AF_UNIX, SOCK_DGRAM, 0);
+    try {
+      const path = join(dir, 's.sock');
+      const { addr, len } = sockaddrUn(path);
+      expect(len).to.equal(2 + Buffer.byteLength(path) + 1);
+      bindFd(fd, addr, len);
+      const got = new Uint8Array(SOCKADDR_UN_SIZE);
+      expect(getSockName(fd, got)).to.equal(len);
+      expect(new DataView(got.buffer).getUint16(0, true)).to.equal(AF_UNIX);
+      expect(Buffer.from(got.subarray(2, len - 1)).toString()).to.equal(path);
+    } finally {
+      closeFd(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => sockaddrUn('')).to.throw(RangeError, /1-107 bytes/);
+    expect(() => sockaddrUn('a'.repeat(108))).to.throw(RangeError, /1-107 bytes/);
+    expect(() => sockaddrUn('a\0b')).to.throw(RangeError, /without NUL/);
+  });
+
+  it('socketpair_gives_two_connected_record_sockets', () => {
+    const [a, b] = socketPair(AF_UNIX, SOCK_SEQPACKET);
+    try {
+      expect(writeFd(a, Uint8Array.of(1, 2, 3))).to.equal(3);
+      expect(writeFd(a, Uint8Array.of(4))).to.equal(1);
+      const buf = new Uint8Array(16);
+      expect(readFd(b, buf)).to.equal(3); // one record per read
+      expect(readFd(b, buf)).to.equal(1);
+      expect(buf[0]).to.equal(4);
+    } finally {
+      closeFd(a);
+      closeFd(b);
+    }
   });
 
   it('failed_calls_are_host_errors_with_the_errno', () => {
