@@ -111,6 +111,18 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
       out(S, false);
       continue;
     }
+    // Data wholly before the cursor was compared already (a retransmission): out at once, even
+    // with nothing queued on the other side — it must neither wait for the other side's next
+    // segment (a timeout) nor be paired with that side's next control segment (a mismatch).
+    const cur = c.cursor;
+    if (cur !== undefined && p !== undefined && p.payloadLength > 0 && seqAtOrBefore((p.seq + p.payloadLength) >>> 0, cur)) {
+      out(P, true);
+      continue;
+    }
+    if (cur !== undefined && s !== undefined && s.payloadLength > 0 && seqAtOrBefore((s.seq + s.payloadLength) >>> 0, cur)) {
+      out(S, false);
+      continue;
+    }
     if (p === undefined || s === undefined) return 'ok';
     if (p.payloadLength === 0 || s.payloadLength === 0) {
       if (p.payloadLength !== s.payloadLength || (p.tcpFlags & CONTROL) !== (s.tcpFlags & CONTROL)) return 'mismatch';
