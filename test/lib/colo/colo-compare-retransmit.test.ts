@@ -2,11 +2,15 @@
 // test/fuzz/filters/): a primary segment whose bytes were all compared already is a
 // retransmission and goes out at once (lib/colo/compare-rules.ts), even when the secondary has
 // nothing queued — it must not wait for the secondary's next segment (a 'timeout' checkpoint when
-// none comes) nor be paired with the secondary's FIN as if it were new data (a 'mismatch').
+// none comes) nor be paired with the secondary's FIN as if it were new data (a 'mismatch'). But
+// only bytes really compared count: after a SYN pair, data from before the connection's first
+// byte (half the sequence space away, which wrap-aware comparison calls "before") is the guests
+// diverging, never a retransmission let out uncompared.
 
 import { expect } from 'chai';
 import { ColoCompare, type CheckpointRequest } from '../../../lib/colo/colo-compare.js';
-import { streamBytes, tcpStream } from './streams.js';
+import { buildFrame, TCP_FLAG } from '../../../lib/packet/index.js';
+import { CLIENT, GUEST, streamBytes, tcpStream } from './streams.js';
 
 function harness(): { cc: ColoCompare; out: string[]; requests: CheckpointRequest[]; clock: { t: number } } {
   const out: string[] = [];
@@ -51,5 +55,21 @@ describe('lib/colo colo-compare retransmissions', () => {
     expect(requests).to.deep.equal([]);
     expect(out).to.deep.equal([hex(syn), hex(seg), hex(seg), hex(fin)]);
     expect(cc.stats()).to.deep.include({ closed: 1, connections: 0, primaryQueued: 0, secondaryQueued: 0 });
+  });
+
+  it('primary_data_before_the_first_byte_after_a_syn_pair_is_a_mismatch_not_a_retransmission', () => {
+    const { cc, out, requests } = harness();
+    const isn = 0x7ffffffb;
+    const seg = (seq: number, flags: number, payload?: Uint8Array): Uint8Array =>
+      buildFrame({ src: GUEST, dst: CLIENT, protocol: 'tcp', srcPort: 8080, dstPort: 40000, seq, ack: 5001, flags, payload });
+    const synAck = seg(isn, TCP_FLAG.SYN | TCP_FLAG.ACK);
+    cc.primaryInput(synAck);
+    cc.secondaryInput(synAck);
+    // 222 bytes at sequence number 0: 2^31 - 4 before the first data byte (isn + 1).
+    const stray = seg(0, TCP_FLAG.ACK | TCP_FLAG.PSH, streamBytes(222));
+    cc.primaryInput(stray);
+    expect(requests.map((r) => r.reason)).to.deep.equal(['mismatch']);
+    expect(out).to.deep.equal([hex(synAck), hex(stray)]); // out only by the flush after the request
+    expect(cc.stats()).to.deep.include({ released: 1, flushed: 1 });
   });
 });
