@@ -14,8 +14,9 @@ import {
   hexOf,
   hostileFrameArb,
   rewriterSessionArb,
-  rewriterSessionFrames,
+  sessionNoiseArb,
   synFlood,
+  withNoise,
 } from './packets.js';
 
 /** Merges streams, each kept in order, following `picks` (then whatever is left, in turn). */
@@ -93,7 +94,7 @@ type Dir = 'c' | 'g';
 
 const rewriterStreamsArb: fc.Arbitrary<FilterOp[][]> = fc
   .tuple(
-    fc.array(fc.tuple(rewriterSessionArb, vnetHdrArb), { maxLength: 5 }),
+    fc.array(fc.tuple(rewriterSessionArb, vnetHdrArb, fc.array(sessionNoiseArb, { maxLength: 4 })), { maxLength: 5 }),
     fc.array(fc.tuple(hostileFrameArb, fc.constantFrom<Dir>('c', 'g'), vnetHdrArb), { maxLength: 25 }),
     fc.array(fc.tuple(fragmentTrainArb, fc.constantFrom<Dir>('c', 'g')), { maxLength: 2 }),
     fc.option(fc.record({ n: fc.integer({ min: 5, max: 300 }), base: fc.nat(60000), v6: fc.boolean(), answer: fc.boolean() }), { freq: 4, nil: undefined }),
@@ -101,9 +102,10 @@ const rewriterStreamsArb: fc.Arbitrary<FilterOp[][]> = fc
   )
   .map(([sessions, hostile, frags, flood, misc]) => {
     const streams: FilterOp[][] = [];
-    for (const [s, h] of sessions) {
-      // A session's packets stay in order (the state machine needs its handshake first).
-      streams.push(rewriterSessionFrames(s).map(({ t, f }): FilterOp => (h === undefined ? { t, f: hexOf(f) } : { t, f: hexOf(f), h })));
+    for (const [s, h, noise] of sessions) {
+      // A session's packets stay in order (the state machine needs its handshake first); stray
+      // segments of the same connection (RSTs in and out of window, early FINs, SYNs again) among them.
+      streams.push(withNoise(s, noise).map(({ t, f }): FilterOp => (h === undefined ? { t, f: hexOf(f) } : { t, f: hexOf(f), h })));
     }
     streams.push(hostile.map(([f, t, h]): FilterOp => (h === undefined ? { t, f: hexOf(f) } : { t, f: hexOf(f), h })));
     for (const [train, t] of frags) streams.push(train.map((f): FilterOp => ({ t, f: hexOf(f) })));

@@ -375,6 +375,45 @@ export const rewriterSessionArb: fc.Arbitrary<RewriterSession> = fc.record({
   lastAck: fc.boolean(),
 }).map((s) => (s.pts < 0 ? { ...s, sts: 0 } : s));
 
+/** A stray segment on a session's own connection (flags, sequence numbers near the session's or anywhere). */
+export interface SessionNoise {
+  fromClient: boolean;
+  flags: number;
+  /** Sequence number: this many bytes past the sender's ISN (-1: `raw`). */
+  seqDelta: number;
+  ackDelta: number;
+  raw: number;
+  len: number;
+  /** Where in the session's frames it goes. */
+  at: number;
+}
+
+export const sessionNoiseArb: fc.Arbitrary<SessionNoise> = fc.record({
+  fromClient: fc.boolean(),
+  flags: fc.oneof(fc.constantFrom(TCP.RST, TCP.RST | TCP.ACK, TCP.FIN | TCP.ACK, TCP.SYN, TCP.SYN | TCP.ACK, TCP.ACK, TCP.FIN, TCP.ACK | TCP.PSH), fc.nat(63)),
+  seqDelta: fc.oneof(fc.integer({ min: -1, max: 3 }), fc.integer({ min: 0, max: 9000 }), fc.constant(65534), fc.constant(70000)),
+  ackDelta: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 9000 })),
+  raw: fc.nat().map((n) => n >>> 0),
+  len: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 100 })),
+  at: fc.nat(),
+});
+
+/** The session's frames with stray segments of its own connection mixed in. */
+export function withNoise(s: RewriterSession, noise: SessionNoise[]): { t: 'c' | 'g'; f: Uint8Array }[] {
+  const out = rewriterSessionFrames(s);
+  for (const n of noise) {
+    const myIsn = n.fromClient ? s.clientIsn : s.secondaryIsn;
+    const theirIsn = n.fromClient ? s.primaryIsn : s.clientIsn;
+    const seq = n.seqDelta < 0 ? n.raw : (myIsn + n.seqDelta) >>> 0;
+    const ack = (theirIsn + n.ackDelta) >>> 0;
+    const f = n.fromClient
+      ? mk({ v6: s.v6, src: CLIENT, dst: GUEST, proto: 6, sport: s.cport, dport: s.gport, seq, ack, flags: n.flags, payload: new Array<number>(n.len).fill(0x6e) })
+      : mk({ v6: s.v6, src: GUEST, dst: CLIENT, proto: 6, sport: s.gport, dport: s.cport, seq, ack, flags: n.flags, payload: new Array<number>(n.len).fill(0x6e) });
+    out.splice(n.at % (out.length + 1), 0, { t: n.fromClient ? 'c' : 'g', f });
+  }
+  return out;
+}
+
 /** `n` SYNs (or SYN/ACKs) from distinct ports: a flood. */
 export function synFlood(n: number, base: number, opts: { synAck: boolean; v6: boolean; from: number; to: number }): Uint8Array[] {
   return Array.from({ length: n }, (_, k) =>
