@@ -91,6 +91,13 @@ describe('fuzz: filter oracles fire on planted bugs', function () {
       }))).to.equal('colo.lost');
     });
 
+    it('colo.held_too_long_no_timeout_release', () => {
+      const lone = mk({ src: GUEST, dst: CLIENT, proto: 17, sport: 7000, dport: 7001, payload: [9, 9] });
+      const c = coloCase([{ t: 'p', f: hexOf(lone) }, { t: 'tick', ms: 6000 }]);
+      expect(runColo(c), 'the clean case releases it by a timeout checkpoint').to.equal(null);
+      expect(colo((cc) => patch(cc, 'scan', () => () => undefined), c)).to.equal('colo.held-too-long');
+    });
+
     it('colo.stats_a_counter_off_by_one', () => {
       expect(colo((cc) => patch(cc, 'stats', (orig) => () => {
         const s = orig() as { secondaryDropped: number };

@@ -13,6 +13,8 @@
 //   out of order, changed, made up, or a secondary frame let out.
 // - colo.lost — frames in minus frames out differs from what stats() says is queued, or at the
 //   end something is still owed after the clock passed every timeout.
+// - colo.held-too-long — a primary frame still held longer than compareTimeout plus one scan
+//   cycle: the 'timeout' release did not happen.
 // - colo.stats — the counters do not add up (primaryIn = released + straightOut + passthrough +
 //   flushed + primaryQueued; secondaryIn = secondaryDropped + secondaryQueued; the inputs and
 //   outputs this world counted itself; the counter each output moved).
@@ -97,6 +99,8 @@ export class ColoWorld {
   private readonly menu: number[];
   /** Primary frames owed, per reference flow, in input order (hex of header + frame). */
   private readonly owed = new Map<string, string[]>();
+  /** When each owed frame came in (same order as `owed`). */
+  private readonly owedTimes = new Map<string, number[]>();
   private owedCount = 0;
   private primaryIn = 0;
   private secondaryIn = 0;
@@ -165,11 +169,25 @@ export class ColoWorld {
         const dt = Math.min(left, this.setup.expiredScanCycle);
         left -= dt;
         this.call('tick', () => this.clock.tick(dt));
+        this.checkHeld();
       }
     } else if (op.t === 'checkpoint') {
       // A flush brings the guests back in step as a checkpoint does: the comparison oracles stop.
       this.anyCheckpoint = true;
       this.call('flush', () => this.cc.flush());
+    }
+  }
+
+  /**
+   * A primary packet with no match leaves by the 'timeout' checkpoint of the first scan at least
+   * compareTimeout after it came (scans run every expiredScanCycle): none may be older than both.
+   */
+  private checkHeld(): void {
+    const limit = this.clock.now - this.setup.compareTimeout - this.setup.expiredScanCycle;
+    for (const [key, times] of this.owedTimes) {
+      if (times.length > 0 && times[0]! <= limit) {
+        this.fail('colo.held-too-long', `a primary frame of ${key} queued at ${times[0]} ms is still held at ${this.clock.now} ms (compareTimeout ${this.setup.compareTimeout}, scan every ${this.setup.expiredScanCycle})`);
+      }
     }
   }
 
@@ -190,8 +208,12 @@ export class ColoWorld {
     const key = ref.kind === 'ip' ? refFlow(ref) : 'not-ip';
     const entry = hexOf(hdr ?? new Uint8Array(0)) + '/' + hexOf(frame);
     let q = this.owed.get(key);
-    if (q === undefined) this.owed.set(key, (q = []));
+    if (q === undefined) {
+      this.owed.set(key, (q = []));
+      this.owedTimes.set(key, []);
+    }
     q.push(entry);
+    this.owedTimes.get(key)!.push(this.clock.now);
     this.owedCount++;
     const immediate: OutReason | undefined = ref.kind !== 'ip' ? 'straightOut' : refPassthrough(this.menu, OBJECT_ID, ref) ? 'passthrough' : undefined;
     if (immediate === undefined && ref.kind === 'ip') this.track(ref, frame, true);
@@ -357,6 +379,7 @@ export class ColoWorld {
       this.fail('colo.order', `${reason}: ${known ? 'a primary frame out of its flow\'s order' : 'a frame that is not an owed primary frame'} (${key}; next owed ${q?.[0]?.slice(0, 60) ?? 'none'}): ${entry.slice(0, 120)}`);
     }
     q.shift();
+    this.owedTimes.get(key)!.shift();
     this.owedCount--;
     if (reason === 'released' && !this.anyCheckpoint && ref.kind === 'ip' && ref.proto === 6 && ref.payloadLength > 0) this.judgeRelease(ref, copy);
   }
