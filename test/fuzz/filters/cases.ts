@@ -121,6 +121,21 @@ const rewriterStreamsArb: fc.Arbitrary<FilterOp[][]> = fc
     return streams;
   });
 
+/** Folds a frame into the one before it, going the other way, as its re-entrant frame (`re`), where `fuse` says. */
+function fuseReentry(ops: FilterOp[], fuse: number[]): FilterOp[] {
+  const marks = new Set(fuse);
+  const out: FilterOp[] = [];
+  for (let i = 0; i < ops.length; i++) {
+    const a = ops[i]!;
+    const b = ops[i + 1];
+    if (marks.has(i) && b !== undefined && (a.t === 'c' || a.t === 'g') && (b.t === 'c' || b.t === 'g') && a.t !== b.t && b.h === undefined) {
+      out.push({ ...a, re: b.f });
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export const rewriterCaseArb: fc.Arbitrary<FilterCase> = fc
   .record({
     setup: fc.record({
@@ -130,8 +145,9 @@ export const rewriterCaseArb: fc.Arbitrary<FilterCase> = fc
     }),
     streams: rewriterStreamsArb,
     picks: fc.array(fc.nat(), { maxLength: 400 }),
+    fuse: fc.array(fc.nat(400), { maxLength: 30 }),
   })
-  .map((r): FilterCase => ({ target: 'rewriter', setup: r.setup, passthrough: [], ops: interleave(r.streams, r.picks) }));
+  .map((r): FilterCase => ({ target: 'rewriter', setup: r.setup, passthrough: [], ops: fuseReentry(interleave(r.streams, r.picks), r.fuse) }));
 
 // --- mirror / redirector over sockets ----------------------------------------------------------
 

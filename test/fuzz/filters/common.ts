@@ -14,8 +14,13 @@ export const TARGETS: readonly Target[] = ['colo', 'rewriter', 'sockets'];
 export type FilterOp =
   /** colo-compare: a frame from the primary / the secondary guest. */
   | { t: 'p' | 's'; f: string; h?: string }
-  /** A frame from the client (host → guest, direction 'tx') / from the guest (guest → host, 'rx'). */
-  | { t: 'c' | 'g'; f: string; h?: string }
+  /**
+   * A frame from the client (host → guest, direction 'tx') / from the guest (guest → host, 'rx').
+   * rewriter `re`: re-entry — while the far end takes this frame it sends `re` the other way
+   * through the chain (the guest transmitting from inside a delivery / the host delivering from
+   * inside send) and refuses this one; then it is ready again (resume / writable).
+   */
+  | { t: 'c' | 'g'; f: string; h?: string; re?: string }
   /** sockets: frames written to the redirector's input socket, in `cut`-byte writes. */
   | { t: 'i'; fs: string[]; cut: number }
   /** sockets: garbage on the redirector's input socket (the connection must be dropped, then a new one works). */

@@ -10,7 +10,8 @@
 // Oracles (codes):
 // - rewriter.threw — an exception escaped.
 // - rewriter.lost — a frame did not come out at the far end exactly once (the rewriter never
-//   consumes).
+//   consumes), re-entrant ones included (`re`: the far end sends a frame the other way through
+//   the chain from inside the delivery, refuses the first, then takes it when ready again).
 // - rewriter.verdict — the frame out differs from the reference's (a wrong offset, a field
 //   rewritten that should not be, a bad checksum, a header changed), with the connection's
 //   reference state in the message.
@@ -237,6 +238,8 @@ class HostEnd implements Netdev {
   readonly id = 'fuzz-host';
   peer: NetdevPeer | null = null;
   readonly sent: { frame: Uint8Array; hdr: Uint8Array | undefined }[] = [];
+  /** Re-entry: runs inside the next send(), whose answer it gives. */
+  onSend: (() => SendResult) | undefined;
   attach(peer: NetdevPeer): void {
     this.peer = peer;
   }
@@ -244,6 +247,11 @@ class HostEnd implements Netdev {
     this.peer = null;
   }
   send(frame: Uint8Array, hdr?: Uint8Array): SendResult {
+    const hook = this.onSend;
+    if (hook !== undefined) {
+      this.onSend = undefined;
+      return hook();
+    }
     this.sent.push({ frame: frame.slice(), hdr: hdr?.slice() });
     return 'sent';
   }
@@ -265,6 +273,8 @@ export class RewriterWorld {
   readonly ref: RefRewriter;
   readonly setup: typeof REWRITER_DEFAULTS;
   step = 0;
+  /** Re-entry: the guest's next delivery runs this, then is refused. */
+  private refuseNext: (() => void) | undefined;
   private readonly counts: Counts | undefined;
 
   constructor(c: FilterCase, counts?: Counts, plant?: RewriterPlant) {
@@ -279,6 +289,12 @@ export class RewriterWorld {
       this.chain.add(this.filter);
       this.chain.attach({
         receive: (frame, hdr) => {
+          const refuse = this.refuseNext;
+          if (refuse !== undefined) {
+            this.refuseNext = undefined;
+            refuse();
+            return false;
+          }
           this.guest.push({ frame: frame.slice(), hdr: hdr?.slice() });
           return true;
         },
@@ -319,18 +335,40 @@ export class RewriterWorld {
       const want = this.ref.process(dir, frame, hdr, this.clock.now);
       const sink = op.t === 'c' ? this.guest : this.host.sent;
       const n = sink.length;
+      const re = op.re === undefined ? undefined : bytesOf(op.re);
+      // Re-entry: the far end sends `re` the other way from inside this delivery and refuses it.
+      const wantRe = re === undefined ? undefined : this.ref.process(dir === 'tx' ? 'rx' : 'tx', re, undefined, this.clock.now);
+      const reSink = op.t === 'c' ? this.host.sent : this.guest;
+      const m = reSink.length;
+      if (re !== undefined) {
+        if (op.t === 'c') this.refuseNext = () => void this.chain.send(re);
+        else this.host.onSend = () => (this.host.peer!.receive(re), 'busy');
+      }
       this.guarded(dir, () => {
         if (op.t === 'c') this.host.peer!.receive(frame, hdr);
         else this.chain.send(frame, hdr);
+        if (re !== undefined) {
+          // Ready again: the held frame goes on.
+          if (op.t === 'c') this.chain.resumeReceive();
+          else this.host.peer!.writable();
+        }
       });
-      bump(this.counts, 'frames');
-      if (tableWork.lookups > 2 || tableWork.changes > 2 || tableWork.visited > 0) {
+      this.refuseNext = undefined;
+      this.host.onSend = undefined;
+      bump(this.counts, 'frames', re === undefined ? 1 : 2);
+      if (re !== undefined) bump(this.counts, 'reentrant frames');
+      const per = re === undefined ? 2 : 4;
+      if (tableWork.lookups > per || tableWork.changes > per || tableWork.visited > 0) {
         this.fail('work.unbounded', `one frame cost ${tableWork.lookups} lookups, ${tableWork.changes} changes, ${tableWork.visited} entries visited`);
       }
-      if (sink.length !== n + 1) this.fail('rewriter.lost', `a ${op.t === 'c' ? 'client' : 'guest'} frame came out ${sink.length - n} times at the far end`);
+      if (sink.length !== n + 1 + (re !== undefined && reSink === sink ? 1 : 0)) this.fail('rewriter.lost', `a ${op.t === 'c' ? 'client' : 'guest'} frame came out ${sink.length - n} times at the far end`);
+      if (re !== undefined && reSink.length !== m + 1) this.fail('rewriter.lost', `a re-entrant frame came out ${reSink.length - m} times at the far end`);
       const got = sink[n]!;
       if (hexOf(got.frame) !== hexOf(want.out) || hexOf(got.hdr ?? new Uint8Array(0)) !== hexOf(hdr ?? new Uint8Array(0))) {
-        this.fail('rewriter.verdict', `${dir} frame: expected ${diff(want.out, got.frame)} (${want.note}; ${this.ref.describe(frame)}): ${op.f.slice(0, 160)}`);
+        this.fail('rewriter.verdict', `${dir} frame${re === undefined ? '' : ' (re-entered)'}: expected ${diff(want.out, got.frame)} (${want.note}; ${this.ref.describe(frame)}): ${op.f.slice(0, 160)}`);
+      }
+      if (re !== undefined && wantRe !== undefined && hexOf(reSink[m]!.frame) !== hexOf(wantRe.out)) {
+        this.fail('rewriter.verdict', `re-entrant frame: expected ${diff(wantRe.out, reSink[m]!.frame)} (${wantRe.note})`);
       }
       bump(this.counts, hexOf(got.frame) === op.f ? 'frames passed' : 'frames rewritten');
     } else if (op.t === 'tick') {

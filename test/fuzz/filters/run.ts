@@ -25,7 +25,7 @@ export async function runFilterCase(c: FilterCase, counts?: Counts): Promise<Fil
 /** Frames a case offers (the run's unit of work). */
 export function framesOf(c: FilterCase): number {
   let n = 0;
-  for (const op of c.ops) n += op.t === 'i' ? op.fs.length : op.t === 'tick' || op.t === 'checkpoint' || op.t === 'junk' ? 0 : 1;
+  for (const op of c.ops) n += op.t === 'i' ? op.fs.length : op.t === 'tick' || op.t === 'checkpoint' || op.t === 'junk' ? 0 : 're' in op && op.re !== undefined ? 2 : 1;
   return n;
 }
 
