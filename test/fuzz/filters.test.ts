@@ -3,7 +3,7 @@
 // overlapping, IPv6 extension headers, VLAN stacks, bad checksums, random bytes), well-formed
 // conversations (handshakes, data both ways cut differently, retransmissions, FIN / RST) and SYN
 // floods through colo-compare (primary + secondary, passthrough list, fake clock), filter-rewriter
-// (a reference model of its offsets) and filter-mirror / filter-redirector over real unix sockets;
+// (a reference model of its offsets; re-entrant frames sent through the chain from inside a delivery) and filter-mirror / filter-redirector over real unix sockets;
 // every oracle of test/fuzz/filters/ on for the whole sequence; then every shrunk counterexample
 // under test/fixtures/fuzz-filters/ replayed. Long runs: `npm run fuzz:filters -- --target T
 // --frames N --seed S` (scripts/README.md).
@@ -38,7 +38,7 @@ describe('fuzz: net filters and COLO', function () {
   it('filter_rewriter_matches_its_reference_model_under_hostile_frames_and_syn_floods', async () => {
     const r = await fuzzFilters({ target: 'rewriter', frames: CI_FRAMES.rewriter, seed: CI_SEED });
     expectClean(r, CI_FRAMES.rewriter);
-    for (const k of ['frames rewritten', 'frames passed', 'checkpoint', 'tick', 'c', 'g']) expect(r.counts[k] ?? 0, k).to.be.greaterThan(0);
+    for (const k of ['frames rewritten', 'frames passed', 'reentrant frames', 'checkpoint', 'tick', 'c', 'g']) expect(r.counts[k] ?? 0, k).to.be.greaterThan(0);
   });
 
   it('mirror_and_redirector_over_unix_sockets_deliver_every_frame_intact_in_order', async () => {
