@@ -347,7 +347,7 @@ export class ColoCompare extends EventEmitter<{ 'checkpoint-request': [Checkpoin
   }
 
   private newConn(frame: Uint8Array, info: PacketInfo, pending: boolean): Conn {
-    return { protocol: info.protocol, primary: [], secondary: [], cursor: undefined, primaryFin: undefined, secondaryFin: undefined, closed: false, flow: describe(frame, info), lastSeen: 0, pending };
+    return { protocol: info.protocol, primary: [], secondary: [], cursor: undefined, synBase: undefined, primaryFin: undefined, secondaryFin: undefined, closed: false, flow: describe(frame, info), lastSeen: 0, pending };
   }
 
   private adopt(conn: Conn): Conn {
@@ -420,6 +420,7 @@ export class ColoCompare extends EventEmitter<{ 'checkpoint-request': [Checkpoin
         c.primary.length = 0;
         c.secondary.length = 0;
         c.cursor = undefined;
+        c.synBase = undefined;
         c.primaryFin = undefined;
         c.secondaryFin = undefined;
         c.closed = false;

@@ -6,8 +6,9 @@
 // TCP: the two payload streams are compared byte for byte over sequence numbers, however each side
 // cut them into segments. `cursor` is the first sequence number not yet compared. A primary segment
 // goes out once every byte of it has been matched; a secondary segment is dropped once covered.
-// Segments wholly below the cursor are retransmissions of compared bytes (primary: out at once;
-// secondary: dropped). Pure ACKs (no payload, no SYN/FIN/RST) are not compared: two stacks ACK at
+// Segments wholly below the cursor are retransmissions of compared bytes (primary: out at once,
+// whatever the other side has queued; secondary: dropped) — except, once a SYN pair pinned the
+// first data byte, data wholly before that byte: the guests diverged (a mismatch). Pure ACKs (no payload, no SYN/FIN/RST) are not compared: two stacks ACK at
 // different moments (delayed ACK), and an ACK carries nothing the client could see diverge
 // beyond what the data comparison catches. Control segments without payload (SYN, FIN, RST) pair
 // up in order and must carry the same control flags.
@@ -43,6 +44,8 @@ export interface CompareConnection {
   readonly secondary: QueuedPacket[];
   /** TCP: first sequence number (primary space) not compared yet; undefined before the first data. */
   cursor: number | undefined;
+  /** TCP: the first data byte's sequence number, when a SYN pair pinned it (undefined: picked up mid-stream). */
+  synBase: number | undefined;
   /** TCP: sequence number of each side's FIN once it left its queue (FIN alone or on data). */
   primaryFin: number | undefined;
   secondaryFin: number | undefined;
@@ -111,11 +114,26 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
       out(S, false);
       continue;
     }
+    // Data wholly before the cursor was compared already (a retransmission): out at once, even
+    // with nothing queued on the other side — it must neither wait for the other side's next
+    // segment (a timeout) nor be paired with that side's next control segment (a mismatch).
+    // After a SYN pair, data wholly before the first byte is no retransmission but the guests
+    // diverging (wrap-aware comparison calls anything up to 2^31 back "before").
+    if (p !== undefined && p.payloadLength > 0 && c.cursor !== undefined && seqAtOrBefore((p.seq + p.payloadLength) >>> 0, c.cursor)) {
+      if (beforeSynBase(c, p)) return 'mismatch';
+      out(P, true);
+      continue;
+    }
+    if (s !== undefined && s.payloadLength > 0 && c.cursor !== undefined && seqAtOrBefore((s.seq + s.payloadLength) >>> 0, c.cursor)) {
+      if (beforeSynBase(c, s)) return 'mismatch';
+      out(S, false);
+      continue;
+    }
     if (p === undefined || s === undefined) return 'ok';
     if (p.payloadLength === 0 || s.payloadLength === 0) {
       if (p.payloadLength !== s.payloadLength || (p.tcpFlags & CONTROL) !== (s.tcpFlags & CONTROL)) return 'mismatch';
       // A SYN pins where the data starts: from here on, comparing is strict.
-      if ((p.tcpFlags & TCP_FLAG.SYN) !== 0) c.cursor = (p.seq + 1) >>> 0;
+      if ((p.tcpFlags & TCP_FLAG.SYN) !== 0) c.cursor = c.synBase = (p.seq + 1) >>> 0;
       const reset = (p.tcpFlags & TCP_FLAG.RST) !== 0 && p.seq === s.seq && rstInSequence(c, p.seq);
       out(P, true);
       out(S, false);
@@ -149,6 +167,11 @@ function compareTcp(c: CompareConnection, release: (p: QueuedPacket) => void, dr
     if (pEnd === hi) out(P, true);
     if (sEnd === hi) out(S, false);
   }
+}
+
+/** Data ending at or before the first byte a SYN pair pinned: from before the connection began. */
+function beforeSynBase(c: CompareConnection, x: QueuedPacket): boolean {
+  return c.synBase !== undefined && seqAtOrBefore((x.seq + x.payloadLength) >>> 0, c.synBase);
 }
 
 /** An RST at the stream's next sequence number: the cursor, just past a FIN, or before any data. */

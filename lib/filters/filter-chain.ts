@@ -12,6 +12,10 @@
 // (inner.send → 'busy', or the device's receive → false) after the filters have seen the frame,
 // the chain keeps that one frame (a copy, into a buffer reused for every such frame) and holds
 // back the near end (send answers 'busy' / the inner netdev is paused) until the far end is ready.
+// A far end may call back into the chain while it takes a frame (a device transmitting from inside
+// a delivery, a host handing a frame in from inside send); the frame being delivered may live in a
+// filter's own buffer (a replace verdict), which that inner walk may rewrite, so an inner walk first
+// copies the outer deliveries' filter-owned frames — the frame kept after a refusal is the right one.
 // Capabilities of the inner netdev (vnet header, offloads, link state, the rx-filter binding of a
 // syncing backend, MAC announcement) are forwarded: a V86BusNetdev or macvtap under filters still
 // learns the device's MAC / filter.
@@ -53,6 +57,18 @@ export interface FilterChainStats {
 /** A frame held back while the far end is not ready: up to QEMU's NET_BUFSIZE, with a header of up to 64 bytes. */
 const heldFrame = (): FrameSlot => new FrameSlot(NET_BUFSIZE, 64);
 
+/**
+ * A frame being handed to the far end. `owned`: it is a filter's replaced frame, living in that
+ * filter's buffer, which a walk started from inside the far end's call may overwrite.
+ */
+interface Delivery {
+  frame: Uint8Array;
+  header: Uint8Array | undefined;
+  owned: boolean;
+}
+
+const NO_FRAME = new Uint8Array(0);
+
 export class FilterChain implements Netdev, FilterSink {
   readonly id: string;
   private readonly list: NetFilter[] = [];
@@ -62,6 +78,9 @@ export class FilterChain implements Netdev, FilterSink {
   private innerDropped = false;
   private readonly heldIn = heldFrame();
   private readonly counters: FilterChainStats = { consumedRx: 0, consumedTx: 0, replaced: 0, injectedDropped: 0 };
+  /** Deliveries in progress, outermost first (more than one only when the far end calls back in). */
+  private readonly deliveries: Delivery[] = [];
+  private depth = 0;
   private closed = false;
   /** What the inner netdev sees as its peer: host-side frames enter the chain here. */
   private readonly innerPeer: NetdevPeer;
@@ -221,6 +240,18 @@ export class FilterChain implements Netdev, FilterSink {
    * returned: the frame was taken); else report false (the frame is dropped by the caller).
    */
   private walk(start: number, direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined, hold: boolean): boolean {
+    // Called back from inside a delivery (a device transmitting while it refuses a frame, a host
+    // handing a frame in from inside send): this walk's filters may rewrite the buffers the outer
+    // deliveries' frames live in, and an outer one may still have to keep its frame. Copy those
+    // first (rare: an allocation here is not on the per-frame path).
+    for (let d = 0; d < this.depth; d++) {
+      const o = this.deliveries[d]!;
+      if (!o.owned) continue;
+      o.frame = o.frame.slice();
+      o.header = o.header?.slice();
+      o.owned = false;
+    }
+    let owned = false;
     const step = direction === 'tx' ? 1 : -1;
     for (let i = start; i >= 0 && i < this.list.length; i += step) {
       const f = this.list[i]!;
@@ -235,17 +266,32 @@ export class FilterChain implements Netdev, FilterSink {
       this.counters.replaced++;
       frame = v.frame;
       vnetHeader = v.vnetHeader;
-    }
-    if (direction === 'rx') {
-      const r = this.inner.send(frame, vnetHeader);
-      if (r === 'dropped') this.innerDropped = true; // the backend consumed and counted it
-      if (r !== 'busy') return true;
-      if (!hold || !this.heldOut.keep(frame, vnetHeader)) return false;
-      return true;
+      owned = true;
     }
     const peer = this.peer;
-    if (peer === null) return false;
-    if (peer.receive(frame, vnetHeader)) return true;
+    if (direction === 'tx' && peer === null) return false;
+    const d = (this.deliveries[this.depth] ??= { frame: NO_FRAME, header: undefined, owned: false });
+    d.frame = frame;
+    d.header = vnetHeader;
+    d.owned = owned;
+    this.depth++;
+    let taken: boolean;
+    try {
+      if (direction === 'rx') {
+        const r = this.inner.send(frame, vnetHeader);
+        if (r === 'dropped') this.innerDropped = true; // the backend consumed and counted it
+        taken = r !== 'busy';
+      } else taken = peer!.receive(frame, vnetHeader);
+    } finally {
+      this.depth--;
+    }
+    // The frame as it is now: a copy if a walk from inside the call could have overwritten it.
+    frame = d.frame;
+    vnetHeader = d.header;
+    d.frame = NO_FRAME;
+    d.header = undefined;
+    if (taken) return true;
+    if (direction === 'rx') return hold && this.heldOut.keep(frame, vnetHeader);
     if (!hold || !this.heldIn.keep(frame, vnetHeader)) return false;
     this.inner.pauseReceive();
     return true;
