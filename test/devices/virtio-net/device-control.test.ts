@@ -273,14 +273,16 @@ describe('devices/virtio-net device control', () => {
     const rig = new NetRig({ mac: MAIN });
     const expected = features([
       'VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'CTRL_VQ', 'CTRL_RX', 'CTRL_RX_EXTRA', 'CTRL_VLAN', 'CTRL_MAC_ADDR',
-      'GUEST_ANNOUNCE', 'INDIRECT_DESC', 'EVENT_IDX',
+      'GUEST_ANNOUNCE', 'INDIRECT_DESC', 'EVENT_IDX', 'RING_PACKED', 'RING_RESET',
     ]);
     expect(rig.device.offered).to.equal(expected);
+    const split = new NetRig({ features: { disable: ['RING_PACKED', 'RING_RESET'] } });
+    expect(split.device.offered).to.equal(expected & ~features(['RING_PACKED', 'RING_RESET']));
     const mq = new NetRig({ queuePairs: 2, features: { disable: ['CTRL_VLAN', 'EVENT_IDX'] } });
     expect(mq.device.offered).to.equal((expected | features(['MQ'])) & ~features(['CTRL_VLAN', 'EVENT_IDX']));
     // Disabling CTRL_VQ takes everything that needs it with it (§5.1.3.1).
     const noCtrl = new NetRig({ features: { disable: ['CTRL_VQ'] } });
-    expect(noCtrl.device.offered).to.equal(features(['VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'INDIRECT_DESC', 'EVENT_IDX']));
+    expect(noCtrl.device.offered).to.equal(features(['VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'INDIRECT_DESC', 'EVENT_IDX', 'RING_PACKED', 'RING_RESET']));
     expect(noCtrl.init!.ok).to.equal(true);
   });
 
