@@ -226,6 +226,27 @@ export class PackedGuestRing {
     return out;
   }
 
+  /** Used descriptors marked used since the last `takeUsed()` / `collect()`, without consuming them. */
+  usedEntries(): UsedEntry[] {
+    const out: UsedEntry[] = [];
+    let offset = this.nextUsed;
+    let wrap = this.usedWrap;
+    for (let guard = 0; guard < this.size; guard++) {
+      const at = this.descAddr(offset);
+      const flags = this.memory.readU16(at + 14);
+      if (((flags & PACKED_F_AVAIL) !== 0 ? 1 : 0) !== wrap || ((flags & PACKED_F_USED) !== 0 ? 1 : 0) !== wrap) break;
+      const id = this.memory.readU16(at + 12);
+      out.push({ id, len: (flags & PACKED_F_WRITE) !== 0 ? this.memory.readU32(at + 8) : 0 });
+      const slots = this.outstanding.has(id) ? this.lists.get(id)!.slots : 1;
+      offset += slots;
+      if (offset >= this.size) {
+        offset -= this.size;
+        wrap ^= 1;
+      }
+    }
+    return out;
+  }
+
   /** Like `takeUsed()`, calling `each` for the lists it completes; returns how many. */
   collect(each: (entry: UsedEntry, buffers: readonly DriverBuffer[]) => void): number {
     let n = 0;

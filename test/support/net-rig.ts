@@ -141,6 +141,11 @@ export class NetRig {
     if (r === undefined) throw new Error(`NetRig: no ring for queue ${index}`);
     return r;
   }
+  /** Used entries of queue `index` published and not yet taken (either ring format). */
+  usedEntries(index: number): UsedEntry[] {
+    return this.ringAt(index).usedEntries();
+  }
+
   /** Queue `index`'s packed ring (a packed-ring rig only). */
   packedRing(index: number): PackedDriverRing {
     const r = this.ringAt(index);
