@@ -93,6 +93,8 @@ export class NetRig {
   suppressedKicks = 0;
   private readonly ringSize: number;
   private readonly ringSpacing: number;
+  /** Rings laid out by resetQueue() so far (each at a fresh address). */
+  private respaced = 0;
   /** The driver's ring format. */
   readonly ringFormat: 'split' | 'packed';
 
@@ -158,8 +160,26 @@ export class NetRig {
     return r;
   }
 
-  /** Queue `index`'s ring: 0x10000 + index × ringSpacing, buffer heap after it. */
-  private ring(index: number): RigRing {
+  /**
+   * Resets queue `index` through the transport (VIRTIO_F_RING_RESET, §2.6.1: QueueReset / queue_reset,
+   * then reads back 0 in it and in QueueReady / queue_enable, as Linux does) and re-enables it with a
+   * new ring at a fresh address, programmed as during initialisation (§2.6.1.2). Returns the new ring.
+   */
+  resetQueue(index: number, options: { reenable?: boolean } = {}): RigRing {
+    this.driver.resetQueue(index);
+    this.respaced++;
+    const ring = this.ring(this.all.length + this.respaced);
+    if (options.reenable ?? true) {
+      this.driver.setupQueue(index, ring);
+      this.driver.enableQueue(index);
+    }
+    this.all[index] = ring;
+    return ring;
+  }
+
+  /** Queue ring number `slot`: 0x10000 + slot × ringSpacing, buffer heap after it. */
+  private ring(slot: number): RigRing {
+    const index = slot;
     const base = 0x10000 + index * this.ringSpacing;
     const size = this.ringSize;
     const heapEnd = base + this.ringSpacing;
