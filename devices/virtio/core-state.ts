@@ -8,8 +8,10 @@
 //                       driver interface u8 (0 modern, 1 legacy), driver features u64, negotiation
 //                       frozen u8, stray select bits u8 — then per queue: size u32, ready u8, the six
 //                       32-bit address halves (desc lo/hi, driver lo/hi, device lo/hi), pending
-//                       notification u8, kind u8 (0 not running, 1 running split ring) and, when
-//                       running, nextAvail, shadowAvail, nextUsed, publishedUsed (u16 each).
+//                       notification u8, kind u8 (0 not running, 1 running split ring, 2 running
+//                       packed ring) and, for a split ring, nextAvail, shadowAvail, nextUsed,
+//                       publishedUsed (u16 each); for a packed ring nextAvail, nextUsed,
+//                       publishedUsed (u16 positions carrying the wrap counter, §2.8.1).
 //   TRNS v1 (required)  transport kind (string: 'none', 'mmio', 'pci', 'pci-legacy'), then the
 //                       transport's own registers as its `TransportStateHooks` write them.
 //
@@ -31,6 +33,10 @@ import { DeviceStateError } from '../../lib/base/state-codec.js';
 import type { StateImage, StateReader, StateSection, StateWriter } from '../../lib/base/state-codec.js';
 import { StateWriter as Writer } from '../../lib/base/state-codec.js';
 import type { QueueConfig, SplitQueueRunState } from '../../virtqueue/split-queue.js';
+import type { PackedQueueRunState } from '../../virtqueue/packed-queue.js';
+
+/** A running packed queue's positions in a device state. */
+export type PackedRunRecord = PackedQueueRunState & { readonly ring: 'packed' };
 import type { CoreError, QueueFault } from './core-errors.js';
 import type { RunState } from './core-types.js';
 import {
@@ -62,7 +68,7 @@ export interface CoreQueueState {
   /** A notification that came before DRIVER_OK and waits for it. */
   readonly pendingNotify: boolean;
   /** The running indices; null when the queue does not run. */
-  readonly running: SplitQueueRunState | null;
+  readonly running: SplitQueueRunState | PackedRunRecord | null;
 }
 
 export interface CoreState {
@@ -93,6 +99,7 @@ const STATUS_BITS = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | STAT
 const ISR_BITS = 3;
 const QUEUE_NOT_RUNNING = 0;
 const QUEUE_SPLIT = 1;
+const QUEUE_PACKED = 2;
 /** Address halves per queue. */
 const QUEUE_WORDS = 6;
 /** Most queues a core has (VirtioCore's MAX_QUEUES). */
@@ -169,6 +176,9 @@ export function writeCoreState(w: StateWriter, s: CoreState): void {
     w.bool(q.pendingNotify);
     if (q.running === null) {
       w.u8(QUEUE_NOT_RUNNING);
+    } else if ('ring' in q.running) {
+      const r = q.running;
+      w.u8(QUEUE_PACKED).u16(r.nextAvail).u16(r.nextUsed).u16(r.publishedUsed);
     } else {
       const r = q.running;
       w.u8(QUEUE_SPLIT).u16(r.nextAvail).u16(r.shadowAvail).u16(r.nextUsed).u16(r.publishedUsed);
@@ -198,9 +208,11 @@ export function readCoreState(r: StateReader): CoreState {
     for (let k = 0; k < QUEUE_WORDS; k++) words.push(r.u32('queue address'));
     const pendingNotify = r.bool('pending notification');
     const kind = r.u8('queue kind');
-    let running: SplitQueueRunState | null = null;
+    let running: SplitQueueRunState | PackedRunRecord | null = null;
     if (kind === QUEUE_SPLIT) {
       running = { nextAvail: r.u16('nextAvail'), shadowAvail: r.u16('shadowAvail'), nextUsed: r.u16('nextUsed'), publishedUsed: r.u16('publishedUsed') };
+    } else if (kind === QUEUE_PACKED) {
+      running = { ring: 'packed', nextAvail: r.u16('nextAvail'), nextUsed: r.u16('nextUsed'), publishedUsed: r.u16('publishedUsed') };
     } else if (kind !== QUEUE_NOT_RUNNING) {
       throw corrupt(`queue ${i}: unknown queue kind ${kind}`);
     }

@@ -21,6 +21,7 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { SplitQueue } from '../../virtqueue/split-queue.js';
+import { PackedQueue } from '../../virtqueue/packed-queue.js';
 import { activateQueue, isVirtqueue } from '../../virtqueue/activate-queue.js';
 import type { QueueConfig, Virtqueue } from '../../virtqueue/virtqueue.js';
 import { isValidQueueSize } from '../../virtqueue/ring-layout.js';
@@ -41,7 +42,7 @@ import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
 import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import { activationProblem, checkCoreState, queueConfigOf } from './core-state.js';
-import type { CoreQueueState, CoreState, PreparedCoreState } from './core-state.js';
+import type { CoreQueueState, CoreState, PackedRunRecord, PreparedCoreState } from './core-state.js';
 
 /** Extra fields a diagnostic may carry. */
 export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
@@ -548,7 +549,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
       const words: number[] = [];
       for (const area of RING_AREAS) words.push(regs.addressWord(i, area, 0), regs.addressWord(i, area, 1));
       const q = run.kind === 'running' ? (run.queues[i] ?? null) : null;
-      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : splitRunState(q) });
+      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : q instanceof SplitQueue ? q.runState() : packedRunState(q) });
     }
     return {
       identity: { deviceType: this.deviceType, offered: this.features.offered, queueMaxSizes: regs.maxSizes.slice() },
@@ -574,8 +575,12 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
       state.queues.forEach((qs, i) => {
         if (qs.running === null) return;
         const q = this.tryActivate(i, queueConfigOf(qs), state.negotiation.driver);
-        if (!(q instanceof SplitQueue)) throw 'code' in q ? activationProblem(i, q) : new DeviceStateError('state.corrupt', `queue ${i}: a packed ring in a state of split rings`);
-        const why = q.restoreRunState(qs.running);
+        if ('code' in q) throw activationProblem(i, q);
+        const rs = qs.running;
+        let why: string | null;
+        if (q instanceof PackedQueue && 'ring' in rs) why = q.restoreRunState(rs);
+        else if (q instanceof SplitQueue && !('ring' in rs)) why = q.restoreRunState(rs);
+        else why = `the state has a ${'ring' in rs ? 'packed' : 'split'} ring where the negotiated features make a ${q.ring} one`;
         if (why !== null) throw new DeviceStateError('state.corrupt', `queue ${i}: ${why}`);
         queues[i] = q;
       });
@@ -652,11 +657,8 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   }
 }
 
-/**
- * A running queue's indices for the device state. Packed rings are not in the state format yet
- * (core-state.ts has no kind for their positions, see PackedQueue.runState): saving throws.
- */
-function splitRunState(q: Virtqueue): ReturnType<SplitQueue['runState']> {
-  if (q instanceof SplitQueue) return q.runState();
-  throw new Error(`saving the state of a device whose queue ${q.index} is a packed ring is not supported yet (negotiate without VIRTIO_F_RING_PACKED, or disable RING_PACKED)`);
+/** A running packed queue's positions for the device state. */
+function packedRunState(q: Virtqueue): PackedRunRecord {
+  if (!(q instanceof PackedQueue)) throw new Error(`queue ${q.index}: unknown ring format`);
+  return { ring: 'packed', ...q.runState() };
 }

@@ -9,6 +9,7 @@ import { CtrlAck, CtrlClass, CtrlRx } from '../../../devices/virtio-net/constant
 import { NetRig, ethFrame } from '../../support/net-rig.js';
 import { PACKED_F_NEXT, PACKED_F_WRITE } from '../../support/packed-driver-ring.js';
 import { NEEDS_RESET } from '../../support/driver-transport.js';
+import { PackedQueue } from '../../../virtqueue/packed-queue.js';
 
 const MAIN = '52:54:00:12:34:56';
 
@@ -142,4 +143,38 @@ describe('devices/virtio-net over packed rings', () => {
       }
     }
   });
+});
+
+describe('devices/virtio-net packed ring state', () => {
+  for (const transport of ['mmio', 'pci'] as const) {
+    it(`the packed positions travel in the state image and the restored device goes on where it was (${transport})`, () => {
+      const rig = new NetRig({ transport, ring: 'packed', mac: MAIN, ringSize: 8 });
+      // Move both rings away from their first position, across a wrap.
+      for (let i = 0; i < 11; i++) {
+        rig.postRx(1, 1600);
+        rig.inject(ethFrame(MAIN, undefined, { fill: i }));
+        expect(rig.received()).to.have.length(1);
+        expect(rig.send(ethFrame('52:54:00:00:00:09', undefined, { fill: i }))).to.not.equal(undefined);
+      }
+      rig.postRx(3, 1600);
+      const image = rig.device.saveState();
+      // A fresh device over a copy of the memory takes the same positions; this device, restored,
+      // goes on from them (from the first position it would find no buffer available).
+      const positions = (r: NetRig): number[] => r.device.queues.map((q) => (q instanceof PackedQueue ? q.nextAvail * 0x10000 + q.nextUsed : -1));
+      const before = positions(rig);
+      expect(before.filter((p) => p > 0x10000 * 8)).to.have.length.greaterThan(0);
+      const fresh = new NetRig({ transport, ring: 'packed', mac: MAIN, ringSize: 8, init: false });
+      fresh.memory.write(0, rig.memory.bytes(0, rig.memory.size));
+      fresh.device.restoreState(image);
+      expect(positions(fresh)).to.deep.equal(before);
+      rig.device.restoreState(image);
+      for (let i = 0; i < 3; i++) rig.inject(ethFrame(MAIN, undefined, { fill: 100 + i }));
+      const got = rig.received();
+      expect(got.map((f) => f.frame[14])).to.deep.equal([100, 101, 102]);
+      const f = ethFrame('52:54:00:00:00:0a');
+      expect(rig.send(f)).to.not.equal(undefined);
+      expect([...rig.transmitted.at(-1)!]).to.deep.equal([...f]);
+      expect(rig.readStatus() & NEEDS_RESET).to.equal(0);
+    });
+  }
 });
