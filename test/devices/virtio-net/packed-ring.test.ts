@@ -27,6 +27,7 @@ describe('devices/virtio-net over packed rings', () => {
         expect(d!.error).to.deep.include({ code: 'packed.readable-after-writable', head, index: head + 1, indirect: false });
         expect(rig.readStatus() & NEEDS_RESET).to.equal(NEEDS_RESET);
         expect(rig.device.diagnosticCount('packed.readable-after-writable')).to.equal(1);
+        expect(rig.device.stats().needsReset).to.equal(1);
         expect(tx.usedEntries()).to.deep.equal([]);
         expect(rig.transmitted).to.have.length(0);
         // The driver resets and initialises again: the same device carries frames.
@@ -53,6 +54,7 @@ describe('devices/virtio-net over packed rings', () => {
         expect(d!.error).to.deep.include({ head: 3, index: 0, inFlight: 5, size: 4 });
         expect(rig.readStatus() & NEEDS_RESET).to.equal(NEEDS_RESET);
         expect(rig.device.diagnosticCount('packed.in-flight-exceeded')).to.equal(1);
+        expect(rig.device.stats().needsReset).to.equal(1);
         expect(rx.usedEntries()).to.deep.equal([]);
         rig.start();
         rig.postRx(2, 1600);
