@@ -31,7 +31,8 @@ export class DescriptorChain {
   /** @internal */ memory: GuestMemoryAccess;
   /** @internal the queue that owns this object (checked by pushUsed/unpop). */ readonly owner: object;
   /** @internal CHAIN_FREE or CHAIN_IN_FLIGHT */ state = CHAIN_FREE;
-  /** @internal 16-bit available index this chain was popped at. */ seq = 0;
+  /** @internal split: 16-bit available index this chain was popped at; packed: pop sequence slot. */ seq = 0;
+  /** @internal packed ring: descriptors the chain occupies in the ring (the used position skips them, §2.8.6). */ ringSlots = 1;
   /** @internal guest-physical address of each region */ segAddr: Float64Array;
   /** @internal length of each region */ segLen: Uint32Array;
   /** @internal readable + writable regions */ segCount = 0;
@@ -60,7 +61,10 @@ export class DescriptorChain {
   get availIndex(): number {
     return this.seq;
   }
-  /** Index of the chain's head descriptor: the `id` the used ring entry will carry (§2.7.8). */
+  /**
+   * The `id` the used entry will carry: split ring, the index of the chain's head descriptor (§2.7.8);
+   * packed ring, the Buffer ID of the list's last descriptor (§2.8.6).
+   */
   get headIndex(): number {
     return this.headIdx;
   }
@@ -151,6 +155,11 @@ export class DescriptorChain {
       this.nReadable++;
       this.readableBytes += len;
     }
+  }
+
+  /** @internal packed ring: the Buffer ID, known at the list's last descriptor. */
+  setHeadIndex(id: number): void {
+    this.headIdx = id;
   }
 
   /** @internal completes a successful walk. */

@@ -11,7 +11,9 @@
 import type { GuestMemoryAccess } from './guest-memory.js';
 import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
 import { ChainWalker } from './chain-walk.js';
-import type { ChainError, QueueActivationError, QueueRing } from './queue-errors.js';
+import type { ChainError, QueueActivationError, QueueRing, SplitActivationError } from './queue-errors.js';
+import { QUEUE_EMPTY } from './virtqueue.js';
+import type { QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
 import {
   AVAIL_FLAGS,
   AVAIL_IDX,
@@ -36,20 +38,8 @@ import {
 } from './ring-layout.js';
 
 export { MAX_QUEUE_SIZE };
-
-/** What the driver programs through a transport before the queue runs (mutable, unvalidated). */
-export interface QueueConfig {
-  /** Queue size the driver chose (§2.7: a power of 2, at most the device's maximum). */
-  size: number;
-  /** Guest-physical address of the descriptor table (Descriptor Area). */
-  descTable: number;
-  /** Guest-physical address of the available ring (Driver Area). */
-  availRing: number;
-  /** Guest-physical address of the used ring (Device Area). */
-  usedRing: number;
-  /** The driver enabled the queue (QueueReady / queue_enable). */
-  ready: boolean;
-}
+export { QUEUE_EMPTY, newQueueConfig } from './virtqueue.js';
+export type { QueueConfig, QueueEmpty, QueueFeatures, QueueViolation } from './virtqueue.js';
 
 /** A running split queue's indices (free-running 16-bit), as a device state saves them. */
 export interface SplitQueueRunState {
@@ -63,29 +53,10 @@ export interface SplitQueueRunState {
   readonly publishedUsed: number;
 }
 
-/** A queue config as after reset: `size = maxSize`, addresses 0, not ready. */
-export function newQueueConfig(maxSize: number): QueueConfig {
-  if (!isValidQueueSize(maxSize)) {
-    throw new RangeError(`newQueueConfig: maxSize must be a power of 2 in 1..${MAX_QUEUE_SIZE}, got ${String(maxSize)}`);
-  }
-  return { size: maxSize, descTable: 0, availRing: 0, usedRing: 0, ready: false };
-}
-
-/** Ring features negotiated for the device (§6: VIRTIO_F_INDIRECT_DESC 28, VIRTIO_F_EVENT_IDX 29). */
-export interface QueueFeatures {
-  indirectDesc: boolean;
-  eventIdx: boolean;
-}
-
-/** `pop()` found no available chain. */
-export type QueueEmpty = { readonly kind: 'empty' };
-/** The one `QueueEmpty` value. */
-export const QUEUE_EMPTY: QueueEmpty = Object.freeze({ kind: 'empty' as const });
-/** The driver broke the ring contract; the queue is `broken` from now on. */
-export type QueueViolation = { readonly kind: 'violation'; readonly error: ChainError };
-
 /** A running split virtqueue. Made only by `SplitQueue.activate()`. */
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
+  /** The ring format (§2.7). */
+  readonly ring = 'split' as const;
   /** Queue index on its device. */
   readonly index: number;
   /** Queue size (entries in each ring). */
@@ -483,7 +454,7 @@ function checkAlign(ring: QueueRing, addr: number, alignment: number): QueueActi
 }
 
 /** Activation errors about one ring part (all but the size). */
-type RingError = Exclude<QueueActivationError, { code: 'queue.size-invalid' }>;
+type RingError = Exclude<SplitActivationError, { code: 'queue.size-invalid' }>;
 
 function fetchViews(memory: GuestMemoryAccess, config: Readonly<QueueConfig>): RingViews | RingError {
   const desc = fetchView(memory, 'descTable', config.descTable, descTableBytes(config.size));

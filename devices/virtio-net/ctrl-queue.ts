@@ -11,7 +11,7 @@
 // the ack or the used ring. A kick of the control queue from inside its own pass does not recurse:
 // the pass pops until the ring is empty and takes the new chains itself, in order.
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import { CTRL_HEADER_LENGTH, CtrlAck } from './constants.js';
 import { handleCtrl } from './ctrl-apply.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
@@ -39,13 +39,13 @@ export interface CtrlHost extends PathReport {
 export class CtrlQueue {
   private gatherBuffer = new Uint8Array(512);
   /** The queue whose pass is on the stack (re-entry: see the file comment). */
-  private inPass: SplitQueue | null = null;
+  private inPass: Virtqueue | null = null;
   /** gatherBuffer.subarray(0, n) by n (control payloads come in a few sizes). */
   private readonly gatherViews: (Uint8Array | undefined)[] = [];
 
   constructor(private readonly host: CtrlHost) {}
 
-  process(q: SplitQueue): void {
+  process(q: Virtqueue): void {
     const outer = this.inPass;
     if (outer === q) return; // re-entered from this queue's own pass, which takes the new chains
     this.inPass = q;
@@ -59,7 +59,7 @@ export class CtrlQueue {
   }
 
   /** One pass over `q`; true when it published used entries (and the queue still runs). */
-  private pass(q: SplitQueue): boolean {
+  private pass(q: Virtqueue): boolean {
     const host = this.host;
     const epoch = host.epoch();
     // Bounded work per call: at most one ring's worth (a driver cannot make more available at once).
@@ -115,7 +115,7 @@ export class CtrlQueue {
   }
 
   /** After a call-out: whether `q` stopped meanwhile. */
-  private stopped(q: SplitQueue, epoch: number): boolean {
+  private stopped(q: Virtqueue, epoch: number): boolean {
     return this.host.epoch() !== epoch && !this.host.isRunning(q);
   }
 

@@ -6,7 +6,7 @@
 // diagnostic carries the section of the command class it breaks (e.g. '5.1.6.5.3' for VLAN), which
 // is more precise and is what gets recorded.
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { DeviceError, QueueFault } from '../virtio/core-errors.js';
 import type { CtrlDiagnosticCode } from './ctrl-command.js';
 
@@ -77,7 +77,7 @@ export interface PathReport {
   /** The core's run epoch (VirtioCore.epoch): moves whenever running queues stop. */
   epoch(): number;
   /** Whether `queue` is still the running queue at its index (VirtioCore.isRunning). */
-  isRunning(queue: SplitQueue): boolean;
+  isRunning(queue: Virtqueue): boolean;
   /** A used-buffer notification for queue `index` (the core decides the interrupt). */
   raiseUsed(index: number): void;
   /** Tier 1: the driver broke the contract on a queue. */

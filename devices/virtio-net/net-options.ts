@@ -46,7 +46,12 @@ const MTU_MIN = 68; // §5.1.4.1: the device MUST NOT set mtu below 68
 const MTU_MAX = 65535;
 const QUEUE_SIZE_DEFAULT = 256;
 
-/** Offered by default (the issue's list; QEMU's default virtio-net-pci set minus host offloads). */
+/**
+ * Offered by default (the issue's list; QEMU's default virtio-net-pci set minus host offloads), plus
+ * the packed ring (§2.8) and per-queue reset (§2.6.1), which Linux negotiates when offered.
+ * `features.disable: ['RING_PACKED']` / `['RING_RESET']` turns them off. The legacy PCI interface
+ * shows only bits 0..31, so it never offers either.
+ */
 const DEFAULT_FEATURES = featureMask(
   VirtioFeature.VERSION_1,
   NetFeature.MAC,
@@ -60,6 +65,8 @@ const DEFAULT_FEATURES = featureMask(
   NetFeature.GUEST_ANNOUNCE,
   VirtioFeature.INDIRECT_DESC,
   VirtioFeature.EVENT_IDX,
+  VirtioFeature.RING_PACKED,
+  VirtioFeature.RING_RESET,
 );
 
 /** Offered only when the backend carries a virtio-net header (it can take partial checksums / GSO). */

@@ -40,7 +40,7 @@
 // chains (MRG_RXBUF with buffers smaller than the frame) makes one subarray per extra chain: the
 // chain writer takes whole arrays only.
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
 import type { RxFilterState } from './rx-filter.js';
 import { acceptFrame } from './rx-filter.js';
@@ -71,7 +71,7 @@ export class RxPath {
   /** Between start and stop (DRIVER_OK until a reset or a tier-1 stop). */
   private running = false;
   /** receiveq1 while running and enabled, else null. */
-  private queue: SplitQueue | null = null;
+  private queue: Virtqueue | null = null;
   private hdrLen = 12;
   private mergeable = false;
   private linkUp = true;
@@ -97,14 +97,14 @@ export class RxPath {
   /** Chains in `pending` (the array only grows: shrinking and re-growing it allocated per frame). */
   private pendingCount = 0;
   /** The queue whose drain is on the stack (re-entry: see the file comment). */
-  private draining: SplitQueue | null = null;
+  private draining: Virtqueue | null = null;
   /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
   private resets = 0;
 
   constructor(private readonly host: RxHost) {}
 
   /** DRIVER_OK: the running queues and the header layout to use. Delivers what waits. */
-  start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
     this.resume(queues, hdrLen, mergeable);
     this.refill();
   }
@@ -121,7 +121,7 @@ export class RxPath {
    * A restored device state (net-state.ts): like `start`, but delivers nothing now — the saved
    * device was waiting for buffers, and the restored one waits for the same notification.
    */
-  resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
     this.running = true;
     this.queue = queues[RX_QUEUE] ?? null;
     this.hdrLen = hdrLen;
@@ -171,7 +171,7 @@ export class RxPath {
   }
 
   /** The driver enabled queue `index` after DRIVER_OK. */
-  queueStarted(index: number, q: SplitQueue): void {
+  queueStarted(index: number, q: Virtqueue): void {
     if (this.running && index === RX_QUEUE) this.queue = q;
   }
 
@@ -242,13 +242,13 @@ export class RxPath {
     this.resumeIfRoom();
   }
 
-  private rxQueue(): SplitQueue | null {
+  private rxQueue(): Virtqueue | null {
     const q = this.queue;
     return q === null || q.broken ? null : q;
   }
 
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
-  private drain(q: SplitQueue): void {
+  private drain(q: Virtqueue): void {
     const backlog = this.backlog;
     const outer = this.draining;
     this.draining = q;
@@ -269,7 +269,7 @@ export class RxPath {
    * `avail_event` to the next entry) and look once more, since the driver may have added buffers
    * before it saw the request and will then not notify. Loops only while new chains appear.
    */
-  private waitForBuffers(q: SplitQueue): void {
+  private waitForBuffers(q: Virtqueue): void {
     for (;;) {
       if (this.queue !== q || q.broken) return;
       if (!q.enableNotification()) return;
@@ -303,13 +303,13 @@ export class RxPath {
     }
   }
 
-  private publish(q: SplitQueue): void {
+  private publish(q: Virtqueue): void {
     if (this.queue !== q) return; // stopped from a call-out: used.idx is no longer the device's
     if (q.publishUsed()) this.host.raiseUsed(q.index);
   }
 
   /** Filters and writes one frame (counting a drop). NO_BUFFERS: nothing consumed, nothing counted. */
-  private deliver(q: SplitQueue, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Outcome {
+  private deliver(q: Virtqueue, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Outcome {
     const avail = q.available();
     if (typeof avail !== 'number') {
       this.host.violation({ ...avail.error, queue: q.index });
@@ -378,7 +378,7 @@ export class RxPath {
    * a length error and reposts it), recorded and counted, and the next chain is tried — waiting on
    * it would stall the queue, and giving it back would meet it again.
    */
-  private popChain(q: SplitQueue): DescriptorChain | null | undefined {
+  private popChain(q: Virtqueue): DescriptorChain | null | undefined {
     for (;;) {
       const c = q.pop();
       if (c.kind === 'chain') {
@@ -409,7 +409,7 @@ export class RxPath {
     }
   }
 
-  private writeSingle(q: SplitQueue, frame: Uint8Array): Outcome {
+  private writeSingle(q: Virtqueue, frame: Uint8Array): Outcome {
     const c = this.popChain(q);
     if (c === null || c === undefined) return NO_BUFFERS;
     const hdrLen = this.hdrLen;
@@ -437,7 +437,7 @@ export class RxPath {
     return DELIVERED;
   }
 
-  private writeMerged(q: SplitQueue, frame: Uint8Array): Outcome {
+  private writeMerged(q: Virtqueue, frame: Uint8Array): Outcome {
     const hdrLen = this.hdrLen;
     const total = hdrLen + frame.length;
     const pending = this.pending;
@@ -501,7 +501,7 @@ export class RxPath {
     this.pendingCount = 0;
   }
 
-  private tooSmall(q: SplitQueue, message: string): Outcome {
+  private tooSmall(q: Virtqueue, message: string): Outcome {
     this.host.counters.rxBufferTooSmall++;
     this.host.mistake(
         'rx.buffer-too-small', message, q.index);

@@ -27,7 +27,7 @@
 // itself, in order, exactly once. The used interrupt is raised after the pass has ended, so a
 // kick from the interrupt handler starts a fresh pass.
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
@@ -66,9 +66,9 @@ export class TxPath {
   /** scratch.subarray(0, n) by n, made on first use. */
   private readonly scratchViews: (Uint8Array | undefined)[] = [];
   /** The running queues (transmitq of pair p at 2p + 1), this path's own copy; empty while stopped. */
-  private queues: (SplitQueue | null)[] = [];
+  private queues: (Virtqueue | null)[] = [];
   /** By queue index, the queue whose pass is on the stack (re-entry: see the file comment). */
-  private readonly inPass: (SplitQueue | null | undefined)[] = [];
+  private readonly inPass: (Virtqueue | null | undefined)[] = [];
   private readonly rerun = (): void => {
     this.deferred = false;
     this.processAll();
@@ -77,7 +77,7 @@ export class TxPath {
   constructor(private readonly host: TxHost) {}
 
   /** DRIVER_OK: the running queues, the header length the driver uses, whether the backend gets the header. */
-  start(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, passHeader: boolean): void {
+  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, passHeader: boolean): void {
     this.queues = queues.slice();
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
@@ -98,7 +98,7 @@ export class TxPath {
    * A restored device state: `start` with the saved pairs, serving nothing now; `pendingWork`
    * continues on a later turn (the restored backend is a new one: it is not busy).
    */
-  resume(queues: readonly (SplitQueue | null)[], hdrLen: 10 | 12, passHeader: boolean, activePairs: number, pendingWork: boolean): void {
+  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, passHeader: boolean, activePairs: number, pendingWork: boolean): void {
     this.start(queues, hdrLen, passHeader);
     this.activePairs = activePairs;
     if (pendingWork && !this.deferred) {
@@ -108,7 +108,7 @@ export class TxPath {
   }
 
   /** The driver enabled queue `index` after DRIVER_OK. */
-  queueStarted(index: number, q: SplitQueue): void {
+  queueStarted(index: number, q: Virtqueue): void {
     if (index < this.queues.length) this.queues[index] = q;
   }
 
@@ -166,7 +166,7 @@ export class TxPath {
   }
 
   /** The driver notified transmit queue `q` (or the device resumes it). */
-  process(q: SplitQueue): void {
+  process(q: Virtqueue): void {
     if (this.blocked || q.broken) return;
     const index = q.index;
     const inPass = this.inPass;
@@ -183,7 +183,7 @@ export class TxPath {
   }
 
   /** One pass over `q`; true when it published used entries (and the queue still runs). */
-  private pass(q: SplitQueue): boolean {
+  private pass(q: Virtqueue): boolean {
     const host = this.host;
     const counters = host.counters;
     const hdrLen = this.hdrLen;
@@ -262,7 +262,7 @@ export class TxPath {
   }
 
   /** After a call-out: whether `q` stopped meanwhile (an integer compare unless something stopped). */
-  private stopped(q: SplitQueue, epoch: number): boolean {
+  private stopped(q: Virtqueue, epoch: number): boolean {
     return this.host.epoch() !== epoch && !this.host.isRunning(q);
   }
 

@@ -15,7 +15,7 @@
 // 'status' (`NetEvents`). Every driver mistake, ring-level ones included, is a diagnostic
 // (`device.diagnostics()`), its code in `NetDiagnosticCode` or the core's table.
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import { defer } from '../../lib/base/schedule.js';
 import { VirtioDevice } from '../virtio/virtio-device.js';
 import { VirtioCore } from '../virtio/virtio-core.js';
@@ -380,7 +380,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     return this.core.state.kind === 'running' ? hdrLen : null;
   }
 
-  private queueNotify(index: number, q: SplitQueue): void {
+  private queueNotify(index: number, q: Virtqueue): void {
     if (index === this.ctrlIndex) {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {

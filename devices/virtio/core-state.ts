@@ -8,8 +8,10 @@
 //                       driver interface u8 (0 modern, 1 legacy), driver features u64, negotiation
 //                       frozen u8, stray select bits u8 — then per queue: size u32, ready u8, the six
 //                       32-bit address halves (desc lo/hi, driver lo/hi, device lo/hi), pending
-//                       notification u8, kind u8 (0 not running, 1 running split ring) and, when
-//                       running, nextAvail, shadowAvail, nextUsed, publishedUsed (u16 each).
+//                       notification u8, kind u8 (0 not running, 1 running split ring, 2 running
+//                       packed ring) and, for a split ring, nextAvail, shadowAvail, nextUsed,
+//                       publishedUsed (u16 each); for a packed ring nextAvail, nextUsed,
+//                       publishedUsed (u16 positions carrying the wrap counter, §2.8.1).
 //                       nextAvail is the next entry to pop: the `nextAvail - nextUsed` chains popped
 //                       and not yet used are held by the device, which lists them in its own section
 //                       and gives them back to the restored queue (SplitQueue.restoreHeld; virtio-net:
@@ -19,8 +21,7 @@
 //
 // Event-index state: the device's `avail_event` and the driver's `used_event` live in guest memory
 // (the rings) and travel with it; the device side keeps only `publishedUsed`, the old index of the
-// next used-buffer notification test (§2.7.7.2), saved here. Packed rings (§2.8) are not offered by
-// this device; a packed queue would be a new kind with its wrap counters.
+// next used-buffer notification test (§2.7.7.2), saved here.
 //
 // CORE v1 had the same layout but saved those held chains as not popped yet (nextAvail rewound over
 // them): the restored device popped them again, which the saved one never did — its receive path then
@@ -41,7 +42,13 @@
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import type { StateImage, StateReader, StateSection, StateWriter } from '../../lib/base/state-codec.js';
 import { StateWriter as Writer } from '../../lib/base/state-codec.js';
-import type { QueueConfig, SplitQueue, SplitQueueRunState } from '../../virtqueue/split-queue.js';
+import { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { QueueConfig, SplitQueueRunState } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
+import type { PackedQueueRunState } from '../../virtqueue/packed-queue.js';
+
+/** A running packed queue's positions in a device state. */
+export type PackedRunRecord = PackedQueueRunState & { readonly ring: 'packed' };
 import type { CoreError, QueueFault } from './core-errors.js';
 import type { RunState } from './core-types.js';
 import {
@@ -73,7 +80,7 @@ export interface CoreQueueState {
   /** A notification that came before DRIVER_OK and waits for it. */
   readonly pendingNotify: boolean;
   /** The running indices; null when the queue does not run. */
-  readonly running: SplitQueueRunState | null;
+  readonly running: SplitQueueRunState | PackedRunRecord | null;
 }
 
 export interface CoreState {
@@ -104,6 +111,7 @@ const STATUS_BITS = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_DRIVER_OK | STAT
 const ISR_BITS = 3;
 const QUEUE_NOT_RUNNING = 0;
 const QUEUE_SPLIT = 1;
+const QUEUE_PACKED = 2;
 /** Address halves per queue. */
 const QUEUE_WORDS = 6;
 /** Most queues a core has (VirtioCore's MAX_QUEUES). */
@@ -180,6 +188,9 @@ export function writeCoreState(w: StateWriter, s: CoreState): void {
     w.bool(q.pendingNotify);
     if (q.running === null) {
       w.u8(QUEUE_NOT_RUNNING);
+    } else if ('ring' in q.running) {
+      const r = q.running;
+      w.u8(QUEUE_PACKED).u16(r.nextAvail).u16(r.nextUsed).u16(r.publishedUsed);
     } else {
       const r = q.running;
       w.u8(QUEUE_SPLIT).u16(r.nextAvail).u16(r.shadowAvail).u16(r.nextUsed).u16(r.publishedUsed);
@@ -209,9 +220,11 @@ export function readCoreState(r: StateReader): CoreState {
     for (let k = 0; k < QUEUE_WORDS; k++) words.push(r.u32('queue address'));
     const pendingNotify = r.bool('pending notification');
     const kind = r.u8('queue kind');
-    let running: SplitQueueRunState | null = null;
+    let running: SplitQueueRunState | PackedRunRecord | null = null;
     if (kind === QUEUE_SPLIT) {
       running = { nextAvail: r.u16('nextAvail'), shadowAvail: r.u16('shadowAvail'), nextUsed: r.u16('nextUsed'), publishedUsed: r.u16('publishedUsed') };
+    } else if (kind === QUEUE_PACKED) {
+      running = { ring: 'packed', nextAvail: r.u16('nextAvail'), nextUsed: r.u16('nextUsed'), publishedUsed: r.u16('publishedUsed') };
     } else if (kind !== QUEUE_NOT_RUNNING) {
       throw corrupt(`queue ${i}: unknown queue kind ${kind}`);
     }
@@ -252,7 +265,7 @@ export function coreSections(core: VirtioCore): StateSection[] {
 export function loadCoreSections(
   core: VirtioCore,
   image: StateImage,
-): { readonly state: CoreState; readonly queues: readonly (SplitQueue | null)[]; readonly commit: () => void } {
+): { readonly state: CoreState; readonly queues: readonly (Virtqueue | null)[]; readonly commit: () => void } {
   const section = image.need(CORE_SECTION, CORE_VERSION);
   if (section.version < CORE_VERSION) {
     throw new DeviceStateError(
@@ -280,9 +293,10 @@ export function loadCoreSections(
 }
 
 /** After the device gave its held chains back: every running queue must have all it had in flight. */
-export function checkHeldChains(queues: readonly (SplitQueue | null)[]): void {
+export function checkHeldChains(queues: readonly (Virtqueue | null)[]): void {
   queues.forEach((q, i) => {
-    const why = q?.heldMissing() ?? null;
+    // A packed queue saves its chains in flight as not popped (PackedQueue.runState): none to check.
+    const why = q instanceof SplitQueue ? q.heldMissing() : null;
     if (why !== null) throw corrupt(`queue ${i}: ${why}`);
   });
 }

@@ -2,7 +2,7 @@
 // (`DeviceSpec`), what it does at the core's moments (`CoreHandlers`), the core's events and its
 // running state (VIRTIO 1.2 §2.1 status, §2.2 features, §2.5 config space, §3.1 initialisation).
 
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { ConfigField } from './config-space.js';
 import type { DeviceError, SpecificError } from './core-errors.js';
 import type { Diagnostic } from './diagnostics.js';
@@ -22,7 +22,7 @@ export interface DeviceSpec {
 }
 
 /** Index-aligned running queues: null for a queue the driver did not enable. */
-export type RunningQueues = readonly (SplitQueue | null)[];
+export type RunningQueues = readonly (Virtqueue | null)[];
 
 /**
  * Whether the device processes queues. A value that never changes under its holder: a queue the
@@ -42,12 +42,12 @@ export interface CoreHandlers {
   /** DRIVER_OK: the queues the driver enabled are running. Notifications that came early follow. */
   onDriverOk(queues: RunningQueues, features: bigint): void;
   /** The driver enabled queue `index` after DRIVER_OK and it runs now. */
-  onQueueStarted?(index: number, queue: SplitQueue): void;
+  onQueueStarted?(index: number, queue: Virtqueue): void;
   /** The driver notified running queue `index` (§2.9). The hot path of a kick. */
-  onQueueNotify(index: number, queue: SplitQueue): void;
+  onQueueNotify(index: number, queue: Virtqueue): void;
   /** The queues stopped (tier-1 error or reset): drop every reference to them and their chains. */
   onQueuesStopped?(): void;
-  /** The driver stopped using running queue `index` (the others run on): drop it and its chains. */
+  /** The driver stopped using running queue `index`, or reset it (§2.6.1; the others run on): drop it and its chains. */
   onQueueStopped?(index: number): void;
   /** After a reset (§2.4): return to the power-on state. */
   onReset?(): void;

@@ -64,6 +64,7 @@ export const DIAGNOSTIC_SECTIONS = Object.freeze({
   'queue.config-while-enabled': '4.2.2.2', // changing size/addresses of an enabled queue
   'queue.disable-unsupported': '4.1.4.3.2', // disabling a running queue (no RING_RESET)
   'queue.reset-not-negotiated': '2.6.1', // queue reset without VIRTIO_F_RING_RESET
+  'queue.reset-bad-value': '4.1.4.3.1', // a queue reset register written with something other than 1
   'queue.size-above-max': '4.2.2.2', // queue size larger than the device's maximum
   // transport registers
   'register.access-width': '4.2.2.2', // wrong width or alignment for a register

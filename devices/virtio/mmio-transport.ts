@@ -13,6 +13,7 @@
 import type { VirtioDevice } from './virtio-device.js';
 import type { RingArea } from './queue-registers.js';
 import { checkTransportOptions } from './transport-binding.js';
+import { VIRTIO_F_RING_RESET } from './features.js';
 import type { TransportOptions } from './transport-binding.js';
 
 /** Register offsets (§4.2.2 table). */
@@ -106,6 +107,7 @@ const QUEUE_ADDRESS: ReadonlyMap<number, readonly [RingArea, 0 | 1]> = new Map([
 const MMIO_SECTIONS = {
   'queue.not-available': '4.2.3.2',
   'queue.reset-not-negotiated': '4.2.2.1',
+  'queue.reset-bad-value': '4.2.2.1',
   'register.unknown-offset': '4.2.2.2',
 } as const;
 
@@ -186,7 +188,7 @@ export class VirtioMmioTransport {
       case MMIO_SHM_BASE_HIGH:
         return 0xffff_ffff; // no shared memory regions: length and base read as -1 (§4.2.2)
       case MMIO_QUEUE_RESET:
-        return 0; // VIRTIO_F_RING_RESET is never offered: no reset is ever in progress
+        return 0; // a queue reset completes within the write (§4.2.2.1: 0 once it has completed)
       case MMIO_CONFIG_GENERATION:
         return d.configGeneration;
       default:
@@ -245,11 +247,17 @@ export class VirtioMmioTransport {
       case MMIO_SHM_SEL:
         return; // any id selects a region that does not exist
       case MMIO_QUEUE_RESET:
-        d.reportDriverMistake('queue.reset-not-negotiated', `driver wrote QueueReset = ${v} for queue ${this.queueSel}, but VIRTIO_F_RING_RESET is not offered; ignored`, {
-          queue: this.queueSel,
-          value: v,
-          offset,
-        });
+        if (!d.hasFeature(VIRTIO_F_RING_RESET)) {
+          d.reportDriverMistake('queue.reset-not-negotiated', `driver wrote QueueReset = ${v} for queue ${this.queueSel}, but VIRTIO_F_RING_RESET was not negotiated; ignored`, {
+            queue: this.queueSel,
+            value: v,
+            offset,
+          });
+        } else if (v !== 1) {
+          d.reportDriverMistake('queue.reset-bad-value', `driver wrote QueueReset = ${v} for queue ${this.queueSel}; only 1 resets a queue; ignored`, { queue: this.queueSel, value: v, offset });
+        } else {
+          d.resetQueue(this.queueSel); // §2.6.1; QueueReady reads 0 afterwards
+        }
         return;
     }
   }

@@ -7,6 +7,7 @@
 
 import type { VirtioDevice } from './virtio-device.js';
 import type { RingArea } from './queue-registers.js';
+import { VIRTIO_F_RING_RESET } from './features.js';
 
 /** Field offsets (§4.1.4.3). */
 export const COMMON_DEVICE_FEATURE_SELECT = 0;
@@ -124,7 +125,9 @@ export class PciCommonCfg {
       case COMMON_QUEUE_NOTIFY_OFF:
         return d.queueMaxSize(q) > 0 ? q : 0; // notify slot = queue index * multiplier
       default:
-        return 0; // queue_notify_data (no NOTIF_CONFIG_DATA), queue_reset (no RING_RESET)
+        // queue_notify_data (no NOTIF_CONFIG_DATA); queue_reset: a reset completes within the write
+        // (§4.1.4.3.1: 0 once it has completed)
+        return 0;
     }
   }
 
@@ -176,11 +179,17 @@ export class PciCommonCfg {
         }
         return;
       case COMMON_QUEUE_RESET:
-        d.reportDriverMistake('queue.reset-not-negotiated', `driver wrote queue_reset = ${value} for queue ${q}, but VIRTIO_F_RING_RESET is not offered; ignored`, {
-          queue: q,
-          value,
-          section: '4.1.4.3.2',
-        });
+        if (!d.hasFeature(VIRTIO_F_RING_RESET)) {
+          d.reportDriverMistake('queue.reset-not-negotiated', `driver wrote queue_reset = ${value} for queue ${q}, but VIRTIO_F_RING_RESET was not negotiated; ignored`, {
+            queue: q,
+            value,
+            section: '4.1.4.3.2',
+          });
+        } else if (value !== 1) {
+          d.reportDriverMistake('queue.reset-bad-value', `driver wrote queue_reset = ${value} for queue ${q}; only 1 resets a queue; ignored`, { queue: q, value, section: '4.1.4.3.1' });
+        } else {
+          d.resetQueue(q); // §2.6.1; queue_enable reads 0 afterwards
+        }
         return;
     }
   }

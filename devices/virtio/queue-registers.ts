@@ -3,12 +3,12 @@
 // queue_enable; §4.2.2 QueueNum / QueueDesc* / QueueDriver* / QueueDevice* / QueueReady).
 //
 // Values are stored as written and not validated here: they become a running `SplitQueue` only
-// through `SplitQueue.activate()` at DRIVER_OK. 64-bit addresses are kept as their two 32-bit
+// through activation (virtqueue/activate-queue.ts, split or packed) at DRIVER_OK. 64-bit addresses are kept as their two 32-bit
 // halves so a driver reads back exactly what it wrote; the `QueueConfig` carries the combined
 // number (exact below 2^53, and anything above is outside every guest memory and fails activation).
 
-import { newQueueConfig } from '../../virtqueue/split-queue.js';
-import type { QueueConfig } from '../../virtqueue/split-queue.js';
+import { newQueueConfig } from '../../virtqueue/virtqueue.js';
+import type { QueueConfig } from '../../virtqueue/virtqueue.js';
 
 /** The three ring areas, in register order: descriptor, driver (avail), device (used). */
 export type RingArea = 'descTable' | 'availRing' | 'usedRing';
@@ -84,6 +84,12 @@ export class QueueRegisters {
       return { code: 'queue.config-while-enabled', message: `driver changed ${what} of queue ${index} while it is enabled; ignored` };
     }
     return null;
+  }
+
+  /** Queue `index` back to its reset values (a queue reset, §2.6.1.1.1): size = max, addresses 0, not ready. */
+  resetQueue(index: number): void {
+    Object.assign(this.configs[index]!, newQueueConfig(this.maxSizes[index]!));
+    this.words.fill(0, index * WORDS_PER_QUEUE, (index + 1) * WORDS_PER_QUEUE);
   }
 
   /** Back to reset values (§2.4): size = max, addresses 0, not ready. */

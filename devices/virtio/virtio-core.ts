@@ -21,7 +21,9 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { SplitQueue } from '../../virtqueue/split-queue.js';
-import type { QueueConfig } from '../../virtqueue/split-queue.js';
+import { PackedQueue } from '../../virtqueue/packed-queue.js';
+import { activateQueue, isVirtqueue } from '../../virtqueue/activate-queue.js';
+import type { QueueConfig, Virtqueue } from '../../virtqueue/virtqueue.js';
 import { isValidQueueSize } from '../../virtqueue/ring-layout.js';
 import type { EventSink } from '../../lib/base/events.js';
 import { TypedEmitter } from '../../lib/base/events.js';
@@ -33,14 +35,14 @@ import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, STATUS_FEATURES_OK, nextSt
 import type { DriverInterface } from './device-status.js';
 import { DIAGNOSTIC_SECTIONS, DiagnosticLog } from './diagnostics.js';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
-import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1, featureBit } from './features.js';
+import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit } from './features.js';
 import { QueueRegisters, RING_AREAS } from './queue-registers.js';
 import type { RingArea } from './queue-registers.js';
 import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
 import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import { activationProblem, checkCoreState, queueConfigOf } from './core-state.js';
-import type { CoreQueueState, CoreState, PreparedCoreState } from './core-state.js';
+import type { CoreQueueState, CoreState, PackedRunRecord, PreparedCoreState } from './core-state.js';
 
 /** Extra fields a diagnostic may carry. */
 export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
@@ -144,7 +146,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     return this.epochValue;
   }
   /** Whether `queue` is still the running queue at its index (false once stopped, reset or replaced). */
-  isRunning(queue: SplitQueue): boolean {
+  isRunning(queue: Virtqueue): boolean {
     const run = this.run;
     return run.kind === 'running' && run.queues[queue.index] === queue;
   }
@@ -341,6 +343,29 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.guard('onQueueStarted', () => this.handlers.onQueueStarted?.(index, q));
   }
 
+  /**
+   * The driver resets queue `index` (VIRTIO_F_RING_RESET, §2.6.1; MMIO QueueReset, PCI queue_reset):
+   * the device stops it — no request executed, no notification, its chains dropped without a used
+   * entry (§2.6.1.1.1) — and its registers return to their reset values (size = maximum, addresses
+   * 0, not enabled), so the driver re-enables it as during initialisation (§2.6.1.2). The other
+   * queues run on. Completes at once: the transport's reset register reads 0 afterwards.
+   */
+  resetQueue(index: number): void {
+    const regs = this.queueRegs;
+    if (!regs.has(index)) {
+      this.reportDriverMistake('queue.not-available', `driver reset queue ${index}, which the device does not have`, { queue: index });
+      return;
+    }
+    if (!this.features.has(VIRTIO_F_RING_RESET)) {
+      this.reportDriverMistake('queue.reset-not-negotiated', `driver reset queue ${index}, but VIRTIO_F_RING_RESET was not negotiated; ignored`, { queue: index });
+      return;
+    }
+    regs.resetQueue(index);
+    this.pendingNotify[index] = 0;
+    const run = this.run;
+    if (run.kind === 'running' && run.queues[index] !== null) this.stopQueue(run, index);
+  }
+
   /** An available buffer notification for queue `index` (§2.9). */
   notify(index: number): void {
     const regs = this.queueRegs;
@@ -453,7 +478,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
       if ((this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0) return;
     }
     const regs = this.queueRegs;
-    const queues: (SplitQueue | null)[] = this.noQueues.slice();
+    const queues: (Virtqueue | null)[] = this.noQueues.slice();
     for (let i = 0; i < regs.count; i++) {
       const config = regs.config(i)!;
       if (!config.ready) continue;
@@ -473,7 +498,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
 
   /**
    * The driver stopped using running queue `index` (MMIO QueueReady = 0, §4.2.2.2; a legacy queue
-   * page number of 0, §4.1.4.10): the device forgets it and its chains; the other queues go on.
+   * page number of 0, §4.1.4.10; a queue reset, §2.6.1): the device forgets it and its chains; the other queues go on.
    * Enabling it again activates it afresh from what the driver programs then. (The modern PCI
    * interface has no such write without VIRTIO_F_RING_RESET: its transport refuses it.)
    */
@@ -486,9 +511,9 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   }
 
   /** Activates one queue; a configuration that cannot run is a tier-1 error (null). */
-  private activate(index: number, config: QueueConfig): SplitQueue | null {
+  private activate(index: number, config: QueueConfig): Virtqueue | null {
     const result = this.tryActivate(index, config, this.features.acknowledged);
-    if (result instanceof SplitQueue) return result;
+    if (!('code' in result)) return result;
     this.needsReset(result);
     return null;
   }
@@ -497,15 +522,19 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
    * Configuration → running queue under `features` (the driver's path at DRIVER_OK and a restored
    * state's alike), or why it cannot run. Changes nothing.
    */
-  private tryActivate(index: number, config: Readonly<QueueConfig>, features: bigint): SplitQueue | QueueFault | CoreError {
+  private tryActivate(index: number, config: Readonly<QueueConfig>, features: bigint): Virtqueue | QueueFault | CoreError {
     const max = this.queueRegs.maxSize(index);
     if (config.size > max) {
       const section = this.binding?.sections?.['queue.size-above-max'] ?? DIAGNOSTIC_SECTIONS['queue.size-above-max'];
       return { code: 'queue.size-above-max', section, queue: index, size: config.size, max };
     }
-    const ring = { indirectDesc: (features & featureBit(VIRTIO_F_INDIRECT_DESC)) !== 0n, eventIdx: (features & featureBit(VIRTIO_F_EVENT_IDX)) !== 0n };
-    const result = SplitQueue.activate(this.memory, config, ring, index);
-    return result instanceof SplitQueue ? result : { ...result, queue: index };
+    const ring = {
+      indirectDesc: (features & featureBit(VIRTIO_F_INDIRECT_DESC)) !== 0n,
+      eventIdx: (features & featureBit(VIRTIO_F_EVENT_IDX)) !== 0n,
+      ringPacked: (features & featureBit(VIRTIO_F_RING_PACKED)) !== 0n,
+    };
+    const result = activateQueue(this.memory, config, ring, index);
+    return isVirtqueue(result) ? result : { ...result, queue: index };
   }
 
   // ---- device state (core-state.ts encodes and checks; API.md "Device state") ----
@@ -520,7 +549,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
       const words: number[] = [];
       for (const area of RING_AREAS) words.push(regs.addressWord(i, area, 0), regs.addressWord(i, area, 1));
       const q = run.kind === 'running' ? (run.queues[i] ?? null) : null;
-      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : q.runState() });
+      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : q instanceof SplitQueue ? q.runState() : packedRunState(q) });
     }
     return {
       identity: { deviceType: this.deviceType, offered: this.features.offered, queueMaxSizes: regs.maxSizes.slice() },
@@ -541,13 +570,17 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   prepareState(state: CoreState): PreparedCoreState {
     checkCoreState(state, { deviceType: this.deviceType, offered: this.features.offered, offeredLegacy: this.features.offeredLegacy, queueMaxSizes: this.queueRegs.maxSizes });
     const running = (state.status & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET)) === STATUS_DRIVER_OK;
-    const queues: (SplitQueue | null)[] = this.noQueues.slice();
+    const queues: (Virtqueue | null)[] = this.noQueues.slice();
     if (running) {
       state.queues.forEach((qs, i) => {
         if (qs.running === null) return;
         const q = this.tryActivate(i, queueConfigOf(qs), state.negotiation.driver);
-        if (!(q instanceof SplitQueue)) throw activationProblem(i, q);
-        const why = q.restoreRunState(qs.running);
+        if ('code' in q) throw activationProblem(i, q);
+        const rs = qs.running;
+        let why: string | null;
+        if (q instanceof PackedQueue && 'ring' in rs) why = q.restoreRunState(rs);
+        else if (q instanceof SplitQueue && !('ring' in rs)) why = q.restoreRunState(rs);
+        else why = `the state has a ${'ring' in rs ? 'packed' : 'split'} ring where the negotiated features make a ${q.ring} one`;
         if (why !== null) throw new DeviceStateError('state.corrupt', `queue ${i}: ${why}`);
         queues[i] = q;
       });
@@ -622,4 +655,10 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (m !== null) this.reportDriverMistake(m.code, m.message, { queue: index, value });
     return m !== null;
   }
+}
+
+/** A running packed queue's positions for the device state. */
+function packedRunState(q: Virtqueue): PackedRunRecord {
+  if (!(q instanceof PackedQueue)) throw new Error(`queue ${q.index}: unknown ring format`);
+  return { ring: 'packed', ...q.runState() };
 }

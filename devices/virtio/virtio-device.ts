@@ -8,7 +8,7 @@
 // a device method sees every access.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
-import type { QueueConfig } from '../../virtqueue/split-queue.js';
+import type { QueueConfig } from '../../virtqueue/virtqueue.js';
 import { TypedEmitter } from '../../lib/base/events.js';
 import type { CoreEvents, RunState, RunningQueues } from './core-types.js';
 import type { DriverInterface } from './device-status.js';
@@ -128,6 +128,9 @@ export abstract class VirtioDevice<E extends CoreEvents = CoreEvents> extends Ty
   }
   notify(index: number): void {
     this.core.notify(index);
+  }
+  resetQueue(index: number): void {
+    this.core.resetQueue(index);
   }
   get configGeneration(): number {
     return this.core.configGeneration;

@@ -45,6 +45,8 @@ const ISR_USED = 1;
 const ISR_CONFIG = 2;
 const F_MRG_RXBUF = 15;
 const F_VERSION_1 = 32;
+/** VIRTIO_F_RING_PACKED: this driver's rings are split rings (guest-ring.ts), so it declines it. */
+const F_RING_PACKED = 34;
 
 /** What the driver needs from a register block (VirtioMmioTransport fits). */
 export interface MmioRegisters {
@@ -121,7 +123,7 @@ export class GuestNetDriver {
     let offered = BigInt(this.r(R.deviceFeatures)) << 32n;
     this.w(R.deviceFeaturesSel, 0);
     offered |= BigInt(this.r(R.deviceFeatures));
-    const f = offered & wanted;
+    const f = offered & wanted & ~(1n << BigInt(F_RING_PACKED));
     this.w(R.driverFeaturesSel, 1);
     this.w(R.driverFeatures, Number(f >> 32n) >>> 0);
     this.w(R.driverFeaturesSel, 0);

@@ -39,7 +39,7 @@ import type { NetStats } from '../../devices/virtio-net/net-stats.js';
 import { GUEST_OFFLOAD_FEATURES, NetFeature, hasFeature } from '../../devices/virtio-net/constants.js';
 import { unmetRequirement } from '../../devices/virtio-net/net-options.js';
 import { TX_BURST } from '../../devices/virtio-net/tx-path.js';
-import type { SplitQueue } from '../../virtqueue/split-queue.js';
+import { SplitQueue } from '../../virtqueue/split-queue.js';
 import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js';
 import { DriverRing } from '../support/driver-ring.js';
 import { driverFor, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
@@ -702,7 +702,7 @@ export class FuzzWorld implements QueueMeter {
     for (const l of this.ledgers) {
       if (l === null || l.dead || l.tainted || l.rawSeen) continue;
       const q = queues[l.index];
-      if (q === null || q === undefined || q.broken) continue;
+      if (q === null || q === undefined || q.broken || !(q instanceof SplitQueue)) continue; // the fuzzer's rings are split rings
       const c = q.queueConfig;
       if (c.descTable !== l.ring.descTable || c.availRing !== l.ring.availRing || c.usedRing !== l.ring.usedRing || q.size !== l.ring.size) continue;
       const notPopped = (l.ring.availIdx - q.nextAvail) & 0xffff;
@@ -831,7 +831,7 @@ export class FuzzWorld implements QueueMeter {
     // stalled them (it paused the backend and never resumed it). Narrowed to a clean
     // initialisation with the link up and receiveq1 running as programmed, with buffers not popped.
     const q0 = this.device.queues[0];
-    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 !== null && q0 !== undefined && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
+    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 instanceof SplitQueue && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
       const notPopped = (rx.ring.availIdx - q0.nextAvail) & 0xffff;
       if (q0.queueConfig.availRing === rx.ring.availRing && notPopped > 0) {
         this.fail('rx.backend-stalled', `the backend holds ${n.backlog} frame(s) while the device runs with ${notPopped} receive buffer(s) not popped and an empty backlog`);

@@ -8,6 +8,10 @@
 // number here is the helper's own copy.
 
 import type { GuestRing } from '../../lib/driver/guest-ring.js';
+import type { PackedGuestRing } from '../../lib/driver/packed-guest-ring.js';
+
+/** A ring of either format, as far as the transport is concerned (size and the three area addresses). */
+export type AnyGuestRing = GuestRing | PackedGuestRing;
 import type { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import type { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 
@@ -22,6 +26,10 @@ export const NEEDS_RESET = 0x40;
 export const FAILED = 0x80;
 /** VIRTIO_F_VERSION_1 (§6). */
 export const F_VERSION_1 = 1n << 32n;
+/** VIRTIO_F_RING_PACKED (§6): acknowledged only by a driver whose rings are packed. */
+export const F_RING_PACKED = 1n << 34n;
+/** VIRTIO_F_RING_RESET (§6). */
+export const F_RING_RESET = 1n << 40n;
 
 // §4.2.2 MMIO registers
 const MMIO = {
@@ -29,14 +37,14 @@ const MMIO = {
   driverFeatures: 0x020, driverFeaturesSel: 0x024, queueSel: 0x030, queueNumMax: 0x034, queueNum: 0x038,
   queueReady: 0x044, queueNotify: 0x050, interruptStatus: 0x060, interruptAck: 0x064, status: 0x070,
   queueDescLow: 0x080, queueDescHigh: 0x084, queueDriverLow: 0x090, queueDriverHigh: 0x094,
-  queueDeviceLow: 0x0a0, queueDeviceHigh: 0x0a4, configGeneration: 0x0fc, config: 0x100,
+  queueDeviceLow: 0x0a0, queueDeviceHigh: 0x0a4, queueReset: 0x0c0, configGeneration: 0x0fc, config: 0x100,
 } as const;
 
 // §4.1.4.3 common configuration offsets
 const COMMON = {
   dfselect: 0, df: 4, gfselect: 8, gf: 12, msixConfig: 16, numQueues: 18, status: 20, generation: 21,
   qSelect: 22, qSize: 24, qMsix: 26, qEnable: 28, qNotifyOff: 30, qDescLo: 32, qDescHi: 36,
-  qAvailLo: 40, qAvailHi: 44, qUsedLo: 48, qUsedHi: 52,
+  qAvailLo: 40, qAvailHi: 44, qUsedLo: 48, qUsedHi: 52, qNotifyData: 56, qReset: 58,
 } as const;
 /** sizeof(struct virtio_pci_common_cfg) in Linux 6.1: the minimum length it maps. */
 const LINUX_COMMON_CFG_MINLEN = 56;
@@ -94,7 +102,9 @@ export interface DriverTransport {
   /** Queue maximum size as the driver reads it (0: no such queue). */
   queueMaxSize(index: number): number;
   /** Programs queue `index` from `ring` (not yet enabled on PCI modern; Linux enables all at the end). */
-  setupQueue(index: number, ring: GuestRing): void;
+  setupQueue(index: number, ring: AnyGuestRing): void;
+  /** Resets queue `index` (VIRTIO_F_RING_RESET, §2.6.1) and checks it reads back 0, as Linux does; throws if not. */
+  resetQueue(index: number): void;
   enableQueue(index: number): void;
   notify(index: number): void;
   /** Reads (and on MMIO acknowledges) the interrupt status, as the driver's interrupt handler does. */
@@ -130,8 +140,9 @@ export function legacyDriver(t: VirtioPciTransport): DriverTransport {
 export interface InitOptions {
   /** Features the driver understands; it acknowledges those the device offers (as Linux does). */
   features: bigint;
-  /** Rings for queues 0..n-1, in order. */
-  queues?: readonly GuestRing[];
+  /** Rings for queues 0..n-1, in order. Packed rings make the driver acknowledge VIRTIO_F_RING_PACKED
+   *  (when offered); split rings (or none) make it decline it, as a driver without packed support does. */
+  queues?: readonly AnyGuestRing[];
   /** Write `features` as given, without masking by the offer (for mistake tests). */
   ackExactly?: boolean;
 }
@@ -169,6 +180,9 @@ export function initDevice(t: AnyTransport | DriverTransport, options: InitOptio
   addStatus(d, DRIVER);
   const offered = d.readDeviceFeatures();
   let wanted = options.ackExactly === true ? options.features : options.features & offered;
+  const rings = options.queues ?? [];
+  const packed = rings.length > 0 && rings.every((r) => 'kind' in r && r.kind === 'packed');
+  if (options.ackExactly !== true && !packed) wanted &= ~F_RING_PACKED;
   if (d.kind === 'pci-legacy') wanted &= 0xffff_ffffn;
   d.writeDriverFeatures(wanted);
   if (d.kind !== 'pci-legacy') {
@@ -178,7 +192,6 @@ export function initDevice(t: AnyTransport | DriverTransport, options: InitOptio
       return { ok: false, offered, negotiated: wanted, status: d.readStatus() };
     }
   }
-  const rings = options.queues ?? [];
   rings.forEach((ring, i) => d.setupQueue(i, ring));
   rings.forEach((_, i) => d.enableQueue(i));
   addStatus(d, DRIVER_OK);
@@ -264,7 +277,12 @@ class MmioDriver implements DriverTransport {
     this.w(MMIO.queueSel, i);
     return this.r(MMIO.queueNumMax);
   }
-  setupQueue(i: number, ring: GuestRing): void {
+  resetQueue(i: number): void {
+    this.w(MMIO.queueSel, i);
+    this.w(MMIO.queueReset, 1);
+    if (this.r(MMIO.queueReset) !== 0 || this.r(MMIO.queueReady) !== 0) throw new Error(`driver-transport: MMIO queue ${i} did not finish its reset`);
+  }
+  setupQueue(i: number, ring: AnyGuestRing): void {
     this.w(MMIO.queueSel, i);
     if (this.r(MMIO.queueReady) !== 0) throw new Error(`driver-transport: MMIO queue ${i} already ready`);
     const max = this.r(MMIO.queueNumMax);
@@ -441,7 +459,12 @@ class PciModernDriver implements DriverTransport {
     this.cw(COMMON.qSelect, 2, i);
     return this.cr(COMMON.qSize, 2);
   }
-  setupQueue(i: number, ring: GuestRing): void {
+  resetQueue(i: number): void {
+    this.cw(COMMON.qSelect, 2, i);
+    this.cw(COMMON.qReset, 2, 1);
+    if (this.cr(COMMON.qReset, 2) !== 0 || this.cr(COMMON.qEnable, 2) !== 0) throw new Error(`driver-transport: PCI queue ${i} did not finish its reset`);
+  }
+  setupQueue(i: number, ring: AnyGuestRing): void {
     if (i >= this.cr(COMMON.numQueues, 2)) throw new Error(`driver-transport: queue ${i} >= num_queues`);
     this.cw(COMMON.qSelect, 2, i);
     const num = this.cr(COMMON.qSize, 2);
@@ -519,7 +542,10 @@ class PciLegacyDriver implements DriverTransport {
     this.w(LEGACY.queueSel, 2, i);
     return this.r(LEGACY.queueNum, 2);
   }
-  setupQueue(i: number, ring: GuestRing): void {
+  resetQueue(): void {
+    throw new Error('driver-transport: the legacy interface has no queue reset');
+  }
+  setupQueue(i: number, ring: AnyGuestRing): void {
     this.w(LEGACY.queueSel, 2, i);
     const num = this.r(LEGACY.queueNum, 2);
     if (num === 0 || this.r(LEGACY.queuePfn, 4) !== 0) throw new Error(`driver-transport: legacy queue ${i} unavailable or in use`);

@@ -17,6 +17,7 @@ import type { FeatureName } from '../../devices/virtio-net/constants.js';
 import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
 import { DriverRing } from './driver-ring.js';
+import { PackedDriverRing } from './packed-driver-ring.js';
 import type { BufferSpec, UsedEntry } from './driver-ring.js';
 import { driverFor, initDevice, legacyDriver, legacyRingLayout, readIsr } from './driver-transport.js';
 import type { DriverTransport, InitResult } from './driver-transport.js';
@@ -24,8 +25,10 @@ import type { DriverTransport, InitResult } from './driver-transport.js';
 export type RigTransport = 'mmio' | 'pci' | 'pci-legacy';
 
 export interface NetRigOptions extends Partial<Omit<VirtioNetOptions, 'memory' | 'netdev'>> {
-  /** Features the driver acknowledges (names); default: everything offered. */
+  /** Features the driver acknowledges (names); default: everything offered (RING_PACKED only with `ring: 'packed'`). */
   driverFeatures?: FeatureName[];
+  /** The driver's ring format (default 'split'): 'packed' lays out packed rings and acknowledges RING_PACKED. */
+  ring?: 'split' | 'packed';
   transport?: RigTransport;
   /** Ring size of every queue (default 64; on pci-legacy it is also the device's queueSize). */
   ringSize?: number;
@@ -68,18 +71,17 @@ function needEvent(event: number, newIdx: number, oldIdx: number): boolean {
   return ((newIdx - event - 1) & 0xffff) < ((newIdx - oldIdx) & 0xffff);
 }
 
+/** A driver ring of either format: what the rig's own helpers use. */
+export type RigRing = DriverRing | PackedDriverRing;
+
 export class NetRig {
   readonly memory: GuestMemory;
   readonly netdev: Netdev;
   readonly device: VirtioNetDevice;
   readonly transport: VirtioMmioTransport | VirtioPciTransport;
   readonly driver: DriverTransport;
-  /** Rings of queues 0, 1 and the control queue of the last initialisation. */
-  rx: DriverRing;
-  tx: DriverRing;
-  ctrl: DriverRing;
-  /** Every ring of the last initialisation, by queue index. */
-  rings: DriverRing[] = [];
+  /** Every ring of the last initialisation, by queue index, of either format. */
+  private all: RigRing[] = [];
   /** Frames the guest transmitted (copies), in order. */
   readonly transmitted: Uint8Array[] = [];
   irqLevel = false;
@@ -91,11 +93,17 @@ export class NetRig {
   suppressedKicks = 0;
   private readonly ringSize: number;
   private readonly ringSpacing: number;
+  /** Rings laid out by resetQueue() so far (each at a fresh address). */
+  private respaced = 0;
+  /** The driver's ring format. */
+  readonly ringFormat: 'split' | 'packed';
 
   constructor(readonly options: NetRigOptions = {}) {
-    const { driverFeatures, transport = 'mmio', ringSize = 64, memorySize = 8 << 20, ringSpacing = 0x40000, netdev, init = true, id = 'nic0', recordTransmitted = true, onInterrupt: hook, ...rest } = options;
+    const { driverFeatures, ring: ringFormat = 'split', transport = 'mmio', ringSize = 64, memorySize = 8 << 20, ringSpacing = 0x40000, netdev, init = true, id = 'nic0', recordTransmitted = true, onInterrupt: hook, ...rest } = options;
     this.ringSize = ringSize;
     this.ringSpacing = ringSpacing;
+    this.ringFormat = ringFormat;
+    if (ringFormat === 'packed' && transport === 'pci-legacy') throw new Error('NetRig: the legacy interface has no packed ring');
     this.memory = new GuestMemory(memorySize);
     this.netdev = netdev ?? new MemoryNetdev({ id: 'net0' });
     if (this.netdev instanceof MemoryNetdev && recordTransmitted) this.netdev.on('transmit', (f: Uint8Array) => this.transmitted.push(f));
@@ -111,16 +119,71 @@ export class NetRig {
         ? new VirtioMmioTransport(this.device, { onInterrupt })
         : new VirtioPciTransport(this.device, { onInterrupt, legacy: transport === 'pci-legacy' });
     this.driver = transport === 'pci-legacy' ? legacyDriver(this.transport as VirtioPciTransport) : driverFor(this.transport);
-    this.rx = this.tx = this.ctrl = this.ring(0);
     this.layoutRings(2);
     if (init) this.start(driverFeatures === undefined ? ALL_FEATURES : features(driverFeatures));
   }
 
-  /** Queue `index`'s ring: 0x10000 + index × ringSpacing, buffer heap after it. */
-  private ring(index: number): DriverRing {
+  /** Split rings of queues 0, 1 and the control queue of the last initialisation (a split-ring rig only). */
+  get rx(): DriverRing {
+    return this.split(0);
+  }
+  get tx(): DriverRing {
+    return this.split(1);
+  }
+  get ctrl(): DriverRing {
+    return this.split(this.ctrlIndex);
+  }
+  /** Every split ring of the last initialisation, by queue index (a split-ring rig only). */
+  get rings(): DriverRing[] {
+    return this.all.map((r, i) => this.split(i));
+  }
+  /** Queue `index`'s ring, of either format. */
+  ringAt(index: number): RigRing {
+    const r = this.all[index];
+    if (r === undefined) throw new Error(`NetRig: no ring for queue ${index}`);
+    return r;
+  }
+  /** Used entries of queue `index` published and not yet taken (either ring format). */
+  usedEntries(index: number): UsedEntry[] {
+    return this.ringAt(index).usedEntries();
+  }
+
+  /** Queue `index`'s packed ring (a packed-ring rig only). */
+  packedRing(index: number): PackedDriverRing {
+    const r = this.ringAt(index);
+    if (!(r instanceof PackedDriverRing)) throw new Error('NetRig: this rig drives split rings (ring: "split")');
+    return r;
+  }
+  private split(index: number): DriverRing {
+    const r = this.ringAt(index);
+    if (!(r instanceof DriverRing)) throw new Error('NetRig: this rig drives packed rings; use ringAt() / packedRing()');
+    return r;
+  }
+
+  /**
+   * Resets queue `index` through the transport (VIRTIO_F_RING_RESET, §2.6.1: QueueReset / queue_reset,
+   * then reads back 0 in it and in QueueReady / queue_enable, as Linux does) and re-enables it with a
+   * new ring at a fresh address, programmed as during initialisation (§2.6.1.2). Returns the new ring.
+   */
+  resetQueue(index: number, options: { reenable?: boolean } = {}): RigRing {
+    this.driver.resetQueue(index);
+    this.respaced++;
+    const ring = this.ring(this.all.length + this.respaced);
+    if (options.reenable ?? true) {
+      this.driver.setupQueue(index, ring);
+      this.driver.enableQueue(index);
+    }
+    this.all[index] = ring;
+    return ring;
+  }
+
+  /** Queue ring number `slot`: 0x10000 + slot × ringSpacing, buffer heap after it. */
+  private ring(slot: number): RigRing {
+    const index = slot;
     const base = 0x10000 + index * this.ringSpacing;
     const size = this.ringSize;
     const heapEnd = base + this.ringSpacing;
+    if (this.ringFormat === 'packed') return new PackedDriverRing(this.memory, { size, base, heapEnd });
     if (this.driver?.kind === 'pci-legacy') {
       const l = legacyRingLayout(base, size);
       return new DriverRing(this.memory, { size, descTable: l.descTable, availRing: l.availRing, usedRing: l.usedRing, heapStart: l.usedRing + 0x1000 + 8 * size, heapEnd });
@@ -128,13 +191,10 @@ export class NetRig {
     return new DriverRing(this.memory, { size, base, heapEnd });
   }
 
-  private layoutRings(ctrlIndex: number): DriverRing[] {
-    const rings: DriverRing[] = [];
+  private layoutRings(ctrlIndex: number): RigRing[] {
+    const rings: RigRing[] = [];
     for (let i = 0; i <= ctrlIndex; i++) rings.push(this.ring(i));
-    this.rings = rings;
-    this.rx = rings[0]!;
-    this.tx = rings[1]!;
-    this.ctrl = rings[ctrlIndex]!;
+    this.all = rings;
     this.ctrlIndex = ctrlIndex;
     return rings;
   }
@@ -143,6 +203,7 @@ export class NetRig {
   start(driverFeatures: bigint = ALL_FEATURES): InitResult {
     const pairs = this.options.queuePairs ?? 1;
     const offered = this.device.offered;
+    if (this.ringFormat === 'packed' && (offered & features(['RING_PACKED'])) === 0n) throw new Error('NetRig: ring "packed" but the device does not offer RING_PACKED');
     const wantMq = (driverFeatures & offered & features(['MQ'])) !== 0n;
     const wantCtrl = (driverFeatures & offered & features(['CTRL_VQ'])) !== 0n;
     const ctrlIndex = wantMq ? pairs * 2 : 2;
@@ -171,11 +232,19 @@ export class NetRig {
    * unless the device set VIRTQ_USED_F_NO_NOTIFY. `force` notifies anyway.
    */
   kick(index: number, add: () => void, force = false): void {
-    const ring = this.rings[index]!;
-    const old = ring.availIdx;
-    add();
-    const now = ring.availIdx;
-    const need = this.has('EVENT_IDX') ? needEvent(ring.readAvailEvent(), now, old) : (ring.usedFlags() & 1) === 0;
+    const ring = this.ringAt(index);
+    let need: boolean;
+    if (ring instanceof PackedDriverRing) {
+      // virtqueue_kick_prepare_packed: the device event suppression structure (§2.8.10).
+      const before = ring.availPosition;
+      add();
+      need = ring.needsNotify(before, this.has('EVENT_IDX'));
+    } else {
+      const old = ring.availIdx;
+      add();
+      const now = ring.availIdx;
+      need = this.has('EVENT_IDX') ? needEvent(ring.readAvailEvent(), now, old) : (ring.usedFlags() & 1) === 0;
+    }
     if (need || force) this.driver.notify(index);
     else this.suppressedKicks++;
   }
@@ -185,11 +254,12 @@ export class NetRig {
     const specs: BufferSpec[] = segments.map((s) => ({ len: s.length, data: s }));
     if (ackLen > 0) specs.push({ len: ackLen, write: true, data: new Array<number>(ackLen).fill(0xff) });
     let head = -1;
+    const ctrl = this.ringAt(this.ctrlIndex);
     this.kick(this.ctrlIndex, () => {
-      head = this.ctrl.addChain(specs, options);
+      head = ctrl.addChain(specs, options);
     });
-    const used = this.ctrl.takeUsed().find((u) => u.id === head);
-    const ack = ackLen > 0 ? this.ctrl.bufferBytes(head, options.indirect === true ? segments.length : segments.length)[0]! : -1;
+    const used = ctrl.takeUsed().find((u) => u.id === head);
+    const ack = ackLen > 0 ? ctrl.bufferBytes(head, options.indirect === true ? segments.length : segments.length)[0]! : -1;
     return { used, ack };
   }
 
@@ -206,7 +276,7 @@ export class NetRig {
     const heads: number[] = [];
     const split = options.split ?? 1;
     const queue = options.queue ?? 0;
-    const ring = this.rings[queue]!;
+    const ring = this.ringAt(queue);
     this.kick(queue, () => {
       for (let i = 0; i < count; i++) {
         const parts: BufferSpec[] = [];
@@ -234,7 +304,7 @@ export class NetRig {
   ): UsedEntry | undefined {
     const hdrLen = options.hdrLen ?? this.hdrLen;
     const queue = options.queue ?? 1;
-    const ring = this.rings[queue]!;
+    const ring = this.ringAt(queue);
     const whole = new Uint8Array(hdrLen + frame.length);
     if (options.header !== undefined) whole.set(options.header.subarray(0, hdrLen));
     whole.set(frame, hdrLen);
@@ -255,7 +325,7 @@ export class NetRig {
    * num_buffers (with MRG_RXBUF) says how many used buffers hold it; without it, one each.
    */
   received(hdrLen: number = this.hdrLen, queue = 0): RxFrame[] {
-    const ring = this.rings[queue]!;
+    const ring = this.ringAt(queue);
     const used = ring.takeUsed();
     const mergeable = this.has('MRG_RXBUF');
     const out: RxFrame[] = [];

@@ -52,6 +52,8 @@ const VIRTQ_DESC_F_NEXT = 1;
 const VIRTQ_DESC_F_WRITE = 2;
 const VIRTQ_DESC_F_INDIRECT = 4;
 const DESC_SIZE = 16;
+/** VIRTIO_F_RING_PACKED: the control queue is a packed ring (§2.8). */
+const RING_PACKED_BIT = 34;
 
 /**
  * Records every control command the guest makes available, decoded from the rings in guest memory
@@ -78,6 +80,10 @@ export class CtrlSnoop {
   private capture(): void {
     const q = this.device.queueConfig(this.ctrlIndex);
     if (q === undefined) return;
+    if (this.device.hasFeature(RING_PACKED_BIT)) {
+      this.capturePacked(q.descTable, q.size);
+      return;
+    }
     const mem = this.device.memory;
     const availIdx = mem.readU16(q.availRing + 2);
     while (this.seen !== availIdx) {
@@ -86,6 +92,56 @@ export class CtrlSnoop {
       const bytes = this.readable(q.descTable, q.size, head);
       if (bytes.length >= 2) this.commands.push({ cls: bytes[0]!, cmd: bytes[1]!, data: bytes.slice(2) });
     }
+  }
+
+  /** Packed ring (VIRTIO 1.2 §2.8): every list made available since the last look, read with the
+   *  snoop's own position and wrap counter (reset when the ring's address changes). */
+  private capturePacked(ring: number, size: number): void {
+    if (this.packedRing !== ring) {
+      this.packedRing = ring;
+      this.packedOffset = 0;
+      this.packedWrap = 1;
+    }
+    const mem = this.device.memory;
+    for (let guard = 0; guard < size; guard++) {
+      const d = ring + DESC_SIZE * this.packedOffset;
+      const flags = mem.readU16(d + 14);
+      const avail = (flags >> 7) & 1;
+      const used = (flags >> 15) & 1;
+      if (avail !== this.packedWrap || used === this.packedWrap) return;
+      const parts: Uint8Array[] = [];
+      for (let n = 0; n < size; n++) {
+        const e = ring + DESC_SIZE * this.packedOffset;
+        const f = mem.readU16(e + 14);
+        const addr = Number(mem.readU64(e));
+        const len = mem.readU32(e + 8);
+        if ((f & VIRTQ_DESC_F_INDIRECT) !== 0) {
+          for (let i = 0; i < len / DESC_SIZE; i++) {
+            const t = addr + DESC_SIZE * i;
+            if ((mem.readU16(t + 14) & VIRTQ_DESC_F_WRITE) === 0) parts.push(this.bytes(Number(mem.readU64(t)), mem.readU32(t + 8)));
+          }
+        } else if ((f & VIRTQ_DESC_F_WRITE) === 0) {
+          parts.push(this.bytes(addr, len));
+        }
+        this.packedOffset++;
+        if (this.packedOffset === size) {
+          this.packedOffset = 0;
+          this.packedWrap ^= 1;
+        }
+        if ((f & VIRTQ_DESC_F_NEXT) === 0) break;
+      }
+      const bytes = Uint8Array.from(parts.flatMap((p) => [...p]));
+      if (bytes.length >= 2) this.commands.push({ cls: bytes[0]!, cmd: bytes[1]!, data: bytes.slice(2) });
+    }
+  }
+  private packedRing = -1;
+  private packedOffset = 0;
+  private packedWrap = 1;
+
+  private bytes(addr: number, len: number): Uint8Array {
+    const b = new Uint8Array(len);
+    this.device.memory.read(addr, b);
+    return b;
   }
 
   /** Concatenates the device-readable buffers of the chain at `head` (following one indirect table). */

@@ -52,164 +52,169 @@ describe('devices/virtio-net device control', () => {
     });
   });
 
-  describe('announce', () => {
-    it('announce_sets_the_status_bit_and_ack_clears_it', () => {
-      const rig = new NetRig({ mac: MAIN });
-      rig.readIsr();
-      expect(rig.device.announce()).to.equal(true);
-      expect(rig.readIsr() & ISR_CONFIG).to.equal(ISR_CONFIG);
-      expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP | NetStatus.ANNOUNCE);
-      const spy = sinon.spy();
-      rig.device.on('rx-filter-changed', spy);
-      expect(rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK)).to.equal(CtrlAck.OK);
-      expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
-      expect(rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK)).to.equal(CtrlAck.ERR);
-      expect(spy.callCount).to.equal(0); // announce never fires the rx-filter event
-      expect(rig.device.stats().ctrl.byClass['announce']).to.deep.equal({ ok: 1, err: 1 });
-    });
+  // Announce, multiqueue and the control-queue latch over both ring formats (§2.7 split, §2.8 packed).
+  for (const ring of ['split', 'packed'] as const) {
+    describe(`${ring} ring`, () => {
+      describe('announce', () => {
+        it('announce_sets_the_status_bit_and_ack_clears_it', () => {
+          const rig = new NetRig({ ring, mac: MAIN });
+          rig.readIsr();
+          expect(rig.device.announce()).to.equal(true);
+          expect(rig.readIsr() & ISR_CONFIG).to.equal(ISR_CONFIG);
+          expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP | NetStatus.ANNOUNCE);
+          const spy = sinon.spy();
+          rig.device.on('rx-filter-changed', spy);
+          expect(rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK)).to.equal(CtrlAck.OK);
+          expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
+          expect(rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK)).to.equal(CtrlAck.ERR);
+          expect(spy.callCount).to.equal(0); // announce never fires the rx-filter event
+          expect(rig.device.stats().ctrl.byClass['announce']).to.deep.equal({ ok: 1, err: 1 });
+        });
 
-    it('announce_without_guest_announce_negotiated_does_nothing', () => {
-      const rig = new NetRig({ mac: MAIN, features: { disable: ['GUEST_ANNOUNCE'] } });
-      expect(rig.device.announce()).to.equal(false);
-      expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
-      const idle = new NetRig({ mac: MAIN, init: false });
-      expect(idle.device.announce()).to.equal(false);
-    });
+        it('announce_without_guest_announce_negotiated_does_nothing', () => {
+          const rig = new NetRig({ ring, mac: MAIN, features: { disable: ['GUEST_ANNOUNCE'] } });
+          expect(rig.device.announce()).to.equal(false);
+          expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
+          const idle = new NetRig({ ring, mac: MAIN, init: false });
+          expect(idle.device.announce()).to.equal(false);
+        });
 
-    it('reset_clears_a_pending_announce', () => {
-      const rig = new NetRig({ mac: MAIN });
-      rig.device.announce();
-      rig.start();
-      expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
-    });
-  });
+        it('reset_clears_a_pending_announce', () => {
+          const rig = new NetRig({ ring, mac: MAIN });
+          rig.device.announce();
+          rig.start();
+          expect(rig.readLinkStatus()).to.equal(NetStatus.LINK_UP);
+        });
+      });
 
-  describe('multiqueue', () => {
-    it('only_pair_0_transmits_until_vq_pairs_set_enables_more', () => {
-      const rig = new NetRig({ mac: MAIN, queuePairs: 2 });
-      expect(rig.has('MQ')).to.equal(true);
-      expect(rig.ctrlIndex).to.equal(4);
-      expect(rig.driver.readConfig(8, 2)).to.equal(2); // max_virtqueue_pairs
-      const f = ethFrame(MAIN, undefined, { fill: 3 });
-      expect(rig.send(f, { queue: 3 })).to.equal(undefined);
-      expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(1);
-      expect(rig.device.diagnostics().at(-1)).to.deep.include({ section: '5.1.6.5.6.1', queue: 3 });
-      expect(rig.transmitted).to.have.length(0);
-      expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2))).to.equal(CtrlAck.OK);
-      expect(rig.device.activeQueuePairs).to.equal(2);
-      // The waiting chain went out when its pair became active.
-      expect(rig.rings[3]!.takeUsed()).to.have.length(1);
-      expect([...rig.transmitted[0]!]).to.deep.equal([...f]);
-      expect(rig.send(f, { queue: 3 })).to.deep.include({ len: 0 });
-      expect(rig.transmitted).to.have.length(2);
-      expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(3))).to.equal(CtrlAck.ERR);
-      expect(rig.device.diagnosticCount('ctrl.mq-pairs-out-of-range')).to.equal(1);
-      expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(1))).to.equal(CtrlAck.OK);
-      expect(rig.send(f, { queue: 3 })).to.equal(undefined);
-      expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(2);
-      expect(rig.send(f, { queue: 1 })).to.deep.include({ len: 0 });
-    });
+      describe('multiqueue', () => {
+        it('only_pair_0_transmits_until_vq_pairs_set_enables_more', () => {
+          const rig = new NetRig({ ring, mac: MAIN, queuePairs: 2 });
+          expect(rig.has('MQ')).to.equal(true);
+          expect(rig.ctrlIndex).to.equal(4);
+          expect(rig.driver.readConfig(8, 2)).to.equal(2); // max_virtqueue_pairs
+          const f = ethFrame(MAIN, undefined, { fill: 3 });
+          expect(rig.send(f, { queue: 3 })).to.equal(undefined);
+          expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(1);
+          expect(rig.device.diagnostics().at(-1)).to.deep.include({ section: '5.1.6.5.6.1', queue: 3 });
+          expect(rig.transmitted).to.have.length(0);
+          expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2))).to.equal(CtrlAck.OK);
+          expect(rig.device.activeQueuePairs).to.equal(2);
+          // The waiting chain went out when its pair became active.
+          expect(rig.ringAt(3).takeUsed()).to.have.length(1);
+          expect([...rig.transmitted[0]!]).to.deep.equal([...f]);
+          expect(rig.send(f, { queue: 3 })).to.deep.include({ len: 0 });
+          expect(rig.transmitted).to.have.length(2);
+          expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(3))).to.equal(CtrlAck.ERR);
+          expect(rig.device.diagnosticCount('ctrl.mq-pairs-out-of-range')).to.equal(1);
+          expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(1))).to.equal(CtrlAck.OK);
+          expect(rig.send(f, { queue: 3 })).to.equal(undefined);
+          expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(2);
+          expect(rig.send(f, { queue: 1 })).to.deep.include({ len: 0 });
+        });
 
-    it('received_frames_go_to_receiveq1_whatever_the_active_pairs', () => {
-      const rig = new NetRig({ mac: MAIN, queuePairs: 2 });
-      rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2));
-      rig.postRx(2, 1600, { queue: 2 });
-      rig.inject(ethFrame(MAIN));
-      expect(rig.received(12, 2)).to.have.length(0);
-      expect(rig.device.stats().rx.backlog).to.equal(1);
-      rig.postRx(1, 1600);
-      expect(rig.received()).to.have.length(1);
-    });
+        it('received_frames_go_to_receiveq1_whatever_the_active_pairs', () => {
+          const rig = new NetRig({ ring, mac: MAIN, queuePairs: 2 });
+          rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2));
+          rig.postRx(2, 1600, { queue: 2 });
+          rig.inject(ethFrame(MAIN));
+          expect(rig.received(12, 2)).to.have.length(0);
+          expect(rig.device.stats().rx.backlog).to.equal(1);
+          rig.postRx(1, 1600);
+          expect(rig.received()).to.have.length(1);
+        });
 
-    it('vq_pairs_set_without_mq_is_refused', () => {
-      const rig = new NetRig({ mac: MAIN, queuePairs: 2, init: false });
-      rig.start(ALL_FEATURES & ~features(['MQ']));
-      expect(rig.ctrlIndex).to.equal(2);
-      expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(1))).to.equal(CtrlAck.ERR);
-      expect(rig.device.diagnosticCount('ctrl.feature-not-negotiated')).to.equal(1);
-    });
+        it('vq_pairs_set_without_mq_is_refused', () => {
+          const rig = new NetRig({ ring, mac: MAIN, queuePairs: 2, init: false });
+          rig.start(ALL_FEATURES & ~features(['MQ']));
+          expect(rig.ctrlIndex).to.equal(2);
+          expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(1))).to.equal(CtrlAck.ERR);
+          expect(rig.device.diagnosticCount('ctrl.feature-not-negotiated')).to.equal(1);
+        });
 
-    it('reset_returns_to_one_pair', () => {
-      const rig = new NetRig({ mac: MAIN, queuePairs: 4 });
-      rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(4));
-      expect(rig.device.activeQueuePairs).to.equal(4);
-      rig.start();
-      expect(rig.device.activeQueuePairs).to.equal(1);
-      expect(rig.send(ethFrame(MAIN), { queue: 5 })).to.equal(undefined);
-      expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(1);
-    });
-  });
+        it('reset_returns_to_one_pair', () => {
+          const rig = new NetRig({ ring, mac: MAIN, queuePairs: 4 });
+          rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(4));
+          expect(rig.device.activeQueuePairs).to.equal(4);
+          rig.start();
+          expect(rig.device.activeQueuePairs).to.equal(1);
+          expect(rig.send(ethFrame(MAIN), { queue: 5 })).to.equal(undefined);
+          expect(rig.device.diagnosticCount('tx.queue-inactive')).to.equal(1);
+        });
+      });
 
-  describe('event latch and reporting through the control queue', () => {
-    it('linux_burst_fires_once_and_again_only_after_a_query', () => {
-      const rig = new NetRig({ mac: MAIN });
-      const spy = sinon.spy();
-      rig.device.on('rx-filter-changed', spy);
-      rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
-      rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [0]);
-      rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], ['01:00:5e:00:00:01', '33:33:00:00:00:01']));
-      rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(0));
-      expect(spy.callCount).to.equal(1);
-      expect(spy.firstCall.args[0]).to.deep.equal({ name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
-      rig.device.queryRxFilter();
-      rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(5));
-      expect(spy.callCount).to.equal(2);
-      // Refused commands, MQ and announce never fire.
-      rig.device.queryRxFilter();
-      rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(5000));
-      rig.device.announce();
-      rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK);
-      rig.start(); // reset does not fire either
-      expect(spy.callCount).to.equal(2);
-    });
+      describe('event latch and reporting through the control queue', () => {
+        it('linux_burst_fires_once_and_again_only_after_a_query', () => {
+          const rig = new NetRig({ ring, mac: MAIN });
+          const spy = sinon.spy();
+          rig.device.on('rx-filter-changed', spy);
+          rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+          rig.cmd(CtrlClass.RX, CtrlRx.ALLMULTI, [0]);
+          rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable([], ['01:00:5e:00:00:01', '33:33:00:00:00:01']));
+          rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(0));
+          expect(spy.callCount).to.equal(1);
+          expect(spy.firstCall.args[0]).to.deep.equal({ name: 'nic0', path: '/machine/peripheral/nic0/virtio-backend' });
+          rig.device.queryRxFilter();
+          rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(5));
+          expect(spy.callCount).to.equal(2);
+          // Refused commands, MQ and announce never fire.
+          rig.device.queryRxFilter();
+          rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(5000));
+          rig.device.announce();
+          rig.cmd(CtrlClass.ANNOUNCE, CtrlAnnounce.ACK);
+          rig.start(); // reset does not fire either
+          expect(spy.callCount).to.equal(2);
+        });
 
-    it('default_and_qemu_reporting_modes_over_the_same_commands', () => {
-      const run = (compat?: 'qemu'): ReturnType<VirtioNetDevice['queryRxFilter']> => {
-        const rig = new NetRig({ mac: MAIN, ...(compat === undefined ? {} : { compat }) });
-        rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
-        rig.cmd(CtrlClass.RX, CtrlRx.NOBCAST, [1]);
-        rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable(['02:00:00:00:00:01', '02:00:00:00:00:02'], ['01:00:5e:00:00:01', '01:00:5e:00:00:02']));
-        rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(7));
-        rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(3));
-        return rig.device.queryRxFilter();
-      };
-      const plain = run();
-      expect(plain).to.deep.include({ 'broadcast-allowed': false, vlan: 'normal', promiscuous: false });
-      expect(plain['vlan-table']).to.deep.equal([3, 7]);
-      expect(plain['unicast-table']).to.deep.equal(['02:00:00:00:00:01', '02:00:00:00:00:02']);
-      const qemu = run('qemu');
-      expect(qemu['broadcast-allowed']).to.equal(true); // QEMU reports the NOBCAST flag here
-      expect(qemu['vlan-table']).to.deep.equal([7, 3]);
-      expect(qemu['unicast-table']).to.deep.equal(['02:00:00:00:00:02', '02:00:00:00:00:01']);
-      expect(qemu['multicast-table']).to.deep.equal(['01:00:5e:00:00:02', '01:00:5e:00:00:01']);
-    });
+        it('default_and_qemu_reporting_modes_over_the_same_commands', () => {
+          const run = (compat?: 'qemu'): ReturnType<VirtioNetDevice['queryRxFilter']> => {
+            const rig = new NetRig({ ring, mac: MAIN, ...(compat === undefined ? {} : { compat }) });
+            rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+            rig.cmd(CtrlClass.RX, CtrlRx.NOBCAST, [1]);
+            rig.cmd(CtrlClass.MAC, CtrlMac.TABLE_SET, macTable(['02:00:00:00:00:01', '02:00:00:00:00:02'], ['01:00:5e:00:00:01', '01:00:5e:00:00:02']));
+            rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(7));
+            rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(3));
+            return rig.device.queryRxFilter();
+          };
+          const plain = run();
+          expect(plain).to.deep.include({ 'broadcast-allowed': false, vlan: 'normal', promiscuous: false });
+          expect(plain['vlan-table']).to.deep.equal([3, 7]);
+          expect(plain['unicast-table']).to.deep.equal(['02:00:00:00:00:01', '02:00:00:00:00:02']);
+          const qemu = run('qemu');
+          expect(qemu['broadcast-allowed']).to.equal(true); // QEMU reports the NOBCAST flag here
+          expect(qemu['vlan-table']).to.deep.equal([7, 3]);
+          expect(qemu['unicast-table']).to.deep.equal(['02:00:00:00:00:02', '02:00:00:00:00:01']);
+          expect(qemu['multicast-table']).to.deep.equal(['01:00:5e:00:00:02', '01:00:5e:00:00:01']);
+        });
 
-    it('mac_addr_set_changes_config_mac_and_the_filter_before_the_ack', () => {
-      const rig = new NetRig({ mac: MAIN });
-      rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
-      expect(rig.cmd(CtrlClass.MAC, CtrlMac.ADDR_SET, [0x02, 0, 0, 0, 0, 0x42])).to.equal(CtrlAck.OK);
-      expect(rig.readMac()).to.equal('02:00:00:00:00:42');
-      expect(rig.device.mac).to.equal('02:00:00:00:00:42');
-      rig.postRx(2, 1600);
-      rig.inject(ethFrame(MAIN));
-      rig.inject(ethFrame('02:00:00:00:00:42'));
-      expect(rig.received()).to.have.length(1);
-      rig.start();
-      expect(rig.readMac()).to.equal(MAIN); // reset returns to the configured address
-    });
+        it('mac_addr_set_changes_config_mac_and_the_filter_before_the_ack', () => {
+          const rig = new NetRig({ ring, mac: MAIN });
+          rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+          expect(rig.cmd(CtrlClass.MAC, CtrlMac.ADDR_SET, [0x02, 0, 0, 0, 0, 0x42])).to.equal(CtrlAck.OK);
+          expect(rig.readMac()).to.equal('02:00:00:00:00:42');
+          expect(rig.device.mac).to.equal('02:00:00:00:00:42');
+          rig.postRx(2, 1600);
+          rig.inject(ethFrame(MAIN));
+          rig.inject(ethFrame('02:00:00:00:00:42'));
+          expect(rig.received()).to.have.length(1);
+          rig.start();
+          expect(rig.readMac()).to.equal(MAIN); // reset returns to the configured address
+        });
 
-    it('vlan_filter_with_ctrl_vlan_drops_untagged_ids_not_in_the_table', () => {
-      const rig = new NetRig({ mac: MAIN });
-      rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
-      rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(10));
-      rig.postRx(4, 1600);
-      rig.inject(ethFrame(MAIN, undefined, { vlan: 10 }));
-      rig.inject(ethFrame(MAIN, undefined, { vlan: 11 }));
-      rig.inject(ethFrame(MAIN));
-      expect(rig.received()).to.have.length(2);
-      expect(rig.device.stats().rx.drops.vlan).to.equal(1);
+        it('vlan_filter_with_ctrl_vlan_drops_untagged_ids_not_in_the_table', () => {
+          const rig = new NetRig({ ring, mac: MAIN });
+          rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+          rig.cmd(CtrlClass.VLAN, CtrlVlan.ADD, le16(10));
+          rig.postRx(4, 1600);
+          rig.inject(ethFrame(MAIN, undefined, { vlan: 10 }));
+          rig.inject(ethFrame(MAIN, undefined, { vlan: 11 }));
+          rig.inject(ethFrame(MAIN));
+          expect(rig.received()).to.have.length(2);
+          expect(rig.device.stats().rx.drops.vlan).to.equal(1);
+        });
+      });
     });
-  });
+  }
 
   describe('strict mode', () => {
     it('tolerated_mistakes_are_acked_ok_by_default_and_err_in_strict_mode_and_always_recorded', () => {
@@ -273,14 +278,16 @@ describe('devices/virtio-net device control', () => {
     const rig = new NetRig({ mac: MAIN });
     const expected = features([
       'VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'CTRL_VQ', 'CTRL_RX', 'CTRL_RX_EXTRA', 'CTRL_VLAN', 'CTRL_MAC_ADDR',
-      'GUEST_ANNOUNCE', 'INDIRECT_DESC', 'EVENT_IDX',
+      'GUEST_ANNOUNCE', 'INDIRECT_DESC', 'EVENT_IDX', 'RING_PACKED', 'RING_RESET',
     ]);
     expect(rig.device.offered).to.equal(expected);
+    const split = new NetRig({ features: { disable: ['RING_PACKED', 'RING_RESET'] } });
+    expect(split.device.offered).to.equal(expected & ~features(['RING_PACKED', 'RING_RESET']));
     const mq = new NetRig({ queuePairs: 2, features: { disable: ['CTRL_VLAN', 'EVENT_IDX'] } });
     expect(mq.device.offered).to.equal((expected | features(['MQ'])) & ~features(['CTRL_VLAN', 'EVENT_IDX']));
     // Disabling CTRL_VQ takes everything that needs it with it (§5.1.3.1).
     const noCtrl = new NetRig({ features: { disable: ['CTRL_VQ'] } });
-    expect(noCtrl.device.offered).to.equal(features(['VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'INDIRECT_DESC', 'EVENT_IDX']));
+    expect(noCtrl.device.offered).to.equal(features(['VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'INDIRECT_DESC', 'EVENT_IDX', 'RING_PACKED', 'RING_RESET']));
     expect(noCtrl.init!.ok).to.equal(true);
   });
 

@@ -6,7 +6,7 @@
 // requires ECHO_F_UPPER (the dependency check), ECHO_F_BIG (5) makes the `big` config field exist.
 
 import type { GuestMemoryAccess } from '../../../virtqueue/guest-memory.js';
-import type { SplitQueue } from '../../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../../virtqueue/virtqueue.js';
 import { VirtioDevice } from '../../../devices/virtio/virtio-device.js';
 import type { DeviceError } from '../../../devices/virtio/virtio-device.js';
 import { VirtioCore } from '../../../devices/virtio/virtio-core.js';
@@ -44,7 +44,7 @@ export class EchoDevice extends VirtioDevice {
   /** Observations for tests. */
   readonly events: string[] = [];
   /** The queues given at DRIVER_OK, kept up to date by queues started later. */
-  driverOkQueues: (SplitQueue | null)[] | null = null;
+  driverOkQueues: (Virtqueue | null)[] | null = null;
   echoed = 0;
   private readonly offer: bigint;
   private readonly memoryGiven: GuestMemoryAccess;
@@ -107,7 +107,7 @@ export class EchoDevice extends VirtioDevice {
     return null;
   }
 
-  protected onDriverOk(queues: readonly (SplitQueue | null)[], features: bigint): void {
+  protected onDriverOk(queues: readonly (Virtqueue | null)[], features: bigint): void {
     this.driverOkQueues = queues.slice();
     this.events.push(`driver-ok:${features.toString(16)}`);
   }

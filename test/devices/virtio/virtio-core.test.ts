@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { GuestMemory } from '../../../virtqueue/guest-memory.js';
-import type { SplitQueue } from '../../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../../virtqueue/virtqueue.js';
 import { TypedEmitter } from '../../../lib/base/events.js';
 import { VirtioCore } from '../../../devices/virtio/virtio-core.js';
 import type { CoreEvents, RunState } from '../../../devices/virtio/core-types.js';
@@ -34,7 +34,7 @@ function rig(listenerErrors: unknown[] = []): Rig {
       onFeaturesOk: (f) => calls.push(`features-ok:${f.toString(16)}`),
       onDriverOk: (queues) => calls.push(`driver-ok:${queues.map((q) => (q === null ? '-' : q.index)).join('')}`),
       onQueueStarted: (i) => calls.push(`started:${i}`),
-      onQueueNotify: (i, q: SplitQueue) => calls.push(`notify:${i}:${q.index}`),
+      onQueueNotify: (i, q: Virtqueue) => calls.push(`notify:${i}:${q.index}`),
       onQueuesStopped: () => calls.push('stopped'),
       onReset: () => calls.push('reset'),
     },

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { GuestMemory } from '../../../virtqueue/guest-memory.js';
-import type { SplitQueue } from '../../../virtqueue/split-queue.js';
+import type { Virtqueue } from '../../../virtqueue/virtqueue.js';
 import { VirtioMmioTransport } from '../../../devices/virtio/mmio-transport.js';
 import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK } from '../../../devices/virtio/device-status.js';
 import { DIAGNOSTIC_CAPACITY } from '../../../devices/virtio/diagnostics.js';
@@ -282,7 +282,7 @@ describe('devices/virtio/virtio-device', () => {
 
   it('driver_ok_hands_the_device_its_queues_and_features', () => {
     const { rig } = running();
-    const q = rig.device.driverOkQueues as readonly (SplitQueue | null)[];
+    const q = rig.device.driverOkQueues as readonly (Virtqueue | null)[];
     expect(q).to.have.length(1);
     expect(q[0]!.size).to.equal(8);
     expect(rig.device.events).to.include(`driver-ok:${(V1 | UPPER).toString(16)}`);

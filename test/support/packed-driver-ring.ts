@@ -1,0 +1,78 @@
+// The packed driver ring of tests: lib/driver/packed-guest-ring.ts (layout, well-formed lists,
+// publishing, used descriptors, event suppression) plus the deliberately broken lists (VIRTIO 1.2
+// §2.8.6, §2.8.7, §2.8.16, §2.8.17, §2.8.19) a guest driver must never make available: `addRaw()`
+// writes descriptors exactly as given at the next ring positions, `writeAt()` one descriptor at any
+// offset with any flags.
+
+import { PACKED_F_AVAIL, PACKED_F_USED, PackedGuestRing } from '../../lib/driver/packed-guest-ring.js';
+import type { PackedGuestRingOptions } from '../../lib/driver/packed-guest-ring.js';
+
+export { PACKED_F_AVAIL, PACKED_F_INDIRECT, PACKED_F_NEXT, PACKED_F_USED, PACKED_F_WRITE, EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE } from '../../lib/driver/packed-guest-ring.js';
+export type PackedDriverRingOptions = PackedGuestRingOptions;
+
+/** One ring descriptor written as given. */
+export interface RawPackedDescriptor {
+  /** Default: a fresh buffer of `len` bytes (INDIRECT without addr: the `indirectTable`). */
+  addr?: number | bigint;
+  /** Default 0 (INDIRECT: 16 * table entries). */
+  len?: number;
+  /** Buffer ID; default 0. */
+  id?: number;
+  /** NEXT / WRITE / INDIRECT bits; AVAIL and USED are added for the position unless `rawFlags`. */
+  flags?: number;
+  /** The whole flags field exactly as given (AVAIL/USED included). */
+  rawFlags?: number;
+}
+
+/** One indirect table entry written as given. */
+export interface RawPackedEntry {
+  addr?: number | bigint;
+  len?: number;
+  flags?: number;
+}
+
+/** A driver's view of one packed virtqueue, able to break the ring on purpose. */
+export class PackedDriverRing extends PackedGuestRing {
+  constructor(memory: PackedGuestRing['memory'], options: PackedDriverRingOptions) {
+    super(memory, options);
+  }
+
+  /**
+   * Writes `descriptors` at the next ring positions (the first one's flags last), as given; they are
+   * not tracked as outstanding lists. Returns the offset of the first. `indirectTable` entries go to
+   * a fresh table that INDIRECT descriptors without `addr` point to.
+   */
+  addRaw(descriptors: readonly RawPackedDescriptor[], options: { indirectTable?: readonly RawPackedEntry[] } = {}): number {
+    let tableAddr = 0;
+    let tableLen = 0;
+    if (options.indirectTable !== undefined) {
+      tableLen = 16 * options.indirectTable.length;
+      tableAddr = this.alloc(Math.max(tableLen, 16), 16);
+      options.indirectTable.forEach((e, i) => this.writeEntry(tableAddr + 16 * i, e.addr ?? (e.len !== undefined && e.len > 0 ? this.alloc(e.len) : 0), e.len ?? 0, e.flags ?? 0));
+    }
+    const first = this.nextAvail;
+    let firstFlags = 0;
+    descriptors.forEach((d, i) => {
+      const kindBits = d.flags ?? 0;
+      const indirect = (kindBits & 4) !== 0 && d.addr === undefined && options.indirectTable !== undefined;
+      const len = d.len ?? (indirect ? tableLen : 0);
+      const addr = indirect ? tableAddr : (d.addr ?? (len > 0 ? this.alloc(len) : 0));
+      const flags = d.rawFlags ?? (kindBits | this.availBits());
+      this.writeDesc(this.nextAvail, addr, len, d.id ?? 0, flags, i !== 0);
+      if (i === 0) firstFlags = flags;
+      this.advanceAvail();
+    });
+    if (descriptors.length > 0) this.memory.writeU16(this.descAddr(first) + 14, firstFlags & 0xffff);
+    return first;
+  }
+
+  /** Writes one descriptor at ring offset `offset` with exactly these fields (e.g. to re-offer one the device holds). */
+  writeAt(offset: number, d: { addr?: number; len?: number; id?: number; flags: number }): void {
+    this.writeDesc(offset, d.addr ?? 0, d.len ?? 0, d.id ?? 0, d.flags);
+  }
+
+  /** AVAIL/USED bits marking a descriptor available under wrap counter `wrap`. */
+  static availableFor(wrap: 0 | 1): number {
+    return wrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED;
+  }
+}

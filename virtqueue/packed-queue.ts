@@ -1,0 +1,443 @@
+// The packed virtqueue, device side (VIRTIO 1.2 §2.8): activation of a driver-programmed queue
+// configuration, popping validated lists from the descriptor ring (§2.8.1 wrap counters, §2.8.6
+// chaining, §2.8.7 indirect tables), writing used descriptors back into the ring in completion order
+// (§2.8.12; in-order and out-of-order completion alike, each carrying its Buffer ID), and both
+// directions of event suppression (§2.8.10, with VIRTIO_F_EVENT_IDX's descriptor-specific events).
+//
+// Positions carry the wrap counter (packed-layout.ts). The device holds the descriptors from its
+// last published used position up to its next available position: chains popped, and chains pushed
+// whose used descriptor is written but not yet marked used. `publishUsed()` marks them used — the
+// first one last, so the driver never sees part of a batch (§2.8.9) — and only then may the driver
+// reuse them.
+//
+// Hot path: the three parts are reached through DataViews fetched at activation (and again when
+// `memory.generation` changes); each guest field is read once into a local; chains come from a
+// per-queue pool and the bookkeeping arrays are sized at activation, so steady-state pop/push
+// allocates nothing. Writes through the cached views are reported with `memory.wrote()`.
+
+import type { GuestMemoryAccess } from './guest-memory.js';
+import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
+import { PackedWalker } from './packed-walk.js';
+import type { PackedActivationError, PackedChainError, QueueRing } from './queue-errors.js';
+import { QUEUE_EMPTY } from './virtqueue.js';
+import type { QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
+import {
+  DESC_RING_ALIGN,
+  EVENT_FLAGS,
+  EVENT_OFF_WRAP,
+  EVENT_SUPPRESS_ALIGN,
+  EVENT_SUPPRESS_SIZE,
+  PACKED_DESC_F_WRITE,
+  PACKED_DESC_FLAGS,
+  PACKED_DESC_ID,
+  PACKED_DESC_LEN,
+  PACKED_DESC_SIZE,
+  RING_EVENT_FLAGS_DESC,
+  RING_EVENT_FLAGS_DISABLE,
+  RING_EVENT_FLAGS_ENABLE,
+  RING_EVENT_FLAGS_MASK,
+  advancePosition,
+  descRingBytes,
+  eventOffWrap,
+  firstPosition,
+  isAvailable,
+  isValidPackedSize,
+  passedEvent,
+  positionDistance,
+  positionOffset,
+  positionWrap,
+  rewindPosition,
+  usedFlags,
+} from './packed-layout.js';
+
+/** A running packed queue's positions (offset and wrap counter in one number, packed-layout.ts). */
+export interface PackedQueueRunState {
+  /** Next ring position to pop. */
+  readonly nextAvail: number;
+  /** Next ring position to write a used descriptor at. */
+  readonly nextUsed: number;
+  /** Used position as last published: the old position of the next RING_EVENT_FLAGS_DESC test. */
+  readonly publishedUsed: number;
+}
+
+/** Buffer IDs are 16-bit (§2.8.13): one bit each for "held by the device". */
+const BUFFER_ID_WORDS = 0x10000 / 32;
+
+/** A running packed virtqueue. Made only by `PackedQueue.activate()`. */
+export class PackedQueue implements Virtqueue {
+  /** The ring format (§2.8). */
+  readonly ring = 'packed' as const;
+  /** Queue index on its device. */
+  readonly index: number;
+  /** Queue size (descriptors in the ring). */
+  readonly size: number;
+
+  private readonly memory: GuestMemoryAccess;
+  private readonly config: Readonly<QueueConfig>; // a private copy, validated
+  private readonly eventIdx: boolean;
+  private readonly walker: PackedWalker;
+  private descDv: DataView;
+  private driverDv: DataView; // driver event suppression: read only
+  private deviceDv: DataView; // device event suppression: written only
+  private generation: number;
+
+  private availPos: number; // next position to pop
+  private usedPos: number; // next position to write a used descriptor at
+  private publishedPos: number; // used position as last published
+  private inFlightCount = 0;
+  private popSeq = 0; // pop counter modulo size: where the next pop is kept in bySeq
+  private violation: QueueViolation | null = null;
+  private readonly free: DescriptorChain[] = [];
+  /** In-flight chains by pop sequence (at most `size`: every chain takes at least one descriptor). */
+  private readonly bySeq: (DescriptorChain | null)[];
+  /** Used descriptors written but not yet marked used: their ring offset and flags, in push order. */
+  private readonly pendingOffset: Uint16Array;
+  private readonly pendingFlags: Uint16Array;
+  private pendingCount = 0;
+  /** Buffer IDs of the chains in flight (§2.8.21.1). */
+  private readonly idsHeld = new Uint32Array(BUFFER_ID_WORDS);
+
+  private constructor(memory: GuestMemoryAccess, config: QueueConfig, features: QueueFeatures, index: number, views: PackedViews) {
+    this.memory = memory;
+    this.config = config;
+    this.index = index;
+    this.size = config.size;
+    this.eventIdx = features.eventIdx;
+    this.walker = new PackedWalker(memory, views.desc, config.size, features.indirectDesc);
+    this.descDv = views.desc;
+    this.driverDv = views.driver;
+    this.deviceDv = views.device;
+    this.generation = memory.generation;
+    this.availPos = this.usedPos = this.publishedPos = firstPosition(config.size);
+    this.bySeq = new Array<DescriptorChain | null>(config.size).fill(null);
+    this.pendingOffset = new Uint16Array(config.size);
+    this.pendingFlags = new Uint16Array(config.size);
+  }
+
+  /**
+   * Validates `config` (size 1..32768; alignment 16 / 4 / 4; each part inside memory and inside one
+   * region) and returns a running queue at the first position with both wrap counters 1 (§2.8.1),
+   * or why it cannot run. Never throws for guest values; throws for programmer errors.
+   */
+  static activate(memory: GuestMemoryAccess, config: Readonly<QueueConfig>, features: QueueFeatures, index: number): PackedQueue | PackedActivationError {
+    if (memory === null || typeof memory !== 'object') throw new TypeError('PackedQueue.activate: memory must be a GuestMemoryAccess');
+    if (config === null || typeof config !== 'object') throw new TypeError('PackedQueue.activate: config must be a QueueConfig');
+    if (features === null || typeof features !== 'object' || typeof features.indirectDesc !== 'boolean' || typeof features.eventIdx !== 'boolean') {
+      throw new TypeError('PackedQueue.activate: features must be { indirectDesc: boolean, eventIdx: boolean }');
+    }
+    if (!Number.isInteger(index) || index < 0) throw new RangeError(`PackedQueue.activate: index must be a non-negative integer, got ${String(index)}`);
+    const copy: QueueConfig = { size: config.size, descTable: config.descTable, availRing: config.availRing, usedRing: config.usedRing, ready: config.ready };
+    if (!isValidPackedSize(copy.size)) return { code: 'packed.size-invalid', size: copy.size };
+    const misaligned =
+      checkAlign('descRing', copy.descTable, DESC_RING_ALIGN) ??
+      checkAlign('driverEvent', copy.availRing, EVENT_SUPPRESS_ALIGN) ??
+      checkAlign('deviceEvent', copy.usedRing, EVENT_SUPPRESS_ALIGN);
+    if (misaligned !== null) return misaligned;
+    const views = fetchViews(memory, copy);
+    if (!(views instanceof PackedViews)) return views;
+    return new PackedQueue(memory, copy, features, index, views);
+  }
+
+  /** Next ring position the device will pop (offset and wrap counter, packed-layout.ts). */
+  get nextAvail(): number {
+    return this.availPos;
+  }
+  /** Next ring position the device will write a used descriptor at. */
+  get nextUsed(): number {
+    return this.usedPos;
+  }
+  get broken(): boolean {
+    return this.violation !== null;
+  }
+  get error(): PackedChainError | null {
+    return this.violation === null ? null : (this.violation.error as PackedChainError);
+  }
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+  get queueConfig(): Readonly<QueueConfig> {
+    return this.config;
+  }
+  /** Descriptors the device holds: popped, or used but not yet published. */
+  get held(): number {
+    return positionDistance(this.publishedPos, this.availPos, this.size);
+  }
+
+  /**
+   * The running positions, for a device state. Chains in flight count as not popped (`nextAvail` is
+   * rewound over them; they are the most recent pops, as for `unpop`). Used descriptors pushed but
+   * not yet published cannot be described by positions alone: publish first (the device publishes
+   * at the end of every pass). Throws (programmer error) otherwise.
+   */
+  runState(): PackedQueueRunState {
+    if (this.pendingCount !== 0) throw new Error('PackedQueue.runState: used descriptors are pushed but not published; call publishUsed() first');
+    let slots = 0;
+    for (let k = 1; k <= this.inFlightCount; k++) slots += this.bySeq[(this.popSeq - k + this.size) % this.size]?.ringSlots ?? 0;
+    return { nextAvail: rewindPosition(this.availPos, slots, this.size), nextUsed: this.usedPos, publishedUsed: this.publishedPos };
+  }
+
+  /**
+   * Continues from saved positions; only on a queue fresh from `activate()`. Returns null, or why the
+   * positions cannot belong to a queue of this size.
+   */
+  restoreRunState(s: PackedQueueRunState): string | null {
+    if (this.inFlightCount !== 0 || this.availPos !== firstPosition(this.size) || this.usedPos !== firstPosition(this.size)) {
+      throw new Error('PackedQueue.restoreRunState: only a freshly activated queue can be restored');
+    }
+    for (const k of ['nextAvail', 'nextUsed', 'publishedUsed'] as const) {
+      const v = s[k];
+      if (!Number.isInteger(v) || v < 0 || v >= 2 * this.size) return `${k} ${String(v)} is not a position of a ring of ${this.size}`;
+    }
+    if (s.nextUsed !== s.publishedUsed) return `nextUsed ${s.nextUsed} differs from publishedUsed ${s.publishedUsed}`;
+    if (s.nextAvail !== s.nextUsed) return `nextAvail ${s.nextAvail} differs from nextUsed ${s.nextUsed} with nothing in flight`;
+    this.availPos = s.nextAvail;
+    this.usedPos = s.nextUsed;
+    this.publishedPos = s.publishedUsed;
+    return null;
+  }
+
+  /** 1 when the descriptor at the next position is available, else 0; or the violation. */
+  available(): number | QueueViolation {
+    if (this.violation !== null) return this.violation;
+    if (this.memory.generation !== this.generation && !this.remap()) return this.violation!;
+    const pos = this.availPos;
+    const flags = this.descDv.getUint16(positionOffset(pos, this.size) * PACKED_DESC_SIZE + PACKED_DESC_FLAGS, true);
+    return isAvailable(flags, positionWrap(pos, this.size)) ? 1 : 0;
+  }
+
+  /**
+   * Pops and validates the next list. The chain is valid until it is given back with `pushUsed()` or
+   * `unpop()`. A malformed list breaks the queue and is not consumed.
+   */
+  pop(): DescriptorChain | QueueEmpty | QueueViolation {
+    if (this.violation !== null) return this.violation;
+    if (this.memory.generation !== this.generation && !this.remap()) return this.violation!;
+    const size = this.size;
+    const pos = this.availPos;
+    const head = positionOffset(pos, size);
+    const wrap = positionWrap(pos, size);
+    const flags = this.descDv.getUint16(head * PACKED_DESC_SIZE + PACKED_DESC_FLAGS, true);
+    if (!isAvailable(flags, wrap)) return QUEUE_EMPTY;
+    const held = positionDistance(this.publishedPos, pos, size);
+    if (held >= size) return this.fail({ code: 'packed.in-flight-exceeded', head, index: head, inFlight: held, size });
+    const chain = this.free.pop() ?? new DescriptorChain(this.memory, this);
+    const err = this.walker.walk(chain, head, wrap, flags, size - held);
+    if (err !== null) {
+      this.free.push(chain);
+      return this.fail(err);
+    }
+    const id = chain.headIndex;
+    const word = id >>> 5;
+    const bit = 1 << (id & 31);
+    if ((this.idsHeld[word]! & bit) !== 0) {
+      this.free.push(chain);
+      return this.fail({ code: 'packed.buffer-id-in-use', head, id });
+    }
+    this.idsHeld[word] = this.idsHeld[word]! | bit;
+    const seq = this.popSeq;
+    chain.state = CHAIN_IN_FLIGHT;
+    chain.seq = seq;
+    this.bySeq[seq] = chain;
+    this.popSeq = seq + 1 === size ? 0 : seq + 1;
+    this.inFlightCount++;
+    this.availPos = advancePosition(pos, chain.ringSlots, size);
+    return chain;
+  }
+
+  /**
+   * Gives back the last `count` popped chains, none of them pushed: the next pops read them again from
+   * the ring (no used descriptor has been written over them: used descriptors are written only behind
+   * every chain in flight). Throws (programmer error) if the last `count` pops are not all in flight.
+   */
+  unpop(count: number): void {
+    const size = this.size;
+    if (!Number.isInteger(count) || count < 0 || count > this.inFlightCount) {
+      throw new RangeError(`PackedQueue.unpop: count must be an integer in 0..inFlight (${this.inFlightCount}), got ${String(count)}`);
+    }
+    for (let k = 1; k <= count; k++) {
+      const c = this.bySeq[(this.popSeq - k + size) % size];
+      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT) {
+        throw new Error('PackedQueue.unpop: one of the last chains popped was already pushed; only the most recent unpushed pops can be given back');
+      }
+    }
+    for (let k = 0; k < count; k++) {
+      const seq = this.popSeq === 0 ? size - 1 : this.popSeq - 1;
+      const c = this.bySeq[seq]!;
+      c.flushViewWrites(); // the device may have written through views before giving up
+      this.availPos = rewindPosition(this.availPos, c.ringSlots, size);
+      this.release(c);
+      this.popSeq = seq;
+    }
+  }
+
+  /**
+   * Writes the used descriptor `{ id: chain.headIndex, len: writtenLength }` at the next used
+   * position (§2.8.4, §2.8.6) without marking it used, moves the used position past the descriptors
+   * the list took, and returns the chain to the pool. On a broken queue the chain is only released.
+   * Throws (programmer error) for a chain not in flight here or a length outside 0..writableLength.
+   */
+  pushUsed(chain: DescriptorChain, writtenLength: number): void {
+    if (chain.owner !== this || chain.state !== CHAIN_IN_FLIGHT) {
+      throw new Error(`PackedQueue.pushUsed: chain is not in flight on queue ${this.index} (already pushed or unpopped?)`);
+    }
+    if (!Number.isInteger(writtenLength) || writtenLength < 0 || writtenLength > chain.writableLength) {
+      throw new RangeError(`PackedQueue.pushUsed: writtenLength must be an integer in 0..${chain.writableLength} (the chain's writable length), got ${String(writtenLength)}`);
+    }
+    chain.flushViewWrites();
+    if (this.violation === null && (this.memory.generation === this.generation || this.remap())) {
+      const size = this.size;
+      const pos = this.usedPos;
+      const offset = positionOffset(pos, size);
+      const o = offset * PACKED_DESC_SIZE;
+      this.descDv.setUint32(o + PACKED_DESC_LEN, writtenLength, true);
+      this.descDv.setUint16(o + PACKED_DESC_ID, chain.headIndex, true);
+      this.memory.wrote(this.config.descTable + o + PACKED_DESC_LEN, 6);
+      // §2.8.3: in a used descriptor WRITE says the device wrote into the buffer (then len counts).
+      const n = this.pendingCount;
+      this.pendingOffset[n] = offset;
+      this.pendingFlags[n] = usedFlags(positionWrap(pos, size)) | (writtenLength > 0 ? PACKED_DESC_F_WRITE : 0);
+      this.pendingCount = n + 1;
+      this.usedPos = advancePosition(pos, chain.ringSlots, size);
+    }
+    this.release(chain);
+  }
+
+  /**
+   * Marks everything pushed since the last publish used (the flags of the first of them last,
+   * §2.8.9) and says whether the driver wants a used buffer notification (§2.8.10): not with
+   * RING_EVENT_FLAGS_DISABLE; with RING_EVENT_FLAGS_DESC (and EVENT_IDX) when the descriptor it names
+   * was passed; else yes. False when nothing was pushed or the queue is broken.
+   */
+  publishUsed(): boolean {
+    if (this.violation !== null) return false;
+    if (this.pendingCount === 0) return false;
+    if (this.memory.generation !== this.generation && !this.remap()) return false;
+    this.writePendingFlags();
+    const oldPos = this.publishedPos;
+    const newPos = this.usedPos;
+    this.publishedPos = newPos;
+    const flags = this.driverDv.getUint16(EVENT_FLAGS, true) & RING_EVENT_FLAGS_MASK;
+    if (flags === RING_EVENT_FLAGS_DISABLE) return false;
+    if (flags === RING_EVENT_FLAGS_DESC && this.eventIdx) {
+      const offWrap = this.driverDv.getUint16(EVENT_OFF_WRAP, true);
+      return passedEvent(offWrap, newPos, oldPos, this.size);
+    }
+    return true; // ENABLE, the reserved value 3, or DESC without EVENT_IDX: notify (never wrong)
+  }
+
+  /**
+   * Asks the driver for (enabled) or not (disabled) available buffer notifications through the
+   * device event suppression structure (§2.8.10): disabled is RING_EVENT_FLAGS_DISABLE; enabled is
+   * RING_EVENT_FLAGS_DESC at the next position to pop with EVENT_IDX, else RING_EVENT_FLAGS_ENABLE.
+   */
+  setNotifications(enabled: boolean): void {
+    if (this.violation !== null) return;
+    if (this.memory.generation !== this.generation && !this.remap()) return;
+    const dv = this.deviceDv;
+    if (enabled && this.eventIdx) {
+      dv.setUint16(EVENT_OFF_WRAP, eventOffWrap(this.availPos, this.size), true);
+      dv.setUint16(EVENT_FLAGS, RING_EVENT_FLAGS_DESC, true);
+      this.memory.wrote(this.config.usedRing, EVENT_SUPPRESS_SIZE);
+      return;
+    }
+    dv.setUint16(EVENT_FLAGS, enabled ? RING_EVENT_FLAGS_ENABLE : RING_EVENT_FLAGS_DISABLE, true);
+    this.memory.wrote(this.config.usedRing + EVENT_FLAGS, 2);
+  }
+
+  /**
+   * Turns available buffer notifications back on, then looks once more (the driver may have made a
+   * descriptor available before it saw the request). True when the caller must pop again.
+   */
+  enableNotification(): boolean {
+    if (this.violation !== null) return true;
+    this.setNotifications(true);
+    const n = this.available();
+    return typeof n !== 'number' || n > 0;
+  }
+
+  /** Writes the flags of the pending used descriptors, the first one last (§2.8.9). */
+  private writePendingFlags(): void {
+    const dv = this.descDv;
+    const base = this.config.descTable;
+    for (let i = this.pendingCount - 1; i >= 0; i--) {
+      const o = this.pendingOffset[i]! * PACKED_DESC_SIZE + PACKED_DESC_FLAGS;
+      dv.setUint16(o, this.pendingFlags[i]!, true);
+      this.memory.wrote(base + o, 2);
+    }
+    this.pendingCount = 0;
+  }
+
+  private release(chain: DescriptorChain): void {
+    if (this.bySeq[chain.seq] === chain) this.bySeq[chain.seq] = null;
+    const id = chain.headIndex;
+    this.idsHeld[id >>> 5] = this.idsHeld[id >>> 5]! & ~(1 << (id & 31));
+    chain.state = CHAIN_FREE;
+    this.inFlightCount--;
+    this.free.push(chain);
+  }
+
+  private fail(error: PackedChainError): QueueViolation {
+    // Chains completed before the violation were completed properly: mark them used before the
+    // queue stops, so the ring and the device's counters agree. No interrupt: the device is about
+    // to signal DEVICE_NEEDS_RESET instead.
+    if (this.violation === null && this.pendingCount !== 0 && this.memory.generation === this.generation) {
+      this.writePendingFlags();
+      this.publishedPos = this.usedPos;
+    }
+    const v: QueueViolation = Object.freeze({ kind: 'violation' as const, error: Object.freeze(error) });
+    this.violation = v;
+    return v;
+  }
+
+  private remap(): boolean {
+    const views = fetchViews(this.memory, this.config);
+    if (!(views instanceof PackedViews)) {
+      this.fail({ code: 'packed.ring-unmapped', ring: views.ring });
+      return false;
+    }
+    this.walker.ring = views.desc;
+    this.descDv = views.desc;
+    this.driverDv = views.driver;
+    this.deviceDv = views.device;
+    this.generation = this.memory.generation;
+    return true;
+  }
+}
+
+/** DataViews over the three parts. */
+class PackedViews {
+  constructor(
+    readonly desc: DataView,
+    readonly driver: DataView,
+    readonly device: DataView,
+  ) {}
+}
+
+function checkAlign(ring: QueueRing, addr: number, alignment: number): PackedActivationError | null {
+  if (!Number.isSafeInteger(addr) || addr < 0) return null; // left to the memory check
+  return addr % alignment === 0 ? null : { code: 'packed.misaligned', ring, addr, alignment };
+}
+
+type RingError = Exclude<PackedActivationError, { code: 'packed.size-invalid' }>;
+
+function fetchViews(memory: GuestMemoryAccess, config: Readonly<QueueConfig>): PackedViews | RingError {
+  const desc = fetchView(memory, 'descRing', config.descTable, descRingBytes(config.size));
+  if (!(desc instanceof DataView)) return desc;
+  const driver = fetchView(memory, 'driverEvent', config.availRing, EVENT_SUPPRESS_SIZE);
+  if (!(driver instanceof DataView)) return driver;
+  const device = fetchView(memory, 'deviceEvent', config.usedRing, EVENT_SUPPRESS_SIZE);
+  if (!(device instanceof DataView)) return device;
+  return new PackedViews(desc, driver, device);
+}
+
+function fetchView(memory: GuestMemoryAccess, ring: QueueRing, addr: number, len: number): DataView | RingError {
+  if (!memory.contains(addr, len)) return { code: 'packed.ring-outside-memory', ring, addr, len };
+  let v: Uint8Array | undefined;
+  try {
+    v = memory.view(addr, len);
+  } catch {
+    return { code: 'packed.ring-outside-memory', ring, addr, len };
+  }
+  if (v === undefined) return { code: 'packed.ring-not-contiguous', ring, addr, len };
+  return new DataView(v.buffer, v.byteOffset, v.byteLength);
+}
