@@ -89,7 +89,9 @@ export type LinkChangeReason =
   /** The interface left this network namespace: no longer observable, so no longer followed. */
   | 'host-link-unobserved'
   /** The backend's fd failed (POLLERR, EBADFD, ENODEV, EIO, …): down for good. */
-  | 'backend-failed';
+  | 'backend-failed'
+  /** A socket backend's peer connected or went away (StreamNetdev: up exactly while connected). */
+  | 'peer-connection';
 
 /** One change of a backend's host link state. */
 export interface LinkStateChange {
