@@ -1,6 +1,8 @@
 // Command-line parsing for `virtio-net` (no spec section: the command of the README's main job).
 // Every bad flag or value is a `UsageError` saying what was given and what is allowed.
 
+import { parsePasstNetdev, parseStreamNetdev, type PasstNetdevSpec, type StreamNetdevSpec } from './stream-args.js';
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -72,11 +74,18 @@ function describeValue(spec: FlagSpec): string {
   return 'a string';
 }
 
-/** `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory`. */
-export type NetdevSpec = { kind: 'memory' } | { kind: 'tap'; ifname?: string } | { kind: 'macvtap'; ifname: string; sync: boolean };
+/** `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` / stream / passt (stream-args.ts). */
+export type NetdevSpec =
+  | { kind: 'memory' }
+  | { kind: 'tap'; ifname?: string }
+  | { kind: 'macvtap'; ifname: string; sync: boolean }
+  | StreamNetdevSpec
+  | PasstNetdevSpec;
 
 export function parseNetdev(value: string): NetdevSpec {
   const [kind, ...rest] = value.split(',');
+  if (kind === 'stream') return parseStreamNetdev(rest);
+  if (kind === 'passt') return parsePasstNetdev(rest);
   const props = new Map<string, string>();
   for (const p of rest) {
     const eq = p.indexOf('=');
@@ -108,7 +117,7 @@ export function parseNetdev(value: string): NetdevSpec {
       return { kind: 'macvtap', ifname, sync: sync === 'on' };
     }
     default:
-      throw new UsageError(`--netdev: unknown backend ${JSON.stringify(kind)}; allowed: memory, tap, macvtap`);
+      throw new UsageError(`--netdev: unknown backend ${JSON.stringify(kind)}; allowed: memory, tap, macvtap, stream, passt`);
   }
 }
 

@@ -34,7 +34,7 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
   { name: 'json', kind: 'boolean', help: 'with --script: one JSON object per step' },
   { name: 'compat', kind: 'string', choices: ['qemu'], help: "report the rx filter in QEMU's form" },
-  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]' },
+  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off], stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC]' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path (default: a fresh path in the temp directory)' },
   { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
   { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
@@ -252,6 +252,11 @@ async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev | null; la
     case 'macvtap': {
       const { MacvtapNetdev } = await import('../netdev/macvtap-netdev.js');
       return { netdev: new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync }), label: `macvtap ${spec.ifname}` };
+    }
+    case 'stream':
+    case 'passt': {
+      const { openSocketNetdev } = await import('./socket-netdev.js');
+      return openSocketNetdev(spec);
     }
   }
 }

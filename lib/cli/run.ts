@@ -16,6 +16,7 @@ import { hasLinkState } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
 import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
+import { openSocketNetdev } from './socket-netdev.js';
 import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseNetdev } from './args.js';
 import type { FlagSpec, NetdevSpec } from './args.js';
@@ -27,7 +28,7 @@ import type { RunResult } from './report.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
-  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME' },
+  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | stream,addr.type=unix|inet,… | passt[,tcp=SPEC]' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
   { name: 'json', kind: 'boolean', help: 'machine-readable output' },
 ];
@@ -198,5 +199,8 @@ async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev; peer: Sim
       const netdev = new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync });
       return { netdev, peer: null, label: `macvtap ${spec.ifname}${spec.sync ? ' (rx filter mirrored to the host)' : ''}` };
     }
+    case 'stream':
+    case 'passt':
+      return { ...(await openSocketNetdev(spec)), peer: null };
   }
 }

@@ -1,7 +1,9 @@
 // The built-in scripted guest of `virtio-net run`: what a Linux guest's virtio_net driver does to a
 // NIC (facts in shared/design/REAL-GUEST.md), replayed through GuestNetDriver — negotiate, bring the
 // link up (PROMISC 0, ALLMULTI 0, MAC TABLE_SET, VLAN 0), join multicast groups, add a VLAN
-// sub-interface, ARP for the host peer and ping it, and keep changing its rx filter.
+// sub-interface, ARP for the host peer and ping it, and keep changing its rx filter. It answers ARP
+// who-has and ICMP echo for its own address, so a real peer (QEMU's guest on a stream socket) can
+// ping it too.
 
 import { writeLe16 } from '../base/endian.js';
 import { parseMac } from '../base/mac.js';
@@ -10,6 +12,7 @@ import type { MmioRegisters } from '../driver/guest-net-driver.js';
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import { CtrlAck, CtrlClass } from '../../devices/virtio-net/constants.js';
 import { arpRequest, arpSenderMac, classifyReply, icmpEcho } from './guest-frames.js';
+import { answerArpOrEcho } from '../netdev/sim-peer.js';
 import type { GuestAddressing } from './guest-frames.js';
 
 // Command numbers within their class (VIRTIO 1.2 §5.1.6.5); kept here as the driver's own copy.
@@ -29,18 +32,23 @@ export interface GuestTally {
   arpReplies: number;
   echoRequests: number;
   echoReplies: number;
+  /** ARP who-has for the guest's address that it answered (a real peer asking, e.g. QEMU's guest). */
+  arpAnswered: number;
+  /** ICMP echo requests to the guest's address that it answered (a real peer pinging it). */
+  echoAnswered: number;
 }
 
 const BASE_GROUPS = ['01:00:5e:00:00:01', '33:33:00:00:00:01'];
 
 export class ScriptedGuest {
   readonly driver: GuestNetDriver;
-  readonly tally: GuestTally = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0, arpReplies: 0, echoRequests: 0, echoReplies: 0 };
+  readonly tally: GuestTally = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0, arpReplies: 0, echoRequests: 0, echoReplies: 0, arpAnswered: 0, echoAnswered: 0 };
   private peerMac: Uint8Array | null = null;
   private seq = 0;
   private allmulti = false;
   private groups = [...BASE_GROUPS];
   private step = 0;
+  private readonly ip: Uint8Array;
 
   constructor(
     regs: MmioRegisters,
@@ -49,6 +57,7 @@ export class ScriptedGuest {
     private readonly peerIp: readonly [number, number, number, number],
   ) {
     this.driver = new GuestNetDriver(regs, memory);
+    this.ip = Uint8Array.from(addressing.ip);
   }
 
   /** Probe: negotiate everything the device offers that Linux 6.1 understands, fill rx. */
@@ -108,6 +117,14 @@ export class ScriptedGuest {
         this.peerMac = arpSenderMac(r.frame);
       } else if (kind === 'echo-reply') {
         this.tally.echoReplies++;
+      } else {
+        // A peer that ARPs for or pings this guest gets its answer, as a Linux guest gives it.
+        const answer = answerArpOrEcho(r.frame, this.addressing.mac, this.ip);
+        if (answer !== null) {
+          if (answer.kind === 'arp') this.tally.arpAnswered++;
+          else this.tally.echoAnswered++;
+          this.send(answer.reply);
+        }
       }
     }
   }

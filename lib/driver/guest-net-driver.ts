@@ -44,6 +44,9 @@ const S_FAILED = 0x80;
 const ISR_USED = 1;
 const ISR_CONFIG = 2;
 const F_MRG_RXBUF = 15;
+const F_RING_EVENT_IDX = 29;
+/** Rounds of collect / re-arm per interrupt: the device may publish more while the driver refills. */
+const SERVICE_ROUNDS = 8;
 const F_VERSION_1 = 32;
 
 /** What the driver needs from a register block (VirtioMmioTransport fits). */
@@ -187,14 +190,23 @@ export class GuestNetDriver {
     const isr = this.r(R.interruptStatus);
     if (isr !== 0) this.w(R.interruptAck, isr);
     if ((isr & ISR_CONFIG) !== 0) this.configChanges++;
-    this.tx.collect(() => undefined);
-    const got = this.rx.collect((e, buffers) => {
-      const len = Math.min(e.len, this.rxBufferSize);
-      const bytes = new Uint8Array(len);
-      this.memory.read(buffers[0]!.addr, bytes);
-      this.inbox.push({ header: bytes.slice(0, this.hdrLen), frame: bytes.slice(this.hdrLen) });
-    });
-    if (got > 0) this.refillRx();
+    for (let round = 0; round < SERVICE_ROUNDS; round++) {
+      this.tx.collect(() => undefined);
+      const got = this.rx.collect((e, buffers) => {
+        const len = Math.min(e.len, this.rxBufferSize);
+        const bytes = new Uint8Array(len);
+        this.memory.read(buffers[0]!.addr, bytes);
+        this.inbox.push({ header: bytes.slice(0, this.hdrLen), frame: bytes.slice(this.hdrLen) });
+      });
+      if (got > 0) this.refillRx();
+      if (!this.has(F_RING_EVENT_IDX)) return;
+      // With EVENT_IDX the device interrupts only when used.idx passes used_event (§2.7.10): ask
+      // for the next one, as Linux's virtqueue_enable_cb does, and look again for what the device
+      // published meanwhile (the refill above can make it deliver held frames at once).
+      this.rx.setUsedEvent(this.rx.usedIdx());
+      this.tx.setUsedEvent(this.tx.usedIdx());
+      if (this.rx.usedEntries().length === 0 && this.tx.usedEntries().length === 0) return;
+    }
   }
 
   /** Frames received since the last call. */
