@@ -9,7 +9,7 @@ import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { READY_MARKER } from '../../lib/cli/guest-vm.js';
 import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
 import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js';
-import { QmpClient } from '../support/qemu-qmp.js';
+import { QmpClient, type QmpEvent } from '../support/qemu-qmp.js';
 
 const BOOT_TIMEOUT_MS = 120_000;
 const QMP_TIMEOUT_MS = 10_000;
@@ -28,14 +28,19 @@ export class QemuGuest {
   }
 
   /** Boots the guest with its NIC (id nic0) on TAP `ifname`, which QEMU creates. */
-  static async boot(image: GuestImage, ifname: string, mac: string): Promise<QemuGuest> {
+  static boot(image: GuestImage, ifname: string, mac: string): Promise<QemuGuest> {
+    return QemuGuest.bootOn(image, `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no`, mac);
+  }
+
+  /** Boots the guest with its NIC (id nic0) on the netdev `netdev` describes (QEMU's -netdev argument, id hostnet0). */
+  static async bootOn(image: GuestImage, netdev: string, mac: string): Promise<QemuGuest> {
     const started = Date.now();
     const proc = new QemuProcess(QEMU_BINARY, (qmpPath) => [
       '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-no-user-config',
       '-display', 'none', '-serial', 'stdio',
       '-kernel', image.bzimage, '-initrd', image.initrd,
       '-append', 'console=ttyS0 tsc=reliable mitigations=off',
-      '-netdev', `tap,id=hostnet0,ifname=${ifname},script=no,downscript=no`,
+      '-netdev', netdev,
       '-device', `virtio-net-pci,netdev=hostnet0,id=nic0,mac=${mac},romfile=`,
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
     ]);
@@ -55,6 +60,11 @@ export class QemuGuest {
 
   run(command: string, timeoutMs?: number): Promise<CommandResult> {
     return this.console.run(command, timeoutMs);
+  }
+
+  /** QEMU's own QMP events so far, oldest first. */
+  get events(): readonly QmpEvent[] {
+    return this.qmp.events;
   }
 
   queryRxFilter(): Promise<RxFilterInfo> {
