@@ -34,6 +34,8 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'python3', pkg: 'python3', usedBy: "the raw-frame sender, the COLO peers and QEMU's python QMP client" },
   { command: 'qemu-system-x86_64', pkg: 'qemu-system-x86', usedBy: 'the QEMU 7.2 oracle, the differential test, the QMP wording test and the QEMU guest comparison' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
+  { command: 'passt', pkg: 'passt', usedBy: '`--netdev passt` (lib/netdev/passt-netdev.ts) and its real-guest test (DHCP and HTTP through passt)' },
+  { command: 'setpriv', pkg: 'util-linux', usedBy: 'the passt test (runs `virtio-net guest --netdev passt` as nobody)', rootOnly: true },
 ];
 
 export const HOST_FILES: readonly HostFile[] = [

@@ -30,8 +30,6 @@ export interface PasstNetdevOptions {
   tcp?: readonly string[];
   /** passt `-u` specs (UDP). */
   udp?: readonly string[];
-  /** The passt binary (default `passt` on PATH). */
-  binary?: string;
 }
 
 const live = new Set<PasstNetdev>();
@@ -61,7 +59,7 @@ export class PasstNetdev extends StreamNetdev {
   /** Starts passt and connects to it. Throws (having stopped passt and removed its directory) when either fails. */
   static async start(options: PasstNetdevOptions): Promise<PasstNetdev> {
     if (options === null || typeof options !== 'object') throw new TypeError('PasstNetdev: options must be an object { id, tcp?, udp? }');
-    const { id, tcp = [], udp = [], binary = PASST } = options;
+    const { id, tcp = [], udp = [] } = options;
     if (typeof id !== 'string' || id === '') throw new TypeError(`PasstNetdev: id must be a non-empty string, got ${String(id)}`);
     for (const [flag, list] of [['tcp', tcp], ['udp', udp]] as const) {
       if (!Array.isArray(list)) throw new TypeError(`PasstNetdev ${id}: ${flag} must be an array of passt port specs`);
@@ -77,7 +75,7 @@ export class PasstNetdev extends StreamNetdev {
       chownSync(dir, nobody.uid, nobody.gid);
     }
     const args = ['-f', '-1', '-s', path, ...tcp.flatMap((s) => ['-t', s]), ...udp.flatMap((s) => ['-u', s])];
-    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(PASST, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let exitInfo: string | null = null;
     child.stderr!.setEncoding('utf8');
@@ -88,7 +86,7 @@ export class PasstNetdev extends StreamNetdev {
         resolve();
       });
       child.once('error', (e) => {
-        exitInfo = `could not run ${binary}: ${e.message}`;
+        exitInfo = `could not run ${PASST} (Debian package passt): ${e.message}`;
         resolve();
       });
     });
