@@ -37,6 +37,8 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'vde_switch', pkg: 'vde-switch', usedBy: 'the VDE tests (a switch in a temporary directory)' },
   { command: 'vde_plug', pkg: 'vdeplug', usedBy: 'VdeNetdev (--netdev vde) and its tests' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
+  { command: 'passt', pkg: 'passt', usedBy: '`--netdev passt` (lib/netdev/passt-netdev.ts) and its real-guest test (DHCP and HTTP through passt)' },
+  { command: 'setpriv', pkg: 'util-linux', usedBy: 'the passt test (runs `virtio-net guest --netdev passt` as nobody)', rootOnly: true },
 ];
 
 export const HOST_FILES: readonly HostFile[] = [

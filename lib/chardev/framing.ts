@@ -7,7 +7,13 @@
 // `FrameReader` is incremental (any split across reads, many frames per read) and reuses one
 // buffer: a delivered frame is a view valid only during the callback. Bad framing is a typed
 // error; the reader then stops (the caller drops the connection) — frames completed before it
-// were already delivered, nothing after it is guessed at.
+// were already delivered, nothing after it is guessed at. The length is checked against
+// MAX_FRAMED_LENGTH before any buffer grows, so a hostile length never allocates.
+//
+// Backpressure (QEMU's `-netdev stream` uses the same framing without the vnet word, net/stream.c):
+// a callback that returns `false` did not take the frame. The reader then holds it in its buffer
+// (no copy) with whatever bytes followed it (views of the pushed chunks; the caller stops reading
+// its socket, so they are bounded), and `resume()` offers that frame again, then goes on.
 
 import { be32 } from '../base/endian.js';
 import { NET_BUFSIZE } from '../base/frame-limits.js';
@@ -23,7 +29,8 @@ export type FramingError =
   | { code: 'framing.vnet-header-length'; vnetHeaderLength: number; length: number }
   | { code: 'framing.truncated'; expected: number; got: number };
 
-export type FrameCallback = (frame: Uint8Array, vnetHeader: Uint8Array | undefined) => void;
+/** Returns `false` when it cannot take the frame now: the reader holds it until `resume()`. */
+export type FrameCallback = (frame: Uint8Array, vnetHeader: Uint8Array | undefined) => boolean | void;
 
 /** Encodes one frame for the wire (one allocation: the socket keeps the bytes after the call). */
 export function encodeFrame(frame: Uint8Array, vnetHeader: Uint8Array | undefined, vnetHdrSupport: boolean): Buffer {
@@ -46,6 +53,10 @@ export class FrameReader {
   private got = 0;
   private inFrame = false;
   private failed: FramingError | undefined;
+  /** A complete frame was refused and waits in `buffer` for resume(). */
+  private stalled = false;
+  /** Bytes pushed after the refused frame, in order (views of the callers' chunks). */
+  private readonly after: Uint8Array[] = [];
 
   constructor(
     private readonly vnetHdrSupport: boolean,
@@ -57,9 +68,52 @@ export class FrameReader {
     return this.failed;
   }
 
-  /** Feeds bytes; returns the framing error if they contain one (the reader stops there). */
+  /** A refused frame is held (see resume()). */
+  get holding(): boolean {
+    return this.stalled;
+  }
+
+  /** Bytes kept after a refused frame, not yet parsed. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const c of this.after) n += c.length;
+    return n;
+  }
+
+  /**
+   * Feeds bytes; returns the framing error if they contain one (the reader stops there). While a
+   * refused frame is held, the bytes are kept (a view) and parsed after it.
+   */
   push(chunk: Uint8Array): FramingError | undefined {
     if (this.failed !== undefined) return this.failed;
+    if (this.stalled) {
+      if (chunk.length > 0) this.after.push(chunk);
+      return undefined;
+    }
+    return this.consume(chunk);
+  }
+
+  /**
+   * Offers the held frame again; when taken, parses the bytes kept after it (which may stop at
+   * another refusal). Returns the framing error found in them, if any. A no-op when nothing is held.
+   */
+  resume(): FramingError | undefined {
+    if (this.failed !== undefined) return this.failed;
+    if (!this.stalled || !this.deliver()) return undefined;
+    this.stalled = false;
+    while (this.after.length > 0 && !this.stalled) {
+      const e = this.consume(this.after.shift()!);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  private deliver(): boolean {
+    const v = this.vnetLength;
+    return this.onFrame(this.buffer.subarray(v, this.length), v === 0 ? undefined : this.buffer.subarray(0, v)) !== false;
+  }
+
+  private consume(chunk: Uint8Array): FramingError | undefined {
     const prefixLen = this.vnetHdrSupport ? 8 : 4;
     let i = 0;
     while (i < chunk.length) {
@@ -90,16 +144,20 @@ export class FrameReader {
       i += take;
       if (this.got === this.length) {
         this.inFrame = false;
-        const v = this.vnetLength;
-        this.onFrame(this.buffer.subarray(v, this.length), v === 0 ? undefined : this.buffer.subarray(0, v));
+        if (!this.deliver()) {
+          this.stalled = true;
+          if (i < chunk.length) this.after.unshift(chunk.subarray(i)); // before anything pushed later
+          return undefined;
+        }
       }
     }
     return undefined;
   }
 
-  /** The stream ended: an error when it stopped inside a frame. */
+  /** The stream ended: an error when it stopped inside a frame (a held frame is not one). */
   end(): FramingError | undefined {
     if (this.failed !== undefined) return this.failed;
+    if (this.stalled) return undefined;
     if (this.inFrame) return this.fail({ code: 'framing.truncated', expected: this.length, got: this.got });
     if (this.prefixGot > 0) return this.fail({ code: 'framing.truncated', expected: this.vnetHdrSupport ? 8 : 4, got: this.prefixGot });
     return undefined;

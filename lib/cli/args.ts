@@ -3,6 +3,7 @@
 
 import { dgramEndpoints } from '../netdev/dgram-address.js';
 import type { DgramSocketAddress } from '../netdev/dgram-address.js';
+import { parsePasstNetdev, parseStreamNetdev, type PasstNetdevSpec, type StreamNetdevSpec } from './stream-args.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -79,20 +80,24 @@ function describeValue(spec: FlagSpec): string {
  * `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` /
  * `--netdev dgram,local.type=inet,local.host=H,local.port=N,remote.type=inet,remote.host=H,remote.port=N`
  * (or `…type=unix,….path=P`; a multicast remote.host makes it multicast, local then optional) /
- * `--netdev vde,sock=DIR` — QEMU's `-netdev` spellings.
+ * `--netdev vde,sock=DIR` / stream / passt (stream-args.ts) — QEMU's `-netdev` spellings.
  */
 export type NetdevSpec =
   | { kind: 'memory' }
   | { kind: 'tap'; ifname?: string }
   | { kind: 'macvtap'; ifname: string; sync: boolean }
   | { kind: 'dgram'; local?: DgramSocketAddress; remote?: DgramSocketAddress }
-  | { kind: 'vde'; sock: string };
+  | { kind: 'vde'; sock: string }
+  | StreamNetdevSpec
+  | PasstNetdevSpec;
 
 /** The backends `--netdev` takes. */
-export const NETDEV_KINDS = ['memory', 'tap', 'macvtap', 'dgram', 'vde'] as const;
+export const NETDEV_KINDS = ['memory', 'tap', 'macvtap', 'dgram', 'vde', 'stream', 'passt'] as const;
 
 export function parseNetdev(value: string): NetdevSpec {
   const [kind, ...rest] = value.split(',');
+  if (kind === 'stream') return parseStreamNetdev(rest);
+  if (kind === 'passt') return parsePasstNetdev(rest);
   const props = new Map<string, string>();
   for (const p of rest) {
     const eq = p.indexOf('=');

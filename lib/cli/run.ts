@@ -18,6 +18,7 @@ import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
 import { DgramNetdev } from '../netdev/dgram-netdev.js';
 import { VdeNetdev } from '../netdev/vde-netdev.js';
+import { openSocketNetdev } from './socket-netdev.js';
 import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseGuestIp, parseNetdev } from './args.js';
 import type { FlagSpec, GuestIpSpec, NetdevSpec } from './args.js';
@@ -29,7 +30,7 @@ import type { RunResult } from './report.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
-  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR' },
+  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR | stream,addr.type=unix|inet,… | passt[,tcp=SPEC]' },
   { name: 'ip', kind: 'string', help: "the scripted guest's IPv4 address/prefix (default 10.0.2.15/24)" },
   { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
@@ -241,6 +242,9 @@ async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: N
       const netdev = new VdeNetdev({ id: 'hostnet0', sock: spec.sock });
       return { netdev, peer: null, label: `vde ${spec.sock} (vde_plug pid ${netdev.pid ?? '?'})` };
     }
+    case 'stream':
+    case 'passt':
+      return { ...(await openSocketNetdev(spec)), peer: null };
   }
 }
 

@@ -93,7 +93,10 @@ export type LinkChangeReason =
   /** A socket backend's connection opened (WebSocketNetdev: the relay). */
   | 'connected'
   /** A socket backend's connection closed or failed to open; it may reconnect. */
-  | 'disconnected';
+  | 'disconnected'
+
+  /** A socket backend's peer connected or went away (StreamNetdev: up exactly while connected). */
+  | 'peer-connection';
 
 /** One change of a backend's host link state. */
 export interface LinkStateChange {

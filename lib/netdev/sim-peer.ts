@@ -90,63 +90,76 @@ export class SimPeer {
   }
 
   private replyTo(f: Uint8Array): Uint8Array | null {
-    if (f.length < ETH_HLEN) return null;
-    const type = (f[12]! << 8) | f[13]!;
-    if (type === ETH_P_ARP) return this.arpReply(f);
-    if (type === ETH_P_IP) return this.echoReply(f);
-    return null;
+    const a = answerArpOrEcho(f, this.mac, this.ip);
+    if (a === null) return null;
+    if (a.kind === 'arp') this.counters.arpReplies++;
+    else this.counters.echoReplies++;
+    return a.reply;
   }
+}
 
-  private arpReply(f: Uint8Array): Uint8Array | null {
-    if (f.length < ETH_HLEN + ARP_LEN) return null;
-    const a = ETH_HLEN;
-    const op = (f[a + 6]! << 8) | f[a + 7]!;
-    // Ethernet/IPv4 request for our address only.
-    if (be16(f, a) !== 1 || be16(f, a + 2) !== ETH_P_IP || f[a + 4] !== 6 || f[a + 5] !== 4 || op !== ARP_REQUEST) return null;
-    if (!equal(f.subarray(a + 24, a + 28), this.ip)) return null;
-    const r = new Uint8Array(ETH_HLEN + ARP_LEN);
-    r.set(f.subarray(6, 12), 0); // to the asker
-    r.set(this.mac, 6);
-    r[12] = ETH_P_ARP >> 8;
-    r[13] = ETH_P_ARP & 0xff;
-    r.set(f.subarray(a, a + 6), a); // htype, ptype, hlen, plen as asked
-    r[a + 6] = 0;
-    r[a + 7] = ARP_REPLY;
-    r.set(this.mac, a + 8);
-    r.set(this.ip, a + 14);
-    r.set(f.subarray(a + 8, a + 18), a + 18); // target = the asker's MAC and IP
-    this.counters.arpReplies++;
-    return r;
-  }
+/**
+ * The answer a station with `mac` and `ip` gives to `f`: an ARP reply to a who-has for `ip`, an
+ * ICMP echo reply to an echo request sent to `ip` (a fresh buffer), or null. SimPeer's host and
+ * the scripted guest of `virtio-net run` (which real peers ping) both answer with it.
+ */
+export function answerArpOrEcho(f: Uint8Array, mac: Uint8Array, ip: Uint8Array): { kind: 'arp' | 'echo'; reply: Uint8Array } | null {
+  if (f.length < ETH_HLEN) return null;
+  const type = (f[12]! << 8) | f[13]!;
+  const station = { mac, ip };
+  let reply: Uint8Array | null = null;
+  if (type === ETH_P_ARP) reply = arpReply(station, f);
+  else if (type === ETH_P_IP) reply = echoReply(station, f);
+  return reply === null ? null : { kind: type === ETH_P_ARP ? 'arp' : 'echo', reply };
+}
 
-  private echoReply(f: Uint8Array): Uint8Array | null {
-    const ip = ETH_HLEN;
-    if (f.length < ip + 20 || f[ip]! >> 4 !== 4) return null;
-    const ihl = (f[ip]! & 0x0f) * 4;
-    const total = be16(f, ip + 2);
-    if (ihl < 20 || total < ihl + 8 || ip + total > f.length) return null;
-    if (f[ip + 9] !== IPPROTO_ICMP || !equal(f.subarray(ip + 16, ip + 20), this.ip)) return null;
-    if ((be16(f, ip + 6) & 0x3fff) !== 0) return null; // fragments: not answered
-    const icmp = ip + ihl;
-    if (f[icmp] !== ICMP_ECHO_REQUEST || f[icmp + 1] !== 0) return null;
-    const r = new Uint8Array(ip + total);
-    r.set(f.subarray(0, ip + total));
-    r.set(f.subarray(6, 12), 0);
-    r.set(this.mac, 6);
-    // IPv4: swap addresses, fresh TTL, recompute the header checksum.
-    r.set(f.subarray(ip + 16, ip + 20), ip + 12);
-    r.set(f.subarray(ip + 12, ip + 16), ip + 16);
-    r[ip + 8] = 64;
-    r[ip + 10] = 0;
-    r[ip + 11] = 0;
-    writeBe16(r, ip + 10, inetChecksum(r, ip, ihl));
-    r[icmp] = ICMP_ECHO_REPLY;
-    r[icmp + 2] = 0;
-    r[icmp + 3] = 0;
-    writeBe16(r, icmp + 2, inetChecksum(r, icmp, total - ihl));
-    this.counters.echoReplies++;
-    return r;
-  }
+function arpReply(self: { mac: Uint8Array; ip: Uint8Array }, f: Uint8Array): Uint8Array | null {
+  if (f.length < ETH_HLEN + ARP_LEN) return null;
+  const a = ETH_HLEN;
+  const op = (f[a + 6]! << 8) | f[a + 7]!;
+  // Ethernet/IPv4 request for our address only.
+  if (be16(f, a) !== 1 || be16(f, a + 2) !== ETH_P_IP || f[a + 4] !== 6 || f[a + 5] !== 4 || op !== ARP_REQUEST) return null;
+  if (!equal(f.subarray(a + 24, a + 28), self.ip)) return null;
+  const r = new Uint8Array(ETH_HLEN + ARP_LEN);
+  r.set(f.subarray(6, 12), 0); // to the asker
+  r.set(self.mac, 6);
+  r[12] = ETH_P_ARP >> 8;
+  r[13] = ETH_P_ARP & 0xff;
+  r.set(f.subarray(a, a + 6), a); // htype, ptype, hlen, plen as asked
+  r[a + 6] = 0;
+  r[a + 7] = ARP_REPLY;
+  r.set(self.mac, a + 8);
+  r.set(self.ip, a + 14);
+  r.set(f.subarray(a + 8, a + 18), a + 18); // target = the asker's MAC and IP
+  return r;
+}
+
+function echoReply(self: { mac: Uint8Array; ip: Uint8Array }, f: Uint8Array): Uint8Array | null {
+  const ip = ETH_HLEN;
+  if (f.length < ip + 20 || f[ip]! >> 4 !== 4) return null;
+  const ihl = (f[ip]! & 0x0f) * 4;
+  const total = be16(f, ip + 2);
+  if (ihl < 20 || total < ihl + 8 || ip + total > f.length) return null;
+  if (f[ip + 9] !== IPPROTO_ICMP || !equal(f.subarray(ip + 16, ip + 20), self.ip)) return null;
+  if ((be16(f, ip + 6) & 0x3fff) !== 0) return null; // fragments: not answered
+  const icmp = ip + ihl;
+  if (f[icmp] !== ICMP_ECHO_REQUEST || f[icmp + 1] !== 0) return null;
+  const r = new Uint8Array(ip + total);
+  r.set(f.subarray(0, ip + total));
+  r.set(f.subarray(6, 12), 0);
+  r.set(self.mac, 6);
+  // IPv4: swap addresses, fresh TTL, recompute the header checksum.
+  r.set(f.subarray(ip + 16, ip + 20), ip + 12);
+  r.set(f.subarray(ip + 12, ip + 16), ip + 16);
+  r[ip + 8] = 64;
+  r[ip + 10] = 0;
+  r[ip + 11] = 0;
+  writeBe16(r, ip + 10, inetChecksum(r, ip, ihl));
+  r[icmp] = ICMP_ECHO_REPLY;
+  r[icmp + 2] = 0;
+  r[icmp + 3] = 0;
+  writeBe16(r, icmp + 2, inetChecksum(r, icmp, total - ihl));
+  return r;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

@@ -5,6 +5,7 @@
 
 import { PassthroughError, type IPFlowSpec, type PassthroughList } from '../passthrough/passthrough.js';
 import { QmpError, genericError } from './errors.js';
+import type { QmpNetdevAdmin } from './netdev-admin.js';
 import type { QmpNic } from './nic.js';
 import { QMP_SCHEMA, type QmpCommandName, type QmpSchema } from './schema.js';
 import type { QmpMembersValue, QmpValueOf } from './schema-types.js';
@@ -44,6 +45,8 @@ export interface QmpContext {
   readonly passthrough: PassthroughList;
   /** Ids of the colo-compare and filter objects a passthrough entry's 'object-name' may name. */
   readonly coloObjectIds: ReadonlySet<string>;
+  /** netdev_add / netdev_del (lib/qmp/netdev-admin.ts). */
+  readonly netdevAdmin: QmpNetdevAdmin;
 }
 
 export type QmpHandler<N extends QmpCommandName> = (
@@ -134,5 +137,13 @@ export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
 
   'passthrough-filter-del'(args, ctx) {
     editPassthrough((spec) => ctx.passthrough.delete(spec), args, ctx);
+  },
+
+  async netdev_add(args, ctx) {
+    await ctx.netdevAdmin.add(args);
+  },
+
+  async netdev_del(args, ctx) {
+    await ctx.netdevAdmin.del(args.id);
   },
 };

@@ -11,7 +11,7 @@
 // "virtio-net-model"; one NIC `vnet0` attached to netdev `hostnet0`, link up, whose rx filter is
 // the one in the query-rx-filter example and whose counters are those in the
 // x-query-virtio-net-stats example; COLO objects (options.colo.objects) `object0`, `comp0` and
-// `m0`. Exchanges run after capabilities negotiation unless marked
+// `m0`; a stream netdev `netdev0` (options.netdevs). Exchanges run after capabilities negotiation unless marked
 // `mode: 'negotiation'`; `partial: true` means the reply's list starts with the listed entries.
 
 import type { QmpExchange, QmpSchemaDef } from './schema-types.js';
@@ -43,6 +43,7 @@ export const QMP_SCHEMA = {
     },
     VirtioNetStatsInfo: { struct: { name: 'str', stats: 'any' } },
     InetSocketAddressBase: { struct: { host: 'str', port: 'str' } },
+    NetClientDriver: { enum: ['stream'] },
   },
 
   commands: {
@@ -296,6 +297,55 @@ export const QMP_SCHEMA = {
         },
       ]),
     },
+    netdev_add: {
+      doc:
+        "Creates a netdev (QEMU's Netdev arguments, flat). Types here: 'stream' (lib/netdev/stream-netdev.ts) " +
+        "with 'addr' in QEMU's SocketAddress form ({ type: 'unix', path } or { type: 'inet', host, port }, port a " +
+        "string), 'server' (default false) and, for a client, 'reconnect' (seconds, QEMU 8) or 'reconnect-ms' " +
+        "(QEMU 9.2). Listens or connects before answering; a client without reconnect that cannot connect is an error.",
+      data: { type: 'NetClientDriver', id: 'str', '*addr': 'any', '*server': 'bool', '*reconnect': 'uint32', '*reconnect-ms': 'uint32' },
+      errors: [
+        { class: 'GenericError', desc: "Duplicate ID '%s'", when: 'a net client already has that id' },
+        { class: 'GenericError', desc: "Parameter 'id' expects an identifier", when: 'the id does not start with a letter or holds other than letters, digits, -, ., _' },
+        { class: 'GenericError', desc: "Parameter 'addr' is missing", when: 'a stream netdev without addr' },
+        { class: 'GenericError', desc: 'StreamNetdev %s', when: 'the socket cannot be listened on or connected to (the text says why)' },
+      ],
+      examples: examples([
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'stream', id: 'sn1', addr: { type: 'inet', host: '127.0.0.1', port: '0' }, server: true } },
+          '<-': { return: {} },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'stream', id: 'hostnet0', addr: { type: 'inet', host: '127.0.0.1', port: '0' }, server: true } },
+          '<-': { error: { class: 'GenericError', desc: "Duplicate ID 'hostnet0'" } },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'stream', id: 'sn2' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'addr' is missing" } },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'stream', id: '9x', addr: { type: 'unix', path: '/nonexistent/s' } } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'id' expects an identifier" } },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'bogus', id: 'sn3' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'type' does not accept value 'bogus'" } },
+        },
+      ]),
+    },
+
+    netdev_del: {
+      doc: 'Closes and removes a netdev (one given to the server or added by netdev_add); a NIC attached to it stays, without a peer.',
+      data: { id: 'str' },
+      errors: [
+        { class: 'DeviceNotFound', desc: "Device '%s' not found", when: 'no netdev has that id' },
+        { class: 'GenericError', desc: "Device '%s' is not a netdev", when: 'the id is a NIC' },
+      ],
+      examples: examples([
+        { '->': { execute: 'netdev_del', arguments: { id: 'nope' } }, '<-': { error: { class: 'DeviceNotFound', desc: "Device 'nope' not found" } } },
+        { '->': { execute: 'netdev_del', arguments: { id: 'vnet0' } }, '<-': { error: { class: 'GenericError', desc: "Device 'vnet0' is not a netdev" } } },
+      ]),
+    },
   },
 
   events: {
@@ -308,6 +358,27 @@ export const QMP_SCHEMA = {
         event: 'NIC_RX_FILTER_CHANGED',
         data: { name: 'vnet0', path: '/machine/peripheral/vnet0/virtio-backend' },
         timestamp: { seconds: 1368697518, microseconds: 326866 },
+      },
+    },
+    NETDEV_STREAM_CONNECTED: {
+      doc:
+        "A stream netdev's socket connected. 'addr' is QEMU's SocketAddress: a unix server or client reports " +
+        "the socket path, a TCP server its peer, a TCP client the server ({ type: 'inet', host, port, ipv4 | ipv6 }, " +
+        'port a string).',
+      data: { 'netdev-id': 'str', addr: 'any' },
+      example: {
+        event: 'NETDEV_STREAM_CONNECTED',
+        data: { 'netdev-id': 'netdev0', addr: { type: 'unix', path: '/tmp/qemu0' } },
+        timestamp: { seconds: 1666269863, microseconds: 311222 },
+      },
+    },
+    NETDEV_STREAM_DISCONNECTED: {
+      doc: "A stream netdev's connection ended (the peer left, an error, or bad framing).",
+      data: { 'netdev-id': 'str' },
+      example: {
+        event: 'NETDEV_STREAM_DISCONNECTED',
+        data: { 'netdev-id': 'netdev0' },
+        timestamp: { seconds: 1666269863, microseconds: 311222 },
       },
     },
   },

@@ -17,7 +17,9 @@ import { listenUnixPrivate, type UnixSocketFile } from '../chardev/unix-socket-f
 import type { QmpContext } from './commands.js';
 import { QmpConnection, type ConnectionHost } from './connection.js';
 import type { QmpDiagnostic } from './errors.js';
-import { attachedNetdevId, type QmpNic, type QmpRxFilterChanged } from './nic.js';
+import { attachedNetdevId, type QmpNetdev, type QmpNic, type QmpRxFilterChanged } from './nic.js';
+import { isStreamNetdev, openNetdevFromQmp, type NetdevAddArgs, type QmpNetdevAdmin } from './netdev-admin.js';
+import { QmpError, genericError } from './errors.js';
 import { MAX_CLIENTS, resolveOptions, type QmpServerOptions, type ResolvedOptions } from './options.js';
 import { QMP_SCHEMA, type QmpEventName, type QmpSchema } from './schema.js';
 import type { QmpMembersValue } from './schema-types.js';
@@ -44,6 +46,14 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
   private nextClient = 1;
   private socketFile: UnixSocketFile | undefined;
   private tcpAddress: { host: string; port: number } | undefined;
+  /** Netdev ids management can name (grows with netdev_add, shrinks with netdev_del). */
+  private readonly netdevIds: Set<string>;
+  /** Netdev objects by id: given in options, attached to a NIC, or added by netdev_add. */
+  private readonly netdevObjects = new Map<string, QmpNetdev>();
+  /** Those netdev_add created: closed with the server. */
+  private readonly ownedNetdevs = new Set<string>();
+  /** Unsubscribers of stream netdevs' connection events, by netdev id. */
+  private readonly netdevWatches = new Map<string, () => void>();
 
   constructor(options: QmpServerOptions) {
     super();
@@ -51,14 +61,21 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     const nics = new Map<string, QmpNic>(this.options.devices.map((nic) => [nic.id, nic]));
     const nicsOfNetdev = new Map<string, QmpNic[]>();
     const netdevIds = new Set<string>(this.options.netdevs.map((n) => n.id));
+    for (const n of this.options.netdevs) this.netdevObjects.set(n.id, n);
     for (const nic of nics.values()) {
       const netdev = attachedNetdevId(nic);
       if (netdev === undefined) continue;
       netdevIds.add(netdev);
       nicsOfNetdev.set(netdev, [...(nicsOfNetdev.get(netdev) ?? []), nic]);
+      if (!this.netdevObjects.has(netdev)) this.netdevObjects.set(netdev, (nic as unknown as { netdev: QmpNetdev }).netdev);
     }
     // A NIC's own name wins over a netdev of the same name.
-    for (const id of nics.keys()) netdevIds.delete(id);
+    for (const id of nics.keys()) {
+      netdevIds.delete(id);
+      this.netdevObjects.delete(id);
+    }
+    this.netdevIds = netdevIds;
+    const admin: QmpNetdevAdmin = { add: (args) => this.netdevAdd(args), del: (id) => this.netdevDel(id) };
     this.context = {
       nics,
       netdevIds,
@@ -67,6 +84,7 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       version: this.options.version,
       passthrough: this.options.passthrough,
       coloObjectIds: this.options.coloObjectIds,
+      netdevAdmin: admin,
     };
   }
 
@@ -101,6 +119,7 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       nic.on('rx-filter-changed', listener);
       this.nicListeners.push({ nic, listener });
     }
+    for (const n of this.netdevObjects.values()) this.watchNetdev(n);
   }
 
   /** Disconnects every client, stops listening and removes the socket file. Idempotent. */
@@ -109,6 +128,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     this.state = 'closed';
     for (const { nic, listener } of this.nicListeners) nic.off('rx-filter-changed', listener);
     this.nicListeners.length = 0;
+    for (const unwatch of this.netdevWatches.values()) unwatch();
+    this.netdevWatches.clear();
+    for (const id of this.ownedNetdevs) await closeNetdev(this.netdevObjects.get(id));
+    this.ownedNetdevs.clear();
     for (const conn of this.connections) conn.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((done) => s.close(() => done()))));
     this.servers.length = 0;
@@ -129,6 +152,49 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     }
     const line = JSON.stringify({ event, data: projected.value, timestamp: qmpTimestamp() });
     for (const conn of this.connections) conn.sendEvent(line);
+  }
+
+  // --- netdevs -----------------------------------------------------------------------------------
+
+  /** Forwards a stream netdev's 'connected' / 'disconnected' as NETDEV_STREAM_CONNECTED / _DISCONNECTED. */
+  private watchNetdev(n: QmpNetdev): void {
+    if (!isStreamNetdev(n) || this.netdevWatches.has(n.id)) return;
+    const id = n.id;
+    const connected = (addr: object): void => this.emitEvent('NETDEV_STREAM_CONNECTED', { 'netdev-id': id, addr });
+    const disconnected = (): void => this.emitEvent('NETDEV_STREAM_DISCONNECTED', { 'netdev-id': id });
+    n.on('connected', connected);
+    n.on('disconnected', disconnected);
+    this.netdevWatches.set(id, () => {
+      n.off('connected', connected);
+      n.off('disconnected', disconnected);
+    });
+  }
+
+  private async netdevAdd(args: NetdevAddArgs): Promise<void> {
+    if (this.netdevIds.has(args.id) || this.context.nics.has(args.id)) throw genericError(`Duplicate ID '${args.id}'`);
+    if (this.state !== 'listening') throw genericError('the QMP server is closing');
+    const netdev = await openNetdevFromQmp(args);
+    // Another netdev_add of the same id may have finished while this one was opening.
+    if (this.netdevIds.has(args.id) || this.state !== 'listening') {
+      await netdev.close();
+      throw genericError(`Duplicate ID '${args.id}'`);
+    }
+    this.netdevIds.add(args.id);
+    this.netdevObjects.set(args.id, netdev);
+    this.ownedNetdevs.add(args.id);
+    this.watchNetdev(netdev);
+  }
+
+  private async netdevDel(id: string): Promise<void> {
+    if (this.context.nics.has(id)) throw genericError(`Device '${id}' is not a netdev`);
+    if (!this.netdevIds.has(id)) throw new QmpError('DeviceNotFound', `Device '${id}' not found`);
+    this.netdevIds.delete(id);
+    this.ownedNetdevs.delete(id);
+    this.netdevWatches.get(id)?.();
+    this.netdevWatches.delete(id);
+    const netdev = this.netdevObjects.get(id);
+    this.netdevObjects.delete(id);
+    await closeNetdev(netdev);
   }
 
   // --- sockets -----------------------------------------------------------------------------------
@@ -192,4 +258,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
 export function qmpTimestamp(): { seconds: number; microseconds: number } {
   const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
   return { seconds: Math.floor(us / 1_000_000), microseconds: us % 1_000_000 };
+}
+
+/** Closes a netdev object when it can be closed (QmpNetdev only promises an id). */
+async function closeNetdev(n: QmpNetdev | undefined): Promise<void> {
+  const close = (n as { close?: unknown } | undefined)?.close;
+  if (typeof close === 'function') await (close as () => Promise<void>).call(n);
 }

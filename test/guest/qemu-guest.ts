@@ -9,7 +9,7 @@ import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { READY_MARKER } from '../../lib/cli/guest-vm.js';
 import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
 import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js';
-import { QmpClient } from '../support/qemu-qmp.js';
+import { QmpClient, type QmpEvent } from '../support/qemu-qmp.js';
 
 const BOOT_TIMEOUT_MS = 120_000;
 const QMP_TIMEOUT_MS = 10_000;
@@ -65,6 +65,11 @@ export class QemuGuest {
 
   run(command: string, timeoutMs?: number): Promise<CommandResult> {
     return this.console.run(command, timeoutMs);
+  }
+
+  /** QEMU's own QMP events so far, oldest first. */
+  get events(): readonly QmpEvent[] {
+    return this.qmp.events;
   }
 
   queryRxFilter(): Promise<RxFilterInfo> {

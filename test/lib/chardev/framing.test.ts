@@ -10,7 +10,9 @@ type Got = { frame: number[]; hdr: number[] | undefined };
 
 function reader(vnet: boolean): { r: FrameReader; got: Got[] } {
   const got: Got[] = [];
-  const r = new FrameReader(vnet, (f, h) => got.push({ frame: [...f], hdr: h === undefined ? undefined : [...h] }));
+  const r = new FrameReader(vnet, (f, h) => {
+    got.push({ frame: [...f], hdr: h === undefined ? undefined : [...h] });
+  });
   return { r, got };
 }
 
@@ -86,5 +88,59 @@ describe('lib/chardev framing', () => {
     const p = reader(false);
     p.r.push(Uint8Array.of(0, 0));
     expect(p.r.end()).to.deep.equal({ code: 'framing.truncated', expected: 4, got: 2 });
+  });
+
+  it('a_refused_frame_is_held_and_offered_again_then_the_rest_in_order_for_any_split_and_refusals', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 200 }), { minLength: 1, maxLength: 10 }),
+        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 10 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 15 }),
+        (frames, cuts, refusals) => {
+          const wire = Buffer.concat(frames.map((f) => encodeFrame(f, undefined, false)));
+          const taken: number[][] = [];
+          const pattern = [...refusals, false]; // refusals come and go; every frame is taken in the end
+          let offers = 0;
+          const r = new FrameReader(false, (f) => {
+            const refuse = pattern[offers++ % pattern.length]!;
+            if (!refuse) taken.push([...f]);
+            return !refuse;
+          });
+          let at = 0;
+          for (let k = 0; at < wire.length; k++) {
+            const n = cuts[k % cuts.length]!;
+            expect(r.push(wire.subarray(at, at + n))).to.equal(undefined);
+            at += n;
+            // Pushing while held keeps the bytes; sometimes resume in between.
+            if (k % 2 === 0) expect(r.resume()).to.equal(undefined);
+          }
+          for (let i = 0; r.holding && i < 1000; i++) expect(r.resume()).to.equal(undefined);
+          expect(r.holding).to.equal(false);
+          expect(r.heldBytes).to.equal(0);
+          expect(r.end()).to.equal(undefined);
+          expect(taken).to.deep.equal(frames.map((f) => [...f]));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('while_holding_pushed_bytes_are_kept_not_parsed_and_a_bad_length_after_the_held_frame_is_found_on_resume', () => {
+    let accept = false;
+    const seen: number[] = [];
+    const r = new FrameReader(false, (f) => {
+      if (!accept) return false;
+      seen.push(f[0]!);
+      return true;
+    });
+    expect(r.push(Buffer.concat([encodeFrame(Uint8Array.of(1), undefined, false), encodeFrame(Uint8Array.of(2), undefined, false)]))).to.equal(undefined);
+    expect(r.holding).to.equal(true);
+    expect(r.heldBytes).to.equal(5); // frame 2 waits unparsed behind the held frame 1
+    expect(r.push(be32(0xffffffff))).to.equal(undefined); // a hostile length, not parsed yet
+    expect(r.heldBytes).to.equal(9);
+    expect(r.resume()).to.equal(undefined); // still refused
+    accept = true;
+    expect(r.resume()).to.deep.equal({ code: 'framing.length-too-large', length: 0xffffffff, limit: MAX_FRAMED_LENGTH });
+    expect(seen).to.deep.equal([1, 2]);
   });
 });

@@ -3,6 +3,7 @@
 // is the table, examples conform to their declared return types).
 
 import { expect } from 'chai';
+import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,11 +102,14 @@ describe('lib/qmp schema', () => {
     let dir: string;
     let server: QmpServer;
     let nic: FakeNic;
+    /** The fixture's stream netdev `netdev0`: what StreamNetdev emits, without a socket. */
+    let stream: EventEmitter & { id: string; kind: 'stream' };
 
     beforeEach(async () => {
       dir = await mkdtemp(join(tmpdir(), 'qmp-schema-'));
       nic = fixtureNic();
-      server = new QmpServer({ devices: [nic], path: join(dir, 'qmp.sock'), colo: { objects: [{ id: 'object0' }, { id: 'comp0' }, { id: 'm0' }] } });
+      stream = Object.assign(new EventEmitter(), { id: 'netdev0', kind: 'stream' as const });
+      server = new QmpServer({ devices: [nic], netdevs: [stream], path: join(dir, 'qmp.sock'), colo: { objects: [{ id: 'object0' }, { id: 'comp0' }, { id: 'm0' }] } });
       await server.listen();
     });
     afterEach(async () => {
@@ -145,7 +149,13 @@ describe('lib/qmp schema', () => {
       it(`${name}_example`, async () => {
         const c = await RawQmpClient.negotiated(server.address.path);
         try {
-          nic.change({ promiscuous: false });
+          const triggers: Record<string, () => void> = {
+            NIC_RX_FILTER_CHANGED: () => nic.change({ promiscuous: false }),
+            NETDEV_STREAM_CONNECTED: () => stream.emit('connected', { type: 'unix', path: '/tmp/qemu0' }),
+            NETDEV_STREAM_DISCONNECTED: () => stream.emit('disconnected'),
+          };
+          expect(triggers[name], `a trigger for ${name}`).to.be.a('function');
+          triggers[name]!();
           const ev = await c.next(name);
           const { timestamp, ...rest } = ev;
           const { timestamp: _t, ...expected } = def.example;
