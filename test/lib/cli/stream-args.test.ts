@@ -42,6 +42,6 @@ describe('lib/cli stream and passt --netdev spellings', () => {
     expect(() => parseNetdev('passt,hostfwd=tcp::1-10.0.2.15:2')).to.throw(UsageError, /cannot name a guest address/);
     expect(() => parseNetdev('passt,hostfwd=8080')).to.throw(UsageError, /hostfwd must look like tcp::8080-:80/);
     expect(() => parseNetdev('passt,socket=/x')).to.throw(UsageError, /unknown property socket; allowed: tcp, udp, hostfwd/);
-    expect(() => parseNetdev('slirp')).to.throw(UsageError, /allowed: memory, tap, macvtap, stream, passt/);
+    expect(() => parseNetdev('slirp')).to.throw(UsageError, /allowed: memory, tap, macvtap, dgram, vde, stream, passt/);
   });
 });
