@@ -100,6 +100,8 @@ export class RxPath {
   private draining: SplitQueue | null = null;
   /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
   private resets = 0;
+  /** A refused frame is being offered once more (see refuse). */
+  private reoffering = false;
 
   constructor(private readonly host: RxHost) {}
 
@@ -161,12 +163,14 @@ export class RxPath {
     this.dropPending();
   }
 
-  /** Device reset: what the backlog holds is dropped and counted 'reset'. */
+  /**
+   * Device reset (after stop()): what the backlog holds is dropped and counted 'reset'. A paused
+   * backend stays paused — the reset device takes nothing — and is resumed at the next start.
+   */
   reset(): void {
     this.resets++;
     this.host.counters.rxReset += this.backlog.length;
     this.backlog.clear();
-    this.resumeIfRoom();
   }
 
   setLink(up: boolean): void {
@@ -192,7 +196,7 @@ export class RxPath {
       return true;
     }
     const q = this.rxQueue();
-    if (q === null) return this.refuse(); // not running: the backend holds the frame
+    if (q === null) return this.refuse(frame, vnetHeader); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
       const r = this.deliver(q, frame, vnetHeader);
       this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
@@ -200,11 +204,13 @@ export class RxPath {
         counters.rxOffered++;
         return true;
       }
-      if (this.resets !== resets) return this.refuse(); // reset from a call-out: the backend keeps it
+    } else if (this.backlog.full) {
+      // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
+      // full backlog refuses only when the guest really has nothing posted.
+      this.waitForBuffers(q);
     }
-    // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
-    // full backlog refuses only when the guest really has nothing posted.
-    if (this.backlog.full) this.waitForBuffers(q);
+    // Reset from a call-out above (a diagnostic, the used interrupt): the backend keeps it.
+    if (this.resets !== resets) return this.refuse(frame, vnetHeader);
     const taken = this.hold(frame, vnetHeader);
     if (taken) this.waitForBuffers(q);
     return taken;
@@ -258,19 +264,35 @@ export class RxPath {
   }
 
   private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    if (this.backlog.full) return this.refuse();
+    if (this.backlog.full) return this.refuse(frame, vnetHeader);
     this.backlog.push(frame, vnetHeader);
     this.host.counters.rxOffered++;
     return true;
   }
 
-  /** Not taken: the backend keeps the frame and pauses until resumeBackend(). */
-  private refuse(): false {
-    if (!this.paused) {
-      this.paused = true;
-      this.host.counters.rxBackpressure++;
-      this.host.pauseBackend();
+  /**
+   * Not taken: the backend keeps the frame and pauses until resumeBackend() (answering false pauses
+   * it too: NetdevPeer). Re-entry: pauseBackend() runs the embedder's code, which may make the
+   * device resume the backend from inside it — buffers added and notified, a reset and a restart,
+   * the link going down. Answering false would then pause the backend again behind the device's
+   * back, with nothing left to resume it. So when that happened the frame is offered once more to
+   * the device as it is now; refused again, the device keeps it noted that the backend is paused
+   * (and resumes it at the next start, refill or link change).
+   */
+  private refuse(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+    if (this.paused) return false;
+    this.paused = true;
+    this.host.counters.rxBackpressure++;
+    this.host.pauseBackend();
+    if (!this.paused && !this.reoffering) {
+      this.reoffering = true;
+      try {
+        return this.receive(frame, vnetHeader);
+      } finally {
+        this.reoffering = false;
+      }
     }
+    this.paused = true;
     return false;
   }
 

@@ -20,7 +20,7 @@ export interface FuzzFixture {
   note?: string;
   /** Extra oracles the replay runs with (the one that found it). */
   oracles?: FuzzOracles;
-  /** Set while the bug is open: file, expected vs actual. The replay is skipped until it is fixed. */
+  /** Set while the bug is open (file, expected vs actual); such a case is kept in test/fixtures/fuzz-open/, not replayed. */
   openBug?: string;
   case: FuzzCase;
 }
