@@ -19,7 +19,8 @@
 //   steering is a SHOULD; QEMU with a single-queue backend does the same. Pair 0 is active
 //   whatever VQ_PAIRS_SET says, so this never breaks "no packets on queues above virtqueue_pairs".
 // - Link down (setLink(false)): frames are dropped and counted 'link-down' (QEMU drops them too);
-//   what the backlog held is dropped the same way at that moment, and a paused backend resumed.
+//   what the backlog held is dropped the same way at that moment (from a call-out mid-drain: when
+//   the drain ends, after the frame whose delivery had begun), and a paused backend resumed.
 // - Device reset: frames held in the backlog are dropped and counted 'reset'.
 // - Before DRIVER_OK, and after a tier-1 stop until the reset, the device takes no frame: receive()
 //   answers false and the backend holds them (QEMU's can_receive answers false then, and its
@@ -176,6 +177,14 @@ export class RxPath {
   setLink(up: boolean): void {
     this.linkUp = up;
     if (up) return;
+    // From a call-out of a drain (a diagnostic mid-delivery): the frame in delivery is the
+    // backlog's head; it completes, and the drain drops the rest when it ends (dropHeld).
+    if (this.draining !== null) return;
+    this.dropHeld();
+  }
+
+  /** Link down: what the backlog holds is dropped and counted 'link-down'; a paused backend resumed. */
+  private dropHeld(): void {
     this.host.counters.rxLinkDown += this.backlog.length;
     this.backlog.clear();
     this.resumeIfRoom();
@@ -185,11 +194,7 @@ export class RxPath {
   receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
     const counters = this.host.counters;
     const resets = this.resets;
-    if (!this.linkUp) {
-      counters.rxOffered++;
-      counters.rxLinkDown++;
-      return true;
-    }
+    if (!this.linkUp) return this.dropLinkDown();
     if (frame.length > RX_FRAME_MAX) {
       counters.rxOffered++;
       counters.rxOversize++;
@@ -211,6 +216,7 @@ export class RxPath {
     }
     // Reset from a call-out above (a diagnostic, the used interrupt): the backend keeps it.
     if (this.resets !== resets) return this.refuse(frame, vnetHeader);
+    if (!this.linkUp) return this.dropLinkDown(); // link down from a call-out: not held
     const taken = this.hold(frame, vnetHeader);
     if (taken) this.waitForBuffers(q);
     return taken;
@@ -227,6 +233,13 @@ export class RxPath {
     this.resumeIfRoom();
   }
 
+  private dropLinkDown(): true {
+    const counters = this.host.counters;
+    counters.rxOffered++;
+    counters.rxLinkDown++;
+    return true;
+  }
+
   private rxQueue(): SplitQueue | null {
     const q = this.queue;
     return q === null || q.broken ? null : q;
@@ -238,7 +251,7 @@ export class RxPath {
     const outer = this.draining;
     this.draining = q;
     try {
-      while (backlog.length > 0 && this.queue === q && !q.broken) {
+      while (backlog.length > 0 && this.queue === q && !q.broken && this.linkUp) {
         const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
         if (r === NO_BUFFERS) break;
         backlog.shift();
@@ -246,6 +259,7 @@ export class RxPath {
     } finally {
       this.draining = outer;
     }
+    if (!this.linkUp && outer === null && backlog.length > 0) this.dropHeld(); // link down from a call-out (see setLink)
     this.publish(q);
   }
 

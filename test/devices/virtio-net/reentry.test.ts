@@ -350,6 +350,30 @@ describe('devices/virtio-net re-entry from call-outs', () => {
     expectGoodExchange(rig);
   });
 
+  it('set_link_down_from_a_diagnostic_listener_mid_drain_completes_the_frame_in_delivery_and_drops_the_rest_once', () => {
+    // Three frames wait in the backlog; the driver posts a buffer shorter than the header first,
+    // and management sets the link down from the diagnostic that buffer raises, while frame 1 is
+    // being delivered. Frame 1 completes (its delivery had begun); frames 2 and 3 are dropped and
+    // counted 'link-down', each once: nothing is delivered after it, and the counters add up.
+    const rig = new NetRig({ mac: MAIN });
+    for (let i = 1; i <= 3; i++) expect(rig.inject(numbered(i, MAIN))).to.equal(true);
+    let downs = 0;
+    rig.device.on('diagnostic', (d) => {
+      if (d.code === 'rx.buffer-shorter-than-header' && downs++ === 0) rig.device.setLink(false);
+    });
+    rig.kick(0, () => {
+      rig.rx.addChain([{ len: 4, write: true }]);
+      for (let i = 0; i < 4; i++) rig.rx.addChain([{ len: 1526, write: true }]);
+    });
+    expect(downs).to.equal(1);
+    expect(rig.received().filter((r) => r.entries[0]!.len > 0).map((r) => r.frame[14])).to.deep.equal([1]);
+    const rx = rig.device.stats().rx;
+    expect(rx).to.deep.include({ offered: 3, frames: 1, backlog: 0 });
+    expect(rx.drops['link-down']).to.equal(2);
+    rig.device.setLink(true);
+    expectGoodExchange(rig);
+  });
+
   it('rx_kick_from_inside_a_drain_delivers_each_frame_once_in_order', () => {
     const rig = new NetRig({ mac: MAIN });
     for (let i = 1; i <= 3; i++) expect(rig.inject(numbered(i, MAIN))).to.equal(true); // held: no buffers
