@@ -1,11 +1,13 @@
-// `npm run fuzz -- --ops N --seed S [--max-len L] [--focus F] [--fixtures DIR]`: operation-sequence
+// `npm run fuzz -- --ops N --seed S [--max-len L] [--focus F] [--fixtures DIR] [--max-seconds T]`: operation-sequence
 // fuzzing of the virtio-net device's guest interface outside CI (test/fuzz/ has the model and the
 // oracles). `--focus` leans on one of the new operation kinds (vnet: header-carrying backend and
 // offloads; reentry: driver operations from inside callbacks; wrap: long runs across the 16-bit
 // index wrap; big-ring: rings up to 32768); default all. Shows a progress bar on stderr; on a
 // failure, saves the shrunk sequence under test/fixtures/fuzz/ (or --fixtures DIR; the suite
 // replays every fixture there) and exits 1. `--known CODE,...`: cases failing with these codes
-// (bugs known to be open) are counted and passed over, so the run can find others. Prints one summary line (ops, cases, seconds, result)
+// (bugs known to be open) are counted and passed over, so the run can find others. `--max-seconds T`:
+// start no new case after T seconds (a loaded machine); the summary then says the run stopped at
+// its time limit and how many operations ran. Prints one summary line (ops, cases, seconds, result)
 // and then the operations run by kind, one `kind count` per line (test/README.md records them).
 
 import { fuzz, saveFixture, FIXTURE_DIR } from '../test/fuzz/fixtures.js';
@@ -14,12 +16,12 @@ import type { Focus } from '../test/fuzz/ops.js';
 import type { FuzzOracles } from '../test/fuzz/world.js';
 
 function usage(message: string): never {
-  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L] [--focus ${FOCUSES.join('|')}] [--known CODE,...] [--fixtures DIR]\n`);
+  process.stderr.write(`fuzz: ${message}\nusage: npm run fuzz -- --ops N --seed S [--max-len L] [--focus ${FOCUSES.join('|')}] [--known CODE,...] [--fixtures DIR] [--max-seconds T]\n`);
   process.exit(2);
 }
 
-function parse(argv: string[]): { ops: number; seed: number; maxLen: number; focus: Focus; fixtures: string; known: string[]; oracles: FuzzOracles } {
-  const out = { ops: 100_000, seed: 1, maxLen: 120, focus: 'all' as Focus, fixtures: FIXTURE_DIR, known: [] as string[], oracles: {} as FuzzOracles };
+function parse(argv: string[]): { ops: number; seed: number; maxLen: number; focus: Focus; fixtures: string; known: string[]; oracles: FuzzOracles; maxSeconds: number } {
+  const out = { ops: 100_000, seed: 1, maxLen: 120, focus: 'all' as Focus, fixtures: FIXTURE_DIR, known: [] as string[], oracles: {} as FuzzOracles, maxSeconds: 0 };
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i];
     const value = argv[i + 1];
@@ -42,10 +44,11 @@ function parse(argv: string[]): { ops: number; seed: number; maxLen: number; foc
       continue;
     }
     const n = Number(value);
-    if (key !== '--ops' && key !== '--seed' && key !== '--max-len') usage(`unknown argument ${String(key)}`);
+    if (key !== '--ops' && key !== '--seed' && key !== '--max-len' && key !== '--max-seconds') usage(`unknown argument ${String(key)}`);
     if (value === undefined || !Number.isSafeInteger(n) || n < 0) usage(`${key} needs a non-negative integer, got ${String(value)}`);
     if (key === '--ops') out.ops = n;
     else if (key === '--seed') out.seed = n;
+    else if (key === '--max-seconds') out.maxSeconds = n;
     else out.maxLen = Math.max(1, n);
     i++;
   }
@@ -71,7 +74,8 @@ function draw(ops: number, cases: number, force = false): void {
   process.stderr.write(tty ? `\r${line}` : `${line}\n`);
 }
 
-const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, focus: args.focus, known: args.known, oracles: args.oracles, progress: (o, c) => draw(o, c) });
+const deadline = args.maxSeconds > 0 ? started + args.maxSeconds * 1000 : undefined;
+const result = fuzz({ ops: args.ops, seed: args.seed, maxOps: args.maxLen, focus: args.focus, known: args.known, oracles: args.oracles, ...(deadline === undefined ? {} : { deadline }), progress: (o, c) => draw(o, c) });
 draw(result.ops, result.cases, true);
 if (tty) process.stderr.write('\n');
 const secs = ((Date.now() - started) / 1000).toFixed(1);
@@ -91,5 +95,6 @@ if (result.failure !== null) {
   printCounts();
   process.exit(1);
 }
-process.stdout.write(`fuzz seed ${args.seed}${focus}: ${result.ops} ops, ${result.cases} cases, ${secs} s, 0 failures\n`);
+const limit = result.stoppedByTime ? ` (stopped at the ${args.maxSeconds} s limit, before ${args.ops} ops)` : '';
+process.stdout.write(`fuzz seed ${args.seed}${focus}: ${result.ops} ops, ${result.cases} cases, ${secs} s, 0 failures${limit}\n`);
 printCounts();

@@ -19,7 +19,8 @@
 //   steering is a SHOULD; QEMU with a single-queue backend does the same. Pair 0 is active
 //   whatever VQ_PAIRS_SET says, so this never breaks "no packets on queues above virtqueue_pairs".
 // - Link down (setLink(false)): frames are dropped and counted 'link-down' (QEMU drops them too);
-//   what the backlog held is dropped the same way at that moment, and a paused backend resumed.
+//   what the backlog held is dropped the same way at that moment (from a call-out mid-drain: when
+//   the drain ends, after the frame whose delivery had begun), and a paused backend resumed.
 // - Device reset: frames held in the backlog are dropped and counted 'reset'.
 // - Before DRIVER_OK, and after a tier-1 stop until the reset, the device takes no frame: receive()
 //   answers false and the backend holds them (QEMU's can_receive answers false then, and its
@@ -100,6 +101,8 @@ export class RxPath {
   private draining: Virtqueue | null = null;
   /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
   private resets = 0;
+  /** A refused frame is being offered once more (see refuse). */
+  private reoffering = false;
 
   constructor(private readonly host: RxHost) {}
 
@@ -182,17 +185,27 @@ export class RxPath {
     this.dropPending();
   }
 
-  /** Device reset: what the backlog holds is dropped and counted 'reset'. */
+  /**
+   * Device reset (after stop()): what the backlog holds is dropped and counted 'reset'. A paused
+   * backend stays paused — the reset device takes nothing — and is resumed at the next start.
+   */
   reset(): void {
     this.resets++;
     this.host.counters.rxReset += this.backlog.length;
     this.backlog.clear();
-    this.resumeIfRoom();
   }
 
   setLink(up: boolean): void {
     this.linkUp = up;
     if (up) return;
+    // From a call-out of a drain (a diagnostic mid-delivery): the frame in delivery is the
+    // backlog's head; it completes, and the drain drops the rest when it ends (dropHeld).
+    if (this.draining !== null) return;
+    this.dropHeld();
+  }
+
+  /** Link down: what the backlog holds is dropped and counted 'link-down'; a paused backend resumed. */
+  private dropHeld(): void {
     this.host.counters.rxLinkDown += this.backlog.length;
     this.backlog.clear();
     this.resumeIfRoom();
@@ -202,18 +215,14 @@ export class RxPath {
   receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
     const counters = this.host.counters;
     const resets = this.resets;
-    if (!this.linkUp) {
-      counters.rxOffered++;
-      counters.rxLinkDown++;
-      return true;
-    }
+    if (!this.linkUp) return this.dropLinkDown();
     if (frame.length > RX_FRAME_MAX) {
       counters.rxOffered++;
       counters.rxOversize++;
       return true;
     }
     const q = this.rxQueue();
-    if (q === null) return this.refuse(); // not running: the backend holds the frame
+    if (q === null) return this.refuse(frame, vnetHeader); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
       const r = this.deliver(q, frame, vnetHeader);
       this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
@@ -221,11 +230,14 @@ export class RxPath {
         counters.rxOffered++;
         return true;
       }
-      if (this.resets !== resets) return this.refuse(); // reset from a call-out: the backend keeps it
+    } else if (this.backlog.full) {
+      // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
+      // full backlog refuses only when the guest really has nothing posted.
+      this.waitForBuffers(q);
     }
-    // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
-    // full backlog refuses only when the guest really has nothing posted.
-    if (this.backlog.full) this.waitForBuffers(q);
+    // Reset from a call-out above (a diagnostic, the used interrupt): the backend keeps it.
+    if (this.resets !== resets) return this.refuse(frame, vnetHeader);
+    if (!this.linkUp) return this.dropLinkDown(); // link down from a call-out: not held
     const taken = this.hold(frame, vnetHeader);
     if (taken) this.waitForBuffers(q);
     return taken;
@@ -242,6 +254,13 @@ export class RxPath {
     this.resumeIfRoom();
   }
 
+  private dropLinkDown(): true {
+    const counters = this.host.counters;
+    counters.rxOffered++;
+    counters.rxLinkDown++;
+    return true;
+  }
+
   private rxQueue(): Virtqueue | null {
     const q = this.queue;
     return q === null || q.broken ? null : q;
@@ -253,7 +272,7 @@ export class RxPath {
     const outer = this.draining;
     this.draining = q;
     try {
-      while (backlog.length > 0 && this.queue === q && !q.broken) {
+      while (backlog.length > 0 && this.queue === q && !q.broken && this.linkUp) {
         const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
         if (r === NO_BUFFERS) break;
         backlog.shift();
@@ -261,6 +280,7 @@ export class RxPath {
     } finally {
       this.draining = outer;
     }
+    if (!this.linkUp && outer === null && backlog.length > 0) this.dropHeld(); // link down from a call-out (see setLink)
     this.publish(q);
   }
 
@@ -279,19 +299,35 @@ export class RxPath {
   }
 
   private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    if (this.backlog.full) return this.refuse();
+    if (this.backlog.full) return this.refuse(frame, vnetHeader);
     this.backlog.push(frame, vnetHeader);
     this.host.counters.rxOffered++;
     return true;
   }
 
-  /** Not taken: the backend keeps the frame and pauses until resumeBackend(). */
-  private refuse(): false {
-    if (!this.paused) {
-      this.paused = true;
-      this.host.counters.rxBackpressure++;
-      this.host.pauseBackend();
+  /**
+   * Not taken: the backend keeps the frame and pauses until resumeBackend() (answering false pauses
+   * it too: NetdevPeer). Re-entry: pauseBackend() runs the embedder's code, which may make the
+   * device resume the backend from inside it — buffers added and notified, a reset and a restart,
+   * the link going down. Answering false would then pause the backend again behind the device's
+   * back, with nothing left to resume it. So when that happened the frame is offered once more to
+   * the device as it is now; refused again, the device keeps it noted that the backend is paused
+   * (and resumes it at the next start, refill or link change).
+   */
+  private refuse(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+    if (this.paused) return false;
+    this.paused = true;
+    this.host.counters.rxBackpressure++;
+    this.host.pauseBackend();
+    if (!this.paused && !this.reoffering) {
+      this.reoffering = true;
+      try {
+        return this.receive(frame, vnetHeader);
+      } finally {
+        this.reoffering = false;
+      }
     }
+    this.paused = true;
     return false;
   }
 

@@ -172,15 +172,27 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.applyLink();
   }
 
+  /**
+   * Re-entry: the rx path's call-out (resuming the backend it paused) and the config interrupt run
+   * embedder code that may change the link again. So every part takes the new state before
+   * anything calls out, and nothing is written after a call-out: a nested call then finds the
+   * device consistent and has the last word (a captured `up` applied after a call-out once left
+   * the tx path down with `linkUp` true, dropping every frame for good).
+   */
   private applyLink(): void {
     const up = this.adminLink && this.hostLink;
     if (up === this.link) return;
-    this.link = up;
-    this.rx.setLink(up);
-    this.tx.setLink(up);
+    this.setPathsLink(up);
     // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`); the core
     // raises it only once DRIVER_OK is set (§2.1.2).
     this.notifyConfig();
+  }
+
+  /** The link flag and both paths' copies; the tx path's first: the rx path's may call out (see applyLink). */
+  private setPathsLink(up: boolean): void {
+    this.link = up;
+    this.tx.setLink(up);
+    this.rx.setLink(up);
   }
 
   get linkUp(): boolean {
@@ -239,11 +251,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.rx.stop();
     this.tx.stop();
     plan.commitCore();
-    applyNetState(this.stateHost(), plan.net, (up) => {
-      this.link = up;
-      this.rx.setLink(up);
-      this.tx.setLink(up);
-    });
+    applyNetState(this.stateHost(), plan.net, (up) => this.setPathsLink(up));
     const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
     const features = this.negotiatedFeatures;
     const hdrLen = vnetHeaderLength(features);
@@ -398,6 +406,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   }
 
   private reset(): void {
+    // The core stops the paths (onQueuesStopped) only when queues ran; a device that reached
+    // DRIVER_OK with none (a legacy driver may set it first) must not go on as running after it.
+    this.rx.stop();
+    this.tx.stop();
     this.rx.reset();
     this.filter.reset();
     this.ctrlState.announcePending = false;

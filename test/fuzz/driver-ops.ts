@@ -282,6 +282,15 @@ function cycle(w: FuzzWorld, op: Extract<FuzzOp, { t: 'cycle' }>): void {
   }
   let next = 0;
   const buffer = (): number => base + bufLen * (next++ % poolSize);
+  // The ring's bump allocator restarts whenever nothing is outstanding — which a batch that
+  // completes everything reaches — and does not know the pool: keep the heap above the pool, or the
+  // next allocation (a later op's buffers) overlaps pool buffers still posted (a merged frame's
+  // chains the device holds), and the device's writes into one land in the other.
+  const poolEnd = base + poolSize * bufLen;
+  const keepPool = (): void => {
+    const top = ring.alloc(0, 1);
+    if (top < poolEnd) ring.alloc(poolEnd - top, 1);
+  };
   let done = 0;
   while (done < op.n) {
     const l = w.ledgers[q];
@@ -321,6 +330,7 @@ function cycle(w: FuzzWorld, op: Extract<FuzzOp, { t: 'cycle' }>): void {
     w.noteIsr();
     w.driver.readIsr();
     w.consumeUsed();
+    keepPool();
     w.irqMark();
     const progress = l.usedSeen - before;
     w.bump(`cycle ${op.dir} frames`, progress);

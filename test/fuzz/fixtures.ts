@@ -20,7 +20,7 @@ export interface FuzzFixture {
   note?: string;
   /** Extra oracles the replay runs with (the one that found it). */
   oracles?: FuzzOracles;
-  /** Set while the bug is open: file, expected vs actual. The replay is skipped until it is fixed. */
+  /** Set while the bug is open (file, expected vs actual); such a case is kept in test/fixtures/fuzz-open/, not replayed. */
   openBug?: string;
   case: FuzzCase;
 }
@@ -51,6 +51,8 @@ export interface FuzzRunResult {
   /** Cases that failed with a code in `known` (counted, not stopped on), by code. */
   known: Record<string, number>;
   failure: { failure: FuzzFailure; case: FuzzCase; seed: number } | null;
+  /** The run stopped at its `deadline` before `ops` operations ran. */
+  stoppedByTime: boolean;
 }
 
 /**
@@ -65,6 +67,8 @@ export function fuzz(options: {
   oracles?: FuzzOracles;
   /** Failure codes of bugs known to be open: such a case is counted in `known` and the run goes on. */
   known?: readonly string[];
+  /** Stop starting new cases at this time (Date.now() milliseconds), even before `ops` ran. */
+  deadline?: number;
   progress?: (ops: number, cases: number) => void;
 }): FuzzRunResult {
   const knownCodes = new Set(options.known ?? []);
@@ -76,11 +80,17 @@ export function fuzz(options: {
   const counts: Record<string, number> = {};
   const focus = options.focus ?? 'all';
   const arb = caseArb(options.maxOps ?? 120, focus);
-  for (let batch = 0; ops < options.ops; batch++) {
+  const deadline = options.deadline;
+  let stoppedByTime = false;
+  const timeUp = (): boolean => {
+    if (deadline !== undefined && !stoppedByTime && Date.now() >= deadline) stoppedByTime = true;
+    return stoppedByTime;
+  };
+  for (let batch = 0; ops < options.ops && !stoppedByTime; batch++) {
     const seed = options.seed * 100_003 + batch;
     const result = fc.check(
       fc.property(arb, (c) => {
-        if (counting && ops >= options.ops) return true;
+        if (counting && (ops >= options.ops || timeUp())) return true;
         const f = runCase(c, counting ? () => void ops++ : undefined, oracles, counting ? counts : undefined);
         if (counting) {
           cases++;
@@ -98,10 +108,10 @@ export function fuzz(options: {
     if (result.failed && result.counterexample !== null) {
       const c = result.counterexample[0];
       const failure = runCase(c, undefined, oracles);
-      if (failure !== null) return { ops, cases, counts, known, failure: { failure, case: c, seed } };
+      if (failure !== null) return { ops, cases, counts, known, failure: { failure, case: c, seed }, stoppedByTime };
     }
   }
-  return { ops, cases, counts, known, failure: null };
+  return { ops, cases, counts, known, failure: null, stoppedByTime };
 }
 
 /** A focused run draws other sequences than an everyday one from the same seed. */

@@ -219,9 +219,9 @@ const reentryAction: fc.Arbitrary<ReentryAction> = fc.oneof(
     weight: 2,
   },
   { arbitrary: fc.constant({ k: 'isr' as const }), weight: 1 },
-  // 'inject' and 'link' (the host re-entering the device or its backend from a callback) are not
-  // generated: the issue asks for driver operations, and both found open bugs of their own (see
-  // test/README.md); fixtures with them still replay.
+  // The host re-entering from a callback: a frame from the backend, a link change (management).
+  { arbitrary: fc.record({ k: fc.constant('inject' as const), len: fc.constantFrom(0, 14, 60, 1514) }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('link' as const), up: fc.boolean() }), weight: 1 },
 );
 
 /** GUEST_OFFLOADS_SET bitmaps (§5.1.6.5.8): the GUEST_* offload bits in any combination. */

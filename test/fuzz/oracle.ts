@@ -70,6 +70,10 @@ function flush(w: FuzzWorld): void {
     w.afterStep();
   }
   if (w.needsReset) return;
+  // The calls above run the device, whose callbacks may run armed re-entrant driver operations
+  // (e.g. a queue disabled from the transmit listener when the backend turns writable): then the
+  // driver itself gave up those heads, as `clean` records.
+  if (!w.clean) return;
   const pairs = w.device.activeQueuePairs;
   for (const l of w.ledgers) {
     if (l === null || l.dead) continue;

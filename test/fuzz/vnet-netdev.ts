@@ -48,6 +48,10 @@ export class VnetMemoryNetdev extends EventEmitter implements Netdev, VnetHeader
   private readonly held: { frame: Uint8Array; header: Uint8Array }[] = [];
   private paused = false;
   private draining = false;
+  /** A frame is being offered by inject() (see there). */
+  private offering = false;
+  /** Frames injected while `offering`: they wait behind the frame on offer. */
+  private readonly late: { frame: Uint8Array; header: Uint8Array }[] = [];
   private writableNow = true;
   private headerLength = 10;
   private applied: OffloadFlags = NO_OFFLOADS;
@@ -105,22 +109,45 @@ export class VnetMemoryNetdev extends EventEmitter implements Netdev, VnetHeader
   inject(frame: Uint8Array, header?: Uint8Array): boolean {
     this.counters.injected++;
     const h = header ?? new Uint8Array(this.headerLength);
+    // Injected from inside the device's handling of an offer (re-entrancy: its interrupt, pause
+    // callback …): it came later, so it must not overtake the frame on offer (whose fate is not
+    // known yet); it waits until then, as MemoryNetdev's do.
+    if (this.offering) return this.keep(this.late, frame, h);
     const peer = this.peer;
-    // Frames injected from inside the device's receive (re-entrancy) came later: they go after this one.
-    let at = this.held.length;
     if (peer !== null && !this.paused && !this.draining && this.held.length === 0) {
-      if (peer.receive(frame, h)) {
-        this.counters.delivered++;
-        return true;
+      this.offering = true;
+      let taken: boolean;
+      try {
+        taken = peer.receive(frame, h);
+      } finally {
+        this.offering = false;
       }
-      this.paused = true;
-      at = 0;
+      let kept = true;
+      if (taken) this.counters.delivered++;
+      else {
+        this.paused = true;
+        kept = this.keep(this.held, frame, h);
+      }
+      if (this.late.length > 0) {
+        for (const f of this.late) {
+          if (this.held.length >= this.backlogLimit) this.counters.dropped++;
+          else this.held.push(f);
+        }
+        this.late.length = 0;
+        this.drain();
+      }
+      return kept;
     }
-    if (this.held.length >= this.backlogLimit) {
+    return this.keep(this.held, frame, h);
+  }
+
+  /** Holds a copy of the frame in `list`, within the backlog limit (else dropped and counted). */
+  private keep(list: { frame: Uint8Array; header: Uint8Array }[], frame: Uint8Array, header: Uint8Array): boolean {
+    if (list.length >= this.backlogLimit) {
       this.counters.dropped++;
       return false;
     }
-    this.held.splice(at, 0, { frame: frame.slice(), header: h.slice() });
+    list.push({ frame: frame.slice(), header: header.slice() });
     return true;
   }
 
@@ -147,7 +174,7 @@ export class VnetMemoryNetdev extends EventEmitter implements Netdev, VnetHeader
   }
 
   stats(): MemoryNetdevStats {
-    return { ...this.counters, backlog: this.held.length };
+    return { ...this.counters, backlog: this.held.length + this.late.length };
   }
 
   close(): Promise<void> {

@@ -521,12 +521,16 @@ export class FuzzWorld implements QueueMeter {
     const count = wantCtrl ? ctrlIndex + 1 : ctrlIndex;
     const rings: DriverRing[] = [];
     for (let q = 0; q < count; q++) rings.push(this.makeRing(q));
+    // A re-entrant driver operation inside the initialisation (armed at the backend's setOffloads,
+    // called at DRIVER_OK) clears `clean` (e.g. it disabled a queue these ledgers would count as
+    // live): it must stay cleared, not be overwritten by the initialisation's own result.
+    this.clean = true;
     const res = initDevice(this.driver, { features: want, queues: rings });
     this.negotiated = res.negotiated;
     this.guestOffloads = res.negotiated & GUEST_OFFLOAD_FEATURES;
     this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
     this.rxFramesAtInit = this.device.stats().rx.frames;
-    this.clean = res.ok;
+    this.clean = this.clean && res.ok;
     return res.ok;
   }
 

@@ -9,9 +9,10 @@
 import { expect } from 'chai';
 import { ALL_FEATURES, NetRig, ethFrame, le16 } from '../../support/net-rig.js';
 import type { NetRigOptions, RigTransport } from '../../support/net-rig.js';
-import { resetDevice } from '../../support/driver-transport.js';
+import { ACKNOWLEDGE, DRIVER, DRIVER_OK, resetDevice } from '../../support/driver-transport.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { CtrlClass, CtrlMq, CtrlRx } from '../../../devices/virtio-net/constants.js';
+import { RX_BACKLOG_FRAMES } from '../../../devices/virtio-net/rx-backlog.js';
 import type { BufferSpec } from '../../support/driver-ring.js';
 import type { VirtioMmioTransport } from '../../../devices/virtio/mmio-transport.js';
 import type { VirtioPciTransport } from '../../../devices/virtio/pci-transport.js';
@@ -78,6 +79,27 @@ function placeTx(rig: NetRig, frame: Uint8Array, queue = 1): number {
   const whole = new Uint8Array(rig.hdrLen + frame.length);
   whole.set(frame, rig.hdrLen);
   return rig.rings[queue]!.addChain([{ len: whole.length, data: whole }]);
+}
+
+/**
+ * Runs `action` from inside the backend's next `pauseReceive()` / `resumeReceive()` (`at`), after the
+ * backend's own handling of the call — as an embedder's wrapper or a backend with hooks would.
+ */
+function onBackend(netdev: MemoryNetdev, at: 'pauseReceive' | 'resumeReceive', action: () => void): void {
+  const orig = netdev[at].bind(netdev);
+  let fired = false;
+  netdev[at] = (): void => {
+    orig();
+    if (fired) return;
+    fired = true;
+    action();
+  };
+}
+
+/** Fills the device's rx backlog (no receive buffers posted): the next frame is refused and pauses the backend. */
+function fillRxBacklog(rig: NetRig): void {
+  for (let i = 0; i < RX_BACKLOG_FRAMES; i++) expect(rig.inject(numbered(i & 0xff, MAIN))).to.equal(true);
+  expect(rig.device.stats().rx.backlog).to.equal(RX_BACKLOG_FRAMES);
 }
 
 /** Re-initialises the device and checks one frame each way. */
@@ -214,6 +236,141 @@ describe('devices/virtio-net re-entry from call-outs', () => {
     mark.expectNothing();
     expect(rig.rx.usedIdx()).to.equal(0);
     expect(rig.device.stats().rx.frames).to.equal(0);
+    expectGoodExchange(rig);
+  });
+
+  it('set_link_up_from_the_backend_resume_callback_inside_set_link_down_leaves_both_paths_up', () => {
+    // setLink(false) drops the rx backlog and resumes the backend it had paused; the backend's
+    // resume callback sets the link up again. The last word is "up": the guest sees LINK_UP, and
+    // frames flow both ways (none dropped as link-down) — now and after a reset.
+    const netdev = new MemoryNetdev({ id: 'n0' });
+    const rig = new NetRig({ mac: MAIN, netdev });
+    fillRxBacklog(rig);
+    expect(rig.inject(numbered(0xee, MAIN)), 'kept by the backend, which pauses').to.equal(true);
+    expect(netdev.stats().backlog).to.equal(1);
+    let resumed = 0;
+    onBackend(netdev, 'resumeReceive', () => {
+      resumed++;
+      rig.device.setLink(true);
+    });
+    rig.device.setLink(false);
+    expect(resumed).to.equal(1);
+    expect(rig.device.linkUp).to.equal(true);
+    expect(rig.readLinkStatus() & 1, 'config status LINK_UP').to.equal(1);
+    const out = numbered(0x55);
+    expect(rig.send(out), 'the transmit chain completes').to.not.equal(undefined);
+    expect(rig.transmitted).to.deep.equal([out]);
+    expect(rig.device.stats().tx.errors['link-down'], 'no transmit frame dropped as link-down').to.equal(0);
+    rig.postRx(4);
+    const back = numbered(0x56, MAIN);
+    expect(rig.inject(back)).to.equal(true);
+    expect(rig.received().map((r) => r.frame)).to.deep.equal([back]);
+    expectGoodExchange(rig);
+    expect(rig.device.stats().tx.errors['link-down']).to.equal(0);
+  });
+
+  it('reset_from_the_backend_pause_callback_with_no_queue_running_leaves_the_backend_resumed_at_the_next_start', () => {
+    // A legacy driver sets DRIVER_OK before programming any queue (legal: §4.1.5.1.3.1 legacy
+    // drivers program queues in any order); the backend's frame cannot be taken, the device pauses
+    // the backend, and the driver resets the device from inside pauseReceive(). The backend must
+    // not be left paused for good: after re-initialisation the held frame arrives.
+    const netdev = new MemoryNetdev({ id: 'n0' });
+    const rig = new NetRig({ mac: MAIN, netdev, transport: 'pci-legacy', init: false });
+    rig.driver.writeStatus(ACKNOWLEDGE | DRIVER | DRIVER_OK);
+    expect(rig.device.running).to.equal(true);
+    const mark = new AfterMark(rig);
+    let pauses = 0;
+    onBackend(netdev, 'pauseReceive', () => {
+      pauses++;
+      resetDevice(rig.driver);
+      mark.arm();
+    });
+    const held = numbered(3, MAIN);
+    expect(rig.inject(held), 'kept by the backend').to.equal(true);
+    mark.expectNothing();
+    expect(pauses).to.equal(1);
+    expect(rig.device.stats().rx.backlog).to.equal(0);
+    expect(netdev.stats()).to.deep.include({ delivered: 0, backlog: 1 });
+    expect(rig.start().ok).to.equal(true);
+    rig.postRx(2);
+    expect(rig.received().map((r) => r.frame), 'the held frame after re-initialisation').to.deep.equal([held]);
+    expect(netdev.stats()).to.deep.include({ delivered: 1, backlog: 0 });
+    expectGoodExchange(rig);
+  });
+
+  it('rx_buffers_added_from_the_backend_pause_callback_keep_the_backend_flowing', () => {
+    // The device, its backlog full, refuses a frame and pauses the backend; from inside
+    // pauseReceive() the driver posts buffers and notifies, so the device drains its backlog and
+    // resumes the backend — still inside the offer. The refused frame must not leave the backend
+    // paused behind the device's back: every frame arrives, in order, as buffers come.
+    const netdev = new MemoryNetdev({ id: 'n0' });
+    const rig = new NetRig({ mac: MAIN, netdev });
+    fillRxBacklog(rig);
+    onBackend(netdev, 'pauseReceive', () => rig.postRx(64));
+    const extra = [numbered(0xa0, MAIN), numbered(0xa1, MAIN), numbered(0xa2, MAIN)];
+    for (const f of extra) expect(rig.inject(f)).to.equal(true);
+    const got: number[] = rig.received().map((r) => r.frame[14]!);
+    for (let round = 0; round < 8 && got.length < RX_BACKLOG_FRAMES + extra.length; round++) {
+      if (rig.rx.freeDescriptors > 0) rig.postRx(rig.rx.freeDescriptors); // a stalled device leaves the ring full
+      got.push(...rig.received().map((r) => r.frame[14]!));
+    }
+    const want = [...Array.from({ length: RX_BACKLOG_FRAMES }, (_, i) => i & 0xff), 0xa0, 0xa1, 0xa2];
+    expect(got, 'every frame once, in order').to.deep.equal(want);
+    expect(netdev.stats()).to.deep.include({ backlog: 0 });
+    expect(rig.device.stats().rx.backlog).to.equal(0);
+    expectGoodExchange(rig);
+  });
+
+  it('reset_from_on_interrupt_while_a_full_rx_backlog_drains_takes_no_frame_across_the_reset', () => {
+    // The backlog is full; buffers were posted without a notification. The next frame makes the
+    // device look for buffers (§2.7.10) and deliver held frames, and the used interrupt reaches the
+    // hypervisor, which resets the device. The frame being offered belongs to no run now: the
+    // backend keeps it, and offers it after re-initialisation; the device holds nothing while reset.
+    let onIrq: ((asserted: boolean) => void) | null = null;
+    const netdev = new MemoryNetdev({ id: 'n0' });
+    const rig = new NetRig({ mac: MAIN, netdev, onInterrupt: (a) => onIrq?.(a) });
+    fillRxBacklog(rig);
+    for (let i = 0; i < 2; i++) rig.rx.addChain([{ len: 1526, write: true }]); // no notification
+    const mark = new AfterMark(rig);
+    onIrq = (asserted) => {
+      if (!asserted) return;
+      onIrq = null;
+      resetDevice(rig.driver);
+      mark.arm();
+    };
+    const late = numbered(0xbb, MAIN);
+    expect(rig.inject(late), 'kept by the backend').to.equal(true);
+    mark.expectNothing();
+    expect(rig.device.status).to.equal(0);
+    expect(rig.device.stats().rx.backlog, 'nothing taken across the reset').to.equal(0);
+    expect(netdev.stats()).to.deep.include({ backlog: 1 });
+    expect(rig.start().ok).to.equal(true);
+    rig.postRx(2);
+    expect(rig.received().map((r) => r.frame), 'the kept frame after re-initialisation').to.deep.equal([late]);
+    expectGoodExchange(rig);
+  });
+
+  it('set_link_down_from_a_diagnostic_listener_mid_drain_completes_the_frame_in_delivery_and_drops_the_rest_once', () => {
+    // Three frames wait in the backlog; the driver posts a buffer shorter than the header first,
+    // and management sets the link down from the diagnostic that buffer raises, while frame 1 is
+    // being delivered. Frame 1 completes (its delivery had begun); frames 2 and 3 are dropped and
+    // counted 'link-down', each once: nothing is delivered after it, and the counters add up.
+    const rig = new NetRig({ mac: MAIN });
+    for (let i = 1; i <= 3; i++) expect(rig.inject(numbered(i, MAIN))).to.equal(true);
+    let downs = 0;
+    rig.device.on('diagnostic', (d) => {
+      if (d.code === 'rx.buffer-shorter-than-header' && downs++ === 0) rig.device.setLink(false);
+    });
+    rig.kick(0, () => {
+      rig.rx.addChain([{ len: 4, write: true }]);
+      for (let i = 0; i < 4; i++) rig.rx.addChain([{ len: 1526, write: true }]);
+    });
+    expect(downs).to.equal(1);
+    expect(rig.received().filter((r) => r.entries[0]!.len > 0).map((r) => r.frame[14])).to.deep.equal([1]);
+    const rx = rig.device.stats().rx;
+    expect(rx).to.deep.include({ offered: 3, frames: 1, backlog: 0 });
+    expect(rx.drops['link-down']).to.equal(2);
+    rig.device.setLink(true);
     expectGoodExchange(rig);
   });
 
