@@ -331,18 +331,24 @@ export class PackedQueue implements Virtqueue {
   /**
    * Gives back the last `count` popped chains, none of them pushed: the next pops read them again from
    * the ring (no used descriptor has been written over them: used descriptors are written only behind
-   * every chain in flight). Throws (programmer error) if the last `count` pops are not all in flight.
+   * every chain in flight). Throws (programmer error) if the last `count` pops are not all in flight
+   * (a list given back by `restoreHeld` counts as popped where it was: it can be unpopped only when
+   * nothing was popped after it).
    */
   unpop(count: number): void {
     const size = this.size;
     if (!Number.isInteger(count) || count < 0 || count > this.inFlightCount) {
       throw new RangeError(`PackedQueue.unpop: count must be an integer in 0..inFlight (${this.inFlightCount}), got ${String(count)}`);
     }
+    let end = this.availPos;
     for (let k = 1; k <= count; k++) {
       const c = this.bySeq[(this.popSeq - k + size) % size];
-      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT) {
+      // A chain given back by restoreHeld ends where the next pop began only if nothing was popped
+      // after it: a list held while a later one was used cannot be popped again from the ring.
+      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT || advancePosition(c.at, c.ringSlots, size) !== end) {
         throw new Error('PackedQueue.unpop: one of the last chains popped was already pushed; only the most recent unpushed pops can be given back');
       }
+      end = c.at;
     }
     for (let k = 0; k < count; k++) {
       const seq = this.popSeq === 0 ? size - 1 : this.popSeq - 1;

@@ -306,6 +306,10 @@ describe('virtqueue/packed-queue', () => {
       const chainA = ra as DescriptorChain;
       expect([chainA.headIndex, chainA.readableLength, chainA.writableLength, chainA.descriptorCount, chainA.availIndex]).to.deep.equal([a, 4, 4, 2, lists[0]!.at]);
       expect(q2.inFlight).to.equal(2);
+      // a cannot be given back to the ring (b was popped after it and is used); c can: the most
+      // recent pop, its ring descriptors still in place.
+      expect(() => q2.unpop(2)).to.throw(/only the most recent unpushed pops/);
+      expect(q2.inFlight).to.equal(2);
       // c can be given back (the most recent pop), then popped again from the ring as it was.
       q2.unpop(1);
       const rc2 = ppop(q2);
