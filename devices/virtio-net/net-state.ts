@@ -186,10 +186,13 @@ export function saveNetState(h: NetStateHost): Uint8Array {
   add(HELD, true, (w) => {
     const rx = h.rx;
     const q = h.core.queues[RX_QUEUE] ?? null;
-    const count = q === null ? 0 : rx.heldCount;
+    const count = rx.heldCount;
+    if (count > 0 && q === null) throw new Error('saveState: receive chains held, but receiveq1 does not run');
     w.u16(count);
     for (let i = 0; i < count; i++) {
       const c = rx.heldAt(i);
+      // Where it was popped and its id; and where the ring may no longer describe it (packed), the
+      // list as popped.
       w.u16(c.availIndex).u16(c.headIndex);
       const list = q!.heldList(c);
       if (list !== null) writeHeldList(w, list);

@@ -44,7 +44,6 @@
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import type { StateImage, StateReader, StateSection, StateWriter } from '../../lib/base/state-codec.js';
 import { StateWriter as Writer } from '../../lib/base/state-codec.js';
-import { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { QueueConfig, SplitQueueRunState } from '../../virtqueue/split-queue.js';
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { PackedQueueRunState } from '../../virtqueue/packed-queue.js';
