@@ -1,7 +1,8 @@
 // Device state save / restore (API.md "Device state — save, restore, migrate"; issue #14 item 2):
 // one test per error code, each checking the device is byte-for-byte unchanged afterwards; rings
 // outside guest memory; the announcement after a restore (both ways); frames held in the rx backlog
-// and MRG_RXBUF chains held for a frame, delivered after a restore; transport registers.
+// and MRG_RXBUF chains held for a frame, delivered after a restore — on split and packed rings
+// (out-of-order completion over a held packed list included); transport registers.
 
 import { expect } from 'chai';
 import { DeviceStateError } from '../../../index.js';
