@@ -32,6 +32,7 @@ export class DescriptorChain {
   /** @internal the queue that owns this object (checked by pushUsed/unpop). */ readonly owner: object;
   /** @internal CHAIN_FREE or CHAIN_IN_FLIGHT */ state = CHAIN_FREE;
   /** @internal split: 16-bit available index this chain was popped at; packed: pop sequence slot. */ seq = 0;
+  /** @internal split: the available index it was popped at (= seq); packed: the ring position its list started at. */ at = 0;
   /** @internal packed ring: descriptors the chain occupies in the ring (the used position skips them, §2.8.6). */ ringSlots = 1;
   /** @internal guest-physical address of each region */ segAddr: Float64Array;
   /** @internal length of each region */ segLen: Uint32Array;
@@ -57,9 +58,13 @@ export class DescriptorChain {
     this.cursorW = new ChainWriter(this);
   }
 
-  /** The available ring index (free-running 16-bit) the chain was popped at (for a device state). */
+  /**
+   * Where the chain was popped, for a device state: split ring, the available ring index
+   * (free-running 16-bit); packed ring, the ring position its list started at (offset and wrap
+   * counter, packed-layout.ts).
+   */
   get availIndex(): number {
-    return this.seq;
+    return this.at;
   }
   /**
    * The `id` the used entry will carry: split ring, the index of the chain's head descriptor (§2.7.8);

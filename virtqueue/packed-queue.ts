@@ -18,9 +18,9 @@
 import type { GuestMemoryAccess } from './guest-memory.js';
 import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
 import { PackedWalker } from './packed-walk.js';
-import type { PackedActivationError, PackedChainError, QueueRing } from './queue-errors.js';
+import type { ChainError, PackedActivationError, PackedChainError, QueueRing } from './queue-errors.js';
 import { QUEUE_EMPTY } from './virtqueue.js';
-import type { QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
+import type { HeldList, QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
 import {
   DESC_RING_ALIGN,
   EVENT_FLAGS,
@@ -75,6 +75,7 @@ export class PackedQueue implements Virtqueue {
   private readonly memory: GuestMemoryAccess;
   private readonly config: Readonly<QueueConfig>; // a private copy, validated
   private readonly eventIdx: boolean;
+  private readonly indirectDesc: boolean;
   private readonly walker: PackedWalker;
   private descDv: DataView;
   private driverDv: DataView; // driver event suppression: read only
@@ -85,6 +86,7 @@ export class PackedQueue implements Virtqueue {
   private usedPos: number; // next position to write a used descriptor at
   private publishedPos: number; // used position as last published
   private inFlightCount = 0;
+  private inFlightSlots = 0; // ring descriptors of the chains in flight (nextAvail - nextUsed)
   private popSeq = 0; // pop counter modulo size: where the next pop is kept in bySeq
   private violation: QueueViolation | null = null;
   private readonly free: DescriptorChain[] = [];
@@ -103,6 +105,7 @@ export class PackedQueue implements Virtqueue {
     this.index = index;
     this.size = config.size;
     this.eventIdx = features.eventIdx;
+    this.indirectDesc = features.indirectDesc;
     this.walker = new PackedWalker(memory, views.desc, config.size, features.indirectDesc);
     this.descDv = views.desc;
     this.driverDv = views.driver;
@@ -164,21 +167,25 @@ export class PackedQueue implements Virtqueue {
   }
 
   /**
-   * The running positions, for a device state. Chains in flight count as not popped (`nextAvail` is
-   * rewound over them; they are the most recent pops, as for `unpop`). Used descriptors pushed but
-   * not yet published cannot be described by positions alone: publish first (the device publishes
-   * at the end of every pass). Throws (programmer error) otherwise.
+   * The running positions, for a device state (devices/virtio/core-state.ts), as they are: chains
+   * popped and not yet given back stay popped (their descriptors are `nextAvail - nextUsed`). The
+   * device that holds them saves which they are (`availIndex`, `headIndex`, `heldList()`) and gives
+   * them back to the restored queue with `restoreHeld`. (Rewinding `nextAvail` over them instead
+   * would make them available again, which the saved queue did not see — and is wrong when they are
+   * not the most recent pops, as after out-of-order completion.) Used descriptors pushed but not yet
+   * published cannot be described by positions alone: publish first (the device publishes at the end
+   * of every pass). Throws (programmer error) otherwise.
    */
   runState(): PackedQueueRunState {
     if (this.pendingCount !== 0) throw new Error('PackedQueue.runState: used descriptors are pushed but not published; call publishUsed() first');
-    let slots = 0;
-    for (let k = 1; k <= this.inFlightCount; k++) slots += this.bySeq[(this.popSeq - k + this.size) % this.size]?.ringSlots ?? 0;
-    return { nextAvail: rewindPosition(this.availPos, slots, this.size), nextUsed: this.usedPos, publishedUsed: this.publishedPos };
+    return { nextAvail: this.availPos, nextUsed: this.usedPos, publishedUsed: this.publishedPos };
   }
 
   /**
    * Continues from saved positions; only on a queue fresh from `activate()`. Returns null, or why the
-   * positions cannot belong to a queue of this size.
+   * positions cannot belong to a queue of this size (nothing pushed and unpublished; at most `size`
+   * descriptors in flight). The chains in flight at the save (`nextAvail - nextUsed` descriptors) are
+   * then given back with `restoreHeld`, and `heldMissing()` says whether all were.
    */
   restoreRunState(s: PackedQueueRunState): string | null {
     if (this.inFlightCount !== 0 || this.availPos !== firstPosition(this.size) || this.usedPos !== firstPosition(this.size)) {
@@ -189,11 +196,81 @@ export class PackedQueue implements Virtqueue {
       if (!Number.isInteger(v) || v < 0 || v >= 2 * this.size) return `${k} ${String(v)} is not a position of a ring of ${this.size}`;
     }
     if (s.nextUsed !== s.publishedUsed) return `nextUsed ${s.nextUsed} differs from publishedUsed ${s.publishedUsed}`;
-    if (s.nextAvail !== s.nextUsed) return `nextAvail ${s.nextAvail} differs from nextUsed ${s.nextUsed} with nothing in flight`;
+    // positionDistance is modulo 2 * size: more than `size` descriptors in flight is impossible (pop()
+    // refuses the list that would hold more).
+    const inFlight = positionDistance(s.nextUsed, s.nextAvail, this.size);
+    if (inFlight > this.size) return `nextAvail ${s.nextAvail} is ${inFlight} descriptors ahead of nextUsed ${s.nextUsed}, more than the ring's ${this.size}`;
     this.availPos = s.nextAvail;
     this.usedPos = s.nextUsed;
     this.publishedPos = s.publishedUsed;
     return null;
+  }
+
+  /** The list as popped: its descriptors in the ring may be overwritten by used ones (and reused) since. */
+  heldList(chain: DescriptorChain): HeldList | null {
+    if (chain.owner !== this || chain.state !== CHAIN_IN_FLIGHT) throw new Error(`PackedQueue.heldList: chain is not in flight on queue ${this.index}`);
+    const regions: { addr: number; len: number; writable: boolean }[] = [];
+    const readable = chain.readableCount;
+    for (let i = 0; i < chain.segCount; i++) regions.push({ addr: chain.segAddr[i]!, len: chain.segLen[i]!, writable: i >= readable });
+    return { ringSlots: chain.ringSlots, descriptorCount: chain.descriptorCount, indirect: chain.indirect, regions };
+  }
+
+  /**
+   * After `restoreRunState`: a list the saved device held, popped at ring position `at` with Buffer ID
+   * `id`, rebuilt from `list` (its ring descriptors may have been overwritten since; an indirect
+   * table is not read again) and checked as `pop()` checks a list: descriptor counts within the ring,
+   * readable buffers before writable ones, every buffer inside this memory, the total below 4 GiB, the
+   * Buffer ID not held twice, and all the lists given back together no more descriptors than are in
+   * flight. Returns the chain (in flight, as `pop()` returns it; `unpop()` and out-of-order
+   * completion work on it as on a popped one); a string when the values are impossible; a ChainError
+   * when a buffer is not inside this memory. Nothing changes on failure.
+   */
+  restoreHeld(id: number, at: number, list: HeldList | null): DescriptorChain | ChainError | string {
+    if (list === null || typeof list !== 'object') throw new TypeError('PackedQueue.restoreHeld: a packed ring needs the list as heldList() gave it');
+    if (this.violation !== null) return 'the queue is broken';
+    const size = this.size;
+    if (!Number.isInteger(at) || at < 0 || at >= 2 * size) return `held list position ${String(at)} is not a position of a ring of ${size}`;
+    if (!Number.isInteger(id) || id < 0 || id > 0xffff) return `held list Buffer ID ${String(id)} is not a 16-bit ID`;
+    const { ringSlots, descriptorCount, indirect, regions } = list;
+    if (!Number.isInteger(ringSlots) || ringSlots < 1 || ringSlots > size) return `held list ${id} takes ${String(ringSlots)} ring descriptors (ring of ${size})`;
+    if (indirect) {
+      if (!this.indirectDesc) return `held list ${id} is indirect, but VIRTIO_F_INDIRECT_DESC was not negotiated`;
+      if (ringSlots !== 1) return `held list ${id} is indirect but takes ${ringSlots} ring descriptors`;
+      if (!Number.isInteger(descriptorCount) || descriptorCount < 1 || descriptorCount > size) return `held list ${id} has ${String(descriptorCount)} indirect entries (ring of ${size})`;
+    } else if (descriptorCount !== ringSlots) {
+      return `held list ${id} has ${String(descriptorCount)} descriptors in ${ringSlots} ring descriptors`;
+    }
+    if (regions.length > descriptorCount) return `held list ${id} has ${regions.length} buffers in ${descriptorCount} descriptors`;
+    const inFlight = positionDistance(this.usedPos, this.availPos, size);
+    if (this.inFlightSlots + ringSlots > inFlight) return `held lists take more than the ${inFlight} descriptors in flight (nextAvail - nextUsed)`;
+    if ((this.idsHeld[id >>> 5]! & (1 << (id & 31))) !== 0) return `held list Buffer ID ${id} is held twice`;
+    const head = positionOffset(at, size);
+    let total = 0;
+    let writable = false;
+    for (let i = 0; i < regions.length; i++) {
+      const r = regions[i]!;
+      if (!Number.isSafeInteger(r.addr) || r.addr < 0 || !Number.isInteger(r.len) || r.len < 1 || r.len > 0xffff_ffff) return `held list ${id} buffer ${i} is not a buffer`;
+      if (r.writable) writable = true;
+      else if (writable) return `held list ${id} has a readable buffer after a writable one`;
+      total += r.len;
+      if (total >= 2 ** 32) return `held list ${id} is 4 GiB or longer`;
+      if (!this.memory.contains(r.addr, r.len)) return { code: 'packed.region-outside-memory', head, index: i, addr: r.addr, len: r.len, indirect };
+    }
+    const chain = this.free.pop() ?? new DescriptorChain(this.memory, this);
+    chain.begin(head, this.memory);
+    for (const r of regions) chain.addRegion(r.addr, r.len, r.writable);
+    chain.finish(descriptorCount, indirect);
+    chain.setHeadIndex(id);
+    chain.ringSlots = ringSlots;
+    this.idsHeld[id >>> 5] = this.idsHeld[id >>> 5]! | (1 << (id & 31));
+    this.track(chain, at);
+    return chain;
+  }
+
+  /** After `restoreHeld`: null when every chain in flight at the save was given back, else why not. */
+  heldMissing(): string | null {
+    const want = positionDistance(this.usedPos, this.availPos, this.size);
+    return this.inFlightSlots === want ? null : `${want} descriptor(s) in flight (nextAvail - nextUsed), ${this.inFlightSlots} in the ${this.inFlightCount} list(s) held by the device`;
   }
 
   /** 1 when the descriptor at the next position is available, else 0; or the violation. */
@@ -234,31 +311,44 @@ export class PackedQueue implements Virtqueue {
       return this.fail({ code: 'packed.buffer-id-in-use', head, id });
     }
     this.idsHeld[word] = this.idsHeld[word]! | bit;
+    this.track(chain, pos);
+    this.availPos = advancePosition(pos, chain.ringSlots, size);
+    return chain;
+  }
+
+  /** Marks a walked chain (its Buffer ID already marked held) in flight, popped at position `at`. */
+  private track(chain: DescriptorChain, at: number): void {
     const seq = this.popSeq;
     chain.state = CHAIN_IN_FLIGHT;
     chain.seq = seq;
+    chain.at = at;
     this.bySeq[seq] = chain;
-    this.popSeq = seq + 1 === size ? 0 : seq + 1;
+    this.popSeq = seq + 1 === this.size ? 0 : seq + 1;
     this.inFlightCount++;
-    this.availPos = advancePosition(pos, chain.ringSlots, size);
-    return chain;
+    this.inFlightSlots += chain.ringSlots;
   }
 
   /**
    * Gives back the last `count` popped chains, none of them pushed: the next pops read them again from
    * the ring (no used descriptor has been written over them: used descriptors are written only behind
-   * every chain in flight). Throws (programmer error) if the last `count` pops are not all in flight.
+   * every chain in flight). Throws (programmer error) if the last `count` pops are not all in flight
+   * (a list given back by `restoreHeld` counts as popped where it was: it can be unpopped only when
+   * nothing was popped after it).
    */
   unpop(count: number): void {
     const size = this.size;
     if (!Number.isInteger(count) || count < 0 || count > this.inFlightCount) {
       throw new RangeError(`PackedQueue.unpop: count must be an integer in 0..inFlight (${this.inFlightCount}), got ${String(count)}`);
     }
+    let end = this.availPos;
     for (let k = 1; k <= count; k++) {
       const c = this.bySeq[(this.popSeq - k + size) % size];
-      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT) {
+      // A chain given back by restoreHeld ends where the next pop began only if nothing was popped
+      // after it: a list held while a later one was used cannot be popped again from the ring.
+      if (c === undefined || c === null || c.state !== CHAIN_IN_FLIGHT || advancePosition(c.at, c.ringSlots, size) !== end) {
         throw new Error('PackedQueue.unpop: one of the last chains popped was already pushed; only the most recent unpushed pops can be given back');
       }
+      end = c.at;
     }
     for (let k = 0; k < count; k++) {
       const seq = this.popSeq === 0 ? size - 1 : this.popSeq - 1;
@@ -373,6 +463,7 @@ export class PackedQueue implements Virtqueue {
     this.idsHeld[id >>> 5] = this.idsHeld[id >>> 5]! & ~(1 << (id & 31));
     chain.state = CHAIN_FREE;
     this.inFlightCount--;
+    this.inFlightSlots -= chain.ringSlots;
     this.free.push(chain);
   }
 

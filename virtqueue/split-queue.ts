@@ -13,7 +13,7 @@ import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain
 import { ChainWalker } from './chain-walk.js';
 import type { ChainError, QueueActivationError, QueueRing, SplitActivationError } from './queue-errors.js';
 import { QUEUE_EMPTY } from './virtqueue.js';
-import type { QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
+import type { HeldList, QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
 import {
   AVAIL_FLAGS,
   AVAIL_IDX,
@@ -76,6 +76,7 @@ export class SplitQueue implements Virtqueue {
   private usedIdx = 0; // next used ring entry to write
   private publishedUsed = 0; // used.idx as last published
   private inFlightCount = 0;
+  private restoredAge = 0x10000; // age (nextAvail - index) of the last chain given back by restoreHeld
   private violation: QueueViolation | null = null;
   private readonly free: DescriptorChain[] = [];
   /** In-flight chains by `seq & mask`, for unpop() to find the most recent ones. */
@@ -207,16 +208,21 @@ export class SplitQueue implements Virtqueue {
    * After `restoreRunState`: a chain the saved device held, popped at available index `seq` with
    * head descriptor `head`, walked and validated again in this memory like any popped chain. Returns
    * the chain (in flight, as `pop()` returns it); a string when the values are impossible (the
-   * head out of range, `seq` not before `nextAvail`, more chains than the indices leave in flight);
-   * the walk's error when the descriptors in this memory do not make a valid chain. Nothing changes
-   * on failure (the queue does not break: it is not running anything yet).
+   * head out of range, `seq` not before `nextAvail` or not younger than the chain given back
+   * before, more chains than the indices leave in flight); the walk's error when the descriptors in
+   * this memory do not make a valid chain. Nothing changes on failure (the queue does not break: it
+   * is not running anything yet). A split ring keeps held chains in its descriptor table: `list` must
+   * be null.
    */
-  restoreHeld(head: number, seq: number): DescriptorChain | ChainError | string {
+  restoreHeld(head: number, seq: number, list: HeldList | null = null): DescriptorChain | ChainError | string {
+    if (list !== null) throw new Error('SplitQueue.restoreHeld: a split ring re-walks held chains in its descriptor table; list must be null');
     if (this.violation !== null) return 'the queue is broken';
     if (!Number.isInteger(head) || head < 0 || head >= this.size) return `held chain head ${String(head)} is out of range (queue size ${this.size})`;
     if (!Number.isInteger(seq) || seq < 0 || seq > 0xffff) return `held chain index ${String(seq)} is not a 16-bit index`;
     const age = sub16(this.lastAvail, seq);
     if (age === 0) return `held chain index ${seq} is not before nextAvail ${this.lastAvail}`;
+    // The held chains come oldest first (in pop order): each is younger than the one before.
+    if (age >= this.restoredAge) return `held chain index ${seq} is not younger than the one before`;
     if (this.inFlightCount >= sub16(this.lastAvail, this.usedIdx)) return `more held chains than the ${sub16(this.lastAvail, this.usedIdx)} in flight (nextAvail - nextUsed)`;
     const chain = this.free.pop() ?? new DescriptorChain(this.memory, this);
     const err = this.walker.walk(chain, head);
@@ -226,10 +232,17 @@ export class SplitQueue implements Virtqueue {
     }
     chain.state = CHAIN_IN_FLIGHT;
     chain.seq = seq;
+    chain.at = seq;
     // unpop() finds recent pops here; an older chain whose slot was reused since is not one.
     if (age <= this.size) this.bySeq[seq & this.mask] = chain;
     this.inFlightCount++;
+    this.restoredAge = age;
     return chain;
+  }
+
+  /** Null: the descriptor table keeps describing a chain in flight (the driver does not reuse it). */
+  heldList(_chain: DescriptorChain): HeldList | null {
+    return null;
   }
 
   /** After `restoreHeld`: null when every chain in flight at the save was given back, else why not. */
@@ -276,6 +289,7 @@ export class SplitQueue implements Virtqueue {
     }
     chain.state = CHAIN_IN_FLIGHT;
     chain.seq = seq;
+    chain.at = seq;
     this.bySeq[slot] = chain;
     this.inFlightCount++;
     this.lastAvail = (seq + 1) & 0xffff;

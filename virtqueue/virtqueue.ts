@@ -47,6 +47,24 @@ export const QUEUE_EMPTY: QueueEmpty = Object.freeze({ kind: 'empty' as const })
 export type QueueViolation = { readonly kind: 'violation'; readonly error: ChainError };
 
 /**
+ * What a device state records of a chain the device holds across a save, besides its position
+ * (`DescriptorChain.availIndex`) and id (`headIndex`), when the ring itself may no longer describe
+ * it: a packed ring's used descriptors are written over ring slots in completion order, so a held
+ * list older than a used one has its descriptors overwritten (§2.8.12; the driver then reuses the
+ * slots). A split ring's descriptor table keeps a held chain intact: no list there.
+ */
+export interface HeldList {
+  /** Descriptors the list took in the ring (1 for an indirect one). */
+  readonly ringSlots: number;
+  /** Descriptors in the list (ring descriptors, or the indirect table's entries). */
+  readonly descriptorCount: number;
+  /** The list was one indirect descriptor (§2.8.7). */
+  readonly indirect: boolean;
+  /** Its non-empty buffers in order, readable ones first, as the pop validated them. */
+  readonly regions: readonly { readonly addr: number; readonly len: number; readonly writable: boolean }[];
+}
+
+/**
  * A running virtqueue, split (`SplitQueue`) or packed (`PackedQueue`): what device code uses.
  * Made only by activation (`activateQueue()` in activate-queue.ts, or the class's `activate`).
  */
@@ -78,6 +96,21 @@ export interface Virtqueue {
   pushUsed(chain: DescriptorChain, writtenLength: number): void;
   /** Makes everything pushed visible to the driver; true when the driver wants a used buffer notification. */
   publishUsed(): boolean;
+  /**
+   * For a device state: what besides `availIndex` and `headIndex` it must record of a chain in
+   * flight (held by the device across the save), or null when the ring keeps describing it (split).
+   */
+  heldList(chain: DescriptorChain): HeldList | null;
+  /**
+   * On a queue restored with chains in flight (`restoreRunState`), gives back one chain the device
+   * held, oldest first: `id` and `at` as `headIndex` and `availIndex` were, `list` as `heldList()`
+   * gave it (null for a split ring). The chain comes back in flight as `pop()` returned it; a string
+   * when the values are impossible; the ring's error when this memory does not hold such a chain.
+   * Nothing changes on failure.
+   */
+  restoreHeld(id: number, at: number, list: HeldList | null): DescriptorChain | ChainError | string;
+  /** After `restoreHeld`: null when every chain in flight at the save was given back, else why not. */
+  heldMissing(): string | null;
   /** Asks the driver for (true) or not (false) available buffer notifications. */
   setNotifications(enabled: boolean): void;
   /** Turns available buffer notifications on and looks again: true when the caller must pop again. */

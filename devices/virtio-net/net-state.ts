@@ -17,7 +17,15 @@
 //                       header, frame
 //   NETR v1 (required)  receive chains held (MRG_RXBUF, popped for the frame at the head of the
 //                       backlog while it waits for more buffers): count u16, each, oldest first:
-//                       available ring index u16 it was popped at, head descriptor u16
+//                       where it was popped u16 (split: available ring index; packed: ring
+//                       position with the wrap counter), id u16 (split: head descriptor; packed:
+//                       Buffer ID) — and on a packed receiveq1 the list as popped (Virtqueue
+//                       `heldList`): ring descriptors u16, descriptors u16, indirect u8, buffer
+//                       count u16, each: address u64, length u32, writable u8. A packed ring writes
+//                       used descriptors over ring slots in completion order, so a held list older
+//                       than a used one is no longer in the ring (a split ring's descriptor table
+//                       keeps it: re-walked there). (NETR is unreleased and no image before this
+//                       listed a packed chain: the packed record is part of v1.)
 //   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
 //
 // Decisions:
@@ -48,6 +56,7 @@
 // then commit in one step (virtio-net-device.ts `restoreState`).
 
 import { DeviceStateError, StateImage, StateWriter, encodeStateImage } from '../../lib/base/state-codec.js';
+import type { StateReader } from '../../lib/base/state-codec.js';
 import type { StateSection } from '../../lib/base/state-codec.js';
 import { coreSections, loadCoreSections } from '../virtio/core-state.js';
 import { checkHeldChains } from '../virtio/core-state.js';
@@ -63,9 +72,7 @@ import type { NetCounters } from './net-stats.js';
 import { RX_BACKLOG_FRAMES } from './rx-backlog.js';
 import type { RxFilterState } from './rx-filter.js';
 import { RX_FRAME_MAX } from './rx-path.js';
-import { SplitQueue } from '../../virtqueue/split-queue.js';
-import { PackedQueue } from '../../virtqueue/packed-queue.js';
-import type { Virtqueue } from '../../virtqueue/virtqueue.js';
+import type { HeldList, Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { RxPath } from './rx-path.js';
 import type { TxPath } from './tx-path.js';
 
@@ -178,13 +185,17 @@ export function saveNetState(h: NetStateHost): Uint8Array {
   });
   add(HELD, true, (w) => {
     const rx = h.rx;
-    // A packed receiveq1 saves its held chains as not popped yet (PackedQueue.runState rewinds over
-    // them): none listed here. Exact held-chain restore for packed rings is still to come (#17).
-    const count = h.core.queues[RX_QUEUE] instanceof PackedQueue ? 0 : rx.heldCount;
+    const q = h.core.queues[RX_QUEUE] ?? null;
+    const count = rx.heldCount;
+    if (count > 0 && q === null) throw new Error('saveState: receive chains held, but receiveq1 does not run');
     w.u16(count);
     for (let i = 0; i < count; i++) {
       const c = rx.heldAt(i);
+      // Where it was popped and its id; and where the ring may no longer describe it (packed), the
+      // list as popped.
       w.u16(c.availIndex).u16(c.headIndex);
+      const list = q!.heldList(c);
+      if (list !== null) writeHeldList(w, list);
     }
   });
   add(COUNTERS, false, (w) => {
@@ -193,6 +204,26 @@ export function saveNetState(h: NetStateHost): Uint8Array {
     for (const [name, value] of entries) w.string(name).f64(value);
   });
   return encodeStateImage(sections);
+}
+
+/** A packed ring's held list (its ring descriptors may be overwritten): see NETR above. */
+function writeHeldList(w: StateWriter, l: HeldList): void {
+  w.u16(l.ringSlots).u16(l.descriptorCount).bool(l.indirect).u16(l.regions.length);
+  for (const r of l.regions) w.u64(BigInt(r.addr)).u32(r.len).bool(r.writable);
+}
+
+function readHeldList(r: StateReader): HeldList {
+  const ringSlots = r.u16('held list ring descriptors');
+  const descriptorCount = r.u16('held list descriptors');
+  const indirect = r.bool('held list indirect');
+  const n = r.u16('held list buffers');
+  const regions: { addr: number; len: number; writable: boolean }[] = [];
+  for (let i = 0; i < n; i++) {
+    const addr = r.u64('held list buffer address');
+    if (addr > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt(`held list buffer address 0x${addr.toString(16)}`);
+    regions.push({ addr: Number(addr), len: r.u32('held list buffer length'), writable: r.bool('held list buffer writable') });
+  }
+  return { ringSlots, descriptorCount, indirect, regions };
 }
 
 function writeFilter(w: StateWriter, f: RxFilterState): void {
@@ -291,19 +322,15 @@ function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueu
   }
   const q = queues[RX_QUEUE] ?? null;
   if (q === null) throw corrupt(`${count} receive chain(s) held, but receiveq1 does not run`);
-  if (!(q instanceof SplitQueue)) throw corrupt(`${count} receive chain(s) held on a packed receiveq1 (saved as not popped)`);
   const features = core.negotiation.driver;
   if (!hasFeature(features, NetFeature.MRG_RXBUF)) throw corrupt(`${count} receive chain(s) held without MRG_RXBUF`);
   const hdrLen = vnetHeaderLength(features);
-  let age = 0x10000; // the held chains were popped in order: each is younger than the one before
   for (let i = 0; i < count; i++) {
     const seq = r.u16('held chain index');
     const head = r.u16('held chain head');
-    const a = (q.nextAvail - seq) & 0xffff;
-    if (a >= age) throw corrupt(`held receive chain ${i} (index ${seq}) is not younger than the one before`);
-    age = a;
-    const c = q.restoreHeld(head, seq);
-    if (typeof c === 'string') throw corrupt(`receiveq1: ${c}`);
+    const list = q.ring === 'packed' ? readHeldList(r) : null;
+    const c = q.restoreHeld(head, seq, list);
+    if (typeof c === 'string') throw corrupt(`receiveq1: held receive chain ${i}: ${c}`);
     // A chain the state says was held but this memory does not describe as one: the memory is not
     // the saved guest's (or the guest changed a chain it had given the device).
     if ('code' in c) throw mismatch(`receiveq1: held chain ${head} is not a valid chain in this memory (${c.code})`);

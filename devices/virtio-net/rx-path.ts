@@ -155,7 +155,7 @@ export class RxPath {
   }
   /**
    * A restored device state, after `resume`: the chains the saved device held, oldest first, popped
-   * again on the restored queue (SplitQueue.restoreHeld). They wait for more buffers as they did.
+   * again on the restored queue (Virtqueue.restoreHeld). They wait for more buffers as they did.
    */
   holdRestored(chains: readonly DescriptorChain[]): void {
     this.dropPending();

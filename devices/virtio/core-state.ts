@@ -14,7 +14,7 @@
 //                       publishedUsed (u16 positions carrying the wrap counter, §2.8.1).
 //                       nextAvail is the next entry to pop: the `nextAvail - nextUsed` chains popped
 //                       and not yet used are held by the device, which lists them in its own section
-//                       and gives them back to the restored queue (SplitQueue.restoreHeld; virtio-net:
+//                       and gives them back to the restored queue (Virtqueue.restoreHeld; virtio-net:
 //                       NETR in devices/virtio-net/net-state.ts). A restore checks that every one was.
 //   TRNS v1 (required)  transport kind (string: 'none', 'mmio', 'pci', 'pci-legacy'), then the
 //                       transport's own registers as its `TransportStateHooks` write them.
@@ -28,7 +28,9 @@
 // drained its backlog a notification early (issue #14), and a held chain that was not among the most
 // recent pops made the rewound index re-pop a chain already used. A v1 image cannot say which chains
 // were held, so it is refused with 'state.version' rather than restored into a device that behaves
-// differently.
+// differently. (Within v2, the packed record first also rewound nextAvail over the chains in flight;
+// v2 was not released then, and no device listed a packed queue's held chains, so such an image
+// restores as it did: nothing in flight.)
 //
 // What is not state: the diagnostics log (a record of the session, not something the guest depends
 // on) and the chains' pools (rebuilt on activation).
@@ -42,7 +44,6 @@
 import { DeviceStateError } from '../../lib/base/state-codec.js';
 import type { StateImage, StateReader, StateSection, StateWriter } from '../../lib/base/state-codec.js';
 import { StateWriter as Writer } from '../../lib/base/state-codec.js';
-import { SplitQueue } from '../../virtqueue/split-queue.js';
 import type { QueueConfig, SplitQueueRunState } from '../../virtqueue/split-queue.js';
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { PackedQueueRunState } from '../../virtqueue/packed-queue.js';
@@ -260,7 +261,7 @@ export function coreSections(core: VirtioCore): StateSection[] {
  * Reads and checks the core's and transport's sections against `core` (throws `DeviceStateError`,
  * changes nothing) and returns the step that applies both; the caller re-sends the ISR last. The
  * restored running queues (`queues`, not yet the device's) await the chains the device held: the
- * caller gives them back (SplitQueue.restoreHeld) and checks with `checkHeldChains`.
+ * caller gives them back (Virtqueue.restoreHeld) and checks with `checkHeldChains`.
  */
 export function loadCoreSections(
   core: VirtioCore,
@@ -295,8 +296,7 @@ export function loadCoreSections(
 /** After the device gave its held chains back: every running queue must have all it had in flight. */
 export function checkHeldChains(queues: readonly (Virtqueue | null)[]): void {
   queues.forEach((q, i) => {
-    // A packed queue saves its chains in flight as not popped (PackedQueue.runState): none to check.
-    const why = q instanceof SplitQueue ? q.heldMissing() : null;
+    const why = q === null ? null : q.heldMissing();
     if (why !== null) throw corrupt(`queue ${i}: ${why}`);
   });
 }

@@ -9,7 +9,9 @@ import { QUEUE_EMPTY } from '../../virtqueue/virtqueue.js';
 import { activateQueue } from '../../virtqueue/activate-queue.js';
 import { SplitQueue } from '../../virtqueue/split-queue.js';
 import { EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE, PACKED_F_AVAIL, PACKED_F_USED } from '../support/packed-driver-ring.js';
-import { P_EVENT_IDX, P_INDIRECT, P_PLAIN, ppop, psetup } from './packed-fixtures.js';
+import { P_EVENT_IDX, P_INDIRECT, P_PLAIN, pactivate, ppop, psetup } from './packed-fixtures.js';
+import { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
+import { firstPosition, positionDistance, positionOffset } from '../../virtqueue/packed-layout.js';
 
 describe('virtqueue/packed-queue', () => {
   it('a list made available is popped with its buffers, and its used descriptor carries the buffer id and length', () => {
@@ -265,6 +267,94 @@ describe('virtqueue/packed-queue', () => {
       expect(PackedQueue.activate(m, { ...cfg, usedRing: 0x2006 }, P_PLAIN, 0)).to.deep.equal({ code: 'packed.misaligned', ring: 'deviceEvent', addr: 0x2006, alignment: 4 });
       expect(PackedQueue.activate(m, { ...cfg, usedRing: 0x10000 }, P_PLAIN, 0)).to.deep.equal({ code: 'packed.ring-outside-memory', ring: 'deviceEvent', addr: 0x10000, len: 4 });
       expect(PackedQueue.activate(m, { ...cfg, descTable: 0xfff0 }, P_PLAIN, 0)).to.deep.equal({ code: 'packed.ring-outside-memory', ring: 'descRing', addr: 0xfff0, len: 64 });
+    });
+  });
+  describe('device state: chains in flight stay popped (runState / restoreRunState / restoreHeld)', () => {
+    it('a restored queue holds the same lists, out of order and after their slots were overwritten, and goes on like the saved one', () => {
+      const s = psetup(8);
+      const a = s.ring.addChain([{ len: 4 }, { len: 4, write: true }]); // 2 descriptors, at offset 0
+      const b = s.ring.addChain([{ len: 4, write: true }]); // 1, at offset 2
+      const c = s.ring.addChain([{ len: 8, write: true }, { len: 8, write: true }]); // 2, at offset 3
+      const ca = ppop(s.q);
+      const cb = ppop(s.q);
+      const cc = ppop(s.q);
+      s.q.pushUsed(cb, 1); // b first: its used descriptor goes over a's first ring slot
+      s.q.publishUsed();
+      const st = s.q.runState();
+      expect(st.nextAvail, 'nextAvail is not rewound').to.equal(s.q.nextAvail);
+      expect(positionDistance(st.nextUsed, st.nextAvail, 8)).to.equal(4);
+      const lists = [ca, cc].map((ch) => ({ id: ch.headIndex, at: ch.availIndex, list: s.q.heldList(ch)! }));
+      expect(lists.map((l) => [l.id, positionOffset(l.at, 8), l.list.ringSlots])).to.deep.equal([
+        [a, 0, 2],
+        [c, 3, 2],
+      ]);
+      // The restored queue: same memory contents (a's first slot holds b's used descriptor), and a's
+      // second slot blanked too: the ring does not describe a any more.
+      expect(s.memory.readU16(s.ring.descAddr(0) + 12)).to.equal(b);
+      const m2 = new GuestMemory(0x10000);
+      m2.write(0, s.memory.bytes(0, 0x10000)!);
+      m2.write(s.ring.descAddr(1), new Uint8Array(16));
+      const q2 = pactivate(m2, s.ring, s.features);
+      expect(q2.restoreRunState(st)).to.equal(null);
+      expect(q2.heldMissing()).to.match(/4 descriptor\(s\) in flight/);
+      const ra = q2.restoreHeld(lists[0]!.id, lists[0]!.at, lists[0]!.list);
+      expect(ra).to.be.instanceOf(DescriptorChain);
+      expect(q2.restoreHeld(lists[0]!.id, lists[0]!.at, lists[0]!.list)).to.match(/held twice/);
+      const rc = q2.restoreHeld(lists[1]!.id, lists[1]!.at, lists[1]!.list) as DescriptorChain;
+      expect(q2.heldMissing()).to.equal(null);
+      expect(q2.restoreHeld(b, lists[1]!.at, { ringSlots: 1, descriptorCount: 1, indirect: false, regions: [] })).to.match(/more than the 4 descriptors in flight/);
+      const chainA = ra as DescriptorChain;
+      expect([chainA.headIndex, chainA.readableLength, chainA.writableLength, chainA.descriptorCount, chainA.availIndex]).to.deep.equal([a, 4, 4, 2, lists[0]!.at]);
+      expect(q2.inFlight).to.equal(2);
+      // a cannot be given back to the ring (b was popped after it and is used); c can: the most
+      // recent pop, its ring descriptors still in place.
+      expect(() => q2.unpop(2)).to.throw(/only the most recent unpushed pops/);
+      expect(q2.inFlight).to.equal(2);
+      // c can be given back (the most recent pop), then popped again from the ring as it was.
+      q2.unpop(1);
+      const rc2 = ppop(q2);
+      expect([rc2.headIndex, rc2.writableLength]).to.deep.equal([c, 16]);
+      expect(rc.state, 'the unpopped chain went back to the pool and came out again').to.equal(rc2.state);
+      // Complete c, then a, on both queues: the same used descriptors at the same positions.
+      s.q.pushUsed(cc, 16);
+      s.q.pushUsed(ca, 4);
+      s.q.publishUsed();
+      q2.pushUsed(rc2, 16);
+      q2.pushUsed(chainA, 4);
+      q2.publishUsed();
+      // (Used descriptors carry length, ID and flags; the address field is not written.)
+      const usedFields = (m: GuestMemory): number[][] => Array.from({ length: 8 }, (_, i) => [m.readU32(s.ring.descAddr(i) + 8), m.readU16(s.ring.descAddr(i) + 12), m.readU16(s.ring.descAddr(i) + 14)]);
+      expect(usedFields(m2)).to.deep.equal(usedFields(s.memory));
+      expect(s.ring.takeUsed()).to.deep.equal([
+        { id: b, len: 1 },
+        { id: c, len: 16 },
+        { id: a, len: 4 },
+      ]);
+      expect(q2.runState()).to.deep.equal(s.q.runState());
+    });
+
+    it('impossible positions and lists are refused without changing the queue', () => {
+      const s = psetup(4, P_PLAIN);
+      const q = pactivate(s.memory, s.ring, s.features);
+      const first = firstPosition(4);
+      expect(q.restoreRunState({ nextAvail: 8, nextUsed: first, publishedUsed: first })).to.match(/not a position/);
+      expect(q.restoreRunState({ nextAvail: first, nextUsed: 1, publishedUsed: first })).to.match(/differs from publishedUsed/);
+      expect(q.restoreRunState({ nextAvail: 3, nextUsed: 6, publishedUsed: 6 })).to.match(/more than the ring's 4/);
+      expect(q.restoreRunState({ nextAvail: 6, nextUsed: first, publishedUsed: first })).to.equal(null);
+      const buf = { addr: 0x8000, len: 16, writable: true };
+      const one = { ringSlots: 1, descriptorCount: 1, indirect: false, regions: [buf] };
+      expect(q.restoreHeld(0, 8, one)).to.match(/not a position/);
+      expect(q.restoreHeld(0x10000, first, one)).to.match(/not a 16-bit ID/);
+      expect(q.restoreHeld(0, first, { ...one, indirect: true })).to.match(/INDIRECT_DESC was not negotiated/);
+      expect(q.restoreHeld(0, first, { ...one, ringSlots: 5, descriptorCount: 5 })).to.match(/takes 5 ring descriptors/);
+      expect(q.restoreHeld(0, first, { ...one, regions: [buf, buf] })).to.match(/2 buffers in 1 descriptors/);
+      expect(q.restoreHeld(0, first, { ringSlots: 2, descriptorCount: 2, indirect: false, regions: [buf, { ...buf, writable: false }] })).to.match(/readable buffer after a writable/);
+      expect(q.restoreHeld(0, first, { ...one, regions: [{ ...buf, addr: 0xfff8 }] })).to.deep.include({ code: 'packed.region-outside-memory' });
+      expect(q.inFlight).to.equal(0);
+      expect(q.heldMissing()).to.match(/2 descriptor\(s\) in flight/);
+      expect(q.restoreHeld(0, first, one)).to.be.instanceOf(DescriptorChain);
+      expect(q.restoreHeld(1, first + 1, one)).to.be.instanceOf(DescriptorChain);
+      expect(q.heldMissing()).to.equal(null);
     });
   });
 });

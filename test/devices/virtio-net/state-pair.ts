@@ -20,6 +20,7 @@ import { VirtioNetDevice } from '../../../devices/virtio-net/virtio-net-device.j
 import { NetFeature } from '../../../devices/virtio-net/constants.js';
 import type { Netdev, NetdevPeer, SendResult } from '../../../lib/netdev/netdev.js';
 import { DriverRing } from '../../support/driver-ring.js';
+import { PackedDriverRing } from '../../support/packed-driver-ring.js';
 import type { BufferSpec } from '../../support/driver-ring.js';
 import { driverFor, initDevice, legacyDriver, legacyRingLayout } from '../../support/driver-transport.js';
 import type { DriverTransport } from '../../support/driver-transport.js';
@@ -147,7 +148,12 @@ export interface PairSetup {
   pairs: 1 | 2;
   disable: string[];
   ringSize: 8 | 16 | 32;
+  /** The driver's ring format (default split; packed is not on the legacy interface). */
+  ring?: 'split' | 'packed';
 }
+
+/** A driver ring of either format. */
+export type PairRing = DriverRing | PackedDriverRing;
 
 interface Machine {
   memory: GuestMemory;
@@ -166,7 +172,7 @@ export class StatePair {
   readonly mem: TeeMemory;
   readonly driver: DriverTransport;
   split = false;
-  rings: DriverRing[] = [];
+  rings: PairRing[] = [];
   negotiated = 0n;
   /** Frames B sent when it announced itself (the gratuitous ARP), kept out of the comparison. */
   readonly announceFrames: Uint8Array[] = [];
@@ -306,7 +312,9 @@ export class StatePair {
     for (let q = 0; q < count; q++) {
       const base = QUEUE_BASE + q * QUEUE_AREA;
       const heapEnd = base + QUEUE_AREA;
-      if (this.setup.transport === 'pci-legacy') {
+      if (this.setup.ring === 'packed') {
+        this.rings.push(new PackedDriverRing(this.mem, { size: this.setup.ringSize, base, heapStart: base + 0x2000, heapEnd }));
+      } else if (this.setup.transport === 'pci-legacy') {
         const l = legacyRingLayout(base, PAIR_QUEUE_MAX);
         this.rings.push(new DriverRing(this.mem, { ...l, heapStart: base + 0x2000, heapEnd }));
       } else {
@@ -318,14 +326,20 @@ export class StatePair {
     return r.ok;
   }
 
-  ring(q: number): DriverRing | null {
+  ring(q: number): PairRing | null {
     return this.rings[q] ?? null;
   }
 
-  /** Publishes with `add` and notifies the way Linux decides (§2.7.10). */
+  /** Publishes with `add` and notifies the way Linux decides (§2.7.10; packed §2.8.10). */
   kick(q: number, add: () => void): void {
     const ring = this.ring(q);
     if (ring === null) return;
+    if (ring instanceof PackedDriverRing) {
+      const before = ring.availPosition;
+      add();
+      if (ring.needsNotify(before, this.has('EVENT_IDX'))) this.driver.notify(q);
+      return;
+    }
     const old = ring.availIdx;
     add();
     const now = ring.availIdx;

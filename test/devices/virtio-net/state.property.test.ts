@@ -8,12 +8,15 @@
 // initialisation with features declined, receive buffers, transmits, control commands (good ones
 // and random bytes), host frames of every kind, link changes, interrupt reads, rx-filter queries,
 // announce requests, resets and stray status writes, event-index and interrupt-suppression
-// changes, spurious kicks, and ring-contract violations (an avail.idx jump, an out-of-range head).
+// changes, spurious kicks, and ring-contract violations (an avail.idx jump, an out-of-range head;
+// on packed rings a list with an unavailable next descriptor, readable after writable). Split and
+// packed rings both (packed: the driver event suppression structure for the event-index changes).
 // Backend flow control (a 'busy' backend) is left out: it is the backend's state, not the device's.
 
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { ALL_FEATURES, features } from '../../support/net-rig.js';
+import { EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE, PACKED_F_NEXT, PACKED_F_WRITE, PackedDriverRing } from '../../support/packed-driver-ring.js';
 import { StatePair } from './state-pair.js';
 import type { PairSetup } from './state-pair.js';
 
@@ -100,12 +103,15 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ t: fc.constant('bump' as const), q: fc.nat({ max: 4 }) }), weight: 1 },
 );
 
-const setupArb: fc.Arbitrary<PairSetup> = fc.record({
-  transport: fc.constantFrom('mmio', 'pci', 'pci-legacy') as fc.Arbitrary<PairSetup['transport']>,
-  pairs: fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>,
-  disable: fc.subarray(['MRG_RXBUF', 'EVENT_IDX', 'GUEST_ANNOUNCE', 'CTRL_RX_EXTRA']),
-  ringSize: fc.constantFrom(8, 16, 32) as fc.Arbitrary<8 | 16 | 32>,
-});
+const setupArb: fc.Arbitrary<PairSetup> = fc
+  .record({
+    transport: fc.constantFrom('mmio', 'pci', 'pci-legacy') as fc.Arbitrary<PairSetup['transport']>,
+    pairs: fc.constantFrom(1, 2) as fc.Arbitrary<1 | 2>,
+    disable: fc.subarray(['MRG_RXBUF', 'EVENT_IDX', 'GUEST_ANNOUNCE', 'CTRL_RX_EXTRA']),
+    ringSize: fc.constantFrom(8, 16, 32) as fc.Arbitrary<8 | 16 | 32>,
+    ring: fc.constantFrom('split', 'packed') as fc.Arbitrary<'split' | 'packed'>,
+  })
+  .map((s) => (s.transport === 'pci-legacy' ? { ...s, ring: 'split' as const } : s)); // no packed ring on the legacy interface
 
 /** Frame payloads are cut from this. */
 const PATTERN = Uint8Array.from({ length: 4096 }, (_, i) => (i * 7) & 0xff);
@@ -133,7 +139,10 @@ function apply(p: StatePair, op: Op, seq: number): void {
       p.postRx(op.count, op.len, op.split);
       if (op.brokenHead) {
         const ring = p.ring(0);
-        if (ring !== null && ring.freeDescriptors > 0) p.kick(0, () => ring.addRaw([{ len: 64, flags: 2 }], { head: ring.size + 1 }));
+        if (ring instanceof PackedDriverRing) {
+          // A readable descriptor after a writable one (§2.8.17): a broken list.
+          if (ring.freeDescriptors > 1) p.kick(0, () => ring.addRaw([{ len: 64, flags: PACKED_F_WRITE | PACKED_F_NEXT }, { len: 64 }]));
+        } else if (ring !== null && ring.freeDescriptors > 0) p.kick(0, () => ring.addRaw([{ len: 64, flags: 2 }], { head: ring.size + 1 }));
       }
       return;
     case 'tx':
@@ -173,7 +182,11 @@ function apply(p: StatePair, op: Op, seq: number): void {
     case 'event': {
       const ring = p.ring(op.q);
       if (ring === null) return;
-      if (op.mode === 'used-event') ring.setUsedEvent(op.value);
+      if (ring instanceof PackedDriverRing) {
+        // The driver event suppression structure (§2.8.10): a descriptor event at any offset / wrap.
+        if (op.mode === 'used-event') ring.setDriverEvent(EVENT_DESC, op.value);
+        else ring.setDriverEvent(op.mode === 'no-interrupt' ? EVENT_DISABLE : EVENT_ENABLE);
+      } else if (op.mode === 'used-event') ring.setUsedEvent(op.value);
       else ring.setNoInterrupt(op.mode === 'no-interrupt');
       return;
     }
@@ -184,7 +197,9 @@ function apply(p: StatePair, op: Op, seq: number): void {
       // avail.idx jumps past the ring size (§2.7.13.3 broken): the device must stop, both alike.
       const ring = p.ring(op.q);
       if (ring === null) return;
-      ring.bumpAvailIdx(ring.size + 1);
+      // Packed: a list whose next descriptor is not available (§2.8.6) — the device must stop too.
+      if (ring instanceof PackedDriverRing) ring.addRaw([{ len: 64, flags: PACKED_F_WRITE | PACKED_F_NEXT }]);
+      else ring.bumpAvailIdx(ring.size + 1);
       p.driver.notify(op.q);
       p.rings[op.q] = undefined as never; // the driver gives the ring up (ring(q) is null now)
       return;

@@ -1,7 +1,8 @@
 // Device state save / restore (API.md "Device state — save, restore, migrate"; issue #14 item 2):
 // one test per error code, each checking the device is byte-for-byte unchanged afterwards; rings
 // outside guest memory; the announcement after a restore (both ways); frames held in the rx backlog
-// and MRG_RXBUF chains held for a frame, delivered after a restore; transport registers.
+// and MRG_RXBUF chains held for a frame, delivered after a restore — on split and packed rings
+// (out-of-order completion over a held packed list included); transport registers.
 
 import { expect } from 'chai';
 import { DeviceStateError } from '../../../index.js';
@@ -14,6 +15,9 @@ import { crc32 } from '../../../lib/base/crc32.js';
 import { STATE_MAGIC, StateImage, StateWriter, encodeStateImage } from '../../../lib/base/state-codec.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import type { SplitQueue } from '../../../virtqueue/split-queue.js';
+import { PackedQueue } from '../../../virtqueue/packed-queue.js';
+import { firstPosition, positionDistance, positionOffset } from '../../../virtqueue/packed-layout.js';
+import { PackedDriverRing } from '../../support/packed-driver-ring.js';
 import { ALL_FEATURES, ethFrame, features } from '../../support/net-rig.js';
 import { HostSide, PAIR_MEMORY, StatePair } from './state-pair.js';
 import type { PairSetup } from './state-pair.js';
@@ -507,6 +511,175 @@ describe('device state (API.md "Device state", issue #14 item 2)', () => {
       p.consume();
       p.check('after more buffers');
       expect(p.b.device.stats().rx.frames).to.equal(1);
+    });
+
+    describe('over packed rings (held lists saved as popped, like split rings)', () => {
+      const PACKED: PairSetup = { ...MMIO, ringSize: 8, ring: 'packed' };
+
+      it('mrg_rxbuf_lists_held_for_a_frame_stay_held_across_a_restore', () => {
+        // The split case above on a packed receiveq1: the restored device holds the two lists the
+        // saved one held (it does not pop them again), so it drops F and the runt at the same
+        // notification as the saved device, not at the next host frame.
+        const p = new StatePair(PACKED);
+        expect(p.init(ALL_FEATURES)).to.equal(true);
+        expect(p.a.device.queues[0]).to.be.instanceOf(PackedQueue);
+        p.inject(ethFrame(MAC, undefined, { payload: 100 }));
+        p.inject(new Uint8Array(0));
+        p.postRx(2, 12, 1);
+        p.consume();
+        expect(p.a.device.queues[0]!.inFlight).to.equal(2);
+        p.ctrl(CtrlClass.RX, CtrlRx.PROMISC, [0]);
+        p.ctrl(CtrlClass.MAC, CtrlMac.ADDR_SET, macBytes('52:54:00:aa:00:01'));
+        p.consume();
+        expect(p.a.device.stats().rx.backlog).to.equal(2);
+        const image = p.a.device.saveState();
+        const netr = sectionAt(image, 'NETR');
+        expect(new DataView(image.buffer).getUint16(netr, true), 'lists listed in NETR').to.equal(2);
+        p.restore();
+        const qa = p.a.device.queues[0] as PackedQueue;
+        const qb = p.b.device.queues[0] as PackedQueue;
+        expect([qb.inFlight, qb.nextAvail, qb.nextUsed], 'restored positions and lists held').to.deep.equal([2, qa.nextAvail, qa.nextUsed]);
+        p.check('after restore');
+        p.inject(ethFrame('52:54:00:aa:00:01', undefined, { payload: 46 }));
+        p.consume();
+        p.check('after a host frame');
+        expect(p.a.device.stats().rx.backlog).to.equal(3);
+        p.postRx(5, 12, 1);
+        p.consume();
+        p.check('after more buffers');
+        expect(p.b.device.stats().rx.drops.unicast).to.equal(1);
+        expect(p.b.device.stats().rx.drops.runt).to.equal(1);
+      });
+
+      it('a_held_list_older_than_a_used_one_stays_held_though_its_ring_slot_was_overwritten', () => {
+        // Out-of-order completion: list A (12 bytes) is held for a frame; list B (4 bytes, shorter
+        // than the header) came after it and went straight back. B's used descriptor is written at
+        // the next used position — A's ring slot — so the ring no longer describes A: the state
+        // carries A's list, and the restored device holds A and completes it after B, as the saved one.
+        const p = new StatePair(PACKED);
+        expect(p.init(ALL_FEATURES)).to.equal(true);
+        p.postRx(1, 12, 1);
+        p.inject(ethFrame(MAC));
+        p.postRx(1, 4, 1);
+        p.consume();
+        const q = p.a.device.queues[0] as PackedQueue;
+        const first = firstPosition(q.size);
+        expect([q.inFlight, positionDistance(first, q.nextAvail, q.size), positionDistance(first, q.nextUsed, q.size)]).to.deep.equal([1, 2, 1]);
+        const ring = p.ring(0) as PackedDriverRing;
+        const slotA = ring.descAddr(0);
+        // A's slot now holds B's used descriptor (B's Buffer ID, not A's).
+        const image = p.a.device.saveState();
+        const netr = sectionAt(image, 'NETR');
+        const dv = new DataView(image.buffer);
+        const idA = dv.getUint16(netr + 4, true);
+        expect(positionOffset(dv.getUint16(netr + 2, true), q.size), 'A was popped at offset 0').to.equal(0);
+        expect(p.a.memory.readU16(slotA + 12), 'the ID in A\'s ring slot').to.not.equal(idA);
+        p.restore();
+        expect(p.b.device.queues[0]!.inFlight).to.equal(1);
+        p.check('after restore');
+        p.postRx(5, 12, 1);
+        p.consume();
+        p.check('after more buffers');
+        expect(p.b.device.stats().rx.frames).to.equal(1);
+        expect(p.b.device.queues[0]!.inFlight).to.equal(0);
+      });
+
+      it('out_of_order_completion_goes_on_across_a_save_with_the_ring_wrapped_under_a_held_list', () => {
+        // A is held while the driver keeps adding lists and the device completes them: the ring
+        // wraps (twice its size of lists) with A still held, its slot long reused. Saved then, the
+        // restored device completes A, and both go on alike.
+        const p = new StatePair(PACKED);
+        expect(p.init(ALL_FEATURES)).to.equal(true);
+        p.postRx(1, 12, 1);
+        p.inject(ethFrame(MAC)); // A held, waiting
+        for (let i = 0; i < 4; i++) {
+          p.postRx(4, 4, 1); // each shorter than the header: used at once, ahead of A
+          p.consume();
+        }
+        const q = p.a.device.queues[0] as PackedQueue;
+        expect(q.inFlight).to.equal(1);
+        expect(p.a.device.stats().rx.shortBuffers).to.equal(16);
+        // 17 descriptors popped on a ring of 8: positions (offset and wrap counter) run modulo 16.
+        expect(positionDistance(firstPosition(q.size), q.nextAvail, q.size), 'the ring wrapped').to.equal(17 % (2 * q.size));
+        p.restore();
+        expect(p.b.device.queues[0]!.inFlight).to.equal(1);
+        p.check('after restore');
+        p.postRx(2, 4, 1);
+        p.consume();
+        p.check('after more short buffers');
+        p.postRx(5, 12, 1);
+        p.consume();
+        p.check('after the buffers the frame needs');
+        expect(p.b.device.stats().rx.frames).to.equal(1);
+      });
+
+      it('held_lists_are_checked_like_guest_values', () => {
+        const p = new StatePair(PACKED);
+        expect(p.init(ALL_FEATURES)).to.equal(true);
+        p.postRx(2, 512, 1);
+        p.inject(ethFrame(MAC, undefined, { payload: 1500 - 14 }));
+        p.consume();
+        expect(p.a.device.queues[0]!.inFlight).to.equal(2);
+        const image = p.a.device.saveState();
+        const netr = sectionAt(image, 'NETR');
+        const dv = new DataView(image.buffer);
+        // Each record: position, Buffer ID, ring descriptors, descriptors, indirect, buffer count,
+        // then each buffer (address u64, length u32, writable u8).
+        expect(dv.getUint16(netr, true), 'count').to.equal(2);
+        const rec0 = netr + 2;
+        expect([dv.getUint16(rec0 + 4, true), dv.getUint16(rec0 + 6, true), image[rec0 + 8], dv.getUint16(rec0 + 9, true)]).to.deep.equal([1, 1, 0, 1]);
+        expect([dv.getUint32(rec0 + 19, true), image[rec0 + 23]]).to.deep.equal([512, 1]);
+        const rec1 = rec0 + 11 + 13;
+        const target = (memory?: GuestMemory): VirtioNetDevice => {
+          const m = memory ?? new GuestMemory(PAIR_MEMORY);
+          if (memory === undefined) m.write(0, p.a.memory.bytes(0, PAIR_MEMORY)!);
+          const fresh = new VirtioNetDevice({ id: 'net0', mac: MAC, memory: m, netdev: new HostSide(), queueSize: 32 });
+          new VirtioMmioTransport(fresh, { onInterrupt: () => undefined });
+          return fresh;
+        };
+        const edit = (fn: (v: DataView) => void): Uint8Array => {
+          const b = image.slice();
+          fn(new DataView(b.buffer));
+          return reseal(b);
+        };
+        const t = target();
+        expect(refused(t, edit((v) => v.setUint16(rec1 + 2, dv.getUint16(rec0 + 2, true), true)), 'state.corrupt').message).to.match(/held twice/);
+        expect(refused(t, edit((v) => v.setUint16(rec0 + 4, 0, true)), 'state.corrupt').message).to.match(/takes 0 ring descriptors/);
+        expect(refused(t, edit((v) => v.setUint16(rec0 + 4, 9, true)), 'state.corrupt').message).to.match(/takes 9 ring descriptors/);
+        expect(refused(t, edit((v) => v.setUint16(rec0 + 6, 2, true)), 'state.corrupt').message).to.match(/2 descriptors in 1 ring/);
+        expect(refused(t, edit((v) => v.setUint16(rec0, 16, true)), 'state.corrupt').message).to.match(/not a position/);
+        expect(refused(t, edit((v) => v.setUint32(rec0 + 19, 0, true)), 'state.corrupt').message).to.match(/not a buffer/);
+        expect(refused(t, edit((v) => {
+          v.setUint8(rec0 + 8, 1);
+          v.setUint16(rec0 + 4, 2, true);
+        }), 'state.corrupt').message).to.match(/is indirect but takes 2 ring descriptors/);
+        // Both lists 2 descriptors long: more than the 2 in flight.
+        expect(refused(t, edit((v) => {
+          v.setUint16(rec0 + 4, 2, true);
+          v.setUint16(rec0 + 6, 2, true);
+        }), 'state.corrupt').message).to.match(/more than the 2 descriptors in flight/);
+        // One list where two are in flight.
+        const one = image.slice(netr, rec1);
+        one[0] = 1;
+        expect(refused(t, withPayload(image, 'NETR', one), 'state.corrupt').message).to.match(/2 descriptor\(s\) in flight/);
+        expect(refused(t, withPayload(image, 'NETR', new Uint8Array(2)), 'state.corrupt').message).to.match(/2 descriptor\(s\) in flight/);
+        // A record cut short.
+        expect(refused(t, withPayload(image, 'NETR', image.slice(netr, rec1 - 1)), 'state.corrupt'));
+        // A buffer past the end of this memory: intact state, other memory.
+        expect(refused(t, edit((v) => v.setUint32(rec0 + 11, PAIR_MEMORY - 8, true)), 'state.mismatch').message).to.match(/held chain \d+ is not a valid chain in this memory \(packed.region-outside-memory\)/);
+        // The image as saved restores into a memory whose ring slots say nothing of the lists.
+        const blank = new GuestMemory(PAIR_MEMORY);
+        blank.write(0, p.a.memory.bytes(0, PAIR_MEMORY)!);
+        const ring = p.ring(0) as PackedDriverRing;
+        for (let i = 0; i < 2; i++) blank.write(ring.descAddr(i), new Uint8Array(16));
+        const ok = target(blank);
+        ok.restoreState(image);
+        expect(ok.queues[0]!.inFlight).to.equal(2);
+        // ... and saves them as they were saved (the rest of its image moved on: it announced itself).
+        const again = ok.saveState();
+        const at = sectionAt(again, 'NETR');
+        expect(Buffer.from(again.subarray(at, at + rec1 + 24 - netr)).equals(Buffer.from(image.subarray(netr, rec1 + 24))), 'NETR saved again').to.equal(true);
+      });
     });
 
     it('pci_configuration_and_select_registers_come_back', () => {
