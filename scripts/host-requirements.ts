@@ -33,6 +33,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'tshark', pkg: 'tshark', usedBy: 'the filter, dump, rewriter and TAP offload checks (an independent pcap and checksum reader)' },
   { command: 'python3', pkg: 'python3', usedBy: "the raw-frame sender, the COLO peers and QEMU's python QMP client" },
   { command: 'qemu-system-x86_64', pkg: 'qemu-system-x86', usedBy: 'the QEMU 7.2 oracle, the differential test, the QMP wording test and the QEMU guest comparison' },
+  { command: 'chromium', pkg: 'chromium', usedBy: 'the `virtio-net web` page test (the page in headless Chromium through puppeteer-core)' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
 ];
 
@@ -59,14 +60,19 @@ export function hostPackages(): string[] {
 
 /** True when `command` is an executable file in one of PATH's directories. */
 export function onPath(command: string): boolean {
+  return programPath(command) !== null;
+}
+
+/** The first executable `command` in PATH's directories, or null. */
+export function programPath(command: string): string | null {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     if (dir === '') continue;
     try {
       accessSync(join(dir, command), constants.X_OK);
-      return true;
+      return join(dir, command);
     } catch {
       // not in this directory
     }
   }
-  return false;
+  return null;
 }
