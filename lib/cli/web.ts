@@ -64,7 +64,12 @@ function packageRoot(): string {
 
 /** Bundles web/page.js for the browser, into memory. */
 async function bundlePage(root: string): Promise<Uint8Array> {
-  const esbuild = await import('esbuild');
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch (e) {
+    throw new Error(`virtio-net web bundles its page with esbuild, which is not installed here (npm install esbuild): ${(e as Error).message}`);
+  }
   const built = join(root, 'dist', 'browser.js');
   const result = await esbuild.build({
     entryPoints: [join(root, 'web', 'page.js')],
