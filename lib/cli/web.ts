@@ -2,7 +2,7 @@
 // browser with this device on v86's PCI bus (API.md "virtio-net web"; the page is web/).
 //
 // Data flow: at startup esbuild bundles web/page.js (which imports `virtio-net-model/browser`:
-// browser.ts in a checkout, dist/browser.js when built) into memory → an HTTP server on 127.0.0.1
+// browser.ts in a checkout, dist/browser.js when installed) into memory → an HTTP server on 127.0.0.1
 // serves:
 //   /               web/index.html
 //   /page.js        the bundle (v86 stays outside it: the page imports /v86/libv86.mjs)
@@ -70,7 +70,8 @@ async function bundlePage(root: string): Promise<Uint8Array> {
   } catch (e) {
     throw new Error(`virtio-net web bundles its page with esbuild, which is not installed here (npm install esbuild): ${(e as Error).message}`);
   }
-  const built = join(root, 'dist', 'browser.js');
+  // The source in a checkout (a dist/ left by an earlier build may be stale); dist/ when installed.
+  const source = join(root, 'browser.ts');
   const result = await esbuild.build({
     entryPoints: [join(root, 'web', 'page.js')],
     bundle: true,
@@ -81,7 +82,7 @@ async function bundlePage(root: string): Promise<Uint8Array> {
     write: false,
     logLevel: 'silent',
     external: ['/v86/*'],
-    alias: { 'virtio-net-model/browser': existsSync(built) ? built : join(root, 'browser.ts') },
+    alias: { 'virtio-net-model/browser': existsSync(source) ? source : join(root, 'dist', 'browser.js') },
   });
   return result.outputFiles[0]!.contents;
 }
