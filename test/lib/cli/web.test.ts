@@ -5,10 +5,11 @@
 // what the guest did (promiscuous after the page's `ip link set eth0 promisc on`) and agree with
 // the device's own queryRxFilter(), the counters must show frames both ways, and the guest's wget
 // must have fetched the server's /hello.txt. A screenshot goes to the test's temp folder. Also:
-// without a guest image, the page and the server's log say what to run.
+// without a guest image, the page and the server's log say what to run; the server itself
+// (routes, 127.0.0.1 only, flags) without a browser.
 
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,8 @@ import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import type { Browser, Page } from 'puppeteer-core';
 import { programPath } from '../../../scripts/host-requirements.js';
-import { HELLO_TEXT, MISSING_IMAGE_HINT } from '../../../lib/cli/web.js';
+import { HELLO_TEXT, MISSING_IMAGE_HINT, startWebServer } from '../../../lib/cli/web.js';
+import type { WebServer } from '../../../lib/cli/web.js';
 import { requireProgram } from '../../support/skip.js';
 import { guestImageOrSkip } from '../../support/v86-guest.js';
 
@@ -212,5 +214,64 @@ describe('virtio-net web without a guest image', function () {
     await page.goto(served!.url);
     await until(() => page.evaluate(() => document.querySelector('#status')?.textContent === 'guest image missing'), 60_000, 'the missing-image status');
     expect(await page.$eval('#step', (s) => s.textContent)).to.include('npm run setup');
+  });
+});
+
+describe('virtio-net web: the server', function () {
+  this.timeout(60_000);
+  let web: WebServer | undefined;
+  let cache = '';
+
+  before(async () => {
+    cache = mkdtempSync(join(tmpdir(), 'virtio-net-web-server-'));
+    web = await startWebServer({ port: 0, cacheDir: cache });
+  });
+
+  after(async () => {
+    await web?.close();
+    rmSync(cache, { recursive: true, force: true });
+  });
+
+  it('listens_on_127_0_0_1_and_serves_the_page_the_bundle_and_v86', async () => {
+    expect(web!.url).to.match(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const html = await fetch(web!.url);
+    expect(html.headers.get('content-type')).to.match(/^text\/html/);
+    expect(await html.text()).to.include('id="status"');
+    const bundle = await (await fetch(`${web!.url}page.js`)).text();
+    expect(bundle.length).to.equal(web!.bundleBytes);
+    expect(bundle).to.include('/v86/libv86.mjs'); // v86 stays outside the bundle
+    const wasm = await fetch(`${web!.url}v86/v86.wasm`);
+    expect(wasm.headers.get('content-type')).to.equal('application/wasm');
+    expect([...new Uint8Array(await wasm.arrayBuffer()).subarray(0, 4)]).to.deep.equal([0x00, 0x61, 0x73, 0x6d]);
+  });
+
+  it('without_an_image_config_and_guest_files_say_what_to_run', async () => {
+    expect(web!.image).to.equal(null);
+    const config = (await (await fetch(`${web!.url}config.json`)).json()) as { image: unknown; missing: string };
+    expect(config.image).to.equal(null);
+    expect(config.missing).to.equal(MISSING_IMAGE_HINT);
+    const bz = await fetch(`${web!.url}guest/bzImage`);
+    expect(bz.status).to.equal(404);
+    expect(await bz.text()).to.include('npm run setup');
+  });
+
+  it('hello_txt_is_readable_from_another_origin_and_other_methods_are_refused', async () => {
+    const hello = await fetch(`${web!.url}hello.txt`);
+    expect(hello.headers.get('access-control-allow-origin')).to.equal('*');
+    expect(await hello.text()).to.equal(HELLO_TEXT);
+    expect((await fetch(`${web!.url}hello.txt`, { method: 'POST', body: 'x' })).status).to.equal(405);
+    expect((await fetch(`${web!.url}nothing-here`)).status).to.equal(404);
+  });
+
+  it('a_bad_port_or_an_unknown_flag_is_a_usage_error_exit_2', () => {
+    for (const [args, says] of [
+      [['--port', '70000'], '--port must be a number >= 0 and <= 65535'],
+      [['--port', '80.5'], '--port must be an integer'],
+      [['--bind', '0.0.0.0'], 'unknown flag --bind'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, 'web', ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).to.equal(2);
+      expect(r.stderr).to.include(says);
+    }
   });
 });
