@@ -229,7 +229,7 @@ async function main() {
   setStatus('guest network: ok', 'ok');
   // The adapter's DNS answers `<port>.external` and its HTTP maps it to http://localhost:<port>;
   // the guest's static wget cannot use DNS (no glibc NSS module), so the answer goes to /etc/hosts.
-  const host = `${location.port}.external`;
+  const host = `${config.port}.external`; // the server's port (location.port is empty on port 80)
   await step(`wget http://${host}/hello.txt`, [
     `nslookup ${host} | awk '/^Address: /{a=$2} END{print a, "${host}"}' > /etc/hosts`,
     `wget -q -O - http://${host}/hello.txt`,
