@@ -36,6 +36,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'qemu-system-x86_64', pkg: 'qemu-system-x86', usedBy: 'the QEMU 7.2 oracle, the differential test, the QMP wording test and the QEMU guest comparison' },
   { command: 'vde_switch', pkg: 'vde-switch', usedBy: 'the VDE tests (a switch in a temporary directory)' },
   { command: 'vde_plug', pkg: 'vdeplug', usedBy: 'VdeNetdev (--netdev vde) and its tests' },
+  { command: 'chromium', pkg: 'chromium', usedBy: 'the `virtio-net web` page test (the page in headless Chromium through puppeteer-core)' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
   { command: 'passt', pkg: 'passt', usedBy: '`--netdev passt` (lib/netdev/passt-netdev.ts) and its real-guest test (DHCP and HTTP through passt)' },
   { command: 'setpriv', pkg: 'util-linux', usedBy: 'the passt test (runs `virtio-net guest --netdev passt` as nobody)', rootOnly: true },
@@ -64,14 +65,19 @@ export function hostPackages(): string[] {
 
 /** True when `command` is an executable file in one of PATH's directories. */
 export function onPath(command: string): boolean {
+  return programPath(command) !== null;
+}
+
+/** The first executable `command` in PATH's directories, or null. */
+export function programPath(command: string): string | null {
   for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
     if (dir === '') continue;
     try {
       accessSync(join(dir, command), constants.X_OK);
-      return true;
+      return join(dir, command);
     } catch {
       // not in this directory
     }
   }
-  return false;
+  return null;
 }

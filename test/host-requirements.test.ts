@@ -1,6 +1,7 @@
 // Every outside program the tests and benchmarks execute must come from the host setup step: this
 // scans the source tree for the ways a program is started (node's child_process functions, the
-// `run` helpers, `Netns.exec`, `ip netns exec NS PROGRAM`) and fails when a program is neither in
+// `run` helpers, `Netns.exec`, `ip netns exec NS PROGRAM`, puppeteer's `executablePath:
+// programPath(PROGRAM)`) and fails when a program is neither in
 // scripts/host-requirements.ts nor one of the base commands every machine has. It also fails on a
 // listed program nothing runs (a stale list hides nothing, but lies about what the tests need).
 
@@ -27,6 +28,11 @@ export function executedPrograms(text: string, constants: ReadonlyMap<string, st
     const value = constants.get(m[1]!);
     if (value !== undefined) found.push(value);
   }
+  // A browser puppeteer starts: `executablePath: programPath('chromium')` (or a constant).
+  for (const m of text.matchAll(new RegExp(String.raw`executablePath:\s*[\w.]+\(\s*(?:${QUOTED}|([A-Z][A-Z0-9_]*)\b)`, 'g'))) {
+    const value = m[2] ?? constants.get(m[3]!);
+    if (value !== undefined) found.push(value);
+  }
   // `ip netns exec NS PROGRAM …` as an argument list: the program is the fourth word.
   for (const m of text.matchAll(new RegExp(String.raw`'netns',\s*'exec',\s*[^,]+,\s*${QUOTED}`, 'g'))) found.push(m[2]!);
   return found;
@@ -50,7 +56,7 @@ function scanTree(): Map<string, Set<string>> {
   const where = new Map<string, Set<string>>();
   for (const [f, t] of texts) {
     // Only files that can start a program: those using child_process or the netns helpers.
-    if (!/node:child_process|support\/netns\.js/.test(t)) continue;
+    if (!/node:child_process|support\/netns\.js|puppeteer-core/.test(t)) continue;
     for (const program of executedPrograms(t, constants)) {
       if (!where.has(program)) where.set(program, new Set());
       where.get(program)!.add(relative(root, f));
@@ -70,10 +76,12 @@ describe('host requirements (scripts/host-requirements.ts)', () => {
       "ns.exec('gamma', ['-q']);",
       "run('ip', ['netns', 'exec', ns.name, 'delta', '-c', script]);",
       'spawnSync(BIN, []);',
+      "launch({ executablePath: programPath('zeta') });",
+      'launch({ executablePath: programPath(BROWSER) });',
       "console.run('guestonly');", // a guest shell command, not a host program
       "/x/.exec('notaprogram');", // a regular expression, not a program
     ].join('\n');
-    expect(executedPrograms(sample, new Map([['BIN', 'epsilon']])).sort()).to.deep.equal(['alpha', 'beta', 'delta', 'epsilon', 'gamma', 'ip']);
+    expect(executedPrograms(sample, new Map([['BIN', 'epsilon'], ['BROWSER', 'eta']])).sort()).to.deep.equal(['alpha', 'beta', 'delta', 'epsilon', 'eta', 'gamma', 'ip', 'zeta']);
   });
 
   it('every_program_the_tests_execute_is_installed_by_the_setup_step', () => {

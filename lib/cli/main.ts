@@ -1,5 +1,6 @@
-// The `virtio-net` command: `run` (the main job on the embedded default) and `guest` (a real Linux
-// guest in v86). `main()` returns the exit code; it never calls process.exit itself.
+// The `virtio-net` command: `run` (the main job on the embedded default), `guest` (a real Linux
+// guest in v86) and `web` (the same guest in v86 in a browser page). `main()` returns the exit
+// code; it never calls process.exit itself.
 
 import { UsageError } from './args.js';
 
@@ -29,6 +30,9 @@ commands:
                                  FILE on SIGUSR1 (the guest keeps running) and after --script
             --restore FILE       continue the machine saved in FILE instead of booting (same
                                  --legacy / --mac as when saved); then the console or --script
+  web     serve, on 127.0.0.1 only, a page that boots the guest in v86 in the browser with this
+          device (serial console, live rx filter, counters; #status reads "guest network: ok")
+            --port N             TCP port (default 8086; 0: any free port)
   help    this text
 `;
 
@@ -48,6 +52,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { runGuest } = await import('./guest.js');
         return await runGuest([...rest]);
       }
+      case 'web': {
+        const { runWeb } = await import('./web.js');
+        return await runWeb(rest);
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -55,7 +63,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, help`);
+        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, web, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {
