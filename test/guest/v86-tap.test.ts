@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -95,6 +95,7 @@ describe('real Linux guest in v86 on a TapNetdev in a network namespace', functi
     const script = [
       'import socket,hashlib,sys',
       's=socket.socket(); s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind((sys.argv[1],9000)); s.listen(1)',
+      'open(sys.argv[2],"w").close()',
       'c,_=s.accept(); h=hashlib.sha256(); n=0',
       'while True:',
       '  b=c.recv(65536)',
@@ -103,7 +104,11 @@ describe('real Linux guest in v86 on a TapNetdev in a network namespace', functi
       'print(n, h.hexdigest())',
     ].join('\n');
     const before = vm!.device.stats().tx;
-    const receiver = inNs('python3', ['-c', script, HOST_IP]);
+    // The receiver says when it listens (a file): on a loaded machine python3 can take seconds to start.
+    const listening = join(mkdtempSync(join(tmpdir(), 'vnm-up-')), 'listening');
+    const receiver = inNs('python3', ['-c', script, HOST_IP, listening]);
+    for (let i = 0; i < 600 && !existsSync(listening); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(listening), 'the receiver listens').to.equal(true);
     let sent = false;
     for (let i = 0; i < 20 && !sent; i++) sent = (await vm!.run(`nc ${HOST_IP} 9000 < /tmp/up`)).exitCode === 0;
     expect(sent, 'nc connected and sent').to.equal(true);
