@@ -32,7 +32,9 @@ async function connectWhenListening(port: number): Promise<net.Socket> {
     const r = await Promise.race([once(s, 'connect').then(() => null), once(s, 'error').then(([e]) => e as Error)]);
     if (r === null) return s;
     s.destroy();
-    if (i >= 200) throw r;
+    // QEMU 7.2 listens asynchronously after netdev_add returns; on a busy machine that took over
+    // the 4 s this loop used to allow (one CI run): wait up to 30 s, well inside the test's 60 s.
+    if (i >= 1500) throw r;
     await new Promise((res) => setTimeout(res, 20));
   }
 }
