@@ -35,6 +35,7 @@ commands:
             --listen HOST:PORT   where to listen (loopback only unless --allow-remote)
             --to SPEC            the backend, in the --netdev spelling (tap,ifname=…, stream,…,
                                  dgram,…, vde,…, passt, memory: a simulated host 10.0.2.2)
+            --allow-remote       listen on a non-loopback address (no authentication!)
             --duration SECONDS   stop after this long (default: Ctrl-C)
             --json               print one JSON object with the counters at the end
   help    this text

@@ -8,6 +8,8 @@ import { run } from '../../../lib/cli/run.js';
 import { parseNetdev } from '../../../lib/cli/args.js';
 import { parseListen, relay } from '../../../lib/cli/relay.js';
 import type { RelayResult } from '../../../lib/cli/relay.js';
+import { RelayServer } from '../../../lib/cli/relay-server.js';
+import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 
 /** Starts `relay` with a backend; resolves with its URL and a function ending it. */
 async function startRelay(to: string): Promise<{ url: string; stop: () => Promise<RelayResult> }> {
@@ -121,5 +123,37 @@ describe('lib/cli/relay', function () {
     expect(parseListen('[::1]:0', false)).to.deep.equal({ host: '::1', port: 0 });
     expect(() => parseListen('localhost:8086', false)).to.throw(/must be an IP address/);
     expect(() => parseListen('127.0.0.1', false)).to.throw(/HOST:PORT/);
+  });
+
+  it('a_client_that_stops_reading_misses_frames_and_holds_nobody_up', async () => {
+    const backend = new MemoryNetdev({ id: 'b' });
+    const server = new RelayServer({ backend, host: '127.0.0.1', port: 0, sendBufferLimit: 64 * 1024 });
+    await server.listen();
+    const url = `ws://127.0.0.1:${server.port}/`;
+    const slow = await client(url);
+    const fast = await client(url);
+    // The slow client stops reading: its TCP window fills, then the relay's buffer for it.
+    (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    const bcast = frame([255, 255, 255, 255, 255, 255], [2, 0, 0, 0, 0, 1], 7, 1500);
+    const N = 20_000;
+    try {
+      for (let i = 0; i < N; i += 100) {
+        for (let j = 0; j < 100; j++) backend.inject(bcast);
+        await new Promise((r) => setImmediate(r));
+      }
+      const s = server.stats();
+      const per = new Map(server.clientStats().map((c) => [c.id, c]));
+      expect(s.fromBackend).to.equal(N);
+      expect(s.toClients + s.clientDrops, 'every frame sent or counted, for each of the 2 clients').to.equal(2 * N);
+      const [first, second] = [...per.values()];
+      expect(first!.drops, 'the client that stopped reading missed frames').to.be.greaterThan(0);
+      expect(first!.sent, 'its queue stayed bounded').to.be.lessThan(N);
+      await until(() => fast.got.length === second!.sent, 10_000);
+      expect(second!.drops, 'the reading client missed fewer').to.be.lessThan(first!.drops);
+    } finally {
+      slow.ws.terminate();
+      fast.ws.terminate();
+      await server.close();
+    }
   });
 });
