@@ -80,7 +80,8 @@ function describeValue(spec: FlagSpec): string {
  * `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` /
  * `--netdev dgram,local.type=inet,local.host=H,local.port=N,remote.type=inet,remote.host=H,remote.port=N`
  * (or `…type=unix,….path=P`; a multicast remote.host makes it multicast, local then optional) /
- * `--netdev vde,sock=DIR` / stream / passt (stream-args.ts) — QEMU's `-netdev` spellings.
+ * `--netdev vde,sock=DIR` / stream / passt (stream-args.ts) — QEMU's `-netdev` spellings; and
+ * `--netdev websocket,url=ws://…` (ours: a v86 relay).
  */
 export type NetdevSpec =
   | { kind: 'memory' }
@@ -88,16 +89,18 @@ export type NetdevSpec =
   | { kind: 'macvtap'; ifname: string; sync: boolean }
   | { kind: 'dgram'; local?: DgramSocketAddress; remote?: DgramSocketAddress }
   | { kind: 'vde'; sock: string }
+  | { kind: 'websocket'; url: string }
   | StreamNetdevSpec
   | PasstNetdevSpec;
 
 /** The backends `--netdev` takes. */
-export const NETDEV_KINDS = ['memory', 'tap', 'macvtap', 'dgram', 'vde', 'stream', 'passt'] as const;
+export const NETDEV_KINDS = ['memory', 'tap', 'macvtap', 'dgram', 'vde', 'stream', 'passt', 'websocket'] as const;
 
 export function parseNetdev(value: string): NetdevSpec {
   const [kind, ...rest] = value.split(',');
   if (kind === 'stream') return parseStreamNetdev(rest);
   if (kind === 'passt') return parsePasstNetdev(rest);
+  if (kind === 'websocket') return parseWebSocketNetdev(rest);
   const props = new Map<string, string>();
   for (const p of rest) {
     const eq = p.indexOf('=');
@@ -142,6 +145,29 @@ export function parseNetdev(value: string): NetdevSpec {
     default:
       throw new UsageError(`--netdev: unknown backend ${JSON.stringify(kind)}; allowed: ${NETDEV_KINDS.join(', ')}`);
   }
+}
+
+/**
+ * `websocket,url=ws://HOST:PORT/PATH` (or wss://): a v86-style relay (one binary message per
+ * frame). The URL is the last property and may hold commas (everything after `url=`).
+ */
+function parseWebSocketNetdev(rest: readonly string[]): NetdevSpec {
+  const joined = rest.join(',');
+  if (!joined.startsWith('url=')) {
+    throw new UsageError(`--netdev websocket needs url=ws://HOST:PORT[/PATH] (or wss://), got ${JSON.stringify(joined)}`);
+  }
+  const url = joined.slice('url='.length);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--netdev websocket: url is not a URL: ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
+    throw new UsageError(`--netdev websocket: url must be ws:// or wss://, got ${JSON.stringify(url)}`);
+  }
+  if (parsed.hostname === '') throw new UsageError(`--netdev websocket: url has no host: ${JSON.stringify(url)}`);
+  return { kind: 'websocket', url };
 }
 
 /** `local.*` / `remote.*` properties as QEMU's SocketAddress objects, checked by QEMU's rules. */

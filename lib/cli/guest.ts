@@ -34,7 +34,7 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
   { name: 'json', kind: 'boolean', help: 'with --script: one JSON object per step' },
   { name: 'compat', kind: 'string', choices: ['qemu'], help: "report the rx filter in QEMU's form" },
-  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off], dgram,local.type=…,remote.type=…, vde,sock=DIR, stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC]' },
+  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off], dgram,local.type=…,remote.type=…, vde,sock=DIR, stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC], websocket,url=ws://HOST:PORT' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path (default: a fresh path in the temp directory)' },
   { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
   { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
@@ -266,6 +266,10 @@ async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev | null; la
     case 'passt': {
       const { openSocketNetdev } = await import('./socket-netdev.js');
       return openSocketNetdev(spec);
+    }
+    case 'websocket': {
+      const { openWebSocketNetdev } = await import('./socket-netdev.js');
+      return openWebSocketNetdev(spec.url);
     }
   }
 }

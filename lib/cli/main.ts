@@ -11,7 +11,8 @@ commands:
           and a QMP socket (the default job of \`npm start\`)
             --duration SECONDS   how long to run (default 5; Ctrl-C ends it early, with the summary)
             --scenario NAME      linux (default), traffic, filter
-            --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off]
+            --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off],
+                                 dgram,…, vde,sock=DIR, stream,…, passt, websocket,url=ws://HOST:PORT
             --ip ADDR/LEN        the scripted guest's IPv4 address (default 10.0.2.15/24); it answers
                                  ARP and ping on it, and IPv6 NS / ping on its link-local address
             --peer ADDR          the host it resolves and pings, on its subnet (default 10.0.2.2)
@@ -33,6 +34,14 @@ commands:
   web     serve, on 127.0.0.1 only, a page that boots the guest in v86 in the browser with this
           device (serial console, live rx filter, counters; #status reads "guest network: ok")
             --port N             TCP port (default 8086; 0: any free port)
+  relay   a v86-style WebSocket relay (one binary message per Ethernet frame) joining its clients
+          (v86's relay_url, --netdev websocket,url=…) and one backend in a learning switch
+            --listen HOST:PORT   where to listen (loopback only unless --allow-remote)
+            --to SPEC            the backend, in the --netdev spelling (tap,ifname=…, stream,…,
+                                 dgram,…, vde,…, passt, memory: a simulated host 10.0.2.2)
+            --allow-remote       listen on a non-loopback address (no authentication!)
+            --duration SECONDS   stop after this long (default: Ctrl-C)
+            --json               print one JSON object with the counters at the end
   help    this text
 `;
 
@@ -56,6 +65,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { runWeb } = await import('./web.js');
         return await runWeb(rest);
       }
+      case 'relay': {
+        const { relayCommand } = await import('./relay.js');
+        return await relayCommand(rest);
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -63,7 +76,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, web, help`);
+        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, web, relay, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

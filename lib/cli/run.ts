@@ -18,7 +18,7 @@ import { TapNetdev } from '../netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../netdev/macvtap-netdev.js';
 import { DgramNetdev } from '../netdev/dgram-netdev.js';
 import { VdeNetdev } from '../netdev/vde-netdev.js';
-import { openSocketNetdev } from './socket-netdev.js';
+import { openSocketNetdev, openWebSocketNetdev } from './socket-netdev.js';
 import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseGuestIp, parseNetdev } from './args.js';
 import type { FlagSpec, GuestIpSpec, NetdevSpec } from './args.js';
@@ -30,7 +30,7 @@ import type { RunResult } from './report.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
-  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR | stream,addr.type=unix|inet,… | passt[,tcp=SPEC]' },
+  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR | stream,addr.type=unix|inet,… | passt[,tcp=SPEC] | websocket,url=ws://HOST:PORT' },
   { name: 'ip', kind: 'string', help: "the scripted guest's IPv4 address/prefix (default 10.0.2.15/24)" },
   { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
@@ -220,7 +220,8 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   }
 }
 
-async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {
+/** The backend a NetdevSpec names, as `hostnet0` (also the relay's backend); memory comes with a SimPeer at `peerIp`. */
+export async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: Netdev; peer: SimPeer | null; label: string }> {
   switch (spec.kind) {
     case 'memory': {
       const netdev = new MemoryNetdev({ id: 'hostnet0' });
@@ -245,6 +246,8 @@ async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ netdev: N
     case 'stream':
     case 'passt':
       return { ...(await openSocketNetdev(spec)), peer: null };
+    case 'websocket':
+      return { ...(await openWebSocketNetdev(spec.url)), peer: null };
   }
 }
 

@@ -42,6 +42,15 @@ describe('lib/cli stream and passt --netdev spellings', () => {
     expect(() => parseNetdev('passt,hostfwd=tcp::1-10.0.2.15:2')).to.throw(UsageError, /cannot name a guest address/);
     expect(() => parseNetdev('passt,hostfwd=8080')).to.throw(UsageError, /hostfwd must look like tcp::8080-:80/);
     expect(() => parseNetdev('passt,socket=/x')).to.throw(UsageError, /unknown property socket; allowed: tcp, udp, hostfwd/);
-    expect(() => parseNetdev('slirp')).to.throw(UsageError, /allowed: memory, tap, macvtap, dgram, vde, stream, passt/);
+    expect(() => parseNetdev('slirp')).to.throw(UsageError, /allowed: memory, tap, macvtap, dgram, vde, stream, passt, websocket/);
+  });
+
+  it('websocket_takes_a_ws_or_wss_url', () => {
+    expect(parseNetdev('websocket,url=ws://127.0.0.1:8086/')).to.deep.equal({ kind: 'websocket', url: 'ws://127.0.0.1:8086/' });
+    expect(parseNetdev('websocket,url=wss://relay.example:443/net?a=1,b=2')).to.deep.equal({ kind: 'websocket', url: 'wss://relay.example:443/net?a=1,b=2' });
+    expect(() => parseNetdev('websocket')).to.throw(UsageError, /needs url=ws:\/\/HOST:PORT/);
+    expect(() => parseNetdev('websocket,host=x')).to.throw(UsageError, /needs url=/);
+    expect(() => parseNetdev('websocket,url=http://127.0.0.1:8086/')).to.throw(UsageError, /must be ws:\/\/ or wss:\/\//);
+    expect(() => parseNetdev('websocket,url=not a url')).to.throw(UsageError, /not a URL/);
   });
 });
