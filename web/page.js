@@ -32,7 +32,7 @@ const DHCP_SCRIPT = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const state = { emulator: null, device: null, netdev: null, okAtMs: null, bootedAtMs: null, steps: [], done: false };
+const state = { emulator: null, device: null, netdev: null, okAtMs: null, atOk: null, bootedAtMs: null, steps: [], done: false };
 window.virtioNet = state;
 
 function setStatus(text, kind = '') {
@@ -226,6 +226,9 @@ async function main() {
   const s = state.device.stats();
   if (s.tx.frames === 0 || s.rx.frames === 0) throw new Error(`the device counted ${s.tx.frames} tx and ${s.rx.frames} rx frames`);
   state.okAtMs = performance.now();
+  // What the device held when the network came up, before the steps below change it (promisc on):
+  // the page moves on at once, so a reader of the live table could already see the later filter.
+  state.atOk = { rxFilter: state.device.queryRxFilter(), txFrames: s.tx.frames, rxFrames: s.rx.frames };
   setStatus('guest network: ok', 'ok');
   // The adapter's DNS answers `<port>.external` and its HTTP maps it to http://localhost:<port>;
   // the guest's static wget cannot use DNS (no glibc NSS module), so the answer goes to /etc/hosts.
