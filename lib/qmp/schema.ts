@@ -43,7 +43,7 @@ export const QMP_SCHEMA = {
     },
     VirtioNetStatsInfo: { struct: { name: 'str', stats: 'any' } },
     InetSocketAddressBase: { struct: { host: 'str', port: 'str' } },
-    NetClientDriver: { enum: ['stream'] },
+    NetClientDriver: { enum: ['stream', 'dgram', 'vde', 'passt', 'websocket'] },
   },
 
   commands: {
@@ -299,16 +299,42 @@ export const QMP_SCHEMA = {
     },
     netdev_add: {
       doc:
-        "Creates a netdev (QEMU's Netdev arguments, flat). Types here: 'stream' (lib/netdev/stream-netdev.ts) " +
+        "Creates a netdev (QEMU's Netdev arguments, flat; lib/qmp/netdev-admin.ts). 'stream' (lib/netdev/stream-netdev.ts) " +
         "with 'addr' in QEMU's SocketAddress form ({ type: 'unix', path } or { type: 'inet', host, port }, port a " +
         "string), 'server' (default false) and, for a client, 'reconnect' (seconds, QEMU 8) or 'reconnect-ms' " +
-        "(QEMU 9.2). Listens or connects before answering; a client without reconnect that cannot connect is an error.",
-      data: { type: 'NetClientDriver', id: 'str', '*addr': 'any', '*server': 'bool', '*reconnect': 'uint32', '*reconnect-ms': 'uint32' },
+        "(QEMU 9.2). 'dgram' (dgram-netdev.ts) with 'local' / 'remote' as QEMU's SocketAddress (inet or unix; a " +
+        "multicast remote makes it multicast). 'vde' (vde-netdev.ts) with 'sock', the switch's directory. 'passt' " +
+        "(passt-netdev.ts: starts passt and connects) with 'tcp' / 'udp', lists of passt port specs. 'websocket' " +
+        "(websocket-netdev.ts, a v86 relay client) with 'url' and 'reconnect-ms' (0 = never; default 10 s). " +
+        'A parameter of another type is unexpected. The netdev is open (listening, connected, bound, its helper ' +
+        'running) before the answer; one that cannot open is an error. netdev_del closes it.',
+      data: {
+        type: 'NetClientDriver',
+        id: 'str',
+        '*addr': 'any',
+        '*server': 'bool',
+        '*reconnect': 'uint32',
+        '*reconnect-ms': 'uint32',
+        '*local': 'any',
+        '*remote': 'any',
+        '*sock': 'str',
+        '*tcp': ['str'],
+        '*udp': ['str'],
+        '*url': 'str',
+      },
       errors: [
         { class: 'GenericError', desc: "Duplicate ID '%s'", when: 'a net client already has that id' },
         { class: 'GenericError', desc: "Parameter 'id' expects an identifier", when: 'the id does not start with a letter or holds other than letters, digits, -, ., _' },
         { class: 'GenericError', desc: "Parameter 'addr' is missing", when: 'a stream netdev without addr' },
         { class: 'GenericError', desc: 'StreamNetdev %s', when: 'the socket cannot be listened on or connected to (the text says why)' },
+        { class: 'GenericError', desc: "Parameter '%s' is unexpected", when: 'a parameter that belongs to another type' },
+        { class: 'GenericError', desc: "Parameter 'local' is missing", when: 'a dgram netdev with neither local nor remote' },
+        { class: 'GenericError', desc: "Parameter 'sock' is missing", when: 'a vde netdev without sock' },
+        { class: 'GenericError', desc: "Parameter 'url' is missing", when: 'a websocket netdev without url' },
+        { class: 'GenericError', desc: 'DgramNetdev %s', when: 'a bad local / remote (the text names the field and QEMU\'s rule) or a failed bind' },
+        { class: 'GenericError', desc: 'VdeNetdev %s', when: 'no switch at sock, or vde_plug missing' },
+        { class: 'GenericError', desc: 'PasstNetdev %s', when: 'a bad port spec, or passt not starting / listening (with its stderr)' },
+        { class: 'GenericError', desc: 'WebSocketNetdev %s', when: 'the relay refused or did not answer within 10 s (without reconnect-ms)' },
       ],
       examples: examples([
         {
@@ -326,6 +352,14 @@ export const QMP_SCHEMA = {
         {
           '->': { execute: 'netdev_add', arguments: { type: 'stream', id: '9x', addr: { type: 'unix', path: '/nonexistent/s' } } },
           '<-': { error: { class: 'GenericError', desc: "Parameter 'id' expects an identifier" } },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'dgram', id: 'dg1', addr: { type: 'unix', path: '/tmp/x' } } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'addr' is unexpected" } },
+        },
+        {
+          '->': { execute: 'netdev_add', arguments: { type: 'vde', id: 'vde1' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'sock' is missing" } },
         },
         {
           '->': { execute: 'netdev_add', arguments: { type: 'bogus', id: 'sn3' } },

@@ -98,6 +98,15 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     return this.tcpAddress === undefined ? { path: this.options.path } : { path: this.options.path, tcp: { ...this.tcpAddress } };
   }
 
+  /**
+   * The netdev management names `id` (given in options, attached to a NIC, or added by
+   * netdev_add), or undefined. An embedder attaches a device to one netdev_add made, as QEMU's
+   * `device_add …,netdev=ID` does; netdev_del closes it.
+   */
+  netdev(id: string): QmpNetdev | undefined {
+    return this.netdevIds.has(id) ? this.netdevObjects.get(id) : undefined;
+  }
+
   /** Connected clients (negotiated or not). */
   get clientCount(): number {
     return this.connections.size;
