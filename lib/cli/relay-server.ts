@@ -12,8 +12,17 @@
 // Ethernet header or not binary (text) `invalid`; neither is forwarded. ws's own `maxPayload`
 // (64 KiB) closes a client that sends more than that in one message. A client whose
 // `bufferedAmount` is above `sendBufferLimit` misses frames (counted `clientDrops`, and per client):
-// one slow client never holds the others or the backend up. A backend that answers 'busy' or
-// 'dropped' loses the frame (`backendDrops`): the relay is a lossy wire, as a switch port is.
+// one slow client never holds the others or the backend up.
+//
+// Backpressure towards the backend (the Netdev contract: hold, pause, count): a frame the backend
+// answers 'busy' is held (copied into a bounded FrameFifo, `backendHoldLimit` frames), and the relay
+// stops reading every client's WebSocket (ws pause(): TCP then pushes back on the senders) until the
+// backend calls writable(); then the held frames go first, in order, and reading resumes once they
+// are all taken. Messages ws had already read when reading paused still arrive: frames among them
+// for the backend join the queue, and past its bound are counted `backendOverflow`. A frame the
+// backend answers 'dropped' is lost for good (`backendDrops`). Frames for the backend always add up:
+//   forBackend = toBackend + backendDrops + backendOverflow + backendHeld.
+// While reading is paused clients reach each other no faster than the backend takes frames.
 //
 // Frames from the backend are borrowed (netdev.ts): copied once, then the same copy goes to every
 // client it is for. Frames from clients are ws's own fresh Buffers and are forwarded as they are.
@@ -21,6 +30,7 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
+import { FrameFifo } from '../base/frame-fifo.js';
 import type { Netdev, NetdevPeer } from '../netdev/netdev.js';
 
 const ETH_HLEN = 14;
@@ -30,6 +40,8 @@ const DEFAULT_MAX_FRAME = 1518;
 const DEFAULT_SEND_BUFFER_LIMIT = 256 * 1024;
 /** Learned MACs at most. */
 const DEFAULT_MAC_TABLE_LIMIT = 4096;
+/** Frames held for a busy backend (what ws had read before reading paused; about 390 KiB of full frames). */
+const DEFAULT_BACKEND_HOLD_LIMIT = 256;
 /** ws closes (1009) a client that sends a single message longer than this. */
 const MAX_PAYLOAD = 64 * 1024;
 
@@ -42,6 +54,8 @@ export interface RelayServerOptions {
   maxFrameLength?: number;
   sendBufferLimit?: number;
   macTableLimit?: number;
+  /** Frames held while the backend is busy (default 256; at least 1: the frame it refused). */
+  backendHoldLimit?: number;
 }
 
 export interface RelayStats {
@@ -58,9 +72,21 @@ export interface RelayStats {
   /** Frames sent to clients, and frames a client missed because its send buffer was full. */
   toClients: number;
   clientDrops: number;
-  /** Frames the backend took, and frames it refused ('busy' / 'dropped'). */
+  /** Frames for the backend (forwarded to its port): toBackend + backendDrops + backendOverflow + backendHeld. */
+  forBackend: number;
+  /** Frames the backend took. */
   toBackend: number;
+  /** Frames it answered 'dropped' (lost for good). */
   backendDrops: number;
+  /** Times it answered 'busy' (each time the relay holds the frame and stops reading clients). */
+  backendBusy: number;
+  /** Frames held for it now, and the most ever held at once (at most backendHoldLimit). */
+  backendHeld: number;
+  backendHeldMax: number;
+  /** Frames for it that found the hold queue full (read before reading paused): dropped. */
+  backendOverflow: number;
+  /** True while client reading is paused for the backend. */
+  pausedForBackend: boolean;
   /** Frames sent to every other port (broadcast, multicast, unknown destination). */
   flooded: number;
   /** Frames to a MAC learned on the port they came from: dropped. */
@@ -92,7 +118,16 @@ export class RelayServer {
   readonly maxFrameLength: number;
   readonly sendBufferLimit: number;
   readonly macTableLimit: number;
+  readonly backendHoldLimit: number;
   private readonly requestedPort: number;
+  /** Frames the backend has not taken yet, oldest first. */
+  private readonly held: FrameFifo;
+  /** The backend answered 'busy' and has not called writable() since. */
+  private backendBlocked = false;
+  /** Client reading is paused until the held frames are all taken. */
+  private readingPaused = false;
+  private flushing = false;
+  private heldMax = 0;
   private server: WebSocketServer | null = null;
   private readonly clients = new Set<Client>();
   private readonly macs = new Map<number, Port>();
@@ -106,14 +141,17 @@ export class RelayServer {
     fromBackend: 0,
     toClients: 0,
     clientDrops: 0,
+    forBackend: 0,
     toBackend: 0,
     backendDrops: 0,
+    backendBusy: 0,
+    backendOverflow: 0,
     flooded: 0,
     filtered: 0,
   };
 
   constructor(options: RelayServerOptions) {
-    const { backend, host, port, maxFrameLength, sendBufferLimit, macTableLimit } = options;
+    const { backend, host, port, maxFrameLength, sendBufferLimit, macTableLimit, backendHoldLimit } = options;
     if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new RangeError(`RelayServer: port must be an integer in [0, 65535], got ${String(port)}`);
     const check = (name: string, v: number | undefined, min: number, max: number): void => {
       if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw new RangeError(`RelayServer: ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
@@ -121,12 +159,15 @@ export class RelayServer {
     check('maxFrameLength', maxFrameLength, ETH_HLEN, MAX_PAYLOAD);
     check('sendBufferLimit', sendBufferLimit, 1, Number.MAX_SAFE_INTEGER);
     check('macTableLimit', macTableLimit, 0, Number.MAX_SAFE_INTEGER);
+    check('backendHoldLimit', backendHoldLimit, 1, 1 << 16);
     this.backend = backend;
     this.host = host;
     this.requestedPort = port;
     this.maxFrameLength = maxFrameLength ?? DEFAULT_MAX_FRAME;
     this.sendBufferLimit = sendBufferLimit ?? DEFAULT_SEND_BUFFER_LIMIT;
     this.macTableLimit = macTableLimit ?? DEFAULT_MAC_TABLE_LIMIT;
+    this.backendHoldLimit = backendHoldLimit ?? DEFAULT_BACKEND_HOLD_LIMIT;
+    this.held = new FrameFifo({ maxFrames: this.backendHoldLimit, slotBytes: this.maxFrameLength });
   }
 
   /** Listens on host:port and attaches to the backend; rejects with the listen error (EADDRINUSE…). */
@@ -140,7 +181,7 @@ export class RelayServer {
     });
     server.on('error', () => undefined); // after listening: per-connection errors arrive on the sockets
     server.on('connection', (ws, req) => this.accept(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`));
-    const peer: NetdevPeer = { receive: (frame) => this.fromBackend(frame), writable: () => undefined };
+    const peer: NetdevPeer = { receive: (frame) => this.fromBackend(frame), writable: () => this.backendWritable() };
     this.backend.attach(peer);
   }
 
@@ -151,7 +192,7 @@ export class RelayServer {
   }
 
   stats(): RelayStats {
-    return { ...this.counters, clients: this.clients.size, macs: this.macs.size };
+    return { ...this.counters, clients: this.clients.size, macs: this.macs.size, backendHeld: this.held.length, backendHeldMax: this.heldMax, pausedForBackend: this.readingPaused };
   }
 
   /** Per client: its address and its counters. */
@@ -183,6 +224,7 @@ export class RelayServer {
     }
     const client: Client = { id: this.nextId++, ws, address, received: 0, sent: 0, drops: 0 };
     this.clients.add(client);
+    if (this.readingPaused) ws.pause();
     this.counters.connections++;
     ws.on('message', (data, isBinary) => this.fromClient(client, data, isBinary));
     ws.on('error', () => undefined); // 'close' follows
@@ -261,7 +303,64 @@ export class RelayServer {
   }
 
   private toBackend(frame: Uint8Array): void {
-    if (this.backend.send(frame) === 'sent') this.counters.toBackend++;
-    else this.counters.backendDrops++;
+    this.counters.forBackend++;
+    // Behind held frames (or a backend that said busy): wait in line, in order.
+    if (this.backendBlocked || this.held.length > 0) {
+      this.hold(frame);
+      return;
+    }
+    const r = this.backend.send(frame);
+    if (r === 'sent') this.counters.toBackend++;
+    else if (r === 'dropped') this.counters.backendDrops++;
+    else {
+      this.counters.backendBusy++;
+      this.backendBlocked = true;
+      this.hold(frame);
+      this.pauseReading();
+    }
+  }
+
+  /** Copies the frame into the hold queue; a full queue drops it, counted. */
+  private hold(frame: Uint8Array): void {
+    if (!this.held.push(frame)) {
+      this.counters.backendOverflow++;
+      return;
+    }
+    if (this.held.length > this.heldMax) this.heldMax = this.held.length;
+  }
+
+  /** The backend can take frames again: held ones first; reading resumes once none is left. */
+  private backendWritable(): void {
+    this.backendBlocked = false;
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.held.length > 0 && !this.backendBlocked) {
+        const r = this.backend.send(this.held.peekFrame()!);
+        if (r === 'busy') {
+          this.counters.backendBusy++;
+          this.backendBlocked = true;
+          break;
+        }
+        if (r === 'sent') this.counters.toBackend++;
+        else this.counters.backendDrops++;
+        this.held.shift();
+      }
+    } finally {
+      this.flushing = false;
+    }
+    if (this.held.length === 0 && !this.backendBlocked) this.resumeReading();
+  }
+
+  private pauseReading(): void {
+    if (this.readingPaused) return;
+    this.readingPaused = true;
+    for (const c of this.clients) c.ws.pause();
+  }
+
+  private resumeReading(): void {
+    if (!this.readingPaused || this.closing !== null) return;
+    this.readingPaused = false;
+    for (const c of this.clients) c.ws.resume();
   }
 }

@@ -127,7 +127,7 @@ export async function relay(options: RelayOptions, print: (text: string) => void
 }
 
 function statusLine(ms: number, s: RelayStats): string {
-  return `${(ms / 1000).toFixed(1)} s  clients ${s.clients} (${s.connections} in all)  from clients ${s.fromClients}  to clients ${s.toClients}  from backend ${s.fromBackend}  to backend ${s.toBackend}  drops ${s.clientDrops}/${s.backendDrops}  invalid ${s.invalid + s.oversize}  macs ${s.macs}`;
+  return `${(ms / 1000).toFixed(1)} s  clients ${s.clients} (${s.connections} in all)  from clients ${s.fromClients}  to clients ${s.toClients}  from backend ${s.fromBackend}  to backend ${s.toBackend}  drops ${s.clientDrops}/${s.backendDrops + s.backendOverflow}  held ${s.backendHeld}${s.pausedForBackend ? ' (paused)' : ''}  invalid ${s.invalid + s.oversize}  macs ${s.macs}`;
 }
 
 function summary(r: RelayResult): string {
@@ -143,8 +143,12 @@ function summary(r: RelayResult): string {
     ['frames to clients', s.toClients],
     ['  missed (client send buffer full)', s.clientDrops],
     ['frames from backend', s.fromBackend],
+    ['frames for the backend', s.forBackend],
     ['frames to backend', s.toBackend],
-    ['  refused by the backend', s.backendDrops],
+    ['  dropped by the backend', s.backendDrops],
+    ['  backend busy (reading paused)', s.backendBusy],
+    ['  held at the end / at most', `${s.backendHeld} / ${s.backendHeldMax}`],
+    ['  hold queue full (dropped)', s.backendOverflow],
     ['flooded', s.flooded],
     ['filtered (same port)', s.filtered],
     ['MACs learned', s.macs],
