@@ -15,7 +15,8 @@ export type PropertyKind =
   | { readonly kind: 'str' }
   | { readonly kind: 'bool' }
   | { readonly kind: 'uint'; readonly max: number }
-  | { readonly kind: 'enum'; readonly values: readonly string[] }
+  /** `qmpWords`: QEMU's error for a value not in the list, where its schema types it as a plain string. */
+  | { readonly kind: 'enum'; readonly values: readonly string[]; readonly qmpWords?: (value: string) => string }
   | { readonly kind: 'ref'; readonly to: 'chardev' | 'netdev' | 'iothread' };
 
 export interface PropertySpec {
@@ -35,7 +36,8 @@ const oneOf = (values: readonly string[], help: string): PropertySpec => ({ type
 const NETFILTER: Readonly<Record<string, PropertySpec>> = {
   netdev: ref('netdev', 'the netdev the filter sits on', true),
   queue: oneOf(['all', 'rx', 'tx'], 'which frames it sees, named from the netdev (default all)'),
-  status: oneOf(['on', 'off'], 'off: the filter is skipped (default on)'),
+  // A plain string in QEMU's schema, checked by the property setter (net/filter.c netfilter_set_status).
+  status: { type: { kind: 'enum', values: ['on', 'off'], qmpWords: (v) => `Invalid value ${v} for status, should be 'on' or 'off'` }, help: 'off: the filter is skipped (default on)' },
   position: str("'head', 'tail' (default) or 'id=<filter id>': where on the chain"),
   insert: oneOf(['behind', 'before'], "with position=id=…: behind (default) or before that filter"),
 };
@@ -183,7 +185,7 @@ function checkValue(type: string, id: string, name: string, kind: PropertyKind, 
     }
     case 'enum':
       if (typeof value !== 'string') return bad(`Invalid parameter type for '${name}', expected: string`);
-      if (!kind.values.includes(value)) return bad(`Parameter '${name}' does not accept value '${value}'`);
+      if (!kind.values.includes(value)) return bad(kind.qmpWords?.(value) ?? `Parameter '${name}' does not accept value '${value}'`);
       return value;
     case 'str':
     case 'ref':
