@@ -86,6 +86,7 @@ export class ObjectRegistry extends EventEmitter<{ 'checkpoint-request': [Checkp
     }
     const table = OBJECT_PROPERTIES[type];
     const vnet = props['vnet_hdr_support'] === true;
+    const mine = new Map<string, string>();
     for (const [name, spec0] of Object.entries(table)) {
       const value = props[name];
       if (value === undefined || spec0.type.kind !== 'ref') continue;
@@ -107,6 +108,9 @@ export class ObjectRegistry extends EventEmitter<{ 'checkpoint-request': [Checkp
           const known = [...this.options.chardevs.keys()].join(', ') || '(none)';
           throw new ObjectPropertyError(`${type} ${id}: ${name} '${v}' is not a chardev; chardevs: ${known}`, `Device '${v}' not found`);
         }
+        const twice = mine.get(v);
+        if (twice !== undefined) throw new ObjectPropertyError(`${type} ${id}: chardev '${v}' is both its ${twice} and its ${name}`, `Device '${v}' is in use`);
+        mine.set(v, name);
         const user = this.chardevUser.get(v) ?? pending.find((p) => usesChardev(p, v))?.id;
         if (user !== undefined) throw new ObjectPropertyError(`${type} ${id}: chardev '${v}' is already used by '${user}'`, `Device '${v}' is in use`);
         if (name !== 'notify_dev' && c.vnetHdrSupport !== vnet) {
