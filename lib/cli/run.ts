@@ -261,7 +261,14 @@ export async function run(options: RunOptions, print: (text: string) => void): P
     await qmp?.close();
     await objects.close();
     peer?.close();
-    if (options.downscript !== undefined) runNetdevScript(options.downscript, ifname);
+    if (options.downscript !== undefined) {
+      // Reported, not thrown: the backend must still be closed (QEMU reports it and goes on too).
+      try {
+        runNetdevScript(options.downscript, ifname);
+      } catch (e) {
+        process.stderr.write(`virtio-net run: ${(e as Error).message}\n`);
+      }
+    }
     await chain.close();
     if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
   }
