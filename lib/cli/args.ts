@@ -23,9 +23,11 @@ export interface FlagSpec {
   /** For 'number': inclusive bounds. */
   readonly min?: number;
   readonly max?: number;
+  /** For 'string': may be given more than once; the values are collected in order (a string[]). */
+  readonly repeatable?: boolean;
 }
 
-export type ParsedFlags = Record<string, string | number | boolean | undefined>;
+export type ParsedFlags = Record<string, string | number | boolean | string[] | undefined>;
 
 export function parseFlags(command: string, argv: readonly string[], specs: readonly FlagSpec[]): ParsedFlags {
   const out: ParsedFlags = {};
@@ -64,7 +66,8 @@ export function parseFlags(command: string, argv: readonly string[], specs: read
       if (spec.choices !== undefined && !spec.choices.includes(value)) {
         throw new UsageError(`virtio-net ${command}: --${name} must be one of ${spec.choices.join(', ')}, got ${JSON.stringify(value)}`);
       }
-      out[name] = value;
+      if (spec.repeatable === true) ((out[name] ??= []) as string[]).push(value);
+      else out[name] = value;
     }
   }
   return out;

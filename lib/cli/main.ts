@@ -18,6 +18,13 @@ commands:
             --peer ADDR          the host it resolves and pings, on its subnet (default 10.0.2.2)
             --qmp PATH           QMP socket path (default: a fresh path in the temp directory)
             --json               print one JSON object with the results instead of the table
+            --chardev SPEC       socket,id=ID,host=H,port=N[,server=on][,wait=off] or socket,id=ID,path=P
+                                 (repeatable; QEMU's -chardev socket, also its bare server / nowait)
+            --object SPEC        TYPE,id=ID,… with QEMU's property names (repeatable): filter-mirror,
+                                 filter-redirector, filter-rewriter, filter-dump, colo-compare, iothread;
+                                 filters join --netdev …,id=ID (default hostnet0) in the order given
+            --tcp-echo PORT      the scripted guest answers TCP on PORT ('echo: <data>')
+            --tcp-diverge TEXT   …but requests holding TEXT get 'DIVERGED: <data>' (a COLO test aid)
   guest   boot a real Linux guest in v86 with the device attached (Debian i686 kernel and busybox,
           fetched and cached on first use); a serial console on the terminal (Ctrl-] quits)
             --script FILE        run each line of FILE as a guest shell command, in order, then exit

@@ -78,6 +78,8 @@ export interface RunResult {
   /** The guest's link at the end (config status LINK_UP: set_link and the host link together). */
   linkUp: boolean;
   backend: BackendReport;
+  /** Counters of the --object / object-add objects that have some (filters, colo-compare), by id. */
+  objects?: Record<string, unknown>;
 }
 
 /** One line, rewritten in place on a TTY. */

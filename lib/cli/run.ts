@@ -20,8 +20,15 @@ import { DgramNetdev } from '../netdev/dgram-netdev.js';
 import { VdeNetdev } from '../netdev/vde-netdev.js';
 import { openSocketNetdev, openWebSocketNetdev } from './socket-netdev.js';
 import { QmpServer } from '../qmp/server.js';
-import { parseFlags, parseGuestIp, parseNetdev } from './args.js';
+import { isStreamNetdev } from '../qmp/netdev-admin.js';
+import { parseFlags, parseGuestIp, UsageError } from './args.js';
 import type { FlagSpec, GuestIpSpec, NetdevSpec } from './args.js';
+import { FilterChain } from '../filters/filter-chain.js';
+import { PassthroughList } from '../passthrough/passthrough.js';
+import type { ObjectRegistry } from '../colo/object-registry.js';
+import { DEFAULT_NETDEV_ID, parseNetdevLine } from './netdev-options.js';
+import { openObjectSetup, parseObjectSetup, type ObjectSetup } from './object-setup.js';
+import { runNetdevScript } from './netdev-script.js';
 import { SCENARIOS, ScriptedGuest } from './scripted-guest.js';
 import type { Scenario } from './scripted-guest.js';
 import { backendReport, neighbourReport, statusLine, summaryTable } from './report.js';
@@ -35,6 +42,10 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
   { name: 'json', kind: 'boolean', help: 'machine-readable output' },
+  { name: 'chardev', kind: 'string', repeatable: true, help: 'socket,id=ID,host=H,port=N[,server=on,wait=off] | socket,id=ID,path=P[,…] (repeatable; QEMU -chardev)' },
+  { name: 'object', kind: 'string', repeatable: true, help: 'TYPE,id=ID,… : filter-mirror | filter-redirector | filter-rewriter | filter-dump | colo-compare | iothread (repeatable; QEMU -object)' },
+  { name: 'tcp-echo', kind: 'number', min: 1, max: 65535, help: "the scripted guest answers TCP on this port ('echo: <data>')" },
+  { name: 'tcp-diverge', kind: 'string', help: "with --tcp-echo: requests holding this text get 'DIVERGED: <data>' (a planted COLO difference)" },
 ];
 
 const GUEST_MAC = '52:54:00:12:34:56';
@@ -57,14 +68,32 @@ export interface RunOptions {
   json: boolean;
   /** Ends the run early (Ctrl-C): the summary is still made and everything is cleaned up. */
   signal?: AbortSignal;
+  /** The netdev's id (`--netdev …,id=`; default hostnet0): what `--object …,netdev=` names. */
+  netdevId?: string;
+  /** tap: `script=` / `downscript=` programs, run with the interface name. */
+  script?: string;
+  downscript?: string;
+  /** `--chardev` / `--object` lines, checked (object-setup.ts). */
+  objects?: ObjectSetup;
+  /** The scripted guest's TCP echo service. */
+  tcp?: { port: number; diverge?: string };
 }
 
 export async function runCommand(argv: readonly string[]): Promise<number> {
   const f = parseFlags('run', argv, FLAGS);
+  const line = parseNetdevLine((f['netdev'] as string | undefined) ?? 'memory');
+  const tcpPort = f['tcp-echo'] as number | undefined;
+  if (tcpPort !== undefined && !Number.isInteger(tcpPort)) throw new UsageError(`virtio-net run: --tcp-echo must be a whole port number, got ${tcpPort}`);
+  if (f['tcp-diverge'] !== undefined && tcpPort === undefined) throw new UsageError('virtio-net run: --tcp-diverge needs --tcp-echo PORT');
   const options: RunOptions = {
     durationMs: ((f['duration'] as number | undefined) ?? 5) * 1000,
     scenario: ((f['scenario'] as Scenario | undefined) ?? 'linux'),
-    netdev: parseNetdev((f['netdev'] as string | undefined) ?? 'memory'),
+    netdev: line.spec,
+    netdevId: line.id,
+    ...(line.script === undefined ? {} : { script: line.script }),
+    ...(line.downscript === undefined ? {} : { downscript: line.downscript }),
+    objects: parseObjectSetup((f['chardev'] as string[] | undefined) ?? [], (f['object'] as string[] | undefined) ?? [], line.id),
+    ...(tcpPort === undefined ? {} : { tcp: { port: tcpPort, ...(f['tcp-diverge'] === undefined ? {} : { diverge: f['tcp-diverge'] as string }) } }),
     addressing: parseGuestIp(f['ip'] as string | undefined, f['peer'] as string | undefined),
     qmpPath: (f['qmp'] as string | undefined) ?? null,
     json: f['json'] === true,
@@ -92,7 +121,20 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   const memory = new GuestMemory(8 << 20);
   const addressing = options.addressing ?? parseGuestIp();
   const { netdev, peer, label } = await openNetdev(options.netdev, addressing.peer.join('.'));
-  const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev });
+  // Filters (--object, QMP object-add) sit on a chain around the backend, named as --netdev id= says.
+  const chain = new FilterChain(netdev, { id: options.netdevId ?? DEFAULT_NETDEV_ID });
+  const ifname = netdev instanceof TapNetdev ? netdev.ifname : undefined;
+  const passthrough = new PassthroughList();
+  let objects: ObjectRegistry;
+  try {
+    if (options.script !== undefined) runNetdevScript(options.script, ifname);
+    objects = await openObjectSetup(options.objects ?? parseObjectSetup([], [], chain.id), chain, passthrough, options.signal);
+  } catch (e) {
+    peer?.close();
+    await netdev.close();
+    throw e;
+  }
+  const device = new VirtioNetDevice({ id: 'net0', mac: GUEST_MAC, memory, netdev: chain });
   let events = 0;
   device.on('rx-filter-changed', () => events++);
   // Host link changes (TAP / macvtap) are news: a line each, besides the status line and the summary.
@@ -116,7 +158,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       });
     },
   });
-  guest = new ScriptedGuest(transport, memory, { mac: parseMac(GUEST_MAC), ip: addressing.ip }, addressing.peer);
+  guest = new ScriptedGuest(transport, memory, { mac: parseMac(GUEST_MAC), ip: addressing.ip }, addressing.peer, options.tcp === undefined ? {} : { tcp: options.tcp });
 
   // Everything opened from here on is closed on every exit path (an error, Ctrl-C): the temp
   // directory holding the QMP socket never outlives the run.
@@ -124,7 +166,9 @@ export async function run(options: RunOptions, print: (text: string) => void): P
   let qmp: QmpServer | null = null;
   try {
     const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
-    qmp = new QmpServer({ devices: [device], netdevs: [netdev], path: qmpPath });
+    // A stream backend's connection events are its own: QMP watches it directly when it carries the name.
+    const qmpNetdev = isStreamNetdev(netdev) && netdev.id === chain.id ? netdev : chain;
+    qmp = new QmpServer({ devices: [device], netdevs: [qmpNetdev], path: qmpPath, objects, colo: { passthrough } });
     await qmp.listen();
     if (!options.json) print(`virtio-net run: scenario ${options.scenario} on ${label}; QMP socket ${qmpPath}\n`);
 
@@ -201,7 +245,7 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       interrupted,
       qmp: qmpPath,
       device: device.stats(),
-      guest: { ...guest.tally },
+      guest: { ...guest.tally, ...(guest.tcp?.tally ?? {}) },
       neighbour: neighbourReport(guest, netdev.id),
       peer: peer === null ? null : { ...peer.stats() },
       rxFilterChanges: filterCommands(),
@@ -210,12 +254,22 @@ export async function run(options: RunOptions, print: (text: string) => void): P
       rxFilter: device.queryRxFilter(),
       linkUp: device.linkUp,
       backend: backendReport(netdev),
+      objects: objects.stats(),
     };
   } finally {
     guest?.close();
     await qmp?.close();
+    await objects.close();
     peer?.close();
-    await netdev.close();
+    if (options.downscript !== undefined) {
+      // Reported, not thrown: the backend must still be closed (QEMU reports it and goes on too).
+      try {
+        runNetdevScript(options.downscript, ifname);
+      } catch (e) {
+        process.stderr.write(`virtio-net run: ${(e as Error).message}\n`);
+      }
+    }
+    await chain.close();
     if (tmp !== null) rmSync(tmp, { recursive: true, force: true });
   }
 }

@@ -16,6 +16,7 @@ import type { GuestStackTally } from '../driver/guest-stack.js';
 import type { Clock } from '../driver/clock.js';
 import type { NeighbourParams, NeighbourState } from '../driver/neighbour.js';
 import type { GuestAddressing } from './guest-frames.js';
+import { GuestTcp } from './guest-tcp.js';
 
 // Command numbers within their class (VIRTIO 1.2 §5.1.6.5); kept here as the driver's own copy.
 const RX_PROMISC = 0;
@@ -37,6 +38,8 @@ export interface ScriptedGuestOptions {
   clock?: Clock;
   neighbour?: Partial<NeighbourParams>;
   random?: () => number;
+  /** A TCP echo service on this port (guest-tcp.ts); `diverge`: requests holding it are answered differently. */
+  tcp?: { port: number; diverge?: string };
 }
 
 /** The peer's neighbour entry, for the status line and `--json`. */
@@ -54,9 +57,12 @@ const BASE_GROUPS = ['01:00:5e:00:00:01', '33:33:00:00:00:01'];
 export class ScriptedGuest {
   readonly driver: GuestNetDriver;
   readonly stack: GuestStack;
+  /** The TCP echo service, when asked for. */
+  readonly tcp: GuestTcp | undefined;
   private readonly counts = { ctrlOk: 0, ctrlErr: 0, framesSent: 0, framesReceived: 0 };
   private readonly onFrame = (frame: Uint8Array): void => {
     this.counts.framesReceived++;
+    if (this.tcp?.handle(frame) === true) return;
     this.stack.handle(frame);
   };
   private allmulti = false;
@@ -80,6 +86,9 @@ export class ScriptedGuest {
       ...(options.neighbour === undefined ? {} : { neighbour: options.neighbour }),
       ...(options.random === undefined ? {} : { random: options.random }),
     });
+    this.tcp = options.tcp === undefined
+      ? undefined
+      : new GuestTcp({ mac: addressing.mac, ip: addressing.ip, port: options.tcp.port, send: (frame) => this.send(frame), ...(options.tcp.diverge === undefined ? {} : { diverge: options.tcp.diverge }) });
   }
 
   /** Every counter: the driver's (control commands, frames) and the stack's (ARP, echo, NS). */

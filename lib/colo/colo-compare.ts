@@ -290,6 +290,20 @@ export class ColoCompare extends EventEmitter<{ 'checkpoint-request': [Checkpoin
     };
   }
 
+  /**
+   * Stops the scan and detaches from the sockets without closing them (QMP object-del: the
+   * chardevs outlive the object, as QEMU's do). Queued primary packets go out first (nothing the
+   * primary sent is lost); queued secondary ones are dropped, as after a checkpoint.
+   */
+  release(): void {
+    this.flush();
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.closed = true;
+    this.opts.primaryIn?.off('frame', this.onPrimary);
+    this.opts.secondaryIn?.off('frame', this.onSecondary);
+  }
+
   /** Stops the scan, detaches from (and closes) the sockets. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -9,3 +9,14 @@ export {
   type CheckpointRequest,
   type CheckpointReason,
 } from './colo-compare.js';
+export { ObjectRegistry, type ObjectRegistryOptions, type RegisteredObject } from './object-registry.js';
+export {
+  checkObject,
+  ObjectPropertyError,
+  OBJECT_PROPERTIES,
+  OBJECT_TYPES,
+  type ObjectType,
+  type ObjectSpec,
+  type ObjectProps,
+  type PropertySpec,
+} from './object-table.js';

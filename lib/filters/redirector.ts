@@ -97,6 +97,14 @@ export class RedirectorFilter implements NetFilter {
     return { ...this.counters };
   }
 
+  /**
+   * Stops reading the input socket without closing either socket (QMP object-del: the chardevs
+   * outlive the filter, as QEMU's do). Frames read after this are the socket's, not counted here.
+   */
+  release(): void {
+    this.indev?.off('frame', this.onInput);
+  }
+
   async close(): Promise<void> {
     this.indev?.off('frame', this.onInput);
     await this.indev?.close();

@@ -6,6 +6,9 @@
 import { PassthroughError, type IPFlowSpec, type PassthroughList } from '../passthrough/passthrough.js';
 import { QmpError, genericError } from './errors.js';
 import type { QmpNetdevAdmin } from './netdev-admin.js';
+import type { QmpObjectAdmin } from './object-admin.js';
+import { announceSelf } from './announce.js';
+import { introspect } from './schema-introspect.js';
 import type { QmpNic } from './nic.js';
 import { QMP_SCHEMA, type QmpCommandName, type QmpSchema } from './schema.js';
 import type { QmpMembersValue, QmpValueOf } from './schema-types.js';
@@ -43,8 +46,12 @@ export interface QmpContext {
   readonly version: QmpResult<'query-version'>;
   /** The COLO passthrough list the colo-passthrough-* / passthrough-filter-* commands edit. */
   readonly passthrough: PassthroughList;
-  /** Ids of the colo-compare and filter objects a passthrough entry's 'object-name' may name. */
-  readonly coloObjectIds: ReadonlySet<string>;
+  /** Ids of the colo-compare and filter objects a passthrough entry's 'object-name' may name (given, or added by object-add). */
+  readonly coloObjectIds: { has(id: string): boolean };
+  /** object-add / object-del (lib/qmp/object-admin.ts). */
+  readonly objectAdmin: QmpObjectAdmin;
+  /** announce-self's pending rounds (cleared when the server closes). */
+  readonly announceTimers: Set<NodeJS.Timeout>;
   /** netdev_add / netdev_del (lib/qmp/netdev-admin.ts). */
   readonly netdevAdmin: QmpNetdevAdmin;
 }
@@ -145,5 +152,21 @@ export const QMP_HANDLERS: { readonly [N in QmpCommandName]: QmpHandler<N> } = {
 
   async netdev_del(args, ctx) {
     await ctx.netdevAdmin.del(args.id);
+  },
+
+  async 'object-add'(args, ctx) {
+    await ctx.objectAdmin.add(args);
+  },
+
+  async 'object-del'(args, ctx) {
+    await ctx.objectAdmin.del(args.id);
+  },
+
+  'announce-self'(args, ctx) {
+    announceSelf(args, ctx.nics, ctx.announceTimers);
+  },
+
+  'query-qmp-schema'() {
+    return introspect();
   },
 };

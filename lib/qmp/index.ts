@@ -42,3 +42,5 @@ export {
   type JsonValue,
   type JsonObject,
 } from './json-stream.js';
+export { introspect, type SchemaInfo } from './schema-introspect.js';
+export { objectAdminFor, type QmpObjectAdmin } from './object-admin.js';

@@ -3,6 +3,7 @@
 
 import { PassthroughList } from '../passthrough/passthrough.js';
 import type { QmpNetdev, QmpNic } from './nic.js';
+import type { ObjectRegistry } from '../colo/object-registry.js';
 
 /** An object management names by id: a colo-compare or a net filter (QEMU `-object …,id=`). */
 export interface QmpObject {
@@ -39,6 +40,14 @@ export interface QmpServerOptions {
    * given at construction; default none). A name that is not among them is refused.
    */
   colo?: { passthrough?: PassthroughList; objects?: readonly QmpObject[] };
+  /**
+   * The objects object-add / object-del manage (filters on the run's netdevs, colo-compare; an
+   * ObjectRegistry from lib/colo/object-registry.ts). Their ids are names `object-name` may use too,
+   * and their colo-compare checkpoint requests become COLO_COMPARE_CHECKPOINT_REQUEST events.
+   * Default: a registry of the server's own with no netdevs or chardevs (only iothread objects can
+   * then be added).
+   */
+  objects?: ObjectRegistry;
 }
 
 /** Default message limit: far above any command in the schema, small enough to bound memory per client. */

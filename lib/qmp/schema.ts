@@ -44,6 +44,22 @@ export const QMP_SCHEMA = {
     VirtioNetStatsInfo: { struct: { name: 'str', stats: 'any' } },
     InetSocketAddressBase: { struct: { host: 'str', port: 'str' } },
     NetClientDriver: { enum: ['stream', 'dgram', 'vde', 'passt', 'websocket'] },
+    ObjectType: { enum: ['filter-mirror', 'filter-redirector', 'filter-rewriter', 'filter-dump', 'colo-compare', 'iothread'] },
+    NetFilterDirection: { enum: ['all', 'rx', 'tx'] },
+    NetfilterInsert: { enum: ['before', 'behind'] },
+    SchemaInfo: {
+      struct: {
+        name: 'str',
+        'meta-type': 'str',
+        '*arg-type': 'str',
+        '*ret-type': 'str',
+        '*allow-oob': 'bool',
+        '*members': ['any'],
+        '*values': ['str'],
+        '*element-type': 'str',
+        '*json-type': 'str',
+      },
+    },
   },
 
   commands: {
@@ -380,9 +396,137 @@ export const QMP_SCHEMA = {
         { '->': { execute: 'netdev_del', arguments: { id: 'vnet0' } }, '<-': { error: { class: 'GenericError', desc: "Device 'vnet0' is not a netdev" } } },
       ]),
     },
+
+    'object-add': {
+      doc:
+        "Creates an object (QEMU's ObjectOptions, flat): 'qom-type' and 'id', then the type's own properties " +
+        '(lib/colo/object-table.ts, QEMU\'s names): filters take netdev, queue, status, position, insert; ' +
+        'filter-mirror outdev, vnet_hdr_support; filter-redirector indev, outdev, vnet_hdr_support; filter-rewriter ' +
+        'vnet_hdr_support; filter-dump file, maxlen; colo-compare primary_in, secondary_in, outdev, iothread, ' +
+        'notify_dev, compare_timeout, expired_scan_cycle, max_queue_size, vnet_hdr_support; iothread (accepted, ' +
+        'no threads) its poll properties. A filter joins its netdev\'s chain at once (at the tail unless position ' +
+        'says otherwise). A property the type does not take is refused.',
+      data: {
+        'qom-type': 'ObjectType',
+        id: 'str',
+        '*netdev': 'str',
+        '*queue': 'NetFilterDirection',
+        '*status': 'str',
+        '*position': 'str',
+        '*insert': 'NetfilterInsert',
+        '*outdev': 'str',
+        '*indev': 'str',
+        '*vnet_hdr_support': 'bool',
+        '*file': 'str',
+        '*maxlen': 'uint32',
+        '*primary_in': 'str',
+        '*secondary_in': 'str',
+        '*iothread': 'str',
+        '*notify_dev': 'str',
+        '*compare_timeout': 'uint32',
+        '*expired_scan_cycle': 'uint32',
+        '*max_queue_size': 'uint32',
+        '*poll-max-ns': 'int',
+        '*poll-grow': 'int',
+        '*poll-shrink': 'int',
+        '*aio-max-batch': 'int',
+      },
+      errors: [
+        { class: 'GenericError', desc: "attempt to add duplicate property '%s' to object (type 'container')", when: 'an object with that id exists' },
+        { class: 'GenericError', desc: "Parameter 'id' expects an identifier", when: 'the id is not a letter followed by letters, digits, -, ., _' },
+        { class: 'GenericError', desc: "Parameter '%s' is unexpected", when: 'the type does not take that property' },
+        { class: 'GenericError', desc: "Parameter '%s' is missing", when: 'a required property of the type is absent' },
+        { class: 'GenericError', desc: "Parameter 'netdev' expects a network backend id", when: 'no netdev has that id (or it carries no filters)' },
+        { class: 'GenericError', desc: "Device '%s' not found", when: 'a chardev property names no chardev' },
+        { class: 'GenericError', desc: "Device '%s' is in use", when: 'the chardev serves another object' },
+        { class: 'GenericError', desc: '%s', when: 'any other refusal (the text says what and why)' },
+      ],
+      examples: examples([
+        { '->': { execute: 'object-add', arguments: { 'qom-type': 'iothread', id: 'iothread1' } }, '<-': { return: {} } },
+        {
+          '->': { execute: 'object-add', arguments: { 'qom-type': 'iothread', id: 'io2', file: '/tmp/x' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'file' is unexpected" } },
+        },
+        {
+          '->': { execute: 'object-add', arguments: { 'qom-type': 'filter-dump', id: 'd0' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'netdev' is missing" } },
+        },
+        {
+          '->': { execute: 'object-add', arguments: { 'qom-type': 'filter-dump', id: 'd0', netdev: 'nope', file: '/tmp/d0.pcap' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'netdev' expects a network backend id" } },
+        },
+        {
+          '->': { execute: 'object-add', arguments: { 'qom-type': 'memory-backend-ram', id: 'm9' } },
+          '<-': { error: { class: 'GenericError', desc: "Parameter 'qom-type' does not accept value 'memory-backend-ram'" } },
+        },
+      ]),
+    },
+
+    'object-del': {
+      doc:
+        'Deletes an object made by object-add or --object. A filter leaves its chain between two frames; ' +
+        "colo-compare first sends out the primary packets it holds; chardevs stay open (free for another object).",
+      data: { id: 'str' },
+      errors: [
+        { class: 'GenericError', desc: "object '%s' not found", when: 'no object has that id' },
+        { class: 'GenericError', desc: "object '%s' is in use by '%s', can not be deleted", when: 'an iothread a colo-compare uses' },
+      ],
+      examples: examples([
+        { '->': { execute: 'object-del', arguments: { id: 'nope' } }, '<-': { error: { class: 'GenericError', desc: "object 'nope' not found" } } },
+      ]),
+    },
+
+    'announce-self': {
+      doc:
+        "Makes the NICs announce themselves (QEMU's announce-self, AnnounceParameters): a NIC whose driver " +
+        'negotiated GUEST_ANNOUNCE is asked to (VIRTIO_NET_S_ANNOUNCE, §5.1.6.5.4); for the others the host ' +
+        "sends a gratuitous ARP from the NIC's MAC (QEMU sends RARP). 'rounds' announcements, the first at once, " +
+        "then after 'initial' ms growing by 'step' up to 'max' ms; 'interfaces' limits it to those NICs (default all).",
+      data: { '*initial': 'int', '*max': 'int', '*rounds': 'int', '*step': 'int', '*interfaces': ['str'], '*id': 'str' },
+      errors: [{ class: 'GenericError', desc: "Parameter '%s' expects %s", when: 'a timing value is out of range (negative, or rounds above 1000)' }],
+      examples: examples([
+        { '->': { execute: 'announce-self', arguments: { initial: 50, max: 550, rounds: 1, step: 50 } }, '<-': { return: {} } },
+        {
+          '->': { execute: 'announce-self', arguments: { rounds: 'five' } },
+          '<-': { error: { class: 'GenericError', desc: "Invalid parameter type for 'rounds', expected: integer" } },
+        },
+      ]),
+    },
+
+    'query-qmp-schema': {
+      doc:
+        "This server's QMP schema as QEMU's SchemaInfo list (qapi/introspect.json), generated from this table: " +
+        "every command (arg-type, ret-type), event (arg-type) and the object, enum, array and builtin types they name. " +
+        "Argument objects are named 'q_obj_<command>-arg' / 'q_obj_<event>-arg', the empty object 'q_empty' " +
+        '(QEMU masks such names as numbers; the structure is the same).',
+      returns: ['SchemaInfo'],
+      examples: examples([
+        {
+          partial: true,
+          '->': { execute: 'query-qmp-schema' },
+          '<-': { return: [{ name: 'qmp_capabilities', 'meta-type': 'command', 'arg-type': 'q_obj_qmp_capabilities-arg', 'ret-type': 'q_empty', 'allow-oob': false }] },
+        },
+      ]),
+    },
   },
 
   events: {
+    COLO_COMPARE_CHECKPOINT_REQUEST: {
+      doc:
+        "A colo-compare object found the primary's and the secondary's output inconsistent (or a queue, " +
+        "byte or table limit was reached, or a packet waited longer than compare_timeout) and asks for a COLO " +
+        "checkpoint. QEMU has no QMP event for this: its colo-compare notifies the COLO frame in-process " +
+        "(colo_compare_inconsistency_notify → colo_checkpoint_notify) or writes DO_CHECKPOINT to notify_dev; " +
+        "here the manager is told. 'id' is the colo-compare's id, 'reason' one of mismatch, timeout, " +
+        "queue-full, buffer-full, table-full, 'flow' the connection (e.g. 'tcp 10.0.2.15:7 <-> 10.0.2.2:40000'). " +
+        'Sent once per inconsistency; the queues are flushed after it.',
+      data: { id: 'str', reason: 'str', flow: 'str' },
+      example: {
+        event: 'COLO_COMPARE_CHECKPOINT_REQUEST',
+        data: { id: 'comp0', reason: 'mismatch', flow: 'tcp 10.0.2.15:7 <-> 10.0.2.2:40000' },
+        timestamp: { seconds: 1733350000, microseconds: 0 },
+      },
+    },
     NIC_RX_FILTER_CHANGED: {
       doc:
         "A NIC's rx filter changed. Sent at most once per NIC until management runs " +

@@ -24,6 +24,9 @@ import { MAX_CLIENTS, resolveOptions, type QmpServerOptions, type ResolvedOption
 import { QMP_SCHEMA, type QmpEventName, type QmpSchema } from './schema.js';
 import type { QmpMembersValue } from './schema-types.js';
 import { projectStruct } from './validate.js';
+import { ObjectRegistry } from '../colo/object-registry.js';
+import type { CheckpointRequest } from '../colo/colo-compare.js';
+import { objectAdminFor } from './object-admin.js';
 
 /** Where the server listens (TCP only when asked for; its port is known once listening). */
 export interface QmpServerAddress {
@@ -54,6 +57,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
   private readonly ownedNetdevs = new Set<string>();
   /** Unsubscribers of stream netdevs' connection events, by netdev id. */
   private readonly netdevWatches = new Map<string, () => void>();
+  /** The objects object-add / object-del manage. */
+  readonly objects: ObjectRegistry;
+  private readonly announceTimers = new Set<NodeJS.Timeout>();
+  private readonly onCheckpoint = (r: CheckpointRequest): void => this.emitEvent('COLO_COMPARE_CHECKPOINT_REQUEST', { id: r.id, reason: r.reason, flow: r.flow });
 
   constructor(options: QmpServerOptions) {
     super();
@@ -76,6 +83,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     }
     this.netdevIds = netdevIds;
     const admin: QmpNetdevAdmin = { add: (args) => this.netdevAdd(args), del: (id) => this.netdevDel(id) };
+    const objects = options.objects ?? new ObjectRegistry({ netdevs: new Map(), chardevs: new Map(), passthrough: this.options.passthrough });
+    if (!(objects instanceof ObjectRegistry)) throw new TypeError('QmpServer: options.objects must be an ObjectRegistry (lib/colo/object-registry.ts)');
+    this.objects = objects;
+    const given = this.options.coloObjectIds;
     this.context = {
       nics,
       netdevIds,
@@ -83,8 +94,10 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       offeredCapabilities: [],
       version: this.options.version,
       passthrough: this.options.passthrough,
-      coloObjectIds: this.options.coloObjectIds,
+      coloObjectIds: { has: (id: string) => given.has(id) || objects.has(id) },
       netdevAdmin: admin,
+      objectAdmin: objectAdminFor(objects),
+      announceTimers: this.announceTimers,
     };
   }
 
@@ -129,6 +142,7 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
       this.nicListeners.push({ nic, listener });
     }
     for (const n of this.netdevObjects.values()) this.watchNetdev(n);
+    this.objects.on('checkpoint-request', this.onCheckpoint);
   }
 
   /** Disconnects every client, stops listening and removes the socket file. Idempotent. */
@@ -137,6 +151,9 @@ export class QmpServer extends EventEmitter<{ diagnostic: [QmpDiagnostic] }> {
     this.state = 'closed';
     for (const { nic, listener } of this.nicListeners) nic.off('rx-filter-changed', listener);
     this.nicListeners.length = 0;
+    this.objects.off('checkpoint-request', this.onCheckpoint);
+    for (const t of this.announceTimers) clearTimeout(t);
+    this.announceTimers.clear();
     for (const unwatch of this.netdevWatches.values()) unwatch();
     this.netdevWatches.clear();
     for (const id of this.ownedNetdevs) await closeNetdev(this.netdevObjects.get(id));

@@ -153,6 +153,8 @@ describe('lib/qmp schema', () => {
             NIC_RX_FILTER_CHANGED: () => nic.change({ promiscuous: false }),
             NETDEV_STREAM_CONNECTED: () => stream.emit('connected', { type: 'unix', path: '/tmp/qemu0' }),
             NETDEV_STREAM_DISCONNECTED: () => stream.emit('disconnected'),
+            // What a colo-compare in the server's object registry reports (the real one: test/cli/colo-run.test.ts).
+            COLO_COMPARE_CHECKPOINT_REQUEST: () => server.objects.emit('checkpoint-request', { id: 'comp0', reason: 'mismatch', flow: 'tcp 10.0.2.15:7 <-> 10.0.2.2:40000' }),
           };
           expect(triggers[name], `a trigger for ${name}`).to.be.a('function');
           triggers[name]!();
