@@ -50,12 +50,15 @@ export function compareDestinations(a: IpvsDestination, b: IpvsDestination): num
   return compareBytes(addressBytes(a.address), addressBytes(b.address)) || a.port - b.port;
 }
 
-/** "TCP  10.0.0.1:80", "FWM  7", "FWM  8 IPv6" (IPv4 names cut at 33 characters, as ipvsadm does). */
+/**
+ * "TCP  10.0.0.1:80", "SCTP 10.0.0.2:9899", "FWM  7", "FWM  8 IPv6": the kind padded to four
+ * columns and a space; IPv4 names cut at 33 characters, as ipvsadm does.
+ */
 export function serviceName(s: IpvsService): string {
   const v6 = s.family === 'inet6';
   if (s.fwmark !== 0) return `FWM  ${s.fwmark}${v6 ? ' IPv6' : ''}`;
   const proto = s.protocol === 'tcp' ? 'TCP' : s.protocol === 'udp' ? 'UDP' : 'SCTP';
-  const name = `${proto}  ${addrPort(s.address ?? '', s.port ?? 0, v6)}`;
+  const name = `${proto.padEnd(4)} ${addrPort(s.address ?? '', s.port ?? 0, v6)}`;
   return v6 ? name : name.slice(0, 33);
 }
 

@@ -14,7 +14,7 @@ import { NLMSG_DONE, NLMSG_ERROR, NLM_F_MULTI, buildMessage, parseMessages } fro
 import { addressBytes, addressText } from '../../../lib/netlink/ipvs/address.js';
 import { decodeDaemon, decodeDestination, decodeInfo, decodeService, decodeTimeouts, genlPayload } from '../../../lib/netlink/ipvs/decode.js';
 import { destAttrs, serviceAttrs, serviceKeyAttrs } from '../../../lib/netlink/ipvs/encode.js';
-import { formatDaemons, formatList, formatTimeouts, largeNumber } from '../../../lib/netlink/ipvs/format.js';
+import { formatDaemons, formatList, formatTimeouts, largeNumber, serviceName } from '../../../lib/netlink/ipvs/format.js';
 import { CMD_ATTRS, INFO_ATTRS, IPVS_CMD } from '../../../lib/netlink/ipvs/schema.js';
 import { ReplyCollector } from '../../../lib/netlink/ipvs/transport.js';
 import type { IpvsDestination, IpvsService } from '../../../lib/netlink/ipvs/types.js';
@@ -332,6 +332,7 @@ describe('IPVS over generic netlink: codec', () => {
         'TCP  10.0.0.1:80                         0        0        0        0        0',
         '  -> 192.168.1.10:8080                   0        0        0        0        0',
       ]);
+      expect(serviceName({ family: 'inet', protocol: 'sctp', address: '10.0.0.2', port: 9899, fwmark: 0, scheduler: 'lc', flags: 2, timeout: 0, netmask: '255.255.255.255' })).to.equal('SCTP 10.0.0.2:9899');
       expect(largeNumber(99_999_999n)).to.equal(' 99999999');
       expect(largeNumber(123_456_789n)).to.equal('  123456K');
       expect(largeNumber(123_456_789_012n)).to.equal('     123G');
