@@ -101,6 +101,8 @@ describe('IPVS over generic netlink on a real kernel (QEMU guest, cross-checked 
       mac: '52:54:00:12:34:23',
       // eth0 needs an IPv4 address for a master sync daemon (it sends from it).
       append: 'vnm.ip=10.0.2.15/24',
+      // TCG on a loaded machine, and /init loads the IPVS module chain too.
+      bootTimeoutMs: 400_000,
     });
     console.log(`      QEMU guest with IPVS booted in ${qemu.bootMs} ms`);
     client = new IpvsClient({ transport: new ShellRelayTransport((command) => qemu!.run(command, 60_000)) });
