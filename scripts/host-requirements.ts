@@ -37,7 +37,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'vde_switch', pkg: 'vde-switch', usedBy: 'the VDE tests (a switch in a temporary directory)' },
   { command: 'vde_plug', pkg: 'vdeplug', usedBy: 'VdeNetdev (--netdev vde) and its tests' },
   { command: 'chromium', pkg: 'chromium', usedBy: 'the `virtio-net web` page test (the page in headless Chromium through puppeteer-core)' },
-  { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline)', rootOnly: true },
+  { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline) and the IPVS guest image (nlrelay, `cc -static`)', rootOnly: true },
   { command: 'passt', pkg: 'passt', usedBy: '`--netdev passt` (lib/netdev/passt-netdev.ts) and its real-guest test (DHCP and HTTP through passt)' },
   { command: 'setpriv', pkg: 'util-linux', usedBy: 'the passt test (runs `virtio-net guest --netdev passt` as nobody)', rootOnly: true },
 ];
@@ -45,7 +45,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
 export const HOST_FILES: readonly HostFile[] = [
   { path: '/etc/services', pkg: 'netbase', usedBy: 'the passthrough-list test (service names such as ssh)' },
   { path: '/usr/share/seabios/bios-256k.bin', pkg: 'seabios', usedBy: "QEMU's BIOS for the oracle and the QEMU guest" },
-  { path: '/usr/include/stdio.h', pkg: 'libc6-dev', usedBy: 'the TAP benchmark (compiling the C baseline)' },
+  { path: '/usr/include/stdio.h', pkg: 'libc6-dev', usedBy: 'the TAP benchmark (compiling the C baseline) and the IPVS guest image (nlrelay, linked statically)' },
 ];
 
 /**

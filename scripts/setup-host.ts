@@ -17,7 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GuestImageError, buildGuestImage, type GuestArch } from '../lib/cli/guest-image.js';
+import { GuestImageError, buildGuestImage, type GuestArch, type GuestProfile } from '../lib/cli/guest-image.js';
 import { DEBCONF_PRESEED, HOST_FILES, HOST_PROGRAMS, hostPackages, onPath } from './host-requirements.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,12 +44,12 @@ function aptInstall(pkgs: readonly string[]): string | null {
   return null;
 }
 
-function guestImage(arch: GuestArch): string | null {
+function guestImage(arch: GuestArch, profile: GuestProfile = 'base'): string | null {
   try {
     const t0 = Date.now();
-    const img = buildGuestImage({ arch, log: (l) => log(l) });
+    const img = buildGuestImage({ arch, profile, log: (l) => log(l) });
     const took = Date.now() - t0;
-    if (took > 1000) log(`guest image (${arch}) built in ${(took / 1000).toFixed(0)} s: ${img.dir}`);
+    if (took > 1000) log(`guest image (${arch}${profile === 'base' ? '' : ` ${profile}`}) built in ${(took / 1000).toFixed(0)} s: ${img.dir}`);
     return null;
   } catch (e) {
     if (e instanceof GuestImageError) return `${e.code}: ${e.message}`;
@@ -88,7 +88,9 @@ const caches: [string, () => string | null][] = [
   ['the v86 guest image', () => guestImage('i386')],
   ["QEMU's python QMP client", pythonQmp],
 ];
-if (isRoot) caches.splice(1, 0, ['the QEMU reference guest image', () => guestImage('amd64')]);
+if (isRoot) {
+  caches.splice(1, 0, ['the QEMU reference guest image', () => guestImage('amd64')], ['the QEMU IPVS guest image (ip_vs, ipvsadm, nlrelay)', () => guestImage('amd64', 'ipvs')]);
+}
 for (const [name, fill] of caches) {
   const why = fill();
   if (why !== null) problems.push(`${name} cannot be had (${why}): the tests that use it will skip`);

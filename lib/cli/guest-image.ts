@@ -9,10 +9,16 @@
 // scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
 // A cached image whose recipe (init script, module list, builder version) is unchanged is reused
 // without touching the network.
+//
+// The amd64 image has a second profile, "ipvs" (the IPVS tests, test/guest/qemu-ipvs.test.ts):
+// the same image plus the kernel's ip_vs module and schedulers (their dependencies resolved
+// from each module's .modinfo `depends=`, loaded by /init in that order), Debian's `ipvsadm`
+// with its shared libraries, and `nlrelay` (scripts/guest/nlrelay.c, compiled here with
+// `cc -static`) which carries one netlink request from the serial console to the kernel.
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +42,17 @@ export const GUEST_MODULES = [
   '8021q',
 ] as const;
 
+/** The image's contents beyond the base: 'ipvs' (amd64 only) adds IPVS, ipvsadm and nlrelay. */
+export type GuestProfile = 'base' | 'ipvs';
+/**
+ * Modules the ipvs profile adds (their dependencies are found in the .ko files). crc32c_generic
+ * comes first: libcrc32c (under nf_conntrack) asks the crypto API for "crc32c", which without
+ * modprobe in the guest nobody loads on demand (it is a softdep, not a depends=).
+ */
+export const IPVS_MODULES = ['crc32c_generic', 'ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_lc', 'ip_vs_wlc', 'ip_vs_sh'] as const;
+/** Debian packages the ipvs profile adds: ipvsadm and the shared libraries it links. */
+export const IPVS_PACKAGES = ['ipvsadm', 'libc6', 'libnl-3-200', 'libnl-genl-3-200', 'libpopt0'] as const;
+
 /** Bump when the image layout changes, so cached images are rebuilt. */
 const BUILDER_VERSION = 1;
 /**
@@ -56,6 +73,7 @@ const SEABIOS_FILES = { bios: 'usr/share/seabios/bios.bin', vgaBios: 'usr/share/
 /** A built guest image: absolute paths of what v86 boots. */
 export interface GuestImage {
   arch: GuestArch;
+  profile: GuestProfile;
   dir: string;
   bzimage: string;
   initrd: string;
@@ -70,7 +88,7 @@ export interface GuestImage {
 /** Why the image could not be built: a stable code and a sentence for the user. */
 export class GuestImageError extends Error {
   constructor(
-    readonly code: 'guest-image.no-apt' | 'guest-image.index' | 'guest-image.download' | 'guest-image.checksum' | 'guest-image.content',
+    readonly code: 'guest-image.no-apt' | 'guest-image.index' | 'guest-image.download' | 'guest-image.checksum' | 'guest-image.content' | 'guest-image.compile',
     message: string,
   ) {
     super(message);
@@ -81,6 +99,8 @@ export class GuestImageError extends Error {
 export interface BuildGuestImageOptions {
   /** Default i386 (v86). amd64 images carry no BIOS (QEMU has its own): bios/vgaBios are empty paths. */
   arch?: GuestArch;
+  /** Default 'base'; 'ipvs' needs arch amd64 and a host C compiler (`cc`, Debian gcc + libc6-dev). */
+  profile?: GuestProfile;
   /** Rebuild even when a cached image matches. */
   force?: boolean;
   /** Progress lines (default: none). */
@@ -96,34 +116,45 @@ export function guestCacheDir(): string {
   return join(base, 'virtio-net-model', 'guest');
 }
 
-/** The init script shipped in scripts/guest/ (searched from the source and the built layouts). */
-export function guestInitScript(): string {
+/** A file shipped in scripts/guest/ (searched from the source and the built layouts). */
+function guestScriptFile(name: string): string {
   const here = dirname(fileURLToPath(import.meta.url));
   for (const up of ['../..', '../../..']) {
-    const p = join(here, up, 'scripts', 'guest', 'init');
-    if (existsSync(p)) return readFileSync(p, 'utf8');
+    const p = join(here, up, 'scripts', 'guest', name);
+    if (existsSync(p)) return p;
   }
-  throw new GuestImageError('guest-image.content', `scripts/guest/init not found above ${here}`);
+  throw new GuestImageError('guest-image.content', `scripts/guest/${name} not found above ${here}`);
+}
+
+/** The init script shipped in scripts/guest/. */
+export function guestInitScript(): string {
+  return readFileSync(guestScriptFile('init'), 'utf8');
 }
 
 /** Hash of everything that decides the image's content apart from the downloaded packages. */
-function recipe(init: string): string {
-  return createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${init}`).digest('hex').slice(0, 16);
+function recipe(init: string, profile: GuestProfile): string {
+  const h = createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${init}`);
+  if (profile === 'ipvs') h.update(`\nipvs ${IPVS_MODULES.join(' ')} ${IPVS_PACKAGES.join(' ')}\n${readFileSync(guestScriptFile('nlrelay.c'), 'utf8')}`);
+  return h.digest('hex').slice(0, 16);
 }
 
-/** Cache subdirectory of an image: i386 keeps the original name. */
-function imageDirName(arch: GuestArch, init: string): string {
-  return arch === 'i386' ? `image-${recipe(init)}` : `image-${arch}-${recipe(init)}`;
+/** The cache subdirectory name of an image without its recipe: i386 keeps the original name. */
+function imagePrefix(arch: GuestArch, profile: GuestProfile): string {
+  return `image-${arch === 'i386' ? '' : `${arch}-`}${profile === 'base' ? '' : `${profile}-`}`;
+}
+
+function imageDirName(arch: GuestArch, profile: GuestProfile, init: string): string {
+  return imagePrefix(arch, profile) + recipe(init, profile);
 }
 
 /** The cached image for the current recipe, or null (nothing is downloaded). */
-export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386'): GuestImage | null {
-  const dir = join(cacheDir, imageDirName(arch, guestInitScript()));
+export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386', profile: GuestProfile = 'base'): GuestImage | null {
+  const dir = join(cacheDir, imageDirName(arch, profile, guestInitScript()));
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest)) return null;
   try {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as Pick<GuestImage, 'kernelRelease' | 'packages'>;
-    const img = imageAt(arch, dir, m.kernelRelease, m.packages);
+    const img = imageAt(arch, profile, dir, m.kernelRelease, m.packages);
     for (const f of [img.bzimage, img.initrd, img.bios, img.vgaBios]) if (f !== '' && !existsSync(f)) return null;
     return img;
   } catch {
@@ -131,9 +162,10 @@ export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i3
   }
 }
 
-function imageAt(arch: GuestArch, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+function imageAt(arch: GuestArch, profile: GuestProfile, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
   return {
     arch,
+    profile,
     dir,
     bzimage: join(dir, 'bzImage'),
     initrd: join(dir, 'initrd.cpio'),
@@ -149,9 +181,13 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   const cacheDir = options.cacheDir ?? guestCacheDir();
   const arch = options.arch ?? 'i386';
   if (arch !== 'i386' && arch !== 'amd64') throw new TypeError(`buildGuestImage: options.arch must be i386 or amd64, got ${String(arch)}`);
+  const profile = options.profile ?? 'base';
+  if (profile !== 'base' && !(profile === 'ipvs' && arch === 'amd64')) {
+    throw new TypeError(`buildGuestImage: options.profile must be base, or ipvs with arch amd64, got ${String(profile)} (${arch})`);
+  }
   const log = options.log ?? ((): void => {});
   if (options.force !== true) {
-    const cached = findGuestImage(cacheDir, arch);
+    const cached = findGuestImage(cacheDir, arch, profile);
     if (cached !== null) return cached;
   }
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) {
@@ -177,7 +213,7 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   const kernelPkg = resolveKernel(aptOptions, arch, update.stderr);
   const work = mkdtempSync(join(cacheDir, 'build-'));
   try {
-    const wanted = arch === 'i386' ? [kernelPkg, BUSYBOX, SEABIOS] : [kernelPkg, BUSYBOX];
+    const wanted = arch === 'i386' ? [kernelPkg, BUSYBOX, SEABIOS] : [kernelPkg, BUSYBOX, ...(profile === 'ipvs' ? IPVS_PACKAGES : [])];
     const packages: Record<string, string> = {};
     const debs: string[] = [];
     for (const name of wanted) {
@@ -204,35 +240,112 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
     const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
     const out = join(work, 'out');
     mkdirSync(out);
-    const img = imageAt(arch, out, kernelRelease, packages);
+    const img = imageAt(arch, profile, out, kernelRelease, packages);
     copyFrom(root, `boot/vmlinuz-${kernelRelease}`, img.bzimage);
     if (arch === 'i386') {
       copyFrom(root, SEABIOS_FILES.bios, img.bios);
       copyFrom(root, SEABIOS_FILES.vgaBios, img.vgaBios);
     }
-    writeFileSync(img.initrd, initramfs(root, kernelRelease, init));
-    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
-    const final = join(cacheDir, imageDirName(arch, init));
+    const extra = profile === 'ipvs' ? ipvsEntries(root, work) : { entries: [], modules: [] };
+    writeFileSync(img.initrd, initramfs(root, kernelRelease, init, extra));
+    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, profile, kernelRelease, packages, recipe: recipe(init, profile) }, null, 2) + '\n');
+    const final = join(cacheDir, imageDirName(arch, profile, init));
     // Another process (a parallel test run) may have finished the same image meanwhile: keep
     // that one, which may be in use, rather than replacing it under its feet.
-    const raced = findGuestImage(cacheDir, arch);
+    const raced = findGuestImage(cacheDir, arch, profile);
     if (raced !== null && options.force !== true) return raced;
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
-    // Images of earlier recipes (same architecture) are never used again.
-    const sameArch = (d: string): boolean => (arch === 'i386' ? !/^image-[a-z0-9]+-/.test(d) : d.startsWith(`image-${arch}-`));
+    // Images of earlier recipes (same architecture and profile) are never used again.
+    const earlier = new RegExp(`^${imagePrefix(arch, profile)}[0-9a-f]{16}$`);
     for (const d of readdirSync(cacheDir)) {
-      if (d.startsWith('image-') && sameArch(d) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
+      if (earlier.test(d) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
     }
     log(`guest image: ready in ${final}`);
-    return imageAt(arch, final, kernelRelease, packages);
+    return imageAt(arch, profile, final, kernelRelease, packages);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
+/** What a profile adds to the initramfs: files, and modules loaded after the base chain. */
+interface ProfileExtra {
+  entries: CpioEntry[];
+  /** Module names; their dependencies are resolved from the .ko files. */
+  modules: readonly string[];
+}
+
+/** Where the amd64 shared libraries live in a `dpkg -x` tree (before and after the /usr merge). */
+const LIB_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'];
+
+/** The ipvs profile: ipvsadm, its shared libraries and the loader, nlrelay, the IPVS modules. */
+function ipvsEntries(root: string, work: string): ProfileExtra {
+  const entries: CpioEntry[] = [
+    { kind: 'dir', path: 'sbin' },
+    { kind: 'file', path: 'sbin/ipvsadm', data: readOrFail(join(root, 'sbin', 'ipvsadm')), mode: 0o755 },
+    { kind: 'dir', path: 'lib64' },
+    { kind: 'symlink', path: 'lib64/ld-linux-x86-64.so.2', target: '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
+    { kind: 'dir', path: 'lib/x86_64-linux-gnu' },
+  ];
+  // Every shared object directly in the library directories (not gconv and the like), links kept.
+  let loader = false;
+  for (const rel of LIB_DIRS) {
+    const dir = join(root, rel);
+    if (!existsSync(dir)) continue;
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      if (!/\.so(\.|$)/.test(d.name)) continue;
+      const path = `lib/x86_64-linux-gnu/${d.name}`;
+      if (d.name === 'ld-linux-x86-64.so.2') loader = true;
+      if (d.isSymbolicLink()) entries.push({ kind: 'symlink', path, target: readlinkSync(join(dir, d.name)) });
+      else if (d.isFile()) entries.push({ kind: 'file', path, data: readFileSync(join(dir, d.name)), mode: 0o755 });
+    }
+  }
+  if (!loader) throw new GuestImageError('guest-image.content', 'libc6 has no ld-linux-x86-64.so.2 in /lib/x86_64-linux-gnu or /usr/lib/x86_64-linux-gnu');
+  const relay = join(work, 'nlrelay');
+  try {
+    execFileSync('cc', ['-static', '-Os', '-Wall', '-o', relay, guestScriptFile('nlrelay.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new GuestImageError('guest-image.compile', `cc -static scripts/guest/nlrelay.c failed (Debian gcc and libc6-dev): ${err.stderr?.toString().trim() || err.message}`);
+  }
+  entries.push({ kind: 'file', path: 'bin/nlrelay', data: readFileSync(relay), mode: 0o755 });
+  return { entries, modules: IPVS_MODULES };
+}
+
+/** A module's `depends=` from its .modinfo section (comma-separated names; empty: none). */
+export function moduleDepends(ko: Uint8Array): string[] {
+  const key = new TextEncoder().encode('depends=');
+  for (let i = ko.indexOf(key[0]!); i >= 0; i = ko.indexOf(key[0]!, i + 1)) {
+    if (i > 0 && ko[i - 1] !== 0) continue;
+    let hit = true;
+    for (let k = 1; k < key.length && hit; k++) hit = ko[i + k] === key[k];
+    if (!hit) continue;
+    const end = ko.indexOf(0, i);
+    const value = new TextDecoder().decode(ko.subarray(i + key.length, end < 0 ? ko.length : end));
+    return value.split(',').filter((m) => m.length > 0);
+  }
+  return [];
+}
+
+/** `wanted` and their dependencies, each after what it depends on, none of `loaded` repeated. */
+function loadOrder(wanted: readonly string[], loaded: readonly string[], found: ReadonlyMap<string, string>, kernelRelease: string): string[] {
+  const order: string[] = [];
+  const done = new Set(loaded);
+  const visit = (m: string, path: string[]): void => {
+    if (done.has(m)) return;
+    if (path.includes(m)) throw new GuestImageError('guest-image.content', `module dependency cycle: ${[...path, m].join(' -> ')}`);
+    const p = found.get(m);
+    if (p === undefined) throw new GuestImageError('guest-image.content', `module ${m}.ko not found in the ${kernelRelease} package`);
+    for (const d of moduleDepends(readFileSync(p))) visit(d, [...path, m]);
+    done.add(m);
+    order.push(m);
+  };
+  for (const m of wanted) visit(m, []);
+  return order;
+}
+
 /** The initramfs: busybox, the module chain (flattened into /lib/modules), /init, /dev/console. */
-function initramfs(root: string, kernelRelease: string, init: string): Uint8Array {
+function initramfs(root: string, kernelRelease: string, init: string, extra: ProfileExtra): Uint8Array {
   const modRoot = join(root, 'lib', 'modules', kernelRelease, 'kernel');
   const entries: CpioEntry[] = [
     { kind: 'dir', path: 'bin' },
@@ -247,14 +360,16 @@ function initramfs(root: string, kernelRelease: string, init: string): Uint8Arra
     { kind: 'file', path: 'bin/busybox', data: readOrFail(join(root, 'bin', 'busybox')), mode: 0o755 },
     { kind: 'symlink', path: 'bin/sh', target: 'busybox' },
     { kind: 'file', path: 'init', data: new TextEncoder().encode(init), mode: 0o755 },
-    { kind: 'file', path: 'etc/modules-order', data: new TextEncoder().encode(GUEST_MODULES.join('\n') + '\n') },
   ];
   const found = new Map<string, string>();
   walk(modRoot, (p) => {
     const base = p.slice(p.lastIndexOf('/') + 1);
-    if (base.endsWith('.ko')) found.set(base.slice(0, -3), p);
+    // Dependencies name modules with '_' where the file may have '-'.
+    if (base.endsWith('.ko')) found.set(base.slice(0, -3).replace(/-/g, '_'), p);
   });
-  for (const m of GUEST_MODULES) {
+  const modules = [...GUEST_MODULES, ...loadOrder(extra.modules, GUEST_MODULES, found, kernelRelease)];
+  entries.push({ kind: 'file', path: 'etc/modules-order', data: new TextEncoder().encode(modules.join('\n') + '\n') }, ...extra.entries);
+  for (const m of modules) {
     const p = found.get(m);
     if (p === undefined) throw new GuestImageError('guest-image.content', `module ${m}.ko not found in the ${kernelRelease} package`);
     entries.push({ kind: 'file', path: `lib/modules/${m}.ko`, data: readFileSync(p) });

@@ -1,5 +1,6 @@
 // The `virtio-net` command: `run` (the main job on the embedded default), `guest` (a real Linux
-// guest in v86) and `web` (the same guest in v86 in a browser page). `main()` returns the exit
+// guest in v86), `web` (the same guest in v86 in a browser page), `relay` and `ipvs` (IPVS over
+// generic netlink, lib/cli/ipvs.ts). `main()` returns the exit
 // code; it never calls process.exit itself.
 
 import { UsageError } from './args.js';
@@ -49,11 +50,19 @@ commands:
             --allow-remote       listen on a non-loopback address (no authentication!)
             --duration SECONDS   stop after this long (default: Ctrl-C)
             --json               print one JSON object with the counters at the end
+  ipvs    IPVS (the kernel's load balancer) over generic netlink, ipvsadm-style: -L/-Ln [--stats]
+          [--timeout] [--daemon], -A/-E/-D SERVICE, -a/-e/-d SERVICE -r ADDR[:PORT], -C, -Z,
+          --set TCP TCPFIN UDP, --start-daemon/--stop-daemon (\`virtio-net ipvs --help\`)
   help    this text
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'ipvs' && (rest.includes('--help') || rest.includes('-h'))) {
+    const { IPVS_USAGE } = await import('./ipvs.js');
+    process.stdout.write(IPVS_USAGE);
+    return 0;
+  }
   if (rest.includes('--help') || rest.includes('-h')) {
     process.stdout.write(USAGE);
     return 0;
@@ -76,6 +85,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { relayCommand } = await import('./relay.js');
         return await relayCommand(rest);
       }
+      case 'ipvs': {
+        const { ipvsCommand } = await import('./ipvs.js');
+        return await ipvsCommand(rest);
+      }
       case undefined:
       case 'help':
       case '--help':
@@ -83,7 +96,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         process.stdout.write(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, web, relay, help`);
+        throw new UsageError(`virtio-net: unknown command ${JSON.stringify(command)}; commands: run, guest, web, relay, ipvs, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

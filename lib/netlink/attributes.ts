@@ -67,17 +67,23 @@ export class NlWriter {
     this.buf.set(src, at);
     return at;
   }
+  // reserve() first, then this.view: growing replaces the view, and `this.view.setX(this.reserve(n))`
+  // would write through the old one (out of bounds once the buffer grew).
   u8(v: number): void {
-    this.view.setUint8(this.reserve(1), v);
+    const at = this.reserve(1);
+    this.view.setUint8(at, v);
   }
   u16(v: number): void {
-    this.view.setUint16(this.reserve(2), v, true);
+    const at = this.reserve(2);
+    this.view.setUint16(at, v, true);
   }
   u32(v: number): void {
-    this.view.setUint32(this.reserve(4), v >>> 0, true);
+    const at = this.reserve(4);
+    this.view.setUint32(at, v >>> 0, true);
   }
   s32(v: number): void {
-    this.view.setInt32(this.reserve(4), v, true);
+    const at = this.reserve(4);
+    this.view.setInt32(at, v, true);
   }
   setU16(at: number, v: number): void {
     this.view.setUint16(at, v, true);

@@ -8,6 +8,8 @@ export type NetlinkErrorCode =
   | 'netlink.malformed'
   /** An attribute's payload does not match its schema type (e.g. a u32 of 3 bytes). */
   | 'netlink.bad-attribute'
+  /** A reply lacks an attribute its family always sends (e.g. an IPVS service without a scheduler). */
+  | 'netlink.missing-attribute'
   /** The kernel answered NLMSG_ERROR with a negative errno. */
   | 'netlink.errno'
   /** No reply arrived in time. */

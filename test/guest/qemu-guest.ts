@@ -35,9 +35,10 @@ export class QemuGuest {
   /**
    * Boots the guest with its NIC (id nic0) on `netdev` (a `-netdev` value whose id is hostnet0,
    * e.g. `dgram,id=hostnet0,local.type=inet,…`); `append` adds kernel command line words (e.g.
-   * `vnm.ip=10.0.2.2/24`, which scripts/guest/init applies to eth0).
+   * `vnm.ip=10.0.2.2/24`, which scripts/guest/init applies to eth0); `bootTimeoutMs` (default
+   * 120 s) bounds the wait for the ready marker.
    */
-  static async bootWith(image: GuestImage, options: { netdev: string; mac: string; append?: string }): Promise<QemuGuest> {
+  static async bootWith(image: GuestImage, options: { netdev: string; mac: string; append?: string; bootTimeoutMs?: number }): Promise<QemuGuest> {
     const { netdev, mac, append } = options;
     const started = Date.now();
     const proc = new QemuProcess(QEMU_BINARY, (qmpPath) => [
@@ -54,7 +55,7 @@ export class QemuGuest {
       for (const b of chunk) console.feed(b);
     });
     try {
-      await console.waitFor(READY_MARKER, BOOT_TIMEOUT_MS);
+      await console.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
       const qmp = await QmpClient.connect(proc.qmpPath, { timeoutMs: QMP_TIMEOUT_MS, context: () => proc.context() });
       return new QemuGuest(proc, qmp, console, Date.now() - started);
     } catch (e) {

@@ -254,4 +254,18 @@ describe('lib/netlink codec', () => {
       expect(codeOf(() => parseMacString('52:54:00:12:34'))).to.equal('netlink.bad-value');
     });
   });
+  it('NlWriter grows its buffer under integer writes (u32 past the first 256 bytes)', () => {
+    const w = new NlWriter();
+    for (let i = 0; i < 200; i++) w.u32(i);
+    w.u16(0xbeef);
+    w.u8(7);
+    w.s32(-2);
+    const b = w.finish();
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    expect(b.length).to.equal(200 * 4 + 2 + 1 + 4);
+    expect(v.getUint32(199 * 4, true)).to.equal(199);
+    expect(v.getUint16(800, true)).to.equal(0xbeef);
+    expect(v.getUint8(802)).to.equal(7);
+    expect(v.getInt32(803, true)).to.equal(-2);
+  });
 });
