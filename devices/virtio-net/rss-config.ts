@@ -95,6 +95,8 @@ export class RssState {
     this.tableLength = 1;
     this.table[0] = 0;
     this.unclassifiedQueue = 0;
+    this.key.fill(0);
+    this.keyLength = 0;
   }
 
   /** Sets the whole configuration (a checked command, or a restored device state). */
