@@ -71,11 +71,19 @@ function rig(name: string, rss: boolean, frames: readonly Uint8Array[]): { loop:
   return { loop, work };
 }
 
-async function run(ctx: BenchContext): Promise<BenchResult[]> {
-  ctx.step(`rx-rss-1500 (${FRAME_BYTES} B TCP frames, ${FLOWS} flows, RSS steering vs the single-queue path)`);
+/** The RSS device (work) and the plain one (baseline) on the same corpus: what alloc.bench.ts measures too. */
+export function rssRig(): { loop: NetLoop; work: Work; baseline: Work; plain: NetLoop } {
   const frames = tcpCorpus(FRAME_BYTES);
   const withRss = rig('rx-rss-1500', true, frames);
   const plain = rig('rx-rss-1500 baseline', false, frames);
+  return { loop: withRss.loop, work: withRss.work, baseline: plain.work, plain: plain.loop };
+}
+
+async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  ctx.step(`rx-rss-1500 (${FRAME_BYTES} B TCP frames, ${FLOWS} flows, RSS steering vs the single-queue path)`);
+  const r = rssRig();
+  const withRss = { loop: r.loop, work: r.work };
+  const plain = { loop: r.plain, work: r.baseline };
   const p = measurePair(withRss.work, plain.work, ctx.timing);
   const s = withRss.loop.device.stats();
   const out = [
