@@ -4,7 +4,8 @@
 // guest memory), transmit 1500 B in 2 descriptors (gathered into scratch), receive 1500 B with and
 // without MRG_RXBUF. `alloc` reports the worst of these. Baseline, same run, same frame count: the
 // copy loops of tx-memory / rx-memory under the same measurement (the harness's own floor).
-// `alloc-rx-1500-mrg-3buf` (frames spanning three buffers) is reported beside, not in `alloc`.
+// `alloc-rx-1500-mrg-3buf` (frames spanning three buffers) and `alloc-rx-rss-1500` (RSS steering,
+// baseline: the same frames without RSS) are reported beside, not in `alloc`.
 //
 //   npx tsx bench/alloc.bench.ts [--quick]
 
@@ -17,6 +18,7 @@ import { summarize, ratio } from './lib/stats.js';
 import type { BenchResult } from './lib/result.js';
 import { TX_CASES, txRig } from './tx-memory.bench.js';
 import { RX_CASES, rxRig } from './rx-memory.bench.js';
+import { rssRig } from './rx-rss.bench.js';
 import type { NetLoop } from './lib/net-loop.js';
 
 /** Frames per measurement (the issue's 10^6). */
@@ -46,6 +48,8 @@ export const ALLOC_PATHS: readonly AllocPath[] = [
   { name: 'alloc-rx-1500', headline: true, rig: rxCase('rx-memory-1500') },
   { name: 'alloc-rx-1500-mrg', headline: true, rig: rxCase('rx-memory-1500-mrg') },
   { name: 'alloc-rx-1500-mrg-3buf', headline: false, rig: rxCase('rx-memory-1500-mrg-3buf') },
+  // RSS steering (hash + table lookup per frame), baseline the same frames without RSS.
+  { name: 'alloc-rx-rss-1500', headline: false, rig: rssRig },
 ];
 
 /** Bytes per frame of `work` over `frames` frames, and the GCs V8 ran meanwhile. */

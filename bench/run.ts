@@ -16,12 +16,13 @@ import type { BenchResult } from './lib/result.js';
 import { reportHeader, resultsTable } from './lib/table.js';
 import { txMemory } from './tx-memory.bench.js';
 import { rxMemory } from './rx-memory.bench.js';
+import { rxRss } from './rx-rss.bench.js';
 import { alloc } from './alloc.bench.js';
 import { tap } from './tap.bench.js';
 import { ctrl, queue, rxFilter } from './lib/adapters.js';
 
 /** In run order: the memory datapath first (the least disturbed), TAP last. */
-export const BENCHMARKS: readonly Benchmark[] = [txMemory, rxMemory, rxFilter, ctrl, queue, alloc, tap];
+export const BENCHMARKS: readonly Benchmark[] = [txMemory, rxMemory, rxRss, rxFilter, ctrl, queue, alloc, tap];
 
 /** Result names the JSON always holds after a full run (the CI test checks them). */
 export const REQUIRED = BENCHMARKS.flatMap((b) => b.required);

@@ -39,6 +39,8 @@ export interface NetLoopOptions {
   /** Default: a MemoryNetdev with no listeners (what an embedder's in-process backend costs). */
   netdev?: Netdev;
   ringSize?: number;
+  /** Features turned on beyond the defaults (`features.enable`, e.g. RSS). */
+  enable?: string[];
 }
 
 /** vring_need_event (§2.7.10): notify when `newIdx` passed `event` since `oldIdx`. */
@@ -100,7 +102,7 @@ export class NetLoop {
     const disable: string[] = [];
     if (!options.eventIdx) disable.push('EVENT_IDX');
     if (!options.mrgRxbuf) disable.push('MRG_RXBUF');
-    this.device = new VirtioNetDevice({ id: 'nic0', mac: BENCH_MAC, memory: this.memory, netdev: this.netdev, queueSize: this.size, features: { disable } });
+    this.device = new VirtioNetDevice({ id: 'nic0', mac: BENCH_MAC, memory: this.memory, netdev: this.netdev, queueSize: this.size, features: { disable, enable: options.enable ?? [] } });
     this.transport = new VirtioMmioTransport(this.device, {
       onInterrupt: (asserted) => {
         const rising = asserted && !this.irq;
@@ -116,6 +118,7 @@ export class NetLoop {
     this.rx = new LoopQueue(RX, ring(RX_BASE), this.memory);
     this.tx = new LoopQueue(TX, ring(TX_BASE), this.memory);
     const ctrl = ring(CTRL_BASE);
+    this.ctrl = ctrl;
     // Not yet initialised: prepare chains first (a driver posts rx buffers before it starts).
     this.start = () => {
       const r = initDevice(this.driver, { features: ALL_FEATURES, queues: [this.rx.ring, this.tx.ring, ctrl] });
@@ -125,6 +128,21 @@ export class NetLoop {
 
   /** Runs Linux's initialisation (reset … DRIVER_OK). Rings already hold what was prepared. */
   readonly start: () => void;
+  private readonly ctrl: GuestRing;
+
+  /**
+   * Sends one control command (class, command, data; queue 2: one pair, no MQ) after `start`, as
+   * Linux does: readable class + command + data, a writable ack byte. Returns the ack.
+   */
+  command(ctrlClass: number, command: number, data: readonly number[]): number {
+    const head = this.ctrl.addChain([
+      { len: 2 + data.length, data: Uint8Array.from([ctrlClass, command, ...data]) },
+      { len: 1, write: true },
+    ]);
+    this.driver.notify(2);
+    const ack = this.ctrl.buffers(head)[1]!;
+    return this.memory.view(ack.addr, 1)![0]!;
+  }
 
   /**
    * Builds one transmit chain per ring slot (fewer with 2 descriptors each), cycling through

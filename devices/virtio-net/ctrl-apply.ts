@@ -63,6 +63,7 @@ import {
   type CtrlViolation,
 } from './ctrl-command.js';
 import type { RxFilterState } from './rx-filter.js';
+import { RSS_REFUSED, applyRssCommand, commitRss, type RssState } from './rss-config.js';
 import { formatMac } from './mac.js';
 
 /** What the control queue may read: fixed for the life of a driver session. */
@@ -90,6 +91,8 @@ export interface CtrlState {
    * value. Absent when there is no backend to tell.
    */
   readonly applyHostOffloads?: (offloads: bigint) => boolean;
+  /** RSS / hash configuration (RSS_CONFIG, HASH_CONFIG; rss-config.ts). Absent: both refused. */
+  readonly rss?: RssState;
 }
 
 /** What a successful command changed. */
@@ -250,12 +253,25 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
         return refuse(notes.list);
       }
       state.queuePairs = pairs;
+      state.rss?.disable(); // QEMU 7.2: VQ_PAIRS_SET turns RSS off
       return ok('queue-pairs', notes.list);
     }
-    case 'mq-rss':
-      // Only reachable if RSS / HASH_REPORT were negotiated, which this device never offers.
-      notes.note('ctrl.unknown-command', CtrlSection.MQ, `MQ command ${command} (RSS) is not implemented by this device`, false);
-      return refuse(notes.list);
+    case 'mq-rss': {
+      const rss = state.rss;
+      if (rss === undefined) {
+        notes.note('ctrl.unknown-command', CtrlSection.MQ, `MQ command ${command} (RSS) is not implemented by this device`, false);
+        return refuse(notes.list);
+      }
+      const pairs = applyRssCommand(cmd.bytes, command, ctx, rss, notes, RSS_TRAILING);
+      if (pairs === RSS_REFUSED) return refuse(notes.list);
+      if (RSS_TRAILING.count > 0 && notes.tolerate('ctrl.trailing-bytes', CtrlSection.MQ, `class ${ctrlClass} command ${command} carries ${RSS_TRAILING.count} bytes past its key`)) {
+        return refuse(notes.list);
+      }
+      commitRss(rss);
+      if (pairs === 0) return ok('none', notes.list);
+      state.queuePairs = pairs; // QEMU 7.2: max_tx_vq becomes the queue pairs in use
+      return ok('queue-pairs', notes.list);
+    }
     case 'guest-offloads-set': {
       let offloads = cmd.offloads;
       if ((offloads & RSC_EXT_MASK) !== 0n) {
@@ -360,3 +376,4 @@ function ok(effect: CtrlEffect, diagnostics: readonly CtrlDiagnostic[]): CtrlOut
 }
 
 const NOTES = new Notes();
+const RSS_TRAILING = { count: 0 };

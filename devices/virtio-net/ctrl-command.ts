@@ -27,6 +27,7 @@ import {
   MAC_TABLE_ENTRIES,
   VLAN_ID_COUNT,
 } from './constants.js';
+import type { RssDiagnosticCode } from './rss-config.js';
 
 /** Spec sections the diagnostics cite (VIRTIO 1.2 numbering). */
 export const CtrlSection = {
@@ -62,7 +63,8 @@ export type CtrlDiagnosticCode =
   | 'ctrl.vlan-out-of-range'
   | 'ctrl.announce-not-pending'
   | 'ctrl.mq-pairs-out-of-range'
-  | 'ctrl.offloads-not-negotiated';
+  | 'ctrl.offloads-not-negotiated'
+  | RssDiagnosticCode;
 
 /** Which part of a MAC_TABLE_SET payload was wrong (§5.1.6.5.2.2 layout). */
 export type MacTableFault =
@@ -117,8 +119,8 @@ export type CtrlCommand =
   | { readonly kind: 'vlan'; readonly ctrlClass: number; readonly command: number; readonly vid: number; readonly trailing: number }
   | { readonly kind: 'announce-ack'; readonly ctrlClass: number; readonly command: number; readonly trailing: number }
   | { readonly kind: 'mq-vq-pairs-set'; readonly ctrlClass: number; readonly command: number; readonly pairs: number; readonly trailing: number }
-  /** RSS_CONFIG / HASH_CONFIG: known, but this device never offers RSS or HASH_REPORT. */
-  | { readonly kind: 'mq-rss'; readonly ctrlClass: number; readonly command: number }
+  /** RSS_CONFIG / HASH_CONFIG: the whole chain; parsed and checked against the device by rss-config.ts. */
+  | { readonly kind: 'mq-rss'; readonly ctrlClass: number; readonly command: number; readonly bytes: Uint8Array }
   | { readonly kind: 'guest-offloads-set'; readonly ctrlClass: number; readonly command: number; readonly offloads: bigint; readonly trailing: number }
   /** Bad request content (tier 2): answered VIRTIO_NET_ERR in every mode. */
   | { readonly kind: 'rejected'; readonly ctrlClass: number; readonly command: number; readonly error: CtrlDiagnostic };
@@ -176,7 +178,7 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
         if (payload < 2) return short(ctrlClass, command, 2, payload, CtrlSection.MQ);
         return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs: le16(bytes, at), trailing: payload - 2 };
       }
-      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return { kind: 'mq-rss', ctrlClass, command };
+      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return { kind: 'mq-rss', ctrlClass, command, bytes };
       return unknownCommand(ctrlClass, command, CtrlSection.MQ);
     }
     case CtrlClass.GUEST_OFFLOADS: {

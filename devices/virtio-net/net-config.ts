@@ -5,12 +5,18 @@
 //   6       status                2      STATUS        ro
 //   8       max_virtqueue_pairs   2      MQ            ro
 //   10      mtu                   2      MTU           ro
+//   17      rss_max_key_size      1      RSS, HASH_REPORT  ro (rss-config.ts)
+//   18      rss_max_indirection_table_length 2 RSS     ro
+//   20      supported_hash_types  4      RSS, HASH_REPORT  ro (rss-hash.ts)
+//   (speed at 12 and duplex at 16 exist with SPEED_DUPLEX, which is not offered.)
 //
 // §5.1.4.2: a modern driver MUST NOT write `mac`; a legacy driver without CTRL_MAC_ADDR sets the
 // address that way (QEMU honours it), so the field is writable and the device decides per write.
 
 import type { ConfigField } from '../virtio/config-space.js';
 import { NetFeature, featureMask } from './constants.js';
+import { RSS_MAX_KEY_SIZE, RSS_MAX_TABLE_LENGTH } from './rss-config.js';
+import { SUPPORTED_HASH_TYPES } from './rss-hash.js';
 
 export interface NetConfigSources {
   /** The current main MAC (ADDR_SET changes it; config reads see the new value at once). */
@@ -19,6 +25,8 @@ export interface NetConfigSources {
   status(): number;
   readonly maxQueuePairs: number;
   readonly mtu: number | undefined;
+  /** RSS or HASH_REPORT is offered: the rss_* fields and supported_hash_types exist. */
+  readonly hashOffered: boolean;
   /** A driver wrote all six bytes of `mac`. */
   legacyMacWrite(bytes: Uint8Array): void;
 }
@@ -37,11 +45,21 @@ export function netConfigFields(src: NetConfigSources): ConfigField[] {
       },
     },
     { name: 'status', offset: 6, width: 2, feature: featureMask(NetFeature.STATUS), access: 'ro', read: () => src.status() },
-    { name: 'max_virtqueue_pairs', offset: 8, width: 2, feature: featureMask(NetFeature.MQ), access: 'ro', read: () => src.maxQueuePairs },
+    // §5.1.4: exists with MQ or RSS (N is max_virtqueue_pairs once either is negotiated).
+    { name: 'max_virtqueue_pairs', offset: 8, width: 2, feature: featureMask(NetFeature.MQ, NetFeature.RSS), access: 'ro', read: () => src.maxQueuePairs },
   ];
   if (src.mtu !== undefined) {
     const mtu = src.mtu;
     fields.push({ name: 'mtu', offset: 10, width: 2, feature: featureMask(NetFeature.MTU), access: 'ro', read: () => mtu });
+  }
+  // The RSS fields only when RSS or HASH_REPORT is offered (they are opt-in): the config space of
+  // a device without them keeps its size.
+  if (src.hashOffered) {
+    fields.push(
+      { name: 'rss_max_key_size', offset: 17, width: 1, feature: featureMask(NetFeature.RSS, NetFeature.HASH_REPORT), access: 'ro', read: () => RSS_MAX_KEY_SIZE },
+      { name: 'rss_max_indirection_table_length', offset: 18, width: 2, feature: featureMask(NetFeature.RSS), access: 'ro', read: () => RSS_MAX_TABLE_LENGTH },
+      { name: 'supported_hash_types', offset: 20, width: 4, feature: featureMask(NetFeature.RSS, NetFeature.HASH_REPORT), access: 'ro', read: () => SUPPORTED_HASH_TYPES },
+    );
   }
   return fields;
 }

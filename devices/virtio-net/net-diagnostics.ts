@@ -38,6 +38,13 @@ export const NET_DIAGNOSTIC_SECTIONS = Object.freeze({
   'ctrl.announce-not-pending': '5.1.6.5.4',
   'ctrl.mq-pairs-out-of-range': '5.1.6.5.6',
   'ctrl.offloads-not-negotiated': '5.1.6.5.8.1',
+  'ctrl.rss-table-length': '5.1.6.5.7.2',
+  'ctrl.rss-queue-out-of-range': '5.1.6.5.7.2',
+  'ctrl.rss-max-tx-vq-out-of-range': '5.1.6.5.7.1',
+  'ctrl.rss-key-length': '5.1.6.5.7.1',
+  'ctrl.rss-key-missing': '5.1.6.5.7.1',
+  'ctrl.rss-hash-types-unsupported': '5.1.6.5.7.2',
+  'ctrl.hash-config-reserved': '5.1.6.5.6.4',
   // configuration space (§5.1.4)
   'config.mac-write': '5.1.4.2', // a modern driver wrote config `mac` (ignored)
 } as const);

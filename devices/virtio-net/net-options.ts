@@ -18,8 +18,11 @@ export interface VirtioNetOptions {
   queuePairs?: number;
   /** Offer VIRTIO_NET_F_MTU with this value (68..65535). */
   mtu?: number;
-  /** Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". */
-  features?: { disable?: string[] };
+  /**
+   * Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". `enable` turns on
+   * what is off by default (RSS, HASH_REPORT); `disable` wins over `enable`.
+   */
+  features?: { disable?: string[]; enable?: string[] };
   /** Report the rx filter exactly as QEMU does. */
   compat?: 'qemu';
   /** Answer VIRTIO_NET_ERR to every driver mistake QEMU tolerates. */
@@ -69,6 +72,13 @@ const DEFAULT_FEATURES = featureMask(
   VirtioFeature.RING_RESET,
 );
 
+/**
+ * Implemented but off by default, like QEMU's `rss=off,hash=off`: a driver that sees them changes
+ * how it configures the device (Linux sends RSS_CONFIG at probe), so they are asked for with
+ * `features.enable`. Both need CTRL_VQ (RSS by §5.1.3.1; HASH_REPORT by §5.1.4.1's SHOULD NOT).
+ */
+export const OPT_IN_FEATURES = featureMask(NetFeature.RSS, NetFeature.HASH_REPORT);
+
 /** Offered only when the backend carries a virtio-net header (it can take partial checksums / GSO). */
 const HEADER_FEATURES = featureMask(
   NetFeature.CTRL_GUEST_OFFLOADS,
@@ -112,16 +122,23 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     throw new RangeError(`VirtioNetDevice: queueSize must be a power of two in 2..32768, got ${String(queueSize)}`);
   }
   if (features !== undefined && (features === null || typeof features !== 'object' || Array.isArray(features))) {
-    throw new TypeError('VirtioNetDevice: features must be an object { disable?: string[] }');
+    throw new TypeError('VirtioNetDevice: features must be an object { disable?: string[], enable?: string[] }');
   }
-  const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable');
-  if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable`);
+  const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable' && k !== 'enable');
+  if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable, enable`);
   const disabled = featureMaskFromNames(features?.disable ?? [], 'VirtioNetDevice: features.disable');
+  const enabled = featureMaskFromNames(features?.enable ?? [], 'VirtioNetDevice: features.enable');
+  const enableable = OPT_IN_FEATURES | DEFAULT_FEATURES | HEADER_FEATURES | featureMask(NetFeature.MTU, NetFeature.MQ);
+  if ((enabled & ~enableable) !== 0n) {
+    const names = (features?.enable ?? []).filter((n) => (featureMaskFromNames([n], 'x') & ~enableable) !== 0n);
+    throw new TypeError(`VirtioNetDevice: features.enable: ${names.join(', ')} not implemented by this device; off by default and enableable: RSS, HASH_REPORT`);
+  }
 
   let offered = DEFAULT_FEATURES;
   if (mtu !== undefined) offered |= featureMask(NetFeature.MTU);
   if (queuePairs > 1) offered |= featureMask(NetFeature.MQ);
   if (hasVnetHeader(netdev)) offered |= HEADER_FEATURES;
+  offered |= enabled & OPT_IN_FEATURES;
   offered &= ~disabled;
   offered = dropUnmetRequirements(offered);
 
@@ -156,6 +173,7 @@ export const FEATURE_REQUIREMENTS: readonly (readonly [number, readonly number[]
   [NetFeature.CTRL_MAC_ADDR, [NetFeature.CTRL_VQ]],
   [NetFeature.CTRL_RX_EXTRA, [NetFeature.CTRL_RX]],
   [NetFeature.CTRL_GUEST_OFFLOADS, [NetFeature.CTRL_VQ]],
+  [NetFeature.RSS, [NetFeature.CTRL_VQ]],
 ];
 
 /** The features in `f` whose §5.1.3.1 requirement is not met, as the first offending pair. */
@@ -168,6 +186,9 @@ export function unmetRequirement(f: bigint): { feature: number; requires: readon
 
 /** A device must not offer a feature without what it requires (e.g. disabling CTRL_VQ drops CTRL_RX). */
 function dropUnmetRequirements(f: bigint): bigint {
+  // §5.1.4.1: the device SHOULD NOT offer HASH_REPORT without CTRL_VQ (not a §5.1.3.1 requirement,
+  // so a driver negotiating it alone is not refused).
+  if (!hasFeature(f, NetFeature.CTRL_VQ)) f &= ~featureMask(NetFeature.HASH_REPORT);
   for (;;) {
     const u = unmetRequirement(f);
     if (u === null) return f;

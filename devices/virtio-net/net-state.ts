@@ -27,6 +27,13 @@
 //                       keeps it: re-walked there). (NETR is unreleased and no image before this
 //                       listed a packed chain: the packed record is part of v1.)
 //   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
+//   NRSS v1 (optional)  steering (rss-config.ts, steering.ts): the virtqueue index the NETR chains
+//                       were popped from u16 (receiveq1 = 0 when absent), RSS steering by table u8,
+//                       hash types u32, indirection table length u16 + entries u16 each,
+//                       unclassified queue u16, key length u8 + key, backlog tags count u16 + each
+//                       (backend queue + 1) u16 (0: none). Written only when something in it is not
+//                       the reset value; an image without it (older ones) restores RSS off,
+//                       chains held on receiveq1 and untagged backlog frames.
 //
 // Decisions:
 // - Counters are carried: after a restore `stats()` continues from the saved values, so the
@@ -47,8 +54,9 @@
 //   `saveState()` called from inside one of the device's call-outs (a queue pass on the stack,
 //   holding a chain) throws instead of writing an image no device could restore. Images written
 //   before NETR existed (CORE v1) are refused with 'state.version' (core-state.ts says why).
-// - RSS and notification coalescing are not implemented by this device, so there is no state for
-//   them; a version that adds them adds sections (required if the guest depends on them).
+// - RSS is optional state (NRSS): an older reader that skips it restores the device with RSS
+//   off, which still delivers every frame (to the queues a flow hash picks). Notification
+//   coalescing is not implemented by this device, so there is no state for it.
 // - `compat`, `strict` and the configured `mac` option are not part of the identity: they do not
 //   change what the guest sees of the saved state (the configured MAC is only where a reset returns).
 //
@@ -65,7 +73,9 @@ import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
 import type { VirtioCore } from '../virtio/virtio-core.js';
 import type { ChangeLatch } from './change-latch.js';
 import { ETH_ALEN, GUEST_OFFLOAD_FEATURES, MAC_TABLE_ENTRIES, NetFeature, VLAN_ID_COUNT, hasFeature } from './constants.js';
-import { vnetHeaderLength } from './vnet-header.js';
+import { guestHeaderLength } from './vnet-header.js';
+import { RSS_MAX_KEY_SIZE, RSS_MAX_TABLE_LENGTH } from './rss-config.js';
+import { SUPPORTED_HASH_TYPES } from './rss-hash.js';
 import type { CtrlState } from './ctrl-apply.js';
 import type { NetDeviceError } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
@@ -115,6 +125,19 @@ export interface NetStateValue {
   readonly held: readonly DescriptorChain[];
   /** Absent when the image has no (readable) counters section: counters then restart at 0. */
   readonly counters: readonly (readonly [string, number])[];
+  /** NRSS: virtqueue index of the held chains, RSS configuration, backlog tags. */
+  readonly steering: SteeringValue;
+}
+
+/** The NRSS section's values (reset values when the image has none). */
+export interface SteeringValue {
+  readonly heldQueue: number;
+  readonly redirect: boolean;
+  readonly hashTypes: number;
+  readonly table: Uint16Array;
+  readonly unclassified: number;
+  readonly key: Uint8Array;
+  readonly tags: readonly number[];
 }
 
 /** A checked state: the core's commit step (core + transport) and the NIC's values. */
@@ -130,16 +153,15 @@ const CONTROL = 'NETC';
 const BACKLOG = 'NETB';
 const COUNTERS = 'NETS';
 const HELD = 'NETR';
+const STEERING = 'NRSS';
 const V1 = 1;
-/** receiveq1 (§5.1.2): the queue whose chains the receive path holds. */
-const RX_QUEUE = 0;
 /** Mode flag bits of NETF, in RxFilterState's field order. */
 const MODES = ['promiscuous', 'allMulti', 'allUni', 'noMulti', 'noUni', 'noBcast'] as const;
 const VLAN_BYTES = VLAN_ID_COUNT / 8;
 /** The longest header the backlog keeps (rx-backlog.ts). */
 const BACKLOG_HEADER_MAX = 12;
-/** Most counters a state may name: far above the device's ~30, a bound on a hostile image. */
-const MAX_COUNTERS = 1024;
+/** Most counters a state may name (the count is a u16): the device's ~40 plus 4 per queue pair used. */
+const MAX_COUNTERS = 0xffff;
 
 function corrupt(message: string): DeviceStateError {
   return new DeviceStateError('state.corrupt', message);
@@ -153,7 +175,7 @@ function mismatch(message: string): DeviceStateError {
 /** The whole device state image. */
 export function saveNetState(h: NetStateHost): Uint8Array {
   h.core.queues.forEach((q, i) => {
-    const held = i === RX_QUEUE ? h.rx.heldCount : 0;
+    const held = i === h.rx.heldQueueIndex ? h.rx.heldCount : 0;
     if (q !== null && q.inFlight !== held) {
       throw new Error(`saveState: queue ${i} has a chain in use (called from inside one of the device's call-outs?); save from outside the device's callbacks`);
     }
@@ -185,9 +207,9 @@ export function saveNetState(h: NetStateHost): Uint8Array {
   });
   add(HELD, true, (w) => {
     const rx = h.rx;
-    const q = h.core.queues[RX_QUEUE] ?? null;
+    const q = h.core.queues[rx.heldQueueIndex] ?? null;
     const count = rx.heldCount;
-    if (count > 0 && q === null) throw new Error('saveState: receive chains held, but receiveq1 does not run');
+    if (count > 0 && q === null) throw new Error(`saveState: receive chains held, but queue ${rx.heldQueueIndex} does not run`);
     w.u16(count);
     for (let i = 0; i < count; i++) {
       const c = rx.heldAt(i);
@@ -198,12 +220,69 @@ export function saveNetState(h: NetStateHost): Uint8Array {
       if (list !== null) writeHeldList(w, list);
     }
   });
+  const steering = steeringToSave(h);
+  if (steering !== null) add(STEERING, false, steering);
   add(COUNTERS, false, (w) => {
-    const entries = h.counters.exportState();
+    const entries = h.counters.exportState().slice(0, MAX_COUNTERS);
     w.u16(entries.length);
     for (const [name, value] of entries) w.string(name).f64(value);
   });
   return encodeStateImage(sections);
+}
+
+/** NRSS's writer, or null when everything in it has its reset value (older readers then lose nothing). */
+function steeringToSave(h: NetStateHost): ((w: StateWriter) => void) | null {
+  const rss = h.ctrlState.rss;
+  const rx = h.rx;
+  const b = rx.backlog;
+  let tagged = false;
+  for (let i = 0; i < b.length; i++) if (b.tagAt(i) >= 0) tagged = true;
+  const configured = rss !== undefined && (rss.redirect || rss.hashTypes !== 0 || rss.keyLength !== 0);
+  if (!configured && !tagged && rx.heldQueueIndex === 0) return null;
+  return (w) => {
+    w.u16(rx.heldQueueIndex);
+    w.bool(rss?.redirect ?? false).u32(rss?.hashTypes ?? 0);
+    const n = rss?.tableLength ?? 1;
+    w.u16(n);
+    for (let i = 0; i < n; i++) w.u16(rss?.table[i] ?? 0);
+    w.u16(rss?.unclassifiedQueue ?? 0);
+    const keyLength = rss?.keyLength ?? 0;
+    w.u8(keyLength);
+    if (keyLength > 0) w.bytes(rss!.key.subarray(0, keyLength));
+    w.u16(b.length);
+    for (let i = 0; i < b.length; i++) w.u16(b.tagAt(i) + 1);
+  };
+}
+
+/** NRSS, checked against the device (reset values when absent). */
+function readSteering(image: StateImage, h: NetStateHost, queuePairs: number, backlogLength: number): SteeringValue {
+  const s = image.take(STEERING, V1);
+  if (s === undefined) return { heldQueue: 0, redirect: false, hashTypes: 0, table: new Uint16Array(1), unclassified: 0, key: new Uint8Array(0), tags: [] };
+  const r = s.reader;
+  const heldQueue = r.u16('held chains queue');
+  if ((heldQueue & 1) !== 0 || heldQueue >>> 1 >= h.queuePairs) throw corrupt(`held chains on queue ${heldQueue}, not a receive queue of this device`);
+  const redirect = r.bool('rss redirect');
+  const hashTypes = r.u32('hash types');
+  if ((hashTypes & ~SUPPORTED_HASH_TYPES) !== 0) throw corrupt(`hash types 0x${hashTypes.toString(16)}`);
+  const n = r.u16('indirection table length');
+  if (n === 0 || (n & (n - 1)) !== 0 || n > RSS_MAX_TABLE_LENGTH) throw corrupt(`indirection table of ${n} entries`);
+  const table = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    table[i] = r.u16('indirection table entry');
+    if (redirect && table[i]! >= queuePairs) throw corrupt(`indirection table entry ${table[i]} with ${queuePairs} queue pair(s) in use`);
+  }
+  const unclassified = r.u16('unclassified queue');
+  if (redirect && unclassified >= queuePairs) throw corrupt(`unclassified queue ${unclassified} with ${queuePairs} queue pair(s) in use`);
+  const keyLength = r.u8('key length');
+  if (keyLength > RSS_MAX_KEY_SIZE) throw corrupt(`a ${keyLength}-byte RSS key`);
+  const key = r.bytes(keyLength, 'key');
+  const tagCount = r.u16('backlog tags');
+  if (tagCount !== backlogLength) throw corrupt(`${tagCount} backlog tags for ${backlogLength} backlog frames`);
+  const tags: number[] = [];
+  for (let i = 0; i < tagCount; i++) tags.push(r.u16('backlog tag') - 1);
+  r.done();
+  if (h.ctrlState.rss === undefined && (redirect || hashTypes !== 0)) throw mismatch('state with RSS configured, this device has none');
+  return { heldQueue, redirect, hashTypes, table, unclassified, key, tags };
 }
 
 /** A packed ring's held list (its ring descriptors may be overwritten): see NETR above. */
@@ -288,7 +367,8 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   }
   b.done();
 
-  const held = readHeld(image, core.state, core.queues);
+  const steering = readSteering(image, h, queuePairs, backlog.length);
+  const held = readHeld(image, core.state, core.queues, steering.heldQueue);
   checkHeldChains(core.queues);
 
   const counters: [string, number][] = [];
@@ -304,7 +384,7 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   return {
     core: core.state,
     commitCore: core.commit,
-    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters },
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters, steering },
   };
 }
 
@@ -312,7 +392,7 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
  * NETR: the receive chains held, popped again on the restored receiveq1 — walked and checked in this
  * memory like any popped chain, and as popChain accepts them (a writable part holding the header).
  */
-function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueue | null)[]): DescriptorChain[] {
+function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueue | null)[], heldQueue: number): DescriptorChain[] {
   const r = image.need(HELD, V1).reader;
   const count = r.u16('held chains');
   const held: DescriptorChain[] = [];
@@ -320,11 +400,11 @@ function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueu
     r.done();
     return held;
   }
-  const q = queues[RX_QUEUE] ?? null;
-  if (q === null) throw corrupt(`${count} receive chain(s) held, but receiveq1 does not run`);
+  const q = queues[heldQueue] ?? null;
+  if (q === null) throw corrupt(`${count} receive chain(s) held, but queue ${heldQueue} does not run`);
   const features = core.negotiation.driver;
   if (!hasFeature(features, NetFeature.MRG_RXBUF)) throw corrupt(`${count} receive chain(s) held without MRG_RXBUF`);
-  const hdrLen = vnetHeaderLength(features);
+  const hdrLen = guestHeaderLength(features);
   for (let i = 0; i < count; i++) {
     const seq = r.u16('held chain index');
     const head = r.u16('held chain head');
@@ -393,7 +473,13 @@ export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: b
   setLink(v.linkUp);
   const backlog = h.rx.backlog;
   backlog.clear();
-  for (const { frame, header } of v.backlog) backlog.push(frame, header.length > 0 ? header : undefined);
+  v.backlog.forEach(({ frame, header }, i) => backlog.push(frame, header.length > 0 ? header : undefined, v.steering.tags[i] ?? -1));
+  const st = v.steering;
+  const rss = h.ctrlState.rss;
+  if (rss !== undefined) {
+    if (st.redirect || st.hashTypes !== 0 || st.key.length > 0) rss.set(st.redirect, st.hashTypes, st.table, 0, st.table.length, st.unclassified, st.key, 0, st.key.length);
+    else rss.disable();
+  }
   h.rx.backendPaused = v.backendPaused;
   // The held chains go to the receive path when it resumes (virtio-net-device.ts restoreState).
   h.counters.importState(v.counters);

@@ -24,7 +24,9 @@ export type RxDropReason =
   /** The backend's header puts the checksum (csum_start + csum_offset + 2) past the frame (§5.1.6.4). */
   | 'csum-out-of-frame'
   /** The backend's header breaks §5.1.6.4 otherwise (short, unknown flags or GSO type, GSO without NEEDS_CSUM…). */
-  | 'header-malformed';
+  | 'header-malformed'
+  /** The RSS indirection table steered it to a receive queue being reset (§5.1.6.5.7.3: MUST drop). */
+  | 'queue-reset';
 
 /** Why a TX chain was completed without sending (tier 3). */
 export type TxErrorReason =
@@ -66,6 +68,11 @@ export interface NetStats {
   };
   interrupts: { used: number; config: number };
   needsReset: number;
+  /**
+   * Per queue pair, index 0 = receiveq1 / transmitq1: frames and bytes delivered to each receive
+   * queue and sent from each transmit queue (their sums are rx.frames / rx.bytes, tx.frames / tx.bytes).
+   */
+  queues: { rx: { frames: number; bytes: number }[]; tx: { frames: number; bytes: number }[] };
 }
 
 const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
@@ -109,6 +116,35 @@ export class NetCounters {
   usedInterrupts = 0;
   configInterrupts = 0;
   needsReset = 0;
+  rxQueueReset = 0;
+  /** Per pair: frames / bytes delivered to receive queue k, sent from transmit queue k. */
+  readonly rxQueueFrames: Float64Array;
+  readonly rxQueueBytes: Float64Array;
+  readonly txQueueFrames: Float64Array;
+  readonly txQueueBytes: Float64Array;
+
+  constructor(pairs = 1) {
+    this.rxQueueFrames = new Float64Array(pairs);
+    this.rxQueueBytes = new Float64Array(pairs);
+    this.txQueueFrames = new Float64Array(pairs);
+    this.txQueueBytes = new Float64Array(pairs);
+  }
+
+  /** A frame of `bytes` delivered to receive queue `k` (rx.frames / rx.bytes are counted apart). */
+  countRxQueue(k: number, bytes: number): void {
+    if (k < this.rxQueueFrames.length) {
+      this.rxQueueFrames[k]!++;
+      this.rxQueueBytes[k]! += bytes;
+    }
+  }
+
+  /** A frame of `bytes` sent from transmit queue `k`. */
+  countTxQueue(k: number, bytes: number): void {
+    if (k < this.txQueueFrames.length) {
+      this.txQueueFrames[k]!++;
+      this.txQueueBytes[k]! += bytes;
+    }
+  }
 
   countCtrl(ctrlClass: number, ok: boolean): void {
     const name = CLASS_NAMES.get(ctrlClass) ?? 'unknown';
@@ -136,6 +172,10 @@ export class NetCounters {
     for (const [k, v] of Object.entries(this)) if (typeof v === 'number') out.push([k, v]);
     this.filterDrops.forEach((v, i) => out.push([`filterDrops.${i}`, v]));
     for (const [k, v] of this.ctrlByClass) out.push([`ctrl.${k}.ok`, v.ok], [`ctrl.${k}.err`, v.err]);
+    for (let k = 0; k < this.rxQueueFrames.length; k++) {
+      out.push([`queue.${k}.rxFrames`, this.rxQueueFrames[k]!], [`queue.${k}.rxBytes`, this.rxQueueBytes[k]!]);
+      out.push([`queue.${k}.txFrames`, this.txQueueFrames[k]!], [`queue.${k}.txBytes`, this.txQueueBytes[k]!]);
+    }
     return out;
   }
 
@@ -145,10 +185,20 @@ export class NetCounters {
     for (const [k, v] of Object.entries(this)) if (typeof v === 'number') self[k] = 0;
     this.filterDrops.fill(0);
     this.ctrlByClass.clear();
+    this.rxQueueFrames.fill(0);
+    this.rxQueueBytes.fill(0);
+    this.txQueueFrames.fill(0);
+    this.txQueueBytes.fill(0);
     for (const [name, value] of entries) {
       const drop = /^filterDrops\.(\d)$/.exec(name);
       const ctrl = /^ctrl\.([a-z-]+)\.(ok|err)$/.exec(name);
-      if (drop !== null) {
+      const queue = /^queue\.(\d+)\.(rxFrames|rxBytes|txFrames|txBytes)$/.exec(name);
+      if (queue !== null) {
+        const k = Number(queue[1]);
+        const arrays = { rxFrames: this.rxQueueFrames, rxBytes: this.rxQueueBytes, txFrames: this.txQueueFrames, txBytes: this.txQueueBytes };
+        const a = arrays[queue[2] as keyof typeof arrays];
+        if (k < a.length) a[k] = value;
+      } else if (drop !== null) {
         const i = Number(drop[1]);
         if (i < this.filterDrops.length) this.filterDrops[i] = value;
       } else if (ctrl !== null) {
@@ -192,6 +242,7 @@ export class NetCounters {
           'gso-not-negotiated': this.rxGsoNotNegotiated,
           'csum-out-of-frame': this.rxCsumOutOfFrame,
           'header-malformed': this.rxHeaderMalformed,
+          'queue-reset': this.rxQueueReset,
         },
         shortBuffers: this.rxShortBuffers,
         csumCompleted: this.rxCsumCompleted,
@@ -199,6 +250,10 @@ export class NetCounters {
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
       interrupts: { used: this.usedInterrupts, config: this.configInterrupts },
       needsReset: this.needsReset,
+      queues: {
+        rx: Array.from(this.rxQueueFrames, (frames, k) => ({ frames, bytes: this.rxQueueBytes[k]! })),
+        tx: Array.from(this.txQueueFrames, (frames, k) => ({ frames, bytes: this.txQueueBytes[k]! })),
+      },
     };
   }
 }

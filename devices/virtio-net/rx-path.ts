@@ -15,9 +15,13 @@
 // a counter: `offered = delivered + drops by reason + backlog` at every moment.
 //
 // Decisions (documented in devices/virtio-net/README.md):
-// - Multiqueue: every frame goes to receiveq1. The backend is single-queue, and §5.1.6.5.6's
-//   steering is a SHOULD; QEMU with a single-queue backend does the same. Pair 0 is active
-//   whatever VQ_PAIRS_SET says, so this never breaks "no packets on queues above virtqueue_pairs".
+// - Multiqueue: each frame goes to the receive queue steering.ts picks when it is delivered (RSS
+//   table, the backend's own queue, or a flow hash over the pairs in use; receiveq1 with one pair).
+//   The device takes frames while receiveq1 runs (as before multiqueue); a frame whose queue is
+//   stopped (queue reset) goes to receiveq1, or — steered by the RSS table — is dropped and counted
+//   'queue-reset' (§5.1.6.5.7.3 MUST). One backlog serves all queues, in arrival order: a frame
+//   waiting for buffers on its queue holds back the frames behind it (QEMU's net queue does the
+//   same with a single-queue backend). MRG_RXBUF chains held for the head frame stay on their queue.
 // - Link down (setLink(false)): frames are dropped and counted 'link-down' (QEMU drops them too);
 //   what the backlog held is dropped the same way at that moment (from a call-out mid-drain: when
 //   the drain ends, after the frame whose delivery had begun), and a paused backend resumed.
@@ -49,19 +53,24 @@ import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
-import { VnetHdrOffset } from './vnet-header.js';
+import { VNET_HDR_HASH_LEN, VnetHdrOffset } from './vnet-header.js';
 import { RxHeaderCheck, RxHeaderVerdict, completedChecksum, rxOffloadBits } from './rx-header.js';
+import type { RssState } from './rss-config.js';
+import { RxSteering } from './steering.js';
 
 /** Largest frame the device delivers (lib/base/frame-limits.ts says why). */
 export const RX_FRAME_MAX = FRAME_MAX;
 
-/** Index of receiveq1 (§5.1.2). */
-const RX_QUEUE = 0;
+/** Offsets of the hash report in the 20-byte header (§5.1.6: HASH_REPORT). */
+const HASH_VALUE_OFFSET = 12;
+const HASH_REPORT_OFFSET = 16;
 
 /** What the receive path needs from the device. */
 export interface RxHost extends PathReport {
   readonly counters: NetCounters;
   readonly filter: RxFilterState;
+  /** RSS / hash configuration (ctrl RSS_CONFIG, HASH_CONFIG). */
+  readonly rss: RssState;
   /** Ask the backend to hold frames / to deliver again. */
   pauseBackend(): void;
   resumeBackend(): void;
@@ -71,15 +80,23 @@ export class RxPath {
   readonly backlog = new RxBacklog();
   /** Between start and stop (DRIVER_OK until a reset or a tier-1 stop). */
   private running = false;
-  /** receiveq1 while running and enabled, else null. */
-  private queue: Virtqueue | null = null;
+  /** Receive queue k (virtqueue 2k) while running and enabled, else null; k < the usable pairs. */
+  private readonly queues: (Virtqueue | null)[] = [];
+  /** Receive queues usable with the negotiated features (max_virtqueue_pairs with MQ or RSS, else 1). */
+  private maxPairs = 1;
+  /** Picks each frame's queue and its reported hash. */
+  readonly steering: RxSteering;
+  /** The queue the last `deliver` chose (for publish and waiting). */
+  private target: Virtqueue | null = null;
+  /** The queue the held chains (`pending`) were popped from. */
+  private pendingQueue: Virtqueue | null = null;
   private hdrLen = 12;
   private mergeable = false;
   private linkUp = true;
   /** The device told the backend to pause and has not resumed it yet. */
   private paused = false;
-  /** Header scratch: the backend's header or zeros, with num_buffers filled in. */
-  private readonly header = new Uint8Array(12);
+  /** Header scratch: the backend's header or zeros, with num_buffers (and the hash report) filled in. */
+  private readonly header = new Uint8Array(VNET_HDR_HASH_LEN);
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
   private headerView = this.header;
   /** The backend's header against the offloads in effect (§5.1.6.4). */
@@ -97,19 +114,29 @@ export class RxPath {
   private readonly pending: (DescriptorChain | null)[] = [];
   /** Chains in `pending` (the array only grows: shrinking and re-growing it allocated per frame). */
   private pendingCount = 0;
-  /** The queue whose drain is on the stack (re-entry: see the file comment). */
-  private draining: Virtqueue | null = null;
+  /** A drain is on the stack (re-entry: see the file comment). */
+  private draining = false;
   /** Device resets so far: a frame whose delivery saw one is not taken into the next run. */
   private resets = 0;
   /** A refused frame is being offered once more (see refuse). */
   private reoffering = false;
 
-  constructor(private readonly host: RxHost) {}
+  constructor(private readonly host: RxHost) {
+    this.steering = new RxSteering(host.rss);
+  }
 
-  /** DRIVER_OK: the running queues and the header layout to use. Delivers what waits. */
-  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
-    this.resume(queues, hdrLen, mergeable);
+  /**
+   * DRIVER_OK: the running queues, the header layout to use (20: HASH_REPORT) and the receive
+   * queues usable (max_virtqueue_pairs with MQ or RSS, else 1). Delivers what waits.
+   */
+  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12 | 20, mergeable: boolean, maxPairs = 1): void {
+    this.resume(queues, hdrLen, mergeable, maxPairs);
     this.refill();
+  }
+
+  /** Pairs in use (VQ_PAIRS_SET, RSS_CONFIG): frames go to receiveq1 .. receiveq{pairs}. */
+  setActivePairs(pairs: number): void {
+    this.steering.activePairs = Math.min(Math.max(pairs, 1), this.maxPairs);
   }
 
   /**
@@ -124,9 +151,11 @@ export class RxPath {
    * A restored device state (net-state.ts): like `start`, but delivers nothing now — the saved
    * device was waiting for buffers, and the restored one waits for the same notification.
    */
-  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, mergeable: boolean): void {
+  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12 | 20, mergeable: boolean, maxPairs = 1): void {
     this.running = true;
-    this.queue = queues[RX_QUEUE] ?? null;
+    this.maxPairs = maxPairs;
+    this.queues.length = maxPairs;
+    for (let k = 0; k < maxPairs; k++) this.queues[k] = queues[2 * k] ?? null;
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
@@ -149,6 +178,10 @@ export class RxPath {
   get heldCount(): number {
     return this.pendingCount;
   }
+  /** The virtqueue index the held chains belong to (0 when none are held). */
+  get heldQueueIndex(): number {
+    return this.pendingCount === 0 || this.pendingQueue === null ? 0 : this.pendingQueue.index;
+  }
   /** Held chain `i`, oldest first (0 <= i < heldCount). */
   heldAt(i: number): DescriptorChain {
     return this.pending[i]!;
@@ -157,8 +190,9 @@ export class RxPath {
    * A restored device state, after `resume`: the chains the saved device held, oldest first, popped
    * again on the restored queue (Virtqueue.restoreHeld). They wait for more buffers as they did.
    */
-  holdRestored(chains: readonly DescriptorChain[]): void {
+  holdRestored(chains: readonly DescriptorChain[], queueIndex = 0): void {
     this.dropPending();
+    this.pendingQueue = this.queues[queueIndex >>> 1] ?? null;
     chains.forEach((c, i) => {
       if (i === this.pending.length) this.pending.push(c);
       else this.pending[i] = c;
@@ -169,20 +203,21 @@ export class RxPath {
   /** The queues stopped (reset or tier 1): hold frames from now on; popped chains are forgotten. */
   stop(): void {
     this.running = false;
-    this.queue = null;
+    this.queues.fill(null);
     this.dropPending();
   }
 
   /** The driver enabled queue `index` after DRIVER_OK. */
   queueStarted(index: number, q: Virtqueue): void {
-    if (this.running && index === RX_QUEUE) this.queue = q;
+    if (this.running && (index & 1) === 0 && index >>> 1 < this.maxPairs) this.queues[index >>> 1] = q;
   }
 
   /** The driver stopped using queue `index`: frames wait (or are refused) until it is enabled again. */
   queueStopped(index: number): void {
-    if (index !== RX_QUEUE) return;
-    this.queue = null;
-    this.dropPending();
+    if ((index & 1) !== 0 || index >>> 1 >= this.maxPairs) return;
+    const q = this.queues[index >>> 1];
+    this.queues[index >>> 1] = null;
+    if (q !== null && q === this.pendingQueue) this.dropPending();
   }
 
   /**
@@ -200,7 +235,7 @@ export class RxPath {
     if (up) return;
     // From a call-out of a drain (a diagnostic mid-delivery): the frame in delivery is the
     // backlog's head; it completes, and the drain drops the rest when it ends (dropHeld).
-    if (this.draining !== null) return;
+    if (this.draining) return;
     this.dropHeld();
   }
 
@@ -211,8 +246,11 @@ export class RxPath {
     this.resumeIfRoom();
   }
 
-  /** The backend offers a frame. False: not taken, the backend holds it and pauses. */
-  receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+  /**
+   * The backend offers a frame; `tag` is the backend queue it came from (a multiqueue backend),
+   * -1 for none. False: not taken, the backend holds it and pauses.
+   */
+  receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag = -1): boolean {
     const counters = this.host.counters;
     const resets = this.resets;
     if (!this.linkUp) return this.dropLinkDown();
@@ -221,11 +259,12 @@ export class RxPath {
       counters.rxOversize++;
       return true;
     }
-    const q = this.rxQueue();
-    if (q === null) return this.refuse(frame, vnetHeader); // not running: the backend holds the frame
+    const q0 = this.rxQueue();
+    if (q0 === null) return this.refuse(frame, vnetHeader, tag); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
-      const r = this.deliver(q, frame, vnetHeader);
-      this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
+      const r = this.deliver(frame, vnetHeader, tag);
+      const q = this.target;
+      if (q !== null) this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
       if (r !== NO_BUFFERS) {
         counters.rxOffered++;
         return true;
@@ -233,23 +272,23 @@ export class RxPath {
     } else if (this.backlog.full) {
       // No buffer for it now. Make room first if the driver added buffers meanwhile, so that a
       // full backlog refuses only when the guest really has nothing posted.
-      this.waitForBuffers(q);
+      this.waitForBuffers();
     }
     // Reset from a call-out above (a diagnostic, the used interrupt): the backend keeps it.
-    if (this.resets !== resets) return this.refuse(frame, vnetHeader);
+    if (this.resets !== resets) return this.refuse(frame, vnetHeader, tag);
     if (!this.linkUp) return this.dropLinkDown(); // link down from a call-out: not held
-    const taken = this.hold(frame, vnetHeader);
-    if (taken) this.waitForBuffers(q);
+    const taken = this.hold(frame, vnetHeader, tag);
+    if (taken) this.waitForBuffers();
     return taken;
   }
 
-  /** The guest added receive buffers (a notification on receiveq1), or the device started. */
+  /** The guest added receive buffers (a notification on a receive queue), or the device started. */
   refill(): void {
+    if (this.draining) return; // inside a drain, which uses the buffers
     const q = this.rxQueue();
-    if (q !== null && q === this.draining) return; // inside this queue's drain, which uses the buffers
     if (q !== null && this.backlog.length > 0) {
-      this.drain(q);
-      if (this.backlog.length > 0) this.waitForBuffers(q);
+      this.drain();
+      if (this.backlog.length > 0) this.waitForBuffers();
     }
     this.resumeIfRoom();
   }
@@ -261,46 +300,79 @@ export class RxPath {
     return true;
   }
 
+  /** receiveq1 while the device takes frames (running, enabled, not broken), else null. */
   private rxQueue(): Virtqueue | null {
-    const q = this.queue;
+    const q = this.queues[0] ?? null;
     return q === null || q.broken ? null : q;
   }
 
+  /** Whether `q` is still the running queue at its place (not stopped from a call-out). */
+  private live(q: Virtqueue): boolean {
+    return this.queues[q.index >>> 1] === q && !q.broken;
+  }
+
   /** Delivers held frames in order while buffers last. Never resumes the backend (see receive). */
-  private drain(q: Virtqueue): void {
+  private drain(): void {
     const backlog = this.backlog;
     const outer = this.draining;
-    this.draining = q;
+    const q0 = this.rxQueue();
+    if (q0 === null) return;
+    this.draining = true;
     try {
-      while (backlog.length > 0 && this.queue === q && !q.broken && this.linkUp) {
-        const r = this.deliver(q, backlog.peekFrame()!, backlog.peekHeader());
+      while (backlog.length > 0 && this.queues[0] === q0 && !q0.broken && this.linkUp) {
+        const r = this.deliver(backlog.peekFrame()!, backlog.peekHeader(), backlog.peekTag());
         if (r === NO_BUFFERS) break;
         backlog.shift();
       }
     } finally {
       this.draining = outer;
     }
-    if (!this.linkUp && outer === null && backlog.length > 0) this.dropHeld(); // link down from a call-out (see setLink)
-    this.publish(q);
+    if (!this.linkUp && !outer && backlog.length > 0) this.dropHeld(); // link down from a call-out (see setLink)
+    const queues = this.queues;
+    for (let k = 0; k < queues.length; k++) {
+      const q = queues[k];
+      if (q !== null && q !== undefined) this.publish(q);
+    }
   }
 
   /**
-   * Frames wait: ask for an available-buffer notification (§2.7.10; with EVENT_IDX this moves
-   * `avail_event` to the next entry) and look once more, since the driver may have added buffers
-   * before it saw the request and will then not notify. Loops only while new chains appear.
+   * Frames wait: ask for an available-buffer notification on the queue the head frame waits for
+   * (§2.7.10; with EVENT_IDX this moves `avail_event` to the next entry) and look once more, since
+   * the driver may have added buffers before it saw the request and will then not notify. Loops
+   * only while new chains appear.
    */
-  private waitForBuffers(q: Virtqueue): void {
+  private waitForBuffers(): void {
     for (;;) {
-      if (this.queue !== q || q.broken) return;
+      const q = this.headQueue();
+      if (q === null) return;
       if (!q.enableNotification()) return;
-      this.drain(q);
+      this.drain();
       if (this.backlog.length === 0) return;
     }
   }
 
-  private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
-    if (this.backlog.full) return this.refuse(frame, vnetHeader);
-    this.backlog.push(frame, vnetHeader);
+  /** The queue the frame at the head of the backlog goes to (null: none running). */
+  private headQueue(): Virtqueue | null {
+    if (this.rxQueue() === null || this.backlog.length === 0) return null;
+    if (this.pendingCount > 0 && this.pendingQueue !== null) return this.pendingQueue;
+    return this.queueFor(this.backlog.peekFrame()!, this.backlog.peekTag());
+  }
+
+  /**
+   * The running queue `frame` goes to (steering.ts): its steered queue, or receiveq1 when that one
+   * is stopped; null when the RSS table steered it to a stopped queue (the frame is dropped).
+   */
+  private queueFor(frame: Uint8Array, tag: number): Virtqueue | null {
+    const steering = this.steering;
+    const k = steering.select(frame, tag);
+    const q = k < this.queues.length ? this.queues[k] : null;
+    if (q !== null && q !== undefined && !q.broken) return q;
+    return steering.byTable ? null : this.rxQueue();
+  }
+
+  private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): boolean {
+    if (this.backlog.full) return this.refuse(frame, vnetHeader, tag);
+    this.backlog.push(frame, vnetHeader, tag);
     this.host.counters.rxOffered++;
     return true;
   }
@@ -314,7 +386,7 @@ export class RxPath {
    * the device as it is now; refused again, the device keeps it noted that the backend is paused
    * (and resumes it at the next start, refill or link change).
    */
-  private refuse(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+  private refuse(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): boolean {
     if (this.paused) return false;
     this.paused = true;
     this.host.counters.rxBackpressure++;
@@ -322,7 +394,7 @@ export class RxPath {
     if (!this.paused && !this.reoffering) {
       this.reoffering = true;
       try {
-        return this.receive(frame, vnetHeader);
+        return this.receive(frame, vnetHeader, tag);
       } finally {
         this.reoffering = false;
       }
@@ -340,12 +412,24 @@ export class RxPath {
   }
 
   private publish(q: Virtqueue): void {
-    if (this.queue !== q) return; // stopped from a call-out: used.idx is no longer the device's
+    if (this.queues[q.index >>> 1] !== q) return; // stopped from a call-out: used.idx is no longer the device's
     if (q.publishUsed()) this.host.raiseUsed(q.index);
   }
 
-  /** Filters and writes one frame (counting a drop). NO_BUFFERS: nothing consumed, nothing counted. */
-  private deliver(q: Virtqueue, frame: Uint8Array, vnetHeader: Uint8Array | undefined): Outcome {
+  /**
+   * Steers, filters and writes one frame (counting a drop); `target` is the queue it went to.
+   * NO_BUFFERS: nothing consumed, nothing counted.
+   */
+  private deliver(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): Outcome {
+    let q = this.queueFor(frame, tag);
+    // Chains held for the head frame (MRG_RXBUF) keep it on their queue whatever steering says now.
+    if (this.pendingCount > 0 && this.pendingQueue !== null) q = this.pendingQueue;
+    this.target = q;
+    if (q === null) {
+      // §5.1.6.5.7.3: the RSS destination queue is being reset: the device MUST drop the packet.
+      this.host.counters.rxQueueReset++;
+      return DROPPED;
+    }
     const avail = q.available();
     if (typeof avail !== 'number') {
       this.host.violation({ ...avail.error, queue: q.index });
@@ -367,6 +451,15 @@ export class RxPath {
       // Checked on the device's copy: the backend's bytes are read once.
       const v = this.headerCheck.check(header, vnetHeader.length, frame.length);
       if (v !== RxHeaderVerdict.PASS && !this.fixOrDrop(v, frame)) return DROPPED;
+    }
+    if (this.hdrLen === VNET_HDR_HASH_LEN) {
+      // §5.1.6.4.4: hash_value (le32) and hash_report (le16); NONE with value 0 when not hashed.
+      const h = this.steering.hashValue;
+      header[HASH_VALUE_OFFSET] = h & 0xff;
+      header[HASH_VALUE_OFFSET + 1] = (h >>> 8) & 0xff;
+      header[HASH_VALUE_OFFSET + 2] = (h >>> 16) & 0xff;
+      header[HASH_VALUE_OFFSET + 3] = h >>> 24;
+      header[HASH_REPORT_OFFSET] = this.steering.hashReport;
     }
     return this.mergeable ? this.writeMerged(q, frame) : this.writeSingle(q, frame);
   }
@@ -431,7 +524,7 @@ export class RxPath {
             `receive chain ${c.headIndex} has ${c.writableLength} writable bytes, less than the ${this.hdrLen}-byte header; returned unused`,
             q.index,
           );
-          if (this.queue !== q) return undefined; // stopped from the diagnostic's listener
+          if (!this.live(q)) return undefined; // stopped from the diagnostic's listener
           q.pushUsed(c, 0);
           continue;
         }
@@ -463,13 +556,13 @@ export class RxPath {
       return DROPPED;
     }
     // §5.1.6.4: without MRG_RXBUF, num_buffers (when the header has it) is 1.
-    if (hdrLen === 12) this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
+    if (hdrLen >= 12) this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
     const w = c.writer();
     w.write(this.headerView);
     w.write(frame);
     if (this.patchCsum) this.storeCsum(c, 0, total);
     q.pushUsed(c, total);
-    this.countDelivered(frame.length);
+    this.countDelivered(q, frame.length);
     return DELIVERED;
   }
 
@@ -500,6 +593,7 @@ export class RxPath {
         if (n === pending.length) pending.push(c);
         else pending[n] = c;
         this.pendingCount = n + 1;
+        this.pendingQueue = q;
       }
       room += pending[n]!.writableLength;
       n++;
@@ -528,13 +622,14 @@ export class RxPath {
     for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
     for (let i = rest; i < this.pendingCount; i++) pending[i] = null;
     this.pendingCount = rest;
-    this.countDelivered(frame.length);
+    this.countDelivered(q, frame.length);
     return DELIVERED;
   }
 
   private dropPending(): void {
     this.pending.fill(null);
     this.pendingCount = 0;
+    this.pendingQueue = null;
   }
 
   private tooSmall(q: Virtqueue, message: string): Outcome {
@@ -544,10 +639,11 @@ export class RxPath {
     return DROPPED;
   }
 
-  private countDelivered(bytes: number): void {
+  private countDelivered(q: Virtqueue, bytes: number): void {
     const counters = this.host.counters;
     counters.rxFrames++;
     counters.rxBytes += bytes;
+    counters.countRxQueue(q.index >>> 1, bytes);
     if (this.patchCsum) counters.rxCsumCompleted++;
   }
 }

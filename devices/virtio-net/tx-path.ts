@@ -45,7 +45,7 @@ const GATHER_VIEW_CACHE_MAX = 2048;
 export interface TxHost extends PathReport {
   readonly counters: NetCounters;
   /** Sends a frame; the header is passed only when the backend carries virtio-net headers. */
-  send(frame: Uint8Array, header: Uint8Array | undefined): 'sent' | 'busy' | 'dropped';
+  send(frame: Uint8Array, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
   readonly defer: Defer;
 }
@@ -58,9 +58,11 @@ export class TxPath {
   private linkUp = true;
   /** Pairs whose transmit queue is served. */
   private activePairs = 1;
-  private readonly header = new Uint8Array(12);
+  private readonly header = new Uint8Array(20);
   /** `header` cut to the negotiated length (set at start, so the hot loop makes no view). */
   private headerView = this.header;
+  /** What the backend gets: the header without HASH_REPORT's fields (at most 12 bytes). */
+  private sendHeaderView = this.header;
   /** Gather buffer for frames that span descriptors. */
   private readonly scratch = new Uint8Array(TX_FRAME_MAX);
   /** scratch.subarray(0, n) by n, made on first use. */
@@ -77,10 +79,11 @@ export class TxPath {
   constructor(private readonly host: TxHost) {}
 
   /** DRIVER_OK: the running queues, the header length the driver uses, whether the backend gets the header. */
-  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, passHeader: boolean): void {
+  start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12 | 20, passHeader: boolean): void {
     this.queues = queues.slice();
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
+    this.sendHeaderView = this.header.subarray(0, Math.min(hdrLen, 12));
     this.passHeader = passHeader;
     this.blocked = false;
     this.activePairs = 1;
@@ -98,7 +101,7 @@ export class TxPath {
    * A restored device state: `start` with the saved pairs, serving nothing now; `pendingWork`
    * continues on a later turn (the restored backend is a new one: it is not busy).
    */
-  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12, passHeader: boolean, activePairs: number, pendingWork: boolean): void {
+  resume(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12 | 20, passHeader: boolean, activePairs: number, pendingWork: boolean): void {
     this.start(queues, hdrLen, passHeader);
     this.activePairs = activePairs;
     if (pendingWork && !this.deferred) {
@@ -241,7 +244,7 @@ export class TxPath {
       const r = c.reader();
       r.read(header);
       const frame = r.view(frameLen) ?? this.gather(r, frameLen);
-      const result = host.send(frame, this.passHeader ? header : undefined);
+      const result = host.send(frame, this.passHeader ? this.sendHeaderView : undefined, q.index >>> 1);
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
@@ -255,6 +258,7 @@ export class TxPath {
       }
       counters.txFrames++;
       counters.txBytes += frameLen;
+      counters.countTxQueue(q.index >>> 1, frameLen);
       if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }

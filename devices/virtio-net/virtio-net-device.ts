@@ -6,8 +6,9 @@
 // Queue layout (§5.1.2): receiveq1, transmitq1, …, receiveqN, transmitqN, then controlq. Without
 // MQ negotiated the control queue is queue 2 whatever N is.
 //
-// Multiqueue (§5.1.6.5.6): VQ_PAIRS_SET decides which transmit queues are served (1 pair until the
-// driver says otherwise); every received frame goes to receiveq1 (see rx-path.ts for why).
+// Multiqueue (§5.1.6.5.6, §5.1.6.5.7): VQ_PAIRS_SET (or RSS_CONFIG's max_tx_vq) decides which
+// transmit queues are served (1 pair until the driver says otherwise); each received frame goes to
+// the receive queue steering.ts picks (RSS table, the backend's queue, or a flow hash).
 //
 // Composition: the NIC owns its virtio core (`this.core`, devices/virtio/virtio-core.ts), built last
 // in the constructor from the NIC's spec and handlers; `VirtioDevice` is only the facade transports
@@ -23,7 +24,7 @@ import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../vir
 import type { QueueFault } from '../virtio/core-errors.js';
 import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
-import { hasLinkState, hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
+import { hasLinkState, hasOffloads, hasVnetHeader, isMultiQueue, syncsRxFilter } from '../../lib/netdev/netdev.js';
 import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
@@ -42,7 +43,8 @@ import { NetCounters } from './net-stats.js';
 import type { NetStats } from './net-stats.js';
 import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
-import { vnetHeaderLength } from './vnet-header.js';
+import { guestHeaderLength, vnetHeaderLength } from './vnet-header.js';
+import { RssState } from './rss-config.js';
 import { formatMac } from './mac.js';
 import { gratuitousArp } from './announce.js';
 import { applyNetState, loadNetState, saveNetState } from './net-state.js';
@@ -71,7 +73,9 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly cfg: NetConfig;
   private readonly filter: RxFilterState;
   private readonly latch = new ChangeLatch();
-  private readonly counters = new NetCounters();
+  private readonly counters: NetCounters;
+  /** RSS / hash configuration (RSS_CONFIG, HASH_CONFIG), read by the receive path per frame. */
+  private readonly rss = new RssState();
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
   /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
@@ -93,12 +97,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.id = cfg.id;
     this.netdev = cfg.netdev;
     this.filter = new RxFilterState(cfg.mac);
+    this.counters = new NetCounters(cfg.queuePairs);
     this.ctrlState = {
       rxFilter: this.filter,
       announcePending: false,
       queuePairs: 1,
       guestOffloads: 0n,
       applyHostOffloads: (offloads) => this.applyOffloads(offloads),
+      rss: this.rss,
     };
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
     // What the three datapaths report, written once.
@@ -113,6 +119,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       ...report,
       counters: this.counters,
       filter: this.filter,
+      rss: this.rss,
       pauseBackend: () => this.netdev.pauseReceive(),
       resumeBackend: () => this.netdev.resumeReceive(),
     });
@@ -120,7 +127,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.tx = new TxPath({
       ...report,
       counters: this.counters,
-      send: backendHeader ? (f, h) => this.netdev.send(f, h) : (f) => this.netdev.send(f),
+      send: isMultiQueue(cfg.netdev)
+        ? backendHeader
+          ? (f, h, k) => this.netdev.send(f, h, k)
+          : (f, _h, k) => this.netdev.send(f, undefined, k)
+        : backendHeader
+          ? (f, h) => this.netdev.send(f, h)
+          : (f) => this.netdev.send(f),
       defer,
     });
     this.ctrl = new CtrlQueue({
@@ -132,7 +145,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     });
     this.core = new VirtioCore<NetDeviceError>(this.spec(), cfg.memory, this.handlers(), this);
     const peer: NetdevPeer = {
-      receive: (frame, vnetHeader) => this.rx.receive(frame, vnetHeader),
+      receive: (frame, vnetHeader, queue) => this.rx.receive(frame, vnetHeader, queue ?? -1),
       writable: () => this.tx.writable(),
     };
     cfg.netdev.attach(peer);
@@ -254,7 +267,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     applyNetState(this.stateHost(), plan.net, (up) => this.setPathsLink(up));
     const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
     const features = this.negotiatedFeatures;
-    const hdrLen = vnetHeaderLength(features);
+    const hdrLen = guestHeaderLength(features);
     if (driverOk) {
       try {
         this.useFeatures(features);
@@ -269,8 +282,11 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     }
     if (this.running) {
       const queues = this.queues;
-      this.rx.resume(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF));
-      this.rx.holdRestored(plan.net.held);
+      this.rx.resume(queues, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF), this.usablePairs(features));
+      this.rx.setActivePairs(this.ctrlState.queuePairs);
+      this.rx.holdRestored(plan.net.held, plan.net.steering.heldQueue);
+      this.rx.steering.hashReportWanted = hasFeature(features, NetFeature.HASH_REPORT);
+      this.backendPairs(this.ctrlState.queuePairs);
       this.tx.resume(queues, hdrLen, hasVnetHeader(this.netdev), this.ctrlState.queuePairs, plan.net.txPending);
     }
     this.core.resendIsr();
@@ -322,6 +338,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         status: () => (this.link ? NetStatus.LINK_UP : 0) | (this.ctrlState.announcePending ? NetStatus.ANNOUNCE : 0),
         maxQueuePairs: cfg.queuePairs,
         mtu: cfg.mtu,
+        hashOffered: hasFeature(cfg.offered, NetFeature.RSS) || hasFeature(cfg.offered, NetFeature.HASH_REPORT),
         legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
       }),
       validateFeatures: (features) => {
@@ -364,7 +381,22 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     const run = this.core.state;
     const running = run.kind === 'running' ? run.queues : queues;
     this.tx.start(running, hdrLen, hasVnetHeader(this.netdev));
-    this.rx.start(running, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF)); // delivers what waits
+    this.rx.setActivePairs(1);
+    this.rx.steering.hashReportWanted = hasFeature(features, NetFeature.HASH_REPORT);
+    this.backendPairs(1);
+    this.rx.start(running, hdrLen, hasFeature(features, NetFeature.MRG_RXBUF), this.usablePairs(features)); // delivers what waits
+  }
+
+  /** Receive queues the driver may use: max_virtqueue_pairs with MQ or RSS negotiated, else 1 (§5.1.2). */
+  private usablePairs(features: bigint): number {
+    return hasFeature(features, NetFeature.MQ) || hasFeature(features, NetFeature.RSS) ? this.cfg.queuePairs : 1;
+  }
+
+  /** A multiqueue backend follows the pairs in use (TUNSETQUEUE); a throwing backend is ignored here. */
+  private backendPairs(pairs: number): void {
+    const netdev = this.netdev;
+    if (!isMultiQueue(netdev)) return;
+    netdev.setActiveQueues(Math.min(pairs, netdev.queues));
   }
 
   /**
@@ -373,13 +405,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
    * or null when the backend's calls reset the device (then nothing may start; a queue they only
    * stopped is left out by the caller).
    */
-  private useFeatures(features: bigint): 10 | 12 | null {
+  private useFeatures(features: bigint): 10 | 12 | 20 | null {
     this.ctrlContext = { features, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
-    const mq = hasFeature(features, NetFeature.MQ);
+    // §5.1.2: N = max_virtqueue_pairs when MQ or RSS is negotiated, else 1.
+    const mq = hasFeature(features, NetFeature.MQ) || hasFeature(features, NetFeature.RSS);
     this.ctrlIndex = hasFeature(features, NetFeature.CTRL_VQ) ? (mq ? this.cfg.queuePairs * 2 : 2) : -1;
-    const hdrLen = vnetHeaderLength(features);
+    const hdrLen = guestHeaderLength(features);
     const netdev = this.netdev;
-    if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(hdrLen);
+    if (hasVnetHeader(netdev)) netdev.setVnetHeaderLength(vnetHeaderLength(features));
     // No ack to refuse at DRIVER_OK: a host that refuses is left to rx-header.ts, which enforces
     // the negotiated (or restored) offloads on every frame.
     this.applyOffloads(this.ctrlState.guestOffloads);
@@ -392,8 +425,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     if (index === this.ctrlIndex) {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {
-      if (index === 0) this.rx.refill();
-      // Receive queues of other pairs: buffers wait there; frames go to receiveq1 (rx-path.ts).
+      this.rx.refill(); // buffers on any receive queue: the frames waiting may go there
     } else if (this.tx.isActive(index)) {
       this.tx.process(q);
     } else {
@@ -415,6 +447,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.ctrlState.announcePending = false;
     this.ctrlState.queuePairs = 1;
     this.ctrlState.guestOffloads = 0n;
+    this.rss.disable();
+    this.rx.setActivePairs(1);
     this.ctrlContext = { features: 0n, strict: this.cfg.strict, maxQueuePairs: this.cfg.queuePairs };
     this.ctrlIndex = -1;
   }
@@ -450,6 +484,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     const epoch = this.core.epoch;
     switch (outcome.effect) {
       case 'queue-pairs':
+        this.rx.setActivePairs(this.ctrlState.queuePairs);
+        this.backendPairs(this.ctrlState.queuePairs);
         this.tx.setActivePairs(this.ctrlState.queuePairs);
         break;
       case 'guest-offloads':

@@ -9,8 +9,12 @@
 //   6  le16 csum_start
 //   8  le16 csum_offset
 //  10  le16 num_buffers   (present with VERSION_1, or with MRG_RXBUF on the legacy interface)
+//  12  le32 hash_value    (HASH_REPORT negotiated: §5.1.6.4.4)
+//  16  le16 hash_report
+//  18  le16 padding_reserved
 //
-// HASH_REPORT would extend it to 20 bytes; this model does not offer HASH_REPORT.
+// The driver's header is 20 bytes with HASH_REPORT, on both directions (Linux and QEMU use one
+// length); the backend keeps its 10 or 12 (`vnetHeaderLength`), as QEMU's host_hdr_len does.
 
 import { NetFeature, VirtioFeature, hasFeature } from './constants.js';
 
@@ -39,4 +43,12 @@ export function vnetHeaderLength(features: bigint): VnetHeaderLength {
   return hasFeature(features, VirtioFeature.VERSION_1) || hasFeature(features, NetFeature.MRG_RXBUF)
     ? VNET_HDR_MRG_LEN
     : VNET_HDR_LEN;
+}
+
+/** With HASH_REPORT (struct virtio_net_hdr_v1_hash). */
+export const VNET_HDR_HASH_LEN = 20;
+
+/** The header length the driver uses: 20 with HASH_REPORT (modern only), else `vnetHeaderLength`. */
+export function guestHeaderLength(features: bigint): VnetHeaderLength | typeof VNET_HDR_HASH_LEN {
+  return hasFeature(features, NetFeature.HASH_REPORT) && hasFeature(features, VirtioFeature.VERSION_1) ? VNET_HDR_HASH_LEN : vnetHeaderLength(features);
 }

@@ -33,6 +33,8 @@ interface Slot {
    * whether the frame was held or not.
    */
   headerView: Uint8Array | undefined;
+  /** The caller's number for the frame (a multiqueue backend's queue), -1 when none was given. */
+  tag: number;
 }
 
 const DEFAULT_SLOT_BYTES = 2048;
@@ -90,8 +92,11 @@ export class FrameFifo {
     return this.count < this.maxFrames && this.byteCount + length <= this.maxBytes;
   }
 
-  /** Copies `frame` (and up to `headerBytes` of `header`) in at the tail. False, counted in `dropped`, when it does not fit. */
-  push(frame: Uint8Array, header?: Uint8Array): boolean {
+  /**
+   * Copies `frame` (and up to `headerBytes` of `header`) in at the tail, with `tag` (a number the
+   * caller keeps with it, e.g. the queue it came from). False, counted in `dropped`, when it does not fit.
+   */
+  push(frame: Uint8Array, header?: Uint8Array, tag = -1): boolean {
     const length = frame.length;
     if (!this.fits(length)) {
       this.refused++;
@@ -103,7 +108,7 @@ export class FrameFifo {
     if (slot === undefined) {
       // Positions are used in index order from 0, so a missing one is always the next to append.
       const data = new Uint8Array(Math.max(this.slotBytes, length));
-      slot = { data, frame: data.subarray(0, length), header: this.headerBytes === 0 ? NO_HEADER : new Uint8Array(this.headerBytes), headerView: undefined };
+      slot = { data, frame: data.subarray(0, length), header: this.headerBytes === 0 ? NO_HEADER : new Uint8Array(this.headerBytes), headerView: undefined, tag };
       this.slots.push(slot);
     } else if (slot.data.length < length) {
       slot.data = new Uint8Array(Math.max(this.slotBytes, length));
@@ -112,6 +117,7 @@ export class FrameFifo {
       slot.frame = slot.data.subarray(0, length);
     }
     slot.data.set(frame);
+    slot.tag = tag;
     const hl = header === undefined ? 0 : Math.min(this.headerBytes, header.length);
     if (header === undefined || this.headerBytes === 0) slot.headerView = undefined;
     else {
@@ -131,6 +137,16 @@ export class FrameFifo {
   /** The oldest frame's header as a view, or undefined when empty, when it came with none, or when headers are not kept. */
   peekHeader(): Uint8Array | undefined {
     return this.count === 0 ? undefined : this.slots[this.head]!.headerView;
+  }
+
+  /** The oldest frame's tag (-1 when empty or pushed without one). */
+  peekTag(): number {
+    return this.count === 0 ? -1 : this.slots[this.head]!.tag;
+  }
+
+  /** The `i`-th oldest frame's tag (-1 past the end). */
+  tagAt(i: number): number {
+    return this.slotAt(i)?.tag ?? -1;
   }
 
   /** The `i`-th oldest frame (0 is the oldest) as a view of its slot, or undefined past the end. */

@@ -38,12 +38,17 @@ export const TUNSETOFFLOAD = 0x400454d0; // _IOW('T', 208, unsigned int)
 export const TUNGETIFF = 0x800454d2; // _IOR('T', 210, unsigned int)
 export const TUNGETVNETHDRSZ = 0x800454d7; // _IOR('T', 215, int)
 export const TUNSETVNETHDRSZ = 0x400454d8; // _IOW('T', 216, int)
+export const TUNSETQUEUE = 0x400454d9; // _IOW('T', 217, int); the argument is a struct ifreq
 
 /** ifr_flags for TUNSETIFF (if_tun.h). */
 export const IFF_TUN = 0x0001;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const IFF_VNET_HDR = 0x4000;
+/** One fd per queue (TUNSETIFF); TUNSETQUEUE's ifr_flags attach or detach a queue's fd. */
+export const IFF_MULTI_QUEUE = 0x0100;
+export const IFF_ATTACH_QUEUE = 0x0200;
+export const IFF_DETACH_QUEUE = 0x0400;
 
 /** TUNSETOFFLOAD bits (if_tun.h). */
 export const TUN_F_CSUM = 0x01;

@@ -18,6 +18,13 @@
 // listeners get the guest's header, and `refuseOffloads(true)` makes `setOffloads()` fail as a
 // TUNSETOFFLOAD error would (the previous offloads stay).
 //
+// With `queues: N` (> 1) it is a multiqueue backend like a TAP with IFF_MULTI_QUEUE
+// (MultiQueueCapable): `injectOn(queue, frame)` offers a frame tagged with its queue (the device
+// delivers it to that receive queue while RSS is off), frames sent from transmit queue k are counted
+// on queue k (`stats().queues`), and `setActiveQueues(n)` — the device's VQ_PAIRS_SET — makes
+// frames injected on a queue >= n arrive on queue `queue % n`, as the kernel steers only to
+// attached queues. A held frame keeps its queue.
+//
 // Events come from lib/base/events.ts (no `node:` import, so the browser entry takes this file): a
 // 'transmit' listener that throws does not throw into send() — i.e. into the device's transmit
 // path — the other listeners still run and the error is re-thrown on a microtask, the rule of the
@@ -35,6 +42,16 @@ export interface MemoryNetdevOptions {
   backlogLimit?: number;
   /** Carry a virtio-net header with each frame and offer the header and offload capabilities (default false). */
   vnetHdr?: boolean;
+  /** Queues (1..256, default 1); more than 1 makes it a multiqueue backend (MultiQueueCapable). */
+  queues?: number;
+}
+
+/** Per queue of a multiqueue MemoryNetdev. */
+export interface MemoryNetdevQueueStats {
+  /** Frames offered on this queue (injectOn; after folding into the active queues). */
+  injected: number;
+  /** Frames the guest sent from the device's transmit queue of the same number. */
+  transmitted: number;
 }
 
 export interface MemoryNetdevStats {
@@ -48,6 +65,8 @@ export interface MemoryNetdevStats {
   dropped: number;
   /** Frames the guest sent that this netdev took ('sent'). */
   transmitted: number;
+  /** Per queue: multiqueue netdevs only (`queues` > 1). */
+  queues?: MemoryNetdevQueueStats[];
 }
 
 export type TransmitListener = (frame: Uint8Array, vnetHeader?: Uint8Array) => void;
@@ -66,6 +85,8 @@ const DEFAULT_VNET_HDR_LEN = 10;
  * tests and the fuzzer see odd header lengths reach the device unchanged whether held or not.
  */
 const MAX_HELD_HEADER = 64;
+/** Most queues a MemoryNetdev takes (a TAP allows 256 with IFF_MULTI_QUEUE). */
+const MAX_QUEUES = 256;
 
 let nextId = 0;
 
@@ -91,13 +112,21 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
   private writableNow = true;
   private closed = false;
   private readonly counters: MemoryNetdevStats = { injected: 0, delivered: 0, backlog: 0, dropped: 0, transmitted: 0 };
+  /** Queues (the `queues` option); `setActiveQueues` narrows where injected frames arrive. */
+  readonly queues: number;
+  private active = 1;
+  private readonly perQueue: MemoryNetdevQueueStats[];
 
   constructor(options: MemoryNetdevOptions = {}) {
     super();
     if (options === null || typeof options !== 'object') {
       throw new TypeError('MemoryNetdev: options must be an object { id?, backlogLimit?, vnetHdr? }');
     }
-    const { id, backlogLimit, vnetHdr = false } = options;
+    const { id, backlogLimit, vnetHdr = false, queues = 1 } = options;
+    if (!Number.isInteger(queues) || queues < 1 || queues > MAX_QUEUES) throw new RangeError(`MemoryNetdev: queues must be an integer in 1..${MAX_QUEUES}, got ${String(queues)}`);
+    this.queues = queues;
+    this.active = queues;
+    this.perQueue = Array.from({ length: queues }, () => ({ injected: 0, transmitted: 0 }));
     if (id !== undefined && (typeof id !== 'string' || id.length === 0)) {
       throw new TypeError(`MemoryNetdev: id must be a non-empty string, got ${String(id)}`);
     }
@@ -115,6 +144,8 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
       Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
       Object.defineProperty(this, 'setOffloads', { value: undefined });
     }
+    // Single-queue: hide MultiQueueCapable from the type guard (isMultiQueue).
+    if (queues === 1) Object.defineProperty(this, 'setActiveQueues', { value: undefined });
   }
 
   /**
@@ -155,6 +186,30 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
    * (default: zeros). False when it was dropped (backlog full, or closed).
    */
   inject(frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
+    return this.offer(frame, vnetHeader, this.queues > 1 ? 0 : -1);
+  }
+
+  /**
+   * Multiqueue: offers a frame that arrived on host queue `queue` (0-based; folded into the active
+   * queues as the kernel would). A single-queue netdev takes only queue 0.
+   */
+  injectOn(queue: number, frame: Uint8Array, vnetHeader?: Uint8Array): boolean {
+    if (!Number.isInteger(queue) || queue < 0 || queue >= this.queues) throw new RangeError(`MemoryNetdev ${this.id}: queue must be an integer in 0..${this.queues - 1}, got ${String(queue)}`);
+    return this.offer(frame, vnetHeader, this.queues > 1 ? queue % this.active : -1);
+  }
+
+  /** Capability (queues > 1): the device uses queues [0, pairs); frames then arrive only there. */
+  setActiveQueues(pairs: number): void {
+    if (!Number.isInteger(pairs) || pairs < 1 || pairs > this.queues) throw new RangeError(`MemoryNetdev ${this.id}: active queues must be in 1..${this.queues}, got ${String(pairs)}`);
+    this.active = pairs;
+  }
+
+  /** Queues the device uses now (setActiveQueues; all of them until it says otherwise). */
+  get activeQueues(): number {
+    return this.active;
+  }
+
+  private offer(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): boolean {
     if (!(frame instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject needs a Uint8Array frame`);
     if (vnetHeader !== undefined) {
       if (!(vnetHeader instanceof Uint8Array)) throw new TypeError(`MemoryNetdev ${this.id}: inject's vnetHeader must be a Uint8Array`);
@@ -162,19 +217,20 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
     }
     const header = this.vnetHdr ? (vnetHeader ?? this.zeroHeader) : undefined;
     this.counters.injected++;
+    this.perQueue[tag < 0 ? 0 : tag]!.injected++;
     if (this.closed) {
       this.counters.dropped++;
       return false;
     }
     // Injected from inside the device's handling of an offer (e.g. its pause callback): it must
     // not overtake the frame being offered, so it waits until that frame's fate is known.
-    if (this.offering) return this.late.push(frame, header);
+    if (this.offering) return this.late.push(frame, header, tag);
     const peer = this.peer;
     if (peer !== null && !this.paused && !this.draining && this.backlog.length === 0) {
       this.offering = true;
       let taken: boolean;
       try {
-        taken = peer.receive(frame, header);
+        taken = tag < 0 ? peer.receive(frame, header) : peer.receive(frame, header, tag);
       } finally {
         this.offering = false;
       }
@@ -182,23 +238,24 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
       if (taken) this.counters.delivered++;
       else {
         this.paused = true; // The device keeps none of it: hold it and wait for resumeReceive().
-        kept = this.backlog.push(frame, header);
+        kept = this.backlog.push(frame, header, tag);
       }
       if (this.late.length > 0) {
         for (let f = this.late.peekFrame(); f !== undefined; f = this.late.peekFrame()) {
-          this.backlog.push(f, this.late.peekHeader()); // false: full, counted in backlog.dropped
+          this.backlog.push(f, this.late.peekHeader(), this.late.peekTag()); // false: full, counted in backlog.dropped
           this.late.shift();
         }
         this.drain();
       }
       return kept;
     }
-    return this.backlog.push(frame, header); // false: full, counted in backlog.dropped
+    return this.backlog.push(frame, header, tag); // false: full, counted in backlog.dropped
   }
 
-  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
+  send(frame: Uint8Array, vnetHeader?: Uint8Array, queue = 0): SendResult {
     if (!this.writableNow) return 'busy';
     this.counters.transmitted++;
+    this.perQueue[queue < this.queues ? queue : queue % this.queues]!.transmitted++;
     if (this.listenerCount('transmit') > 0) {
       this.emitWith('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
@@ -262,6 +319,7 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
       ...this.counters,
       backlog: this.backlog.length + this.late.length,
       dropped: this.counters.dropped + this.backlog.dropped + this.late.dropped,
+      ...(this.queues > 1 ? { queues: this.perQueue.map((q) => ({ ...q })) } : {}),
     };
   }
 
@@ -296,7 +354,8 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
     try {
       const backlog = this.backlog;
       while (backlog.length > 0 && !this.paused && this.peer !== null) {
-        if (!this.peer.receive(backlog.peekFrame()!, backlog.peekHeader())) {
+        const tag = backlog.peekTag();
+        if (!(tag < 0 ? this.peer.receive(backlog.peekFrame()!, backlog.peekHeader()) : this.peer.receive(backlog.peekFrame()!, backlog.peekHeader(), tag))) {
           this.paused = true;
           break;
         }

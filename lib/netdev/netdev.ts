@@ -29,8 +29,10 @@ export interface NetdevPeer {
    * A frame from the host for the guest. `vnetHeader`, when the backend carries headers, is the
    * virtio-net header that came with it. Returns false when the device cannot take the frame now:
    * the backend keeps it, stops delivering, and offers it again after `resumeReceive()`.
+   * `queue`: the backend queue it came from, for a `MultiQueueCapable` backend (the device steers
+   * it to that receive queue when RSS is off); absent for a single-queue backend.
    */
-  receive(frame: Uint8Array, vnetHeader?: Uint8Array): boolean;
+  receive(frame: Uint8Array, vnetHeader?: Uint8Array, queue?: number): boolean;
   /** The backend can accept `send()` again after it answered 'busy'. */
   writable(): void;
 }
@@ -43,8 +45,12 @@ export interface Netdev {
   attach(peer: NetdevPeer): void;
   /** Detaches the current peer (frames are no longer delivered). */
   detach(): void;
-  /** Sends a guest frame to the host; `vnetHeader` only when the backend carries headers. */
-  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult;
+  /**
+   * Sends a guest frame to the host; `vnetHeader` only when the backend carries headers. `queue`:
+   * the device's transmit queue (0 = transmitq1); a `MultiQueueCapable` backend sends it on that
+   * queue of its own, a single-queue backend ignores it.
+   */
+  send(frame: Uint8Array, vnetHeader?: Uint8Array, queue?: number): SendResult;
   /** The device has no room: stop delivering until `resumeReceive()`. */
   pauseReceive(): void;
   /** The device has room again: deliver held frames, then new ones. */
@@ -158,6 +164,20 @@ export interface RxFilterSyncCapable {
   bindRxFilterSource(source: RxFilterSource): () => void;
 }
 
+/**
+ * Capability: the backend has several queues (a TAP opened with IFF_MULTI_QUEUE: one fd per queue
+ * pair). Frames it delivers carry their queue (`NetdevPeer.receive`'s third argument), `send`
+ * takes one, and the device tells it how many pairs the guest uses (VQ_PAIRS_SET, RSS_CONFIG,
+ * reset): queues from `pairs` on are detached (TUNSETQUEUE IFF_DETACH_QUEUE), so the host steers
+ * only to the ones the guest reads.
+ */
+export interface MultiQueueCapable {
+  /** Queues the backend has (>= 1). */
+  readonly queues: number;
+  /** The guest uses queues [0, pairs): the others are detached, these attached. */
+  setActiveQueues(pairs: number): void;
+}
+
 /** Capability: the backend can announce the device's MAC again on demand (V86BusNetdev: `net0-mac`; attachToV86 calls it after a restore). */
 export interface MacAnnounceCapable {
   announceMac(): void;
@@ -185,6 +205,10 @@ export function hasLinkState(n: Netdev): n is Netdev & LinkStateCapable {
 }
 export function logsHostErrors(n: Netdev): n is Netdev & HostErrorLogCapable {
   return typeof (n as Partial<HostErrorLogCapable>).hostErrors === 'function';
+}
+export function isMultiQueue(n: Netdev): n is Netdev & MultiQueueCapable {
+  const m = n as Partial<MultiQueueCapable>;
+  return typeof m.queues === 'number' && typeof m.setActiveQueues === 'function';
 }
 export function syncsRxFilter(n: Netdev): n is Netdev & RxFilterSyncCapable {
   return (n as Partial<RxFilterSyncCapable>).syncsRxFilter === true;

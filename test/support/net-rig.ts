@@ -204,7 +204,7 @@ export class NetRig {
     const pairs = this.options.queuePairs ?? 1;
     const offered = this.device.offered;
     if (this.ringFormat === 'packed' && (offered & features(['RING_PACKED'])) === 0n) throw new Error('NetRig: ring "packed" but the device does not offer RING_PACKED');
-    const wantMq = (driverFeatures & offered & features(['MQ'])) !== 0n;
+    const wantMq = (driverFeatures & offered & features(['MQ', 'RSS'])) !== 0n; // §5.1.2: MQ or RSS
     const wantCtrl = (driverFeatures & offered & features(['CTRL_VQ'])) !== 0n;
     const ctrlIndex = wantMq ? pairs * 2 : 2;
     const rings = this.layoutRings(ctrlIndex);
@@ -221,8 +221,9 @@ export class NetRig {
     return (this.negotiated & features([name])) !== 0n;
   }
 
-  /** The virtio-net header length for the negotiated features (12 with VERSION_1 or MRG_RXBUF). */
-  get hdrLen(): 10 | 12 {
+  /** The virtio-net header length for the negotiated features (20 with HASH_REPORT, 12 with VERSION_1 or MRG_RXBUF). */
+  get hdrLen(): 10 | 12 | 20 {
+    if (this.has('HASH_REPORT') && this.has('VERSION_1')) return 20;
     return this.has('VERSION_1') || this.has('MRG_RXBUF') ? 12 : 10;
   }
 
@@ -333,7 +334,7 @@ export class NetRig {
       const first = used[i]!;
       const firstBytes = ring.writtenBytes(first.id, first.len);
       const header = firstBytes.slice(0, hdrLen);
-      const numBuffers = hdrLen === 12 ? header[10]! | (header[11]! << 8) : 1;
+      const numBuffers = hdrLen >= 12 ? header[10]! | (header[11]! << 8) : 1;
       const take = mergeable ? Math.max(1, numBuffers) : 1;
       const entries = used.slice(i, i + take);
       const parts = [firstBytes.subarray(hdrLen), ...entries.slice(1).map((e) => ring.writtenBytes(e.id, e.len))];

@@ -307,7 +307,9 @@ describe('devices/virtio-net device control', () => {
       ['strict', { strict: 'yes' }, /strict must be a boolean/],
       ['queueSize', { queueSize: 100 }, /queueSize must be a power of two/],
       ['features', { features: [] }, /features has unknown key|features must be/],
-      ['features', { features: { enable: ['MQ'] } }, /features has unknown key\(s\) enable; allowed: disable/],
+      ['features', { features: { enabled: ['RSS'] } }, /features has unknown key\(s\) enabled; allowed: disable, enable/],
+      ['features.enable', { features: { enable: ['HOST_USO'] } }, /features\.enable: HOST_USO not implemented by this device; off by default and enableable: RSS, HASH_REPORT/],
+      ['features.enable', { features: { enable: ['NOPE'] } }, /features\.enable: unknown feature "NOPE"/],
       ['features.disable', { features: { disable: ['NOPE'] } }, /features\.disable: unknown feature "NOPE"; allowed: CSUM, GUEST_CSUM/],
       ['features.disable', { features: { disable: 'MQ' } }, /features\.disable must be an array/],
     ];
