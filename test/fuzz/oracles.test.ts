@@ -323,6 +323,8 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
       (s) => {
         s.rx.offered++;
         s.rx.frames++;
+        // The oracle compares receiveq1's own counter (frames may be steered to other queues).
+        s.queues = { ...s.queues, rx: s.queues.rx.map((q, i) => (i === 0 ? { ...q, frames: q.frames + 1 } : q)) };
       },
       (n) => {
         n.injected++;
