@@ -9,7 +9,8 @@ import { expect } from 'chai';
 import { NetRig, ethFrame } from '../../support/net-rig.js';
 import type { NetRigOptions } from '../../support/net-rig.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
-import { CtrlAck, CtrlClass, CtrlRx, VnetHdrFlag, VnetHdrGso } from '../../../devices/virtio-net/constants.js';
+import { CtrlAck, CtrlClass, CtrlMq, CtrlRx, VnetHdrFlag, VnetHdrGso } from '../../../devices/virtio-net/constants.js';
+import { le16 } from '../../support/net-rig.js';
 import type { FeatureName } from '../../../devices/virtio-net/constants.js';
 import { TX_HEADER_FAULT_CODES, TxHeaderCheck, TxHeaderFault, TxOffload } from '../../../devices/virtio-net/tx-header.js';
 import { NET_DIAGNOSTIC_SECTIONS } from '../../../devices/virtio-net/net-diagnostics.js';
@@ -329,6 +330,30 @@ describe('devices/virtio-net transmit header rules (§5.1.6.2.1)', () => {
       expect(r.rig.device.stats().tx).to.deep.include({ frames: headers.length });
     });
   }
+
+  it('a_diagnostic_listener_transmitting_on_another_queue_does_not_change_the_header_passed_on', () => {
+    // Re-entry: the header is recorded between its read and the send; a listener that runs
+    // transmitq2's pass there must not overwrite transmitq1's header (each queue has its own scratch).
+    const r = new Rig({ vnetHdr: true, queuePairs: 2 });
+    const { rig } = r;
+    expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2))).to.equal(CtrlAck.OK);
+    const bad = hdr({ flags: VnetHdrFlag.DATA_VALID, hdrLen: 0x1111 });
+    const other = hdr({ flags: VnetHdrFlag.NEEDS_CSUM, csumStart: 34, csumOffset: 16 });
+    const f1 = ethFrame(MAIN, undefined, { payload: 60, fill: 1 });
+    const f2 = ethFrame(MAIN, undefined, { payload: 70, fill: 2 });
+    let nested = 0;
+    rig.device.on('diagnostic', (d) => {
+      if (d.code === 'tx.flags-rx-only' && nested++ === 0) expect(rig.send(f2, { queue: 3, header: other })).to.deep.include({ len: 0 });
+    });
+    expect(rig.send(f1, { header: bad })).to.deep.include({ len: 0 });
+    expect(nested).to.equal(1);
+    expect(r.sent.map((s) => [[...s.frame], [...s.header!]])).to.deep.equal([
+      [[...f2], [...other]],
+      [[...f1], [...bad]],
+    ]);
+    expect(rig.device.stats().tx.frames).to.equal(2);
+    goodExchange(r);
+  });
 
   it('tx_legacy_10_byte_header_has_no_num_buffers_to_check', () => {
     const r = new Rig({ vnetHdr: false, strict: true, transport: 'pci-legacy', features: { disable: ['MRG_RXBUF'] } });
