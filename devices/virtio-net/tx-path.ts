@@ -19,9 +19,11 @@
 // is recorded as a diagnostic per rule; by default the frame goes on as QEMU 7.2 forwards it (the
 // header unchanged), with `strict: true` it is refused (completed with length 0, counted
 // 'bad-header'). With VIRTIO_NET_F_MTU negotiated, a non-GSO frame longer than the MTU allows
-// (mtu + Ethernet header, + one VLAN tag: tx-header.ts) is recorded and not passed on, in either
+// (mtu + Ethernet header, + one VLAN tag: mtu-limit.ts) is recorded and not passed on, in either
 // mode (§5.1.4.2; counted 'above-mtu'). Both checks run on the device's copy of the header and,
 // for the MTU's VLAN tag, on two bytes of the frame; a good frame costs one or a few integer tests.
+// A chain given back for a busy backend is read and checked again when it is retried (so a header
+// mistake on it may be recorded once per attempt).
 //
 // Multiqueue: only the transmit queues of the active pairs (VQ_PAIRS_SET, 1 by default) are
 // served; a notification on another is recorded by the device and its chains wait until the pair
