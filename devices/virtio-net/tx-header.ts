@@ -1,6 +1,7 @@
 // The virtio-net header a driver puts in front of a transmitted frame, checked against the
 // negotiated features (VIRTIO 1.2 §5.1.6.2 Packet Transmission and its driver requirements
-// §5.1.6.2.1, device requirements §5.1.6.2.2), and the frame's length against the MTU (§5.1.4.2).
+// §5.1.6.2.1, device requirements §5.1.6.2.2). The frame's length against the MTU (§5.1.4.2) is
+// mtu-limit.ts.
 //
 // The rules, each a fault bit with its diagnostic code (net-diagnostics.ts has the sections):
 //
@@ -33,8 +34,6 @@
 // breaking any rule but FLAGS_UNKNOWN (which the device MUST ignore) is refused: completed with
 // used length 0, not passed on, counted `tx.errors['bad-header']`. A frame above the MTU is never
 // passed on (a driver MUST NOT send it; counted `tx.errors['above-mtu']`).
-//
-// The MTU limit itself is mtu-limit.ts (shared with the receive path).
 //
 // Cost: a frame whose flags, gso_type and num_buffers are all 0 (every frame of a driver without
 // offloads) costs one test; an offloaded frame a few integer tests. Nothing allocates.
