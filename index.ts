@@ -43,9 +43,10 @@ export { WebSocketNetdev } from './lib/netdev/websocket-netdev.js';
 export type { WebSocketNetdevOptions, WebSocketNetdevStats, WebSocketNetdevEvents, WebSocketLike, WebSocketConstructor } from './lib/netdev/websocket-netdev.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
-export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';
+export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter, reportsMtu } from './lib/netdev/netdev.js';
 export type {
   Netdev,
+  MtuCapable,
   NetdevPeer,
   SendResult,
   VnetHeaderCapable,

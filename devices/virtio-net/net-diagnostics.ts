@@ -9,6 +9,7 @@
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { DeviceError, QueueFault } from '../virtio/core-errors.js';
 import type { CtrlDiagnosticCode } from './ctrl-command.js';
+import type { TxHeaderFaultCode } from './tx-header.js';
 
 /** Every code the NIC records, with the section it enforces. */
 export const NET_DIAGNOSTIC_SECTIONS = Object.freeze({
@@ -17,6 +18,20 @@ export const NET_DIAGNOSTIC_SECTIONS = Object.freeze({
   'tx.header-short': '5.1.6.2', // fewer readable bytes than the virtio-net header
   'tx.frame-too-large': '5.1.6.2', // a frame above TX_FRAME_MAX
   'tx.queue-inactive': '5.1.6.5.6.1', // a notification on a transmitq beyond the pairs in use
+  // the transmit header against the negotiated features (tx-header.ts): forwarded, refused in strict mode
+  'tx.needs-csum-not-negotiated': '5.1.6.2.1', // NEEDS_CSUM without VIRTIO_NET_F_CSUM (flags must be 0)
+  'tx.flags-rx-only': '5.1.6.2.1', // DATA_VALID or RSC_INFO on transmit
+  'tx.flags-unknown': '5.1.6.2.2', // flag bits no section defines: ignored, even in strict mode
+  'tx.gso-not-negotiated': '5.1.6.2.1', // gso_type without its HOST_TSO4 / TSO6 / UFO / USO
+  'tx.gso-type-unknown': '5.1.6.2', // a gso_type §5.1.6 does not define, or ECN with no type
+  'tx.gso-ecn-not-negotiated': '5.1.6.2.1', // the ECN bit without HOST_ECN (a SHOULD NOT)
+  'tx.gso-without-needs-csum': '5.1.6.2.1', // GSO MUST come with NEEDS_CSUM
+  'tx.gso-size-zero': '5.1.6.2.1', // GSO MUST set gso_size
+  'tx.csum-outside-frame': '5.1.6.2.1', // NEEDS_CSUM with csum_start + csum_offset + 2 past the frame
+  'tx.hdr-len-outside-frame': '5.1.6.2.1', // a GSO frame whose hdr_len is longer than the frame
+  'tx.num-buffers-nonzero': '5.1.6.2.1', // num_buffers MUST be 0 on transmit
+  // the MTU (§5.1.4, VIRTIO_NET_F_MTU negotiated)
+  'tx.frame-above-mtu': '5.1.4.2', // a non-GSO frame longer than mtu + Ethernet header: not passed on
   // receive (§5.1.6.3)
   'rx.buffer-shorter-than-header': '5.1.6.3.1', // returned unused
   'rx.buffer-too-small': '5.1.6.3.1', // the frame is dropped, the buffer kept
@@ -56,6 +71,10 @@ export type NetDiagnosticCode = keyof typeof NET_DIAGNOSTIC_SECTIONS;
 type MissingCtrlCodes = Exclude<CtrlDiagnosticCode, NetDiagnosticCode>;
 const _everyCtrlCodeListed: [MissingCtrlCodes] extends [never] ? true : MissingCtrlCodes = true;
 void _everyCtrlCodeListed;
+// … and every transmit header fault.
+type MissingTxCodes = Exclude<TxHeaderFaultCode, NetDiagnosticCode>;
+const _everyTxCodeListed: [MissingTxCodes] extends [never] ? true : MissingTxCodes = true;
+void _everyTxCodeListed;
 
 /** The NIC's own tier-1 errors (the driver left no place for the device's answer). */
 export type NetDeviceError =
@@ -89,6 +108,6 @@ export interface PathReport {
   raiseUsed(index: number): void;
   /** Tier 1: the driver broke the contract on a queue. */
   violation(error: QueueFault | NetDeviceError): void;
-  /** A driver mistake the device tolerates (recorded with the code's section). */
-  mistake(code: NetDiagnosticCode, message: string, queue: number): void;
+  /** A driver mistake (recorded with the code's section; `value`: the offending value, when there is one). */
+  mistake(code: NetDiagnosticCode, message: string, queue: number, value?: number): void;
 }

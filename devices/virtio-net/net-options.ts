@@ -3,7 +3,7 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
-import { hasVnetHeader } from '../../lib/netdev/netdev.js';
+import { hasVnetHeader, reportsMtu } from '../../lib/netdev/netdev.js';
 import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, hasFeature } from './constants.js';
 import { defaultMac, parseMac } from './mac.js';
 
@@ -16,7 +16,10 @@ export interface VirtioNetOptions {
   netdev: Netdev;
   /** Receive/transmit queue pairs (default 1; MQ is offered when > 1). */
   queuePairs?: number;
-  /** Offer VIRTIO_NET_F_MTU with this value (68..65535). */
+  /**
+   * Offer VIRTIO_NET_F_MTU with this value (68..65535). Without it, a backend with a host MTU
+   * (`MtuCapable`: TapNetdev) gives its own, read once here; `features.disable: ['MTU']` offers none.
+   */
   mtu?: number;
   /**
    * Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". `enable` turns on
@@ -25,7 +28,10 @@ export interface VirtioNetOptions {
   features?: { disable?: string[]; enable?: string[] };
   /** Report the rx filter exactly as QEMU does. */
   compat?: 'qemu';
-  /** Answer VIRTIO_NET_ERR to every driver mistake QEMU tolerates. */
+  /**
+   * Answer VIRTIO_NET_ERR to every control-command mistake QEMU tolerates, and refuse transmit
+   * frames whose virtio-net header breaks a §5.1.6.2.1 rule (QEMU forwards them).
+   */
   strict?: boolean;
   /** Maximum size of every virtqueue (power of two, 2..32768; default 256, QEMU's). */
   queueSize?: number;
@@ -38,6 +44,7 @@ export interface NetConfig {
   readonly memory: GuestMemoryAccess;
   readonly netdev: Netdev;
   readonly queuePairs: number;
+  /** The `mtu` option, else the backend's MTU (when MTU is not disabled); undefined when neither. */
   readonly mtu: number | undefined;
   readonly compat: 'qemu' | undefined;
   readonly strict: boolean;
@@ -134,8 +141,9 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     throw new TypeError(`VirtioNetDevice: features.enable: ${names.join(', ')} not implemented by this device; off by default and enableable: RSS, HASH_REPORT`);
   }
 
+  const mtuOffered = mtu ?? backendMtu(netdev, disabled);
   let offered = DEFAULT_FEATURES;
-  if (mtu !== undefined) offered |= featureMask(NetFeature.MTU);
+  if (mtuOffered !== undefined) offered |= featureMask(NetFeature.MTU);
   if (queuePairs > 1) offered |= featureMask(NetFeature.MQ);
   if (hasVnetHeader(netdev)) offered |= HEADER_FEATURES;
   offered |= enabled & OPT_IN_FEATURES;
@@ -148,12 +156,22 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     memory,
     netdev,
     queuePairs,
-    mtu,
+    mtu: mtuOffered,
     compat,
     strict,
     queueSize,
     offered,
   };
+}
+
+/**
+ * The backend's host MTU (TapNetdev), when it has one within 68..65535 (§5.1.4.1: the device MUST
+ * set mtu in that range) and MTU is not disabled; read only then.
+ */
+function backendMtu(netdev: Netdev, disabled: bigint): number | undefined {
+  if (hasFeature(disabled, NetFeature.MTU) || !reportsMtu(netdev)) return undefined;
+  const m = netdev.hostMtu();
+  return typeof m === 'number' && Number.isInteger(m) && m >= MTU_MIN && m <= MTU_MAX ? m : undefined;
 }
 
 /** §5.1.3.1: each feature and the features it requires. */

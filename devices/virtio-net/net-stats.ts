@@ -26,7 +26,9 @@ export type RxDropReason =
   /** The backend's header breaks §5.1.6.4 otherwise (short, unknown flags or GSO type, GSO without NEEDS_CSUM…). */
   | 'header-malformed'
   /** The RSS indirection table steered it to a receive queue being reset (§5.1.6.5.7.3: MUST drop). */
-  | 'queue-reset';
+  | 'queue-reset'
+  /** With VIRTIO_NET_F_MTU negotiated, a non-GSO frame longer than mtu + Ethernet header (+ one VLAN tag): §5.1.4.1. */
+  | 'above-mtu';
 
 /** Why a TX chain was completed without sending (tier 3). */
 export type TxErrorReason =
@@ -37,7 +39,11 @@ export type TxErrorReason =
   /** Sent while the link is down as the guest sees it: completed unsent, as QEMU does. */
   | 'link-down'
   /** The backend answered 'dropped' (its host fd failed, or a partial write): completed, not sent. */
-  | 'backend';
+  | 'backend'
+  /** `strict: true`: the virtio-net header breaks a §5.1.6.2.1 rule (tx-header.ts): completed, not sent. */
+  | 'bad-header'
+  /** With VIRTIO_NET_F_MTU negotiated, a non-GSO frame longer than mtu + Ethernet header (+ one VLAN tag): §5.1.4.2. */
+  | 'above-mtu';
 
 /** The report `VirtioNetDevice.stats()` returns. */
 export interface NetStats {
@@ -95,6 +101,8 @@ export class NetCounters {
   txOversize = 0;
   txLinkDown = 0;
   txBackend = 0;
+  txBadHeader = 0;
+  txAboveMtu = 0;
   rxOffered = 0;
   rxFrames = 0;
   rxBytes = 0;
@@ -110,6 +118,7 @@ export class NetCounters {
   rxCsumOutOfFrame = 0;
   rxHeaderMalformed = 0;
   rxCsumCompleted = 0;
+  rxAboveMtu = 0;
   ctrlOk = 0;
   ctrlErr = 0;
   private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
@@ -221,7 +230,14 @@ export class NetCounters {
       tx: {
         frames: this.txFrames,
         bytes: this.txBytes,
-        errors: { 'header-short': this.txHeaderShort, oversize: this.txOversize, 'link-down': this.txLinkDown, backend: this.txBackend },
+        errors: {
+          'header-short': this.txHeaderShort,
+          oversize: this.txOversize,
+          'link-down': this.txLinkDown,
+          backend: this.txBackend,
+          'bad-header': this.txBadHeader,
+          'above-mtu': this.txAboveMtu,
+        },
       },
       rx: {
         offered: this.rxOffered,
@@ -243,6 +259,7 @@ export class NetCounters {
           'csum-out-of-frame': this.rxCsumOutOfFrame,
           'header-malformed': this.rxHeaderMalformed,
           'queue-reset': this.rxQueueReset,
+          'above-mtu': this.rxAboveMtu,
         },
         shortBuffers: this.rxShortBuffers,
         csumCompleted: this.rxCsumCompleted,

@@ -14,6 +14,11 @@
 // backend is told to pause, and is resumed once the guest adds buffers. Nothing is dropped without
 // a counter: `offered = delivered + drops by reason + backlog` at every moment.
 //
+// MTU (§5.1.4.1): with VIRTIO_NET_F_MTU negotiated, a frame the header does not mark GSO that is
+// longer than the driver was told (mtu + Ethernet header, + one VLAN tag: mtu-limit.ts) is dropped
+// at delivery and counted 'above-mtu' — host input, not the driver's mistake, so no diagnostic (and
+// not the 'buffer-too-small' mistake it would otherwise become in a buffer sized for the MTU).
+//
 // Decisions (documented in devices/virtio-net/README.md):
 // - Multiqueue: each frame goes to the receive queue steering.ts picks when it is delivered (RSS
 //   table, the backend's own queue, or a flow hash over the pairs in use; receiveq1 with one pair).
@@ -54,9 +59,11 @@ import type { NetCounters } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { VNET_HDR_HASH_LEN, VnetHdrOffset } from './vnet-header.js';
+import { ETH_HLEN } from './constants.js';
 import { RxHeaderCheck, RxHeaderVerdict, completedChecksum, rxOffloadBits } from './rx-header.js';
 import type { RssState } from './rss-config.js';
 import { RxSteering } from './steering.js';
+import { aboveMtu, mtuApplies } from './mtu-limit.js';
 
 /** Largest frame the device delivers (lib/base/frame-limits.ts says why). */
 export const RX_FRAME_MAX = FRAME_MAX;
@@ -101,6 +108,8 @@ export class RxPath {
   private headerView = this.header;
   /** The backend's header against the offloads in effect (§5.1.6.4). */
   private readonly headerCheck = new RxHeaderCheck();
+  /** The negotiated MTU (§5.1.4.1), 0 when VIRTIO_NET_F_MTU is not negotiated. */
+  private mtu = 0;
   /** The frame being written needs its checksum completed: `csumValue` at packet offset `csumAt`. */
   private patchCsum = false;
   private csumAt = 0;
@@ -145,6 +154,11 @@ export class RxPath {
    */
   setGuestOffloads(offloads: bigint): void {
     this.headerCheck.offloads = rxOffloadBits(offloads);
+  }
+
+  /** The MTU frames are held to: `mtu` when VIRTIO_NET_F_MTU is negotiated, else undefined (DRIVER_OK, restore). */
+  setMtu(mtu: number | undefined): void {
+    this.mtu = mtu ?? 0;
   }
 
   /**
@@ -451,6 +465,11 @@ export class RxPath {
       // Checked on the device's copy: the backend's bytes are read once.
       const v = this.headerCheck.check(header, vnetHeader.length, frame.length);
       if (v !== RxHeaderVerdict.PASS && !this.fixOrDrop(v, frame)) return DROPPED;
+    }
+    const mtu = this.mtu;
+    if (mtu !== 0 && frame.length > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtu(frame, mtu)) {
+      this.host.counters.rxAboveMtu++;
+      return DROPPED;
     }
     if (this.hdrLen === VNET_HDR_HASH_LEN) {
       // §5.1.6.4.4: hash_value (le32) and hash_report (le16); NONE with value 0 when not hashed.

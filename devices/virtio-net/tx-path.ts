@@ -15,6 +15,16 @@
 // (its host fd failed, or the host took part of the frame) the chain is completed and counted
 // 'backend'.
 //
+// The header is checked against the negotiated features (tx-header.ts, §5.1.6.2.1): a rule broken
+// is recorded as a diagnostic per rule; by default the frame goes on as QEMU 7.2 forwards it (the
+// header unchanged), with `strict: true` it is refused (completed with length 0, counted
+// 'bad-header'). With VIRTIO_NET_F_MTU negotiated, a non-GSO frame longer than the MTU allows
+// (mtu + Ethernet header, + one VLAN tag: mtu-limit.ts) is recorded and not passed on, in either
+// mode (§5.1.4.2; counted 'above-mtu'). Both checks run on the device's copy of the header and,
+// for the MTU's VLAN tag, on two bytes of the frame; a good frame costs one or a few integer tests.
+// A chain given back for a busy backend is read and checked again when it is retried (so a header
+// mistake on it may be recorded once per attempt).
+//
 // Multiqueue: only the transmit queues of the active pairs (VQ_PAIRS_SET, 1 by default) are
 // served; a notification on another is recorded by the device and its chains wait until the pair
 // becomes active (the device flushes a pair it is about to deactivate first).
@@ -33,6 +43,10 @@ import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
+import { ETH_HLEN } from './constants.js';
+import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
+import { aboveMtu, mtuApplies } from './mtu-limit.js';
+import { VnetHdrOffset } from './vnet-header.js';
 
 /** Largest frame the device sends (lib/base/frame-limits.ts says why). */
 export const TX_FRAME_MAX = FRAME_MAX;
@@ -48,6 +62,8 @@ export interface TxHost extends PathReport {
   send(frame: Uint8Array, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
   readonly defer: Defer;
+  /** `strict: true`: refuse frames whose header breaks a §5.1.6.2.1 rule (else forward them, as QEMU). */
+  readonly strict: boolean;
 }
 
 export class TxPath {
@@ -58,11 +74,18 @@ export class TxPath {
   private linkUp = true;
   /** Pairs whose transmit queue is served. */
   private activePairs = 1;
-  private readonly header = new Uint8Array(20);
-  /** `header` cut to the negotiated length (set at start, so the hot loop makes no view). */
-  private headerView = this.header;
-  /** What the backend gets: the header without HASH_REPORT's fields (at most 12 bytes). */
-  private sendHeaderView = this.header;
+  /** The header rules for the negotiated features (setFeatures). */
+  private readonly headerCheck = new TxHeaderCheck();
+  /** The negotiated MTU (§5.1.4), 0 when VIRTIO_NET_F_MTU is not negotiated. */
+  private mtu = 0;
+  /**
+   * Header scratch by queue index, each of the negotiated length (made at start, so the hot loop
+   * makes no view). One per queue: a diagnostic's listener may run another transmit queue's pass
+   * between this pass's header read and its send.
+   */
+  private headers: Uint8Array[] = [];
+  /** What the backend gets, by queue index: `headers[i]` without HASH_REPORT's fields (at most 12 bytes). */
+  private sendHeaders: Uint8Array[] = [];
   /** Gather buffer for frames that span descriptors. */
   private readonly scratch = new Uint8Array(TX_FRAME_MAX);
   /** scratch.subarray(0, n) by n, made on first use. */
@@ -82,11 +105,21 @@ export class TxPath {
   start(queues: readonly (Virtqueue | null)[], hdrLen: 10 | 12 | 20, passHeader: boolean): void {
     this.queues = queues.slice();
     this.hdrLen = hdrLen;
-    this.headerView = this.header.subarray(0, hdrLen);
-    this.sendHeaderView = this.header.subarray(0, Math.min(hdrLen, 12));
+    this.headers = queues.map(() => new Uint8Array(hdrLen));
+    this.sendHeaders = this.headers.map((h) => h.subarray(0, Math.min(hdrLen, 12)));
+    this.headerCheck.hasNumBuffers = hdrLen !== 10;
     this.passHeader = passHeader;
     this.blocked = false;
     this.activePairs = 1;
+  }
+
+  /**
+   * The negotiated features the header is checked against, and the MTU frames are held to (`mtu`
+   * when VIRTIO_NET_F_MTU is negotiated, else undefined). Set at DRIVER_OK and after a restore.
+   */
+  setFeatures(features: bigint, mtu: number | undefined): void {
+    this.headerCheck.offloads = txOffloadBits(features);
+    this.mtu = mtu ?? 0;
   }
 
   /**
@@ -190,7 +223,7 @@ export class TxPath {
     const host = this.host;
     const counters = host.counters;
     const hdrLen = this.hdrLen;
-    const header = this.headerView;
+    const header = this.headers[q.index] ?? new Uint8Array(hdrLen); // every queue started has one
     const epoch = host.epoch();
     let done = 0;
     q.setNotifications(false);
@@ -243,8 +276,26 @@ export class TxPath {
       }
       const r = c.reader();
       r.read(header);
+      const faults = this.headerCheck.check(header, frameLen);
+      if (faults !== 0) {
+        // Recorded before the frame is gathered: a listener may run another queue's pass, which gathers into the same scratch.
+        if (!this.reportHeader(faults, header, q, c.headIndex, frameLen, epoch)) return false;
+        if (this.host.strict && (faults & STRICT_REFUSED_FAULTS) !== 0) {
+          counters.txBadHeader++;
+          q.pushUsed(c, 0);
+          continue;
+        }
+      }
       const frame = r.view(frameLen) ?? this.gather(r, frameLen);
-      const result = host.send(frame, this.passHeader ? this.sendHeaderView : undefined, q.index >>> 1);
+      const mtu = this.mtu;
+      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtu(frame, mtu)) {
+        counters.txAboveMtu++;
+        host.mistake('tx.frame-above-mtu', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above mtu ${mtu} + the Ethernet header; not sent`, q.index, frameLen);
+        if (this.stopped(q, epoch)) return false;
+        q.pushUsed(c, 0);
+        continue;
+      }
+      const result = host.send(frame, this.passHeader ? this.sendHeaders[q.index] : undefined, q.index >>> 1);
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
@@ -263,6 +314,19 @@ export class TxPath {
       q.pushUsed(c, 0);
     }
     return q.publishUsed();
+  }
+
+  /**
+   * Records one diagnostic per header rule broken (the mistake path: it builds strings). False when
+   * `q` stopped from a listener (the pass must return at once).
+   */
+  private reportHeader(faults: number, header: Uint8Array, q: Virtqueue, head: number, frameLen: number, epoch: number): boolean {
+    for (const [bit, code] of TX_HEADER_FAULT_CODES) {
+      if ((faults & bit) === 0) continue;
+      this.host.mistake(code, txFaultMessage(code, header, frameLen, head), q.index, txFaultValue(code, header));
+      if (this.stopped(q, epoch)) return false;
+    }
+    return true;
   }
 
   /** After a call-out: whether `q` stopped meanwhile (an integer compare unless something stopped). */

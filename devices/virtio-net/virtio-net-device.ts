@@ -113,7 +113,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       isRunning: (q) => this.core.isRunning(q),
       raiseUsed: (i) => this.used(i),
       violation: (e) => this.violation(e),
-      mistake: (code, message, queue) => this.mistake(code, message, queue),
+      mistake: (code, message, queue, value) => this.mistake(code, message, queue, value),
     };
     this.rx = new RxPath({
       ...report,
@@ -135,6 +135,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
           ? (f, h) => this.netdev.send(f, h)
           : (f) => this.netdev.send(f),
       defer,
+      strict: cfg.strict,
     });
     this.ctrl = new CtrlQueue({
       ...report,
@@ -417,6 +418,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     // the negotiated (or restored) offloads on every frame.
     this.applyOffloads(this.ctrlState.guestOffloads);
     this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
+    // §5.1.6.2.1 header rules and the §5.1.4 MTU, from the negotiated features.
+    const mtu = hasFeature(features, NetFeature.MTU) ? this.cfg.mtu : undefined;
+    this.tx.setFeatures(features, mtu);
+    this.rx.setMtu(mtu);
     // The backend's calls may have reset the device (re-entry): then there is nothing to start.
     return this.core.state.kind === 'running' ? hdrLen : null;
   }
@@ -470,9 +475,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.core.needsReset(error);
   }
 
-  private mistake(code: NetDiagnosticCode, message: string, queue: number | undefined): void {
+  private mistake(code: NetDiagnosticCode, message: string, queue: number | undefined, value?: number): void {
     const section = NET_DIAGNOSTIC_SECTIONS[code];
-    this.core.reportDriverMistake(code, message, queue === undefined ? { section } : { section, queue });
+    this.core.reportDriverMistake(code, message, {
+      section,
+      ...(queue === undefined ? {} : { queue }),
+      ...(value === undefined ? {} : { value }),
+    });
   }
 
   private ctrlMistake(d: CtrlDiagnostic): void {

@@ -58,6 +58,7 @@ export const TUN_F_TSO_ECN = 0x08;
 export const TUN_F_UFO = 0x10;
 
 /** Socket ioctls (sockios.h). */
+export const SIOCGIFMTU = 0x8921;
 export const SIOCGIFHWADDR = 0x8927;
 export const SIOCADDMULTI = 0x8931;
 export const SIOCDELMULTI = 0x8932;
@@ -117,6 +118,11 @@ export function ifreqFlags(buf: Uint8Array): number {
 
 /** ifr_ifindex (int at offset 16). */
 export function ifreqIndex(buf: Uint8Array): number {
+  return new DataView(buf.buffer, buf.byteOffset, IFREQ_SIZE).getInt32(IFNAMSIZ, true);
+}
+
+/** ifr_mtu (int at offset 16, SIOCGIFMTU). */
+export function ifreqMtu(buf: Uint8Array): number {
   return new DataView(buf.buffer, buf.byteOffset, IFREQ_SIZE).getInt32(IFNAMSIZ, true);
 }
 

@@ -178,6 +178,15 @@ export interface MultiQueueCapable {
   setActiveQueues(pairs: number): void;
 }
 
+/**
+ * Capability: the host link has an MTU (TAP). A device built without `mtu` offers this one
+ * (VIRTIO_NET_F_MTU) when it is within 68..65535, read once when the device is built.
+ */
+export interface MtuCapable {
+  /** The host interface's MTU now, or undefined when it cannot be read. Never throws. */
+  hostMtu(): number | undefined;
+}
+
 /** Capability: the backend can announce the device's MAC again on demand (V86BusNetdev: `net0-mac`; attachToV86 calls it after a restore). */
 export interface MacAnnounceCapable {
   announceMac(): void;
@@ -202,6 +211,9 @@ export function hasOffloads(n: Netdev): n is Netdev & OffloadCapable {
 export function hasLinkState(n: Netdev): n is Netdev & LinkStateCapable {
   const l = n as Partial<LinkStateCapable>;
   return typeof l.linkUp === 'boolean' && typeof l.onLinkChange === 'function' && typeof l.linkStatus === 'function';
+}
+export function reportsMtu(n: Netdev): n is Netdev & MtuCapable {
+  return typeof (n as Partial<MtuCapable>).hostMtu === 'function';
 }
 export function logsHostErrors(n: Netdev): n is Netdev & HostErrorLogCapable {
   return typeof (n as Partial<HostErrorLogCapable>).hostErrors === 'function';

@@ -4,6 +4,9 @@
 // persistent one named `ifname`), sets the header length the device negotiated
 // (TUNSETVNETHDRSZ 10 or 12) and the guest's offloads (TUNSETOFFLOAD). The datapath is FdNetdev's.
 //
+// The TAP's MTU (SIOCGIFMTU) is the `MtuCapable` capability: a device built without `mtu` offers
+// it to the guest (VIRTIO_NET_F_MTU).
+//
 // With `vnetHdr: false` the fd carries bare frames, and the backend does not offer the header or
 // offload capabilities (the device then sends and receives without them).
 //
@@ -19,12 +22,16 @@
 
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
 import type { FdNetdevStats } from './fd-netdev.js';
-import type { MultiQueueCapable, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
-import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile } from '../host/libc.js';
+import type { MtuCapable, MultiQueueCapable, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
+import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile, socketFd } from '../host/libc.js';
 import {
+  AF_INET,
   IFF_ATTACH_QUEUE,
   IFF_DETACH_QUEUE,
   IFF_MULTI_QUEUE,
+  SIOCGIFMTU,
+  SOCK_DGRAM,
+  ifreqMtu,
   IFF_NO_PI,
   IFF_TAP,
   IFF_VNET_HDR,
@@ -101,7 +108,7 @@ function queuePeer(peer: NetdevPeer, queue: number): NetdevPeer {
   };
 }
 
-export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable> {
+export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable>, MtuCapable {
   /** The interface actually used. */
   readonly ifname: string;
   readonly vnetHdr: boolean;
@@ -224,5 +231,24 @@ export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable
 
   override async close(): Promise<void> {
     await Promise.all([super.close(), ...this.extra.map((q) => q.close())]);
+  }
+
+  /**
+   * The TAP's MTU now: SIOCGIFMTU on a datagram socket (a tun fd does not answer it), by name in
+   * this process's network namespace. Undefined when it cannot be read — e.g. the interface was
+   * moved to another namespace already — and then the device offers no MTU.
+   */
+  hostMtu(): number | undefined {
+    let sock = -1;
+    try {
+      sock = socketFd(AF_INET, SOCK_DGRAM, 0);
+      const req = ifreq(this.ifname);
+      ioctlPtr(sock, SIOCGIFMTU, req, IFREQ_SIZE, `SIOCGIFMTU ${this.ifname}`);
+      return ifreqMtu(req);
+    } catch {
+      return undefined;
+    } finally {
+      if (sock >= 0) closeFd(sock);
+    }
   }
 }

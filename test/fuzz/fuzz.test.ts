@@ -1,7 +1,7 @@
 // Operation-sequence fuzzing of the device's guest interface (VIRTIO 1.2 §2.7 rings, §3.1
 // initialisation, §5.1.6 the network device), CI's bounded runs: at least 10^5 driver operations
 // over random sequences of every kind (setup: transport, queue pairs, offered features, ring size,
-// backend with or without virtio-net headers), then a bounded run leaning on each new kind — the
+// backend with or without virtio-net headers, strict mode, an MTU), then a bounded run leaning on each new kind — the
 // header-carrying backend with hostile headers and offloads, re-entrant driver operations from
 // callbacks, rings up to 32768, and a long run across the natural 16-bit index wrap — every oracle
 // of world.ts and oracle.ts checked after every operation; then every shrunk counterexample kept

@@ -19,6 +19,10 @@ export interface FuzzSetup {
   ringSize: RingSize;
   /** The backend: MemoryNetdev (no header), or one carrying virtio-net headers (offloads offered). Default plain. */
   backend?: 'plain' | 'vnet';
+  /** The device's `strict` option (refuses transmit headers breaking §5.1.6.2.1). Default false. */
+  strict?: boolean;
+  /** The device's `mtu` option (VIRTIO_NET_F_MTU offered; frames above it kept from both sides). Default none. */
+  mtu?: number;
 }
 
 export type RingSize = 8 | 16 | 32 | 256 | 4096 | 32768;
@@ -128,8 +132,13 @@ const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
     let disable: string[] = [...s.disable];
     if (s.pairs === 2) disable = disable.filter((d) => d !== 'CTRL_VQ');
     if (disable.includes('CTRL_VQ')) disable = [...new Set([...disable, ...NEEDS_CTRL_VQ])];
-    return { ...s, disable };
+    // strict and mtu follow from choices already drawn, so a seed's sequences stay what they were.
+    const mtu = MTUS[s.disable.length % MTUS.length];
+    return { ...s, disable, strict: s.pairs === 2, ...(mtu === undefined ? {} : { mtu }) };
   });
+
+/** The `mtu` options setups use: none, the smallest (§5.1.4.1: 68), Ethernet's. */
+const MTUS = [undefined, 68, 1500] as const;
 
 const width = fc.constantFrom(1, 2, 4) as fc.Arbitrary<1 | 2 | 4>;
 const value32 = fc.oneof(fc.constantFrom(0, 1, 2, 3, 4, 7, 8, 11, 15, 0x40, 0x80, 0xff, 0xffff, 0xffff_ffff), fc.nat({ max: 0xffff_ffff }));

@@ -217,6 +217,8 @@ export class FuzzWorld implements QueueMeter {
       queuePairs: setup.pairs,
       queueSize: this.queueMax,
       features: { disable: setup.disable },
+      strict: setup.strict ?? false,
+      ...(setup.mtu === undefined ? {} : { mtu: setup.mtu }),
     });
     this.netdev.on('transmit', (frame: Uint8Array) => {
       this.transmitted++;

@@ -269,6 +269,32 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
     expect(() => new TapNetdev({ id: 'x', vnetHdr: 'yes' as unknown as boolean })).to.throw(TypeError, /vnetHdr/);
   });
 
+  it('the_taps_mtu_is_offered_to_a_device_built_without_mtu_and_enforced', () => {
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('t') });
+    trackLink(tap.ifname);
+    cleanups.push(() => tap.close());
+    run('ip', ['link', 'set', 'dev', tap.ifname, 'mtu', '1400']);
+    expect(tap.hostMtu()).to.equal(1400); // SIOCGIFMTU
+    const rig = new NetRig({ netdev: tap, mac: GUEST_MAC });
+    expect(rig.has('MTU')).to.equal(true);
+    expect(rig.driver.readConfig(10, 2)).to.equal(1400);
+    ns.adopt(tap.ifname);
+    ns.ip(['link', 'set', tap.ifname, 'up']);
+    // In another namespace the name no longer answers here: no MTU to read (a device built now offers none).
+    expect(tap.hostMtu()).to.equal(undefined);
+    // The driver MUST NOT send above mtu + the Ethernet header: the device does not write it to the TAP.
+    const frame = (len: number): Uint8Array => Uint8Array.from({ length: len }, (_, i) => (i < 6 ? 0xff : i === 12 ? 0x88 : i === 13 ? 0xb5 : i & 0xff));
+    const before = tap.stats().txFrames;
+    expect(rig.send(frame(1415))).to.deep.include({ len: 0 });
+    expect(tap.stats().txFrames).to.equal(before);
+    expect(rig.device.stats().tx.errors['above-mtu']).to.equal(1);
+    expect(rig.device.diagnosticCount('tx.frame-above-mtu')).to.equal(1);
+    expect(rig.send(frame(1414))).to.deep.include({ len: 0 });
+    expect(tap.stats().txFrames).to.equal(before + 1);
+  });
+
   it('tap_without_vnet_header_hides_the_header_and_offload_capabilities', async () => {
     const tap = new TapNetdev({ id: 'tap1', ifname: linkName('t'), vnetHdr: false });
     trackLink(tap.ifname);
