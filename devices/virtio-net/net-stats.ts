@@ -37,6 +37,43 @@ export type TxErrorReason =
   /** The backend answered 'dropped' (its host fd failed, or a partial write): completed, not sent. */
   | 'backend';
 
+/**
+ * One data queue's counters (what VIRTIO 1.4 DEVICE_STATS reports as RX_BASIC / TX_BASIC; the
+ * guest reads the same numbers through the control queue, device-stats.ts).
+ */
+export interface NetQueueStats {
+  /** 'receiveq1', 'transmitq1', … (§5.1.2). */
+  name: string;
+  index: number;
+  /** Available-buffer notifications from the driver. */
+  notifications: number;
+  /** Receive: frames delivered; transmit: frames the backend took. */
+  packets: number;
+  bytes: number;
+  /** Used-buffer notifications sent (after suppression and coalescing). */
+  interrupts: number;
+  /**
+   * Transmit: chains completed unsent (every `tx.errors` reason). Receive: receiveq1 counts every
+   * frame dropped on the way to the guest (`rx.drops`, all reasons: each was bound for receiveq1),
+   * the other receive queues 0.
+   */
+  drops: number;
+  /** Transmit: chains completed unsent because they were malformed ('header-short', 'oversize'). */
+  malformed: number;
+}
+
+/** Per-queue counter fields, in their order in `NetCounters.perQueue`. */
+export const QueueField = {
+  NOTIFICATIONS: 0,
+  PACKETS: 1,
+  BYTES: 2,
+  INTERRUPTS: 3,
+  DROPS: 4,
+  MALFORMED: 5,
+} as const;
+const QUEUE_FIELDS = 6;
+const QUEUE_FIELD_NAMES = ['notifications', 'packets', 'bytes', 'interrupts', 'drops', 'malformed'] as const;
+
 /** The report `VirtioNetDevice.stats()` returns. */
 export interface NetStats {
   tx: { frames: number; bytes: number; errors: Record<TxErrorReason, number> };
@@ -61,11 +98,13 @@ export interface NetStats {
   ctrl: {
     ok: number;
     err: number;
-    /** By class name: rx, mac, vlan, announce, mq, guest-offloads, unknown. */
+    /** By class name: rx, mac, vlan, announce, mq, guest-offloads, notf-coal, stats, unknown. */
     byClass: Record<string, { ok: number; err: number }>;
   };
   interrupts: { used: number; config: number };
   needsReset: number;
+  /** Every data queue the device has, receiveq1 first. */
+  queues: NetQueueStats[];
 }
 
 const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
@@ -75,6 +114,8 @@ const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
   [CtrlClass.ANNOUNCE, 'announce'],
   [CtrlClass.MQ, 'mq'],
   [CtrlClass.GUEST_OFFLOADS, 'guest-offloads'],
+  [CtrlClass.NOTF_COAL, 'notf-coal'],
+  [CtrlClass.STATS, 'stats'],
 ]);
 
 /** Class names `byClass` may hold. */
@@ -109,6 +150,30 @@ export class NetCounters {
   usedInterrupts = 0;
   configInterrupts = 0;
   needsReset = 0;
+  /** Per data queue: `index * 6 + QueueField.X`. */
+  readonly perQueue: Float64Array;
+
+  constructor(readonly dataQueues = 2) {
+    this.perQueue = new Float64Array(dataQueues * QUEUE_FIELDS);
+  }
+
+  /** Bumps field `field` of data queue `index` by `n` (an index past the data queues is ignored). */
+  queueAdd(index: number, field: number, n: number): void {
+    if (index < this.dataQueues) this.perQueue[index * QUEUE_FIELDS + field]! += n;
+  }
+
+  /** A transmit chain of queue `index` completed unsent; `malformed` for 'header-short' / 'oversize'. */
+  txDropped(index: number, malformed: boolean): void {
+    if (index >= this.dataQueues) return;
+    const at = index * QUEUE_FIELDS;
+    this.perQueue[at + QueueField.DROPS]!++;
+    if (malformed) this.perQueue[at + QueueField.MALFORMED]!++;
+  }
+
+  /** Field `field` of data queue `index`. */
+  queueValue(index: number, field: number): number {
+    return index < this.dataQueues ? this.perQueue[index * QUEUE_FIELDS + field]! : 0;
+  }
 
   countCtrl(ctrlClass: number, ok: boolean): void {
     const name = CLASS_NAMES.get(ctrlClass) ?? 'unknown';
@@ -133,8 +198,12 @@ export class NetCounters {
    */
   exportState(): [string, number][] {
     const out: [string, number][] = [];
-    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') out.push([k, v]);
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number' && k !== 'dataQueues') out.push([k, v]);
     this.filterDrops.forEach((v, i) => out.push([`filterDrops.${i}`, v]));
+    // Per-queue counters: only the non-zero ones (an image stays small with many queues).
+    this.perQueue.forEach((v, i) => {
+      if (v !== 0) out.push([`queue.${Math.floor(i / QUEUE_FIELDS)}.${QUEUE_FIELD_NAMES[i % QUEUE_FIELDS]!}`, v]);
+    });
     for (const [k, v] of this.ctrlByClass) out.push([`ctrl.${k}.ok`, v.ok], [`ctrl.${k}.err`, v.err]);
     return out;
   }
@@ -142,13 +211,19 @@ export class NetCounters {
   /** Sets every counter from `exportState()` entries (absent ones to 0; unknown names are ignored). */
   importState(entries: readonly (readonly [string, number])[]): void {
     const self = this as unknown as Record<string, unknown>;
-    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') self[k] = 0;
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number' && k !== 'dataQueues') self[k] = 0;
     this.filterDrops.fill(0);
+    this.perQueue.fill(0);
     this.ctrlByClass.clear();
     for (const [name, value] of entries) {
       const drop = /^filterDrops\.(\d)$/.exec(name);
       const ctrl = /^ctrl\.([a-z-]+)\.(ok|err)$/.exec(name);
-      if (drop !== null) {
+      const queue = /^queue\.(\d{1,5})\.([a-z]+)$/.exec(name);
+      if (queue !== null) {
+        const field = (QUEUE_FIELD_NAMES as readonly string[]).indexOf(queue[2]!);
+        const index = Number(queue[1]);
+        if (field >= 0 && index < this.dataQueues) this.perQueue[index * QUEUE_FIELDS + field] = value;
+      } else if (drop !== null) {
         const i = Number(drop[1]);
         if (i < this.filterDrops.length) this.filterDrops[i] = value;
       } else if (ctrl !== null) {
@@ -167,7 +242,7 @@ export class NetCounters {
     const byClass: Record<string, { ok: number; err: number }> = {};
     for (const [k, v] of this.ctrlByClass) byClass[k] = { ...v };
     const d = this.filterDrops;
-    return {
+    const report: NetStats = {
       tx: {
         frames: this.txFrames,
         bytes: this.txBytes,
@@ -199,6 +274,31 @@ export class NetCounters {
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
       interrupts: { used: this.usedInterrupts, config: this.configInterrupts },
       needsReset: this.needsReset,
+      queues: [],
     };
+    let rxDrops = 0;
+    for (const n of Object.values(report.rx.drops)) rxDrops += n;
+    report.queues = this.queueSnapshot(rxDrops);
+    return report;
+  }
+
+  /** `rxDrops`: every frame dropped on the way to the guest, counted for receiveq1 (see device-stats.ts). */
+  private queueSnapshot(rxDrops: number): NetQueueStats[] {
+    const out: NetQueueStats[] = [];
+    const p = this.perQueue;
+    for (let i = 0; i < this.dataQueues; i++) {
+      const at = i * QUEUE_FIELDS;
+      out.push({
+        name: `${(i & 1) === 0 ? 'receiveq' : 'transmitq'}${(i >> 1) + 1}`,
+        index: i,
+        notifications: p[at + QueueField.NOTIFICATIONS]!,
+        packets: p[at + QueueField.PACKETS]!,
+        bytes: p[at + QueueField.BYTES]!,
+        interrupts: p[at + QueueField.INTERRUPTS]!,
+        drops: p[at + QueueField.DROPS]! + (i === 0 ? rxDrops : 0),
+        malformed: p[at + QueueField.MALFORMED]!,
+      });
+    }
+    return out;
   }
 }

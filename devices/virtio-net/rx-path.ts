@@ -47,6 +47,7 @@ import type { RxFilterState } from './rx-filter.js';
 import { acceptFrame } from './rx-filter.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
+import { QueueField } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { VnetHdrOffset } from './vnet-header.js';
@@ -103,6 +104,8 @@ export class RxPath {
   private resets = 0;
   /** A refused frame is being offered once more (see refuse). */
   private reoffering = false;
+  /** Frames delivered since the last publish (notification coalescing counts them). */
+  private unpublished = 0;
 
   constructor(private readonly host: RxHost) {}
 
@@ -340,8 +343,10 @@ export class RxPath {
   }
 
   private publish(q: Virtqueue): void {
+    const packets = this.unpublished;
+    this.unpublished = 0;
     if (this.queue !== q) return; // stopped from a call-out: used.idx is no longer the device's
-    if (q.publishUsed()) this.host.raiseUsed(q.index);
+    this.host.usedPublished(q.index, packets, q.publishUsed());
   }
 
   /** Filters and writes one frame (counting a drop). NO_BUFFERS: nothing consumed, nothing counted. */
@@ -469,7 +474,7 @@ export class RxPath {
     w.write(frame);
     if (this.patchCsum) this.storeCsum(c, 0, total);
     q.pushUsed(c, total);
-    this.countDelivered(frame.length);
+    this.countDelivered(q, frame.length);
     return DELIVERED;
   }
 
@@ -528,7 +533,7 @@ export class RxPath {
     for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
     for (let i = rest; i < this.pendingCount; i++) pending[i] = null;
     this.pendingCount = rest;
-    this.countDelivered(frame.length);
+    this.countDelivered(q, frame.length);
     return DELIVERED;
   }
 
@@ -544,10 +549,13 @@ export class RxPath {
     return DROPPED;
   }
 
-  private countDelivered(bytes: number): void {
+  private countDelivered(q: Virtqueue, bytes: number): void {
     const counters = this.host.counters;
     counters.rxFrames++;
     counters.rxBytes += bytes;
+    counters.queueAdd(q.index, QueueField.PACKETS, 1);
+    counters.queueAdd(q.index, QueueField.BYTES, bytes);
+    this.unpublished++;
     if (this.patchCsum) counters.rxCsumCompleted++;
   }
 }

@@ -32,6 +32,7 @@ import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
+import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 
 /** Largest frame the device sends (lib/base/frame-limits.ts says why). */
@@ -55,6 +56,9 @@ export class TxPath {
   private passHeader = false;
   private blocked = false;
   private deferred = false;
+  /** The last pass's chains completed and the ring's notification answer (see pass). */
+  private passCompleted = 0;
+  private passWanted = false;
   private linkUp = true;
   /** Pairs whose transmit queue is served. */
   private activePairs = 1;
@@ -173,16 +177,19 @@ export class TxPath {
     const outer = inPass[index];
     if (outer === q) return; // re-entered from this queue's own pass, which takes the new chains
     inPass[index] = q;
-    let publish = false;
+    let published = false;
     try {
-      publish = this.pass(q);
+      published = this.pass(q);
     } finally {
       inPass[index] = outer;
     }
-    if (publish) this.host.raiseUsed(index);
+    if (published) this.host.usedPublished(index, this.passCompleted, this.passWanted);
   }
 
-  /** One pass over `q`; true when it published used entries (and the queue still runs). */
+  /**
+   * One pass over `q`; true when it published (the queue still runs), with `passCompleted` chains
+   * completed and `passWanted` the ring's answer (the driver wants a notification).
+   */
   private pass(q: Virtqueue): boolean {
     const host = this.host;
     const counters = host.counters;
@@ -220,6 +227,7 @@ export class TxPath {
       const total = c.readableLength;
       if (total < hdrLen) {
         counters.txHeaderShort++;
+        counters.txDropped(q.index, true);
         host.mistake('tx.header-short', `transmit chain ${c.headIndex} has ${total} readable bytes, fewer than the ${hdrLen}-byte header`, q.index);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
@@ -228,6 +236,7 @@ export class TxPath {
       const frameLen = total - hdrLen;
       if (frameLen > TX_FRAME_MAX) {
         counters.txOversize++;
+        counters.txDropped(q.index, true);
         host.mistake('tx.frame-too-large', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above ${TX_FRAME_MAX}`, q.index);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
@@ -235,6 +244,7 @@ export class TxPath {
       }
       if (!this.linkUp) {
         counters.txLinkDown++;
+        counters.txDropped(q.index, false);
         q.pushUsed(c, 0);
         continue;
       }
@@ -245,20 +255,26 @@ export class TxPath {
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
+        done--;
         this.blocked = true;
         break;
       }
       if (result === 'dropped') {
         counters.txBackend++;
+        counters.txDropped(q.index, false);
         q.pushUsed(c, 0);
         continue;
       }
       counters.txFrames++;
       counters.txBytes += frameLen;
+      counters.queueAdd(q.index, QueueField.PACKETS, 1);
+      counters.queueAdd(q.index, QueueField.BYTES, frameLen);
       if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }
-    return q.publishUsed();
+    this.passWanted = q.publishUsed();
+    this.passCompleted = done;
+    return true;
   }
 
   /** After a call-out: whether `q` stopped meanwhile (an integer compare unless something stopped). */

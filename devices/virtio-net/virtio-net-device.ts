@@ -16,7 +16,7 @@
 // (`device.diagnostics()`), its code in `NetDiagnosticCode` or the core's table.
 
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
-import { defer } from '../../lib/base/schedule.js';
+import { defer, hostTimers } from '../../lib/base/schedule.js';
 import { VirtioDevice } from '../virtio/virtio-device.js';
 import { VirtioCore } from '../virtio/virtio-core.js';
 import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../virtio/core-types.js';
@@ -24,7 +24,7 @@ import type { QueueFault } from '../virtio/core-errors.js';
 import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
 import { hasLinkState, hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
-import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
+import { CtrlClass, GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
 import { CtrlQueue } from './ctrl-queue.js';
@@ -38,7 +38,9 @@ import type { RxFilterInfo } from './rx-filter-query.js';
 import { netConfigFields } from './net-config.js';
 import { checkOptions, unmetRequirement } from './net-options.js';
 import type { NetConfig, VirtioNetOptions } from './net-options.js';
-import { NetCounters } from './net-stats.js';
+import { NetCounters, QueueField } from './net-stats.js';
+import { Coalescer, handleCoalCommand } from './coalescing.js';
+import { handleStatsCommand } from './device-stats.js';
 import type { NetStats } from './net-stats.js';
 import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
@@ -71,7 +73,9 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly cfg: NetConfig;
   private readonly filter: RxFilterState;
   private readonly latch = new ChangeLatch();
-  private readonly counters = new NetCounters();
+  private readonly counters: NetCounters;
+  /** Notification coalescing of the data queues (coalescing.ts). */
+  private readonly coal: Coalescer;
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
   /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
@@ -93,12 +97,26 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.id = cfg.id;
     this.netdev = cfg.netdev;
     this.filter = new RxFilterState(cfg.mac);
+    const dataQueues = cfg.queuePairs * 2;
+    this.counters = new NetCounters(dataQueues);
+    this.coal = new Coalescer(dataQueues, {
+      notify: (i) => this.used(i),
+      isEnabledDataQueue: (i) => i < this.negotiatedDataQueues() && this.core.queues[i] != null,
+      timers: hostTimers,
+    });
     this.ctrlState = {
       rxFilter: this.filter,
       announcePending: false,
       queuePairs: 1,
       guestOffloads: 0n,
       applyHostOffloads: (offloads) => this.applyOffloads(offloads),
+      otherClass: (bytes, ctx, room) => {
+        if (bytes[0] === CtrlClass.NOTF_COAL) return handleCoalCommand(bytes, ctx, this.coal, room);
+        if (bytes[0] === CtrlClass.STATS) {
+          return handleStatsCommand(bytes, ctx, { stats: () => this.stats(), ctrlIndex: this.ctrlIndex, dataQueues: this.negotiatedDataQueues() }, room);
+        }
+        return null;
+      },
     };
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
     // What the three datapaths report, written once.
@@ -106,6 +124,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       epoch: () => this.core.epoch,
       isRunning: (q) => this.core.isRunning(q),
       raiseUsed: (i) => this.used(i),
+      usedPublished: (i, packets, wanted) => this.coal.published(i, packets, wanted),
       violation: (e) => this.violation(e),
       mistake: (code, message, queue) => this.mistake(code, message, queue),
     };
@@ -250,6 +269,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     // From here on nothing throws for the input: it was all checked.
     this.rx.stop();
     this.tx.stop();
+    this.coal.stop();
     plan.commitCore();
     applyNetState(this.stateHost(), plan.net, (up) => this.setPathsLink(up));
     const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
@@ -345,10 +365,12 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       onQueuesStopped: () => {
         this.rx.stop();
         this.tx.stop();
+        this.coal.stop();
       },
       onQueueStopped: (index) => {
         this.rx.queueStopped(index);
         this.tx.queueStopped(index);
+        this.coal.queueStopped(index);
       },
       onReset: () => this.reset(),
     };
@@ -389,6 +411,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   }
 
   private queueNotify(index: number, q: Virtqueue): void {
+    if (index !== this.ctrlIndex) this.counters.queueAdd(index, QueueField.NOTIFICATIONS, 1);
     if (index === this.ctrlIndex) {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {
@@ -411,6 +434,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.rx.stop();
     this.tx.stop();
     this.rx.reset();
+    this.coal.reset();
     this.filter.reset();
     this.ctrlState.announcePending = false;
     this.ctrlState.queuePairs = 1;
@@ -426,8 +450,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     if ((this.status & STATUS_DRIVER_OK) !== 0) this.counters.configInterrupts++;
   }
 
+  /** Data queues for the negotiated features: every pair's with MQ, else receiveq1 and transmitq1 (§5.1.2). */
+  private negotiatedDataQueues(): number {
+    return this.hasFeature(NetFeature.MQ) ? this.cfg.queuePairs * 2 : 2;
+  }
+
   private used(index: number): void {
     this.counters.usedInterrupts++;
+    if (index !== this.ctrlIndex) this.counters.queueAdd(index, QueueField.INTERRUPTS, 1);
     this.core.raiseUsed(index);
   }
 
@@ -455,6 +485,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       case 'guest-offloads':
         // The backend took them already (applyHostOffloads, before the ack was decided).
         this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
+        break;
+      case 'coalescing':
+        // New parameters: windows already due close now (VIRTIO 1.3 §5.1.6.5.9.4).
+        this.coal.recheck();
         break;
       default:
         break;
