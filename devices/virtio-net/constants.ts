@@ -137,7 +137,7 @@ function describe(v: unknown): string {
 
 /**
  * The guest offloads a GUEST_OFFLOADS_SET bitmap may carry (§5.1.6.5.8.1: the bitmap uses the
- * feature bit numbers). QEMU 7.2's mask is the same five bits.
+ * feature bit numbers). QEMU 7.2's mask is the first five; USO4 / USO6 are VIRTIO 1.3's (Linux sends them).
  */
 export const GUEST_OFFLOAD_FEATURES = featureMask(
   NetFeature.GUEST_CSUM,
@@ -145,6 +145,8 @@ export const GUEST_OFFLOAD_FEATURES = featureMask(
   NetFeature.GUEST_TSO6,
   NetFeature.GUEST_ECN,
   NetFeature.GUEST_UFO,
+  NetFeature.GUEST_USO4,
+  NetFeature.GUEST_USO6,
 );
 
 /** Bits of the config `status` field (§5.1.4). */

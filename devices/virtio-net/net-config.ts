@@ -5,6 +5,11 @@
 //   6       status                2      STATUS        ro
 //   8       max_virtqueue_pairs   2      MQ            ro
 //   10      mtu                   2      MTU           ro
+//   12      speed                 4      SPEED_DUPLEX  ro   (VIRTIO 1.3; Mb/s, 0xffffffff unknown)
+//   16      duplex                1      SPEED_DUPLEX  ro   (1 full, 0 half, 0xff unknown)
+//
+// `duplex`: VIRTIO 1.3 §5.1.4 says 0x01 full, 0x00 half, its device requirement (§5.1.4.1) the
+// opposite; Linux (DUPLEX_FULL = 1) and QEMU use 1 for full, and so does this device.
 //
 // §5.1.4.2: a modern driver MUST NOT write `mac`; a legacy driver without CTRL_MAC_ADDR sets the
 // address that way (QEMU honours it), so the field is writable and the device decides per write.
@@ -19,6 +24,9 @@ export interface NetConfigSources {
   status(): number;
   readonly maxQueuePairs: number;
   readonly mtu: number | undefined;
+  /** Config `speed` and `duplex` as the guest reads them now (speed-duplex.ts). */
+  speed(): number;
+  duplex(): number;
   /** A driver wrote all six bytes of `mac`. */
   legacyMacWrite(bytes: Uint8Array): void;
 }
@@ -43,5 +51,9 @@ export function netConfigFields(src: NetConfigSources): ConfigField[] {
     const mtu = src.mtu;
     fields.push({ name: 'mtu', offset: 10, width: 2, feature: featureMask(NetFeature.MTU), access: 'ro', read: () => mtu });
   }
+  fields.push(
+    { name: 'speed', offset: 12, width: 4, feature: featureMask(NetFeature.SPEED_DUPLEX), access: 'ro', read: () => src.speed() },
+    { name: 'duplex', offset: 16, width: 1, feature: featureMask(NetFeature.SPEED_DUPLEX), access: 'ro', read: () => src.duplex() },
+  );
   return fields;
 }

@@ -3,8 +3,8 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
-import { hasVnetHeader } from '../../lib/netdev/netdev.js';
-import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, hasFeature } from './constants.js';
+import { hasLinkSpeed, hasVnetHeader } from '../../lib/netdev/netdev.js';
+import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, featureName, hasFeature } from './constants.js';
 import { defaultMac, parseMac } from './mac.js';
 
 export interface VirtioNetOptions {
@@ -18,8 +18,18 @@ export interface VirtioNetOptions {
   queuePairs?: number;
   /** Offer VIRTIO_NET_F_MTU with this value (68..65535). */
   mtu?: number;
-  /** Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". */
-  features?: { disable?: string[] };
+  /**
+   * Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN": `disable` turns
+   * off what is offered by default, `enable` turns on what is off by default (`ENABLEABLE_FEATURES`).
+   */
+  features?: { disable?: string[]; enable?: string[] };
+  /**
+   * Config `speed` in Mb/s (0..0x7fffffff; VIRTIO 1.3 §5.1.4); offers SPEED_DUPLEX. Default: what
+   * the backend reports (TAP: the interface's speed), else unknown (0xffffffff).
+   */
+  speed?: number;
+  /** Config `duplex`; offers SPEED_DUPLEX. Default: the backend's, else unknown (0xff). */
+  duplex?: 'full' | 'half';
   /** Report the rx filter exactly as QEMU does. */
   compat?: 'qemu';
   /** Answer VIRTIO_NET_ERR to every driver mistake QEMU tolerates. */
@@ -40,6 +50,9 @@ export interface NetConfig {
   readonly strict: boolean;
   readonly queueSize: number;
   readonly offered: bigint;
+  /** The `speed` / `duplex` options (undefined: the backend's or unknown). */
+  readonly speed: number | undefined;
+  readonly duplex: 'full' | 'half' | undefined;
 }
 
 const MTU_MIN = 68; // §5.1.4.1: the device MUST NOT set mtu below 68
@@ -67,7 +80,23 @@ const DEFAULT_FEATURES = featureMask(
   VirtioFeature.EVENT_IDX,
   VirtioFeature.RING_PACKED,
   VirtioFeature.RING_RESET,
+  NetFeature.NOTF_COAL,
+  NetFeature.VQ_NOTF_COAL,
+  NetFeature.DEVICE_STATS,
 );
+
+/**
+ * Off by default, offered with `features.enable`. USO: a TAP turns it on only from Linux 6.2
+ * (TUN_F_USO4/6), and what an older kernel does with a UDP_L4 GSO frame written to it is refuse
+ * it, so the embedder who knows the host enables it. SPEED_DUPLEX: also offered by the `speed` /
+ * `duplex` options and by a backend that knows its link speed (LinkSpeedCapable).
+ */
+export const ENABLEABLE_FEATURES = featureMask(NetFeature.GUEST_USO4, NetFeature.GUEST_USO6, NetFeature.HOST_USO, NetFeature.SPEED_DUPLEX);
+/** Of those, the ones that need a backend carrying the virtio-net header. */
+const ENABLEABLE_HEADER_FEATURES = featureMask(NetFeature.GUEST_USO4, NetFeature.GUEST_USO6, NetFeature.HOST_USO);
+/** Control-queue features the spec's §5.1.3.1 table omits but which only work with CTRL_VQ. */
+const CTRL_VQ_ONLY = featureMask(NetFeature.DEVICE_STATS);
+const SPEED_MAX = 0x7fffffff;
 
 /** Offered only when the backend carries a virtio-net header (it can take partial checksums / GSO). */
 const HEADER_FEATURES = featureMask(
@@ -88,7 +117,7 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('VirtioNetDevice: options must be an object { id, memory, netdev, ... }');
   }
-  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT } = options;
+  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT, speed, duplex } = options;
   if (typeof id !== 'string' || id.length === 0 || !/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
     throw new TypeError(`VirtioNetDevice: id must be a non-empty string of letters, digits, '-', '.', '_' starting with a letter (a QEMU id), got ${JSON.stringify(id)}`);
   }
@@ -114,16 +143,37 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (features !== undefined && (features === null || typeof features !== 'object' || Array.isArray(features))) {
     throw new TypeError('VirtioNetDevice: features must be an object { disable?: string[] }');
   }
-  const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable');
-  if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable`);
+  const unknownKeys = features === undefined ? [] : Object.keys(features).filter((k) => k !== 'disable' && k !== 'enable');
+  if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable, enable`);
   const disabled = featureMaskFromNames(features?.disable ?? [], 'VirtioNetDevice: features.disable');
+  const enabled = featureMaskFromNames(features?.enable ?? [], 'VirtioNetDevice: features.enable');
+  const notEnableable = enabled & ~ENABLEABLE_FEATURES & ~DEFAULT_FEATURES & ~(hasVnetHeader(netdev) ? HEADER_FEATURES : 0n);
+  if (notEnableable !== 0n) {
+    throw new TypeError(
+      `VirtioNetDevice: features.enable: ${namesOf(notEnableable)} cannot be enabled on this device; allowed: ${namesOf(ENABLEABLE_FEATURES)}`,
+    );
+  }
+  if ((enabled & ENABLEABLE_HEADER_FEATURES) !== 0n && !hasVnetHeader(netdev)) {
+    throw new TypeError(`VirtioNetDevice: features.enable: ${namesOf(enabled & ENABLEABLE_HEADER_FEATURES)} need a netdev that carries a virtio-net header (e.g. TapNetdev with vnetHdr)`);
+  }
+  const both = enabled & disabled;
+  if (both !== 0n) throw new TypeError(`VirtioNetDevice: features: ${namesOf(both)} both enabled and disabled`);
+  if (speed !== undefined && (!Number.isInteger(speed) || speed < 0 || speed > SPEED_MAX)) {
+    throw new RangeError(`VirtioNetDevice: speed must be an integer number of Mb/s in 0..${SPEED_MAX}, got ${String(speed)}`);
+  }
+  if (duplex !== undefined && duplex !== 'full' && duplex !== 'half') {
+    throw new TypeError(`VirtioNetDevice: duplex must be 'full' or 'half', got ${JSON.stringify(duplex)}`);
+  }
 
   let offered = DEFAULT_FEATURES;
   if (mtu !== undefined) offered |= featureMask(NetFeature.MTU);
   if (queuePairs > 1) offered |= featureMask(NetFeature.MQ);
   if (hasVnetHeader(netdev)) offered |= HEADER_FEATURES;
+  if (speed !== undefined || duplex !== undefined || hasLinkSpeed(netdev)) offered |= featureMask(NetFeature.SPEED_DUPLEX);
+  offered |= enabled;
   offered &= ~disabled;
   offered = dropUnmetRequirements(offered);
+  if (!hasFeature(offered, NetFeature.CTRL_VQ)) offered &= ~CTRL_VQ_ONLY;
 
   return {
     id,
@@ -136,7 +186,15 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     strict,
     queueSize,
     offered,
+    speed,
+    duplex,
   };
+}
+
+function namesOf(mask: bigint): string {
+  const names: string[] = [];
+  for (let bit = 0; bit < 64; bit++) if (hasFeature(mask, bit)) names.push(featureName(bit) ?? String(bit));
+  return names.join(', ');
 }
 
 /** §5.1.3.1: each feature and the features it requires. */
@@ -149,6 +207,11 @@ export const FEATURE_REQUIREMENTS: readonly (readonly [number, readonly number[]
   [NetFeature.HOST_TSO6, [NetFeature.CSUM]],
   [NetFeature.HOST_ECN, [NetFeature.HOST_TSO4, NetFeature.HOST_TSO6]], // either one
   [NetFeature.HOST_UFO, [NetFeature.CSUM]],
+  [NetFeature.GUEST_USO4, [NetFeature.GUEST_CSUM]],
+  [NetFeature.GUEST_USO6, [NetFeature.GUEST_CSUM]],
+  [NetFeature.HOST_USO, [NetFeature.CSUM]],
+  [NetFeature.NOTF_COAL, [NetFeature.CTRL_VQ]],
+  [NetFeature.VQ_NOTF_COAL, [NetFeature.CTRL_VQ]],
   [NetFeature.CTRL_RX, [NetFeature.CTRL_VQ]],
   [NetFeature.CTRL_VLAN, [NetFeature.CTRL_VQ]],
   [NetFeature.GUEST_ANNOUNCE, [NetFeature.CTRL_VQ]],

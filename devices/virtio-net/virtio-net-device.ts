@@ -23,7 +23,7 @@ import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../vir
 import type { QueueFault } from '../virtio/core-errors.js';
 import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
-import { hasLinkState, hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
+import { hasLinkSpeed, hasLinkState, hasOffloads, hasVnetHeader, syncsRxFilter } from '../../lib/netdev/netdev.js';
 import { CtrlClass, GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
@@ -41,6 +41,7 @@ import type { NetConfig, VirtioNetOptions } from './net-options.js';
 import { NetCounters, QueueField } from './net-stats.js';
 import { Coalescer, handleCoalCommand } from './coalescing.js';
 import { handleStatsCommand } from './device-stats.js';
+import { SpeedDuplex } from './speed-duplex.js';
 import type { NetStats } from './net-stats.js';
 import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
@@ -76,6 +77,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly counters: NetCounters;
   /** Notification coalescing of the data queues (coalescing.ts). */
   private readonly coal: Coalescer;
+  /** Config `speed` / `duplex` (speed-duplex.ts). */
+  private readonly speedDuplex: SpeedDuplex;
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
   /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
@@ -97,6 +100,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.id = cfg.id;
     this.netdev = cfg.netdev;
     this.filter = new RxFilterState(cfg.mac);
+    const netdev = cfg.netdev;
+    this.speedDuplex = new SpeedDuplex(cfg.speed, cfg.duplex, hasLinkSpeed(netdev) ? () => netdev.linkSpeed() : null);
     const dataQueues = cfg.queuePairs * 2;
     this.counters = new NetCounters(dataQueues);
     this.coal = new Coalescer(dataQueues, {
@@ -201,6 +206,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private applyLink(): void {
     const up = this.adminLink && this.hostLink;
     if (up === this.link) return;
+    // §5.1.4.1: speed and duplex change only while the link is down; read them as it comes up.
+    if (up) this.speedDuplex.refresh();
     this.setPathsLink(up);
     // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`); the core
     // raises it only once DRIVER_OK is set (§2.1.2).
@@ -342,6 +349,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         status: () => (this.link ? NetStatus.LINK_UP : 0) | (this.ctrlState.announcePending ? NetStatus.ANNOUNCE : 0),
         maxQueuePairs: cfg.queuePairs,
         mtu: cfg.mtu,
+        speed: () => this.speedDuplex.speed,
+        duplex: () => this.speedDuplex.duplex,
         legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
       }),
       validateFeatures: (features) => {
@@ -510,6 +519,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       tso6: hasFeature(o, NetFeature.GUEST_TSO6),
       ecn: hasFeature(o, NetFeature.GUEST_ECN),
       ufo: hasFeature(o, NetFeature.GUEST_UFO),
+      uso4: hasFeature(o, NetFeature.GUEST_USO4),
+      uso6: hasFeature(o, NetFeature.GUEST_USO6),
     }) !== false; // anything but false is success (a JavaScript backend may return nothing)
   }
 

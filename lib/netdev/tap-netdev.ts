@@ -8,6 +8,8 @@
 // offload capabilities (the device then sends and receives without them).
 
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
+import type { LinkSpeed, LinkSpeedCapable } from './netdev.js';
+import { readLinkSpeed } from './link-speed.js';
 import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile } from '../host/libc.js';
 import {
   IFF_NO_PI,
@@ -52,7 +54,7 @@ export function openTap(ifname: string | undefined, vnetHdr: boolean): { fd: num
   }
 }
 
-export class TapNetdev extends VnetFdNetdev {
+export class TapNetdev extends VnetFdNetdev implements LinkSpeedCapable {
   /** The interface actually used. */
   readonly ifname: string;
   readonly vnetHdr: boolean;
@@ -76,5 +78,10 @@ export class TapNetdev extends VnetFdNetdev {
       Object.defineProperty(this, 'setVnetHeaderLength', { value: undefined });
       Object.defineProperty(this, 'setOffloads', { value: undefined });
     }
+  }
+
+  /** The TAP's speed and duplex (sysfs; config `speed` / `duplex` with SPEED_DUPLEX). */
+  linkSpeed(): LinkSpeed {
+    return readLinkSpeed(this.ifname);
   }
 }
