@@ -27,6 +27,13 @@
 //                       keeps it: re-walked there). (NETR is unreleased and no image before this
 //                       listed a packed chain: the packed record is part of v1.)
 //   NETS v1 (optional)  counters: count u16, each: name (string), value (f64)
+//   NCOA v1 (optional)  notification coalescing (coalescing.ts): last TX_SET max_packets u32,
+//                       max_usecs u32; last RX_SET the same; data queue count u16, each:
+//                       max_packets u32, max_usecs u32. Absent (an image written before it):
+//                       every parameter 0, the device's state after a reset. Open windows are not
+//                       saved: a notification held at the save is not sent by the restored device
+//                       (coalescing is best-effort, VIRTIO 1.3 §5.1.6.5.9.6; the driver's own
+//                       polling finds the used entries).
 //
 // Decisions:
 // - Counters are carried: after a restore `stats()` continues from the saved values, so the
@@ -47,8 +54,9 @@
 //   `saveState()` called from inside one of the device's call-outs (a queue pass on the stack,
 //   holding a chain) throws instead of writing an image no device could restore. Images written
 //   before NETR existed (CORE v1) are refused with 'state.version' (core-state.ts says why).
-// - RSS and notification coalescing are not implemented by this device, so there is no state for
-//   them; a version that adds them adds sections (required if the guest depends on them).
+// - RSS is not implemented by this device, so there is no state for it; a version that adds it
+//   adds a section (required if the guest depends on it). Coalescing parameters are an optional
+//   section: a reader that does not know them loses only the coalescing (best-effort anyway).
 // - `compat`, `strict` and the configured `mac` option are not part of the identity: they do not
 //   change what the guest sees of the saved state (the configured MAC is only where a reset returns).
 //
@@ -58,6 +66,7 @@
 import { DeviceStateError, StateImage, StateWriter, encodeStateImage } from '../../lib/base/state-codec.js';
 import type { StateReader } from '../../lib/base/state-codec.js';
 import type { StateSection } from '../../lib/base/state-codec.js';
+import type { CoalParams, CoalState, Coalescer } from './coalescing.js';
 import { coreSections, loadCoreSections } from '../virtio/core-state.js';
 import { checkHeldChains } from '../virtio/core-state.js';
 import type { CoreState } from '../virtio/core-state.js';
@@ -89,6 +98,7 @@ export interface NetStateHost {
   readonly rx: RxPath;
   readonly tx: TxPath;
   readonly linkUp: boolean;
+  readonly coal: Coalescer;
 }
 
 /** The NIC's part of a checked state. */
@@ -115,6 +125,8 @@ export interface NetStateValue {
   readonly held: readonly DescriptorChain[];
   /** Absent when the image has no (readable) counters section: counters then restart at 0. */
   readonly counters: readonly (readonly [string, number])[];
+  /** Coalescing parameters; all 0 when the image has none (NCOA). */
+  readonly coal: CoalState;
 }
 
 /** A checked state: the core's commit step (core + transport) and the NIC's values. */
@@ -130,6 +142,7 @@ const CONTROL = 'NETC';
 const BACKLOG = 'NETB';
 const COUNTERS = 'NETS';
 const HELD = 'NETR';
+const COALESCING = 'NCOA';
 const V1 = 1;
 /** receiveq1 (§5.1.2): the queue whose chains the receive path holds. */
 const RX_QUEUE = 0;
@@ -197,6 +210,11 @@ export function saveNetState(h: NetStateHost): Uint8Array {
       const list = q!.heldList(c);
       if (list !== null) writeHeldList(w, list);
     }
+  });
+  add(COALESCING, false, (w) => {
+    const c = h.coal.exportState();
+    w.u32(c.tx.maxPackets).u32(c.tx.maxUsecs).u32(c.rx.maxPackets).u32(c.rx.maxUsecs).u16(c.queues.length);
+    for (const q of c.queues) w.u32(q.maxPackets).u32(q.maxUsecs);
   });
   add(COUNTERS, false, (w) => {
     const entries = h.counters.exportState();
@@ -300,11 +318,12 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
     for (let i = 0; i < n; i++) counters.push([r.string('counter name'), r.count('counter value')]);
     r.done();
   }
+  const coal = readCoalescing(image, h.coal.dataQueues);
   image.finish();
   return {
     core: core.state,
     commitCore: core.commit,
-    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters },
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters, coal },
   };
 }
 
@@ -339,6 +358,22 @@ function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueu
   }
   r.done();
   return held;
+}
+
+/** NCOA: the coalescing parameters, or all 0 when the image has none. */
+function readCoalescing(image: StateImage, dataQueues: number): CoalState {
+  const s = image.take(COALESCING, V1);
+  if (s === undefined) return { tx: { maxPackets: 0, maxUsecs: 0 }, rx: { maxPackets: 0, maxUsecs: 0 }, queues: [] };
+  const r = s.reader;
+  const tx = { maxPackets: r.u32('TX_SET max_packets'), maxUsecs: r.u32('TX_SET max_usecs') };
+  const rx = { maxPackets: r.u32('RX_SET max_packets'), maxUsecs: r.u32('RX_SET max_usecs') };
+  const n = r.u16('coalescing queues');
+  // The identity (queue pairs) matched already, so another count is a damaged image.
+  if (n !== dataQueues) throw corrupt(`coalescing parameters for ${n} data queues, the device has ${dataQueues}`);
+  const queues: CoalParams[] = [];
+  for (let i = 0; i < n; i++) queues.push({ maxPackets: r.u32('max_packets'), maxUsecs: r.u32('max_usecs') });
+  r.done();
+  return { tx, rx, queues };
 }
 
 function readFilter(image: StateImage): NetStateValue['filter'] {
@@ -397,4 +432,5 @@ export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: b
   h.rx.backendPaused = v.backendPaused;
   // The held chains go to the receive path when it resumes (virtio-net-device.ts restoreState).
   h.counters.importState(v.counters);
+  h.coal.importState(v.coal);
 }

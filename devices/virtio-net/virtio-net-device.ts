@@ -318,6 +318,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       rx: this.rx,
       tx: this.tx,
       linkUp: this.link,
+      coal: this.coal,
     };
   }
 
