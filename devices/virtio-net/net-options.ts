@@ -6,6 +6,8 @@ import type { Netdev } from '../../lib/netdev/netdev.js';
 import { hasLinkSpeed, hasVnetHeader } from '../../lib/netdev/netdev.js';
 import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, featureName, hasFeature } from './constants.js';
 import { defaultMac, parseMac } from './mac.js';
+import { ONE_ROUND, checkAnnounceParams } from './announce-rounds.js';
+import type { AnnounceParams } from './announce-rounds.js';
 
 export interface VirtioNetOptions {
   /** Net client name: `name` in queryRxFilter() and in events. */
@@ -30,6 +32,12 @@ export interface VirtioNetOptions {
   speed?: number;
   /** Config `duplex`; offers SPEED_DUPLEX. Default: the backend's, else unknown (0xff). */
   duplex?: 'full' | 'half';
+  /**
+   * How the device announces itself after `restoreState()`: QEMU's announce parameters (ms;
+   * announce-rounds.ts). Default one round; fields left out take QEMU's values (50, 550, 5, 100),
+   * so `{}` gives QEMU's five rounds.
+   */
+  announce?: Partial<AnnounceParams>;
   /** Report the rx filter exactly as QEMU does. */
   compat?: 'qemu';
   /** Answer VIRTIO_NET_ERR to every driver mistake QEMU tolerates. */
@@ -53,6 +61,8 @@ export interface NetConfig {
   /** The `speed` / `duplex` options (undefined: the backend's or unknown). */
   readonly speed: number | undefined;
   readonly duplex: 'full' | 'half' | undefined;
+  /** The announcement after a restore. */
+  readonly announce: AnnounceParams;
 }
 
 const MTU_MIN = 68; // §5.1.4.1: the device MUST NOT set mtu below 68
@@ -117,7 +127,7 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('VirtioNetDevice: options must be an object { id, memory, netdev, ... }');
   }
-  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT, speed, duplex } = options;
+  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT, speed, duplex, announce } = options;
   if (typeof id !== 'string' || id.length === 0 || !/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
     throw new TypeError(`VirtioNetDevice: id must be a non-empty string of letters, digits, '-', '.', '_' starting with a letter (a QEMU id), got ${JSON.stringify(id)}`);
   }
@@ -188,6 +198,7 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     offered,
     speed,
     duplex,
+    announce: announce === undefined ? ONE_ROUND : checkAnnounceParams(announce, 'VirtioNetDevice: announce'),
   };
 }
 

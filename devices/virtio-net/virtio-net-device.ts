@@ -42,6 +42,8 @@ import { NetCounters, QueueField } from './net-stats.js';
 import { Coalescer, handleCoalCommand } from './coalescing.js';
 import { handleStatsCommand } from './device-stats.js';
 import { SpeedDuplex } from './speed-duplex.js';
+import { AnnounceRounds, ONE_ROUND, checkAnnounceParams } from './announce-rounds.js';
+import type { AnnounceParams } from './announce-rounds.js';
 import type { NetStats } from './net-stats.js';
 import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
@@ -79,6 +81,9 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly coal: Coalescer;
   /** Config `speed` / `duplex` (speed-duplex.ts). */
   private readonly speedDuplex: SpeedDuplex;
+  /** Self-announcement rounds (announce-rounds.ts); `announceArp`: the device may announce for the guest. */
+  private readonly announceRounds: AnnounceRounds;
+  private announceArp = false;
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
   /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
@@ -102,6 +107,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.filter = new RxFilterState(cfg.mac);
     const netdev = cfg.netdev;
     this.speedDuplex = new SpeedDuplex(cfg.speed, cfg.duplex, hasLinkSpeed(netdev) ? () => netdev.linkSpeed() : null);
+    this.announceRounds = new AnnounceRounds({ round: () => this.announceRound(), timers: hostTimers });
     const dataQueues = cfg.queuePairs * 2;
     this.counters = new NetCounters(dataQueues);
     this.coal = new Coalescer(dataQueues, {
@@ -231,11 +237,27 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
    * ANNOUNCE_ACK, which clears the bit. Returns false (and changes nothing) unless the driver is
    * running with GUEST_ANNOUNCE and CTRL_VQ negotiated (QEMU's condition).
    */
-  announce(): boolean {
-    if (!this.running || !this.hasFeature(NetFeature.GUEST_ANNOUNCE) || !this.hasFeature(NetFeature.CTRL_VQ)) return false;
-    this.ctrlState.announcePending = true;
-    this.notifyConfig();
-    return true;
+  announce(params?: Partial<AnnounceParams>): boolean {
+    const p = params === undefined ? ONE_ROUND : checkAnnounceParams(params, 'VirtioNetDevice.announce');
+    if (!this.guestCanAnnounce()) return false;
+    this.announceArp = false;
+    return this.announceRounds.start(p);
+  }
+
+  private guestCanAnnounce(): boolean {
+    return this.running && this.hasFeature(NetFeature.GUEST_ANNOUNCE) && this.hasFeature(NetFeature.CTRL_VQ);
+  }
+
+  /** One announcement round (announce-rounds.ts): the guest's, else a gratuitous ARP when allowed. */
+  private announceRound(): 'guest' | 'device' | 'none' {
+    if (this.guestCanAnnounce()) {
+      this.ctrlState.announcePending = true;
+      this.notifyConfig();
+      return 'guest';
+    }
+    if (!this.announceArp) return 'none';
+    if (this.link) this.sendGratuitousArp();
+    return 'device';
   }
 
   /** The guest's MAC address as it reads config `mac` now. */
@@ -324,7 +346,11 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
 
   /** After a restore: the guest announces (GUEST_ANNOUNCE), or the device sends a gratuitous ARP. */
   private announceAfterRestore(): void {
-    if (this.announce() || !this.link) return;
+    this.announceArp = true;
+    this.announceRounds.start(this.cfg.announce);
+  }
+
+  private sendGratuitousArp(): void {
     const frame = gratuitousArp(this.filter.mainMac);
     const netdev = this.netdev;
     try {
@@ -445,6 +471,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.tx.stop();
     this.rx.reset();
     this.coal.reset();
+    this.announceRounds.cancel();
     this.filter.reset();
     this.ctrlState.announcePending = false;
     this.ctrlState.queuePairs = 1;
@@ -495,6 +522,10 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       case 'guest-offloads':
         // The backend took them already (applyHostOffloads, before the ack was decided).
         this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
+        break;
+      case 'announce':
+        // ANNOUNCE_ACK: the next round of an announcement in progress (QEMU steps on the ack).
+        this.announceRounds.acked();
         break;
       case 'coalescing':
         // New parameters: windows already due close now (VIRTIO 1.3 §5.1.6.5.9.4).
