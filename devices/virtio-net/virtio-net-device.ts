@@ -260,6 +260,17 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     return 'device';
   }
 
+  /**
+   * Notification coalescing of data queue `index` as the driver set it (VIRTIO 1.3 §5.1.6.5.9):
+   * `active` when both bounds are non-zero (notifications may then be held), `holding` when one is
+   * held now. Undefined for an index that is not a data queue.
+   */
+  coalescing(index: number): { maxPackets: number; maxUsecs: number; active: boolean; holding: boolean } | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.coal.dataQueues) return undefined;
+    const p = this.coal.params(index);
+    return { ...p, active: p.maxPackets !== 0 && p.maxUsecs !== 0, holding: this.coal.holding(index) };
+  }
+
   /** The guest's MAC address as it reads config `mac` now. */
   get mac(): string {
     return formatMac(this.filter.mainMac);
