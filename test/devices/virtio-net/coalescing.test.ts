@@ -104,6 +104,19 @@ describe('devices/virtio-net notification coalescing', () => {
       expect(rig.received()).to.have.length(12);
     });
 
+    it('a_packed_ring_is_coalesced_the_same_way', () => {
+      const rig = new NetRig({ mac: MAIN, ring: 'packed', features: { disable: ['EVENT_IDX'] } });
+      expect(rig.has('RING_PACKED')).to.equal(true);
+      expect(coalSet(rig, CtrlNotfCoal.RX_SET, 4, 1_000_000)).to.equal(CtrlAck.OK);
+      rig.postRx(16);
+      const before = interrupts(rig, 0);
+      receive(rig, 9);
+      expect(interrupts(rig, 0) - before).to.equal(2);
+      clock.tick(1000);
+      expect(interrupts(rig, 0) - before).to.equal(3);
+      expect(rig.received()).to.have.length(9);
+    });
+
     it('a_held_notification_fires_when_max_usecs_elapse', () => {
       const rig = new NetRig({ mac: MAIN, features: { disable: ['EVENT_IDX'] } });
       expect(coalSet(rig, CtrlNotfCoal.RX_SET, 100, 2500)).to.equal(CtrlAck.OK); // 2.5 ms → a 3 ms timer
