@@ -314,7 +314,8 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   if (s !== undefined) {
     const r = s.reader;
     const n = r.u16('counter count');
-    if (n > MAX_COUNTERS) throw corrupt(`${n} counters`);
+    // Plus the per-queue counters (net-stats.ts: six per data queue, the non-zero ones saved).
+    if (n > MAX_COUNTERS + 6 * h.coal.dataQueues) throw corrupt(`${n} counters`);
     for (let i = 0; i < n; i++) counters.push([r.string('counter name'), r.count('counter value')]);
     r.done();
   }
