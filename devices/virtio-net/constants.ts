@@ -39,6 +39,15 @@ export const NetFeature = {
   GUEST_RSC4: 41,
   /** Legacy interface only (§5.1.3.2). */
   GUEST_RSC6: 42,
+  /** VIRTIO 1.4: statistics through control class STATS. */
+  DEVICE_STATS: 50,
+  /** VIRTIO 1.3: per-virtqueue notification coalescing (VQ_SET / VQ_GET). */
+  VQ_NOTF_COAL: 52,
+  /** VIRTIO 1.3: notification coalescing for all transmit / receive queues (TX_SET / RX_SET). */
+  NOTF_COAL: 53,
+  /** VIRTIO 1.3: the driver takes GSO_UDP_L4 over IPv4 / IPv6. */
+  GUEST_USO4: 54,
+  GUEST_USO6: 55,
   HOST_USO: 56,
   HASH_REPORT: 57,
   GUEST_HDRLEN: 59,
@@ -128,7 +137,7 @@ function describe(v: unknown): string {
 
 /**
  * The guest offloads a GUEST_OFFLOADS_SET bitmap may carry (§5.1.6.5.8.1: the bitmap uses the
- * feature bit numbers). QEMU 7.2's mask is the same five bits.
+ * feature bit numbers). QEMU 7.2's mask is the first five; USO4 / USO6 are VIRTIO 1.3's (Linux sends them).
  */
 export const GUEST_OFFLOAD_FEATURES = featureMask(
   NetFeature.GUEST_CSUM,
@@ -136,6 +145,8 @@ export const GUEST_OFFLOAD_FEATURES = featureMask(
   NetFeature.GUEST_TSO6,
   NetFeature.GUEST_ECN,
   NetFeature.GUEST_UFO,
+  NetFeature.GUEST_USO4,
+  NetFeature.GUEST_USO6,
 );
 
 /** Bits of the config `status` field (§5.1.4). */
@@ -169,6 +180,10 @@ export const CtrlClass = {
   ANNOUNCE: 3,
   MQ: 4,
   GUEST_OFFLOADS: 5,
+  /** VIRTIO 1.3 §5.1.6.5.9 (coalescing.ts). */
+  NOTF_COAL: 6,
+  /** VIRTIO 1.4 §5.1.6.5.11 (device-stats.ts). */
+  STATS: 8,
 } as const;
 
 /** Commands of class RX (§5.1.6.5.1). */
@@ -212,6 +227,20 @@ export const MQ_VQ_PAIRS_MAX = 0x8000;
 /** Commands of class GUEST_OFFLOADS (§5.1.6.5.8). */
 export const CtrlGuestOffloads = {
   SET: 0,
+} as const;
+
+/** Commands of class NOTF_COAL (VIRTIO 1.3 §5.1.6.5.9). */
+export const CtrlNotfCoal = {
+  TX_SET: 0,
+  RX_SET: 1,
+  VQ_SET: 2,
+  VQ_GET: 3,
+} as const;
+
+/** Commands of class STATS (VIRTIO 1.4 §5.1.6.5.11). */
+export const CtrlStats = {
+  QUERY: 0,
+  GET: 1,
 } as const;
 
 /** The ack byte the device writes (§5.1.6.5). */

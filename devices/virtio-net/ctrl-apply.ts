@@ -93,10 +93,16 @@ export interface CtrlState {
   readonly applyHostOffloads?: (offloads: bigint) => boolean;
   /** RSS / hash configuration (RSS_CONFIG, HASH_CONFIG; rss-config.ts). Absent: both refused. */
   readonly rss?: RssState;
+  /**
+   * Classes answered outside this file (NOTF_COAL: coalescing.ts, STATS: device-stats.ts): their
+   * outcome, or null for a class they do not own. `resultRoom`: the chain's writable bytes after
+   * the ack (a command-specific result goes there).
+   */
+  readonly otherClass?: (bytes: Uint8Array, ctx: CtrlContext, resultRoom: number) => CtrlOutcome | null;
 }
 
 /** What a successful command changed. */
-export type CtrlEffect = 'none' | 'rx-filter' | 'announce' | 'queue-pairs' | 'guest-offloads';
+export type CtrlEffect = 'none' | 'rx-filter' | 'announce' | 'queue-pairs' | 'guest-offloads' | 'coalescing';
 
 export interface CtrlOutcome {
   /** Tells an outcome from a CtrlViolation (see handleCtrl). */
@@ -108,10 +114,16 @@ export interface CtrlOutcome {
   readonly effect: CtrlEffect;
   /** The driver's mistakes in this command, tolerated or not. */
   readonly diagnostics: readonly CtrlDiagnostic[];
+  /** The command-specific result, written after the ack (§5.1.6.5; VQ_GET, STATS), cut to the room there is. */
+  readonly result?: Uint8Array;
 }
 
 /** Parses and applies one control chain's readable bytes. A violation is tier 1: the caller's. */
-export function handleCtrl(bytes: Uint8Array, ctx: CtrlContext, state: CtrlState): CtrlOutcome | CtrlViolation {
+export function handleCtrl(bytes: Uint8Array, ctx: CtrlContext, state: CtrlState, resultRoom = 0): CtrlOutcome | CtrlViolation {
+  if (bytes.length >= 2 && state.otherClass !== undefined) {
+    const other = state.otherClass(bytes, ctx, resultRoom);
+    if (other !== null) return other;
+  }
   const parsed = parseCtrlCommand(bytes);
   return parsed.kind === 'violation' ? parsed : applyCtrlCommand(parsed, ctx, state);
 }
@@ -360,6 +372,7 @@ const OK_BY_EFFECT: Readonly<Record<CtrlEffect, CtrlOutcome>> = Object.freeze({
   announce: Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'announce', diagnostics: NO_DIAGNOSTICS }),
   'queue-pairs': Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'queue-pairs', diagnostics: NO_DIAGNOSTICS }),
   'guest-offloads': Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'guest-offloads', diagnostics: NO_DIAGNOSTICS }),
+  coalescing: Object.freeze({ kind: 'ack', ack: CtrlAck.OK, rxFilterChanged: false, effect: 'coalescing', diagnostics: NO_DIAGNOSTICS }),
 } as const);
 
 function refuse(diagnostics: readonly CtrlDiagnostic[]): CtrlOutcome {

@@ -64,7 +64,13 @@ export type CtrlDiagnosticCode =
   | 'ctrl.announce-not-pending'
   | 'ctrl.mq-pairs-out-of-range'
   | 'ctrl.offloads-not-negotiated'
-  | RssDiagnosticCode;
+  | RssDiagnosticCode
+  // classes NOTF_COAL and STATS (coalescing.ts, device-stats.ts)
+  | 'ctrl.coal-vq-not-data-queue'
+  | 'ctrl.result-too-short'
+  | 'ctrl.stats-request-malformed'
+  | 'ctrl.stats-vq-out-of-range'
+  | 'ctrl.stats-type-invalid';
 
 /** Which part of a MAC_TABLE_SET payload was wrong (§5.1.6.5.2.2 layout). */
 export type MacTableFault =

@@ -90,13 +90,14 @@ export class CtrlQueue {
         return false;
       }
       let ack: number = CtrlAck.ERR;
+      let result: Uint8Array | undefined;
       if (readable > CTRL_GATHER_MAX) {
         host.mistake('ctrl.payload-too-large', `control command of ${readable} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, q.index);
         if (this.stopped(q, epoch)) return false;
       } else {
         const bytes = this.gather(readable);
         c.reader().read(bytes);
-        const outcome = handleCtrl(bytes, host.context(), host.state);
+        const outcome = handleCtrl(bytes, host.context(), host.state, c.writableLength - 1);
         if (outcome.kind === 'violation') {
           // Unreachable: readable >= 2 was checked above; kept total for the type.
           host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex, readable, writable: c.writableLength });
@@ -107,9 +108,12 @@ export class CtrlQueue {
         host.completed(bytes[0]!, outcome);
         if (this.stopped(q, epoch)) return false;
         ack = outcome.ack;
+        result = outcome.result;
       }
-      c.writer().writeU8(ack);
-      q.pushUsed(c, 1);
+      const w = c.writer();
+      w.writeU8(ack);
+      // The command-specific result follows the ack (§5.1.6.5), cut to the room the chain has.
+      q.pushUsed(c, result === undefined ? 1 : 1 + w.write(result));
     }
     return q.publishUsed();
   }

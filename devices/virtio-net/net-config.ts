@@ -5,10 +5,14 @@
 //   6       status                2      STATUS        ro
 //   8       max_virtqueue_pairs   2      MQ            ro
 //   10      mtu                   2      MTU           ro
+//   12      speed                 4      SPEED_DUPLEX  ro   (VIRTIO 1.3; Mb/s, 0xffffffff unknown)
+//   16      duplex                1      SPEED_DUPLEX  ro   (1 full, 0 half, 0xff unknown)
+//
+// `duplex`: VIRTIO 1.3 §5.1.4 says 0x01 full, 0x00 half, its device requirement (§5.1.4.1) the
+// opposite; Linux (DUPLEX_FULL = 1) and QEMU use 1 for full, and so does this device.
 //   17      rss_max_key_size      1      RSS, HASH_REPORT  ro (rss-config.ts)
 //   18      rss_max_indirection_table_length 2 RSS     ro
 //   20      supported_hash_types  4      RSS, HASH_REPORT  ro (rss-hash.ts)
-//   (speed at 12 and duplex at 16 exist with SPEED_DUPLEX, which is not offered.)
 //
 // §5.1.4.2: a modern driver MUST NOT write `mac`; a legacy driver without CTRL_MAC_ADDR sets the
 // address that way (QEMU honours it), so the field is writable and the device decides per write.
@@ -27,6 +31,9 @@ export interface NetConfigSources {
   readonly mtu: number | undefined;
   /** RSS or HASH_REPORT is offered: the rss_* fields and supported_hash_types exist. */
   readonly hashOffered: boolean;
+  /** Config `speed` and `duplex` as the guest reads them now (speed-duplex.ts). */
+  speed(): number;
+  duplex(): number;
   /** A driver wrote all six bytes of `mac`. */
   legacyMacWrite(bytes: Uint8Array): void;
 }
@@ -52,6 +59,10 @@ export function netConfigFields(src: NetConfigSources): ConfigField[] {
     const mtu = src.mtu;
     fields.push({ name: 'mtu', offset: 10, width: 2, feature: featureMask(NetFeature.MTU), access: 'ro', read: () => mtu });
   }
+  fields.push(
+    { name: 'speed', offset: 12, width: 4, feature: featureMask(NetFeature.SPEED_DUPLEX), access: 'ro', read: () => src.speed() },
+    { name: 'duplex', offset: 16, width: 1, feature: featureMask(NetFeature.SPEED_DUPLEX), access: 'ro', read: () => src.duplex() },
+  );
   // The RSS fields only when RSS or HASH_REPORT is offered (they are opt-in): the config space of
   // a device without them keeps its size.
   if (src.hashOffered) {

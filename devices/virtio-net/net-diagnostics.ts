@@ -60,6 +60,12 @@ export const NET_DIAGNOSTIC_SECTIONS = Object.freeze({
   'ctrl.rss-key-missing': '5.1.6.5.7.1',
   'ctrl.rss-hash-types-unsupported': '5.1.6.5.7.2',
   'ctrl.hash-config-reserved': '5.1.6.5.6.4',
+  // VIRTIO 1.3 / 1.4 control classes (their own numbering: coalescing.ts, device-stats.ts)
+  'ctrl.coal-vq-not-data-queue': '5.1.6.5.9.5', // VIRTIO 1.3: VQ_SET / VQ_GET vq_index not an enabled data queue
+  'ctrl.result-too-short': '5.1.6.5', // no room after the ack for the command's result
+  'ctrl.stats-request-malformed': '5.1.6.5.11.2', // VIRTIO 1.4: GET data not a whole number of 16-byte entries
+  'ctrl.stats-vq-out-of-range': '5.1.6.5.11.12', // VIRTIO 1.4: vq_index past the device's queues
+  'ctrl.stats-type-invalid': '5.1.6.5.11.12', // VIRTIO 1.4: unknown type, or not valid for that queue, or not supported
   // configuration space (§5.1.4)
   'config.mac-write': '5.1.4.2', // a modern driver wrote config `mac` (ignored)
 } as const);
@@ -106,6 +112,12 @@ export interface PathReport {
   isRunning(queue: Virtqueue): boolean;
   /** A used-buffer notification for queue `index` (the core decides the interrupt). */
   raiseUsed(index: number): void;
+  /**
+   * A data queue published used entries: `packets` frames (receive: delivered; transmit: chains
+   * completed), `wanted` the ring's answer (the driver wants a notification). The device sends,
+   * or holds it back while coalescing (coalescing.ts).
+   */
+  usedPublished(index: number, packets: number, wanted: boolean): void;
   /** Tier 1: the driver broke the contract on a queue. */
   violation(error: QueueFault | NetDeviceError): void;
   /** A driver mistake (recorded with the code's section; `value`: the offending value, when there is one). */

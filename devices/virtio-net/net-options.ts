@@ -3,9 +3,11 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
-import { hasVnetHeader, reportsMtu } from '../../lib/netdev/netdev.js';
-import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, hasFeature } from './constants.js';
+import { hasLinkSpeed, hasVnetHeader, reportsMtu } from '../../lib/netdev/netdev.js';
+import { MQ_VQ_PAIRS_MAX, NetFeature, VirtioFeature, featureMask, featureMaskFromNames, featureName, hasFeature } from './constants.js';
 import { defaultMac, parseMac } from './mac.js';
+import { ONE_ROUND, checkAnnounceParams } from './announce-rounds.js';
+import type { AnnounceParams } from './announce-rounds.js';
 
 export interface VirtioNetOptions {
   /** Net client name: `name` in queryRxFilter() and in events. */
@@ -22,10 +24,23 @@ export interface VirtioNetOptions {
    */
   mtu?: number;
   /**
-   * Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN". `enable` turns on
-   * what is off by default (RSS, HASH_REPORT); `disable` wins over `enable`.
+   * Feature names without the VIRTIO_NET_F_ / VIRTIO_F_ prefix, e.g. "CTRL_VLAN": `disable` turns
+   * off what is offered by default, `enable` turns on what is off by default (`ENABLEABLE_FEATURES`).
    */
   features?: { disable?: string[]; enable?: string[] };
+  /**
+   * Config `speed` in Mb/s (0..0x7fffffff; VIRTIO 1.3 §5.1.4); offers SPEED_DUPLEX. Default: what
+   * the backend reports (TAP: the interface's speed), else unknown (0xffffffff).
+   */
+  speed?: number;
+  /** Config `duplex`; offers SPEED_DUPLEX. Default: the backend's, else unknown (0xff). */
+  duplex?: 'full' | 'half';
+  /**
+   * How the device announces itself after `restoreState()`: QEMU's announce parameters (ms;
+   * announce-rounds.ts). Default one round; fields left out take QEMU's values (50, 550, 5, 100),
+   * so `{}` gives QEMU's five rounds.
+   */
+  announce?: Partial<AnnounceParams>;
   /** Report the rx filter exactly as QEMU does. */
   compat?: 'qemu';
   /**
@@ -50,6 +65,11 @@ export interface NetConfig {
   readonly strict: boolean;
   readonly queueSize: number;
   readonly offered: bigint;
+  /** The `speed` / `duplex` options (undefined: the backend's or unknown). */
+  readonly speed: number | undefined;
+  readonly duplex: 'full' | 'half' | undefined;
+  /** The announcement after a restore. */
+  readonly announce: AnnounceParams;
 }
 
 const MTU_MIN = 68; // §5.1.4.1: the device MUST NOT set mtu below 68
@@ -77,6 +97,9 @@ const DEFAULT_FEATURES = featureMask(
   VirtioFeature.EVENT_IDX,
   VirtioFeature.RING_PACKED,
   VirtioFeature.RING_RESET,
+  NetFeature.NOTF_COAL,
+  NetFeature.VQ_NOTF_COAL,
+  NetFeature.DEVICE_STATS,
 );
 
 /**
@@ -85,6 +108,18 @@ const DEFAULT_FEATURES = featureMask(
  * `features.enable`. Both need CTRL_VQ (RSS by §5.1.3.1; HASH_REPORT by §5.1.4.1's SHOULD NOT).
  */
 export const OPT_IN_FEATURES = featureMask(NetFeature.RSS, NetFeature.HASH_REPORT);
+/**
+ * Off by default, offered with `features.enable`. USO: a TAP turns it on only from Linux 6.2
+ * (TUN_F_USO4/6), and what an older kernel does with a UDP_L4 GSO frame written to it is refuse
+ * it, so the embedder who knows the host enables it. SPEED_DUPLEX: also offered by the `speed` /
+ * `duplex` options and by a backend that knows its link speed (LinkSpeedCapable).
+ */
+export const ENABLEABLE_FEATURES = OPT_IN_FEATURES | featureMask(NetFeature.GUEST_USO4, NetFeature.GUEST_USO6, NetFeature.HOST_USO, NetFeature.SPEED_DUPLEX);
+/** Of those, the ones that need a backend carrying the virtio-net header. */
+const ENABLEABLE_HEADER_FEATURES = featureMask(NetFeature.GUEST_USO4, NetFeature.GUEST_USO6, NetFeature.HOST_USO);
+/** Control-queue features the spec's §5.1.3.1 table omits but which only work with CTRL_VQ. */
+const CTRL_VQ_ONLY = featureMask(NetFeature.DEVICE_STATS);
+const SPEED_MAX = 0x7fffffff;
 
 /** Offered only when the backend carries a virtio-net header (it can take partial checksums / GSO). */
 const HEADER_FEATURES = featureMask(
@@ -105,7 +140,7 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('VirtioNetDevice: options must be an object { id, memory, netdev, ... }');
   }
-  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT } = options;
+  const { id, mac, memory, netdev, queuePairs = 1, mtu, features, compat, strict = false, queueSize = QUEUE_SIZE_DEFAULT, speed, duplex, announce } = options;
   if (typeof id !== 'string' || id.length === 0 || !/^[A-Za-z][A-Za-z0-9_.-]*$/.test(id)) {
     throw new TypeError(`VirtioNetDevice: id must be a non-empty string of letters, digits, '-', '.', '_' starting with a letter (a QEMU id), got ${JSON.stringify(id)}`);
   }
@@ -135,10 +170,22 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (unknownKeys.length > 0) throw new TypeError(`VirtioNetDevice: features has unknown key(s) ${unknownKeys.join(', ')}; allowed: disable, enable`);
   const disabled = featureMaskFromNames(features?.disable ?? [], 'VirtioNetDevice: features.disable');
   const enabled = featureMaskFromNames(features?.enable ?? [], 'VirtioNetDevice: features.enable');
-  const enableable = OPT_IN_FEATURES | DEFAULT_FEATURES | HEADER_FEATURES | featureMask(NetFeature.MTU, NetFeature.MQ);
-  if ((enabled & ~enableable) !== 0n) {
-    const names = (features?.enable ?? []).filter((n) => (featureMaskFromNames([n], 'x') & ~enableable) !== 0n);
-    throw new TypeError(`VirtioNetDevice: features.enable: ${names.join(', ')} not implemented by this device; off by default and enableable: RSS, HASH_REPORT`);
+  const notEnableable = enabled & ~ENABLEABLE_FEATURES & ~DEFAULT_FEATURES & ~(hasVnetHeader(netdev) ? HEADER_FEATURES : 0n);
+  if (notEnableable !== 0n) {
+    throw new TypeError(
+      `VirtioNetDevice: features.enable: ${namesOf(notEnableable)} cannot be enabled on this device; allowed: ${namesOf(ENABLEABLE_FEATURES)}`,
+    );
+  }
+  if ((enabled & ENABLEABLE_HEADER_FEATURES) !== 0n && !hasVnetHeader(netdev)) {
+    throw new TypeError(`VirtioNetDevice: features.enable: ${namesOf(enabled & ENABLEABLE_HEADER_FEATURES)} need a netdev that carries a virtio-net header (e.g. TapNetdev with vnetHdr)`);
+  }
+  const both = enabled & disabled;
+  if (both !== 0n) throw new TypeError(`VirtioNetDevice: features: ${namesOf(both)} both enabled and disabled`);
+  if (speed !== undefined && (!Number.isInteger(speed) || speed < 0 || speed > SPEED_MAX)) {
+    throw new RangeError(`VirtioNetDevice: speed must be an integer number of Mb/s in 0..${SPEED_MAX}, got ${String(speed)}`);
+  }
+  if (duplex !== undefined && duplex !== 'full' && duplex !== 'half') {
+    throw new TypeError(`VirtioNetDevice: duplex must be 'full' or 'half', got ${JSON.stringify(duplex)}`);
   }
 
   const mtuOffered = mtu ?? backendMtu(netdev, disabled);
@@ -146,9 +193,11 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
   if (mtuOffered !== undefined) offered |= featureMask(NetFeature.MTU);
   if (queuePairs > 1) offered |= featureMask(NetFeature.MQ);
   if (hasVnetHeader(netdev)) offered |= HEADER_FEATURES;
-  offered |= enabled & OPT_IN_FEATURES;
+  if (speed !== undefined || duplex !== undefined || hasLinkSpeed(netdev)) offered |= featureMask(NetFeature.SPEED_DUPLEX);
+  offered |= enabled;
   offered &= ~disabled;
   offered = dropUnmetRequirements(offered);
+  if (!hasFeature(offered, NetFeature.CTRL_VQ)) offered &= ~CTRL_VQ_ONLY;
 
   return {
     id,
@@ -161,6 +210,9 @@ export function checkOptions(options: VirtioNetOptions): NetConfig {
     strict,
     queueSize,
     offered,
+    speed,
+    duplex,
+    announce: announce === undefined ? ONE_ROUND : checkAnnounceParams(announce, 'VirtioNetDevice: announce'),
   };
 }
 
@@ -174,6 +226,12 @@ function backendMtu(netdev: Netdev, disabled: bigint): number | undefined {
   return typeof m === 'number' && Number.isInteger(m) && m >= MTU_MIN && m <= MTU_MAX ? m : undefined;
 }
 
+function namesOf(mask: bigint): string {
+  const names: string[] = [];
+  for (let bit = 0; bit < 64; bit++) if (hasFeature(mask, bit)) names.push(featureName(bit) ?? String(bit));
+  return names.join(', ');
+}
+
 /** §5.1.3.1: each feature and the features it requires. */
 export const FEATURE_REQUIREMENTS: readonly (readonly [number, readonly number[]])[] = [
   [NetFeature.GUEST_TSO4, [NetFeature.GUEST_CSUM]],
@@ -184,6 +242,11 @@ export const FEATURE_REQUIREMENTS: readonly (readonly [number, readonly number[]
   [NetFeature.HOST_TSO6, [NetFeature.CSUM]],
   [NetFeature.HOST_ECN, [NetFeature.HOST_TSO4, NetFeature.HOST_TSO6]], // either one
   [NetFeature.HOST_UFO, [NetFeature.CSUM]],
+  [NetFeature.GUEST_USO4, [NetFeature.GUEST_CSUM]],
+  [NetFeature.GUEST_USO6, [NetFeature.GUEST_CSUM]],
+  [NetFeature.HOST_USO, [NetFeature.CSUM]],
+  [NetFeature.NOTF_COAL, [NetFeature.CTRL_VQ]],
+  [NetFeature.VQ_NOTF_COAL, [NetFeature.CTRL_VQ]],
   [NetFeature.CTRL_RX, [NetFeature.CTRL_VQ]],
   [NetFeature.CTRL_VLAN, [NetFeature.CTRL_VQ]],
   [NetFeature.GUEST_ANNOUNCE, [NetFeature.CTRL_VQ]],

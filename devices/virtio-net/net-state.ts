@@ -34,6 +34,13 @@
 //                       (backend queue + 1) u16 (0: none). Written only when something in it is not
 //                       the reset value; an image without it (older ones) restores RSS off,
 //                       chains held on receiveq1 and untagged backlog frames.
+//   NCOA v1 (optional)  notification coalescing (coalescing.ts): last TX_SET max_packets u32,
+//                       max_usecs u32; last RX_SET the same; data queue count u16, each:
+//                       max_packets u32, max_usecs u32. Absent (an image written before it):
+//                       every parameter 0, the device's state after a reset. Open windows are not
+//                       saved: a notification held at the save is not sent by the restored device
+//                       (coalescing is best-effort, VIRTIO 1.3 §5.1.6.5.9.6; the driver's own
+//                       polling finds the used entries).
 //
 // Decisions:
 // - Counters are carried: after a restore `stats()` continues from the saved values, so the
@@ -55,8 +62,9 @@
 //   holding a chain) throws instead of writing an image no device could restore. Images written
 //   before NETR existed (CORE v1) are refused with 'state.version' (core-state.ts says why).
 // - RSS is optional state (NRSS): an older reader that skips it restores the device with RSS
-//   off, which still delivers every frame (to the queues a flow hash picks). Notification
-//   coalescing is not implemented by this device, so there is no state for it.
+//   off, which still delivers every frame (to the queues a flow hash picks). Coalescing parameters
+//   are an optional section too (NCOA): a reader that does not know them loses only the coalescing
+//   (best-effort anyway).
 // - `compat`, `strict` and the configured `mac` option are not part of the identity: they do not
 //   change what the guest sees of the saved state (the configured MAC is only where a reset returns).
 //
@@ -66,6 +74,7 @@
 import { DeviceStateError, StateImage, StateWriter, encodeStateImage } from '../../lib/base/state-codec.js';
 import type { StateReader } from '../../lib/base/state-codec.js';
 import type { StateSection } from '../../lib/base/state-codec.js';
+import type { CoalParams, CoalState, Coalescer } from './coalescing.js';
 import { coreSections, loadCoreSections } from '../virtio/core-state.js';
 import { checkHeldChains } from '../virtio/core-state.js';
 import type { CoreState } from '../virtio/core-state.js';
@@ -99,6 +108,7 @@ export interface NetStateHost {
   readonly rx: RxPath;
   readonly tx: TxPath;
   readonly linkUp: boolean;
+  readonly coal: Coalescer;
 }
 
 /** The NIC's part of a checked state. */
@@ -127,6 +137,8 @@ export interface NetStateValue {
   readonly counters: readonly (readonly [string, number])[];
   /** NRSS: virtqueue index of the held chains, RSS configuration, backlog tags. */
   readonly steering: SteeringValue;
+  /** Coalescing parameters; all 0 when the image has none (NCOA). */
+  readonly coal: CoalState;
 }
 
 /** The NRSS section's values (reset values when the image has none). */
@@ -154,6 +166,7 @@ const BACKLOG = 'NETB';
 const COUNTERS = 'NETS';
 const HELD = 'NETR';
 const STEERING = 'NRSS';
+const COALESCING = 'NCOA';
 const V1 = 1;
 /** Mode flag bits of NETF, in RxFilterState's field order. */
 const MODES = ['promiscuous', 'allMulti', 'allUni', 'noMulti', 'noUni', 'noBcast'] as const;
@@ -222,6 +235,11 @@ export function saveNetState(h: NetStateHost): Uint8Array {
   });
   const steering = steeringToSave(h);
   if (steering !== null) add(STEERING, false, steering);
+  add(COALESCING, false, (w) => {
+    const c = h.coal.exportState();
+    w.u32(c.tx.maxPackets).u32(c.tx.maxUsecs).u32(c.rx.maxPackets).u32(c.rx.maxUsecs).u16(c.queues.length);
+    for (const q of c.queues) w.u32(q.maxPackets).u32(q.maxUsecs);
+  });
   add(COUNTERS, false, (w) => {
     const entries = h.counters.exportState().slice(0, MAX_COUNTERS);
     w.u16(entries.length);
@@ -376,15 +394,17 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   if (s !== undefined) {
     const r = s.reader;
     const n = r.u16('counter count');
-    if (n > MAX_COUNTERS) throw corrupt(`${n} counters`);
+    // Plus the per-queue counters (net-stats.ts: six per data queue, the non-zero ones saved).
+    if (n > MAX_COUNTERS + 6 * h.coal.dataQueues) throw corrupt(`${n} counters`);
     for (let i = 0; i < n; i++) counters.push([r.string('counter name'), r.count('counter value')]);
     r.done();
   }
+  const coal = readCoalescing(image, h.coal.dataQueues);
   image.finish();
   return {
     core: core.state,
     commitCore: core.commit,
-    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters, steering },
+    net: { filter, announcePending, queuePairs, guestOffloads, latchArmed, linkUp, txPending, backendPaused, backlog, held, counters, steering, coal },
   };
 }
 
@@ -419,6 +439,22 @@ function readHeld(image: StateImage, core: CoreState, queues: readonly (Virtqueu
   }
   r.done();
   return held;
+}
+
+/** NCOA: the coalescing parameters, or all 0 when the image has none. */
+function readCoalescing(image: StateImage, dataQueues: number): CoalState {
+  const s = image.take(COALESCING, V1);
+  if (s === undefined) return { tx: { maxPackets: 0, maxUsecs: 0 }, rx: { maxPackets: 0, maxUsecs: 0 }, queues: [] };
+  const r = s.reader;
+  const tx = { maxPackets: r.u32('TX_SET max_packets'), maxUsecs: r.u32('TX_SET max_usecs') };
+  const rx = { maxPackets: r.u32('RX_SET max_packets'), maxUsecs: r.u32('RX_SET max_usecs') };
+  const n = r.u16('coalescing queues');
+  // The identity (queue pairs) matched already, so another count is a damaged image.
+  if (n !== dataQueues) throw corrupt(`coalescing parameters for ${n} data queues, the device has ${dataQueues}`);
+  const queues: CoalParams[] = [];
+  for (let i = 0; i < n; i++) queues.push({ maxPackets: r.u32('max_packets'), maxUsecs: r.u32('max_usecs') });
+  r.done();
+  return { tx, rx, queues };
 }
 
 function readFilter(image: StateImage): NetStateValue['filter'] {
@@ -483,4 +519,5 @@ export function applyNetState(h: NetStateHost, v: NetStateValue, setLink: (up: b
   h.rx.backendPaused = v.backendPaused;
   // The held chains go to the receive path when it resumes (virtio-net-device.ts restoreState).
   h.counters.importState(v.counters);
+  h.coal.importState(v.coal);
 }

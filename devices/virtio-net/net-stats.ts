@@ -45,6 +45,43 @@ export type TxErrorReason =
   /** With VIRTIO_NET_F_MTU negotiated, a non-GSO frame longer than mtu + Ethernet header (+ one VLAN tag): §5.1.4.2. */
   | 'above-mtu';
 
+/**
+ * One data queue's counters (what VIRTIO 1.4 DEVICE_STATS reports as RX_BASIC / TX_BASIC; the
+ * guest reads the same numbers through the control queue, device-stats.ts).
+ */
+export interface NetQueueStats {
+  /** 'receiveq1', 'transmitq1', … (§5.1.2). */
+  name: string;
+  index: number;
+  /** Available-buffer notifications from the driver. */
+  notifications: number;
+  /** Receive: frames delivered; transmit: frames the backend took. */
+  packets: number;
+  bytes: number;
+  /** Used-buffer notifications sent (after suppression and coalescing). */
+  interrupts: number;
+  /**
+   * Transmit: chains completed unsent (every `tx.errors` reason). Receive: receiveq1 counts every
+   * frame dropped on the way to the guest (`rx.drops`, all reasons: each was bound for receiveq1),
+   * the other receive queues 0.
+   */
+  drops: number;
+  /** Transmit: chains completed unsent because they were malformed ('header-short', 'oversize'). */
+  malformed: number;
+}
+
+/** Per-queue counter fields, in their order in `NetCounters.perQueue`. */
+export const QueueField = {
+  NOTIFICATIONS: 0,
+  PACKETS: 1,
+  BYTES: 2,
+  INTERRUPTS: 3,
+  DROPS: 4,
+  MALFORMED: 5,
+} as const;
+const QUEUE_FIELDS = 6;
+const QUEUE_FIELD_NAMES = ['notifications', 'packets', 'bytes', 'interrupts', 'drops', 'malformed'] as const;
+
 /** The report `VirtioNetDevice.stats()` returns. */
 export interface NetStats {
   tx: { frames: number; bytes: number; errors: Record<TxErrorReason, number> };
@@ -69,16 +106,13 @@ export interface NetStats {
   ctrl: {
     ok: number;
     err: number;
-    /** By class name: rx, mac, vlan, announce, mq, guest-offloads, unknown. */
+    /** By class name: rx, mac, vlan, announce, mq, guest-offloads, notf-coal, stats, unknown. */
     byClass: Record<string, { ok: number; err: number }>;
   };
   interrupts: { used: number; config: number };
   needsReset: number;
-  /**
-   * Per queue pair, index 0 = receiveq1 / transmitq1: frames and bytes delivered to each receive
-   * queue and sent from each transmit queue (their sums are rx.frames / rx.bytes, tx.frames / tx.bytes).
-   */
-  queues: { rx: { frames: number; bytes: number }[]; tx: { frames: number; bytes: number }[] };
+  /** Every data queue the device has, receiveq1 first. */
+  queues: NetQueueStats[];
 }
 
 const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
@@ -88,6 +122,8 @@ const CLASS_NAMES: ReadonlyMap<number, string> = new Map([
   [CtrlClass.ANNOUNCE, 'announce'],
   [CtrlClass.MQ, 'mq'],
   [CtrlClass.GUEST_OFFLOADS, 'guest-offloads'],
+  [CtrlClass.NOTF_COAL, 'notf-coal'],
+  [CtrlClass.STATS, 'stats'],
 ]);
 
 /** Class names `byClass` may hold. */
@@ -126,33 +162,29 @@ export class NetCounters {
   configInterrupts = 0;
   needsReset = 0;
   rxQueueReset = 0;
-  /** Per pair: frames / bytes delivered to receive queue k, sent from transmit queue k. */
-  readonly rxQueueFrames: Float64Array;
-  readonly rxQueueBytes: Float64Array;
-  readonly txQueueFrames: Float64Array;
-  readonly txQueueBytes: Float64Array;
+  /** Per data queue: `index * 6 + QueueField.X`. */
+  readonly perQueue: Float64Array;
 
-  constructor(pairs = 1) {
-    this.rxQueueFrames = new Float64Array(pairs);
-    this.rxQueueBytes = new Float64Array(pairs);
-    this.txQueueFrames = new Float64Array(pairs);
-    this.txQueueBytes = new Float64Array(pairs);
+  constructor(readonly dataQueues = 2) {
+    this.perQueue = new Float64Array(dataQueues * QUEUE_FIELDS);
   }
 
-  /** A frame of `bytes` delivered to receive queue `k` (rx.frames / rx.bytes are counted apart). */
-  countRxQueue(k: number, bytes: number): void {
-    if (k < this.rxQueueFrames.length) {
-      this.rxQueueFrames[k]!++;
-      this.rxQueueBytes[k]! += bytes;
-    }
+  /** Bumps field `field` of data queue `index` by `n` (an index past the data queues is ignored). */
+  queueAdd(index: number, field: number, n: number): void {
+    if (index < this.dataQueues) this.perQueue[index * QUEUE_FIELDS + field]! += n;
   }
 
-  /** A frame of `bytes` sent from transmit queue `k`. */
-  countTxQueue(k: number, bytes: number): void {
-    if (k < this.txQueueFrames.length) {
-      this.txQueueFrames[k]!++;
-      this.txQueueBytes[k]! += bytes;
-    }
+  /** A transmit chain of queue `index` completed unsent; `malformed` for 'header-short' / 'oversize'. */
+  txDropped(index: number, malformed: boolean): void {
+    if (index >= this.dataQueues) return;
+    const at = index * QUEUE_FIELDS;
+    this.perQueue[at + QueueField.DROPS]!++;
+    if (malformed) this.perQueue[at + QueueField.MALFORMED]!++;
+  }
+
+  /** Field `field` of data queue `index`. */
+  queueValue(index: number, field: number): number {
+    return index < this.dataQueues ? this.perQueue[index * QUEUE_FIELDS + field]! : 0;
   }
 
   countCtrl(ctrlClass: number, ok: boolean): void {
@@ -178,35 +210,31 @@ export class NetCounters {
    */
   exportState(): [string, number][] {
     const out: [string, number][] = [];
-    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') out.push([k, v]);
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number' && k !== 'dataQueues') out.push([k, v]);
     this.filterDrops.forEach((v, i) => out.push([`filterDrops.${i}`, v]));
+    // Per-queue counters: only the non-zero ones (an image stays small with many queues).
+    this.perQueue.forEach((v, i) => {
+      if (v !== 0) out.push([`queue.${Math.floor(i / QUEUE_FIELDS)}.${QUEUE_FIELD_NAMES[i % QUEUE_FIELDS]!}`, v]);
+    });
     for (const [k, v] of this.ctrlByClass) out.push([`ctrl.${k}.ok`, v.ok], [`ctrl.${k}.err`, v.err]);
-    for (let k = 0; k < this.rxQueueFrames.length; k++) {
-      out.push([`queue.${k}.rxFrames`, this.rxQueueFrames[k]!], [`queue.${k}.rxBytes`, this.rxQueueBytes[k]!]);
-      out.push([`queue.${k}.txFrames`, this.txQueueFrames[k]!], [`queue.${k}.txBytes`, this.txQueueBytes[k]!]);
-    }
     return out;
   }
 
   /** Sets every counter from `exportState()` entries (absent ones to 0; unknown names are ignored). */
   importState(entries: readonly (readonly [string, number])[]): void {
     const self = this as unknown as Record<string, unknown>;
-    for (const [k, v] of Object.entries(this)) if (typeof v === 'number') self[k] = 0;
+    for (const [k, v] of Object.entries(this)) if (typeof v === 'number' && k !== 'dataQueues') self[k] = 0;
     this.filterDrops.fill(0);
+    this.perQueue.fill(0);
     this.ctrlByClass.clear();
-    this.rxQueueFrames.fill(0);
-    this.rxQueueBytes.fill(0);
-    this.txQueueFrames.fill(0);
-    this.txQueueBytes.fill(0);
     for (const [name, value] of entries) {
       const drop = /^filterDrops\.(\d)$/.exec(name);
       const ctrl = /^ctrl\.([a-z-]+)\.(ok|err)$/.exec(name);
-      const queue = /^queue\.(\d+)\.(rxFrames|rxBytes|txFrames|txBytes)$/.exec(name);
+      const queue = /^queue\.(\d{1,5})\.([a-z]+)$/.exec(name);
       if (queue !== null) {
-        const k = Number(queue[1]);
-        const arrays = { rxFrames: this.rxQueueFrames, rxBytes: this.rxQueueBytes, txFrames: this.txQueueFrames, txBytes: this.txQueueBytes };
-        const a = arrays[queue[2] as keyof typeof arrays];
-        if (k < a.length) a[k] = value;
+        const field = (QUEUE_FIELD_NAMES as readonly string[]).indexOf(queue[2]!);
+        const index = Number(queue[1]);
+        if (field >= 0 && index < this.dataQueues) this.perQueue[index * QUEUE_FIELDS + field] = value;
       } else if (drop !== null) {
         const i = Number(drop[1]);
         if (i < this.filterDrops.length) this.filterDrops[i] = value;
@@ -226,7 +254,7 @@ export class NetCounters {
     const byClass: Record<string, { ok: number; err: number }> = {};
     for (const [k, v] of this.ctrlByClass) byClass[k] = { ...v };
     const d = this.filterDrops;
-    return {
+    const report: NetStats = {
       tx: {
         frames: this.txFrames,
         bytes: this.txBytes,
@@ -267,10 +295,31 @@ export class NetCounters {
       ctrl: { ok: this.ctrlOk, err: this.ctrlErr, byClass },
       interrupts: { used: this.usedInterrupts, config: this.configInterrupts },
       needsReset: this.needsReset,
-      queues: {
-        rx: Array.from(this.rxQueueFrames, (frames, k) => ({ frames, bytes: this.rxQueueBytes[k]! })),
-        tx: Array.from(this.txQueueFrames, (frames, k) => ({ frames, bytes: this.txQueueBytes[k]! })),
-      },
+      queues: [],
     };
+    let rxDrops = 0;
+    for (const n of Object.values(report.rx.drops)) rxDrops += n;
+    report.queues = this.queueSnapshot(rxDrops);
+    return report;
+  }
+
+  /** `rxDrops`: every frame dropped on the way to the guest, counted for receiveq1 (see device-stats.ts). */
+  private queueSnapshot(rxDrops: number): NetQueueStats[] {
+    const out: NetQueueStats[] = [];
+    const p = this.perQueue;
+    for (let i = 0; i < this.dataQueues; i++) {
+      const at = i * QUEUE_FIELDS;
+      out.push({
+        name: `${(i & 1) === 0 ? 'receiveq' : 'transmitq'}${(i >> 1) + 1}`,
+        index: i,
+        notifications: p[at + QueueField.NOTIFICATIONS]!,
+        packets: p[at + QueueField.PACKETS]!,
+        bytes: p[at + QueueField.BYTES]!,
+        interrupts: p[at + QueueField.INTERRUPTS]!,
+        drops: p[at + QueueField.DROPS]! + (i === 0 ? rxDrops : 0),
+        malformed: p[at + QueueField.MALFORMED]!,
+      });
+    }
+    return out;
   }
 }

@@ -10,7 +10,7 @@
 //   as UDP requires and TCP allows) — and delivers flags 0 with csum_start / csum_offset 0.
 //   DATA_VALID may be set only with GUEST_CSUM, so it is cleared (the frame is passed unchanged).
 // - A GSO type whose GUEST_TSO4 / GUEST_TSO6 / GUEST_UFO is not in effect (§5.1.6.4: MUST NOT),
-//   the ECN bit without GUEST_ECN (SHOULD NOT), and GSO_UDP_L4 (GUEST_USO4/6 are never offered):
+//   the ECN bit without GUEST_ECN (SHOULD NOT), and GSO_UDP_L4 without GUEST_USO4 or GUEST_USO6:
 //   the frame is dropped and counted ('gso-not-negotiated'). Segmenting a 64 KiB super-frame in the
 //   device would be a large feature of its own (IPv4 ids, TCP sequence numbers and flags, UDP
 //   fragmentation); QEMU 7.2 does not segment either — it relies on TUNSETOFFLOAD to keep the host
@@ -45,6 +45,8 @@ export const RxOffload = {
   TSO6: 4,
   UFO: 8,
   ECN: 16,
+  /** GUEST_USO4 or GUEST_USO6 (the header does not say which IP version; see checkGso). */
+  USO: 32,
 } as const;
 
 /**
@@ -60,6 +62,7 @@ export function rxOffloadBits(offloads: bigint): number {
   if (hasFeature(offloads, NetFeature.GUEST_TSO6)) bits |= RxOffload.TSO6;
   if (hasFeature(offloads, NetFeature.GUEST_UFO)) bits |= RxOffload.UFO;
   if (hasFeature(offloads, NetFeature.GUEST_ECN)) bits |= RxOffload.ECN;
+  if (hasFeature(offloads, NetFeature.GUEST_USO4) || hasFeature(offloads, NetFeature.GUEST_USO6)) bits |= RxOffload.USO;
   return bits;
 }
 
@@ -132,7 +135,9 @@ function checkGso(h: Uint8Array, flags: number, gso: number, frameLength: number
     case VnetHdrGso.TCPV4: needs = RxOffload.TSO4; break;
     case VnetHdrGso.TCPV6: needs = RxOffload.TSO6; break;
     case VnetHdrGso.UDP: needs = RxOffload.UFO; break;
-    case VnetHdrGso.UDP_L4: needs = 0; break; // USO: never offered by this device
+    // USO (VIRTIO 1.3): GUEST_USO4 or GUEST_USO6. Which one the frame needs is its IP version,
+    // which the header does not carry; the device accepts it with either (the host was told both).
+    case VnetHdrGso.UDP_L4: needs = RxOffload.USO; break;
     default: return RxHeaderVerdict.MALFORMED; // unknown, or ECN without a type
   }
   if (

@@ -56,6 +56,7 @@ import type { RxFilterState } from './rx-filter.js';
 import { acceptFrame } from './rx-filter.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
+import { QueueField } from './net-stats.js';
 import { RxBacklog } from './rx-backlog.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { VNET_HDR_HASH_LEN, VnetHdrOffset } from './vnet-header.js';
@@ -129,6 +130,8 @@ export class RxPath {
   private resets = 0;
   /** A refused frame is being offered once more (see refuse). */
   private reoffering = false;
+  /** By pair: frames delivered to its receive queue since the last publish (notification coalescing counts them). */
+  private readonly unpublished: number[] = [];
 
   constructor(private readonly host: RxHost) {
     this.steering = new RxSteering(host.rss);
@@ -170,6 +173,8 @@ export class RxPath {
     this.maxPairs = maxPairs;
     this.queues.length = maxPairs;
     for (let k = 0; k < maxPairs; k++) this.queues[k] = queues[2 * k] ?? null;
+    this.unpublished.length = maxPairs;
+    this.unpublished.fill(0);
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
     this.mergeable = mergeable;
@@ -426,8 +431,11 @@ export class RxPath {
   }
 
   private publish(q: Virtqueue): void {
-    if (this.queues[q.index >>> 1] !== q) return; // stopped from a call-out: used.idx is no longer the device's
-    if (q.publishUsed()) this.host.raiseUsed(q.index);
+    const k = q.index >>> 1;
+    const packets = this.unpublished[k] ?? 0;
+    this.unpublished[k] = 0;
+    if (this.queues[k] !== q) return; // stopped from a call-out: used.idx is no longer the device's
+    this.host.usedPublished(q.index, packets, q.publishUsed());
   }
 
   /**
@@ -662,7 +670,9 @@ export class RxPath {
     const counters = this.host.counters;
     counters.rxFrames++;
     counters.rxBytes += bytes;
-    counters.countRxQueue(q.index >>> 1, bytes);
+    counters.queueAdd(q.index, QueueField.PACKETS, 1);
+    counters.queueAdd(q.index, QueueField.BYTES, bytes);
+    this.unpublished[q.index >>> 1] = (this.unpublished[q.index >>> 1] ?? 0) + 1;
     if (this.patchCsum) counters.rxCsumCompleted++;
   }
 }

@@ -42,6 +42,7 @@ import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
+import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { ETH_HLEN } from './constants.js';
 import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
@@ -71,6 +72,9 @@ export class TxPath {
   private passHeader = false;
   private blocked = false;
   private deferred = false;
+  /** The last pass's chains completed and the ring's notification answer (see pass). */
+  private passCompleted = 0;
+  private passWanted = false;
   private linkUp = true;
   /** Pairs whose transmit queue is served. */
   private activePairs = 1;
@@ -209,16 +213,19 @@ export class TxPath {
     const outer = inPass[index];
     if (outer === q) return; // re-entered from this queue's own pass, which takes the new chains
     inPass[index] = q;
-    let publish = false;
+    let published = false;
     try {
-      publish = this.pass(q);
+      published = this.pass(q);
     } finally {
       inPass[index] = outer;
     }
-    if (publish) this.host.raiseUsed(index);
+    if (published) this.host.usedPublished(index, this.passCompleted, this.passWanted);
   }
 
-  /** One pass over `q`; true when it published used entries (and the queue still runs). */
+  /**
+   * One pass over `q`; true when it published (the queue still runs), with `passCompleted` chains
+   * completed and `passWanted` the ring's answer (the driver wants a notification).
+   */
   private pass(q: Virtqueue): boolean {
     const host = this.host;
     const counters = host.counters;
@@ -256,6 +263,7 @@ export class TxPath {
       const total = c.readableLength;
       if (total < hdrLen) {
         counters.txHeaderShort++;
+        counters.txDropped(q.index, true);
         host.mistake('tx.header-short', `transmit chain ${c.headIndex} has ${total} readable bytes, fewer than the ${hdrLen}-byte header`, q.index);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
@@ -264,6 +272,7 @@ export class TxPath {
       const frameLen = total - hdrLen;
       if (frameLen > TX_FRAME_MAX) {
         counters.txOversize++;
+        counters.txDropped(q.index, true);
         host.mistake('tx.frame-too-large', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above ${TX_FRAME_MAX}`, q.index);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
@@ -271,6 +280,7 @@ export class TxPath {
       }
       if (!this.linkUp) {
         counters.txLinkDown++;
+        counters.txDropped(q.index, false);
         q.pushUsed(c, 0);
         continue;
       }
@@ -299,21 +309,26 @@ export class TxPath {
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
+        done--;
         this.blocked = true;
         break;
       }
       if (result === 'dropped') {
         counters.txBackend++;
+        counters.txDropped(q.index, false);
         q.pushUsed(c, 0);
         continue;
       }
       counters.txFrames++;
       counters.txBytes += frameLen;
-      counters.countTxQueue(q.index >>> 1, frameLen);
+      counters.queueAdd(q.index, QueueField.PACKETS, 1);
+      counters.queueAdd(q.index, QueueField.BYTES, frameLen);
       if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }
-    return q.publishUsed();
+    this.passWanted = q.publishUsed();
+    this.passCompleted = done;
+    return true;
   }
 
   /**

@@ -17,15 +17,15 @@
 // (`device.diagnostics()`), its code in `NetDiagnosticCode` or the core's table.
 
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
-import { defer } from '../../lib/base/schedule.js';
+import { defer, hostTimers } from '../../lib/base/schedule.js';
 import { VirtioDevice } from '../virtio/virtio-device.js';
 import { VirtioCore } from '../virtio/virtio-core.js';
 import type { CoreEvents, CoreHandlers, DeviceSpec, RunningQueues } from '../virtio/core-types.js';
 import type { QueueFault } from '../virtio/core-errors.js';
 import { STATUS_DRIVER_OK } from '../virtio/device-status.js';
 import type { Netdev, NetdevPeer } from '../../lib/netdev/netdev.js';
-import { hasLinkState, hasOffloads, hasVnetHeader, isMultiQueue, syncsRxFilter } from '../../lib/netdev/netdev.js';
-import { GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
+import { hasLinkSpeed, hasLinkState, hasOffloads, hasVnetHeader, isMultiQueue, syncsRxFilter } from '../../lib/netdev/netdev.js';
+import { CtrlClass, GUEST_OFFLOAD_FEATURES, NetFeature, NetStatus, VIRTIO_ID_NET, VirtioFeature, featureName, hasFeature } from './constants.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
 import type { CtrlDiagnostic } from './ctrl-command.js';
 import { CtrlQueue } from './ctrl-queue.js';
@@ -39,7 +39,12 @@ import type { RxFilterInfo } from './rx-filter-query.js';
 import { netConfigFields } from './net-config.js';
 import { checkOptions, unmetRequirement } from './net-options.js';
 import type { NetConfig, VirtioNetOptions } from './net-options.js';
-import { NetCounters } from './net-stats.js';
+import { NetCounters, QueueField } from './net-stats.js';
+import { Coalescer, handleCoalCommand } from './coalescing.js';
+import { handleStatsCommand } from './device-stats.js';
+import { SpeedDuplex } from './speed-duplex.js';
+import { AnnounceRounds, ONE_ROUND, checkAnnounceParams } from './announce-rounds.js';
+import type { AnnounceParams } from './announce-rounds.js';
 import type { NetStats } from './net-stats.js';
 import { RxPath } from './rx-path.js';
 import { TxPath } from './tx-path.js';
@@ -76,6 +81,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private readonly counters: NetCounters;
   /** RSS / hash configuration (RSS_CONFIG, HASH_CONFIG), read by the receive path per frame. */
   private readonly rss = new RssState();
+  /** Notification coalescing of the data queues (coalescing.ts). */
+  private readonly coal: Coalescer;
+  /** Config `speed` / `duplex` (speed-duplex.ts). */
+  private readonly speedDuplex: SpeedDuplex;
+  /** Self-announcement rounds (announce-rounds.ts); `announceArp`: the device may announce for the guest. */
+  private readonly announceRounds: AnnounceRounds;
+  private announceArp = false;
   private readonly ctrlState: CtrlState;
   private ctrlContext: CtrlContext;
   /** LINK_UP as the guest sees it: `adminLink && hostLink`. */
@@ -97,7 +109,16 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.id = cfg.id;
     this.netdev = cfg.netdev;
     this.filter = new RxFilterState(cfg.mac);
-    this.counters = new NetCounters(cfg.queuePairs);
+    const netdev = cfg.netdev;
+    this.speedDuplex = new SpeedDuplex(cfg.speed, cfg.duplex, hasLinkSpeed(netdev) ? () => netdev.linkSpeed() : null);
+    this.announceRounds = new AnnounceRounds({ round: () => this.announceRound(), timers: hostTimers });
+    const dataQueues = cfg.queuePairs * 2;
+    this.counters = new NetCounters(dataQueues);
+    this.coal = new Coalescer(dataQueues, {
+      notify: (i) => this.used(i),
+      isEnabledDataQueue: (i) => i < this.negotiatedDataQueues() && this.core.queues[i] != null,
+      timers: hostTimers,
+    });
     this.ctrlState = {
       rxFilter: this.filter,
       announcePending: false,
@@ -105,6 +126,13 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       guestOffloads: 0n,
       applyHostOffloads: (offloads) => this.applyOffloads(offloads),
       rss: this.rss,
+      otherClass: (bytes, ctx, room) => {
+        if (bytes[0] === CtrlClass.NOTF_COAL) return handleCoalCommand(bytes, ctx, this.coal, room);
+        if (bytes[0] === CtrlClass.STATS) {
+          return handleStatsCommand(bytes, ctx, { stats: () => this.stats(), ctrlIndex: this.ctrlIndex, dataQueues: this.negotiatedDataQueues() }, room);
+        }
+        return null;
+      },
     };
     this.ctrlContext = { features: 0n, strict: cfg.strict, maxQueuePairs: cfg.queuePairs };
     // What the three datapaths report, written once.
@@ -112,6 +140,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       epoch: () => this.core.epoch,
       isRunning: (q) => this.core.isRunning(q),
       raiseUsed: (i) => this.used(i),
+      usedPublished: (i, packets, wanted) => this.coal.published(i, packets, wanted),
       violation: (e) => this.violation(e),
       mistake: (code, message, queue, value) => this.mistake(code, message, queue, value),
     };
@@ -196,6 +225,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   private applyLink(): void {
     const up = this.adminLink && this.hostLink;
     if (up === this.link) return;
+    // §5.1.4.1: speed and duplex change only while the link is down; read them as it comes up.
+    if (up) this.speedDuplex.refresh();
     this.setPathsLink(up);
     // QEMU notifies a config change whenever the status value changes (§5.1.4 `status`); the core
     // raises it only once DRIVER_OK is set (§2.1.2).
@@ -219,11 +250,38 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
    * ANNOUNCE_ACK, which clears the bit. Returns false (and changes nothing) unless the driver is
    * running with GUEST_ANNOUNCE and CTRL_VQ negotiated (QEMU's condition).
    */
-  announce(): boolean {
-    if (!this.running || !this.hasFeature(NetFeature.GUEST_ANNOUNCE) || !this.hasFeature(NetFeature.CTRL_VQ)) return false;
-    this.ctrlState.announcePending = true;
-    this.notifyConfig();
-    return true;
+  announce(params?: Partial<AnnounceParams>): boolean {
+    const p = params === undefined ? ONE_ROUND : checkAnnounceParams(params, 'VirtioNetDevice.announce');
+    if (!this.guestCanAnnounce()) return false;
+    this.announceArp = false;
+    return this.announceRounds.start(p);
+  }
+
+  private guestCanAnnounce(): boolean {
+    return this.running && this.hasFeature(NetFeature.GUEST_ANNOUNCE) && this.hasFeature(NetFeature.CTRL_VQ);
+  }
+
+  /** One announcement round (announce-rounds.ts): the guest's, else a gratuitous ARP when allowed. */
+  private announceRound(): 'guest' | 'device' | 'none' {
+    if (this.guestCanAnnounce()) {
+      this.ctrlState.announcePending = true;
+      this.notifyConfig();
+      return 'guest';
+    }
+    if (!this.announceArp) return 'none';
+    if (this.link) this.sendGratuitousArp();
+    return 'device';
+  }
+
+  /**
+   * Notification coalescing of data queue `index` as the driver set it (VIRTIO 1.3 §5.1.6.5.9):
+   * `active` when both bounds are non-zero (notifications may then be held), `holding` when one is
+   * held now. Undefined for an index that is not a data queue.
+   */
+  coalescing(index: number): { maxPackets: number; maxUsecs: number; active: boolean; holding: boolean } | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.coal.dataQueues) return undefined;
+    const p = this.coal.params(index);
+    return { ...p, active: p.maxPackets !== 0 && p.maxUsecs !== 0, holding: this.coal.holding(index) };
   }
 
   /** The guest's MAC address as it reads config `mac` now. */
@@ -264,6 +322,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     // From here on nothing throws for the input: it was all checked.
     this.rx.stop();
     this.tx.stop();
+    this.coal.stop();
     plan.commitCore();
     applyNetState(this.stateHost(), plan.net, (up) => this.setPathsLink(up));
     const driverOk = (this.status & STATUS_DRIVER_OK) !== 0;
@@ -308,12 +367,17 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       rx: this.rx,
       tx: this.tx,
       linkUp: this.link,
+      coal: this.coal,
     };
   }
 
   /** After a restore: the guest announces (GUEST_ANNOUNCE), or the device sends a gratuitous ARP. */
   private announceAfterRestore(): void {
-    if (this.announce() || !this.link) return;
+    this.announceArp = true;
+    this.announceRounds.start(this.cfg.announce);
+  }
+
+  private sendGratuitousArp(): void {
     const frame = gratuitousArp(this.filter.mainMac);
     const netdev = this.netdev;
     try {
@@ -340,6 +404,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         maxQueuePairs: cfg.queuePairs,
         mtu: cfg.mtu,
         hashOffered: hasFeature(cfg.offered, NetFeature.RSS) || hasFeature(cfg.offered, NetFeature.HASH_REPORT),
+        speed: () => this.speedDuplex.speed,
+        duplex: () => this.speedDuplex.duplex,
         legacyMacWrite: (bytes) => this.legacyMacWrite(bytes),
       }),
       validateFeatures: (features) => {
@@ -363,10 +429,12 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       onQueuesStopped: () => {
         this.rx.stop();
         this.tx.stop();
+        this.coal.stop();
       },
       onQueueStopped: (index) => {
         this.rx.queueStopped(index);
         this.tx.queueStopped(index);
+        this.coal.queueStopped(index);
       },
       onReset: () => this.reset(),
     };
@@ -427,6 +495,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
   }
 
   private queueNotify(index: number, q: Virtqueue): void {
+    if (index !== this.ctrlIndex) this.counters.queueAdd(index, QueueField.NOTIFICATIONS, 1);
     if (index === this.ctrlIndex) {
       this.ctrl.process(q);
     } else if ((index & 1) === 0) {
@@ -448,6 +517,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     this.rx.stop();
     this.tx.stop();
     this.rx.reset();
+    this.coal.reset();
+    this.announceRounds.cancel();
     this.filter.reset();
     this.ctrlState.announcePending = false;
     this.ctrlState.queuePairs = 1;
@@ -465,8 +536,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     if ((this.status & STATUS_DRIVER_OK) !== 0) this.counters.configInterrupts++;
   }
 
+  /** Data queues for the negotiated features: every pair's with MQ, else receiveq1 and transmitq1 (§5.1.2). */
+  private negotiatedDataQueues(): number {
+    return this.hasFeature(NetFeature.MQ) ? this.cfg.queuePairs * 2 : 2;
+  }
+
   private used(index: number): void {
     this.counters.usedInterrupts++;
+    if (index !== this.ctrlIndex) this.counters.queueAdd(index, QueueField.INTERRUPTS, 1);
     this.core.raiseUsed(index);
   }
 
@@ -501,6 +578,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         // The backend took them already (applyHostOffloads, before the ack was decided).
         this.rx.setGuestOffloads(this.ctrlState.guestOffloads);
         break;
+      case 'announce':
+        // ANNOUNCE_ACK: the next round of an announcement in progress (QEMU steps on the ack).
+        this.announceRounds.acked();
+        break;
+      case 'coalescing':
+        // New parameters: windows already due close now (VIRTIO 1.3 §5.1.6.5.9.4).
+        this.coal.recheck();
+        break;
       default:
         break;
     }
@@ -521,6 +606,8 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       tso6: hasFeature(o, NetFeature.GUEST_TSO6),
       ecn: hasFeature(o, NetFeature.GUEST_ECN),
       ufo: hasFeature(o, NetFeature.GUEST_UFO),
+      uso4: hasFeature(o, NetFeature.GUEST_USO4),
+      uso6: hasFeature(o, NetFeature.GUEST_USO6),
     }) !== false; // anything but false is success (a JavaScript backend may return nothing)
   }
 

@@ -47,3 +47,37 @@ export function pickDefer(g: SchedulerGlobals = globalThis as unknown as Schedul
 
 /** Runs `fn` on a later turn of the host's event loop (see the file comment). */
 export const defer: Defer = pickDefer();
+
+/**
+ * Timers for device code (notification coalescing): the host's `setTimeout` / `clearTimeout` and
+ * clock, looked up on every call rather than captured at load, so a fake clock installed later
+ * (sinon's, in tests) drives them. A pending timer does not keep a Node process alive.
+ */
+export interface Timers {
+  /** Runs `fn` once after `ms` milliseconds; the handle is for `clear`. */
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+  /** Milliseconds on a clock that only moves forward in a run (Date.now here). */
+  now(): number;
+}
+
+interface TimerGlobals {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  Date: { now(): number };
+}
+
+/** The host's timers (see `Timers`). */
+export const hostTimers: Timers = {
+  set(fn, ms) {
+    const handle = (globalThis as unknown as TimerGlobals).setTimeout(fn, ms);
+    (handle as { unref?: () => void } | null)?.unref?.();
+    return handle;
+  },
+  clear(handle) {
+    (globalThis as unknown as TimerGlobals).clearTimeout(handle);
+  },
+  now() {
+    return (globalThis as unknown as TimerGlobals).Date.now();
+  },
+};

@@ -56,6 +56,9 @@ export const TUN_F_TSO4 = 0x02;
 export const TUN_F_TSO6 = 0x04;
 export const TUN_F_TSO_ECN = 0x08;
 export const TUN_F_UFO = 0x10;
+/** UDP segmentation offload, IPv4 / IPv6 (include/uapi/linux/if_tun.h, Linux 6.2). */
+export const TUN_F_USO4 = 0x20;
+export const TUN_F_USO6 = 0x40;
 
 /** Socket ioctls (sockios.h). */
 export const SIOCGIFMTU = 0x8921;

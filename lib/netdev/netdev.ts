@@ -74,6 +74,26 @@ export interface OffloadFlags {
   tso6: boolean;
   ecn: boolean;
   ufo: boolean;
+  /** UDP segmentation offload (VIRTIO 1.3 GUEST_USO4 / GUEST_USO6; TUN_F_USO4 / TUN_F_USO6). */
+  uso4?: boolean;
+  uso6?: boolean;
+}
+
+/** A link's speed and duplex as the host reports them (ethtool; /sys/class/net/X/speed, duplex). */
+export interface LinkSpeed {
+  /** Mb/s, or undefined when unknown. */
+  readonly speed: number | undefined;
+  readonly duplex: 'full' | 'half' | undefined;
+}
+
+/** Capability: the backend knows its link's speed and duplex (TAP: the interface's, from sysfs). */
+export interface LinkSpeedCapable {
+  /** Read now; never throws (unknown values when the host cannot say). */
+  linkSpeed(): LinkSpeed;
+}
+
+export function hasLinkSpeed(n: Netdev): n is Netdev & LinkSpeedCapable {
+  return typeof (n as Partial<LinkSpeedCapable>).linkSpeed === 'function';
 }
 
 /** Capability: the host can hand the guest frames with offloads pending (checksum, TSO, UFO). */

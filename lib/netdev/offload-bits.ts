@@ -4,15 +4,20 @@
 // checksums itself, and every segmentation offload needs TUN_F_CSUM too.
 
 import type { OffloadFlags } from './netdev.js';
-import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO } from '../host/structs.js';
+import { TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO, TUN_F_USO4, TUN_F_USO6 } from '../host/structs.js';
+
+/** The USO bits (Linux 6.2+); an older kernel refuses TUNSETOFFLOAD with them (see vnet-fd-netdev.ts). */
+export const TUN_F_USO = TUN_F_USO4 | TUN_F_USO6;
 
 export function tunOffloadBits(flags: OffloadFlags): number {
-  if (flags === null || typeof flags !== 'object') throw new TypeError('setOffloads needs { csum, tso4, tso6, ecn, ufo }');
+  if (flags === null || typeof flags !== 'object') throw new TypeError('setOffloads needs { csum, tso4, tso6, ecn, ufo, uso4?, uso6? }');
   if (!flags.csum) return 0;
   let bits = TUN_F_CSUM;
   if (flags.tso4) bits |= TUN_F_TSO4;
   if (flags.tso6) bits |= TUN_F_TSO6;
   if (flags.ecn && (flags.tso4 || flags.tso6)) bits |= TUN_F_TSO_ECN;
   if (flags.ufo) bits |= TUN_F_UFO;
+  if (flags.uso4 === true) bits |= TUN_F_USO4;
+  if (flags.uso6 === true) bits |= TUN_F_USO6;
   return bits;
 }

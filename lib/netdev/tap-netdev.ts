@@ -22,7 +22,8 @@
 
 import { VnetFdNetdev, readVnetHeaderSize } from './vnet-fd-netdev.js';
 import type { FdNetdevStats } from './fd-netdev.js';
-import type { MtuCapable, MultiQueueCapable, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
+import type { LinkSpeed, LinkSpeedCapable, MtuCapable, MultiQueueCapable, NetdevPeer, OffloadFlags, SendResult } from './netdev.js';
+import { readLinkSpeed } from './link-speed.js';
 import { HostError, O_CLOEXEC, O_NONBLOCK, O_RDWR, closeFd, ioctlPtr, openFile, socketFd } from '../host/libc.js';
 import {
   AF_INET,
@@ -108,7 +109,7 @@ function queuePeer(peer: NetdevPeer, queue: number): NetdevPeer {
   };
 }
 
-export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable>, MtuCapable {
+export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable>, MtuCapable, LinkSpeedCapable {
   /** The interface actually used. */
   readonly ifname: string;
   readonly vnetHdr: boolean;
@@ -250,5 +251,10 @@ export class TapNetdev extends VnetFdNetdev implements Partial<MultiQueueCapable
     } finally {
       if (sock >= 0) closeFd(sock);
     }
+  }
+
+  /** The TAP's speed and duplex (sysfs; config `speed` / `duplex` with SPEED_DUPLEX). */
+  linkSpeed(): LinkSpeed {
+    return readLinkSpeed(this.ifname);
   }
 }

@@ -8,7 +8,10 @@ import { FdNetdev } from './fd-netdev.js';
 import type { OffloadCapable, OffloadFlags, VnetHeaderCapable } from './netdev.js';
 import { HostError, closeFd, ioctlInt, ioctlPtr } from '../host/libc.js';
 import { TUNGETVNETHDRSZ, TUNSETOFFLOAD, TUNSETVNETHDRSZ, intArg, readIntArg } from '../host/structs.js';
-import { tunOffloadBits } from './offload-bits.js';
+import { TUN_F_USO, tunOffloadBits } from './offload-bits.js';
+
+/** errno EINVAL (asm-generic/errno-base.h): what TUNSETOFFLOAD answers for bits the kernel does not know. */
+const EINVAL = 22;
 
 /** TUNGETVNETHDRSZ on a freshly opened fd; closes the fd when the call fails. */
 export function readVnetHeaderSize(fd: number): number {
@@ -24,6 +27,7 @@ export function readVnetHeaderSize(fd: number): number {
 
 export abstract class VnetFdNetdev extends FdNetdev implements VnetHeaderCapable, OffloadCapable {
   private offloadBits = 0;
+  private usoRefusedByKernel = false;
 
   get vnetHeaderLength(): number {
     return this.headerLength;
@@ -42,10 +46,29 @@ export abstract class VnetFdNetdev extends FdNetdev implements VnetHeaderCapable
   /** TUNSETOFFLOAD with the guest's receive offloads. False (a 'host-error' event) when the kernel refused them. */
   setOffloads(flags: OffloadFlags): boolean {
     const bits = tunOffloadBits(flags);
+    if ((bits & TUN_F_USO) !== 0 && !this.usoRefusedByKernel) {
+      // USO needs Linux 6.2 (TUN_F_USO4/6); an older kernel answers EINVAL to the whole call. Then
+      // the offloads go without USO: the kernel segments UDP itself, which a guest that accepts
+      // USO frames takes as well (it only gets none), so the call still succeeds.
+      try {
+        ioctlInt(this.fd, TUNSETOFFLOAD, bits, 'TUNSETOFFLOAD');
+        this.offloadBits = bits;
+        return true;
+      } catch (e) {
+        if (!(e instanceof HostError) || e.errno !== EINVAL) return this.hostCall(() => { throw e; });
+        this.usoRefusedByKernel = true;
+      }
+    }
+    const withoutUso = this.usoRefusedByKernel ? bits & ~TUN_F_USO : bits;
     return this.hostCall(() => {
-      ioctlInt(this.fd, TUNSETOFFLOAD, bits, 'TUNSETOFFLOAD');
-      this.offloadBits = bits;
+      ioctlInt(this.fd, TUNSETOFFLOAD, withoutUso, 'TUNSETOFFLOAD');
+      this.offloadBits = withoutUso;
     });
+  }
+
+  /** True once the kernel refused TUN_F_USO4/6 (before Linux 6.2): USO is then left out of every TUNSETOFFLOAD. */
+  get usoRefused(): boolean {
+    return this.usoRefusedByKernel;
   }
 
   /** The TUN_F_* bits last applied. */

@@ -181,6 +181,8 @@ const goodCtrl: fc.Arbitrary<FuzzOp> = fc
     fc.constant<[number, number, number[]]>([3, 0, []]),
     fc.constantFrom(1, 2).map((n): [number, number, number[]] => [4, 0, le16(n)]),
     fc.constantFrom(0, 1, 0x81).map((b): [number, number, number[]] => [5, 0, [b, 0, 0, 0, 0, 0, 0, 0]]),
+    // NOTF_COAL TX_SET / RX_SET (VIRTIO 1.3 §5.1.6.5.9): max_packets, max_usecs (0 switches it off).
+    fc.tuple(fc.nat({ max: 1 }), fc.constantFrom(0, 1, 4), fc.constantFrom(0, 1, 3000)).map(([c, p, u]): [number, number, number[]] => [6, c, [p, 0, 0, 0, u & 0xff, u >> 8, 0, 0]]),
   )
   .chain(([cls, cmd, payload]) =>
     fc.record({
@@ -288,7 +290,7 @@ function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
   {
     arbitrary: fc.record({
       t: fc.constant('ctrl' as const),
-      cls: fc.oneof(fc.nat({ max: 6 }), fc.constant(255)),
+      cls: fc.oneof(fc.nat({ max: 8 }), fc.constant(255)), // 6 NOTF_COAL, 8 STATS (VIRTIO 1.3 / 1.4)
       cmd: fc.oneof(fc.nat({ max: 6 }), fc.constant(255)),
       payload: ctrlPayload,
       ack: fc.constantFrom(1, 1, 1, 1, 2, 0) as fc.Arbitrary<0 | 1 | 2>,

@@ -324,7 +324,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
         s.rx.offered++;
         s.rx.frames++;
         // The oracle compares receiveq1's own counter (frames may be steered to other queues).
-        s.queues = { ...s.queues, rx: s.queues.rx.map((q, i) => (i === 0 ? { ...q, frames: q.frames + 1 } : q)) };
+        s.queues = s.queues.map((q) => (q.index === 0 ? { ...q, packets: q.packets + 1 } : q));
       },
       (n) => {
         n.injected++;

@@ -41,7 +41,7 @@ describe('devices/virtio-net/constants', () => {
     expect(m).to.equal((1n << 5n) | (1n << 32n) | (1n << 63n));
     expect(hasFeature(m, 32)).to.equal(true);
     expect(hasFeature(m, 31)).to.equal(false);
-    expect(GUEST_OFFLOAD_FEATURES).to.equal(featureMask(1, 7, 8, 9, 10));
+    expect(GUEST_OFFLOAD_FEATURES).to.equal(featureMask(1, 7, 8, 9, 10, 54, 55)); // GUEST_USO4/6: VIRTIO 1.3
   });
 
   it('unknown_feature_name_throws_naming_the_option_and_the_allowed_names', () => {

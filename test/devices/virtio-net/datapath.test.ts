@@ -287,7 +287,7 @@ describe('devices/virtio-net datapath', () => {
     expect([...got[0]!.header]).to.deep.equal([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
     // GUEST_OFFLOADS_SET (§5.1.6.5.8) reaches the backend: only checksum offload from now on.
     expect(rig.cmd(5, 0, [2, 0, 0, 0, 0, 0, 0, 0])).to.equal(0);
-    expect(backend.offloads).to.deep.equal({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false });
+    expect(backend.offloads).to.deep.equal({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false, uso4: false, uso6: false });
     expect(rig.cmd(5, 0, [0, 0, 0, 0, 0, 0, 0, 0x80])).to.equal(1); // a bit never offered
     expect(backend.offloads).to.deep.include({ csum: true });
   });

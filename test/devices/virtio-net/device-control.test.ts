@@ -279,6 +279,7 @@ describe('devices/virtio-net device control', () => {
     const expected = features([
       'VERSION_1', 'MAC', 'STATUS', 'MRG_RXBUF', 'CTRL_VQ', 'CTRL_RX', 'CTRL_RX_EXTRA', 'CTRL_VLAN', 'CTRL_MAC_ADDR',
       'GUEST_ANNOUNCE', 'INDIRECT_DESC', 'EVENT_IDX', 'RING_PACKED', 'RING_RESET',
+      'NOTF_COAL', 'VQ_NOTF_COAL', 'DEVICE_STATS',
     ]);
     expect(rig.device.offered).to.equal(expected);
     const split = new NetRig({ features: { disable: ['RING_PACKED', 'RING_RESET'] } });
@@ -307,8 +308,12 @@ describe('devices/virtio-net device control', () => {
       ['strict', { strict: 'yes' }, /strict must be a boolean/],
       ['queueSize', { queueSize: 100 }, /queueSize must be a power of two/],
       ['features', { features: [] }, /features has unknown key|features must be/],
-      ['features', { features: { enabled: ['RSS'] } }, /features has unknown key\(s\) enabled; allowed: disable, enable/],
-      ['features.enable', { features: { enable: ['HOST_USO'] } }, /features\.enable: HOST_USO not implemented by this device; off by default and enableable: RSS, HASH_REPORT/],
+      ['features', { features: { enabled: ['MQ'] } }, /features has unknown key\(s\) enabled; allowed: disable, enable/],
+      ['features.enable', { features: { enable: ['MQ'] } }, /features\.enable: MQ cannot be enabled on this device; allowed: GUEST_USO4, GUEST_USO6, HOST_USO, HASH_REPORT, RSS, SPEED_DUPLEX/],
+      ['features.enable', { features: { enable: ['HOST_USO'] } }, /features\.enable: HOST_USO need a netdev that carries a virtio-net header/],
+      ['features.enable', { features: { enable: ['SPEED_DUPLEX'], disable: ['SPEED_DUPLEX'] } }, /SPEED_DUPLEX both enabled and disabled/],
+      ['speed', { speed: -1 }, /speed must be an integer number of Mb\/s in 0\.\.2147483647/],
+      ['duplex', { duplex: 'FULL' }, /duplex must be 'full' or 'half', got "FULL"/],
       ['features.enable', { features: { enable: ['NOPE'] } }, /features\.enable: unknown feature "NOPE"/],
       ['features.disable', { features: { disable: ['NOPE'] } }, /features\.disable: unknown feature "NOPE"; allowed: CSUM, GUEST_CSUM/],
       ['features.disable', { features: { disable: 'MQ' } }, /features\.disable must be an array/],

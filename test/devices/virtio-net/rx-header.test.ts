@@ -249,11 +249,30 @@ describe('devices/virtio-net rx header from the host (§5.1.6.4)', () => {
       expectDroppedAndCounted(rig, 'gso-not-negotiated');
     });
 
-    it('rx_gso_udp_l4_frame_is_dropped_and_counted_the_device_never_offers_uso', () => {
+    it('rx_gso_udp_l4_frame_without_guest_uso_is_dropped_and_counted', () => {
       const rig = rigWith({});
+      expect(rig.has('GUEST_USO4') || rig.has('GUEST_USO6')).to.equal(false); // off by default
       rig.postRx(2, 2048);
       rig.inject(u4.partial, gsoHeader(u4, VnetHdrGso.UDP_L4));
       expectDroppedAndCounted(rig, 'gso-not-negotiated');
+    });
+
+    it('rx_gso_udp_l4_frame_with_guest_uso_reaches_the_guest_with_its_header', () => {
+      for (const uso of ['GUEST_USO4', 'GUEST_USO6'] as const) {
+        const rig = new NetRig({ mac: MAIN, netdev: new MemoryNetdev({ id: 'net0', vnetHdr: true }), features: { enable: [uso] } });
+        expect(rig.has(uso)).to.equal(true);
+        rig.postRx(2, 2048);
+        const h = gsoHeader(u4, VnetHdrGso.UDP_L4);
+        expect(rig.inject(u4.partial, h)).to.equal(true);
+        const got = rig.received();
+        expect(got, uso).to.have.length(1);
+        expect([...got[0]!.header.subarray(0, 10)]).to.deep.equal([...h.subarray(0, 10)]);
+        expect([...got[0]!.frame]).to.deep.equal([...u4.partial]);
+        // GUEST_OFFLOADS_SET without USO: the next one is dropped.
+        expect(rig.cmd(5, 0, [2, 0, 0, 0, 0, 0, 0, 0])).to.equal(0);
+        rig.inject(u4.partial, h);
+        expect(rig.device.stats().rx.drops['gso-not-negotiated']).to.equal(1);
+      }
     });
 
     it('rx_gso_frame_without_any_guest_offload_is_dropped_and_counted', () => {

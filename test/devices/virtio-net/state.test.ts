@@ -122,7 +122,7 @@ describe('device state (API.md "Device state", issue #14 item 2)', () => {
       expect(dv.getUint16(4, true)).to.equal(1);
       expect(dv.getUint32(8, true)).to.equal(image.length);
       expect(dv.getUint32(image.length - 4, true)).to.equal(crc32(image, 0, image.length - 4));
-      expect(StateImage.parse(image).tags).to.deep.equal(['NETI', 'CORE', 'TRNS', 'NETF', 'NETC', 'NETB', 'NETR', 'NETS']);
+      expect(StateImage.parse(image).tags).to.deep.equal(['NETI', 'CORE', 'TRNS', 'NETF', 'NETC', 'NETB', 'NETR', 'NCOA', 'NETS']);
     });
 
     it('crc32_is_the_ieee_802_3_checksum', () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { NetRig } from '../../support/net-rig.js';
 import { requireProgram } from '../../support/skip.js';
@@ -9,7 +10,7 @@ import { Netns, linkName, openFds, requireHost, run, trackLink, deleteLink, wait
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
 import { HostError } from '../../../lib/host/libc.js';
-import { TUN_F_CSUM } from '../../../lib/host/structs.js';
+import { TUN_F_CSUM, TUN_F_USO4, TUN_F_USO6 } from '../../../lib/host/structs.js';
 import { newPacketInfo, parsePacket } from '../../../lib/packet/parse.js';
 import { transportChecksumValid } from '../../../lib/packet/checksum.js';
 import { arpRequest, icmpEcho, needsCsumHeader, parseArpReply, parseEchoReply, udpFrame } from './frames.js';
@@ -219,6 +220,45 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
     expect(tap.vnetHeaderLength).to.equal(10); // the kernel's default until the device sets it
     tap.setVnetHeaderLength(12);
     expect(tap.vnetHeaderLength).to.equal(12);
+  });
+
+  it('the_guest_reads_the_taps_speed_and_duplex_in_config_while_the_tap_is_in_this_namespace', () => {
+    // The TAP stays in this process's namespace (sysfs shows only that namespace's interfaces).
+    const name = linkName('s');
+    const tap = new TapNetdev({ id: 'tap3', ifname: name });
+    trackLink(name);
+    cleanups.push(() => tap.close());
+    expect(tap.linkSpeed()).to.deep.equal({ speed: undefined, duplex: undefined }); // down: the kernel says EINVAL
+    run('ip', ['link', 'set', name, 'up']);
+    // What the kernel reports now (tun: its ethtool link settings).
+    const kernelSpeed = Number(readFileSync(`/sys/class/net/${name}/speed`, 'utf8').trim());
+    const kernelDuplex = readFileSync(`/sys/class/net/${name}/duplex`, 'utf8').trim();
+    expect(Number.isInteger(kernelSpeed) && kernelSpeed > 0).to.equal(true);
+    expect(tap.linkSpeed()).to.deep.equal({ speed: kernelSpeed, duplex: kernelDuplex });
+    const rig = new NetRig({ netdev: tap, mac: GUEST_MAC });
+    expect(rig.has('SPEED_DUPLEX')).to.equal(true);
+    expect(rig.driver.readConfig(12, 4)).to.equal(kernelSpeed);
+    expect(rig.driver.readConfig(16, 1)).to.equal(kernelDuplex === 'full' ? 1 : 0);
+  });
+
+  it('guest_uso_reaches_the_tap_as_tun_f_uso4_and_uso6_on_a_kernel_that_has_them', function () {
+    const [major, minor] = run('uname', ['-r']).split('.').map((x) => parseInt(x, 10));
+    const kernelHasUso = major! > 6 || (major === 6 && minor! >= 2);
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('u') });
+    trackLink(tap.ifname);
+    cleanups.push(() => tap.close());
+    const rig = new NetRig({ netdev: tap, mac: GUEST_MAC, features: { enable: ['GUEST_USO4', 'GUEST_USO6', 'HOST_USO'] } });
+    expect(rig.has('GUEST_USO4') && rig.has('GUEST_USO6') && rig.has('HOST_USO')).to.equal(true);
+    expect(tap.usoRefused).to.equal(!kernelHasUso);
+    const uso = TUN_F_USO4 | TUN_F_USO6;
+    expect(tap.offloads & uso).to.equal(kernelHasUso ? uso : 0);
+    expect(tap.offloads & TUN_F_CSUM).to.equal(TUN_F_CSUM);
+    // GUEST_OFFLOADS_SET without USO takes the bits away again.
+    const csumOnly = [2, 0, 0, 0, 0, 0, 0, 0];
+    expect(rig.cmd(CtrlClass.GUEST_OFFLOADS, 0, csumOnly)).to.equal(CtrlAck.OK);
+    expect(tap.offloads).to.equal(TUN_F_CSUM);
   });
 
   it('rx_partial_checksums_a_tap_sends_to_a_guest_without_guest_csum_arrive_completed_with_flags_zero', async function () {
