@@ -8,6 +8,10 @@
 // Where the model deliberately differs from QEMU 7.2, the case is listed in KNOWN_DIFFERENCES (the
 // one table of them) with the reason, and the test asserts that the model shows exactly QEMU's
 // result with that change — so the difference is checked, never skipped.
+//
+// The whole corpus runs twice: over split rings (§2.7), then over packed rings (§2.8) on both sides —
+// QEMU's NIC with `packed=on` and the driver acknowledging VIRTIO_F_RING_PACKED, the model over
+// NetRig's packed rings — with the same table of known differences.
 
 import { expect } from 'chai';
 import { QemuOracle } from '../support/qemu-oracle.js';
@@ -121,8 +125,9 @@ function expectSame(ours: CaseResult, expected: CaseResult): void {
   expect(ours.needsReset, 'DEVICE_NEEDS_RESET at the end').to.equal(expected.needsReset);
 }
 
-describe('oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2)', function () {
-  const side = new QemuSide();
+for (const packed of [false, true]) {
+describe(`oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2${packed ? ', packed rings' : ''})`, function () {
+  const side = new QemuSide(packed);
   const tally = { cases: 0, chains: 0, same: 0, differences: 0 };
 
   before(function () {
@@ -133,14 +138,14 @@ describe('oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2)', fun
     await side.stop();
     if (tally.cases > 0) {
       console.log(
-        `      differential: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
+        `      differential${packed ? ' (packed rings)' : ''}: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
           `${tally.differences} known differences (${Object.keys(KNOWN_DIFFERENCES).length} listed); ` +
           `${processes} QEMU processes (one per driver feature set), ${side.startupMs} ms starting them`,
       );
     }
   });
 
-  it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
+  if (!packed) it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
     expect(CORPUS.length).to.be.at.least(MIN_CASES);
     const names = CORPUS.map((c) => c.name);
     expect(new Set(names).size, 'case names are unique').to.equal(names.length);
@@ -167,7 +172,8 @@ describe('oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2)', fun
 
   async function compareCase(c: CtrlCase): Promise<void> {
     const qemu = await side.run(c);
-    const ours = runModel(c);
+    const ours = runModel(c, packed);
+    if (packed) expect(qemu.negotiated, 'QEMU negotiated RING_PACKED').to.include('RING_PACKED');
     tally.cases++;
     tally.chains += qemu.chains.length;
     const known = KNOWN_DIFFERENCES[c.name];
@@ -182,3 +188,4 @@ describe('oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2)', fun
     tally.differences++;
   }
 });
+}
