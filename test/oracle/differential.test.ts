@@ -131,67 +131,67 @@ function expectSame(ours: CaseResult, expected: CaseResult): void {
 }
 
 for (const packed of [false, true]) {
-describe(`oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2${packed ? ', packed rings' : ''})`, function () {
-  const side = new QemuSide(packed);
-  const tally = { cases: 0, chains: 0, same: 0, differences: 0 };
+  describe(`oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2${packed ? ', packed rings' : ''})`, function () {
+    const side = new QemuSide(packed);
+    const tally = { cases: 0, chains: 0, same: 0, differences: 0 };
 
-  before(function () {
-    requireQemu(this);
-  });
-  after(async function () {
-    const processes = side.processes;
-    await side.stop();
-    if (tally.cases > 0) {
-      console.log(
-        `      differential${packed ? ' (packed rings)' : ''}: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
-          `${tally.differences} known differences (${Object.keys(KNOWN_DIFFERENCES).length} listed); ` +
-          `${processes} QEMU processes (one per driver feature set), ${side.startupMs} ms starting them`,
-      );
-    }
-  });
-
-  if (!packed) it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
-    expect(CORPUS.length).to.be.at.least(MIN_CASES);
-    const names = CORPUS.map((c) => c.name);
-    expect(new Set(names).size, 'case names are unique').to.equal(names.length);
-    for (const n of names) expect(n, 'snake_case name').to.match(/^[a-z0-9]+(_[a-z0-9]+)*$/);
-    for (const n of Object.keys(KNOWN_DIFFERENCES)) expect(names, `known difference ${n} names a corpus case`).to.include(n);
-    const seen = new Set<string>();
-    for (const c of CORPUS) {
-      for (const s of c.steps) {
-        if (s.kind !== 'chain') continue;
-        const all = s.segments.flatMap((seg) => [...seg]);
-        if (all.length >= 2) seen.add(`${all[0]}/${all[1]}`);
-      }
-    }
-    for (const row of COMMAND_TABLE) expect(seen.has(`${row.cls}/${row.cmd}`), `the corpus sends ${row.row}`).to.equal(true);
-    const commands = CORPUS.reduce((n, c) => n + c.steps.filter((s) => s.kind === 'chain').length, 0);
-    expect(commands, 'control commands in the corpus').to.be.at.least(40);
-  });
-
-  for (const c of CORPUS) {
-    it(c.name, async () => {
-      await compareCase(c);
+    before(function () {
+      requireQemu(this);
     });
-  }
+    after(async function () {
+      const processes = side.processes;
+      await side.stop();
+      if (tally.cases > 0) {
+        console.log(
+          `      differential${packed ? ' (packed rings)' : ''}: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
+            `${tally.differences} known differences (${Object.keys(KNOWN_DIFFERENCES).length} listed); ` +
+            `${processes} QEMU processes (one per driver feature set), ${side.startupMs} ms starting them`,
+        );
+      }
+    });
 
-  async function compareCase(c: CtrlCase): Promise<void> {
-    const qemu = await side.run(c);
-    const ours = runModel(c, packed);
-    if (packed) expect(qemu.negotiated, 'QEMU negotiated RING_PACKED').to.include('RING_PACKED');
-    tally.cases++;
-    tally.chains += qemu.chains.length;
-    const listed = KNOWN_DIFFERENCES[c.name];
-    const known = packed && listed?.packedSame !== undefined ? undefined : listed;
-    if (known === undefined) {
-      expectSame(ours, qemu);
-      tally.same++;
-      return;
+    if (!packed) it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
+      expect(CORPUS.length).to.be.at.least(MIN_CASES);
+      const names = CORPUS.map((c) => c.name);
+      expect(new Set(names).size, 'case names are unique').to.equal(names.length);
+      for (const n of names) expect(n, 'snake_case name').to.match(/^[a-z0-9]+(_[a-z0-9]+)*$/);
+      for (const n of Object.keys(KNOWN_DIFFERENCES)) expect(names, `known difference ${n} names a corpus case`).to.include(n);
+      const seen = new Set<string>();
+      for (const c of CORPUS) {
+        for (const s of c.steps) {
+          if (s.kind !== 'chain') continue;
+          const all = s.segments.flatMap((seg) => [...seg]);
+          if (all.length >= 2) seen.add(`${all[0]}/${all[1]}`);
+        }
+      }
+      for (const row of COMMAND_TABLE) expect(seen.has(`${row.cls}/${row.cmd}`), `the corpus sends ${row.row}`).to.equal(true);
+      const commands = CORPUS.reduce((n, c) => n + c.steps.filter((s) => s.kind === 'chain').length, 0);
+      expect(commands, 'control commands in the corpus').to.be.at.least(40);
+    });
+
+    for (const c of CORPUS) {
+      it(c.name, async () => {
+        await compareCase(c);
+      });
     }
-    const expected = known.expectModel(structuredClone(qemu));
-    expect(expected, `${c.name}: the listed difference (${known.rule}) must change something`).to.not.deep.equal(qemu);
-    expectSame(ours, expected);
-    tally.differences++;
-  }
-});
+
+    async function compareCase(c: CtrlCase): Promise<void> {
+      const qemu = await side.run(c);
+      const ours = runModel(c, packed);
+      if (packed) expect(qemu.negotiated, 'QEMU negotiated RING_PACKED').to.include('RING_PACKED');
+      tally.cases++;
+      tally.chains += qemu.chains.length;
+      const listed = KNOWN_DIFFERENCES[c.name];
+      const known = packed && listed?.packedSame !== undefined ? undefined : listed;
+      if (known === undefined) {
+        expectSame(ours, qemu);
+        tally.same++;
+        return;
+      }
+      const expected = known.expectModel(structuredClone(qemu));
+      expect(expected, `${c.name}: the listed difference (${known.rule}) must change something`).to.not.deep.equal(qemu);
+      expectSame(ours, expected);
+      tally.differences++;
+    }
+  });
 }
