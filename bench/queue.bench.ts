@@ -3,7 +3,10 @@
 // beside a baseline measured in the same run: a plain loop that reads and writes the same ring
 // bytes through DataViews with no validation. Also reports heap bytes allocated per pair and GCs
 // during the timed runs (steady state must allocate nothing). Each case runs ROUNDS times; the
-// fastest run is kept, since the machine may be shared.
+// fastest run is kept, since the machine may be shared. Each case also runs over a packed virtqueue
+// (§2.8, `…, packed` rows, `queue-*-packed` results) in the same run: the driver side re-offers the
+// same lists by writing their descriptors at the next ring positions, and its baseline is the same
+// ring traffic (descriptor writes, descriptor reads, used descriptor writes) with no validation.
 //
 //   npx tsx bench/queue.bench.ts            (or: npx tsx bench/queue.bench.ts --quick)
 
@@ -15,6 +18,8 @@ import { GuestMemory } from '../virtqueue/guest-memory.js';
 import { DescriptorChain } from '../virtqueue/descriptor-chain.js';
 import { SplitQueue } from '../virtqueue/split-queue.js';
 import { GuestRing } from '../lib/driver/guest-ring.js';
+import { PackedQueue } from '../virtqueue/packed-queue.js';
+import { PACKED_F_AVAIL, PACKED_F_USED, PackedGuestRing } from '../lib/driver/packed-guest-ring.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -135,6 +140,125 @@ function baselineRig(c: Case): Rig {
   };
 }
 
+/**
+ * A packed ring image of `c`'s lists filling all QUEUE_SIZE positions (addChain places them once),
+ * and a writer that makes the whole image available again at the current wrap counter (each list's
+ * first descriptor's flags last, §2.8.21). After a full ring the positions repeat and the wrap flips.
+ */
+function packedImage(c: Case): { memory: GuestMemory; ring: PackedGuestRing; desc: DataView; offer: () => void; lists: number; perChain: number } {
+  const memory = new GuestMemory(1 << 20);
+  const ring = new PackedGuestRing(memory, { size: QUEUE_SIZE });
+  const perChain = c.indirect ? 1 : c.descriptors;
+  const lists = Math.floor(QUEUE_SIZE / perChain);
+  for (let i = 0; i < lists; i++) {
+    ring.addChain(Array.from({ length: c.descriptors }, (_, k) => ({ len: 64, write: k === c.descriptors - 1 })), { indirect: c.indirect });
+  }
+  const slots = lists * perChain;
+  const u = memory.view(ring.descRing, 16 * QUEUE_SIZE)!;
+  const desc = new DataView(u.buffer, u.byteOffset, u.byteLength);
+  const lo = new Uint32Array(slots);
+  const hi = new Uint32Array(slots);
+  const len = new Uint32Array(slots);
+  const id = new Uint16Array(slots);
+  const kind = new Uint16Array(slots);
+  for (let k = 0; k < slots; k++) {
+    lo[k] = desc.getUint32(16 * k, true);
+    hi[k] = desc.getUint32(16 * k + 4, true);
+    len[k] = desc.getUint32(16 * k + 8, true);
+    id[k] = desc.getUint16(16 * k + 12, true);
+    kind[k] = desc.getUint16(16 * k + 14, true) & 7;
+  }
+  let wrap = 1;
+  const offer = (): void => {
+    const bits = wrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED;
+    for (let l = 0; l < lists; l++) {
+      const k0 = l * perChain;
+      for (let k = k0; k < k0 + perChain; k++) {
+        const o = 16 * k;
+        desc.setUint32(o, lo[k]!, true);
+        desc.setUint32(o + 4, hi[k]!, true);
+        desc.setUint32(o + 8, len[k]!, true);
+        desc.setUint16(o + 12, id[k]!, true);
+        if (k !== k0) desc.setUint16(o + 14, kind[k]! | bits, true);
+      }
+      desc.setUint16(16 * k0 + 14, kind[k0]! | bits, true);
+    }
+    if (slots === QUEUE_SIZE) wrap ^= 1;
+  };
+  if (slots !== QUEUE_SIZE) throw new Error(`packed bench: ${slots} descriptors do not fill the ring of ${QUEUE_SIZE}`);
+  return { memory, ring, desc, offer, lists, perChain };
+}
+
+/** The packed queue: the driver re-offers the whole ring image, the device pops and pushes every list, publishes once. */
+function packedQueueRig(c: Case): Rig {
+  const img = packedImage(c);
+  const q = PackedQueue.activate(img.memory, img.ring.queueConfig(), { indirectDesc: c.indirect, eventIdx: c.eventIdx, ringPacked: true }, 0);
+  if (!(q instanceof PackedQueue)) throw new Error(`activation failed: ${JSON.stringify(q)}`);
+  let interrupts = 0;
+  return {
+    batch: img.lists,
+    run(batches: number): number {
+      let pairs = 0;
+      for (let b = 0; b < batches; b++) {
+        img.offer();
+        for (;;) {
+          const chain = q.pop();
+          if (!(chain instanceof DescriptorChain)) {
+            if (chain.kind === 'violation') throw new Error(`violation: ${chain.error.code}`);
+            break;
+          }
+          q.pushUsed(chain, 0);
+          pairs++;
+        }
+        if (q.publishUsed()) interrupts++;
+      }
+      if (interrupts < 0) throw new Error('unreachable');
+      return pairs;
+    },
+  };
+}
+
+/** The same packed ring traffic with no validation: the driver's writes, each list's descriptors (and table entries) read, a used descriptor written. */
+function packedBaselineRig(c: Case): Rig {
+  const img = packedImage(c);
+  const desc = img.desc;
+  const memView = img.memory.view(0, 1 << 20)!;
+  const mem = new DataView(memView.buffer, memView.byteOffset, memView.byteLength);
+  const n = c.descriptors;
+  let wrap = 1;
+  let sink = 0;
+  return {
+    batch: img.lists,
+    run(batches: number): number {
+      let pairs = 0;
+      for (let b = 0; b < batches; b++) {
+        img.offer();
+        const used = wrap === 1 ? PACKED_F_AVAIL | PACKED_F_USED : 0;
+        for (let l = 0; l < img.lists; l++) {
+          const o0 = 16 * l * img.perChain;
+          if ((desc.getUint16(o0 + 14, true) & PACKED_F_AVAIL) === 0 && wrap === 1) throw new Error('unreachable');
+          for (let k = 0; k < img.perChain; k++) {
+            const o = o0 + 16 * k;
+            sink += desc.getUint32(o, true) + desc.getUint32(o + 4, true) + desc.getUint32(o + 8, true) + desc.getUint16(o + 12, true) + desc.getUint16(o + 14, true);
+          }
+          if (c.indirect) {
+            const t = desc.getUint32(o0, true);
+            for (let k = 0; k < n; k++) sink += mem.getUint32(t + 16 * k, true) + mem.getUint32(t + 16 * k + 8, true) + mem.getUint16(t + 16 * k + 14, true);
+          }
+          const id = desc.getUint16(o0 + 16 * (img.perChain - 1) + 12, true);
+          desc.setUint32(o0 + 8, 0, true);
+          desc.setUint16(o0 + 12, id, true);
+          desc.setUint16(o0 + 14, used, true);
+          pairs++;
+        }
+        wrap ^= 1;
+      }
+      if (sink < 0) throw new Error('unreachable');
+      return pairs;
+    },
+  };
+}
+
 interface Result {
   pairsPerSec: number;
   nsPerPair: number;
@@ -209,18 +333,25 @@ const cases: Case[] = [
 
 async function main(): Promise<void> {
   const rows: string[][] = [];
+  const row = (name: string, r: Result, base: Result): string[] => [
+    name,
+    fmt(r.pairsPerSec / 1e6, 2),
+    fmt(r.nsPerPair, 1),
+    fmt(base.pairsPerSec / 1e6, 2),
+    fmt(r.nsPerPair / base.nsPerPair, 2) + 'x',
+    fmt(r.bytesPerPair, 2),
+    String(r.gcs),
+  ];
   for (const c of cases) {
     const base = await best(baselineRig(c));
     const r = await best(queueRig(c));
-    rows.push([
-      c.name,
-      fmt(r.pairsPerSec / 1e6, 2),
-      fmt(r.nsPerPair, 1),
-      fmt(base.pairsPerSec / 1e6, 2),
-      fmt(r.nsPerPair / base.nsPerPair, 2) + 'x',
-      fmt(r.bytesPerPair, 2),
-      String(r.gcs),
-    ]);
+    rows.push(row(c.name, r, base));
+  }
+  // Packed (§2.8), same cases, same run.
+  for (const c of cases) {
+    const base = await best(packedBaselineRig(c));
+    const r = await best(packedQueueRig(c));
+    rows.push(row(`${c.name}, packed`, r, base));
   }
   const head = ['case (queue size 256)', 'M pairs/s', 'ns/pair', 'baseline M/s', 'vs baseline', 'heap B/pair', 'GCs'];
   console.log(`node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${new Date().toISOString().slice(0, 10)}`);

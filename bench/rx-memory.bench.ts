@@ -3,7 +3,8 @@
 // and without MRG_RXBUF, EVENT_IDX on. Buffers are 1536 bytes (Linux's size for a 1500-byte MTU
 // without big packets); `-mrg-3buf` gives 512-byte buffers so each 1500-byte frame spans three
 // (num_buffers = 3). Baseline, measured in the same run: the same copy (header and frame into the
-// same guest buffers) in a tight loop.
+// same guest buffers) in a tight loop. `rx-memory-1500-packed` and `rx-memory-1500-mrg-packed`: the
+// same over packed rings (§2.8), in the same run as the split ones.
 //
 //   npx tsx bench/rx-memory.bench.ts [--quick]
 
@@ -22,6 +23,8 @@ export interface RxCase {
   frameBytes: number;
   mrgRxbuf: boolean;
   bufferBytes: number;
+  /** Ring layout (default split). */
+  ring?: 'split' | 'packed';
 }
 
 export const RX_CASES: readonly RxCase[] = [
@@ -29,11 +32,13 @@ export const RX_CASES: readonly RxCase[] = [
   { name: 'rx-memory-1500-mrg', frameBytes: 1500, mrgRxbuf: true, bufferBytes: 1536 },
   { name: 'rx-memory-1500-mrg-3buf', frameBytes: 1500, mrgRxbuf: true, bufferBytes: 512 },
   { name: 'rx-memory-64', frameBytes: 64, mrgRxbuf: false, bufferBytes: 1536 },
+  { name: 'rx-memory-1500-packed', frameBytes: 1500, mrgRxbuf: false, bufferBytes: 1536, ring: 'packed' },
+  { name: 'rx-memory-1500-mrg-packed', frameBytes: 1500, mrgRxbuf: true, bufferBytes: 1536, ring: 'packed' },
 ];
 
 /** A started device with every receive buffer posted; `work` delivers n frames (whole batches). */
 export function rxRig(c: RxCase): { loop: NetLoop; work: Work; baseline: Work } {
-  const loop = new NetLoop({ eventIdx: true, mrgRxbuf: c.mrgRxbuf });
+  const loop = new NetLoop({ eventIdx: true, mrgRxbuf: c.mrgRxbuf, ring: c.ring ?? 'split' });
   const netdev = loop.netdev as MemoryNetdev;
   const frames = frameCorpus(c.frameBytes);
   const views = loop.prepareRx(c.bufferBytes);
@@ -91,7 +96,7 @@ export function rxRig(c: RxCase): { loop: NetLoop; work: Work; baseline: Work } 
 async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   for (const c of RX_CASES) {
-    ctx.step(`${c.name} (${c.frameBytes} B frames, ${c.bufferBytes} B buffers, MRG_RXBUF ${c.mrgRxbuf ? 'on' : 'off'})`);
+    ctx.step(`${c.name} (${c.frameBytes} B frames, ${c.bufferBytes} B buffers, MRG_RXBUF ${c.mrgRxbuf ? 'on' : 'off'}, ${c.ring ?? 'split'} ring)`);
     const { loop, work, baseline } = rxRig(c);
     const p = measurePair(work, baseline, ctx.timing);
     const s = loop.device.stats();
@@ -100,6 +105,7 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
         frameBytes: c.frameBytes,
         bufferBytes: c.bufferBytes,
         mrgRxbuf: c.mrgRxbuf,
+        ring: c.ring ?? 'split',
         interruptsPerFrame: loop.interrupts / Math.max(1, s.rx.frames),
       }),
     );

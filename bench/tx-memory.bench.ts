@@ -2,7 +2,8 @@
 // guest → device → MemoryNetdev, frames of 64 and 1500 bytes (Ethernet header included, no FCS),
 // chains of 1 descriptor (header and frame together, as Linux sends when it can push the header)
 // and 2 (header apart), EVENT_IDX on and off. Baseline, measured in the same run: copying the
-// same bytes (each chain's buffers out of guest memory) in a tight loop.
+// same bytes (each chain's buffers out of guest memory) in a tight loop. `tx-memory-64-packed` and
+// `tx-memory-1500-packed`: the headline cases over packed rings (§2.8), in the same run as the split ones.
 //
 //   npx tsx bench/tx-memory.bench.ts [--quick]
 
@@ -20,6 +21,8 @@ export interface TxCase {
   frameBytes: number;
   descriptors: 1 | 2;
   eventIdx: boolean;
+  /** Ring layout (default split). */
+  ring?: 'split' | 'packed';
 }
 
 /** The first case of each size is the headline (`tx-memory-64`, `tx-memory-1500`). */
@@ -28,11 +31,12 @@ export const TX_CASES: readonly TxCase[] = [64, 1500].flatMap((frameBytes) => [
   { name: `tx-memory-${frameBytes}-2desc`, frameBytes, descriptors: 2 as const, eventIdx: true },
   { name: `tx-memory-${frameBytes}-no-event-idx`, frameBytes, descriptors: 1 as const, eventIdx: false },
   { name: `tx-memory-${frameBytes}-2desc-no-event-idx`, frameBytes, descriptors: 2 as const, eventIdx: false },
+  { name: `tx-memory-${frameBytes}-packed`, frameBytes, descriptors: 1 as const, eventIdx: true, ring: 'packed' as const },
 ]);
 
 /** A started device with the case's transmit chains prebuilt; `work` sends n frames (whole batches). */
 export function txRig(c: TxCase): { loop: NetLoop; work: Work; baseline: Work } {
-  const loop = new NetLoop({ eventIdx: c.eventIdx, mrgRxbuf: true });
+  const loop = new NetLoop({ eventIdx: c.eventIdx, mrgRxbuf: true, ring: c.ring ?? 'split' });
   // Frames go out to the peer: destination the peer, source the device.
   const views = loop.prepareTx(frameCorpus(c.frameBytes, { dst: PEER_MAC, src: BENCH_MAC }), c.descriptors);
   loop.start();
@@ -59,7 +63,7 @@ export function txRig(c: TxCase): { loop: NetLoop; work: Work; baseline: Work } 
 async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const out: BenchResult[] = [];
   for (const c of TX_CASES) {
-    ctx.step(`${c.name} (${c.descriptors} desc, EVENT_IDX ${c.eventIdx ? 'on' : 'off'})`);
+    ctx.step(`${c.name} (${c.descriptors} desc, EVENT_IDX ${c.eventIdx ? 'on' : 'off'}, ${c.ring ?? 'split'} ring)`);
     const { loop, work, baseline } = txRig(c);
     const p = measurePair(work, baseline, ctx.timing);
     out.push(
@@ -67,6 +71,7 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
         frameBytes: c.frameBytes,
         descriptors: c.descriptors,
         eventIdx: c.eventIdx,
+        ring: c.ring ?? 'split',
         interruptsPerFrame: loop.interrupts / Math.max(1, loop.device.stats().tx.frames),
       }),
     );

@@ -9,6 +9,13 @@
 // VIRTQ_USED_F_NO_NOTIFY, as Linux's virtqueue_kick_prepare decides), re-arms `used_event` and
 // acknowledges the interrupt once per batch (as Linux's NAPI poll does). None of that allocates, so what a batch costs is the
 // device's work plus a few ring writes. Every batch checks the device completed every chain.
+//
+// With `ring: 'packed'` (§2.8) the rings are packed (PackedGuestRing lays them out, the driver
+// acknowledges VIRTIO_F_RING_PACKED) and the loop re-offers the same prebuilt lists by writing their
+// descriptors at the next ring positions (flags of each list's first descriptor last, §2.8.21),
+// reads used descriptors back (§2.8.22), notifies as Linux's virtqueue_kick_prepare_packed decides
+// (the device event suppression structure, §2.8.10) and re-arms with RING_EVENT_FLAGS_DESC at its
+// next used position under EVENT_IDX (else leaves events enabled). Also allocation-free.
 
 import { GuestMemory } from '../../virtqueue/guest-memory.js';
 import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
@@ -16,6 +23,7 @@ import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import type { Netdev } from '../../lib/netdev/netdev.js';
 import { GuestRing } from '../../lib/driver/guest-ring.js';
+import { EVENT_DESC, EVENT_DISABLE, PACKED_F_AVAIL, PACKED_F_USED, PackedGuestRing } from '../../lib/driver/packed-guest-ring.js';
 import { driverFor, initDevice } from '../../test/support/driver-transport.js';
 import type { DriverTransport } from '../../test/support/driver-transport.js';
 import { ALL_FEATURES } from '../../test/support/net-rig.js';
@@ -41,6 +49,8 @@ export interface NetLoopOptions {
   ringSize?: number;
   /** Features turned on beyond the defaults (`features.enable`, e.g. RSS). */
   enable?: string[];
+  /** Ring layout (default split). */
+  ring?: 'split' | 'packed';
 }
 
 /** vring_need_event (§2.7.10): notify when `newIdx` passed `event` since `oldIdx`. */
@@ -76,6 +86,135 @@ class LoopQueue {
   }
 }
 
+/** One packed queue as the bench's guest drives it (§2.8). */
+class PackedLoopQueue {
+  readonly desc: DataView;
+  readonly driverEvent: DataView;
+  readonly deviceEvent: DataView;
+  readonly size: number;
+  /** The prebuilt lists, by Buffer ID: first descriptor index into the arrays below, and count. */
+  private readonly first: Uint16Array;
+  private readonly count: Uint16Array;
+  private descAddr = new Float64Array(0);
+  private descLen = new Uint32Array(0);
+  private descFlags = new Uint16Array(0);
+  /** Buffer IDs of the prebuilt lists, in the order they are offered. */
+  ids = new Uint16Array(0);
+  /** IDs read back from used descriptors (rxRecycle re-offers them). */
+  readonly usedIds: Uint16Array;
+  availOff = 0;
+  availWrap = 1;
+  usedOff = 0;
+  usedWrap = 1;
+
+  constructor(
+    readonly index: number,
+    readonly ring: PackedGuestRing,
+    memory: GuestMemory,
+  ) {
+    this.size = ring.size;
+    this.desc = dataView(memory, ring.descRing, 16 * ring.size);
+    this.driverEvent = dataView(memory, ring.driverEvent, 4);
+    this.deviceEvent = dataView(memory, ring.deviceEvent, 4);
+    this.first = new Uint16Array(0x10000);
+    this.count = new Uint16Array(0x10000);
+    this.usedIds = new Uint16Array(ring.size);
+  }
+
+  /** Records the lists `ids` as the ring made them (their buffers), to be re-offered as they are. */
+  record(ids: readonly number[]): void {
+    const total = ids.reduce((n, id) => n + this.ring.buffers(id).length, 0);
+    this.descAddr = new Float64Array(total);
+    this.descLen = new Uint32Array(total);
+    this.descFlags = new Uint16Array(total);
+    let k = 0;
+    for (const id of ids) {
+      const bufs = this.ring.buffers(id);
+      this.first[id] = k;
+      this.count[id] = bufs.length;
+      bufs.forEach((b, i) => {
+        this.descAddr[k] = b.addr;
+        this.descLen[k] = b.len;
+        this.descFlags[k] = (b.write ? 2 : 0) | (i < bufs.length - 1 ? 1 : 0);
+        k++;
+      });
+    }
+    this.ids = Uint16Array.from(ids);
+  }
+
+  /** The next available position: offset | wrap << 15. */
+  get availPosition(): number {
+    return this.availOff | (this.availWrap << 15);
+  }
+
+  /** Makes list `id` available at the next positions (its first descriptor's flags last). */
+  offer(id: number): void {
+    const d = this.desc;
+    const k0 = this.first[id]!;
+    const n = this.count[id]!;
+    let headAt = -1;
+    let headFlags = 0;
+    for (let k = 0; k < n; k++) {
+      const o = this.availOff * 16;
+      const a = this.descAddr[k0 + k]!;
+      d.setUint32(o, a >>> 0, true);
+      d.setUint32(o + 4, Math.floor(a / 0x1_0000_0000), true);
+      d.setUint32(o + 8, this.descLen[k0 + k]!, true);
+      d.setUint16(o + 12, id, true);
+      const f = this.descFlags[k0 + k]! | (this.availWrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED);
+      if (k === 0) {
+        headAt = o;
+        headFlags = f;
+      } else d.setUint16(o + 14, f, true);
+      if (++this.availOff === this.size) {
+        this.availOff = 0;
+        this.availWrap ^= 1;
+      }
+    }
+    d.setUint16(headAt + 14, headFlags, true);
+  }
+
+  /** Takes the used descriptors the device marked used; their IDs into `usedIds`. Returns how many. */
+  takeUsed(): number {
+    const d = this.desc;
+    let n = 0;
+    for (;;) {
+      const o = this.usedOff * 16;
+      const flags = d.getUint16(o + 14, true);
+      const w = this.usedWrap;
+      if (((flags & PACKED_F_AVAIL) !== 0 ? 1 : 0) !== w || ((flags & PACKED_F_USED) !== 0 ? 1 : 0) !== w) break;
+      const id = d.getUint16(o + 12, true);
+      this.usedIds[n++] = id;
+      this.usedOff += this.count[id]!;
+      if (this.usedOff >= this.size) {
+        this.usedOff -= this.size;
+        this.usedWrap ^= 1;
+      }
+    }
+    return n;
+  }
+
+  /** Re-arms used buffer notifications: at the next used position (EVENT_IDX), else enabled. */
+  rearm(eventIdx: boolean): void {
+    if (!eventIdx) return; // RING_EVENT_FLAGS_ENABLE (0) stays
+    this.driverEvent.setUint16(0, this.usedOff | (this.usedWrap << 15), true);
+    this.driverEvent.setUint16(2, EVENT_DESC, true);
+  }
+
+  /** virtqueue_kick_prepare_packed: notify unless disabled, or (DESC, EVENT_IDX) unless the event position was not passed. */
+  needsNotify(before: number, eventIdx: boolean): boolean {
+    const flags = this.deviceEvent.getUint16(2, true) & 3;
+    if (flags === EVENT_DISABLE) return false;
+    if (flags !== EVENT_DESC || !eventIdx) return true;
+    const size = this.size;
+    const lin = (p: number): number => ((p >> 15) & 1) * size + (p & 0x7fff);
+    const period = 2 * size;
+    const old = lin(before);
+    const dist = (to: number): number => (to - old + period) % period;
+    return dist(lin(this.deviceEvent.getUint16(0, true))) < dist(lin(this.availPosition));
+  }
+}
+
 export class NetLoop {
   readonly memory = new GuestMemory(MEMORY_SIZE);
   readonly netdev: Netdev;
@@ -87,6 +226,9 @@ export class NetLoop {
   readonly hdrLen = 12; // VERSION_1 is always negotiated here (§5.1.6.1)
   readonly rx: LoopQueue;
   readonly tx: LoopQueue;
+  /** Packed rings (`ring: 'packed'`): these drive the queues instead of `rx` / `tx`. */
+  readonly prx: PackedLoopQueue | null = null;
+  readonly ptx: PackedLoopQueue | null = null;
   /** Interrupts the device raised (level went up). */
   interrupts = 0;
   /** Called when the interrupt line goes up (a guest's interrupt handler; runs inside the device). */
@@ -119,9 +261,17 @@ export class NetLoop {
     this.tx = new LoopQueue(TX, ring(TX_BASE), this.memory);
     const ctrl = ring(CTRL_BASE);
     this.ctrl = ctrl;
+    let queues: (GuestRing | PackedGuestRing)[] = [this.rx.ring, this.tx.ring, ctrl];
+    if (options.ring === 'packed') {
+      // The split rings above are never programmed; packed ones take their place (memory zeroed by reset()).
+      const packed = (base: number) => new PackedGuestRing(this.memory, { size: this.size, base, heapEnd: base + QUEUE_SPAN });
+      this.prx = new PackedLoopQueue(RX, packed(RX_BASE), this.memory);
+      this.ptx = new PackedLoopQueue(TX, packed(TX_BASE), this.memory);
+      queues = [this.prx.ring, this.ptx.ring, packed(CTRL_BASE)];
+    }
     // Not yet initialised: prepare chains first (a driver posts rx buffers before it starts).
     this.start = () => {
-      const r = initDevice(this.driver, { features: ALL_FEATURES, queues: [this.rx.ring, this.tx.ring, ctrl] });
+      const r = initDevice(this.driver, { features: ALL_FEATURES, queues });
       if (!r.ok) throw new Error(`NetLoop: device initialisation failed (status 0x${r.status.toString(16)})`);
     };
   }
@@ -135,6 +285,7 @@ export class NetLoop {
    * Linux does: readable class + command + data, a writable ack byte. Returns the ack.
    */
   command(ctrlClass: number, command: number, data: readonly number[]): number {
+    if (this.prx !== null) throw new Error('NetLoop.command: the control queue is driven over split rings only');
     const head = this.ctrl.addChain([
       { len: 2 + data.length, data: Uint8Array.from([ctrlClass, command, ...data]) },
       { len: 1, write: true },
@@ -156,7 +307,7 @@ export class NetLoop {
     const chains = Math.min(descriptors === 1 ? this.size : this.size / 2, TX_BURST - 1);
     const heads: number[] = [];
     const views: Uint8Array[][] = [];
-    const ring = this.tx.ring;
+    const ring = this.ptx !== null ? this.ptx.ring : this.tx.ring;
     for (let i = 0; i < chains; i++) {
       const frame = frames[i % frames.length]!;
       const whole = new Uint8Array(this.hdrLen + frame.length);
@@ -166,7 +317,8 @@ export class NetLoop {
       heads.push(head);
       views.push(ring.buffers(head).map((b) => this.memory.view(b.addr, b.len)!));
     }
-    this.tx.heads = Uint16Array.from(heads);
+    if (this.ptx !== null) this.ptx.record(heads);
+    else this.tx.heads = Uint16Array.from(heads);
     return views;
   }
 
@@ -174,12 +326,18 @@ export class NetLoop {
   prepareRx(bufLen: number, count = this.size): Uint8Array[] {
     const heads: number[] = [];
     const views: Uint8Array[] = [];
-    const ring = this.rx.ring;
+    const ring = this.prx !== null ? this.prx.ring : this.rx.ring;
     for (let i = 0; i < count; i++) {
       const head = ring.addChain([{ len: bufLen, write: true }], { publish: false });
       heads.push(head);
       const b = ring.buffers(head)[0]!;
       views.push(this.memory.view(b.addr, b.len)!);
+    }
+    if (this.prx !== null) {
+      this.prx.record(heads);
+      for (const id of heads) this.prx.offer(id);
+      this.prx.rearm(this.eventIdx);
+      return views;
     }
     this.rx.heads = Uint16Array.from(heads);
     // Offer every buffer (the device has not started: no notification needed).
@@ -195,6 +353,18 @@ export class NetLoop {
    * frames the device completed (always the whole batch, or it throws: the bench is broken).
    */
   txBatch(): number {
+    const p = this.ptx;
+    if (p !== null) {
+      const ids = p.ids;
+      const before = p.availPosition;
+      for (let i = 0; i < ids.length; i++) p.offer(ids[i]!);
+      if (p.needsNotify(before, this.eventIdx)) this.driver.notify(p.index);
+      const done = p.takeUsed();
+      if (done !== ids.length) throw new Error(`NetLoop: the device completed ${done} of ${ids.length} transmit lists (backend busy, or a broken ring)`);
+      p.rearm(this.eventIdx);
+      if (this.irq) this.driver.readIsr();
+      return done;
+    }
     const q = this.tx;
     const heads = q.heads;
     const n = heads.length;
@@ -216,6 +386,17 @@ export class NetLoop {
    * Returns the buffers reclaimed (= frames received without MRG_RXBUF spanning).
    */
   rxRecycle(): number {
+    const p = this.prx;
+    if (p !== null) {
+      const n = p.takeUsed();
+      if (n === 0) return 0;
+      const before = p.availPosition;
+      for (let i = 0; i < n; i++) p.offer(p.usedIds[i]!);
+      p.rearm(this.eventIdx);
+      if (this.irq) this.driver.readIsr();
+      if (p.needsNotify(before, this.eventIdx)) this.driver.notify(p.index);
+      return n;
+    }
     const q = this.rx;
     const end = q.usedIdx();
     const old = q.availIdx;

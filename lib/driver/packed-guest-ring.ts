@@ -58,18 +58,18 @@ export class PackedGuestRing {
   protected nextAvail = 0;
   protected availWrap = 1;
   /** Next offset to read a used descriptor at, and its wrap counter. */
-  private nextUsed = 0;
-  private usedWrap = 1;
+  protected nextUsed = 0;
+  protected usedWrap = 1;
   /** Descriptors not in the device's hands. */
-  private freeCount = 0;
-  private freeIds: number[] = [];
+  protected freeCount = 0;
+  protected freeIds: number[] = [];
   /** The last list made available with each Buffer ID (kept after use, like GuestRing's chains). */
   protected readonly lists = new Map<number, ListRecord>();
-  private readonly outstanding = new Set<number>();
+  protected readonly outstanding = new Set<number>();
   /** Lists written whose first descriptor's flags wait for `publish()`: [offset, flags]. */
   private pendingFirst: [number, number][] = [];
   /** Descriptors made available in total (the driver's counterpart of avail.idx, for kick decisions). */
-  private madeAvailable = 0;
+  protected madeAvailable = 0;
 
   constructor(
     readonly memory: GuestMemoryAccess,

@@ -2,15 +2,21 @@
 // making buffers available, §2.7.5 descriptors incl. §2.7.5.3 indirect tables, §5.1.6.2 transmit,
 // §5.1.6.3 receive buffers, §5.1.6.5 control commands): each FuzzOp (ops.ts) done to a FuzzWorld
 // the way a driver — careful or not — would. A driver that cannot do one (ring full, heap
-// exhausted, queue absent) skips it; world.ts runs the oracles after each.
+// exhausted, queue absent) skips it; world.ts runs the oracles after each. On packed rings (§2.8)
+// the same operations use the packed layout: raw lists carry the packed mistakes (§2.8.1 AVAIL/USED
+// bits and wrap counters, §2.8.6 chains, §2.8.7 indirect tables, §2.8.13 Buffer IDs), an index
+// jump becomes skipped positions or a flipped wrap counter, event suppression is §2.8.10's.
 
 import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import type { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
 import { DriverRing } from '../support/driver-ring.js';
 import type { BufferSpec, RawDescriptor } from '../support/driver-ring.js';
 import { findVirtioCaps } from '../support/driver-transport.js';
+import { EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE, PACKED_F_AVAIL, PACKED_F_USED, PackedDriverRing } from '../support/packed-driver-ring.js';
+import type { RawPackedDescriptor, RawPackedEntry } from '../support/packed-driver-ring.js';
 import type { FuzzOp, RawDesc } from './ops.js';
 import type { FuzzWorld } from './world.js';
+import type { QueueLedger } from './ledger.js';
 
 export function applyOp(w: FuzzWorld, op: FuzzOp): void {
   switch (op.t) {
@@ -63,6 +69,11 @@ export function applyOp(w: FuzzWorld, op: FuzzOp): void {
     case 'event': {
       const ring = w.ring(op.q);
       if (ring === null) return;
+      if (ring instanceof PackedDriverRing) {
+        if (op.mode === 'used-event') ring.setDriverEvent(EVENT_DESC, op.value);
+        else ring.setDriverEvent(op.mode === 'no-interrupt' ? EVENT_DISABLE : EVENT_ENABLE);
+        return;
+      }
       if (op.mode === 'used-event') ring.setUsedEvent(op.value);
       else ring.setNoInterrupt(op.mode === 'no-interrupt');
       return;
@@ -171,7 +182,17 @@ function rx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'rx' }>): void {
         for (let k = 0; k < op.split; k++) parts.push({ len: Math.max(1, Math.floor(op.len / op.split)), write: true });
         w.post(0, ring.addChain(parts, { indirect, publish: false }), 'rx');
       }
-      if (op.broken === true) w.post(0, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
+      if (op.broken === true) {
+        if (ring instanceof PackedDriverRing) {
+          // An INDIRECT descriptor whose length is no multiple of 16 (§2.8.7), or indirect not negotiated.
+          const id = ring.peekFreeId();
+          if (id !== undefined) {
+            const at = ring.addRaw([{ len: 8, id, flags: 4 | 2, addr: ring.alloc(16) }]);
+            ring.trackRaw(id, 1, []);
+            w.post(0, id, 'raw', undefined, undefined, packedGrant(w, w.ledgers[0]!, ring, at, 1));
+          }
+        } else w.post(0, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
+      }
     } finally {
       ring.publish();
     }
@@ -198,6 +219,7 @@ function ctrl(w: FuzzWorld, op: Extract<FuzzOp, { t: 'ctrl' }>): void {
 function raw(w: FuzzWorld, op: Extract<FuzzOp, { t: 'raw' }>): void {
   const ring = w.ring(op.q);
   if (ring === null || !w.room(op.q, 1)) return;
+  if (ring instanceof PackedDriverRing) return rawPacked(w, ring, op);
   const free = (ring as unknown as { freeDescs: number[] }).freeDescs;
   if (free.length < op.descs.length) return;
   const indices = free.slice(0, op.descs.length);
@@ -208,6 +230,125 @@ function raw(w: FuzzWorld, op: Extract<FuzzOp, { t: 'raw' }>): void {
     w.post(op.q, head, 'raw');
     ring.publish();
   });
+}
+
+/**
+ * A raw list on a packed ring: the descriptors at the next ring positions as given (kind bits from
+ * `descs`, a table for INDIRECT ones), one Buffer ID in all of them, and the mistakes `op.packed`
+ * asks for. The device reads the ring as it stands when it pops, and a packed ring's slots are
+ * reused, so the books follow what the device will see:
+ * - a list it sees whole (first descriptor available, the last without NEXT, an ID not outstanding)
+ *   is tracked like a well-formed one;
+ * - a first descriptor not available (other wrap counter; zero) stalls the queue there: the driver
+ *   posts nothing more on it until a reset (dead);
+ * - one list whose last descriptor has NEXT (it runs into descriptors not made available) or
+ *   carries the other wrap counter's bits: the device must refuse it when it pops (dead);
+ * - anything the driver itself can no longer read its used descriptors after — a first descriptor
+ *   that looks used to it (AVAIL and USED both its wrap counter), an ID an outstanding list has,
+ *   descriptors without NEXT inside what it meant as one list (several lists, one ID): dead, and
+ *   only the guard regions judge that queue (tainted).
+ */
+function rawPacked(w: FuzzWorld, ring: PackedDriverRing, op: Extract<FuzzOp, { t: 'raw' }>): void {
+  const n = op.descs.length;
+  if (ring.freeDescriptors < n) return;
+  const l = w.ledgers[op.q]!;
+  const mistake = op.packed ?? { first: 'ok', mid: false, id: op.head === 'oob' ? 'oob' : 'free' };
+  let id: number | undefined;
+  if (mistake.id === 'free') id = ring.peekFreeId();
+  else if (mistake.id === 'oob') id = ring.size + 1 + (n % 3);
+  else id = ring.heldId();
+  if (id === undefined) return;
+  const wrap = ring.wrapCounter;
+  const good = wrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED;
+  const other = wrap === 1 ? PACKED_F_USED : PACKED_F_AVAIL;
+  const firstBits = mistake.first === 'ok' ? good : mistake.first === 'other-wrap' ? other : mistake.first === 'looks-used' ? (wrap === 1 ? PACKED_F_AVAIL | PACKED_F_USED : 0) : 0;
+  const table: RawPackedEntry[] = op.table.map((d) => packedEntry(w, ring, d));
+  const midWrong = mistake.mid && n > 1;
+  const descs: RawPackedDescriptor[] = op.descs.map((d, i) => {
+    const kind = d.flags & 7;
+    const bits = i === 0 ? firstBits : midWrong && i === n - 1 ? other : good;
+    const out: RawPackedDescriptor = { id, flags: kind, rawFlags: kind | bits };
+    if ((kind & 4) !== 0 && table.length > 0 && d.addr === 'heap') return out; // the table, with its own length
+    out.len = d.len;
+    const addr = packedAddr(w, ring, d);
+    if (addr !== undefined) out.addr = addr;
+    return out;
+  });
+  const theId = id;
+  w.kick(op.q, () => {
+    let at: number;
+    try {
+      at = ring.addRaw(descs, table.length > 0 ? { indirectTable: table } : {});
+    } catch (e) {
+      // Heap exhausted part way: what was written stays, unpublished or not; the driver gives up the queue.
+      l.dead = l.tainted = true;
+      throw e;
+    }
+    const granted = packedGrant(w, l, ring, at, n);
+    w.bump(`packed raw first=${mistake.first} id=${mistake.id}${midWrong ? ' mid-wrap' : ''}`);
+    const terminated = (op.descs[n - 1]!.flags & 1) === 0;
+    const oneList = op.descs.every((d, i) => i === n - 1 || (d.flags & 1) !== 0);
+    const looksUsed = mistake.first === 'looks-used' || (mistake.first === 'zero' && wrap === 0);
+    if (looksUsed || mistake.id === 'held' || !oneList) {
+      w.post(op.q, theId, 'raw', undefined, undefined, granted);
+      l.dead = l.tainted = true;
+      return;
+    }
+    if (mistake.first !== 'ok' || !terminated || midWrong) {
+      w.post(op.q, theId, 'raw', undefined, undefined, granted); // never completed: the device sees no list, or refuses it
+      l.dead = true;
+      return;
+    }
+    ring.trackRaw(theId, n, granted.map(([addr, len]) => ({ addr, len, write: true })));
+    w.post(op.q, theId, 'raw', undefined, undefined, granted);
+  });
+}
+
+function packedAddr(w: FuzzWorld, ring: PackedDriverRing, d: RawDesc): number | bigint | undefined {
+  switch (d.addr) {
+    case 'heap':
+      return d.len > 4096 ? ring.heapStart : undefined;
+    case 'zero':
+      return 0;
+    case 'outside':
+      return w.memory.size + 16;
+    case 'straddle':
+      return w.memory.size - 8;
+    case 'ring':
+      return (d.flags & 2) !== 0 ? ring.deviceEvent : ring.descRing;
+    case 'huge':
+      return 1n << 63n;
+  }
+}
+
+function packedEntry(w: FuzzWorld, ring: PackedDriverRing, d: RawDesc): RawPackedEntry {
+  const addr = packedAddr(w, ring, d);
+  return { len: d.len, flags: d.flags, ...(addr === undefined ? {} : { addr }) };
+}
+
+/**
+ * The writable ranges of `slots` ring descriptors from offset `at` as they stand (written just now):
+ * WRITE descriptors, and the WRITE entries of the tables INDIRECT ones point at — generous, like the
+ * split walk: it grants what the device must refuse too.
+ */
+function packedGrant(w: FuzzWorld, l: QueueLedger, ring: PackedDriverRing, at: number, slots: number): [number, number][] {
+  const m = w.memory.driver;
+  const out: [number, number][] = [];
+  for (let k = 0; k < slots; k++) {
+    const d = ring.descAddr((at + k) % ring.size);
+    const addr = m.readU64(d);
+    const len = m.readU32(d + 8);
+    const flags = m.readU16(d + 14);
+    if ((flags & 4) !== 0) {
+      const entries = Math.min(Math.floor(len / 16), 4096);
+      const base = Number(addr);
+      if (addr >= BigInt(w.memory.size) || entries === 0 || !m.contains(base, entries * 16)) continue;
+      for (let i = 0; i < entries; i++) {
+        if ((m.readU16(base + 16 * i + 12) & 2) !== 0) l.push(out, m.readU64(base + 16 * i), m.readU32(base + 16 * i + 8));
+      }
+    } else if ((flags & 2) !== 0) l.push(out, addr, len);
+  }
+  return out;
 }
 
 function rawDesc(w: FuzzWorld, ring: DriverRing, d: RawDesc, self: number, first: number, oob: number, tableGiven: boolean): RawDescriptor {
@@ -242,7 +383,24 @@ function rawDesc(w: FuzzWorld, ring: DriverRing, d: RawDesc, self: number, first
 
 function bump(w: FuzzWorld, q: number, n: number): void {
   const ring = w.ring(q);
-  if (ring === null || (n <= ring.size && !w.room(q, n))) return;
+  if (ring === null) return;
+  if (ring instanceof PackedDriverRing) {
+    // The driver loses count: it skips positions (the device waits at the first one, not available),
+    // or flips its wrap counter (its later descriptors carry the other wrap counter's bits). Either
+    // way the queue stalls where the device is: the driver posts nothing more on it (dead).
+    if (ring.freeDescriptors < 1) return;
+    if (n <= ring.size) ring.skip(n);
+    else ring.flipWrap();
+    w.bump(n <= ring.size ? 'packed bump skip' : 'packed bump wrap-flip');
+    const l = w.ledgers[q]!;
+    w.kick(q, () => {
+      const id = ring.addChain([{ len: 64, write: true }]);
+      w.post(q, id, 'raw');
+    });
+    l.dead = true;
+    return;
+  }
+  if (n <= ring.size && !w.room(q, n)) return;
   const from = ring.availIdx;
   ring.bumpAvailIdx(n);
   if (n > ring.size) w.ledgers[q]!.dead = true;

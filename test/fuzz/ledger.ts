@@ -7,9 +7,16 @@
 // published the head (direct descriptors following NEXT, one level of indirect table), written
 // from §2.7.5 independently of virtqueue/. The walk is generous — it follows paths the device
 // must reject — so a grant is never smaller than what the device may legitimately write.
+// Packed rings (§2.8): the world hands `post()` the grant itself (the buffers of a list it wrote,
+// or a walk of the ring descriptors it just wrote, driver-ops.ts), since a packed ring's slots are
+// overwritten by used descriptors and reused, so the ring cannot be walked again later.
 
 import type { GuardedMemory } from '../support/guarded-memory.js';
 import type { DriverRing, UsedEntry } from '../support/driver-ring.js';
+import { PackedDriverRing } from '../support/packed-driver-ring.js';
+
+/** A model driver ring of either layout. */
+export type FuzzRing = DriverRing | PackedDriverRing;
 
 const F_NEXT = 1;
 const F_WRITE = 2;
@@ -62,9 +69,14 @@ export class QueueLedger {
 
   constructor(
     private readonly memory: GuardedMemory,
-    readonly ring: DriverRing,
+    readonly ring: FuzzRing,
     readonly index: number,
   ) {}
+
+  /** The ring is packed (§2.8). */
+  get packed(): boolean {
+    return this.ring instanceof PackedDriverRing;
+  }
 
   get outstanding(): number {
     return this.count;
@@ -77,9 +89,12 @@ export class QueueLedger {
     return n;
   }
 
-  /** Records that `head` was published; grants what the table gives the device from it. */
-  post(head: number, kind: PostingKind, ackAt?: number, command?: readonly number[]): void {
-    const ranges = head < this.ring.size ? this.walk(head) : [];
+  /**
+   * Records that `head` was published; grants what the table gives the device from it (split), or
+   * `granted` (packed: the writable ranges of the list as written).
+   */
+  post(head: number, kind: PostingKind, ackAt?: number, command?: readonly number[], granted?: [number, number][]): void {
+    const ranges = granted !== undefined ? granted : !this.packed && head < this.ring.size ? this.walk(head) : [];
     let writable = 0;
     for (const [a, l] of ranges) {
       this.memory.grant(a, l);
@@ -139,6 +154,7 @@ export class QueueLedger {
    * buffer overlapped a new chain's indirect table, whose next descriptor then pointed elsewhere.
    */
   refreshRaw(): void {
+    if (this.packed) return; // packed postings are granted what they were written with (see the top)
     for (const list of this.byHead.values()) {
       for (const p of list) {
         // Once a raw posting exists on this queue, a well-formed posting's descriptors or indirect
@@ -164,7 +180,11 @@ export class QueueLedger {
 
   private overlapsRing(a: number, l: number): boolean {
     const r = this.ring;
-    const areas: [number, number][] = [
+    const areas: [number, number][] = r instanceof PackedDriverRing ? [
+      [r.descRing, 16 * r.size],
+      [r.driverEvent, 4],
+      [r.deviceEvent, 4],
+    ] : [
       [r.descTable, 16 * r.size],
       [r.availRing, 6 + 2 * r.size],
       [r.usedRing, 6 + 8 * r.size],
@@ -176,12 +196,13 @@ export class QueueLedger {
   private walk(head: number): [number, number][] {
     const m = this.memory.driver;
     const size = this.ring.size;
+    const ring = this.ring as DriverRing;
     const out: [number, number][] = [];
     const seen = new Set<number>();
     let i = head;
     while (i < size && !seen.has(i)) {
       seen.add(i);
-      const at = this.ring.descAddr(i);
+      const at = ring.descAddr(i);
       const addr = m.readU64(at);
       const len = m.readU32(at + 8);
       const flags = m.readU16(at + 12);
@@ -194,7 +215,7 @@ export class QueueLedger {
     return out;
   }
 
-  private walkTable(addr: bigint, len: number, out: [number, number][]): void {
+  walkTable(addr: bigint, len: number, out: [number, number][]): void {
     const m = this.memory.driver;
     const base = Number(addr);
     const n = Math.min(Math.floor(len / 16), WALK_TABLE_MAX);
@@ -214,7 +235,7 @@ export class QueueLedger {
     }
   }
 
-  private push(out: [number, number][], addr: bigint, len: number): void {
+  push(out: [number, number][], addr: bigint, len: number): void {
     if (len === 0 || addr >= BigInt(this.memory.size)) return;
     const a = Number(addr);
     out.push([a, Math.min(len, this.memory.size - a)]);

@@ -23,6 +23,11 @@ export interface FuzzSetup {
   strict?: boolean;
   /** The device's `mtu` option (VIRTIO_NET_F_MTU offered; frames above it kept from both sides). Default none. */
   mtu?: number;
+  /**
+   * The driver's ring layout (default split): `packed` rings (§2.8) make the driver acknowledge
+   * VIRTIO_F_RING_PACKED. Modern interfaces only (the legacy interface has no packed ring).
+   */
+  ring?: 'split' | 'packed';
 }
 
 export type RingSize = 8 | 16 | 32 | 256 | 4096 | 32768;
@@ -51,7 +56,21 @@ export interface RawDesc {
   /** VIRTQ_DESC_F_NEXT 1, WRITE 2, INDIRECT 4. */
   flags: number;
   addr: RawAddr;
+  /** Split rings only (packed lists continue at the next ring position, §2.8.6). */
   next: RawNext;
+}
+
+/**
+ * The packed-ring mistakes of a raw list (§2.8.1 AVAIL/USED and the wrap counter, §2.8.6 chains,
+ * §2.8.13 Buffer IDs); split rings ignore them. `first`: the first descriptor's AVAIL/USED bits —
+ * right, for the other wrap counter, looking used (both equal to the wrap counter), or zero. `mid`:
+ * a later descriptor of the list gets the other wrap counter's bits. `id`: a free Buffer ID, one
+ * beyond the ring size, or one an outstanding list uses.
+ */
+export interface PackedMistake {
+  first: 'ok' | 'other-wrap' | 'looks-used' | 'zero';
+  mid: boolean;
+  id: 'free' | 'oob' | 'held';
 }
 
 export type FuzzOp =
@@ -67,7 +86,9 @@ export type FuzzOp =
   /** `broken`: a chain with an out-of-range head goes out in the same avail.idx update, last. */
   | { t: 'rx'; count: number; len: number; split: number; indirect: boolean; broken?: boolean }
   | { t: 'ctrl'; cls: number; cmd: number; payload: number[]; ack: 0 | 1 | 2; indirect: boolean; apart: boolean }
-  | { t: 'raw'; q: number; descs: RawDesc[]; table: RawDesc[]; head: 'first' | 'oob' }
+  /** `packed`: the mistakes on a packed ring (else a list as the descriptors say, with a free Buffer ID; `head: 'oob'` an ID beyond the ring). */
+  | { t: 'raw'; q: number; descs: RawDesc[]; table: RawDesc[]; head: 'first' | 'oob'; packed?: PackedMistake }
+  /** Split: avail.idx moved on by `n` without new entries. Packed: the driver skips `n` ring positions (n > size: flips its wrap counter). */
   | { t: 'bump'; q: number; n: number }
   | { t: 'kick'; q: number }
   /** `hdr`: the header a header-carrying backend hands over with each frame (hostile values too). */
@@ -115,8 +136,8 @@ const NEEDS_CTRL_VQ = ['CTRL_RX', 'CTRL_VLAN', 'CTRL_RX_EXTRA', 'GUEST_ANNOUNCE'
  * What a run leans on: `all` (every kind at its everyday weight), or one of the new kinds made
  * frequent — CI runs a bounded run of each (fuzz.test.ts).
  */
-export type Focus = 'all' | 'vnet' | 'reentry' | 'wrap' | 'big-ring';
-export const FOCUSES: readonly Focus[] = ['all', 'vnet', 'reentry', 'wrap', 'big-ring'];
+export type Focus = 'all' | 'vnet' | 'reentry' | 'wrap' | 'big-ring' | 'packed';
+export const FOCUSES: readonly Focus[] = ['all', 'vnet', 'reentry', 'wrap', 'big-ring', 'packed'];
 
 const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
   .record({
@@ -127,8 +148,11 @@ const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
       ? fc.constantFrom(256, 4096, 32768)
       : fc.oneof({ arbitrary: fc.constantFrom(8, 16, 32), weight: 20 }, { arbitrary: fc.constantFrom(256, 4096, 32768), weight: 1 })) as fc.Arbitrary<RingSize>,
     backend: (focus === 'vnet' ? fc.constant('vnet') : fc.constantFrom('plain', 'vnet')) as fc.Arbitrary<'plain' | 'vnet'>,
+    ring: (focus === 'packed' ? fc.constant('packed') : fc.constantFrom('split', 'packed')) as fc.Arbitrary<'split' | 'packed'>,
   })
-  .map((s) => {
+  .map((s0) => {
+    // Packed rings exist only on the modern interfaces (§2.8, §4.1.4.10): a packed run uses them.
+    const s = s0.ring === 'packed' && s0.transport === 'pci-legacy' ? (focus === 'packed' ? { ...s0, transport: 'pci' as const } : { ...s0, ring: 'split' as const }) : s0;
     let disable: string[] = [...s.disable];
     if (s.pairs === 2) disable = disable.filter((d) => d !== 'CTRL_VQ');
     if (disable.includes('CTRL_VQ')) disable = [...new Set([...disable, ...NEEDS_CTRL_VQ])];
@@ -210,6 +234,12 @@ const vnetHdr: fc.Arbitrary<number[]> = fc.oneof(
   // The wrong length: a short one, one with num_buffers set, a long one.
   fc.array(fc.nat({ max: 255 }), { minLength: 0, maxLength: 16 }),
 );
+
+const packedMistake: fc.Arbitrary<PackedMistake> = fc.record({
+  first: fc.constantFrom('ok', 'ok', 'other-wrap', 'looks-used', 'zero') as fc.Arbitrary<PackedMistake['first']>,
+  mid: fc.nat({ max: 3 }).map((n) => n === 0),
+  id: fc.constantFrom('free', 'free', 'free', 'oob', 'held') as fc.Arbitrary<PackedMistake['id']>,
+});
 
 const REENTRY_HOOKS: Hook[] = ['transmit', 'interrupt', 'rx-filter', 'pause', 'resume', 'offloads', 'needs-reset'];
 const reentryAction: fc.Arbitrary<ReentryAction> = fc.oneof(
@@ -306,10 +336,11 @@ function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
       descs: fc.array(rawDesc, { minLength: 1, maxLength: 4 }),
       table: fc.array(rawDesc, { maxLength: 4 }),
       head: fc.constantFrom('first', 'first', 'first', 'oob') as fc.Arbitrary<'first' | 'oob'>,
-    }),
-    weight: 2,
+      packed: fc.option(packedMistake, { nil: undefined, freq: 2 }),
+    }).map((op) => (op.packed === undefined ? (({ packed: _, ...rest }) => rest)(op) : op)),
+    weight: w('packed', 2, 5),
   },
-  { arbitrary: fc.record({ t: fc.constant('bump' as const), q: queueIndex, n: fc.constantFrom(1, 2, 33, 0x8000, 0xffff) }), weight: 1 },
+  { arbitrary: fc.record({ t: fc.constant('bump' as const), q: queueIndex, n: fc.constantFrom(1, 2, 33, 0x8000, 0xffff) }), weight: w('packed', 1, 2) },
   { arbitrary: fc.record({ t: fc.constant('kick' as const), q: fc.nat({ max: 6 }) }), weight: 3 },
   {
     arbitrary: fc.record({

@@ -9,7 +9,8 @@ import { DriverRing } from '../support/driver-ring.js';
 import { QueueLedger } from './ledger.js';
 import { FuzzStop, FuzzWorld, MEMORY_SIZE } from './world.js';
 import { runCase, runWorld } from './oracle.js';
-import type { FuzzOp, FuzzSetup } from './ops.js';
+import type { FuzzOp, FuzzSetup, RawDesc } from './ops.js';
+import { PackedDriverRing } from '../support/packed-driver-ring.js';
 
 const SETUP: FuzzSetup = { transport: 'mmio', pairs: 1, disable: [], ringSize: 8 };
 
@@ -238,7 +239,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
 
   it('used_index_jump_used_idx_moved_past_the_ring_size', () => {
     const w = worldAfter([INIT]);
-    const ring = w.ring(0)!;
+    const ring = w.ring(0) as DriverRing;
     ring.setUsedEvent(0x8000); // the driver wants no interrupt yet, so only the jump is wrong
     expect(lastStep(w, null, () => w.memory.device.writeU16(ring.usedRing + 2, ring.size + 1))).to.equal('used.index-jump');
   });
@@ -510,5 +511,114 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
         };
       }),
     ).to.equal('harness.threw');
+  });
+});
+
+// The oracles that read the rings (interrupts, held heads, used descriptors, backend stalls,
+// guard regions) over packed rings (§2.8): the same planted bugs, with the driver's rings packed.
+describe('fuzz: the ring oracles fire on packed rings too', () => {
+  const PACKED: Partial<FuzzSetup> = { ring: 'packed' };
+
+  it('a_clean_packed_sequence_passes_every_check_on_packed_queues', () => {
+    const w = worldAfter([INIT, { ...RX1, count: 3 }, INJECT1, TX, PROMISC, { t: 'cycle', dir: 'tx', n: 40, batch: 3 }], PACKED);
+    expect(w.device.queues.map((q) => q?.ring)).to.deep.equal(['packed', 'packed', 'packed']);
+    expect(w.has('RING_PACKED')).to.equal(true);
+    expect(w.device.stats().tx.frames).to.equal(41);
+    expect(w.ledgers[0]!.outstanding).to.equal(2);
+  });
+
+  it('irq_lost_packed', () => {
+    const w = worldAfter([INIT, RX1], PACKED);
+    (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
+    expect(steps(w, [INJECT1])).to.equal('irq.lost');
+  });
+
+  it('irq_lost_packed_event_descriptor_passed', () => {
+    const w = worldAfter([INIT, { ...RX1, count: 2 }], { ...PACKED, disable: [] });
+    // EVENT_IDX: an event at the first used descriptor (offset 0, wrap 1) is passed by the first frame.
+    expect(steps(w, [{ t: 'event', q: 0, mode: 'used-event', value: 0x8000 }])).to.equal(null);
+    (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
+    expect(steps(w, [INJECT1])).to.equal('irq.lost');
+  });
+
+  it('irq_lost_not_claimed_when_the_driver_disabled_events_packed', () => {
+    const w = worldAfter([INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
+    (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
+    expect(steps(w, [INJECT1])).to.equal(null);
+    expect(w.ledgers[0]!.usedSeen).to.equal(1);
+  });
+
+  it('irq_spurious_packed', () => {
+    const w = worldAfter([INIT, RX1], PACKED);
+    expect(lastStep(w, null, () => w.device.core.raiseUsed(0))).to.equal('irq.spurious');
+  });
+
+  it('used_head_lost_packed', () => {
+    const w = worldAfter([INIT, RX1], PACKED);
+    expect(
+      lastStep(w, null, () => {
+        const q = w.device.queues[0]!;
+        const c = q.pop();
+        if (c.kind === 'chain') q.pushUsed(c, 0);
+      }),
+    ).to.equal('used.head-lost');
+  });
+
+  it('used_unknown_head_packed_a_used_descriptor_naming_no_outstanding_id', () => {
+    const w = worldAfter([INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
+    const ring = w.ring(0) as PackedDriverRing;
+    expect(
+      lastStep(w, null, () => {
+        // A used descriptor at offset 0 (wrap 1) with an ID the driver never made available.
+        w.memory.device.writeU16(ring.descAddr(0) + 12, 7);
+        w.memory.device.writeU16(ring.descAddr(0) + 14, 0x8080);
+      }),
+    ).to.equal('used.unknown-head');
+  });
+
+  it('guard_write_outside_grant_packed_the_driver_event_structure', () => {
+    const w = worldAfter([INIT, RX1], PACKED);
+    const ring = w.ring(0) as PackedDriverRing;
+    expect(lastStep(w, null, () => w.memory.device.writeU16(ring.driverEvent + 2, 1))).to.equal('guard.write-outside-grant');
+  });
+
+  it('rx_backend_stalled_packed', () => {
+    const w = worldAfter([INIT, RX1], PACKED);
+    const rx = (w.device as unknown as Record<string, Patchable>)['rx']!;
+    rx.receive = () => false;
+    expect(steps(w, [INJECT1])).to.equal('rx.backend-stalled');
+  });
+
+  it('flush_not_completed_packed', () => {
+    const f = runWorld({ setup: { ...SETUP, ring: 'packed' }, ops: [INIT, TX] }, undefined, {}, undefined, (w) => {
+      (w.device as unknown as Record<string, Patchable>)['tx']!.process = () => undefined;
+    });
+    expect(f?.code).to.equal('flush.not-completed');
+  });
+
+  it('packed_raw_lists_with_driver_mistakes_end_in_needs_reset_or_a_stall_never_a_failure', () => {
+    const desc = (flags: number): RawDesc => ({ len: 64, flags, addr: 'heap', next: 'auto' });
+    const cases: [string, FuzzOp][] = [
+      ['unterminated', { t: 'raw', q: 1, descs: [desc(1), desc(1)], table: [], head: 'first' }],
+      ['other wrap', { t: 'raw', q: 1, descs: [desc(0)], table: [], head: 'first', packed: { first: 'other-wrap', mid: false, id: 'free' } }],
+      ['looks used', { t: 'raw', q: 1, descs: [desc(0)], table: [], head: 'first', packed: { first: 'looks-used', mid: false, id: 'free' } }],
+      ['mid wrap', { t: 'raw', q: 1, descs: [desc(1), desc(0)], table: [], head: 'first', packed: { first: 'ok', mid: true, id: 'free' } }],
+      ['indirect with next', { t: 'raw', q: 1, descs: [desc(5), desc(0)], table: [desc(0)], head: 'first' }],
+      ['id beyond the ring', { t: 'raw', q: 1, descs: [desc(0)], table: [], head: 'oob' }],
+    ];
+    for (const [what, op] of cases) {
+      const f = runCase({ setup: { ...SETUP, ring: 'packed' }, ops: [INIT, op, TX] });
+      expect(f, `${what}: ${f?.code} ${f?.detail}`).to.equal(null);
+    }
+    // The first three leave the device running and the queue stalled; the list with NEXT at its end
+    // and the one with the wrong bits mid-list are refused (DEVICE_NEEDS_RESET) when popped.
+    const w = worldAfter([INIT, cases[0]![1]], PACKED);
+    expect(w.needsReset).to.equal(true);
+    const w2 = worldAfter([INIT, cases[1]![1], TX], PACKED);
+    expect(w2.needsReset).to.equal(false);
+    expect(w2.device.stats().tx.frames).to.equal(0);
+    const w3 = worldAfter([INIT, cases[5]![1]], PACKED);
+    expect(w3.needsReset).to.equal(false);
+    expect(w3.ledgers[1]!.usedSeen).to.equal(1);
   });
 });

@@ -1,14 +1,16 @@
 // Counting the device's ring operations (VIRTIO 1.2 §2.7.13 popping available chains, §2.7.8
-// writing used elements): SplitQueue reads and writes its rings through DataViews of guest memory,
+// writing used elements; §2.8 the same on packed rings): SplitQueue and PackedQueue read and write
+// their rings through DataViews of guest memory,
 // which GuardedMemory's metered accessors never see, so "bounded work per call" counted only in
-// memory calls misses a loop over the rings. This wraps SplitQueue's operations once (test
+// memory calls misses a loop over the rings. This wraps both queues' operations once (test
 // process only) and reports each to the meter of the world whose device call is running.
 
 import { SplitQueue } from '../../virtqueue/split-queue.js';
+import { PackedQueue } from '../../virtqueue/packed-queue.js';
 
 /** Who is told about each ring operation (the world running a device call), or null. */
 export interface QueueMeter {
-  queueOp(q: SplitQueue, op: MeteredOp, advanced: boolean): void;
+  queueOp(q: SplitQueue | PackedQueue, op: MeteredOp, advanced: boolean): void;
 }
 
 export type MeteredOp = 'pop' | 'unpop' | 'pushUsed' | 'publishUsed' | 'available' | 'enableNotification' | 'setNotifications';
@@ -23,24 +25,30 @@ export function setQueueMeter(m: QueueMeter | null): QueueMeter | null {
   return prev;
 }
 
-/** Wraps SplitQueue's operations (idempotent). */
+/** Wraps SplitQueue's and PackedQueue's operations (idempotent). */
 export function installQueueMeter(): void {
   if (installed) return;
   installed = true;
-  const proto = SplitQueue.prototype as unknown as Record<MeteredOp, (...args: unknown[]) => unknown>;
+  wrap(SplitQueue.prototype, 'publishedUsed');
+  wrap(PackedQueue.prototype, 'publishedPos');
+}
+
+/** `published`: the private field holding where the last publish left the used ring. */
+function wrap(prototype: object, published: string): void {
+  const proto = prototype as unknown as Record<MeteredOp, (...args: unknown[]) => unknown>;
   for (const name of ['pop', 'unpop', 'pushUsed', 'available', 'enableNotification', 'setNotifications'] as const) {
     const orig = proto[name]!;
-    proto[name] = function (this: SplitQueue, ...args: unknown[]): unknown {
+    proto[name] = function (this: SplitQueue | PackedQueue, ...args: unknown[]): unknown {
       current?.queueOp(this, name, false);
       return orig.apply(this, args);
     };
   }
-  // publishUsed: also whether it moved used.idx (the spurious-interrupt oracle needs it).
+  // publishUsed: also whether it moved the used ring (the spurious-interrupt oracle needs it).
   const publish = proto.publishUsed!;
-  proto.publishUsed = function (this: SplitQueue): unknown {
-    const before = (this as unknown as { publishedUsed: number }).publishedUsed;
+  proto.publishUsed = function (this: SplitQueue | PackedQueue): unknown {
+    const before = (this as unknown as Record<string, number>)[published];
     const r = publish.apply(this, []);
-    current?.queueOp(this, 'publishUsed', (this as unknown as { publishedUsed: number }).publishedUsed !== before);
+    current?.queueOp(this, 'publishUsed', (this as unknown as Record<string, number>)[published] !== before);
     return r;
   };
 }

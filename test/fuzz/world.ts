@@ -1,4 +1,4 @@
-// One fuzzed machine: a VirtioNetDevice on a MemoryNetdev or a header-carrying in-memory netdev
+// One fuzzed machine (split rings §2.7, or packed rings §2.8 when the setup says so): a VirtioNetDevice on a MemoryNetdev or a header-carrying in-memory netdev
 // (vnet-netdev.ts), in guarded guest memory, behind a real transport (virtio-mmio §4.2, virtio-pci
 // §4.1, or its legacy interface §4.1.4.10), driven by a model driver (DriverRing +
 // driver-transport) that applies FuzzOps (ops.ts, done by driver-ops.ts) one at a time — and, once
@@ -40,6 +40,8 @@ import { GUEST_OFFLOAD_FEATURES, NetFeature, hasFeature } from '../../devices/vi
 import { unmetRequirement } from '../../devices/virtio-net/net-options.js';
 import { TX_BURST } from '../../devices/virtio-net/tx-path.js';
 import { SplitQueue } from '../../virtqueue/split-queue.js';
+import { PackedQueue } from '../../virtqueue/packed-queue.js';
+import { EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE, PackedDriverRing } from '../support/packed-driver-ring.js';
 import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js';
 import { DriverRing } from '../support/driver-ring.js';
 import { driverFor, initDevice, legacyDriver, legacyRingLayout } from '../support/driver-transport.js';
@@ -49,7 +51,7 @@ import { DROPPABLE, DROP_KEEP_UNMET } from './ops.js';
 import type { FuzzOp, FuzzSetup, Hook, ReentryAction } from './ops.js';
 import { QueueLedger } from './ledger.js';
 import { applyOp, queueOp, reg } from './driver-ops.js';
-import type { Posting, PostingKind } from './ledger.js';
+import type { FuzzRing, Posting, PostingKind } from './ledger.js';
 import { makeFuzzNetdev } from './vnet-netdev.js';
 import type { FuzzNetdev, VnetMemoryNetdev } from './vnet-netdev.js';
 import { installQueueMeter, setQueueMeter } from './queue-meter.js';
@@ -119,6 +121,22 @@ export class FuzzStop extends Error {
 
 function dropsTotal(s: NetStats): number {
   return Object.values(s.rx.drops).reduce((a, b) => a + b, 0);
+}
+
+/** A packed position (offset | wrap << 15) on a line of 2 * size positions. */
+function linear(pos: number, size: number): number {
+  return ((pos >> 15) & 1) * size + (pos & 0x7fff);
+}
+
+/** How far `to` is ahead of `from` on a packed ring of `size` (positions as offset | wrap << 15). */
+function packedDistance(from: number, to: number, size: number): number {
+  const d = linear(to, size) - linear(from, size);
+  return d < 0 ? d + 2 * size : d;
+}
+
+/** A device position (wrap * size + offset, packed-layout.ts) as offset | wrap << 15. */
+function fromDevicePosition(p: number, size: number): number {
+  return p >= size ? (p - size) | 0x8000 : p;
 }
 
 /** vring_need_event (§2.7.10). */
@@ -246,6 +264,7 @@ export class FuzzWorld implements QueueMeter {
     this.transport = real;
     const guarded = this.guardTransport(real);
     this.driver = setup.transport === 'pci-legacy' ? legacyDriver(guarded as VirtioPciTransport) : driverFor(guarded);
+    this.bump(`setup ring ${setup.ring === 'packed' && setup.transport !== 'pci-legacy' ? 'packed' : 'split'}`);
   }
 
   // ---------------------------------------------------------------- calls into the device
@@ -293,8 +312,8 @@ export class FuzzWorld implements QueueMeter {
   }
 
   /** QueueMeter: the device did a ring operation. */
-  queueOp(q: SplitQueue, op: MeteredOp, advanced: boolean): void {
-    if (this.resetFrom !== null) this.touched(`SplitQueue.${op} on queue ${q.index}`);
+  queueOp(q: SplitQueue | PackedQueue, op: MeteredOp, advanced: boolean): void {
+    if (this.resetFrom !== null) this.touched(`${q.ring === 'packed' ? 'PackedQueue' : 'SplitQueue'}.${op} on queue ${q.index}`);
     if (advanced) this.publishedInStep = true;
     this.meter();
   }
@@ -454,7 +473,7 @@ export class FuzzWorld implements QueueMeter {
 
   // ---------------------------------------------------------------- model state
 
-  ring(q: number): DriverRing | null {
+  ring(q: number): FuzzRing | null {
     const l = this.ledgers[q];
     return l === undefined || l === null || l.dead ? null : l.ring;
   }
@@ -492,7 +511,7 @@ export class FuzzWorld implements QueueMeter {
     return QUEUE_BASE + q * this.areaSize;
   }
 
-  private makeRing(q: number): DriverRing {
+  private makeRing(q: number): FuzzRing {
     const base = this.queueArea(q);
     const small = this.areaSize === QUEUE_AREA;
     const heapEnd = small ? base + QUEUE_AREA : base + this.areaSize - SCRATCH;
@@ -501,6 +520,7 @@ export class FuzzWorld implements QueueMeter {
       const l = legacyRingLayout(base, this.queueMax);
       return new DriverRing(this.memory.driver, { ...l, heapStart, heapEnd });
     }
+    if (this.setup.ring === 'packed') return new PackedDriverRing(this.memory.driver, { size: this.setup.ringSize, base, heapStart, heapEnd });
     return new DriverRing(this.memory.driver, { size: this.setup.ringSize, base, heapStart, heapEnd });
   }
 
@@ -521,7 +541,7 @@ export class FuzzWorld implements QueueMeter {
     const wantCtrl = (want & offered & features(['CTRL_VQ'])) !== 0n;
     const ctrlIndex = wantMq ? this.setup.pairs * 2 : 2;
     const count = wantCtrl ? ctrlIndex + 1 : ctrlIndex;
-    const rings: DriverRing[] = [];
+    const rings: FuzzRing[] = [];
     for (let q = 0; q < count; q++) rings.push(this.makeRing(q));
     // A re-entrant driver operation inside the initialisation (armed at the backend's setOffloads,
     // called at DRIVER_OK) clears `clean` (e.g. it disabled a queue these ledgers would count as
@@ -532,7 +552,11 @@ export class FuzzWorld implements QueueMeter {
     this.guestOffloads = res.negotiated & GUEST_OFFLOAD_FEATURES;
     this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
     this.rxFramesAtInit = this.device.stats().queues[0]!.packets; // receiveq1's: frames may be steered to receiveq2
-    this.clean = this.clean && res.ok;
+    // Packed rings need VIRTIO_F_RING_PACKED negotiated (initDevice acknowledges it when offered);
+    // without it the device would read them as split rings, and nothing the driver sees means anything.
+    const packedAgreed = rings.every((r) => r instanceof PackedDriverRing) === ((res.negotiated & features(['RING_PACKED' as never])) !== 0n);
+    if (!packedAgreed) for (const l of this.ledgers) if (l !== null) l.tainted = l.dead = true;
+    this.clean = this.clean && res.ok && packedAgreed;
     return res.ok;
   }
 
@@ -545,6 +569,12 @@ export class FuzzWorld implements QueueMeter {
   /** Publishes with `add` and notifies the way Linux decides (§2.7.10), or always with `force`. */
   kick(q: number, add: () => void, force = false): void {
     const ring = this.ring(q)!;
+    if (ring instanceof PackedDriverRing) {
+      const before = ring.availPosition;
+      add();
+      if (ring.needsNotify(before, this.has('EVENT_IDX')) || force) this.driver.notify(q);
+      return;
+    }
     const old = ring.availIdx;
     add();
     const now = ring.availIdx;
@@ -565,8 +595,17 @@ export class FuzzWorld implements QueueMeter {
     return l !== undefined && l !== null && l.outstanding + n <= cap;
   }
 
-  post(q: number, head: number, kind: PostingKind, ackAt?: number, command?: readonly number[]): void {
-    this.ledgers[q]!.post(head, kind, ackAt, command);
+  /**
+   * Books a posting. Packed rings: a well-formed list is granted its writable buffers as written;
+   * raw lists (driver-ops.ts) pass `granted`.
+   */
+  post(q: number, head: number, kind: PostingKind, ackAt?: number, command?: readonly number[], granted?: [number, number][]): void {
+    const l = this.ledgers[q]!;
+    if (granted === undefined && l.ring instanceof PackedDriverRing) {
+      granted = [];
+      for (const b of l.ring.buffers(head)) if (b.write && b.len > 0) granted.push([b.addr, b.len]);
+    }
+    l.post(head, kind, ackAt, command, granted);
   }
 
   // ---------------------------------------------------------------- operations
@@ -597,7 +636,12 @@ export class FuzzWorld implements QueueMeter {
   /** Used-ring areas of the device's running queues. */
   private activeUsedRings(): [number, number][] {
     const out: [number, number][] = [];
-    for (const q of this.device.queues) if (q !== null) out.push([q.queueConfig.usedRing, 6 + 8 * q.size]);
+    for (const q of this.device.queues) {
+      if (q === null) continue;
+      // Packed: used descriptors go into the descriptor ring; the device event structure is the device's.
+      if (q.ring === 'packed') out.push([q.queueConfig.descTable, 16 * q.size], [q.queueConfig.usedRing, 4]);
+      else out.push([q.queueConfig.usedRing, 6 + 8 * q.size]);
+    }
     return out;
   }
 
@@ -631,7 +675,11 @@ export class FuzzWorld implements QueueMeter {
     if (this.pending !== null) throw new FuzzStop(this.pending);
     for (const l of this.ledgers) l?.refreshRaw();
     const extra = [...this.activeBefore, ...this.activeUsedRings(), ...this.programmed];
-    for (const l of this.ledgers) if (l !== null) extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
+    for (const l of this.ledgers) {
+      if (l === null) continue;
+      if (l.ring instanceof PackedDriverRing) extra.push([l.ring.descRing, 16 * l.ring.size], [l.ring.deviceEvent, 4]);
+      else extra.push([l.ring.usedRing, 6 + 8 * l.ring.size]);
+    }
     const g = this.memory.check((a) => extra.some(([s, l]) => a >= s && a < s + l));
     for (const l of this.retired) l.clear();
     this.retired = [];
@@ -657,7 +705,7 @@ export class FuzzWorld implements QueueMeter {
   /** Snapshots used.idx per live ring and ISR: the interrupt checks judge what happens from here. */
   irqMark(): void {
     this.usedBefore.clear();
-    for (const l of this.ledgers) if (l !== null && !l.tainted) this.usedBefore.set(l, l.ring.usedIdx());
+    for (const l of this.ledgers) if (l !== null && !l.tainted) this.usedBefore.set(l, usedMark(l.ring));
     this.isrBefore = this.device.isr;
     this.isrSeen = 0;
     this.publishedInStep = false;
@@ -685,11 +733,18 @@ export class FuzzWorld implements QueueMeter {
     const eventIdx = this.has('EVENT_IDX');
     for (const l of this.ledgers) {
       if (l === null || l.tainted) continue;
-      const before = this.usedBefore.get(l) ?? 0;
-      const now = l.ring.usedIdx();
+      const before = this.usedBefore.get(l) ?? (l.ring instanceof PackedDriverRing ? 0x8000 : 0); // a ring set up in this step: where it starts
+      const now = usedMark(l.ring);
       if (now === before) continue;
       // Notification coalescing (VIRTIO 1.3 §5.1.6.5.9) may hold the notification for its window.
       if (this.device.coalescing(l.index)?.active === true) continue;
+      if (l.ring instanceof PackedDriverRing) {
+        const due = packedDue(this.memory, l.ring, before, now, eventIdx);
+        if (due === true) {
+          this.fail('irq.lost', `queue ${l.index} (packed): the used position moved 0x${before.toString(16)} -> 0x${now.toString(16)} with ${eventIdx ? 'the event descriptor passed or events enabled' : 'events enabled'}, but no used-buffer interrupt (ISR 0x${isr.toString(16)})`);
+        }
+        continue;
+      }
       const due = eventIdx ? needEvent(this.memory.driver.readU16(l.ring.availRing + 4 + 2 * l.ring.size), now, before) : (this.memory.driver.readU16(l.ring.availRing) & 1) === 0;
       if (due) {
         this.fail('irq.lost', `queue ${l.index}: used.idx ${before} -> ${now} with ${eventIdx ? 'used_event crossed' : 'interrupts not suppressed'}, but no used-buffer interrupt (ISR 0x${isr.toString(16)})`);
@@ -710,7 +765,17 @@ export class FuzzWorld implements QueueMeter {
     for (const l of this.ledgers) {
       if (l === null || l.dead || l.tainted || l.rawSeen) continue;
       const q = queues[l.index];
-      if (q === null || q === undefined || q.broken || !(q instanceof SplitQueue)) continue; // the fuzzer's rings are split rings
+      if (q === null || q === undefined || q.broken) continue;
+      if (q instanceof PackedQueue && l.ring instanceof PackedDriverRing) {
+        const c = q.queueConfig;
+        if (c.descTable !== l.ring.descRing || c.availRing !== l.ring.driverEvent || c.usedRing !== l.ring.deviceEvent || q.size !== l.ring.size) continue;
+        const notPopped = listsBetween(this.memory, l.ring, fromDevicePosition(q.nextAvail, q.size), l.ring.availPosition);
+        if (l.outstanding !== notPopped + q.inFlight) {
+          this.fail('used.head-lost', `queue ${l.index} (packed): the driver has ${l.outstanding} list(s) outstanding, the device holds ${q.inFlight} and has ${notPopped} not popped yet`);
+        }
+        continue;
+      }
+      if (!(q instanceof SplitQueue) || l.ring instanceof PackedDriverRing) continue;
       const c = q.queueConfig;
       if (c.descTable !== l.ring.descTable || c.availRing !== l.ring.availRing || c.usedRing !== l.ring.usedRing || q.size !== l.ring.size) continue;
       const notPopped = (l.ring.availIdx - q.nextAvail) & 0xffff;
@@ -751,7 +816,8 @@ export class FuzzWorld implements QueueMeter {
       if (l === null || l.tainted) continue;
       const idx = this.memory.driver.readU16(l.ring.usedRing + 2);
       const ahead = (idx - (l.ring as unknown as { lastUsed: number }).lastUsed) & 0xffff;
-      if (ahead > l.ring.size) this.fail('used.index-jump', `queue ${l.index}: used.idx moved ${ahead} entries, more than the ring size ${l.ring.size}`);
+      // Packed rings have no used index: a used descriptor past the ring shows as one naming an unknown ID.
+      if (!(l.ring instanceof PackedDriverRing) && ahead > l.ring.size) this.fail('used.index-jump', `queue ${l.index}: used.idx moved ${ahead} entries, more than the ring size ${l.ring.size}`);
       for (const e of l.take()) {
         const p = l.complete(e);
         if (p !== null) this.fail(p.code, p.detail);
@@ -839,8 +905,13 @@ export class FuzzWorld implements QueueMeter {
     // stalled them (it paused the backend and never resumed it). Narrowed to a clean
     // initialisation with the link up and receiveq1 running as programmed, with buffers not popped.
     const q0 = this.device.queues[0];
-    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 instanceof SplitQueue && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
-      const notPopped = (rx.ring.availIdx - q0.nextAvail) & 0xffff;
+    if (this.clean && this.driverOk && !this.needsReset && this.device.linkUp && rx !== undefined && rx !== null && !rx.tainted && !rx.dead && q0 !== null && q0 !== undefined && !q0.broken && n.backlog > 0 && s.rx.backlog === 0) {
+      const notPopped =
+        q0 instanceof PackedQueue && rx.ring instanceof PackedDriverRing
+          ? packedDistance(fromDevicePosition(q0.nextAvail, q0.size), rx.ring.availPosition, q0.size)
+          : q0 instanceof SplitQueue && !(rx.ring instanceof PackedDriverRing)
+            ? (rx.ring.availIdx - q0.nextAvail) & 0xffff
+            : 0;
       if (q0.queueConfig.availRing === rx.ring.availRing && notPopped > 0) {
         this.fail('rx.backend-stalled', `the backend holds ${n.backlog} frame(s) while the device runs with ${notPopped} receive buffer(s) not popped and an empty backlog`);
       }
@@ -857,6 +928,41 @@ export class FuzzWorld implements QueueMeter {
   get driverOk(): boolean {
     return (this.device.status & STATUS_DRIVER_OK) !== 0;
   }
+}
+
+/** Where the used elements the device published end: used.idx (split), the used position past them (packed). */
+function usedMark(r: FuzzRing): number {
+  return r instanceof PackedDriverRing ? r.usedEnd() : r.usedIdx();
+}
+
+/**
+ * §2.8.10: whether moving the used position from `before` to `now` called for a used buffer
+ * notification, as the driver event suppression structure says: DISABLE no; ENABLE yes; DESC with
+ * EVENT_IDX when the named descriptor lies in [before, now). Undefined where the spec leaves the
+ * device free (DESC without EVENT_IDX, the reserved value 3, an offset beyond the ring).
+ */
+function packedDue(m: GuardedMemory, r: PackedDriverRing, before: number, now: number, eventIdx: boolean): boolean | undefined {
+  const offWrap = m.driver.readU16(r.driverEvent);
+  const flags = m.driver.readU16(r.driverEvent + 2) & 3;
+  if (flags === EVENT_DISABLE) return false;
+  if (flags === EVENT_ENABLE) return true;
+  if (flags !== EVENT_DESC || !eventIdx || (offWrap & 0x7fff) >= r.size) return undefined;
+  return packedDistance(before, offWrap, r.size) < packedDistance(before, now, r.size);
+}
+
+/**
+ * Lists the driver made available from position `from` up to `to` (offset | wrap << 15): a list
+ * ends at a descriptor without NEXT (§2.8.6). Only for rings with well-formed lists (no raw posting).
+ */
+function listsBetween(m: GuardedMemory, r: PackedDriverRing, from: number, to: number): number {
+  const n = packedDistance(from, to, r.size);
+  let off = from & 0x7fff;
+  let lists = 0;
+  for (let k = 0; k < n; k++) {
+    if ((m.driver.readU16(r.descAddr(off) + 14) & 1) === 0 || k === n - 1) lists++;
+    off = off + 1 === r.size ? 0 : off + 1;
+  }
+  return lists;
 }
 
 function align(n: number, a: number): number {

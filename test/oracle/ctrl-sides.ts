@@ -79,6 +79,9 @@ export class QemuSide {
   private readonly oracles = new Map<string, QemuOracle>();
   startupMs = 0;
 
+  /** `packed`: QEMU's NIC with `packed=on`, driven over packed rings (§2.8). */
+  constructor(readonly packed = false) {}
+
   /** QEMU processes started so far. */
   get processes(): number {
     return this.oracles.size;
@@ -132,7 +135,7 @@ export class QemuSide {
     let o = this.oracles.get(key);
     if (o === undefined) {
       // virtio-net-pci offers MQ only with mq=on; its one queue pair comes from the hubport.
-      o = await QemuOracle.start({ mac: NIC_MAC, guestFeatures: features, features: features.includes('MQ') ? { mq: true } : {} });
+      o = await QemuOracle.start({ mac: NIC_MAC, guestFeatures: features, features: features.includes('MQ') ? { mq: true } : {}, packed: this.packed });
       this.startupMs += o.startupMs;
       this.oracles.set(key, o);
     }
@@ -153,8 +156,9 @@ export class QemuSide {
       const last = i === n - 1;
       view.setBigUint64(i * DESC_SIZE, BigInt(at), true);
       view.setUint32(i * DESC_SIZE + 8, bytes.length, true);
-      view.setUint16(i * DESC_SIZE + 12, (last ? VRING_DESC_F_WRITE : VRING_DESC_F_NEXT), true);
-      view.setUint16(i * DESC_SIZE + 14, last ? 0 : i + 1, true);
+      // A packed table's entries follow each other: only WRITE, no next (§2.8.7).
+      view.setUint16(i * DESC_SIZE + 12, last ? VRING_DESC_F_WRITE : this.packed ? 0 : VRING_DESC_F_NEXT, true);
+      view.setUint16(i * DESC_SIZE + 14, last || this.packed ? 0 : i + 1, true);
       memory.push({ address: at, bytes });
       if (last) ackAddress = at;
       at += Math.ceil(bytes.length / 8) * 8;
@@ -164,9 +168,10 @@ export class QemuSide {
   }
 }
 
-/** The model side: a fresh device per case (as QEMU's is reset), same MAC, features and bytes. */
-export function runModel(c: CtrlCase): CaseResult {
+/** The model side: a fresh device per case (as QEMU's is reset), same MAC, features and bytes; `packed`: over packed rings. */
+export function runModel(c: CtrlCase, packed = false): CaseResult {
   const rig = new NetRig({
+    ...(packed ? { ring: 'packed' as const } : {}),
     id: NIC_ID,
     mac: NIC_MAC,
     compat: 'qemu',
@@ -176,7 +181,7 @@ export function runModel(c: CtrlCase): CaseResult {
     // corpus never asks for a pair count the two would judge differently (2).
     queuePairs: c.features.includes('MQ') ? 2 : 1,
   });
-  const wanted = featureWord(c.features) | VERSION_1;
+  const wanted = featureWord(c.features) | VERSION_1 | (packed ? 1n << BigInt(FEATURE_BITS.RING_PACKED) : 0n);
   const init = rig.start(wanted);
   let events = 0;
   rig.device.on('rx-filter-changed', () => events++);
@@ -192,13 +197,14 @@ export function runModel(c: CtrlCase): CaseResult {
           ...step.segments.map((s) => ({ len: s.length, data: s })),
           ...(step.ackLen > 0 ? [{ len: step.ackLen, write: true, data: new Array<number>(step.ackLen).fill(ACK_SENTINEL) }] : []),
         ];
-        const head = rig.ctrl.addChain(buffers, { indirect: step.indirect });
+        const ctrl = rig.ringAt(rig.ctrlIndex);
+        const head = ctrl.addChain(buffers, { indirect: step.indirect });
         notifyQueue(rig.driver, rig.ctrlIndex);
-        const used = rig.ctrl.takeUsed().find((u) => u.id === head);
+        const used = ctrl.takeUsed().find((u) => u.id === head);
         chains.push({
           label: step.label,
           completed: used !== undefined,
-          ack: used !== undefined && step.ackLen > 0 ? [...rig.ctrl.bufferBytes(head, step.segments.length)] : null,
+          ack: used !== undefined && step.ackLen > 0 ? [...ctrl.bufferBytes(head, step.segments.length)] : null,
           usedLen: used?.len ?? 0,
           events: events - before,
           needsReset: needsReset(),

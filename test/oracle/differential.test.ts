@@ -8,6 +8,10 @@
 // Where the model deliberately differs from QEMU 7.2, the case is listed in KNOWN_DIFFERENCES (the
 // one table of them) with the reason, and the test asserts that the model shows exactly QEMU's
 // result with that change — so the difference is checked, never skipped.
+//
+// The whole corpus runs twice: over split rings (§2.7), then over packed rings (§2.8) on both sides —
+// QEMU's NIC with `packed=on` and the driver acknowledging VIRTIO_F_RING_PACKED, the model over
+// NetRig's packed rings — with the same table of known differences.
 
 import { expect } from 'chai';
 import { QemuOracle } from '../support/qemu-oracle.js';
@@ -26,6 +30,8 @@ interface KnownDifference {
   readonly reason: string;
   /** QEMU 7.2's observed result, changed into what the model must show (everything else equal). */
   readonly expectModel: (qemu: CaseResult) => CaseResult;
+  /** Set when QEMU 7.2 behaves like the model over packed rings (§2.8): what it does there. Then the packed pass expects identical results. */
+  readonly packedSame?: string;
 }
 
 const last = <T>(list: T[]): T => list[list.length - 1]!;
@@ -64,6 +70,9 @@ const KNOWN_DIFFERENCES: Readonly<Record<string, KnownDifference>> = {
       'QEMU 7.2 follows an indirect table whether or not the feature was negotiated, and runs the command. VIRTIO 1.2 ' +
       '§2.7.5.3.1 forbids the driver to set VIRTQ_DESC_F_INDIRECT without the feature; the model treats it as a ' +
       'malformed chain (chain.indirect-not-negotiated, tier 1): no used entry, DEVICE_NEEDS_RESET, nothing applied.',
+    packedSame:
+      'over packed rings QEMU 7.2 does not follow the table either: no used descriptor, DEVICE_NEEDS_RESET, nothing ' +
+      'applied — as the model (packed.indirect-not-negotiated, §2.8.19).',
     expectModel: (q) => {
       q.chains[0] = notCompleted(q.chains[0]!);
       last(q.queries).promiscuous = true;
@@ -121,64 +130,68 @@ function expectSame(ours: CaseResult, expected: CaseResult): void {
   expect(ours.needsReset, 'DEVICE_NEEDS_RESET at the end').to.equal(expected.needsReset);
 }
 
-describe('oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2)', function () {
-  const side = new QemuSide();
-  const tally = { cases: 0, chains: 0, same: 0, differences: 0 };
+for (const packed of [false, true]) {
+  describe(`oracle/differential (control queue: VirtioNetDevice vs QEMU 7.2${packed ? ', packed rings' : ''})`, function () {
+    const side = new QemuSide(packed);
+    const tally = { cases: 0, chains: 0, same: 0, differences: 0 };
 
-  before(function () {
-    requireQemu(this);
-  });
-  after(async function () {
-    const processes = side.processes;
-    await side.stop();
-    if (tally.cases > 0) {
-      console.log(
-        `      differential: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
-          `${tally.differences} known differences (${Object.keys(KNOWN_DIFFERENCES).length} listed); ` +
-          `${processes} QEMU processes (one per driver feature set), ${side.startupMs} ms starting them`,
-      );
-    }
-  });
-
-  it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
-    expect(CORPUS.length).to.be.at.least(MIN_CASES);
-    const names = CORPUS.map((c) => c.name);
-    expect(new Set(names).size, 'case names are unique').to.equal(names.length);
-    for (const n of names) expect(n, 'snake_case name').to.match(/^[a-z0-9]+(_[a-z0-9]+)*$/);
-    for (const n of Object.keys(KNOWN_DIFFERENCES)) expect(names, `known difference ${n} names a corpus case`).to.include(n);
-    const seen = new Set<string>();
-    for (const c of CORPUS) {
-      for (const s of c.steps) {
-        if (s.kind !== 'chain') continue;
-        const all = s.segments.flatMap((seg) => [...seg]);
-        if (all.length >= 2) seen.add(`${all[0]}/${all[1]}`);
-      }
-    }
-    for (const row of COMMAND_TABLE) expect(seen.has(`${row.cls}/${row.cmd}`), `the corpus sends ${row.row}`).to.equal(true);
-    const commands = CORPUS.reduce((n, c) => n + c.steps.filter((s) => s.kind === 'chain').length, 0);
-    expect(commands, 'control commands in the corpus').to.be.at.least(40);
-  });
-
-  for (const c of CORPUS) {
-    it(c.name, async () => {
-      await compareCase(c);
+    before(function () {
+      requireQemu(this);
     });
-  }
+    after(async function () {
+      const processes = side.processes;
+      await side.stop();
+      if (tally.cases > 0) {
+        console.log(
+          `      differential${packed ? ' (packed rings)' : ''}: ${tally.cases} cases, ${tally.chains} control commands compared, ${tally.same} identical, ` +
+            `${tally.differences} known differences (${Object.keys(KNOWN_DIFFERENCES).length} listed); ` +
+            `${processes} QEMU processes (one per driver feature set), ${side.startupMs} ms starting them`,
+        );
+      }
+    });
 
-  async function compareCase(c: CtrlCase): Promise<void> {
-    const qemu = await side.run(c);
-    const ours = runModel(c);
-    tally.cases++;
-    tally.chains += qemu.chains.length;
-    const known = KNOWN_DIFFERENCES[c.name];
-    if (known === undefined) {
-      expectSame(ours, qemu);
-      tally.same++;
-      return;
+    if (!packed) it('corpus_is_large_named_and_covers_every_row_of_the_command_table', () => {
+      expect(CORPUS.length).to.be.at.least(MIN_CASES);
+      const names = CORPUS.map((c) => c.name);
+      expect(new Set(names).size, 'case names are unique').to.equal(names.length);
+      for (const n of names) expect(n, 'snake_case name').to.match(/^[a-z0-9]+(_[a-z0-9]+)*$/);
+      for (const n of Object.keys(KNOWN_DIFFERENCES)) expect(names, `known difference ${n} names a corpus case`).to.include(n);
+      const seen = new Set<string>();
+      for (const c of CORPUS) {
+        for (const s of c.steps) {
+          if (s.kind !== 'chain') continue;
+          const all = s.segments.flatMap((seg) => [...seg]);
+          if (all.length >= 2) seen.add(`${all[0]}/${all[1]}`);
+        }
+      }
+      for (const row of COMMAND_TABLE) expect(seen.has(`${row.cls}/${row.cmd}`), `the corpus sends ${row.row}`).to.equal(true);
+      const commands = CORPUS.reduce((n, c) => n + c.steps.filter((s) => s.kind === 'chain').length, 0);
+      expect(commands, 'control commands in the corpus').to.be.at.least(40);
+    });
+
+    for (const c of CORPUS) {
+      it(c.name, async () => {
+        await compareCase(c);
+      });
     }
-    const expected = known.expectModel(structuredClone(qemu));
-    expect(expected, `${c.name}: the listed difference (${known.rule}) must change something`).to.not.deep.equal(qemu);
-    expectSame(ours, expected);
-    tally.differences++;
-  }
-});
+
+    async function compareCase(c: CtrlCase): Promise<void> {
+      const qemu = await side.run(c);
+      const ours = runModel(c, packed);
+      if (packed) expect(qemu.negotiated, 'QEMU negotiated RING_PACKED').to.include('RING_PACKED');
+      tally.cases++;
+      tally.chains += qemu.chains.length;
+      const listed = KNOWN_DIFFERENCES[c.name];
+      const known = packed && listed?.packedSame !== undefined ? undefined : listed;
+      if (known === undefined) {
+        expectSame(ours, qemu);
+        tally.same++;
+        return;
+      }
+      const expected = known.expectModel(structuredClone(qemu));
+      expect(expected, `${c.name}: the listed difference (${known.rule}) must change something`).to.not.deep.equal(qemu);
+      expectSame(ours, expected);
+      tally.differences++;
+    }
+  });
+}

@@ -71,6 +71,67 @@ export class PackedDriverRing extends PackedGuestRing {
     this.writeDesc(offset, d.addr ?? 0, d.len ?? 0, d.id ?? 0, d.flags);
   }
 
+  /** A Buffer ID not in use by any outstanding list (the one `addChain` would take next), or undefined. */
+  peekFreeId(): number | undefined {
+    return this.freeIds[0];
+  }
+
+  /** A Buffer ID some outstanding list uses, or undefined. */
+  heldId(): number | undefined {
+    for (const id of this.outstanding) return id;
+    return undefined;
+  }
+
+  /**
+   * Records descriptors written by `addRaw()` as one outstanding list of `slots` ring descriptors
+   * with Buffer ID `id` (so `takeUsed()` skips the right number of descriptors when its used
+   * descriptor comes back); `writable` are its writable buffers. For a list shaped as the device will
+   * read it (first descriptor available, terminated, an ID not outstanding).
+   */
+  trackRaw(id: number, slots: number, buffers: { addr: number; len: number; write: boolean }[]): void {
+    const i = this.freeIds.indexOf(id);
+    if (i >= 0) this.freeIds.splice(i, 1);
+    this.freeCount -= slots;
+    this.madeAvailable += slots;
+    this.lists.set(id, { slots, buffers });
+    this.outstanding.add(id);
+  }
+
+  /** Moves the next available position on by `n` descriptors without writing any (a driver losing count). */
+  skip(n: number): void {
+    for (let k = 0; k < n; k++) this.advanceAvail();
+  }
+
+  /** Flips the Driver Ring Wrap Counter without moving (a driver that believes it wrapped). */
+  flipWrap(): void {
+    this.availWrap ^= 1;
+  }
+
+  /**
+   * The position (offset | wrap << 15) just past the used descriptors the device has marked used
+   * and the driver has not taken yet (what `usedEntries()` would walk over).
+   */
+  usedEnd(): number {
+    let offset = this.nextUsed;
+    let wrap = this.usedWrap;
+    for (let guard = 0; guard < this.size; guard++) {
+      const flags = this.memory.readU16(this.descAddr(offset) + 14);
+      if (((flags & PACKED_F_AVAIL) !== 0 ? 1 : 0) !== wrap || ((flags & PACKED_F_USED) !== 0 ? 1 : 0) !== wrap) break;
+      const id = this.memory.readU16(this.descAddr(offset) + 12);
+      offset += this.outstanding.has(id) ? this.lists.get(id)!.slots : 1;
+      if (offset >= this.size) {
+        offset -= this.size;
+        wrap ^= 1;
+      }
+    }
+    return offset | (wrap << 15);
+  }
+
+  /** The Driver Ring Wrap Counter now (0 or 1). */
+  get wrapCounter(): 0 | 1 {
+    return this.availWrap === 1 ? 1 : 0;
+  }
+
   /** AVAIL/USED bits marking a descriptor available under wrap counter `wrap`. */
   static availableFor(wrap: 0 | 1): number {
     return wrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED;

@@ -3,7 +3,9 @@
 // class plays the guest driver through qtest (device initialization §3.1.1, split ring §2.7),
 // sends control chains made of caller-chosen bytes, and reads back what QEMU did: the used-ring
 // entry, the ack byte, the device status, `query-rx-filter` and NIC_RX_FILTER_CHANGED events
-// over QMP. A differential test sends the same bytes to the model and compares.
+// over QMP. A differential test sends the same bytes to the model and compares. With `packed: true`
+// the NIC gets `packed=on`, the driver acknowledges VIRTIO_F_RING_PACKED and its rings are packed
+// (§2.8, PackedQemuRing): the same chains go through packed rings.
 //
 // Facts this relies on (QEMU 7.2, measured by test/oracle/qemu-oracle.test.ts):
 // - with `ioeventfd=off` and no KVM, a queue notify is handled synchronously inside the qtest
@@ -15,7 +17,7 @@ import { QemuProcess, QEMU_BINARY, findOnPath } from './qemu-process.js';
 import { QtestChannel } from './qemu-qtest.js';
 import { QmpClient, type QmpEvent } from './qemu-qmp.js';
 import { findVirtioNet, openLegacy, openModern, type VirtioPciDriver } from './qemu-pci.js';
-import { DriverRing, legacyQueueLayout, type RawDescriptor } from './qemu-ring.js';
+import { DriverRing, PackedQemuRing, legacyQueueLayout, packedQueueLayout, type RawDescriptor } from './qemu-ring.js';
 import * as C from './qemu-virtio-constants.js';
 
 export { QEMU_BINARY } from './qemu-process.js';
@@ -34,6 +36,8 @@ export interface QemuOracleOptions {
   legacy?: boolean;
   /** Reply timeout of every qtest and QMP request. Default 5000 ms. */
   timeoutMs?: number;
+  /** Packed virtqueues (§2.8): `packed=on`, RING_PACKED negotiated, packed driver rings (modern interface only). */
+  packed?: boolean;
 }
 
 /** How QEMU handled one control chain. */
@@ -97,7 +101,7 @@ export class QemuOracle {
   offeredFeatures = 0n;
   negotiatedFeatures = 0n;
   private driver!: VirtioPciDriver;
-  private ctrlRing!: DriverRing;
+  private ctrlRing!: DriverRing | PackedQemuRing;
   private ctrlIndex = C.CTRL_QUEUE;
   private dataBase = 0;
   private broken = false;
@@ -106,7 +110,7 @@ export class QemuOracle {
     private readonly proc: QemuProcess,
     private readonly qt: QtestChannel,
     private readonly qmpClient: QmpClient,
-    private readonly opts: Required<Pick<QemuOracleOptions, 'legacy' | 'timeoutMs'>> & { guestFeatures: readonly C.FeatureName[] },
+    private readonly opts: Required<Pick<QemuOracleOptions, 'legacy' | 'timeoutMs' | 'packed'>> & { guestFeatures: readonly C.FeatureName[] },
   ) {}
 
   /** True when `qemu-system-x86_64` is on PATH. */
@@ -127,7 +131,10 @@ export class QemuOracle {
       props.push(`${name}=${on ? 'on' : 'off'}`);
     }
     const legacy = options.legacy ?? false;
-    const guestFeatures = options.guestFeatures ?? C.DEFAULT_GUEST_FEATURES;
+    const packed = options.packed ?? false;
+    if (packed && legacy) throw new TypeError('QemuOracle: packed: true needs the modern interface (legacy: false)');
+    if (packed) props.push('packed=on');
+    const guestFeatures = [...(options.guestFeatures ?? C.DEFAULT_GUEST_FEATURES), ...(packed ? (['RING_PACKED'] as const) : [])];
     for (const f of guestFeatures) {
       if (!(f in C.FEATURE_BITS)) {
         throw new TypeError(`QemuOracle: options.guestFeatures has unknown feature ${JSON.stringify(f)}; allowed: ${Object.keys(C.FEATURE_BITS).join(', ')}`);
@@ -158,7 +165,7 @@ export class QemuOracle {
       // The first reply proves QEMU finished initializing, so the QMP socket is listening.
       await qt.memRead(0, 1);
       const qmp = await QmpClient.connect(proc.qmpPath, { timeoutMs, context });
-      oracle = new QemuOracle(proc, qt, qmp, { legacy, timeoutMs, guestFeatures });
+      oracle = new QemuOracle(proc, qt, qmp, { legacy, timeoutMs, guestFeatures, packed });
       await oracle.open();
       await oracle.initialize();
       oracle.startupMs = Date.now() - began;
@@ -354,8 +361,8 @@ export class QemuOracle {
     for (const index of [C.RX_QUEUE, C.TX_QUEUE, this.ctrlIndex]) {
       const size = await d.queueMaxSize(index);
       if (size === 0) throw new Error(`QemuOracle: queue ${index} does not exist\n${this.proc.context()}`);
-      const layout = legacyQueueLayout(base, size);
-      const ring = new DriverRing(this.qt, layout);
+      const layout = this.opts.packed ? packedQueueLayout(base, size) : legacyQueueLayout(base, size);
+      const ring = this.opts.packed ? new PackedQemuRing(this.qt, layout) : new DriverRing(this.qt, layout);
       await ring.clear();
       await d.setupQueue(index, layout);
       if (index === this.ctrlIndex) this.ctrlRing = ring;

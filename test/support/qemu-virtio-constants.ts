@@ -124,6 +124,7 @@ export const FEATURE_BITS = {
   RING_INDIRECT_DESC: 28,
   RING_EVENT_IDX: 29,
   VERSION_1: 32,
+  RING_PACKED: 34,
 } as const;
 export type FeatureName = keyof typeof FEATURE_BITS;
 
