@@ -90,10 +90,12 @@ async function run(layout: SharedRingLayout, frames: number): Promise<RunResult>
       resolve();
     });
   });
-  const driverFailed = (): string | null => {
-    if (workerError !== null) return `driver worker threw: ${String(workerError)}`;
-    if (Atomics.load(ctl, CTL_STATE) === STATE_FAILED) return `driver: ${driverMessage?.message ?? '(message not yet delivered)'}`;
-    return null;
+  const driverFailed = (): boolean => workerError !== null || Atomics.load(ctl, CTL_STATE) === STATE_FAILED;
+  /** The driver's failure, once its message has arrived (it posts it, then exits). */
+  const driverFailure = async (): Promise<Error> => {
+    await Promise.race([exited, new Promise((r) => setTimeout(r, WAIT_MS))]);
+    if (workerError !== null) return new Error(`driver worker threw: ${String(workerError)}`);
+    return new Error(`driver: ${(driverMessage as { message?: string } | null)?.message ?? '(failed; no message within the wait)'}`);
   };
 
   const tx = new Uint8Array(layout.bufSize);
@@ -135,8 +137,7 @@ async function run(layout: SharedRingLayout, frames: number): Promise<RunResult>
       }
       publish();
       if (done === frames) break;
-      const failed = driverFailed();
-      if (failed !== null) throw new Error(failed);
+      if (driverFailed()) throw await driverFailure();
       if (++sinceYield === 256) {
         sinceYield = 0;
         await yieldToLoop(); // let the worker's messages in
@@ -152,8 +153,7 @@ async function run(layout: SharedRingLayout, frames: number): Promise<RunResult>
       const outcome = w.async ? await w.value : w.value;
       q.setNotifications(false);
       if (outcome === 'timed-out') {
-        const again = driverFailed();
-        if (again !== null) throw new Error(again);
+        if (driverFailed()) throw await driverFailure();
         const n = q.available();
         throw new Error(
           typeof n === 'number' && n > 0
@@ -163,8 +163,7 @@ async function run(layout: SharedRingLayout, frames: number): Promise<RunResult>
       }
     }
     await Promise.race([exited, new Promise((r) => setTimeout(r, WAIT_MS))]);
-    const failed = driverFailed();
-    if (failed !== null) throw new Error(failed);
+    if (driverFailed()) throw await driverFailure();
     const m = driverMessage as { ok: boolean; kicks?: number; waits?: number } | null;
     expect(m, 'the driver worker did not finish').to.not.equal(null);
     expect(m!.ok).to.equal(true);
