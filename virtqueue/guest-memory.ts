@@ -59,7 +59,11 @@ export interface GuestMemoryAccess {
   readonly generation: number;
 }
 
-/** One region of guest-physical memory. */
+/**
+ * One region of guest-physical memory. A SharedArrayBuffer region is guest RAM another thread (a
+ * vCPU worker running the driver) uses at the same time: the queues then access the ring words
+ * that order the two sides with `Atomics` (ring-index.ts); buffers stay plain accesses.
+ */
 export interface GuestMemoryRegion {
   guestAddress: number;
   buffer: ArrayBuffer | SharedArrayBuffer;

@@ -14,10 +14,19 @@
 // `memory.generation` changes); each guest field is read once into a local; chains come from a
 // per-queue pool and the bookkeeping arrays are sized at activation, so steady-state pop/push
 // allocates nothing. Writes through the cached views are reported with `memory.wrote()`.
+//
+// Guest memory in a SharedArrayBuffer (a driver running in another thread): the flags of the
+// descriptor at the next available position are read with an atomic load (acquire: the driver makes
+// a list's first descriptor available last, §2.8.21), used descriptor flags and the device event
+// suppression structure are written with atomic stores (release), and the driver event structure is
+// read with atomic loads after them (the full barrier of §2.8.10's race) — ring-index.ts. Decided per
+// activation / memory generation: over a plain ArrayBuffer the word arrays are null and the DataView
+// path runs as before.
 
 import type { GuestMemoryAccess } from './guest-memory.js';
 import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
 import { PackedWalker } from './packed-walk.js';
+import { loadU16, sharedWords, storeU16 } from './ring-index.js';
 import type { ChainError, PackedActivationError, PackedChainError, QueueRing } from './queue-errors.js';
 import { QUEUE_EMPTY } from './virtqueue.js';
 import type { HeldList, QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
@@ -80,6 +89,10 @@ export class PackedQueue implements Virtqueue {
   private descDv: DataView;
   private driverDv: DataView; // driver event suppression: read only
   private deviceDv: DataView; // device event suppression: written only
+  /** The three parts as 16-bit words when they lie in a SharedArrayBuffer (atomic flag accesses), else null. */
+  private descWords: Uint16Array | null;
+  private driverWords: Uint16Array | null;
+  private deviceWords: Uint16Array | null;
   private generation: number;
 
   private availPos: number; // next position to pop
@@ -110,6 +123,9 @@ export class PackedQueue implements Virtqueue {
     this.descDv = views.desc;
     this.driverDv = views.driver;
     this.deviceDv = views.device;
+    this.descWords = views.descWords;
+    this.driverWords = views.driverWords;
+    this.deviceWords = views.deviceWords;
     this.generation = memory.generation;
     this.availPos = this.usedPos = this.publishedPos = firstPosition(config.size);
     this.bySeq = new Array<DescriptorChain | null>(config.size).fill(null);
@@ -278,7 +294,7 @@ export class PackedQueue implements Virtqueue {
     if (this.violation !== null) return this.violation;
     if (this.memory.generation !== this.generation && !this.remap()) return this.violation!;
     const pos = this.availPos;
-    const flags = this.descDv.getUint16(positionOffset(pos, this.size) * PACKED_DESC_SIZE + PACKED_DESC_FLAGS, true);
+    const flags = this.headFlags(positionOffset(pos, this.size) * PACKED_DESC_SIZE + PACKED_DESC_FLAGS);
     return isAvailable(flags, positionWrap(pos, this.size)) ? 1 : 0;
   }
 
@@ -293,7 +309,7 @@ export class PackedQueue implements Virtqueue {
     const pos = this.availPos;
     const head = positionOffset(pos, size);
     const wrap = positionWrap(pos, size);
-    const flags = this.descDv.getUint16(head * PACKED_DESC_SIZE + PACKED_DESC_FLAGS, true);
+    const flags = this.headFlags(head * PACKED_DESC_SIZE + PACKED_DESC_FLAGS);
     if (!isAvailable(flags, wrap)) return QUEUE_EMPTY;
     const held = positionDistance(this.publishedPos, pos, size);
     if (held >= size) return this.fail({ code: 'packed.in-flight-exceeded', head, index: head, inFlight: held, size });
@@ -314,6 +330,12 @@ export class PackedQueue implements Virtqueue {
     this.track(chain, pos);
     this.availPos = advancePosition(pos, chain.ringSlots, size);
     return chain;
+  }
+
+  /** The flags of the descriptor at the next position (shared memory: an atomic load, acquire). */
+  private headFlags(byteOffset: number): number {
+    const words = this.descWords;
+    return words !== null ? loadU16(words, byteOffset) : this.descDv.getUint16(byteOffset, true);
   }
 
   /** Marks a walked chain (its Buffer ID already marked held) in flight, popped at position `at`. */
@@ -406,10 +428,12 @@ export class PackedQueue implements Virtqueue {
     const oldPos = this.publishedPos;
     const newPos = this.usedPos;
     this.publishedPos = newPos;
-    const flags = this.driverDv.getUint16(EVENT_FLAGS, true) & RING_EVENT_FLAGS_MASK;
+    // Shared memory: atomic loads after the atomic flag stores (the full barrier of §2.8.10's race).
+    const words = this.driverWords;
+    const flags = (words !== null ? loadU16(words, EVENT_FLAGS) : this.driverDv.getUint16(EVENT_FLAGS, true)) & RING_EVENT_FLAGS_MASK;
     if (flags === RING_EVENT_FLAGS_DISABLE) return false;
     if (flags === RING_EVENT_FLAGS_DESC && this.eventIdx) {
-      const offWrap = this.driverDv.getUint16(EVENT_OFF_WRAP, true);
+      const offWrap = words !== null ? loadU16(words, EVENT_OFF_WRAP) : this.driverDv.getUint16(EVENT_OFF_WRAP, true);
       return passedEvent(offWrap, newPos, oldPos, this.size);
     }
     return true; // ENABLE, the reserved value 3, or DESC without EVENT_IDX: notify (never wrong)
@@ -424,13 +448,24 @@ export class PackedQueue implements Virtqueue {
     if (this.violation !== null) return;
     if (this.memory.generation !== this.generation && !this.remap()) return;
     const dv = this.deviceDv;
+    // Shared memory: atomic stores, so the flags read that follows (enableNotification) is ordered
+    // after them.
+    const words = this.deviceWords;
     if (enabled && this.eventIdx) {
-      dv.setUint16(EVENT_OFF_WRAP, eventOffWrap(this.availPos, this.size), true);
-      dv.setUint16(EVENT_FLAGS, RING_EVENT_FLAGS_DESC, true);
+      const offWrap = eventOffWrap(this.availPos, this.size);
+      if (words !== null) {
+        storeU16(words, EVENT_OFF_WRAP, offWrap);
+        storeU16(words, EVENT_FLAGS, RING_EVENT_FLAGS_DESC);
+      } else {
+        dv.setUint16(EVENT_OFF_WRAP, offWrap, true);
+        dv.setUint16(EVENT_FLAGS, RING_EVENT_FLAGS_DESC, true);
+      }
       this.memory.wrote(this.config.usedRing, EVENT_SUPPRESS_SIZE);
       return;
     }
-    dv.setUint16(EVENT_FLAGS, enabled ? RING_EVENT_FLAGS_ENABLE : RING_EVENT_FLAGS_DISABLE, true);
+    const flags = enabled ? RING_EVENT_FLAGS_ENABLE : RING_EVENT_FLAGS_DISABLE;
+    if (words !== null) storeU16(words, EVENT_FLAGS, flags);
+    else dv.setUint16(EVENT_FLAGS, flags, true);
     this.memory.wrote(this.config.usedRing + EVENT_FLAGS, 2);
   }
 
@@ -445,13 +480,18 @@ export class PackedQueue implements Virtqueue {
     return typeof n !== 'number' || n > 0;
   }
 
-  /** Writes the flags of the pending used descriptors, the first one last (§2.8.9). */
+  /**
+   * Writes the flags of the pending used descriptors, the first one last (§2.8.9). Shared memory:
+   * atomic stores (release: the id and len written before them are seen with them).
+   */
   private writePendingFlags(): void {
     const dv = this.descDv;
+    const words = this.descWords;
     const base = this.config.descTable;
     for (let i = this.pendingCount - 1; i >= 0; i--) {
       const o = this.pendingOffset[i]! * PACKED_DESC_SIZE + PACKED_DESC_FLAGS;
-      dv.setUint16(o, this.pendingFlags[i]!, true);
+      if (words !== null) storeU16(words, o, this.pendingFlags[i]!);
+      else dv.setUint16(o, this.pendingFlags[i]!, true);
       this.memory.wrote(base + o, 2);
     }
     this.pendingCount = 0;
@@ -490,18 +530,28 @@ export class PackedQueue implements Virtqueue {
     this.descDv = views.desc;
     this.driverDv = views.driver;
     this.deviceDv = views.device;
+    this.descWords = views.descWords;
+    this.driverWords = views.driverWords;
+    this.deviceWords = views.deviceWords;
     this.generation = this.memory.generation;
     return true;
   }
 }
 
-/** DataViews over the three parts. */
+/** DataViews over the three parts; the same as 16-bit words when shared (ring-index.ts). */
 class PackedViews {
+  readonly descWords: Uint16Array | null;
+  readonly driverWords: Uint16Array | null;
+  readonly deviceWords: Uint16Array | null;
   constructor(
     readonly desc: DataView,
     readonly driver: DataView,
     readonly device: DataView,
-  ) {}
+  ) {
+    this.descWords = sharedWords(new Uint8Array(desc.buffer, desc.byteOffset, desc.byteLength));
+    this.driverWords = sharedWords(new Uint8Array(driver.buffer, driver.byteOffset, driver.byteLength));
+    this.deviceWords = sharedWords(new Uint8Array(device.buffer, device.byteOffset, device.byteLength));
+  }
 }
 
 function checkAlign(ring: QueueRing, addr: number, alignment: number): PackedActivationError | null {

@@ -7,10 +7,17 @@
 // when `memory.generation` changes); each guest field is read once into a local; chains come from a
 // per-queue pool, so steady-state pop/push allocates nothing. Writes through the cached views are
 // reported with `memory.wrote()`.
+//
+// Guest memory in a SharedArrayBuffer (a driver running in another thread): avail.idx is read with
+// an atomic load (acquire), used.idx, avail_event and used.flags are written with atomic stores
+// (release), and used_event / avail.flags are read with atomic loads after the used.idx store (the
+// full barrier of §2.7.7.2) — ring-index.ts. Decided per activation / memory generation: over a
+// plain ArrayBuffer the word arrays are null and the DataView path runs as before.
 
 import type { GuestMemoryAccess } from './guest-memory.js';
 import { CHAIN_FREE, CHAIN_IN_FLIGHT, DescriptorChain } from './descriptor-chain.js';
 import { ChainWalker } from './chain-walk.js';
+import { loadU16, sharedWords, storeU16 } from './ring-index.js';
 import type { ChainError, QueueActivationError, QueueRing, SplitActivationError } from './queue-errors.js';
 import { QUEUE_EMPTY } from './virtqueue.js';
 import type { HeldList, QueueConfig, QueueEmpty, QueueFeatures, QueueViolation, Virtqueue } from './virtqueue.js';
@@ -69,6 +76,9 @@ export class SplitQueue implements Virtqueue {
   private readonly walker: ChainWalker;
   private availDv: DataView;
   private usedDv: DataView;
+  /** The avail / used ring as 16-bit words when they lie in a SharedArrayBuffer (atomic index accesses), else null. */
+  private availWords: Uint16Array | null;
+  private usedWords: Uint16Array | null;
   private generation: number;
 
   private lastAvail = 0; // next available ring entry to pop (free-running 16-bit)
@@ -98,6 +108,8 @@ export class SplitQueue implements Virtqueue {
     this.walker = new ChainWalker(memory, views.desc, config.size, features.indirectDesc);
     this.availDv = views.avail;
     this.usedDv = views.used;
+    this.availWords = views.availWords;
+    this.usedWords = views.usedWords;
     this.generation = memory.generation;
     this.bySeq = new Array<DescriptorChain | null>(config.size).fill(null);
   }
@@ -360,14 +372,20 @@ export class SplitQueue implements Virtqueue {
     const oldIdx = this.publishedUsed;
     if (newIdx === oldIdx) return false;
     if (this.memory.generation !== this.generation && !this.remap()) return false;
-    this.usedDv.setUint16(USED_IDX, newIdx, true);
+    const usedWords = this.usedWords;
+    const availWords = this.availWords;
+    // Shared memory: the used elements before used.idx (release), and used.idx before the read of
+    // used_event / avail.flags (both sequentially consistent: the full barrier of §2.7.7.2).
+    if (usedWords !== null) storeU16(usedWords, USED_IDX, newIdx);
+    else this.usedDv.setUint16(USED_IDX, newIdx, true);
     this.memory.wrote(this.config.usedRing + USED_IDX, 2);
     this.publishedUsed = newIdx;
     if (this.eventIdx) {
-      const usedEvent = this.availDv.getUint16(usedEventOffset(this.size), true);
+      const o = usedEventOffset(this.size);
+      const usedEvent = availWords !== null ? loadU16(availWords, o) : this.availDv.getUint16(o, true);
       return needEvent(usedEvent, newIdx, oldIdx);
     }
-    const flags = this.availDv.getUint16(AVAIL_FLAGS, true);
+    const flags = availWords !== null ? loadU16(availWords, AVAIL_FLAGS) : this.availDv.getUint16(AVAIL_FLAGS, true);
     return (flags & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
   }
 
@@ -383,11 +401,16 @@ export class SplitQueue implements Virtqueue {
     if (this.eventIdx) {
       if (!enabled) return;
       const o = availEventOffset(this.size);
-      this.usedDv.setUint16(o, this.lastAvail, true);
+      // Shared memory: an atomic store, so the avail.idx read that follows (enableNotification) is
+      // ordered after it (§2.7.10's race; Linux's virtio_mb before reading avail_event).
+      if (this.usedWords !== null) storeU16(this.usedWords, o, this.lastAvail);
+      else this.usedDv.setUint16(o, this.lastAvail, true);
       this.memory.wrote(this.config.usedRing + o, 2);
       return;
     }
-    this.usedDv.setUint16(USED_FLAGS, enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY, true);
+    const flags = enabled ? 0 : VIRTQ_USED_F_NO_NOTIFY;
+    if (this.usedWords !== null) storeU16(this.usedWords, USED_FLAGS, flags);
+    else this.usedDv.setUint16(USED_FLAGS, flags, true);
     this.memory.wrote(this.config.usedRing + USED_FLAGS, 2);
   }
 
@@ -406,9 +429,10 @@ export class SplitQueue implements Virtqueue {
     return typeof n !== 'number' || n > 0;
   }
 
-  /** Reads avail.idx once; number of new entries, or the violation. */
+  /** Reads avail.idx once (shared memory: an atomic load, acquire); number of new entries, or the violation. */
   private refreshAvail(): number | QueueViolation {
-    const availIdx = this.availDv.getUint16(AVAIL_IDX, true);
+    const words = this.availWords;
+    const availIdx = words !== null ? loadU16(words, AVAIL_IDX) : this.availDv.getUint16(AVAIL_IDX, true);
     const n = sub16(availIdx, this.lastAvail);
     if (n > this.size) return this.fail({ code: 'avail.index-jump', availIdx, nextAvail: this.lastAvail, size: this.size });
     this.shadowAvail = availIdx;
@@ -428,7 +452,8 @@ export class SplitQueue implements Virtqueue {
     // stops (QEMU publishes each element as it completes), so the used ring and the device's
     // counters agree. No interrupt: the device is about to signal DEVICE_NEEDS_RESET instead.
     if (this.violation === null && this.usedIdx !== this.publishedUsed && this.memory.generation === this.generation) {
-      this.usedDv.setUint16(USED_IDX, this.usedIdx, true);
+      if (this.usedWords !== null) storeU16(this.usedWords, USED_IDX, this.usedIdx);
+      else this.usedDv.setUint16(USED_IDX, this.usedIdx, true);
       this.memory.wrote(this.config.usedRing + USED_IDX, 2);
       this.publishedUsed = this.usedIdx;
     }
@@ -447,18 +472,25 @@ export class SplitQueue implements Virtqueue {
     this.walker.desc = views.desc;
     this.availDv = views.avail;
     this.usedDv = views.used;
+    this.availWords = views.availWords;
+    this.usedWords = views.usedWords;
     this.generation = this.memory.generation;
     return true;
   }
 }
 
-/** DataViews over the three ring parts. */
+/** DataViews over the three ring parts; the avail and used rings as 16-bit words when shared (ring-index.ts). */
 class RingViews {
+  readonly availWords: Uint16Array | null;
+  readonly usedWords: Uint16Array | null;
   constructor(
     readonly desc: DataView,
     readonly avail: DataView,
     readonly used: DataView,
-  ) {}
+  ) {
+    this.availWords = sharedWords(new Uint8Array(avail.buffer, avail.byteOffset, avail.byteLength));
+    this.usedWords = sharedWords(new Uint8Array(used.buffer, used.byteOffset, used.byteLength));
+  }
 }
 
 function checkAlign(ring: QueueRing, addr: number, alignment: number): QueueActivationError | null {
