@@ -3,20 +3,25 @@
 //
 // Data flow: apt's index for i386 (amd64 for the QEMU reference guest) with a private list
 // directory and options, so the system's package configuration is untouched → resolve
-// `linux-image-686` (`-amd64`) to the kernel package → `apt-get download` the kernel,
-// `busybox-static` and, for v86, `seabios` → check each .deb's SHA256 against
-// the index → `dpkg-deb -x` → an initramfs (newc cpio: busybox, the virtio/8021q module chain,
-// scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
+// `linux-image-686` (`-amd64`) to the kernel package (bookworm's 6.1, or with kernel '6.5' the one
+// in bookworm-backports, from a second private index of that suite only) → `apt-get download` the
+// kernel, `busybox-static`, the network tools (GUEST_TOOLS: iproute2, ethtool, iperf3, iputils-ping)
+// with every library package their Depends reach (Section libs, followed transitively) and, for
+// v86, `seabios` → check each .deb's SHA256 against the index → `dpkg-deb -x` → an initramfs (newc
+// cpio: busybox, the tools, the shared libraries their ELF DT_NEEDED lists reach (guest-elf.ts)
+// in /lib/<multiarch triplet>, the dynamic loader at its PT_INTERP path, the virtio/8021q module
+// chain, scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
 // A cached image whose recipe (init script, module list, builder version) is unchanged is reused
 // without touching the network.
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpioNewc } from './guest-cpio.js';
+import { elfDeps, isElf } from './guest-elf.js';
 import type { CpioEntry } from './guest-cpio.js';
 
 /** Modules in load order (no modules.dep in a `dpkg -x` tree; REAL-GUEST.md). */
@@ -36,8 +41,20 @@ export const GUEST_MODULES = [
   '8021q',
 ] as const;
 
+/**
+ * The real network tools in the guest: Debian package → the programs taken from it (searched in
+ * bin, sbin, usr/bin, usr/sbin). They go to /usr/local/bin, which scripts/guest/init puts first on
+ * PATH, ahead of busybox's applets of the same names.
+ */
+export const GUEST_TOOLS: Readonly<Record<string, readonly string[]>> = {
+  iproute2: ['ip'],
+  ethtool: ['ethtool'],
+  iperf3: ['iperf3'],
+  'iputils-ping': ['ping'],
+};
+
 /** Bump when the image layout changes, so cached images are rebuilt. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 2;
 /**
  * Guest architectures: i386 is what v86 runs; amd64 is what the QEMU reference guest runs
  * (REAL-GUEST.md). The metapackage names the current kernel; it is resolved from that
@@ -48,6 +65,15 @@ const KERNEL_META: Record<GuestArch, { meta: string; flavour: string }> = {
   i386: { meta: 'linux-image-686', flavour: '686' },
   amd64: { meta: 'linux-image-amd64', flavour: 'amd64' },
 };
+/** Debian's multiarch directory of each architecture (where its dynamic loader looks first). */
+const TRIPLET: Record<GuestArch, string> = { i386: 'i386-linux-gnu', amd64: 'x86_64-linux-gnu' };
+/**
+ * Guest kernels: bookworm's (default) or bookworm-backports' 6.5 (REAL-GUEST.md: NOTF_COAL and
+ * VQ_NOTF_COAL). The backports index is a second private index of that suite alone.
+ */
+export type GuestKernel = '6.1' | '6.5';
+export const GUEST_KERNELS: readonly GuestKernel[] = ['6.1', '6.5'];
+const BACKPORTS_SOURCE = 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main';
 const BUSYBOX = 'busybox-static';
 const SEABIOS = 'seabios';
 /** What the boot needs from seabios: the BIOS and the VGA option ROM v86 expects. */
@@ -56,6 +82,8 @@ const SEABIOS_FILES = { bios: 'usr/share/seabios/bios.bin', vgaBios: 'usr/share/
 /** A built guest image: absolute paths of what v86 boots. */
 export interface GuestImage {
   arch: GuestArch;
+  /** Which kernel line: '6.1' (bookworm) or '6.5' (bookworm-backports). */
+  kernel: GuestKernel;
   dir: string;
   bzimage: string;
   initrd: string;
@@ -65,6 +93,8 @@ export interface GuestImage {
   kernelRelease: string;
   /** Package name → version that went into the image. */
   packages: Record<string, string>;
+  /** Size of the initramfs in bytes. */
+  initrdBytes: number;
 }
 
 /** Why the image could not be built: a stable code and a sentence for the user. */
@@ -81,6 +111,8 @@ export class GuestImageError extends Error {
 export interface BuildGuestImageOptions {
   /** Default i386 (v86). amd64 images carry no BIOS (QEMU has its own): bios/vgaBios are empty paths. */
   arch?: GuestArch;
+  /** Default '6.1' (bookworm); '6.5' takes bookworm-backports' kernel. */
+  kernel?: GuestKernel;
   /** Rebuild even when a cached image matches. */
   force?: boolean;
   /** Progress lines (default: none). */
@@ -108,22 +140,28 @@ export function guestInitScript(): string {
 
 /** Hash of everything that decides the image's content apart from the downloaded packages. */
 function recipe(init: string): string {
-  return createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${init}`).digest('hex').slice(0, 16);
+  const tools = Object.entries(GUEST_TOOLS).map(([p, bins]) => `${p}:${bins.join(',')}`).join(' ');
+  return createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${tools}\n${init}`).digest('hex').slice(0, 16);
 }
 
-/** Cache subdirectory of an image: i386 keeps the original name. */
-function imageDirName(arch: GuestArch, init: string): string {
-  return arch === 'i386' ? `image-${recipe(init)}` : `image-${arch}-${recipe(init)}`;
+/** What a cache directory's name starts with for this architecture and kernel (the recipe hash follows, without dashes). */
+function imagePrefix(arch: GuestArch, kernel: GuestKernel): string {
+  return `image-${arch === 'i386' ? '' : `${arch}-`}${kernel === '6.1' ? '' : `k${kernel.replace('.', '')}-`}`;
+}
+
+/** Cache subdirectory of an image: i386 with the default kernel keeps the original name. */
+function imageDirName(arch: GuestArch, kernel: GuestKernel, init: string): string {
+  return `${imagePrefix(arch, kernel)}${recipe(init)}`;
 }
 
 /** The cached image for the current recipe, or null (nothing is downloaded). */
-export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386'): GuestImage | null {
-  const dir = join(cacheDir, imageDirName(arch, guestInitScript()));
+export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386', kernel: GuestKernel = '6.1'): GuestImage | null {
+  const dir = join(cacheDir, imageDirName(arch, kernel, guestInitScript()));
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest)) return null;
   try {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as Pick<GuestImage, 'kernelRelease' | 'packages'>;
-    const img = imageAt(arch, dir, m.kernelRelease, m.packages);
+    const img = imageAt(arch, kernel, dir, m.kernelRelease, m.packages);
     for (const f of [img.bzimage, img.initrd, img.bios, img.vgaBios]) if (f !== '' && !existsSync(f)) return null;
     return img;
   } catch {
@@ -131,27 +169,32 @@ export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i3
   }
 }
 
-function imageAt(arch: GuestArch, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+function imageAt(arch: GuestArch, kernel: GuestKernel, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+  const initrd = join(dir, 'initrd.cpio');
   return {
     arch,
+    kernel,
     dir,
     bzimage: join(dir, 'bzImage'),
-    initrd: join(dir, 'initrd.cpio'),
+    initrd,
     bios: arch === 'i386' ? join(dir, 'bios.bin') : '',
     vgaBios: arch === 'i386' ? join(dir, 'vgabios.bin') : '',
     kernelRelease,
     packages,
+    initrdBytes: existsSync(initrd) ? lstatSync(initrd).size : 0,
   };
 }
 
-/** The cached image, or builds it (downloads about 55 MB once). */
+/** The cached image, or builds it (downloads about 70 MB once). */
 export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImage {
   const cacheDir = options.cacheDir ?? guestCacheDir();
   const arch = options.arch ?? 'i386';
   if (arch !== 'i386' && arch !== 'amd64') throw new TypeError(`buildGuestImage: options.arch must be i386 or amd64, got ${String(arch)}`);
+  const kernel = options.kernel ?? '6.1';
+  if (!GUEST_KERNELS.includes(kernel)) throw new TypeError(`buildGuestImage: options.kernel must be one of ${GUEST_KERNELS.join(', ')}, got ${String(kernel)}`);
   const log = options.log ?? ((): void => {});
   if (options.force !== true) {
-    const cached = findGuestImage(cacheDir, arch);
+    const cached = findGuestImage(cacheDir, arch, kernel);
     if (cached !== null) return cached;
   }
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) {
@@ -159,96 +202,225 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   }
   const init = guestInitScript();
   mkdirSync(cacheDir, { recursive: true });
-  const aptDir = join(cacheDir, arch === 'i386' ? 'apt' : `apt-${arch}`);
-  mkdirSync(join(aptDir, 'lists', 'partial'), { recursive: true });
-  mkdirSync(join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
-  // The guest's architecture without touching dpkg's architectures or the system's lists (REAL-GUEST.md).
-  const aptOptions = [
-    '-o', `APT::Architecture=${arch}`,
-    '-o', `APT::Architectures=${arch}`,
-    '-o', `Dir::State::Lists=${join(aptDir, 'lists')}`,
-    '-o', `Dir::Cache=${join(aptDir, 'cache')}`,
-    '-o', 'Debug::NoLocking=1',
-  ];
+  const aptOptions = privateIndex(join(cacheDir, arch === 'i386' ? 'apt' : `apt-${arch}`), arch, null);
   log(`guest image: updating a private ${arch} package index`);
   // A failed secondary index (e.g. a mirror mid-sync) is not fatal: what matters is that the
   // packages below resolve, which the next steps check.
   const update = run('apt-get', [...aptOptions, '-q', 'update'], { allowFailure: true });
-  const kernelPkg = resolveKernel(aptOptions, arch, update.stderr);
+  let kernelOptions = aptOptions;
+  let kernelErrors = update.stderr;
+  if (kernel === '6.5') {
+    kernelOptions = privateIndex(join(cacheDir, `apt-${arch}-backports`), arch, BACKPORTS_SOURCE);
+    log(`guest image: updating a private ${arch} bookworm-backports index`);
+    kernelErrors = run('apt-get', [...kernelOptions, '-q', 'update'], { allowFailure: true }).stderr;
+  }
+  const kernelPkg = resolveKernel(kernelOptions, arch, kernelErrors);
+  const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
+  if (!kernelRelease.startsWith(`${kernel}.`)) {
+    throw new GuestImageError('guest-image.index', `asked for kernel ${kernel}, but the ${kernel === '6.1' ? 'bookworm' : 'bookworm-backports'} ${arch} index names ${kernelPkg}`);
+  }
   const work = mkdtempSync(join(cacheDir, 'build-'));
   try {
-    const wanted = arch === 'i386' ? [kernelPkg, BUSYBOX, SEABIOS] : [kernelPkg, BUSYBOX];
     const packages: Record<string, string> = {};
     const debs: string[] = [];
-    for (const name of wanted) {
-      const meta = indexEntry(aptOptions, name);
+    const fetch = (opts: string[], name: string): void => {
+      const meta = indexEntry(opts, name);
       log(`guest image: downloading ${name} ${meta.version}`);
-      try {
-        run('apt-get', [...aptOptions, '-q', 'download', `${name}=${meta.version}`], { cwd: work });
-      } catch (e) {
-        throw new GuestImageError('guest-image.download', `apt-get download ${name}=${meta.version} failed: ${(e as Error).message}`);
-      }
-      const file = readdirSync(work).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
-      if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
-      const path = join(work, file);
-      const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
-      if (sha !== meta.sha256) {
-        throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
-      }
+      debs.push(downloadVerified(opts, name, meta, work));
       packages[name] = meta.version;
-      debs.push(path);
-    }
+    };
+    fetch(kernelOptions, kernelPkg);
+    const tools = Object.keys(GUEST_TOOLS);
+    const libraries = libraryClosure(aptOptions, tools);
+    for (const name of [BUSYBOX, ...tools, ...libraries, ...(arch === 'i386' ? [SEABIOS] : [])]) fetch(aptOptions, name);
     const root = join(work, 'root');
     mkdirSync(root);
     for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
-    const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
     const out = join(work, 'out');
     mkdirSync(out);
-    const img = imageAt(arch, out, kernelRelease, packages);
+    const img = imageAt(arch, kernel, out, kernelRelease, packages);
     copyFrom(root, `boot/vmlinuz-${kernelRelease}`, img.bzimage);
     if (arch === 'i386') {
       copyFrom(root, SEABIOS_FILES.bios, img.bios);
       copyFrom(root, SEABIOS_FILES.vgaBios, img.vgaBios);
     }
-    writeFileSync(img.initrd, initramfs(root, kernelRelease, init));
-    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
-    const final = join(cacheDir, imageDirName(arch, init));
+    const cpio = initramfs(root, arch, kernelRelease, init);
+    writeFileSync(img.initrd, cpio);
+    log(`guest image: initramfs ${(cpio.length / 1024 / 1024).toFixed(1)} MiB`);
+    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, kernel, kernelRelease, packages, recipe: recipe(init) }, null, 2) + '\n');
+    const final = join(cacheDir, imageDirName(arch, kernel, init));
     // Another process (a parallel test run) may have finished the same image meanwhile: keep
     // that one, which may be in use, rather than replacing it under its feet.
-    const raced = findGuestImage(cacheDir, arch);
+    const raced = findGuestImage(cacheDir, arch, kernel);
     if (raced !== null && options.force !== true) return raced;
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
-    // Images of earlier recipes (same architecture) are never used again.
-    const sameArch = (d: string): boolean => (arch === 'i386' ? !/^image-[a-z0-9]+-/.test(d) : d.startsWith(`image-${arch}-`));
+    // Images of earlier recipes (same architecture and kernel) are never used again.
+    const prefix = imagePrefix(arch, kernel);
     for (const d of readdirSync(cacheDir)) {
-      if (d.startsWith('image-') && sameArch(d) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
+      const variant = d.startsWith(prefix) && !d.slice(prefix.length).includes('-');
+      if (variant && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
     }
     log(`guest image: ready in ${final}`);
-    return imageAt(arch, final, kernelRelease, packages);
+    return imageAt(arch, kernel, final, kernelRelease, packages);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-/** The initramfs: busybox, the module chain (flattened into /lib/modules), /init, /dev/console. */
-function initramfs(root: string, kernelRelease: string, init: string): Uint8Array {
+/**
+ * apt options for a private index of `arch` in `dir`, without touching dpkg's architectures or
+ * the system's lists (REAL-GUEST.md). `source` null: the system's sources; else that one line only.
+ */
+function privateIndex(dir: string, arch: GuestArch, source: string | null): string[] {
+  mkdirSync(join(dir, 'lists', 'partial'), { recursive: true });
+  mkdirSync(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+  const options = [
+    '-o', `APT::Architecture=${arch}`,
+    '-o', `APT::Architectures=${arch}`,
+    '-o', `Dir::State::Lists=${join(dir, 'lists')}`,
+    '-o', `Dir::Cache=${join(dir, 'cache')}`,
+    '-o', 'Debug::NoLocking=1',
+  ];
+  if (source === null) return options;
+  const list = join(dir, 'sources.list');
+  const parts = join(dir, 'sources.list.d');
+  mkdirSync(parts, { recursive: true });
+  writeFileSync(list, `${source}\n`);
+  return [...options, '-o', `Dir::Etc::SourceList=${list}`, '-o', `Dir::Etc::SourceParts=${parts}`];
+}
+
+/** Downloads `name` at `meta.version` into `work` and checks its SHA256 against the index; the .deb's path. */
+function downloadVerified(aptOptions: string[], name: string, meta: { version: string; sha256: string }, work: string): string {
+  try {
+    run('apt-get', [...aptOptions, '-q', 'download', `${name}=${meta.version}`], { cwd: work });
+  } catch (e) {
+    throw new GuestImageError('guest-image.download', `apt-get download ${name}=${meta.version} failed: ${(e as Error).message}`);
+  }
+  const file = readdirSync(work).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+  if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
+  const path = join(work, file);
+  const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
+  if (sha !== meta.sha256) {
+    throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
+  }
+  return path;
+}
+
+/**
+ * Every library package (index Section `libs`) the Depends and Pre-Depends of `roots` reach,
+ * transitively, first alternative of each `|` group; other packages (debconf, adduser, …) are
+ * not followed: the guest runs the programs, not their maintainer scripts.
+ */
+function libraryClosure(aptOptions: string[], roots: readonly string[]): string[] {
+  const seen = new Set<string>(roots);
+  const libs: string[] = [];
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    const fields = indexFields(aptOptions, name);
+    for (const dep of fields.depends) {
+      if (seen.has(dep)) continue;
+      seen.add(dep);
+      if (indexFields(aptOptions, dep).section !== 'libs') continue;
+      libs.push(dep);
+      queue.push(dep);
+    }
+  }
+  return libs;
+}
+
+const fieldCache = new Map<string, { section: string; depends: string[] }>();
+
+function indexFields(aptOptions: string[], name: string): { section: string; depends: string[] } {
+  const key = `${aptOptions.join(' ')}\n${name}`;
+  const cached = fieldCache.get(key);
+  if (cached !== undefined) return cached;
+  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', name], { allowFailure: true }).stdout;
+  const section = /^Section: (.+)$/m.exec(out)?.[1] ?? '';
+  const depends: string[] = [];
+  for (const field of ['Depends', 'Pre-Depends']) {
+    const line = new RegExp(`^${field}: (.+)$`, 'm').exec(out)?.[1];
+    if (line === undefined) continue;
+    for (const group of line.split(',')) {
+      const first = group.split('|')[0]!.trim().split(/[\s(:]/)[0]!;
+      if (first.length > 0) depends.push(first);
+    }
+  }
+  const fields = { section, depends };
+  fieldCache.set(key, fields);
+  return fields;
+}
+
+/**
+ * The initramfs: busybox, the tools with the shared libraries they load, the module chain
+ * (flattened into /lib/modules), /init, /dev/console.
+ */
+function initramfs(root: string, arch: GuestArch, kernelRelease: string, init: string): Uint8Array {
   const modRoot = join(root, 'lib', 'modules', kernelRelease, 'kernel');
+  const libDir = `lib/${TRIPLET[arch]}`;
   const entries: CpioEntry[] = [
     { kind: 'dir', path: 'bin' },
     { kind: 'dir', path: 'dev' },
     { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
     { kind: 'dir', path: 'etc' },
     { kind: 'dir', path: 'lib' },
+    { kind: 'dir', path: libDir },
     { kind: 'dir', path: 'lib/modules' },
     { kind: 'dir', path: 'proc' },
     { kind: 'dir', path: 'sys' },
     { kind: 'dir', path: 'tmp', mode: 0o1777 },
+    { kind: 'dir', path: 'usr' },
+    { kind: 'dir', path: 'usr/local' },
+    { kind: 'dir', path: 'usr/local/bin' },
     { kind: 'file', path: 'bin/busybox', data: readOrFail(join(root, 'bin', 'busybox')), mode: 0o755 },
     { kind: 'symlink', path: 'bin/sh', target: 'busybox' },
     { kind: 'file', path: 'init', data: new TextEncoder().encode(init), mode: 0o755 },
     { kind: 'file', path: 'etc/modules-order', data: new TextEncoder().encode(GUEST_MODULES.join('\n') + '\n') },
   ];
+  // Shared libraries by soname, from the library directories of the extracted packages.
+  const sonames = new Map<string, string>();
+  for (const dir of [`lib/${TRIPLET[arch]}`, `usr/lib/${TRIPLET[arch]}`, 'lib', 'usr/lib', 'lib64']) {
+    const d = join(root, dir);
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)) if (f.includes('.so') && !sonames.has(f)) sonames.set(f, join(d, f));
+  }
+  const wanted = new Set<string>();
+  let interpreter: string | null = null;
+  const need = (bytes: Uint8Array, what: string): void => {
+    const deps = elfDeps(bytes, what);
+    if (deps.interpreter !== null) interpreter ??= deps.interpreter;
+    for (const so of deps.needed) {
+      if (wanted.has(so)) continue;
+      const path = sonames.get(so);
+      if (path === undefined) throw new GuestImageError('guest-image.content', `${what} needs ${so}, which no downloaded library package holds`);
+      wanted.add(so);
+      need(resolvedRead(root, path), so);
+    }
+  };
+  for (const [pkg, programs] of Object.entries(GUEST_TOOLS)) {
+    for (const prog of programs) {
+      const found = ['bin', 'sbin', 'usr/bin', 'usr/sbin'].map((d) => join(root, d, prog)).find((p) => existsSync(p));
+      if (found === undefined) throw new GuestImageError('guest-image.content', `${prog} not found in the ${pkg} package`);
+      const data = resolvedRead(root, found);
+      if (!isElf(data)) throw new GuestImageError('guest-image.content', `${prog} from ${pkg} is not an ELF program`);
+      need(data, prog);
+      entries.push({ kind: 'file', path: `usr/local/bin/${prog}`, data, mode: 0o755 });
+    }
+  }
+  if (interpreter !== null) {
+    // The loader lives with the libraries; its PT_INTERP path is a link there.
+    const interp = posix.normalize(interpreter).replace(/^\/+/, '');
+    const base = posix.basename(interp);
+    if (!sonames.has(base)) throw new GuestImageError('guest-image.content', `the dynamic loader ${interpreter} is in no downloaded package`);
+    wanted.add(base);
+    if (interp !== `${libDir}/${base}`) {
+      const parent = posix.dirname(interp);
+      if (parent !== 'lib') entries.push({ kind: 'dir', path: parent });
+      entries.push({ kind: 'symlink', path: interp, target: `/${libDir}/${base}` });
+    }
+  }
+  for (const so of [...wanted].sort()) entries.push({ kind: 'file', path: `${libDir}/${so}`, data: resolvedRead(root, sonames.get(so)!), mode: 0o755 });
   const found = new Map<string, string>();
   walk(modRoot, (p) => {
     const base = p.slice(p.lastIndexOf('/') + 1);
@@ -260,6 +432,30 @@ function initramfs(root: string, kernelRelease: string, init: string): Uint8Arra
     entries.push({ kind: 'file', path: `lib/modules/${m}.ko`, data: readFileSync(p) });
   }
   return cpioNewc(entries);
+}
+
+/**
+ * The bytes of `path` inside the extracted tree, following symlinks within `root` (an absolute
+ * link target means root-relative there, never the host's file).
+ */
+function resolvedRead(root: string, path: string): Buffer {
+  let p = path;
+  for (let hops = 0; hops < 16; hops++) {
+    if (!existsSync(p) && !isLink(p)) throw new GuestImageError('guest-image.content', `${p} missing from the extracted packages`);
+    if (!isLink(p)) return readFileSync(p);
+    const target = readlinkSync(p);
+    p = target.startsWith('/') ? join(root, target) : join(dirname(p), target);
+    if (!p.startsWith(root)) throw new GuestImageError('guest-image.content', `${path} links outside the extracted packages`);
+  }
+  throw new GuestImageError('guest-image.content', `${path}: too many symbolic links`);
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: string): string {
