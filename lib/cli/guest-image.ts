@@ -221,18 +221,16 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   }
   const work = mkdtempSync(join(cacheDir, 'build-'));
   try {
+    const tools = Object.keys(GUEST_TOOLS);
+    const fromMain = [BUSYBOX, ...tools, ...libraryClosure(aptOptions, tools), ...(arch === 'i386' ? [SEABIOS] : [])];
     const packages: Record<string, string> = {};
     const debs: string[] = [];
-    const fetch = (opts: string[], name: string): void => {
-      const meta = indexEntry(opts, name);
-      log(`guest image: downloading ${name} ${meta.version}`);
-      debs.push(downloadVerified(opts, name, meta, work));
-      packages[name] = meta.version;
-    };
-    fetch(kernelOptions, kernelPkg);
-    const tools = Object.keys(GUEST_TOOLS);
-    const libraries = libraryClosure(aptOptions, tools);
-    for (const name of [BUSYBOX, ...tools, ...libraries, ...(arch === 'i386' ? [SEABIOS] : [])]) fetch(aptOptions, name);
+    for (const [opts, names] of [[kernelOptions, [kernelPkg]], [aptOptions, fromMain]] as const) {
+      const metas = indexEntries(opts, names);
+      log(`guest image: downloading ${names.map((n) => `${n} ${metas.get(n)!.version}`).join(', ')}`);
+      debs.push(...downloadVerified(opts, metas, work));
+      for (const [n, m] of metas) packages[n] = m.version;
+    }
     const root = join(work, 'root');
     mkdirSync(root);
     for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
@@ -290,66 +288,84 @@ function privateIndex(dir: string, arch: GuestArch, source: string | null): stri
   return [...options, '-o', `Dir::Etc::SourceList=${list}`, '-o', `Dir::Etc::SourceParts=${parts}`];
 }
 
-/** Downloads `name` at `meta.version` into `work` and checks its SHA256 against the index; the .deb's path. */
-function downloadVerified(aptOptions: string[], name: string, meta: { version: string; sha256: string }, work: string): string {
+/** Downloads every package of `metas` at its version into `work` and checks each SHA256 against the index; the .debs' paths. */
+function downloadVerified(aptOptions: string[], metas: ReadonlyMap<string, IndexEntry>, work: string): string[] {
+  const specs = [...metas].map(([n, m]) => `${n}=${m.version}`);
   try {
-    run('apt-get', [...aptOptions, '-q', 'download', `${name}=${meta.version}`], { cwd: work });
+    run('apt-get', [...aptOptions, '-q', 'download', ...specs], { cwd: work });
   } catch (e) {
-    throw new GuestImageError('guest-image.download', `apt-get download ${name}=${meta.version} failed: ${(e as Error).message}`);
+    throw new GuestImageError('guest-image.download', `apt-get download ${specs.join(' ')} failed: ${(e as Error).message}`);
   }
-  const file = readdirSync(work).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
-  if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
-  const path = join(work, file);
-  const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
-  if (sha !== meta.sha256) {
-    throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
+  const files = readdirSync(work);
+  const paths: string[] = [];
+  for (const [name, meta] of metas) {
+    const file = files.find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+    if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
+    const path = join(work, file);
+    const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
+    if (sha !== meta.sha256) {
+      throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
+    }
+    paths.push(path);
   }
-  return path;
+  return paths;
 }
 
 /**
  * Every library package (index Section `libs`) the Depends and Pre-Depends of `roots` reach,
  * transitively, first alternative of each `|` group; other packages (debconf, adduser, …) are
- * not followed: the guest runs the programs, not their maintainer scripts.
+ * not followed: the guest runs the programs, not their maintainer scripts. One index query per
+ * level of the dependency tree.
  */
 function libraryClosure(aptOptions: string[], roots: readonly string[]): string[] {
   const seen = new Set<string>(roots);
   const libs: string[] = [];
-  const queue = [...roots];
-  while (queue.length > 0) {
-    const name = queue.shift()!;
-    const fields = indexFields(aptOptions, name);
-    for (const dep of fields.depends) {
-      if (seen.has(dep)) continue;
-      seen.add(dep);
-      if (indexFields(aptOptions, dep).section !== 'libs') continue;
-      libs.push(dep);
-      queue.push(dep);
-    }
+  let level = [...roots];
+  while (level.length > 0) {
+    const deps = new Set<string>();
+    for (const entry of indexEntries(aptOptions, level).values()) for (const d of entry.depends) if (!seen.has(d)) deps.add(d);
+    for (const d of deps) seen.add(d);
+    const entries = indexEntries(aptOptions, [...deps], false);
+    level = [...deps].filter((d) => entries.get(d)?.section === 'libs');
+    libs.push(...level);
   }
   return libs;
 }
 
-const fieldCache = new Map<string, { section: string; depends: string[] }>();
+interface IndexEntry {
+  version: string;
+  sha256: string;
+  section: string;
+  /** Package names of Depends and Pre-Depends, first alternative of each group. */
+  depends: string[];
+}
 
-function indexFields(aptOptions: string[], name: string): { section: string; depends: string[] } {
-  const key = `${aptOptions.join(' ')}\n${name}`;
-  const cached = fieldCache.get(key);
-  if (cached !== undefined) return cached;
-  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', name], { allowFailure: true }).stdout;
-  const section = /^Section: (.+)$/m.exec(out)?.[1] ?? '';
-  const depends: string[] = [];
-  for (const field of ['Depends', 'Pre-Depends']) {
-    const line = new RegExp(`^${field}: (.+)$`, 'm').exec(out)?.[1];
-    if (line === undefined) continue;
-    for (const group of line.split(',')) {
-      const first = group.split('|')[0]!.trim().split(/[\s(:]/)[0]!;
-      if (first.length > 0) depends.push(first);
+/** The index's candidate entry of each of `names` (one apt-cache call); `strict`: a missing one is an error. */
+function indexEntries(aptOptions: string[], names: readonly string[], strict = true): Map<string, IndexEntry> {
+  const found = new Map<string, IndexEntry>();
+  if (names.length === 0) return found;
+  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', ...names], { allowFailure: true }).stdout;
+  for (const stanza of out.split(/\n\s*\n/)) {
+    const name = /^Package: (.+)$/m.exec(stanza)?.[1];
+    const version = /^Version: (.+)$/m.exec(stanza)?.[1];
+    const sha256 = /^SHA256: ([0-9a-f]{64})$/m.exec(stanza)?.[1];
+    if (name === undefined || version === undefined || sha256 === undefined || found.has(name)) continue;
+    const depends: string[] = [];
+    for (const field of ['Depends', 'Pre-Depends']) {
+      const line = new RegExp(`^${field}: (.+)$`, 'm').exec(stanza)?.[1];
+      if (line === undefined) continue;
+      for (const group of line.split(',')) {
+        const first = group.split('|')[0]!.trim().split(/[\s(:]/)[0]!;
+        if (first.length > 0) depends.push(first);
+      }
     }
+    found.set(name, { version, sha256, section: /^Section: (.+)$/m.exec(stanza)?.[1] ?? '', depends });
   }
-  const fields = { section, depends };
-  fieldCache.set(key, fields);
-  return fields;
+  if (strict) {
+    const missing = names.filter((n) => !found.has(n));
+    if (missing.length > 0) throw new GuestImageError('guest-image.index', `${missing.join(', ')} not in the private package index (no Version/SHA256)`);
+  }
+  return found;
 }
 
 /**
@@ -469,17 +485,6 @@ function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: stri
   const m = new RegExp(`Depends:\\s*(linux-image-[0-9][^\\s]*-${flavour})\\b`).exec(out);
   if (m === null) throw new GuestImageError('guest-image.index', `${meta} names no kernel in the ${arch} index (apt-get update: ${updateErrors.trim() || 'ok'})`);
   return m[1]!;
-}
-
-/** Version and SHA256 of the candidate of `name` in the private index. */
-function indexEntry(aptOptions: string[], name: string): { version: string; sha256: string } {
-  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', name], { allowFailure: true }).stdout;
-  const version = /^Version: (.+)$/m.exec(out)?.[1];
-  const sha256 = /^SHA256: ([0-9a-f]{64})$/m.exec(out)?.[1];
-  if (version === undefined || sha256 === undefined) {
-    throw new GuestImageError('guest-image.index', `${name} is not in the private package index (no Version/SHA256)`);
-  }
-  return { version, sha256 };
 }
 
 function copyFrom(root: string, rel: string, dest: string): void {
