@@ -214,7 +214,7 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
     log(`guest image: updating a private ${arch} bookworm-backports index`);
     kernelErrors = run('apt-get', [...kernelOptions, '-q', 'update'], { allowFailure: true }).stderr;
   }
-  const kernelPkg = resolveKernel(kernelOptions, arch, kernelErrors);
+  const kernelPkg = kernel === '6.1' ? resolveKernel(kernelOptions, arch, kernelErrors) : resolveKernelLine(kernelOptions, arch, kernel, kernelErrors);
   const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
   if (!kernelRelease.startsWith(`${kernel}.`)) {
     throw new GuestImageError('guest-image.index', `asked for kernel ${kernel}, but the ${kernel === '6.1' ? 'bookworm' : 'bookworm-backports'} ${arch} index names ${kernelPkg}`);
@@ -472,6 +472,22 @@ function isLink(p: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The newest `linux-image-<kernel>.N-…-<flavour>` package in the index (bookworm-backports has no
+ * `linux-image-686` metapackage): names only, newest by apt's version order of the package names'
+ * ABI part.
+ */
+function resolveKernelLine(aptOptions: string[], arch: GuestArch, kernel: GuestKernel, updateErrors: string): string {
+  const { flavour } = KERNEL_META[arch];
+  const out = run('apt-cache', [...aptOptions, 'pkgnames', `linux-image-${kernel}.`], { allowFailure: true }).stdout;
+  const pattern = new RegExp(`^linux-image-${kernel.replace('.', '\\.')}\\.[0-9]+-[0-9a-z.~+]+-${flavour}$`);
+  const names = out.split('\n').map((l) => l.trim()).filter((l) => pattern.test(l)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  if (names.length === 0) {
+    throw new GuestImageError('guest-image.index', `no linux-image-${kernel}.*-${flavour} in the ${arch} bookworm-backports index (apt-get update: ${updateErrors.trim() || 'ok'})`);
+  }
+  return names[names.length - 1]!;
 }
 
 function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: string): string {
