@@ -120,7 +120,7 @@ describe('guest-level comparison with QEMU 7.2 (same shell steps, same probes)',
     ns.exec('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
     const tap = linkName('q');
     trackLink(tap);
-    [qemu, vm] = await Promise.all([QemuGuest.boot(amd64, tap, MAC), GuestVm.boot({ image: i386, mac: MAC, compat: 'qemu' })]);
+    [qemu, vm] = await Promise.all([QemuGuest.boot(amd64, tap, MAC), GuestVm.boot({ image: i386, mac: MAC, compat: 'qemu', bootTimeoutMs: 600_000 })]);
     console.log(`      booted: QEMU in ${qemu.bootMs} ms, v86 in ${vm.bootMs} ms`);
     ns.adopt(tap);
     ns.ip(['link', 'set', tap, 'up']);
