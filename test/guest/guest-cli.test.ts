@@ -154,7 +154,7 @@ describe('virtio-net guest (CLI)', function () {
       expect(code, lines.join('\n')).to.equal(0);
       // The address the interactive boot configured: the saved machine, not a fresh one.
       expect(steps[0]!.output).to.match(/inet 10\.0\.2\.15\/24/);
-      expect(steps[1]!.output).to.match(/1 packets received/); // the restored device carries traffic
+      expect(steps[1]!.output).to.match(/, 1 received/); // the restored device carries traffic
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
