@@ -185,8 +185,8 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const onSignal = (): void => void save();
   if (options.save !== null) process.on('SIGUSR1', onSignal);
   if (hasLinkState(vm.netdev)) {
-    const device = model ? vm.device : null!;
-    vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason})${model ? `; the guest's link is ${device.linkUp ? 'up' : 'down'}` : ''}`));
+    const device = model ? vm.device : null;
+    vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason})${device !== null ? `; the guest's link is ${device.linkUp ? 'up' : 'down'}` : ''}`));
   }
   try {
     if (steps === null) {
