@@ -6,7 +6,6 @@
 // Both must get their answers.
 
 import { expect } from 'chai';
-import { createSocket } from 'node:dgram';
 import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
 import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { parseNetdev } from '../../lib/cli/args.js';
@@ -14,21 +13,12 @@ import { run } from '../../lib/cli/run.js';
 import type { RunResult } from '../../lib/cli/report.js';
 import { QemuGuest } from './qemu-guest.js';
 import { skipBecause } from '../support/skip.js';
+import { freeUdpPorts } from '../support/udp-ports.js';
 
-/** Two UDP ports free on 127.0.0.1 now (bound, read, released). */
+/** Two UDP ports free on 127.0.0.1 now. */
 async function freePorts(): Promise<[number, number]> {
-  const one = (): Promise<number> =>
-    new Promise((resolve) => {
-      const s = createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-  const a = await one();
-  let b = await one();
-  while (b === a) b = await one();
-  return [a, b];
+  const [a, b] = await freeUdpPorts(2);
+  return [a!, b!];
 }
 
 describe('QEMU 7.2 on -netdev dgram and virtio-net run on --netdev dgram (UDP on 127.0.0.1)', function () {

@@ -9,7 +9,6 @@
 // and with ipvsadm's --thresholds / --timeout / --daemon.
 
 import { expect } from 'chai';
-import { createSocket } from 'node:dgram';
 import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
 import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { ipvsCommand } from '../../lib/cli/ipvs.js';
@@ -20,21 +19,12 @@ import { ShellRelayTransport } from '../../lib/netlink/ipvs/relay-transport.js';
 import type { IpvsServiceKey } from '../../lib/netlink/ipvs/types.js';
 import { QemuGuest } from './qemu-guest.js';
 import { skipBecause } from '../support/skip.js';
+import { freeUdpPorts } from '../support/udp-ports.js';
 
-/** Two UDP ports free on 127.0.0.1 now (the guest's NIC needs a netdev; nothing listens). */
+/** Two UDP ports free on 127.0.0.1 now. */
 async function freePorts(): Promise<[number, number]> {
-  const one = (): Promise<number> =>
-    new Promise((resolve) => {
-      const s = createSocket('udp4');
-      s.bind(0, '127.0.0.1', () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-  const a = await one();
-  let b = await one();
-  while (b === a) b = await one();
-  return [a, b];
+  const [a, b] = await freeUdpPorts(2);
+  return [a!, b!];
 }
 
 const TCP80: IpvsServiceKey = { protocol: 'tcp', address: '10.0.0.1', port: 80 };

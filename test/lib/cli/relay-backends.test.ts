@@ -11,10 +11,8 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -23,6 +21,7 @@ import { relay } from '../../../lib/cli/relay.js';
 import type { RelayResult } from '../../../lib/cli/relay.js';
 import { run } from '../../../lib/cli/run.js';
 import { DgramNetdev } from '../../../lib/netdev/dgram-netdev.js';
+import { freeUdpPorts } from '../../support/udp-ports.js';
 import { VdeNetdev } from '../../../lib/netdev/vde-netdev.js';
 import { Netns, requireHost } from '../../support/netns.js';
 import { ScriptedNode } from '../../support/scripted-node.js';
@@ -55,21 +54,6 @@ async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promi
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** Two UDP ports free on 127.0.0.1 now (bound, read, released). */
-async function freeUdpPorts(n: number): Promise<number[]> {
-  const socks = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const s = dgram.createSocket('udp4');
-      s.bind(0, '127.0.0.1');
-      await once(s, 'listening');
-      return s;
-    }),
-  );
-  const ports = socks.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(socks.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  return ports;
 }
 
 /** `virtio-net run`'s scripted guest (10.0.2.15) through the relay, against a second device at 10.0.2.2 on the backend. */
