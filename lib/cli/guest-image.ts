@@ -11,13 +11,15 @@
 // cpio: busybox, the tools, the shared libraries their ELF DT_NEEDED lists reach (guest-elf.ts)
 // in /lib/<multiarch triplet>, the dynamic loader at its PT_INTERP path, the virtio/8021q module
 // chain, scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
-// A cached image whose recipe (init script, module list, builder version) is unchanged is reused
-// without touching the network.
+// One cache subdirectory per architecture, kernel and profile (`image-[amd64-][k65-][ipvs-]<recipe>`);
+// a cached image whose recipe (init script, module list, tools, kernel, profile, builder version)
+// is unchanged is reused without touching the network, and a new build removes only the earlier
+// recipes of its own variant.
 //
 // The amd64 image has a second profile, "ipvs" (the IPVS tests, test/guest/qemu-ipvs.test.ts):
 // the same image plus the kernel's ip_vs module and schedulers (their dependencies resolved
 // from each module's .modinfo `depends=`, loaded by /init in that order), Debian's `ipvsadm`
-// with its shared libraries, and `nlrelay` (scripts/guest/nlrelay.c, compiled here with
+// with the shared libraries its DT_NEEDED reach (the same closure as the tools'), and `nlrelay` (scripts/guest/nlrelay.c, compiled here with
 // `cc -static`) which carries one netlink request from the serial console to the kernel.
 
 import { execFileSync } from 'node:child_process';
