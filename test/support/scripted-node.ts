@@ -16,6 +16,8 @@ export class ScriptedNode {
   readonly device: VirtioNetDevice;
   readonly guest: ScriptedGuest;
   private timer: NodeJS.Timeout | null = null;
+  /** silence(): the interrupt no longer services the guest. */
+  private silent = false;
 
   constructor(netdev: Netdev, mac: string, ip: Ip4, peerIp: Ip4) {
     const memory = new GuestMemory(8 << 20);
@@ -24,7 +26,7 @@ export class ScriptedNode {
     let pending = false;
     const transport = new VirtioMmioTransport(this.device, {
       onInterrupt: (asserted) => {
-        if (!asserted || pending) return;
+        if (!asserted || pending || this.silent) return;
         pending = true;
         setImmediate(() => {
           pending = false;
@@ -47,5 +49,12 @@ export class ScriptedNode {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     this.guest.service();
+  }
+
+  /** Stops the traffic and answers nothing more: frames still reach its device, but its guest no longer reads or sends. */
+  silence(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.silent = true;
   }
 }
