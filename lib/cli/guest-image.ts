@@ -3,26 +3,33 @@
 //
 // Data flow: apt's index for i386 (amd64 for the QEMU reference guest) with a private list
 // directory and options, so the system's package configuration is untouched → resolve
-// `linux-image-686` (`-amd64`) to the kernel package → `apt-get download` the kernel,
-// `busybox-static` and, for v86, `seabios` → check each .deb's SHA256 against
-// the index → `dpkg-deb -x` → an initramfs (newc cpio: busybox, the virtio/8021q module chain,
-// scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
-// A cached image whose recipe (init script, module list, builder version) is unchanged is reused
-// without touching the network.
+// `linux-image-686` (`-amd64`) to the kernel package (bookworm's 6.1, or with kernel '6.5' the one
+// in bookworm-backports, from a second private index of that suite only) → `apt-get download` the
+// kernel, `busybox-static`, the network tools (GUEST_TOOLS: iproute2, ethtool, iperf3, iputils-ping)
+// with every library package their Depends reach (Section libs, followed transitively) and, for
+// v86, `seabios` → check each .deb's SHA256 against the index → `dpkg-deb -x` → an initramfs (newc
+// cpio: busybox, the tools, the shared libraries their ELF DT_NEEDED lists reach (guest-elf.ts)
+// in /lib/<multiarch triplet>, the dynamic loader at its PT_INTERP path, the virtio/8021q module
+// chain, scripts/guest/init) → the cache directory `${XDG_CACHE_HOME:-~/.cache}/virtio-net-model/guest/`.
+// One cache subdirectory per architecture, kernel and profile (`image-[amd64-][k65-][ipvs-]<recipe>`);
+// a cached image whose recipe (init script, module list, tools, kernel, profile, builder version)
+// is unchanged is reused without touching the network, and a new build removes only the earlier
+// recipes of its own variant.
 //
 // The amd64 image has a second profile, "ipvs" (the IPVS tests, test/guest/qemu-ipvs.test.ts):
 // the same image plus the kernel's ip_vs module and schedulers (their dependencies resolved
 // from each module's .modinfo `depends=`, loaded by /init in that order), Debian's `ipvsadm`
-// with its shared libraries, and `nlrelay` (scripts/guest/nlrelay.c, compiled here with
+// with the shared libraries its DT_NEEDED reach (the same closure as the tools'), and `nlrelay` (scripts/guest/nlrelay.c, compiled here with
 // `cc -static`) which carries one netlink request from the serial console to the kernel.
 
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpioNewc } from './guest-cpio.js';
+import { elfDeps, isElf } from './guest-elf.js';
 import type { CpioEntry } from './guest-cpio.js';
 
 /** Modules in load order (no modules.dep in a `dpkg -x` tree; REAL-GUEST.md). */
@@ -53,8 +60,20 @@ export const IPVS_MODULES = ['crc32c_generic', 'ip_vs', 'ip_vs_rr', 'ip_vs_wrr',
 /** Debian packages the ipvs profile adds: ipvsadm and the shared libraries it links. */
 export const IPVS_PACKAGES = ['ipvsadm', 'libc6', 'libnl-3-200', 'libnl-genl-3-200', 'libpopt0'] as const;
 
+/**
+ * The real network tools in the guest: Debian package → the programs taken from it (searched in
+ * bin, sbin, usr/bin, usr/sbin). They go to /usr/local/bin, which scripts/guest/init puts first on
+ * PATH, ahead of busybox's applets of the same names.
+ */
+export const GUEST_TOOLS: Readonly<Record<string, readonly string[]>> = {
+  iproute2: ['ip'],
+  ethtool: ['ethtool'],
+  iperf3: ['iperf3'],
+  'iputils-ping': ['ping'],
+};
+
 /** Bump when the image layout changes, so cached images are rebuilt. */
-const BUILDER_VERSION = 1;
+const BUILDER_VERSION = 2;
 /**
  * Guest architectures: i386 is what v86 runs; amd64 is what the QEMU reference guest runs
  * (REAL-GUEST.md). The metapackage names the current kernel; it is resolved from that
@@ -65,6 +84,15 @@ const KERNEL_META: Record<GuestArch, { meta: string; flavour: string }> = {
   i386: { meta: 'linux-image-686', flavour: '686' },
   amd64: { meta: 'linux-image-amd64', flavour: 'amd64' },
 };
+/** Debian's multiarch directory of each architecture (where its dynamic loader looks first). */
+const TRIPLET: Record<GuestArch, string> = { i386: 'i386-linux-gnu', amd64: 'x86_64-linux-gnu' };
+/**
+ * Guest kernels: bookworm's (default) or bookworm-backports' 6.5 (REAL-GUEST.md: NOTF_COAL and
+ * VQ_NOTF_COAL). The backports index is a second private index of that suite alone.
+ */
+export type GuestKernel = '6.1' | '6.5';
+export const GUEST_KERNELS: readonly GuestKernel[] = ['6.1', '6.5'];
+const BACKPORTS_SOURCE = 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main';
 const BUSYBOX = 'busybox-static';
 const SEABIOS = 'seabios';
 /** What the boot needs from seabios: the BIOS and the VGA option ROM v86 expects. */
@@ -74,6 +102,8 @@ const SEABIOS_FILES = { bios: 'usr/share/seabios/bios.bin', vgaBios: 'usr/share/
 export interface GuestImage {
   arch: GuestArch;
   profile: GuestProfile;
+  /** Which kernel line: '6.1' (bookworm) or '6.5' (bookworm-backports). */
+  kernel: GuestKernel;
   dir: string;
   bzimage: string;
   initrd: string;
@@ -83,6 +113,8 @@ export interface GuestImage {
   kernelRelease: string;
   /** Package name → version that went into the image. */
   packages: Record<string, string>;
+  /** Size of the initramfs in bytes. */
+  initrdBytes: number;
 }
 
 /** Why the image could not be built: a stable code and a sentence for the user. */
@@ -101,6 +133,8 @@ export interface BuildGuestImageOptions {
   arch?: GuestArch;
   /** Default 'base'; 'ipvs' needs arch amd64 and a host C compiler (`cc`, Debian gcc + libc6-dev). */
   profile?: GuestProfile;
+  /** Default '6.1' (bookworm); '6.5' takes bookworm-backports' kernel. */
+  kernel?: GuestKernel;
   /** Rebuild even when a cached image matches. */
   force?: boolean;
   /** Progress lines (default: none). */
@@ -132,29 +166,43 @@ export function guestInitScript(): string {
 }
 
 /** Hash of everything that decides the image's content apart from the downloaded packages. */
-function recipe(init: string, profile: GuestProfile): string {
-  const h = createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${init}`);
+function recipe(init: string, profile: GuestProfile, kernel: GuestKernel): string {
+  const tools = Object.entries(GUEST_TOOLS).map(([p, bins]) => `${p}:${bins.join(',')}`).join(' ');
+  const h = createHash('sha256').update(`${BUILDER_VERSION}\n${GUEST_MODULES.join(' ')}\n${tools}\nkernel ${kernel}\n${init}`);
   if (profile === 'ipvs') h.update(`\nipvs ${IPVS_MODULES.join(' ')} ${IPVS_PACKAGES.join(' ')}\n${readFileSync(guestScriptFile('nlrelay.c'), 'utf8')}`);
   return h.digest('hex').slice(0, 16);
 }
 
-/** The cache subdirectory name of an image without its recipe: i386 keeps the original name. */
-function imagePrefix(arch: GuestArch, profile: GuestProfile): string {
-  return `image-${arch === 'i386' ? '' : `${arch}-`}${profile === 'base' ? '' : `${profile}-`}`;
+/**
+ * What a cache directory's name starts with for this architecture, kernel and profile (the
+ * 16-digit recipe hash follows): i386 with the default kernel and profile keeps the original
+ * "image-". Each part ends in '-' and the hash has none, so no prefix plus a hash is another's name.
+ */
+function imagePrefix(arch: GuestArch, profile: GuestProfile, kernel: GuestKernel): string {
+  return `image-${arch === 'i386' ? '' : `${arch}-`}${kernel === '6.1' ? '' : `k${kernel.replace('.', '')}-`}${profile === 'base' ? '' : `${profile}-`}`;
 }
 
-function imageDirName(arch: GuestArch, profile: GuestProfile, init: string): string {
-  return imagePrefix(arch, profile) + recipe(init, profile);
+/**
+ * Whether cache entry `name` is an image of this architecture, profile and kernel (of any recipe):
+ * what a new build of that variant may delete. Another variant's image never matches.
+ */
+export function isImageOf(name: string, arch: GuestArch, profile: GuestProfile, kernel: GuestKernel): boolean {
+  const prefix = imagePrefix(arch, profile, kernel);
+  return name.startsWith(prefix) && /^[0-9a-f]{16}$/.test(name.slice(prefix.length));
+}
+
+function imageDirName(arch: GuestArch, profile: GuestProfile, kernel: GuestKernel, init: string): string {
+  return imagePrefix(arch, profile, kernel) + recipe(init, profile, kernel);
 }
 
 /** The cached image for the current recipe, or null (nothing is downloaded). */
-export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386', profile: GuestProfile = 'base'): GuestImage | null {
-  const dir = join(cacheDir, imageDirName(arch, profile, guestInitScript()));
+export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i386', profile: GuestProfile = 'base', kernel: GuestKernel = '6.1'): GuestImage | null {
+  const dir = join(cacheDir, imageDirName(arch, profile, kernel, guestInitScript()));
   const manifest = join(dir, 'image.json');
   if (!existsSync(manifest)) return null;
   try {
     const m = JSON.parse(readFileSync(manifest, 'utf8')) as Pick<GuestImage, 'kernelRelease' | 'packages'>;
-    const img = imageAt(arch, profile, dir, m.kernelRelease, m.packages);
+    const img = imageAt(arch, profile, kernel, dir, m.kernelRelease, m.packages);
     for (const f of [img.bzimage, img.initrd, img.bios, img.vgaBios]) if (f !== '' && !existsSync(f)) return null;
     return img;
   } catch {
@@ -162,21 +210,24 @@ export function findGuestImage(cacheDir = guestCacheDir(), arch: GuestArch = 'i3
   }
 }
 
-function imageAt(arch: GuestArch, profile: GuestProfile, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+function imageAt(arch: GuestArch, profile: GuestProfile, kernel: GuestKernel, dir: string, kernelRelease: string, packages: Record<string, string>): GuestImage {
+  const initrd = join(dir, 'initrd.cpio');
   return {
     arch,
     profile,
+    kernel,
     dir,
     bzimage: join(dir, 'bzImage'),
-    initrd: join(dir, 'initrd.cpio'),
+    initrd,
     bios: arch === 'i386' ? join(dir, 'bios.bin') : '',
     vgaBios: arch === 'i386' ? join(dir, 'vgabios.bin') : '',
     kernelRelease,
     packages,
+    initrdBytes: existsSync(initrd) ? lstatSync(initrd).size : 0,
   };
 }
 
-/** The cached image, or builds it (downloads about 55 MB once). */
+/** The cached image, or builds it (downloads about 70 MB once). */
 export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImage {
   const cacheDir = options.cacheDir ?? guestCacheDir();
   const arch = options.arch ?? 'i386';
@@ -185,9 +236,11 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   if (profile !== 'base' && !(profile === 'ipvs' && arch === 'amd64')) {
     throw new TypeError(`buildGuestImage: options.profile must be base, or ipvs with arch amd64, got ${String(profile)} (${arch})`);
   }
+  const kernel = options.kernel ?? '6.1';
+  if (!GUEST_KERNELS.includes(kernel)) throw new TypeError(`buildGuestImage: options.kernel must be one of ${GUEST_KERNELS.join(', ')}, got ${String(kernel)}`);
   const log = options.log ?? ((): void => {});
   if (options.force !== true) {
-    const cached = findGuestImage(cacheDir, arch, profile);
+    const cached = findGuestImage(cacheDir, arch, profile, kernel);
     if (cached !== null) return cached;
   }
   for (const tool of ['apt-get', 'apt-cache', 'dpkg-deb']) {
@@ -195,74 +248,71 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
   }
   const init = guestInitScript();
   mkdirSync(cacheDir, { recursive: true });
-  const aptDir = join(cacheDir, arch === 'i386' ? 'apt' : `apt-${arch}`);
-  mkdirSync(join(aptDir, 'lists', 'partial'), { recursive: true });
-  mkdirSync(join(aptDir, 'cache', 'archives', 'partial'), { recursive: true });
-  // The guest's architecture without touching dpkg's architectures or the system's lists (REAL-GUEST.md).
-  const aptOptions = [
-    '-o', `APT::Architecture=${arch}`,
-    '-o', `APT::Architectures=${arch}`,
-    '-o', `Dir::State::Lists=${join(aptDir, 'lists')}`,
-    '-o', `Dir::Cache=${join(aptDir, 'cache')}`,
-    '-o', 'Debug::NoLocking=1',
-  ];
+  const aptOptions = privateIndex(join(cacheDir, arch === 'i386' ? 'apt' : `apt-${arch}`), arch, null);
   log(`guest image: updating a private ${arch} package index`);
   // A failed secondary index (e.g. a mirror mid-sync) is not fatal: what matters is that the
   // packages below resolve, which the next steps check.
   const update = run('apt-get', [...aptOptions, '-q', 'update'], { allowFailure: true });
-  const kernelPkg = resolveKernel(aptOptions, arch, update.stderr);
+  let kernelOptions = aptOptions;
+  let kernelErrors = update.stderr;
+  if (kernel === '6.5') {
+    kernelOptions = privateIndex(join(cacheDir, `apt-${arch}-backports`), arch, BACKPORTS_SOURCE);
+    log(`guest image: updating a private ${arch} bookworm-backports index`);
+    kernelErrors = run('apt-get', [...kernelOptions, '-q', 'update'], { allowFailure: true }).stderr;
+  }
+  const kernelPkg = kernel === '6.1' ? resolveKernel(kernelOptions, arch, kernelErrors) : resolveKernelLine(kernelOptions, arch, kernel, kernelErrors);
+  const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
+  if (!kernelRelease.startsWith(`${kernel}.`)) {
+    throw new GuestImageError('guest-image.index', `asked for kernel ${kernel}, but the ${kernel === '6.1' ? 'bookworm' : 'bookworm-backports'} ${arch} index names ${kernelPkg}`);
+  }
   const work = mkdtempSync(join(cacheDir, 'build-'));
   try {
-    const wanted = arch === 'i386' ? [kernelPkg, BUSYBOX, SEABIOS] : [kernelPkg, BUSYBOX, ...(profile === 'ipvs' ? IPVS_PACKAGES : [])];
+    const tools = Object.keys(GUEST_TOOLS);
+    const programs = profile === 'ipvs' ? [...tools, 'ipvsadm'] : tools;
+    const fromMain = [...new Set([
+      BUSYBOX,
+      ...programs,
+      ...(profile === 'ipvs' ? IPVS_PACKAGES : []),
+      ...libraryClosure(aptOptions, programs),
+      ...(arch === 'i386' ? [SEABIOS] : []),
+    ])];
     const packages: Record<string, string> = {};
     const debs: string[] = [];
-    for (const name of wanted) {
-      const meta = indexEntry(aptOptions, name);
-      log(`guest image: downloading ${name} ${meta.version}`);
-      try {
-        run('apt-get', [...aptOptions, '-q', 'download', `${name}=${meta.version}`], { cwd: work });
-      } catch (e) {
-        throw new GuestImageError('guest-image.download', `apt-get download ${name}=${meta.version} failed: ${(e as Error).message}`);
-      }
-      const file = readdirSync(work).find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
-      if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
-      const path = join(work, file);
-      const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
-      if (sha !== meta.sha256) {
-        throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
-      }
-      packages[name] = meta.version;
-      debs.push(path);
+    for (const [opts, names] of [[kernelOptions, [kernelPkg]], [aptOptions, fromMain]] as const) {
+      const metas = indexEntries(opts, names);
+      log(`guest image: downloading ${names.map((n) => `${n} ${metas.get(n)!.version}`).join(', ')}`);
+      debs.push(...downloadVerified(opts, metas, work));
+      for (const [n, m] of metas) packages[n] = m.version;
     }
     const root = join(work, 'root');
     mkdirSync(root);
     for (const deb of debs) run('dpkg-deb', ['-x', deb, root]);
-    const kernelRelease = kernelPkg.replace(/^linux-image-/, '');
     const out = join(work, 'out');
     mkdirSync(out);
-    const img = imageAt(arch, profile, out, kernelRelease, packages);
+    const img = imageAt(arch, profile, kernel, out, kernelRelease, packages);
     copyFrom(root, `boot/vmlinuz-${kernelRelease}`, img.bzimage);
     if (arch === 'i386') {
       copyFrom(root, SEABIOS_FILES.bios, img.bios);
       copyFrom(root, SEABIOS_FILES.vgaBios, img.vgaBios);
     }
     const extra = profile === 'ipvs' ? ipvsEntries(root, work) : { entries: [], modules: [] };
-    writeFileSync(img.initrd, initramfs(root, kernelRelease, init, extra));
-    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, profile, kernelRelease, packages, recipe: recipe(init, profile) }, null, 2) + '\n');
-    const final = join(cacheDir, imageDirName(arch, profile, init));
+    const cpio = initramfs(root, arch, kernelRelease, init, extra);
+    writeFileSync(img.initrd, cpio);
+    log(`guest image: initramfs ${(cpio.length / 1024 / 1024).toFixed(1)} MiB`);
+    writeFileSync(join(out, 'image.json'), JSON.stringify({ arch, profile, kernel, kernelRelease, packages, recipe: recipe(init, profile, kernel) }, null, 2) + '\n');
+    const final = join(cacheDir, imageDirName(arch, profile, kernel, init));
     // Another process (a parallel test run) may have finished the same image meanwhile: keep
     // that one, which may be in use, rather than replacing it under its feet.
-    const raced = findGuestImage(cacheDir, arch, profile);
+    const raced = findGuestImage(cacheDir, arch, profile, kernel);
     if (raced !== null && options.force !== true) return raced;
     rmSync(final, { recursive: true, force: true });
     renameSync(out, final);
-    // Images of earlier recipes (same architecture and profile) are never used again.
-    const earlier = new RegExp(`^${imagePrefix(arch, profile)}[0-9a-f]{16}$`);
+    // Images of earlier recipes (same architecture, profile and kernel) are never used again.
     for (const d of readdirSync(cacheDir)) {
-      if (earlier.test(d) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
+      if (isImageOf(d, arch, profile, kernel) && join(cacheDir, d) !== final) rmSync(join(cacheDir, d), { recursive: true, force: true });
     }
     log(`guest image: ready in ${final}`);
-    return imageAt(arch, profile, final, kernelRelease, packages);
+    return imageAt(arch, profile, kernel, final, kernelRelease, packages);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -270,37 +320,21 @@ export function buildGuestImage(options: BuildGuestImageOptions = {}): GuestImag
 
 /** What a profile adds to the initramfs: files, and modules loaded after the base chain. */
 interface ProfileExtra {
+  /** Files; a dynamically linked program among them gets its shared libraries like the tools. */
   entries: CpioEntry[];
   /** Module names; their dependencies are resolved from the .ko files. */
   modules: readonly string[];
 }
 
-/** Where the amd64 shared libraries live in a `dpkg -x` tree (before and after the /usr merge). */
-const LIB_DIRS = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'];
-
-/** The ipvs profile: ipvsadm, its shared libraries and the loader, nlrelay, the IPVS modules. */
+/**
+ * The ipvs profile: ipvsadm (its shared libraries and the loader come with the tools', by the
+ * same ELF closure), nlrelay, the IPVS modules.
+ */
 function ipvsEntries(root: string, work: string): ProfileExtra {
   const entries: CpioEntry[] = [
     { kind: 'dir', path: 'sbin' },
     { kind: 'file', path: 'sbin/ipvsadm', data: readOrFail(join(root, 'sbin', 'ipvsadm')), mode: 0o755 },
-    { kind: 'dir', path: 'lib64' },
-    { kind: 'symlink', path: 'lib64/ld-linux-x86-64.so.2', target: '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
-    { kind: 'dir', path: 'lib/x86_64-linux-gnu' },
   ];
-  // Every shared object directly in the library directories (not gconv and the like), links kept.
-  let loader = false;
-  for (const rel of LIB_DIRS) {
-    const dir = join(root, rel);
-    if (!existsSync(dir)) continue;
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
-      if (!/\.so(\.|$)/.test(d.name)) continue;
-      const path = `lib/x86_64-linux-gnu/${d.name}`;
-      if (d.name === 'ld-linux-x86-64.so.2') loader = true;
-      if (d.isSymbolicLink()) entries.push({ kind: 'symlink', path, target: readlinkSync(join(dir, d.name)) });
-      else if (d.isFile()) entries.push({ kind: 'file', path, data: readFileSync(join(dir, d.name)), mode: 0o755 });
-    }
-  }
-  if (!loader) throw new GuestImageError('guest-image.content', 'libc6 has no ld-linux-x86-64.so.2 in /lib/x86_64-linux-gnu or /usr/lib/x86_64-linux-gnu');
   const relay = join(work, 'nlrelay');
   try {
     execFileSync('cc', ['-static', '-Os', '-Wall', '-o', relay, guestScriptFile('nlrelay.c')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -344,23 +378,178 @@ function loadOrder(wanted: readonly string[], loaded: readonly string[], found: 
   return order;
 }
 
-/** The initramfs: busybox, the module chain (flattened into /lib/modules), /init, /dev/console. */
-function initramfs(root: string, kernelRelease: string, init: string, extra: ProfileExtra): Uint8Array {
+/**
+ * apt options for a private index of `arch` in `dir`, without touching dpkg's architectures or
+ * the system's lists (REAL-GUEST.md). `source` null: the system's sources; else that one line only.
+ */
+function privateIndex(dir: string, arch: GuestArch, source: string | null): string[] {
+  mkdirSync(join(dir, 'lists', 'partial'), { recursive: true });
+  mkdirSync(join(dir, 'cache', 'archives', 'partial'), { recursive: true });
+  const options = [
+    '-o', `APT::Architecture=${arch}`,
+    '-o', `APT::Architectures=${arch}`,
+    '-o', `Dir::State::Lists=${join(dir, 'lists')}`,
+    '-o', `Dir::Cache=${join(dir, 'cache')}`,
+    '-o', 'Debug::NoLocking=1',
+  ];
+  if (source === null) return options;
+  const list = join(dir, 'sources.list');
+  const parts = join(dir, 'sources.list.d');
+  mkdirSync(parts, { recursive: true });
+  writeFileSync(list, `${source}\n`);
+  return [...options, '-o', `Dir::Etc::SourceList=${list}`, '-o', `Dir::Etc::SourceParts=${parts}`];
+}
+
+/** Downloads every package of `metas` at its version into `work` and checks each SHA256 against the index; the .debs' paths. */
+function downloadVerified(aptOptions: string[], metas: ReadonlyMap<string, IndexEntry>, work: string): string[] {
+  const specs = [...metas].map(([n, m]) => `${n}=${m.version}`);
+  try {
+    run('apt-get', [...aptOptions, '-q', 'download', ...specs], { cwd: work });
+  } catch (e) {
+    throw new GuestImageError('guest-image.download', `apt-get download ${specs.join(' ')} failed: ${(e as Error).message}`);
+  }
+  const files = readdirSync(work);
+  const paths: string[] = [];
+  for (const [name, meta] of metas) {
+    const file = files.find((f) => f.startsWith(`${name}_`) && f.endsWith('.deb'));
+    if (file === undefined) throw new GuestImageError('guest-image.download', `apt-get download ${name} left no .deb in ${work}`);
+    const path = join(work, file);
+    const sha = createHash('sha256').update(readFileSync(path)).digest('hex');
+    if (sha !== meta.sha256) {
+      throw new GuestImageError('guest-image.checksum', `${file}: SHA256 ${sha} differs from apt's index (${meta.sha256})`);
+    }
+    paths.push(path);
+  }
+  return paths;
+}
+
+/**
+ * Every library package (index Section `libs`) the Depends and Pre-Depends of `roots` reach,
+ * transitively, first alternative of each `|` group; other packages (debconf, adduser, …) are
+ * not followed: the guest runs the programs, not their maintainer scripts. One index query per
+ * level of the dependency tree.
+ */
+function libraryClosure(aptOptions: string[], roots: readonly string[]): string[] {
+  const seen = new Set<string>(roots);
+  const libs: string[] = [];
+  let level = [...roots];
+  while (level.length > 0) {
+    const deps = new Set<string>();
+    for (const entry of indexEntries(aptOptions, level).values()) for (const d of entry.depends) if (!seen.has(d)) deps.add(d);
+    for (const d of deps) seen.add(d);
+    const entries = indexEntries(aptOptions, [...deps], false);
+    level = [...deps].filter((d) => entries.get(d)?.section === 'libs');
+    libs.push(...level);
+  }
+  return libs;
+}
+
+interface IndexEntry {
+  version: string;
+  sha256: string;
+  section: string;
+  /** Package names of Depends and Pre-Depends, first alternative of each group. */
+  depends: string[];
+}
+
+/** The index's candidate entry of each of `names` (one apt-cache call); `strict`: a missing one is an error. */
+function indexEntries(aptOptions: string[], names: readonly string[], strict = true): Map<string, IndexEntry> {
+  const found = new Map<string, IndexEntry>();
+  if (names.length === 0) return found;
+  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', ...names], { allowFailure: true }).stdout;
+  for (const stanza of out.split(/\n\s*\n/)) {
+    const name = /^Package: (.+)$/m.exec(stanza)?.[1];
+    const version = /^Version: (.+)$/m.exec(stanza)?.[1];
+    const sha256 = /^SHA256: ([0-9a-f]{64})$/m.exec(stanza)?.[1];
+    if (name === undefined || version === undefined || sha256 === undefined || found.has(name)) continue;
+    const depends: string[] = [];
+    for (const field of ['Depends', 'Pre-Depends']) {
+      const line = new RegExp(`^${field}: (.+)$`, 'm').exec(stanza)?.[1];
+      if (line === undefined) continue;
+      for (const group of line.split(',')) {
+        const first = group.split('|')[0]!.trim().split(/[\s(:]/)[0]!;
+        if (first.length > 0) depends.push(first);
+      }
+    }
+    found.set(name, { version, sha256, section: /^Section: (.+)$/m.exec(stanza)?.[1] ?? '', depends });
+  }
+  if (strict) {
+    const missing = names.filter((n) => !found.has(n));
+    if (missing.length > 0) throw new GuestImageError('guest-image.index', `${missing.join(', ')} not in the private package index (no Version/SHA256)`);
+  }
+  return found;
+}
+
+/**
+ * The initramfs: busybox, the tools and the profile's programs with the shared libraries they
+ * load, the module chain and the profile's modules (flattened into /lib/modules), /init,
+ * /dev/console. One entry per path (the first wins).
+ */
+function initramfs(root: string, arch: GuestArch, kernelRelease: string, init: string, extra: ProfileExtra): Uint8Array {
   const modRoot = join(root, 'lib', 'modules', kernelRelease, 'kernel');
+  const libDir = `lib/${TRIPLET[arch]}`;
   const entries: CpioEntry[] = [
     { kind: 'dir', path: 'bin' },
     { kind: 'dir', path: 'dev' },
     { kind: 'chardev', path: 'dev/console', major: 5, minor: 1 },
     { kind: 'dir', path: 'etc' },
     { kind: 'dir', path: 'lib' },
+    { kind: 'dir', path: libDir },
     { kind: 'dir', path: 'lib/modules' },
     { kind: 'dir', path: 'proc' },
     { kind: 'dir', path: 'sys' },
     { kind: 'dir', path: 'tmp', mode: 0o1777 },
+    { kind: 'dir', path: 'usr' },
+    { kind: 'dir', path: 'usr/local' },
+    { kind: 'dir', path: 'usr/local/bin' },
     { kind: 'file', path: 'bin/busybox', data: readOrFail(join(root, 'bin', 'busybox')), mode: 0o755 },
     { kind: 'symlink', path: 'bin/sh', target: 'busybox' },
     { kind: 'file', path: 'init', data: new TextEncoder().encode(init), mode: 0o755 },
   ];
+  // Shared libraries by soname, from the library directories of the extracted packages.
+  const sonames = new Map<string, string>();
+  for (const dir of [`lib/${TRIPLET[arch]}`, `usr/lib/${TRIPLET[arch]}`, 'lib', 'usr/lib', 'lib64']) {
+    const d = join(root, dir);
+    if (!existsSync(d)) continue;
+    for (const f of readdirSync(d)) if (f.includes('.so') && !sonames.has(f)) sonames.set(f, join(d, f));
+  }
+  const wanted = new Set<string>();
+  let interpreter: string | null = null;
+  const need = (bytes: Uint8Array, what: string): void => {
+    const deps = elfDeps(bytes, what);
+    if (deps.interpreter !== null) interpreter ??= deps.interpreter;
+    for (const so of deps.needed) {
+      if (wanted.has(so)) continue;
+      const path = sonames.get(so);
+      if (path === undefined) throw new GuestImageError('guest-image.content', `${what} needs ${so}, which no downloaded library package holds`);
+      wanted.add(so);
+      need(resolvedRead(root, path), so);
+    }
+  };
+  for (const [pkg, programs] of Object.entries(GUEST_TOOLS)) {
+    for (const prog of programs) {
+      const found = ['bin', 'sbin', 'usr/bin', 'usr/sbin'].map((d) => join(root, d, prog)).find((p) => existsSync(p));
+      if (found === undefined) throw new GuestImageError('guest-image.content', `${prog} not found in the ${pkg} package`);
+      const data = resolvedRead(root, found);
+      if (!isElf(data)) throw new GuestImageError('guest-image.content', `${prog} from ${pkg} is not an ELF program`);
+      need(data, prog);
+      entries.push({ kind: 'file', path: `usr/local/bin/${prog}`, data, mode: 0o755 });
+    }
+  }
+  for (const e of extra.entries) if (e.kind === 'file' && isElf(e.data)) need(e.data, e.path);
+  if (interpreter !== null) {
+    // The loader lives with the libraries; its PT_INTERP path is a link there.
+    const interp = posix.normalize(interpreter).replace(/^\/+/, '');
+    const base = posix.basename(interp);
+    if (!sonames.has(base)) throw new GuestImageError('guest-image.content', `the dynamic loader ${interpreter} is in no downloaded package`);
+    wanted.add(base);
+    if (interp !== `${libDir}/${base}`) {
+      const parent = posix.dirname(interp);
+      if (parent !== 'lib') entries.push({ kind: 'dir', path: parent });
+      entries.push({ kind: 'symlink', path: interp, target: `/${libDir}/${base}` });
+    }
+  }
+  for (const so of [...wanted].sort()) entries.push({ kind: 'file', path: `${libDir}/${so}`, data: resolvedRead(root, sonames.get(so)!), mode: 0o755 });
   const found = new Map<string, string>();
   walk(modRoot, (p) => {
     const base = p.slice(p.lastIndexOf('/') + 1);
@@ -374,7 +563,57 @@ function initramfs(root: string, kernelRelease: string, init: string, extra: Pro
     if (p === undefined) throw new GuestImageError('guest-image.content', `module ${m}.ko not found in the ${kernelRelease} package`);
     entries.push({ kind: 'file', path: `lib/modules/${m}.ko`, data: readFileSync(p) });
   }
-  return cpioNewc(entries);
+  return cpioNewc(uniquePaths(entries));
+}
+
+/** `entries` with each path once: the first entry of a path wins (a directory two parts create). */
+export function uniquePaths(entries: readonly CpioEntry[]): CpioEntry[] {
+  const seen = new Set<string>();
+  return entries.filter((e) => {
+    if (seen.has(e.path)) return false;
+    seen.add(e.path);
+    return true;
+  });
+}
+
+/**
+ * The bytes of `path` inside the extracted tree, following symlinks within `root` (an absolute
+ * link target means root-relative there, never the host's file).
+ */
+function resolvedRead(root: string, path: string): Buffer {
+  let p = path;
+  for (let hops = 0; hops < 16; hops++) {
+    if (!existsSync(p) && !isLink(p)) throw new GuestImageError('guest-image.content', `${p} missing from the extracted packages`);
+    if (!isLink(p)) return readFileSync(p);
+    const target = readlinkSync(p);
+    p = target.startsWith('/') ? join(root, target) : join(dirname(p), target);
+    if (!p.startsWith(root)) throw new GuestImageError('guest-image.content', `${path} links outside the extracted packages`);
+  }
+  throw new GuestImageError('guest-image.content', `${path}: too many symbolic links`);
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The newest `linux-image-<kernel>.N-…-<flavour>` package in the index (bookworm-backports has no
+ * `linux-image-686` metapackage): names only, newest by apt's version order of the package names'
+ * ABI part.
+ */
+function resolveKernelLine(aptOptions: string[], arch: GuestArch, kernel: GuestKernel, updateErrors: string): string {
+  const { flavour } = KERNEL_META[arch];
+  const out = run('apt-cache', [...aptOptions, 'pkgnames', `linux-image-${kernel}.`], { allowFailure: true }).stdout;
+  const pattern = new RegExp(`^linux-image-${kernel.replace('.', '\\.')}\\.[0-9]+-[0-9a-z.~+]+-${flavour}$`);
+  const names = out.split('\n').map((l) => l.trim()).filter((l) => pattern.test(l)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  if (names.length === 0) {
+    throw new GuestImageError('guest-image.index', `no linux-image-${kernel}.*-${flavour} in the ${arch} bookworm-backports index (apt-get update: ${updateErrors.trim() || 'ok'})`);
+  }
+  return names[names.length - 1]!;
 }
 
 function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: string): string {
@@ -388,17 +627,6 @@ function resolveKernel(aptOptions: string[], arch: GuestArch, updateErrors: stri
   const m = new RegExp(`Depends:\\s*(linux-image-[0-9][^\\s]*-${flavour})\\b`).exec(out);
   if (m === null) throw new GuestImageError('guest-image.index', `${meta} names no kernel in the ${arch} index (apt-get update: ${updateErrors.trim() || 'ok'})`);
   return m[1]!;
-}
-
-/** Version and SHA256 of the candidate of `name` in the private index. */
-function indexEntry(aptOptions: string[], name: string): { version: string; sha256: string } {
-  const out = run('apt-cache', [...aptOptions, 'show', '--no-all-versions', name], { allowFailure: true }).stdout;
-  const version = /^Version: (.+)$/m.exec(out)?.[1];
-  const sha256 = /^SHA256: ([0-9a-f]{64})$/m.exec(out)?.[1];
-  if (version === undefined || sha256 === undefined) {
-    throw new GuestImageError('guest-image.index', `${name} is not in the private package index (no Version/SHA256)`);
-  }
-  return { version, sha256 };
 }
 
 function copyFrom(root: string, rel: string, dest: string): void {

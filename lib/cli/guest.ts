@@ -16,8 +16,16 @@
 //     FILE on SIGUSR1 (any time; the guest keeps running) and, with --script, after the last step.
 //   --restore FILE: instead of booting, the machine saved in FILE continues (same image; give the
 //     flags that shape the device — --legacy, --mac — as when it was saved).
+//   --nic builtin: v86's own virtio-net device on the same backend instead of this project's
+//     (V86BuiltinNic); no rx filter (rxFilter null), no diagnostics, no QMP socket.
+//   --guest-kernel 6.5: bookworm-backports' kernel instead of bookworm's 6.1 (guest-image.ts).
+//   --kernel FILE / --initrd FILE: a driver developer's own kernel (bzImage) and/or initramfs in
+//     place of the image's; a foreign initramfs must print READY_MARKER on ttyS0 once its shell
+//     reads commands, or the command waits for it until the boot timeout.
+//   --diagnostics FILE: device.diagnostics() as a JSON array, written at exit; with --json each
+//     step's object also carries the diagnostics recorded during that step.
 
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Netdev } from '../netdev/netdev.js';
@@ -28,7 +36,10 @@ import { QmpServer } from '../qmp/server.js';
 import { parseFlags, parseNetdev, UsageError } from './args.js';
 import type { FlagSpec, NetdevSpec } from './args.js';
 import { GuestImageError, buildGuestImage } from './guest-image.js';
+import type { GuestImage, GuestKernel } from './guest-image.js';
 import { GUEST_IP, GuestVm, PEER_IP } from './guest-vm.js';
+import type { GuestNic } from './guest-vm.js';
+import type { Diagnostic } from '../../devices/virtio/diagnostics.js';
 
 export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
@@ -41,6 +52,11 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'step-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds one script step may take (default 60)' },
   { name: 'save', kind: 'string', help: "write the machine's state to FILE on SIGUSR1 and after --script" },
   { name: 'restore', kind: 'string', help: 'continue the machine saved in FILE instead of booting' },
+  { name: 'nic', kind: 'string', choices: ['model', 'builtin'], help: "model (default): this project's device; builtin: v86's own virtio-net on the same backend" },
+  { name: 'guest-kernel', kind: 'string', choices: ['6.1', '6.5'], help: "6.1 (default): bookworm's kernel; 6.5: bookworm-backports'" },
+  { name: 'kernel', kind: 'string', help: 'boot this kernel (bzImage) instead of the image\'s' },
+  { name: 'initrd', kind: 'string', help: "use this initramfs instead of the image's (it must print VIRTIO-NET-GUEST-READY on ttyS0)" },
+  { name: 'diagnostics', kind: 'string', help: "write the device's diagnostics (the driver's mistakes) to FILE as JSON at exit" },
 ];
 
 /** Ctrl-] ends the interactive console, as in telnet. */
@@ -58,6 +74,11 @@ interface GuestOptions {
   stepTimeoutMs: number;
   save: string | null;
   restore: string | null;
+  nic: GuestNic;
+  guestKernel: GuestKernel;
+  kernel: string | null;
+  initrd: string | null;
+  diagnostics: string | null;
 }
 
 export function parseGuestArgs(argv: readonly string[]): GuestOptions {
@@ -66,9 +87,23 @@ export function parseGuestArgs(argv: readonly string[]): GuestOptions {
   if (f['json'] === true && script === null) throw new UsageError('virtio-net guest: --json needs --script FILE (the interactive console prints no JSON)');
   const mac = (f['mac'] as string | undefined) ?? DEFAULT_MAC;
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`virtio-net guest: --mac must look like 52:54:00:12:34:56, got ${JSON.stringify(mac)}`);
+  const nic = f['nic'] === 'builtin' ? 'builtin' : 'model';
+  if (nic === 'builtin') {
+    for (const flag of ['legacy', 'compat', 'save', 'restore', 'diagnostics', 'qmp']) {
+      if (f[flag] !== undefined) throw new UsageError(`virtio-net guest: --${flag} does not apply to --nic builtin (v86's own virtio-net: modern only, no rx filter, no state, no diagnostics, no QMP)`);
+    }
+  }
+  const kernel = (f['kernel'] as string | undefined) ?? null;
+  if (kernel === 'ipxe') throw new UsageError('virtio-net guest: --kernel ipxe is not built yet (issue #19); give a kernel file');
+  if (kernel !== null && f['guest-kernel'] !== undefined) throw new UsageError('virtio-net guest: --guest-kernel chooses the image\'s kernel; it does not go with --kernel FILE');
   return {
     script,
     json: f['json'] === true,
+    nic,
+    guestKernel: f['guest-kernel'] === '6.5' ? '6.5' : '6.1',
+    kernel,
+    initrd: (f['initrd'] as string | undefined) ?? null,
+    diagnostics: (f['diagnostics'] as string | undefined) ?? null,
     compat: f['compat'] === 'qemu' ? 'qemu' : undefined,
     netdev: parseNetdev((f['netdev'] as string | undefined) ?? 'memory'),
     qmpPath: (f['qmp'] as string | undefined) ?? null,
@@ -94,9 +129,12 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const out = output.stdout ?? ((text: string): void => void process.stdout.write(text));
   const stderr = output.stderr ?? ((text: string): void => void process.stderr.write(text));
   const err = (line: string): void => stderr(`${line}\n`);
-  let image;
+  for (const [flag, path] of [['kernel', options.kernel], ['initrd', options.initrd]] as const) {
+    if (path !== null && !existsSync(path)) throw new UsageError(`virtio-net guest: --${flag} ${JSON.stringify(path)} does not exist`);
+  }
+  let image: GuestImage;
   try {
-    image = buildGuestImage({ log: err });
+    image = withOwnFiles(buildGuestImage({ log: err, kernel: options.guestKernel }), options.kernel, options.initrd);
   } catch (e) {
     if (e instanceof GuestImageError) {
       err(`virtio-net guest: cannot build the guest image (${e.code}): ${e.message}`);
@@ -104,14 +142,16 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     }
     throw e;
   }
-  const { netdev, label } = await openNetdev(options.netdev);
+  const { netdev, label } = await openNetdev(options.netdev, options.nic === 'builtin');
   const interactive = steps === null;
   let vm: GuestVm;
   try {
-    const what = restore !== undefined ? `restoring ${options.restore}` : `booting Linux ${image.kernelRelease}`;
-    err(`virtio-net guest: ${what} in v86 (${options.legacy ? 'legacy' : 'modern'} virtio-pci) on ${label}`);
+    const what = restore !== undefined ? `restoring ${options.restore}` : `booting ${options.kernel ?? `Linux ${image.kernelRelease}`}`;
+    const nicName = options.nic === 'builtin' ? "v86's own virtio-net" : `${options.legacy ? 'legacy' : 'modern'} virtio-pci`;
+    err(`virtio-net guest: ${what} in v86 (${nicName}) on ${label}`);
     vm = await GuestVm.boot({
       image,
+      nic: options.nic,
       stateDisk: options.save !== null || restore !== undefined,
       ...(restore !== undefined ? { restore } : {}),
       legacy: options.legacy,
@@ -124,11 +164,15 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     await netdev?.close();
     throw e;
   }
-  const tmp = options.qmpPath === null ? mkdtempSync(join(tmpdir(), 'virtio-net-guest-')) : null;
-  const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
-  const qmp = new QmpServer({ devices: [vm.device], netdevs: [vm.netdev], path: qmpPath });
-  await qmp.listen();
-  err(`virtio-net guest: ${restore !== undefined ? 'restored' : 'booted'} in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  const model = vm.nic === 'model';
+  let qmp: QmpServer | null = null;
+  if (model) {
+    const tmp = options.qmpPath === null ? mkdtempSync(join(tmpdir(), 'virtio-net-guest-')) : null;
+    const qmpPath = options.qmpPath ?? join(tmp!, 'qmp.sock');
+    qmp = new QmpServer({ devices: [vm.device], netdevs: [vm.netdev], path: qmpPath });
+    await qmp.listen();
+    err(`virtio-net guest: ${restore !== undefined ? 'restored' : 'booted'} in ${vm.bootMs} ms; QMP socket ${qmpPath}`);
+  } else err(`virtio-net guest: booted in ${vm.bootMs} ms (v86's own NIC: no QMP socket)`);
   const save = async (): Promise<void> => {
     if (options.save === null) return;
     try {
@@ -141,8 +185,8 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const onSignal = (): void => void save();
   if (options.save !== null) process.on('SIGUSR1', onSignal);
   if (hasLinkState(vm.netdev)) {
-    const device = vm.device;
-    vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason}); the guest's link is ${device.linkUp ? 'up' : 'down'}`));
+    const device = model ? vm.device : null;
+    vm.netdev.onLinkChange((c) => err(`virtio-net guest: host link ${c.up ? 'up' : 'down'} (${c.reason})${device !== null ? `; the guest's link is ${device.linkUp ? 'up' : 'down'}` : ''}`));
   }
   try {
     if (steps === null) {
@@ -152,16 +196,26 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     }
     let failed = 0;
     let lastBackend = JSON.stringify(backendReport(vm.netdev));
+    let seen = model ? diagnosticTotal(vm) : 0;
     for (const step of steps) {
       const r = await vm.run(step, options.stepTimeoutMs);
       if (r.exitCode !== 0) failed++;
-      const rxFilter = vm.device.queryRxFilter();
+      const rxFilter = model ? vm.device.queryRxFilter() : null;
+      const linkUp = model ? vm.device.linkUp : null;
       const backend = backendReport(vm.netdev);
-      if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter, linkUp: vm.device.linkUp, backend })}\n`);
+      let diagnostics: readonly Diagnostic[] = [];
+      if (model) {
+        const total = diagnosticTotal(vm);
+        const all = vm.device.diagnostics();
+        diagnostics = total === seen ? [] : all.slice(Math.max(0, all.length - (total - seen)));
+        seen = total;
+      }
+      if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter, linkUp, backend, ...(model ? { diagnostics } : {}) })}\n`);
       else {
         out(`$ ${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}]\n`);
+        for (const d of diagnostics) out(`[diagnostic ${d.code} (§${d.section}): ${d.message}]\n`);
         const now = JSON.stringify(backend);
-        if (now !== lastBackend) out(`${backendLine(backend, vm.device.linkUp)}\n`);
+        if (now !== lastBackend) out(`${backendLine(backend, linkUp)}\n`);
         lastBackend = now;
       }
     }
@@ -172,14 +226,30 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     return failed === 0 ? 0 : 1;
   } finally {
     process.off('SIGUSR1', onSignal);
-    await qmp.close();
+    if (options.diagnostics !== null && model) {
+      writeFileSync(options.diagnostics, `${JSON.stringify(vm.device.diagnostics(), null, 2)}\n`);
+      err(`virtio-net guest: ${vm.device.diagnostics().length} diagnostics written to ${options.diagnostics}`);
+    }
+    await qmp?.close();
     await vm.stop();
   }
 }
 
+/** Diagnostics recorded over the device's life (the log itself is bounded). */
+function diagnosticTotal(vm: GuestVm): number {
+  let n = 0;
+  for (const c of vm.device.diagnosticCounts().values()) n += c;
+  return n;
+}
+
+/** The image with a driver developer's own kernel and/or initramfs in place of its own. */
+function withOwnFiles(image: GuestImage, kernel: string | null, initrd: string | null): GuestImage {
+  return { ...image, ...(kernel !== null ? { bzimage: kernel } : {}), ...(initrd !== null ? { initrd } : {}) };
+}
+
 /** The text-mode line after a step that changed the backend's link or errors. */
-function backendLine(b: BackendReport, guestLinkUp: boolean): string {
-  const parts = [`guest link ${guestLinkUp ? 'up' : 'down'}`];
+function backendLine(b: BackendReport, guestLinkUp: boolean | null): string {
+  const parts = guestLinkUp === null ? [] : [`guest link ${guestLinkUp ? 'up' : 'down'}`];
   if (b.link !== null) parts.push(`host link ${b.link.up ? 'up' : 'down'} (${b.link.downs} down, ${b.link.ups} up${b.link.last === null ? '' : `; last ${b.link.last.reason}`})`);
   if (b.errors !== null) parts.push(`errors ${b.errors.count}${b.errors.last === null ? '' : ` (last: ${b.errors.last})`}`);
   return `[backend: ${parts.join('; ')}]`;
@@ -240,13 +310,14 @@ function attachTerminal(vm: GuestVm): Promise<void> {
 }
 
 /** null for the default: GuestVm then builds a MemoryNetdev with a SimPeer. */
-async function openNetdev(spec: NetdevSpec): Promise<{ netdev: Netdev | null; label: string }> {
+async function openNetdev(spec: NetdevSpec, bareFrames = false): Promise<{ netdev: Netdev | null; label: string }> {
   switch (spec.kind) {
     case 'memory':
       return { netdev: null, label: `memory (simulated host peer ${PEER_IP})` };
     case 'tap': {
       const { TapNetdev } = await import('../netdev/tap-netdev.js');
-      const tap = new TapNetdev({ id: 'hostnet0', ...(spec.ifname !== undefined ? { ifname: spec.ifname } : {}) });
+      // v86's own NIC exchanges bare frames: no virtio-net header on the TAP then.
+      const tap = new TapNetdev({ id: 'hostnet0', ...(spec.ifname !== undefined ? { ifname: spec.ifname } : {}), ...(bareFrames ? { vnetHdr: false } : {}) });
       return { netdev: tap, label: `tap ${tap.ifname}` };
     }
     case 'macvtap': {

@@ -11,7 +11,8 @@ import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
 import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js';
 import { QmpClient, type QmpEvent } from '../support/qemu-qmp.js';
 
-const BOOT_TIMEOUT_MS = 120_000;
+/** The image carries iproute2, ethtool, iperf3 and their libraries (14 MiB of initramfs to unpack under TCG). */
+const BOOT_TIMEOUT_MS = 300_000;
 const QMP_TIMEOUT_MS = 10_000;
 
 export class QemuGuest {

@@ -83,7 +83,7 @@ describe('real Linux guest in v86 on v86\'s fetch adapter through a V86BusNetdev
     await sh(vm!, 'udhcpc -i eth0 -n -q -t 5 -T 2 -s /tmp/dhcp.sh');
     expect(await sh(vm!, 'ip -4 addr show dev eth0')).to.include(`inet ${LEASED_IP}/24`);
     expect(await sh(vm!, 'ip route')).to.include(`default via ${ROUTER_IP}`);
-    expect(await sh(vm!, 'ping -c 2 -W 3 ' + ROUTER_IP)).to.match(/2 packets transmitted, 2 packets received/);
+    expect(await sh(vm!, 'ping -c 2 -W 3 ' + ROUTER_IP)).to.match(/2 packets transmitted, 2 received/);
   });
 
   it('wget_fetches_a_page_from_a_host_http_server', async () => {
@@ -116,7 +116,7 @@ describe('real Linux guest in v86 on v86\'s fetch adapter through a V86BusNetdev
     await sh(vm!, 'ip link set eth0 address 52:54:00:65:43:21'); // MAC_ADDR_SET on the control queue
     expect((vm!.netdev as V86BusNetdev).announcedMac).to.equal('52:54:00:65:43:21');
     expect(Array.from(adapterMac(vm!)), "the fetch adapter's vm_mac").to.deep.equal([0x52, 0x54, 0x00, 0x65, 0x43, 0x21]);
-    expect(await sh(vm!, 'ping -c 1 -W 3 ' + ROUTER_IP)).to.match(/1 packets received/);
+    expect(await sh(vm!, 'ping -c 1 -W 3 ' + ROUTER_IP)).to.match(/, 1 received/);
   });
 });
 
@@ -147,7 +147,7 @@ describe('two real Linux guests in v86 on v86\'s inbrowser adapter', function ()
   });
 
   it('each_guest_pings_the_other', async () => {
-    expect(await sh(a!, 'ping -c 3 -W 3 10.0.9.2')).to.match(/3 packets transmitted, 3 packets received/);
-    expect(await sh(b!, 'ping -c 3 -W 3 10.0.9.1')).to.match(/3 packets transmitted, 3 packets received/);
+    expect(await sh(a!, 'ping -c 3 -W 3 10.0.9.2')).to.match(/3 packets transmitted, 3 received/);
+    expect(await sh(b!, 'ping -c 3 -W 3 10.0.9.1')).to.match(/3 packets transmitted, 3 received/);
   });
 });
