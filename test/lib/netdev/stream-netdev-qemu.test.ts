@@ -6,7 +6,7 @@
 
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,18 +25,40 @@ async function waitEvent(qmp: QmpClient, name: string, after: number): Promise<Q
   }
 }
 
-/** A TCP connection to 127.0.0.1:port once something listens there (QEMU 7.2 listens asynchronously). */
-async function connectWhenListening(port: number): Promise<net.Socket> {
-  for (let i = 0; ; i++) {
-    const s = net.connect(port, '127.0.0.1');
-    const r = await Promise.race([once(s, 'connect').then(() => null), once(s, 'error').then(([e]) => e as Error)]);
-    if (r === null) return s;
-    s.destroy();
-    // QEMU 7.2 listens asynchronously after netdev_add returns; on a busy machine that took over
-    // the 4 s this loop used to allow (one CI run): wait up to 30 s, well inside the test's 60 s.
-    if (i >= 1500) throw r;
-    await new Promise((res) => setTimeout(res, 20));
+/** Whether something on this machine listens on 127.0.0.1:port (IPv4 table of /proc/net/tcp, state 0A). */
+function listening(port: number): boolean {
+  const hex = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((l) => {
+    const f = l.trim().split(/\s+/);
+    return f[1] === hex && f[3] === '0A';
+  });
+}
+
+/**
+ * `netdev_add` of a QEMU stream server on a free 127.0.0.1 port, returned once QEMU listens there.
+ * QEMU 7.2 listens asynchronously after netdev_add returns, and a failed listen is not an error of
+ * netdev_add: it only turns the netdev's info string into "connection error". The port comes from
+ * freePort(), so another socket on this busy machine can take it in between (one CI run: QEMU never
+ * listened and every connect was refused for 30 s); then the netdev is deleted and added again on
+ * another port, at most 3 times. Nothing connects before QEMU listens, so QEMU sees only the test's
+ * own peers.
+ */
+async function qemuStreamServer(qmp: QmpClient, id: string): Promise<number> {
+  let info = '';
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    await qmp.execute('netdev_add', { type: 'stream', id, addr: { type: 'inet', host: '127.0.0.1', port: String(port) }, server: true });
+    const end = Date.now() + 30_000;
+    for (;;) {
+      if (listening(port)) return port;
+      info = await qmp.execute<string>('human-monitor-command', { 'command-line': 'info network' });
+      if (info.includes('connection error')) break;
+      if (Date.now() > end) throw new Error(`QEMU's stream server ${id} did not listen on ${port} in 30 s; info network:\n${info}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await qmp.execute('netdev_del', { id });
   }
+  throw new Error(`QEMU's stream server ${id} failed to listen on 3 free ports; info network:\n${info}`);
 }
 
 async function freePort(): Promise<number> {
@@ -74,11 +96,11 @@ describe('lib/netdev/stream-netdev against QEMU 7.2 (events)', function () {
   });
 
   it('a_tcp_server_reports_its_peer_as_qemu_does_with_the_family_flag', async () => {
-    const qport = await freePort();
-    await qmp!.execute('netdev_add', { type: 'stream', id: 'q0', addr: { type: 'inet', host: '127.0.0.1', port: String(qport) }, server: true });
+    const qport = await qemuStreamServer(qmp!, 'q0');
     const mark = qmp!.events.length;
-    const a = await connectWhenListening(qport);
+    const a = net.connect(qport, '127.0.0.1');
     closers.push(() => a.destroy());
+    await once(a, 'connect');
     const theirs = await waitEvent(qmp!, 'NETDEV_STREAM_CONNECTED', mark);
     expect(theirs.data).to.deep.equal({ 'netdev-id': 'q0', addr: { type: 'inet', host: '127.0.0.1', port: String(a.localPort), ipv4: true } });
 
@@ -130,9 +152,7 @@ describe('lib/netdev/stream-netdev against QEMU 7.2 (events)', function () {
     const [peer] = await ev;
     expect(peer).to.include({ type: 'inet', host: '127.0.0.1', ipv4: true });
 
-    const qport = await freePort();
-    await qmp!.execute('netdev_add', { type: 'stream', id: 'q1', addr: { type: 'inet', host: '127.0.0.1', port: String(qport) }, server: true });
-    // QEMU 7.2 listens asynchronously after netdev_add returns: a client that retries.
+    const qport = await qemuStreamServer(qmp!, 'q1');
     const client = new StreamNetdev({ id: 'c1', host: '127.0.0.1', port: qport, reconnectMs: 50 });
     closers.push(() => client.close());
     const up = once(client, 'connected') as Promise<[StreamSocketAddress]>;
