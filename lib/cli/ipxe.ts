@@ -19,8 +19,8 @@
 //   `<line> && echo VNM-END <n> 0 . || echo VNM-END <n> ${errno} .` (a failing command sets iPXE's
 //   errno and does not end the script) → a temporary file given as the initrd → GuestVm.boot(bare)
 //   with v86's own NIC left out (net_device none: no ne2k for iPXE to find first) → IpxeSteps:
-//   each screen character is checked for a completed END marker, which pauses v86 at once, so
-//   the device's state after a step is read while iPXE waits; `next()` resumes it and resolves
+//   each screen character is checked for a completed END marker, which stops v86 (at the end of
+//   its current time slice), so the device's state after a step is read while iPXE waits; `next()` resumes it and resolves
 //   with the next step's output (the screen lines between its markers) and exit code (0, or
 //   iPXE's error number, e.g. 0x2d0c613b).
 
