@@ -160,7 +160,10 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     }
     throw e;
   }
-  const { netdev, label } = await openNetdev(options.netdev, options.nic === 'builtin');
+  const { netdev, label } = await openNetdev(options.netdev, options.nic === 'builtin').catch((e: unknown) => {
+    ipxeRun?.files.remove();
+    throw e;
+  });
   const interactive = steps === null;
   let vm: GuestVm;
   try {
