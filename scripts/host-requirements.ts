@@ -46,6 +46,9 @@ export const HOST_FILES: readonly HostFile[] = [
   { path: '/etc/services', pkg: 'netbase', usedBy: 'the passthrough-list test (service names such as ssh)' },
   { path: '/usr/share/seabios/bios-256k.bin', pkg: 'seabios', usedBy: "QEMU's BIOS for the oracle and the QEMU guest" },
   { path: '/usr/include/stdio.h', pkg: 'libc6-dev', usedBy: 'the TAP benchmark (compiling the C baseline) and the IPVS guest image (nlrelay, linked statically)' },
+  { path: '/boot/ipxe.lkrn', pkg: 'ipxe', usedBy: '`virtio-net guest --kernel ipxe` and its test (Debian\'s iPXE as a second real driver)' },
+  { path: '/usr/share/seabios/bios.bin', pkg: 'seabios', usedBy: 'the BIOS v86 boots iPXE with (`--kernel ipxe`)' },
+  { path: '/usr/share/seabios/vgabios-stdvga.bin', pkg: 'seabios', usedBy: 'the VGA BIOS v86 boots iPXE with (`--kernel ipxe`; iPXE prints to the screen)' },
 ];
 
 /**

@@ -2,8 +2,9 @@
 // requirements; §4.1.3.1 natural-width access).
 //
 // Each field must be accessed with its own width at its own offset (64-bit queue addresses as two
-// 32-bit halves). Any other access is recorded as a driver mistake; a read returns 0 and a write is
-// ignored. There is no MSI-X capability, so both vector fields read VIRTIO_MSI_NO_VECTOR.
+// 32-bit halves). Any other access is recorded as a driver mistake; a write is ignored and a read
+// returns 0, except a narrower read at a field's start, which returns the field's low bytes as
+// QEMU does (reads have no side effect here; old iPXE depends on it). There is no MSI-X capability, so both vector fields read VIRTIO_MSI_NO_VECTOR.
 
 import type { VirtioDevice } from './virtio-device.js';
 import type { RingArea } from './queue-registers.js';
@@ -93,7 +94,19 @@ export class PciCommonCfg {
   }
 
   read(offset: number, width: number): number {
-    if (this.field(offset, width, 'read') === null) return 0;
+    if (this.field(offset, width, 'read') === null) {
+      // Tolerated like QEMU 7.2 (its common_cfg handler takes 1–4 byte accesses and keeps the low
+      // bytes): a narrower read at a field's start reads the field's low bytes. iPXE before 2023
+      // (Debian's 1.0.0+git-20190125) reads 32-bit fields with 16-bit accesses (vpm_ioread32).
+      const f = FIELDS.get(offset);
+      if (f === undefined || width >= f.width || (width !== 1 && width !== 2)) return 0;
+      return this.fieldValue(offset) & (width === 1 ? 0xff : 0xffff);
+    }
+    return this.fieldValue(offset);
+  }
+
+  /** The value of the field that starts at `offset` (a known field). */
+  private fieldValue(offset: number): number {
     const d = this.device;
     const q = this.queueSelect;
     const area = QUEUE_ADDRESS.get(offset);

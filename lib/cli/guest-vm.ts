@@ -5,6 +5,8 @@
 // virtio chain and prints READY_MARKER on ttyS0 → GuestConsole runs shell commands over the serial
 // line. The NIC is a VirtioNetDevice on `netdev` (default: a MemoryNetdev with a SimPeer answering
 // ARP and ping at 10.0.2.2).
+// With `bare`, the kernel is not Linux (iPXE: lib/cli/ipxe.ts): the same BIOS boots it with no
+// Linux command line, boot() resolves once the machine runs, and `onScreenChar` reads its VGA text.
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -73,6 +75,14 @@ export interface GuestVmOptions {
   /** Every byte the guest writes on its serial console. */
   onSerialByte?: (byte: number) => void;
   /**
+   * Boot `image.bzimage` as a bare kernel that is not this image's Linux (iPXE, lib/cli/ipxe.ts):
+   * no kernel command line but `cmdline`, and no READY_MARKER wait (boot() resolves once the
+   * machine runs). Not with `restore`.
+   */
+  bare?: boolean;
+  /** Every character written to the VGA text screen (v86's `screen-put-char`): row, column, code. */
+  onScreenChar?: (row: number, col: number, code: number) => void;
+  /**
    * Give the machine a blank primary IDE disk (`hda`, 1 MiB of zeros; the guest has no driver for
    * it). v86 0.5.462's restore_state() throws without one (lib/hypervisors/README.md), so a guest
    * that will be saved, and the machine a state is restored into, both need it. Implied by `restore`.
@@ -140,12 +150,14 @@ export class GuestVm {
     if (builtinNic && (legacy || options.restore !== undefined || options.compat !== undefined)) {
       throw new TypeError("GuestVm.boot: nic 'builtin' (v86's own virtio-net, modern only) takes no legacy, compat or restore");
     }
-    const cmdline = [BASE_CMDLINE, legacy ? 'virtio_pci.force_legacy=1' : '', options.cmdline ?? ''].filter((s) => s.length > 0).join(' ');
+    const bare = options.bare === true;
+    if (bare && options.restore !== undefined) throw new TypeError('GuestVm.boot: a bare kernel boots afresh; it takes no restore');
+    const cmdline = (bare ? [options.cmdline ?? ''] : [BASE_CMDLINE, legacy ? 'virtio_pci.force_legacy=1' : '', options.cmdline ?? '']).filter((s) => s.length > 0).join(' ');
     const emulator = new V86({
       wasm_path: wasmPath(),
       bios: { buffer: arrayBuffer(image.bios) },
       vga_bios: { buffer: arrayBuffer(image.vgaBios) },
-      bzimage: { buffer: arrayBuffer(image.bzimage) },
+      bzimage: { buffer: arrayBuffer(image.bzimage, 4) },
       initrd: { buffer: arrayBuffer(image.initrd) },
       cmdline,
       memory_size: MEMORY_SIZE,
@@ -191,12 +203,16 @@ export class GuestVm {
       serial.feed(byte);
       options.onSerialByte?.(byte);
     });
+    const onScreenChar = options.onScreenChar;
+    if (onScreenChar !== undefined) emulator.add_listener('screen-put-char', ([row, col, code]: [number, number, number]) => onScreenChar(row, col, code));
     try {
       await loaded;
       if (options.restore !== undefined) {
         // After attachToV86 (the device's entry is taken back by the hooked cpu.set_state).
         const r = options.restore;
         await emulator.restore_state(r instanceof ArrayBuffer ? r : arrayBuffer(r));
+        await emulator.run();
+      } else if (bare) {
         await emulator.run();
       } else {
         const ready = serial.waitFor(READY_MARKER, options.bootTimeoutMs ?? BOOT_TIMEOUT_MS);
@@ -237,9 +253,16 @@ export class GuestVm {
   }
 }
 
-function arrayBuffer(from: string | Uint8Array): ArrayBuffer {
+/**
+ * The bytes of `from` in a fresh ArrayBuffer, zero-padded to a multiple of `multiple` bytes (v86
+ * 0.5.462 views the bzImage as 16- and 32-bit arrays and throws on a length that is not a multiple
+ * of 4; Debian's ipxe.lkrn is 306521 bytes; the boot protocol's header gives the real size).
+ */
+function arrayBuffer(from: string | Uint8Array, multiple = 1): ArrayBuffer {
   const b = typeof from === 'string' ? readFileSync(from) : from;
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  const padded = new Uint8Array(Math.ceil(b.byteLength / multiple) * multiple);
+  padded.set(b);
+  return padded.buffer;
 }
 
 function wasmPath(): string {

@@ -24,6 +24,9 @@
 //     reads commands, or the command waits for it until the boot timeout.
 //   --diagnostics FILE: device.diagnostics() as a JSON array, written at exit; with --json each
 //     step's object also carries the diagnostics recorded during that step.
+//   --kernel ipxe: Debian's iPXE (/boot/ipxe.lkrn) instead of Linux (ipxe.ts): --script lines are
+//     iPXE commands, reported per step the same way (exitCode 0 or iPXE's error number; the output
+//     read from the VGA screen, iPXE paused between steps); no interactive console, no state.
 
 import { existsSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +43,7 @@ import type { GuestImage, GuestKernel } from './guest-image.js';
 import { GUEST_IP, GuestVm, PEER_IP } from './guest-vm.js';
 import type { GuestNic } from './guest-vm.js';
 import type { Diagnostic } from '../../devices/virtio/diagnostics.js';
+import { IPXE_LKRN, IpxeSteps, SEABIOS_BIN, SEABIOS_VGA, ipxeFiles } from './ipxe.js';
 
 export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
@@ -54,7 +58,7 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'restore', kind: 'string', help: 'continue the machine saved in FILE instead of booting' },
   { name: 'nic', kind: 'string', choices: ['model', 'builtin'], help: "model (default): this project's device; builtin: v86's own virtio-net on the same backend" },
   { name: 'guest-kernel', kind: 'string', choices: ['6.1', '6.5'], help: "6.1 (default): bookworm's kernel; 6.5: bookworm-backports'" },
-  { name: 'kernel', kind: 'string', help: 'boot this kernel (bzImage) instead of the image\'s' },
+  { name: 'kernel', kind: 'string', help: "boot this kernel (bzImage) instead of the image's; ipxe: Debian's iPXE, --script lines are iPXE commands" },
   { name: 'initrd', kind: 'string', help: "use this initramfs instead of the image's (it must print VIRTIO-NET-GUEST-READY on ttyS0)" },
   { name: 'diagnostics', kind: 'string', help: "write the device's diagnostics (the driver's mistakes) to FILE as JSON at exit" },
 ];
@@ -94,7 +98,12 @@ export function parseGuestArgs(argv: readonly string[]): GuestOptions {
     }
   }
   const kernel = (f['kernel'] as string | undefined) ?? null;
-  if (kernel === 'ipxe') throw new UsageError('virtio-net guest: --kernel ipxe is not built yet (issue #19); give a kernel file');
+  if (kernel === 'ipxe') {
+    if (script === null) throw new UsageError("virtio-net guest: --kernel ipxe needs --script FILE (iPXE commands; Debian's iPXE has no serial console to type into)");
+    for (const flag of ['initrd', 'save', 'restore']) {
+      if (f[flag] !== undefined) throw new UsageError(`virtio-net guest: --${flag} does not go with --kernel ipxe (the script is the initrd; no state is saved)`);
+    }
+  }
   if (kernel !== null && f['guest-kernel'] !== undefined) throw new UsageError('virtio-net guest: --guest-kernel chooses the image\'s kernel; it does not go with --kernel FILE');
   return {
     script,
@@ -129,12 +138,21 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   const out = output.stdout ?? ((text: string): void => void process.stdout.write(text));
   const stderr = output.stderr ?? ((text: string): void => void process.stderr.write(text));
   const err = (line: string): void => stderr(`${line}\n`);
-  for (const [flag, path] of [['kernel', options.kernel], ['initrd', options.initrd]] as const) {
+  const ipxe = options.kernel === 'ipxe';
+  for (const [flag, path] of [['kernel', ipxe ? null : options.kernel], ['initrd', options.initrd]] as const) {
     if (path !== null && !existsSync(path)) throw new UsageError(`virtio-net guest: --${flag} ${JSON.stringify(path)} does not exist`);
   }
+  if (ipxe) {
+    const missing = [IPXE_LKRN, SEABIOS_BIN, SEABIOS_VGA].filter((p) => !existsSync(p));
+    if (missing.length > 0) {
+      err(`virtio-net guest: --kernel ipxe needs ${missing.join(' and ')} (Debian packages ipxe and seabios: apt-get install ipxe seabios)`);
+      return 1;
+    }
+  }
   let image: GuestImage;
+  const ipxeRun = ipxe ? { files: ipxeFiles(steps!), steps: new IpxeSteps() } : null;
   try {
-    image = withOwnFiles(buildGuestImage({ log: err, kernel: options.guestKernel }), options.kernel, options.initrd);
+    image = ipxeRun !== null ? ipxeRun.files.image : withOwnFiles(buildGuestImage({ log: err, kernel: options.guestKernel }), options.kernel, options.initrd);
   } catch (e) {
     if (e instanceof GuestImageError) {
       err(`virtio-net guest: cannot build the guest image (${e.code}): ${e.message}`);
@@ -142,11 +160,14 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     }
     throw e;
   }
-  const { netdev, label } = await openNetdev(options.netdev, options.nic === 'builtin');
+  const { netdev, label } = await openNetdev(options.netdev, options.nic === 'builtin').catch((e: unknown) => {
+    ipxeRun?.files.remove();
+    throw e;
+  });
   const interactive = steps === null;
   let vm: GuestVm;
   try {
-    const what = restore !== undefined ? `restoring ${options.restore}` : `booting ${options.kernel ?? `Linux ${image.kernelRelease}`}`;
+    const what = restore !== undefined ? `restoring ${options.restore}` : ipxe ? `booting iPXE (${IPXE_LKRN})` : `booting ${options.kernel ?? `Linux ${image.kernelRelease}`}`;
     const nicName = options.nic === 'builtin' ? "v86's own virtio-net" : `${options.legacy ? 'legacy' : 'modern'} virtio-pci`;
     err(`virtio-net guest: ${what} in v86 (${nicName}) on ${label}`);
     vm = await GuestVm.boot({
@@ -158,13 +179,17 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
       ...(netdev !== null ? { netdev } : {}),
       mac: options.mac,
       ...(options.compat !== undefined ? { compat: options.compat } : {}),
+      // iPXE: no ne2k of v86's own for it to find first (v86 builds one unless told otherwise).
+      ...(ipxeRun !== null ? { bare: true, onScreenChar: (r: number, c: number, ch: number) => ipxeRun.steps.putChar(r, c, ch), ...(options.nic === 'model' ? { netDevice: { type: 'none' } } : {}) } : {}),
       ...(interactive ? { cmdline: `vnm.ip=${GUEST_IP}/24 vnm.gw=${PEER_IP}`, onSerialByte: (b: number) => process.stdout.write(Uint8Array.of(b)) } : {}),
     });
   } catch (e) {
+    ipxeRun?.files.remove();
     await netdev?.close();
     throw e;
   }
   const model = vm.nic === 'model';
+  ipxeRun?.steps.attach(vm.emulator);
   let qmp: QmpServer | null = null;
   if (model) {
     const tmp = options.qmpPath === null ? mkdtempSync(join(tmpdir(), 'virtio-net-guest-')) : null;
@@ -197,8 +222,8 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
     let failed = 0;
     let lastBackend = JSON.stringify(backendReport(vm.netdev));
     let seen = model ? diagnosticTotal(vm) : 0;
-    for (const step of steps) {
-      const r = await vm.run(step, options.stepTimeoutMs);
+    for (const [n, step] of steps.entries()) {
+      const r = ipxeRun !== null ? await ipxeRun.steps.next(n, options.stepTimeoutMs) : await vm.run(step, options.stepTimeoutMs);
       if (r.exitCode !== 0) failed++;
       const rxFilter = model ? vm.device.queryRxFilter() : null;
       const linkUp = model ? vm.device.linkUp : null;
@@ -212,7 +237,8 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
       }
       if (options.json) out(`${JSON.stringify({ step, exitCode: r.exitCode, output: r.output, rxFilter, linkUp, backend, ...(model ? { diagnostics } : {}) })}\n`);
       else {
-        out(`$ ${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${r.exitCode}]\n`);
+        const code = ipxe && r.exitCode !== 0 ? `0x${r.exitCode.toString(16)}` : String(r.exitCode); // iPXE's error numbers read in hex
+        out(`${ipxe ? 'iPXE> ' : '$ '}${step}\n${r.output}${r.output.endsWith('\n') || r.output === '' ? '' : '\n'}[exit ${code}]\n`);
         for (const d of diagnostics) out(`[diagnostic ${d.code} (§${d.section}): ${d.message}]\n`);
         const now = JSON.stringify(backend);
         if (now !== lastBackend) out(`${backendLine(backend, linkUp)}\n`);
@@ -231,7 +257,9 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
       err(`virtio-net guest: ${vm.device.diagnostics().length} diagnostics written to ${options.diagnostics}`);
     }
     await qmp?.close();
+    ipxeRun?.steps.close();
     await vm.stop();
+    ipxeRun?.files.remove();
   }
 }
 

@@ -201,6 +201,24 @@ describe('devices/virtio/pci-transport', () => {
       expect(device.diagnostics().at(-1)!.code).to.equal('register.unknown-offset');
     });
 
+    it('a_narrower_read_at_a_field_start_reads_its_low_bytes_as_in_qemu_and_is_still_a_mistake', () => {
+      // Debian's iPXE (1.0.0+git-20190125) reads the 32-bit device_feature with 16-bit accesses.
+      const { transport: t, device } = pciRig();
+      const b = commonBase(t);
+      t.barWrite(0, b + 0, 4, 1); // device_feature_select: bits 32..63
+      const hi = t.barRead(0, b + 4, 4);
+      expect(hi & 1).to.equal(1); // VIRTIO_F_VERSION_1
+      expect(t.barRead(0, b + 4, 2)).to.equal(hi & 0xffff);
+      expect(t.barRead(0, b + 4, 1)).to.equal(hi & 0xff);
+      expect(device.diagnosticCount('register.access-width')).to.equal(2);
+      expect(device.diagnostics().at(-1)).to.deep.include({ code: 'register.access-width', section: '4.1.3.1', offset: 4, width: 1 });
+      expect(t.barRead(0, b + 6, 2)).to.equal(0); // not a field's start: 0, as in QEMU
+      expect(device.diagnostics().at(-1)!.code).to.equal('register.unknown-offset');
+      t.barWrite(0, b + 0, 2, 0); // a narrower write stays ignored
+      expect(t.barRead(0, b + 0, 4)).to.equal(1);
+      expect(device.diagnosticCount('register.access-width')).to.equal(3);
+    });
+
     it('writing_a_read_only_common_cfg_field_is_a_mistake', () => {
       const { transport: t, device } = pciRig();
       const b = commonBase(t);
