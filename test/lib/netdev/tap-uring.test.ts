@@ -12,7 +12,8 @@ import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { TX_SLOTS, RX_BATCH } from '../../../lib/netdev/tap-uring.js';
 import { HostError, ioctlPtr } from '../../../lib/host/libc.js';
 import { intArg } from '../../../lib/host/structs.js';
-import { requireProgram } from '../../support/skip.js';
+import { requireProgram, skipBecause } from '../../support/skip.js';
+import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 
 /** A test frame: broadcast, ethertype 0x88b5 (local experimental), the sequence number and a pattern made from it. */
@@ -96,6 +97,11 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
 
   before(function () {
     requireHost(this);
+    try {
+      probeIoUring();
+    } catch (e) {
+      skipBecause(this, `io_uring is not available here: ${(e as Error).message}`);
+    }
   });
 
   afterEach(async () => {
