@@ -75,6 +75,8 @@ export class TapUring {
   private rxNext = 0;
   /** The current batch read a frame into every slot (the fd may hold more). */
   private rxFull = false;
+  /** The header length the current batch was read with. */
+  private rxHdrLen = 0;
   private rxHeaders: Uint8Array[] = [];
   private readonly rxViews: Uint8Array[] = Array.from({ length: RX_BATCH }, () => new Uint8Array(0));
   private rxHeaderLen = -1;
@@ -249,6 +251,7 @@ export class TapUring {
     // Counted as read (FdNetdev counts a frame when it is read and offered, once).
     const c = this.owner.counters;
     const hdrLen = this.owner.headerLength();
+    this.rxHdrLen = hdrLen; // the batch keeps the header length it was read with
     for (let i = 0; i < RX_BATCH; i++) {
       const n = this.rxResult[i]!;
       if (n >= hdrLen && n > 0) {
@@ -265,7 +268,7 @@ export class TapUring {
   /** Offers the batch's frames from rxNext on; stops at a refusal. */
   private deliver(): void {
     const c = this.owner.counters;
-    const hdrLen = this.owner.headerLength();
+    const hdrLen = this.rxHdrLen;
     if (hdrLen !== this.rxHeaderLen) {
       this.rxHeaders = Array.from({ length: RX_BATCH }, (_, i) => this.rxMem.bytes.subarray(i * SLOT_BYTES, i * SLOT_BYTES + hdrLen));
       this.rxHeaderLen = hdrLen;
