@@ -24,6 +24,8 @@ function frame(seq: number, len = 60): Uint8Array {
   for (let i = 16; i < len; i++) f[i] = (seq * 7 + i) & 0xff;
   return f;
 }
+/** _IOW('T', 212, int): the TAP fd's send buffer (the kernel's default is unlimited). */
+const TUNSETSNDBUF = 0x400454d4;
 const hex = (f: Uint8Array): string => Buffer.from(f).toString('hex');
 const isTest = (f: Uint8Array): boolean => f[12] === 0x88 && f[13] === 0xb5;
 
@@ -194,7 +196,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     ns.exec('tc', ['qdisc', 'add', 'dev', 'q0', 'root', 'tbf', 'rate', '8kbit', 'burst', '1600', 'limit', '10000000']);
     ns.exec('tc', ['qdisc', 'add', 'dev', tap.ifname, 'ingress']);
     ns.exec('tc', ['filter', 'add', 'dev', tap.ifname, 'ingress', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', 'q0']);
-    ioctlPtr(tap.fd, 0x400454d4, intArg(20_000), 4, 'TUNSETSNDBUF');
+    ioctlPtr(tap.fd, TUNSETSNDBUF, intArg(20_000), 4, 'TUNSETSNDBUF');
     const peer = recorder();
     tap.attach(peer);
     const n = 300;
