@@ -34,8 +34,11 @@ export const TX_BATCH = 64;
 export const RX_BATCH = 64;
 /** One slot: the largest header + frame, in whole pages. */
 const SLOT_BYTES = Math.ceil(HOST_FRAME_MAX / 4096) * 4096;
-/** errno values after which the fd is dead for good (FdNetdev's list). */
-const FATAL_ERRNOS: ReadonlySet<number> = new Set([Errno.EBADFD, Errno.EBADF, Errno.ENODEV, Errno.ENXIO, Errno.EIO, Errno.EPIPE]);
+/**
+ * errno values after which the fd is dead for good: FdNetdev's list, and EOPNOTSUPP — a kernel whose
+ * TAP cannot take RWF_NOWAIT answers it to every request, so nothing could ever be written.
+ */
+const FATAL_ERRNOS: ReadonlySet<number> = new Set([Errno.EBADFD, Errno.EBADF, Errno.ENODEV, Errno.ENXIO, Errno.EIO, Errno.EPIPE, Errno.EOPNOTSUPP]);
 
 /** What the engine needs of the FdNetdev it serves. */
 export interface TapUringOwner {
