@@ -30,6 +30,7 @@ import type { BenchResult } from './lib/result.js';
 import { skipped } from './lib/result.js';
 import { Netns, hostSkipReason, linkName, run as runCmd } from '../test/support/netns.js';
 import type { TapNetdev } from '../lib/netdev/tap-netdev.js';
+import type { TapIo } from '../lib/netdev/tap-fd.js';
 
 const FRAME_BYTES = 64;
 const HDR_LEN = 12;
@@ -42,6 +43,9 @@ interface Sizes {
   rxFrames: number;
   repeats: number;
 }
+/** Frames moved before the measured repeats, so the first repeat is not the one that compiles the path. */
+const WARM_TX_FRAMES = 20_000;
+const WARM_RX_FRAMES = 5_000;
 const QUICK_SIZES: Sizes = { txFrames: 40_000, rxFrames: 20_000, repeats: 2 };
 const FULL_SIZES: Sizes = { txFrames: 200_000, rxFrames: 50_000, repeats: 5 };
 
@@ -105,7 +109,7 @@ function buildBaseline(dir: string): string {
   return bin;
 }
 
-async function setup(sizes: Sizes): Promise<TapEnv> {
+async function setup(sizes: Sizes, io: TapIo): Promise<TapEnv> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vnm-bench-'));
   let ns: Netns | null = null;
   let tap: TapNetdev | null = null;
@@ -115,7 +119,7 @@ async function setup(sizes: Sizes): Promise<TapEnv> {
     ns = new Netns();
     // No IPv6 chatter (router solicitations, DAD) from the namespace into the TAP.
     ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-    tap = new TapNetdev({ id: 'bench-tap', ifname: linkName('b') });
+    tap = new TapNetdev({ id: `bench-tap-${io}`, ifname: linkName('b'), io });
     const loop = new NetLoop({ eventIdx: true, mrgRxbuf: true, netdev: tap });
     loop.prepareTx(frameCorpus(FRAME_BYTES, { dst: PEER_MAC, src: BENCH_MAC }), 1);
     loop.prepareRx(1536);
@@ -145,6 +149,7 @@ function deviceTx(env: TapEnv, frames: number): Run {
   const t0 = process.hrtime.bigint();
   let done = 0;
   while (done < frames) done += env.loop.txBatch();
+  env.tap.flush(); // io_uring: the last partial batch (inline: nothing queued)
   const ns = Number(process.hrtime.bigint() - t0);
   const cpuNs = cpuNow() - c0;
   const after = env.tap.stats();
@@ -236,61 +241,80 @@ function result(name: string, dev: Run[], c: Run[], detail: NonNullable<BenchRes
   };
 }
 
+/** The rows: io_uring batches (the headline) and the inline path, each against the C loop on its own fd. */
+const PATHS: readonly { io: TapIo; suffix: string }[] = [
+  { io: 'uring', suffix: '' },
+  { io: 'inline', suffix: '-inline' },
+];
+const NAMES = PATHS.flatMap((p) => [`tap-tx-64${p.suffix}`, `tap-rx-64${p.suffix}`]);
+
 async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const sizes = ctx.quick ? QUICK_SIZES : FULL_SIZES;
-  ctx.step('tap: namespace, TAP, C baseline');
+  ctx.step('tap: namespaces, TAPs, C baseline');
   const reason = hostSkipReason();
-  if (reason !== null) return [skipped('tap-tx-64', 'pps', reason, BASELINE_IS), skipped('tap-rx-64', 'pps', reason, BASELINE_IS)];
-  let env: TapEnv;
+  if (reason !== null) return NAMES.map((n) => skipped(n, 'pps', reason, BASELINE_IS));
+  const envs: TapEnv[] = [];
   try {
-    env = await setup(sizes);
+    for (const p of PATHS) envs.push(await setup(sizes, p.io));
   } catch (e) {
+    for (const env of envs) await teardown(env);
     const why = `setup failed: ${(e as Error).message}`;
-    return [skipped('tap-tx-64', 'pps', why, BASELINE_IS), skipped('tap-rx-64', 'pps', why, BASELINE_IS)];
+    return NAMES.map((n) => skipped(n, 'pps', why, BASELINE_IS));
   }
   const out: BenchResult[] = [];
   try {
-    ctx.step(`tap-tx-64 (${sizes.txFrames} frames x ${sizes.repeats})`);
+    // Each repeat runs every path and its C baseline back to back (A/B pairs in one window of load).
+    ctx.step(`tap-tx-64 (${sizes.txFrames} frames x ${sizes.repeats}, ${PATHS.length} paths)`);
     try {
-      deviceTx(env, 4 * env.loop.tx.heads.length); // warm-up
-      const dev: Run[] = [];
-      const c: Run[] = [];
+      for (const env of envs) deviceTx(env, WARM_TX_FRAMES); // warm-up (JIT, the slots' first touch)
+      const dev: Run[][] = PATHS.map(() => []);
+      const c: Run[][] = PATHS.map(() => []);
       for (let i = 0; i < sizes.repeats; i++) {
-        c.push(await cLoop(env.bin, ['tx', '3', String(sizes.txFrames), String(FRAME_BYTES), String(HDR_LEN)], env.tap.fd));
-        dev.push(deviceTx(env, sizes.txFrames));
+        for (let k = 0; k < envs.length; k++) {
+          const env = envs[k]!;
+          c[k]!.push(await cLoop(env.bin, ['tx', '3', String(sizes.txFrames), String(FRAME_BYTES), String(HDR_LEN)], env.tap.fd));
+          dev[k]!.push(deviceTx(env, sizes.txFrames));
+        }
       }
-      out.push(result('tap-tx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.txFrames, ifname: env.tap.ifname }));
+      PATHS.forEach((p, k) => out.push(result(`tap-tx-64${p.suffix}`, dev[k]!, c[k]!, { io: p.io, frameBytes: FRAME_BYTES, frames: sizes.txFrames, ifname: envs[k]!.tap.ifname })));
     } catch (e) {
-      out.push(skipped('tap-tx-64', 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
+      for (const p of PATHS) out.push(skipped(`tap-tx-64${p.suffix}`, 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
     }
-    ctx.step(`tap-rx-64 (${sizes.rxFrames} frames x ${sizes.repeats})`);
+    ctx.step(`tap-rx-64 (${sizes.rxFrames} frames x ${sizes.repeats}, ${PATHS.length} paths)`);
     try {
-      const dev: Run[] = [];
-      const c: Run[] = [];
-      let lost = 0;
-      for (let i = 0; i < sizes.repeats; i++) {
-        await fill(env, sizes.rxFrames);
-        const cr = await cLoop(env.bin, ['rx', '3', String(sizes.rxFrames)], env.tap.fd);
-        c.push(cr);
-        lost += sizes.rxFrames - cr.frames;
-        await fill(env, sizes.rxFrames);
-        const d = await deviceRx(env, sizes.rxFrames);
-        dev.push(d);
-        lost += sizes.rxFrames - d.frames;
+      const dev: Run[][] = PATHS.map(() => []);
+      const c: Run[][] = PATHS.map(() => []);
+      const lost = PATHS.map(() => 0);
+      for (const env of envs) {
+        await fill(env, WARM_RX_FRAMES); // warm-up, not counted
+        await deviceRx(env, WARM_RX_FRAMES);
       }
-      out.push(result('tap-rx-64', dev, c, { frameBytes: FRAME_BYTES, frames: sizes.rxFrames, framesNotArrived: lost, ifname: env.tap.ifname }));
+      for (let i = 0; i < sizes.repeats; i++) {
+        for (let k = 0; k < envs.length; k++) {
+          const env = envs[k]!;
+          await fill(env, sizes.rxFrames);
+          const cr = await cLoop(env.bin, ['rx', '3', String(sizes.rxFrames)], env.tap.fd);
+          c[k]!.push(cr);
+          lost[k]! += sizes.rxFrames - cr.frames;
+          await fill(env, sizes.rxFrames);
+          const d = await deviceRx(env, sizes.rxFrames);
+          dev[k]!.push(d);
+          lost[k]! += sizes.rxFrames - d.frames;
+        }
+      }
+      PATHS.forEach((p, k) => out.push(result(`tap-rx-64${p.suffix}`, dev[k]!, c[k]!, { io: p.io, frameBytes: FRAME_BYTES, frames: sizes.rxFrames, framesNotArrived: lost[k]!, ifname: envs[k]!.tap.ifname })));
     } catch (e) {
-      out.push(skipped('tap-rx-64', 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
+      for (const p of PATHS) out.push(skipped(`tap-rx-64${p.suffix}`, 'pps', `failed: ${(e as Error).message}`, BASELINE_IS));
     }
   } finally {
-    await teardown(env);
+    for (const env of envs) await teardown(env);
   }
   return out;
 }
 
 export const tap: Benchmark = {
   name: 'tap',
-  required: ['tap-tx-64', 'tap-rx-64'],
+  required: NAMES,
   cases: () => 3,
   run,
 };

@@ -27,6 +27,7 @@ export interface HostFile {
 export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'ip', pkg: 'iproute2', usedBy: 'the host tests (namespaces, veth, TAP, macvtap)', rootOnly: true },
   { command: 'bridge', pkg: 'iproute2', usedBy: 'the netlink tests (fdb and mdb readback)', rootOnly: true },
+  { command: 'tc', pkg: 'iproute2', usedBy: 'the io_uring TAP test (a slow tbf queue that holds the TAP\'s writes: EAGAIN)', rootOnly: true },
   { command: 'nstat', pkg: 'iproute2', usedBy: 'the COLO real-stack test (TCP retransmission counters)', rootOnly: true },
   { command: 'ping', pkg: 'iputils-ping', usedBy: 'the scripted-guest TAP test (the host kernel pings the guest)', rootOnly: true },
   { command: 'sysctl', pkg: 'procps', usedBy: 'the TAP and COLO tests (forwarding, IPv6 off in a namespace)', rootOnly: true },

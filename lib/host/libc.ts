@@ -1,6 +1,6 @@
 // Host system calls for the Linux backends (no VIRTIO section: the host side; Linux's tun, macvtap,
-// netlink and socket ABIs). The ONLY module that touches koffi: every other file calls these typed
-// wrappers. Each wrapper takes buffers sized to the C struct it passes (host/structs.ts) and checks
+// netlink and socket ABIs). With io-uring.ts, the only module that touches koffi: every other file
+// calls these typed wrappers. Each wrapper takes buffers sized to the C struct it passes (host/structs.ts) and checks
 // the size before the call, because FFI has no bounds checks.
 //
 // Errors: a failing call returns -1 and errno; wrappers that cannot fail usefully throw a

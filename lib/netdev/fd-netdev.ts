@@ -82,7 +82,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   private readonly held = new FrameSlot(HOST_FRAME_MAX, VNET_HEADER_MAX);
   /** A drain continuation is scheduled (the fd is out of the poll set until it ends). */
   private continuing = false;
-  private readonly poller: Poller;
+  protected readonly poller: Poller;
   protected readonly counters: FdNetdevStats = { rxFrames: 0, rxBytes: 0, rxShort: 0, rxPaused: 0, rxErrors: 0, txFrames: 0, txBytes: 0, txBusy: 0, txErrors: 0, txPartial: 0, hostErrors: 0 };
   private lastHostError: HostErrorRecord | null = null;
   /** The host link as followHostLink() last saw it (up while not followed). */
@@ -106,6 +106,11 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
 
   get fd(): number {
     return this.fdNum;
+  }
+
+  /** Failed for good (a dead fd): sends are 'dropped', nothing is read. */
+  protected get hasFailed(): boolean {
+    return this.failed;
   }
 
   /** Bytes of virtio-net header before each frame on the fd (0 without IFF_VNET_HDR). */
@@ -301,7 +306,7 @@ export abstract class FdNetdev extends EventEmitter implements Netdev, PollClien
   }
 
   /** The fd is dead: failed for good, link down, host error recorded. Idempotent. */
-  private fail(e: HostError, reason: LinkChangeReason = 'backend-failed'): void {
+  protected fail(e: HostError, reason: LinkChangeReason = 'backend-failed'): void {
     if (this.failed) return;
     this.failed = true;
     this.counters.rxErrors++;
