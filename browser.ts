@@ -1,8 +1,8 @@
 // virtio-net-model/browser: every export that runs without Node (API.md "v86's network bus and the
 // browser"). Nothing reachable from here imports a `node:` module, FFI (koffi) or a Node global;
 // test/browser-bundle.test.ts bundles this file for the browser and fails on any of them. The
-// package root (index.ts) exports all of this too, plus the Node-only parts (TAP, macvtap, QMP,
-// chardevs, filters, COLO).
+// package root (index.ts) re-exports all of this and adds the Node-only parts (TAP, macvtap, the
+// socket netdevs, QMP, chardevs, filters, COLO).
 
 // Guest memory and virtqueues (virtqueue/)
 export * from './virtqueue/index.js';
@@ -33,9 +33,10 @@ export { WebSocketNetdev } from './lib/netdev/websocket-netdev.js';
 export type { WebSocketNetdevOptions, WebSocketNetdevStats, WebSocketNetdevEvents, WebSocketLike, WebSocketConstructor } from './lib/netdev/websocket-netdev.js';
 export { SimPeer } from './lib/netdev/sim-peer.js';
 export type { SimPeerOptions, SimPeerStats } from './lib/netdev/sim-peer.js';
-export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter } from './lib/netdev/netdev.js';
+export { hasVnetHeader, hasOffloads, hasLinkState, syncsRxFilter, reportsMtu } from './lib/netdev/netdev.js';
 export type {
   Netdev,
+  MtuCapable,
   NetdevPeer,
   SendResult,
   VnetHeaderCapable,

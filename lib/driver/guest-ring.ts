@@ -7,11 +7,16 @@
 // The scripted guest's driver (guest-net-driver.ts) uses it with one fixed buffer per descriptor;
 // unit tests, fuzzing, benchmarks and the conformance suite use it with a bump-allocated buffer heap,
 // through test/support/driver-ring.ts, which adds only the deliberately broken chains.
+// The buffer side it shares with the packed ring (heap, buffers read back, takeUsed / collect) is
+// ring-buffers.ts.
 //
 // Written from the spec's layout, independently of virtqueue/, so tests check the device against
 // the spec rather than against itself.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
+import { GuestRingError, RingBuffers, align } from './ring-buffers.js';
+
+export { GuestRingError } from './ring-buffers.js';
 
 /** Descriptor flags (§2.7.5). */
 export const VIRTQ_DESC_F_NEXT = 1;
@@ -77,33 +82,19 @@ export interface GuestRingOptions {
   slots?: { base: number; bufferSize: number };
 }
 
-/** Why the ring could not build a chain (the driver's own limits, not the device's). */
-export class GuestRingError extends Error {
-  constructor(
-    readonly reason: 'heap-exhausted' | 'table-full' | 'buffer-too-large',
-    message: string,
-  ) {
-    super(`GuestRing: ${message}`);
-    this.name = 'GuestRingError';
-  }
-}
-
 interface ChainRecord {
   descriptors: number[];
   buffers: DriverBuffer[];
 }
 
 /** A driver's view of one split virtqueue in `memory`. */
-export class GuestRing {
+export class GuestRing extends RingBuffers {
   readonly size: number;
   readonly descTable: number;
   readonly availRing: number;
   readonly usedRing: number;
-  readonly heapStart: number;
-  readonly heapEnd: number;
 
   private readonly slots: { base: number; bufferSize: number } | null;
-  private heapTop: number;
   /** Free descriptors, taken from the front, returned to the back. */
   private freeDescs: number[] = [];
   private readonly chains = new Map<number, ChainRecord>();
@@ -112,20 +103,17 @@ export class GuestRing {
   private pending = 0; // placed in the ring, not yet published
   private lastUsed = 0;
 
-  constructor(
-    readonly memory: GuestMemoryAccess,
-    options: GuestRingOptions,
-  ) {
-    const size = options.size;
-    this.size = size;
+  constructor(memory: GuestMemoryAccess, options: GuestRingOptions) {
     const l = GuestRing.layout(options);
+    const slots = options.slots ?? null;
+    // With slots the heap holds only indirect tables: it ends where it starts unless given.
+    const heapStart = align(options.heapStart ?? l.end, 64);
+    super(memory, { ring: 'GuestRing', unit: 'chain' }, heapStart, options.heapEnd ?? (slots !== null ? heapStart : undefined));
+    this.size = options.size;
     this.descTable = l.descTable;
     this.availRing = l.availRing;
     this.usedRing = l.usedRing;
-    this.slots = options.slots ?? null;
-    this.heapStart = align(options.heapStart ?? l.end, 64);
-    this.heapEnd = options.heapEnd ?? (this.slots !== null ? this.heapStart : regionEnd(memory, this.heapStart));
-    this.heapTop = this.heapStart;
+    this.slots = slots;
     this.reset();
   }
 
@@ -163,7 +151,7 @@ export class GuestRing {
     this.availIdxValue = 0;
     this.pending = 0;
     this.lastUsed = 0;
-    this.heapTop = this.heapStart;
+    this.restartHeap();
   }
 
   /** avail.idx as last published by this driver. */
@@ -174,16 +162,6 @@ export class GuestRing {
   /** Free descriptors left in the table. */
   get freeDescriptors(): number {
     return this.freeDescs.length;
-  }
-
-  /** Allocates `len` bytes of buffer space (bump allocator; it restarts when no chain is outstanding). */
-  alloc(len: number, alignment = 8): number {
-    const addr = align(this.heapTop, alignment);
-    if (addr + len > this.heapEnd) {
-      throw new GuestRingError('heap-exhausted', `buffer heap exhausted (need ${len} at 0x${addr.toString(16)}, heap ends at 0x${this.heapEnd.toString(16)})`);
-    }
-    this.heapTop = addr + len;
-    return addr;
   }
 
   /**
@@ -241,29 +219,6 @@ export class GuestRing {
     return c.buffers;
   }
 
-  /** A copy of the bytes of buffer `i` of chain `head`. */
-  bufferBytes(head: number, i: number): Uint8Array {
-    const b = this.buffers(head)[i];
-    if (b === undefined) throw new Error(`GuestRing.bufferBytes: chain ${head} has no buffer ${i}`);
-    const out = new Uint8Array(b.len);
-    this.memory.read(b.addr, out);
-    return out;
-  }
-
-  /** The first `len` bytes of the writable buffers of chain `head`, concatenated (what the device wrote). */
-  writtenBytes(head: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
-    let at = 0;
-    for (const b of this.buffers(head)) {
-      if (!b.write || at >= len) continue;
-      const n = Math.min(b.len, len - at);
-      this.memory.read(b.addr, out.subarray(at, at + n));
-      at += n;
-    }
-    if (at < len) throw new Error(`GuestRing.writtenBytes: chain ${head} has only ${at} writable bytes`);
-    return out;
-  }
-
   /** `used.idx` as the device last published it. */
   usedIdx(): number {
     return this.memory.readU16(this.usedRing + 2);
@@ -272,26 +227,6 @@ export class GuestRing {
   /** Used elements published since the last `takeUsed()` / `collect()`, without consuming them. */
   usedEntries(): UsedEntry[] {
     return this.readUsed(this.usedIdx());
-  }
-
-  /** Consumes the used elements published so far and frees their descriptors (§2.7.14). Returns
-   *  every element, also one naming a head this ring does not have outstanding. */
-  takeUsed(): UsedEntry[] {
-    const out: UsedEntry[] = [];
-    this.consumeUsed((e) => void out.push(e));
-    return out;
-  }
-
-  /** Like `takeUsed()`, but calls `each` only for the chains it completes (a used element naming a
-   *  head this ring does not have outstanding is skipped, as a driver ignores it); returns how many. */
-  collect(each: (entry: UsedEntry, buffers: readonly DriverBuffer[]) => void): number {
-    let n = 0;
-    this.consumeUsed((e, buffers) => {
-      if (buffers === null) return;
-      each(e, buffers);
-      n++;
-    });
-    return n;
   }
 
   /**
@@ -378,12 +313,7 @@ export class GuestRing {
   /** Buffer `b` of a chain: its given address, else the slot of the `k`-th free descriptor (with
    *  `slots` and k >= 0), else heap space; `data` written there. */
   private placeBuffer(b: BufferSpec, k: number): DriverBuffer {
-    const addr = b.addr ?? (this.slots !== null && k >= 0 ? this.slotFor(k, b.len) : this.alloc(b.len));
-    if (b.data !== undefined) {
-      if (b.data.length > b.len) throw new Error(`GuestRing: data (${b.data.length} bytes) longer than the buffer (${b.len})`);
-      this.memory.write(addr, Uint8Array.from(b.data));
-    }
-    return { addr, len: b.len, write: b.write === true };
+    return this.fillBuffer(b, b.addr ?? (this.slots !== null && k >= 0 ? this.slotFor(k, b.len) : this.alloc(b.len)));
   }
 
   private slotFor(k: number, len: number): number {
@@ -404,10 +334,10 @@ export class GuestRing {
     return out;
   }
 
-  /** Consumes the published used elements: frees the descriptors of each chain it completes and
-   *  visits every element with that chain's buffers (null when it completes none); the heap restarts
-   *  once nothing is outstanding. */
-  private consumeUsed(visit: (e: UsedEntry, buffers: readonly DriverBuffer[] | null) => void): void {
+  /** Consumes the published used elements (§2.7.14): frees the descriptors of each chain it
+   *  completes and visits every element with that chain's buffers (null when it completes none);
+   *  the heap restarts once nothing is outstanding. */
+  protected consumeUsed(visit: (e: UsedEntry, buffers: readonly DriverBuffer[] | null) => void): void {
     const end = this.usedIdx();
     const entries = this.readUsed(end);
     this.lastUsed = end;
@@ -417,19 +347,6 @@ export class GuestRing {
       if (completes) this.freeDescs.push(...c.descriptors);
       visit(e, completes ? c.buffers : null);
     }
-    if (this.outstanding.size === 0) this.heapTop = this.heapStart;
+    if (this.outstanding.size === 0) this.restartHeap();
   }
-}
-
-function align(x: number, a: number): number {
-  return Math.ceil(x / a) * a;
-}
-
-function regionEnd(memory: GuestMemoryAccess, addr: number): number {
-  const layout = (memory as { layout?: () => { guestAddress: number; length: number }[] }).layout;
-  if (typeof layout !== 'function') throw new Error('GuestRing: give heapEnd for a memory without layout()');
-  for (const r of layout.call(memory)) {
-    if (addr >= r.guestAddress && addr < r.guestAddress + r.length) return r.guestAddress + r.length;
-  }
-  throw new Error(`GuestRing: heap start 0x${addr.toString(16)} is not inside guest memory`);
 }

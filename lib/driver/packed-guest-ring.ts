@@ -11,7 +11,7 @@
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import type { BufferSpec, DriverBuffer, UsedEntry } from './guest-ring.js';
-import { GuestRingError } from './guest-ring.js';
+import { GuestRingError, RingBuffers, align } from './ring-buffers.js';
 
 /** Descriptor flags (§2.8.1, §2.8.3, §2.8.6, §2.8.7). */
 export const PACKED_F_NEXT = 1;
@@ -41,7 +41,7 @@ interface ListRecord {
 }
 
 /** A driver's view of one packed virtqueue in `memory`. */
-export class PackedGuestRing {
+export class PackedGuestRing extends RingBuffers {
   readonly kind = 'packed' as const;
   readonly size: number;
   /** Descriptor Area: the descriptor ring. */
@@ -50,10 +50,7 @@ export class PackedGuestRing {
   readonly driverEvent: number;
   /** Device Area: the device event suppression structure (written by the device). */
   readonly deviceEvent: number;
-  readonly heapStart: number;
-  readonly heapEnd: number;
 
-  private heapTop: number;
   /** Next offset to make available and the Driver Ring Wrap Counter (§2.8.1). */
   protected nextAvail = 0;
   protected availWrap = 1;
@@ -71,19 +68,15 @@ export class PackedGuestRing {
   /** Descriptors made available in total (the driver's counterpart of avail.idx, for kick decisions). */
   protected madeAvailable = 0;
 
-  constructor(
-    readonly memory: GuestMemoryAccess,
-    options: PackedGuestRingOptions,
-  ) {
+  constructor(memory: GuestMemoryAccess, options: PackedGuestRingOptions) {
     const size = options.size;
+    const descRing = align(options.base ?? 0x1000, 16);
+    // The ring, then the driver and the device event structures (4 bytes each), then the heap.
+    super(memory, { ring: 'PackedGuestRing', unit: 'list' }, options.heapStart ?? descRing + DESC_SIZE * size + 8, options.heapEnd);
     this.size = size;
-    const base = options.base ?? 0x1000;
-    this.descRing = align(base, 16);
+    this.descRing = descRing;
     this.driverEvent = this.descRing + DESC_SIZE * size;
     this.deviceEvent = this.driverEvent + 4;
-    this.heapStart = align(options.heapStart ?? this.deviceEvent + 4, 64);
-    this.heapEnd = options.heapEnd ?? regionEnd(memory, this.heapStart);
-    this.heapTop = this.heapStart;
     this.reset();
   }
 
@@ -115,7 +108,7 @@ export class PackedGuestRing {
     this.outstanding.clear();
     this.pendingFirst = [];
     this.madeAvailable = 0;
-    this.heapTop = this.heapStart;
+    this.restartHeap();
   }
 
   /** Descriptors made available so far (counts every descriptor of every list; wraps at 2^16). */
@@ -131,16 +124,6 @@ export class PackedGuestRing {
     return this.freeCount;
   }
 
-  /** Allocates `len` bytes of buffer space (bump allocator; restarts when no list is outstanding). */
-  alloc(len: number, alignment = 8): number {
-    const addr = align(this.heapTop, alignment);
-    if (addr + len > this.heapEnd) {
-      throw new GuestRingError('heap-exhausted', `buffer heap exhausted (need ${len} at 0x${addr.toString(16)}, heap ends at 0x${this.heapEnd.toString(16)})`);
-    }
-    this.heapTop = addr + len;
-    return addr;
-  }
-
   /**
    * Makes a well-formed list available: readable buffers then writable ones, chained with NEXT (or
    * one INDIRECT descriptor with a table), the Buffer ID in the last descriptor, every descriptor's
@@ -149,7 +132,7 @@ export class PackedGuestRing {
    */
   addChain(buffers: readonly BufferSpec[], options: { indirect?: boolean; publish?: boolean } = {}): number {
     if (buffers.length === 0) throw new Error('PackedGuestRing.addChain: a list needs at least one buffer');
-    const bufs = buffers.map((b) => this.placeBuffer(b));
+    const bufs = buffers.map((b) => this.fillBuffer(b, b.addr ?? this.alloc(b.len)));
     const slots = options.indirect === true ? 1 : bufs.length;
     if (slots > this.freeCount) throw new GuestRingError('table-full', `ring full: ${slots} descriptors needed, ${this.freeCount} free (takeUsed() frees used lists)`);
     const id = this.freeIds.shift();
@@ -191,41 +174,6 @@ export class PackedGuestRing {
     return l.buffers;
   }
 
-  /** A copy of the bytes of buffer `i` of list `id`. */
-  bufferBytes(id: number, i: number): Uint8Array {
-    const b = this.buffers(id)[i];
-    if (b === undefined) throw new Error(`PackedGuestRing.bufferBytes: list ${id} has no buffer ${i}`);
-    const out = new Uint8Array(b.len);
-    this.memory.read(b.addr, out);
-    return out;
-  }
-
-  /** The first `len` bytes of the writable buffers of list `id`, concatenated. */
-  writtenBytes(id: number, len: number): Uint8Array {
-    const out = new Uint8Array(len);
-    let at = 0;
-    for (const b of this.buffers(id)) {
-      if (!b.write || at >= len) continue;
-      const n = Math.min(b.len, len - at);
-      this.memory.read(b.addr, out.subarray(at, at + n));
-      at += n;
-    }
-    if (at < len) throw new Error(`PackedGuestRing.writtenBytes: list ${id} has only ${at} writable bytes`);
-    return out;
-  }
-
-  /**
-   * Consumes the used descriptors the device marked used (§2.8.22): reads each at the next used
-   * position, skips the descriptors its list took, frees them and its ID. Returns every entry, also
-   * one naming an ID this ring does not have outstanding (then only that descriptor is skipped).
-   * `len` is 0 for a used descriptor without WRITE (§2.8.4: its length is reserved then).
-   */
-  takeUsed(): UsedEntry[] {
-    const out: UsedEntry[] = [];
-    this.consumeUsed((e) => void out.push(e));
-    return out;
-  }
-
   /** Used descriptors marked used since the last `takeUsed()` / `collect()`, without consuming them. */
   usedEntries(): UsedEntry[] {
     const out: UsedEntry[] = [];
@@ -245,17 +193,6 @@ export class PackedGuestRing {
       }
     }
     return out;
-  }
-
-  /** Like `takeUsed()`, calling `each` for the lists it completes; returns how many. */
-  collect(each: (entry: UsedEntry, buffers: readonly DriverBuffer[]) => void): number {
-    let n = 0;
-    this.consumeUsed((e, buffers) => {
-      if (buffers === null) return;
-      each(e, buffers);
-      n++;
-    });
-    return n;
   }
 
   /** Sets the driver event suppression structure (§2.8.14): flags and, for EVENT_DESC, the position (offset | wrap << 15). */
@@ -329,16 +266,13 @@ export class PackedGuestRing {
     return this.availWrap === 1 ? PACKED_F_AVAIL : PACKED_F_USED;
   }
 
-  private placeBuffer(b: BufferSpec): DriverBuffer {
-    const addr = b.addr ?? this.alloc(b.len);
-    if (b.data !== undefined) {
-      if (b.data.length > b.len) throw new Error(`PackedGuestRing: data (${b.data.length} bytes) longer than the buffer (${b.len})`);
-      this.memory.write(addr, Uint8Array.from(b.data));
-    }
-    return { addr, len: b.len, write: b.write === true };
-  }
-
-  private consumeUsed(visit: (e: UsedEntry, buffers: readonly DriverBuffer[] | null) => void): void {
+  /**
+   * Consumes the used descriptors the device marked used (§2.8.22): reads each at the next used
+   * position, skips the descriptors its list took, frees them and its ID; an ID this ring does not
+   * have outstanding skips only that descriptor. `len` is 0 for a used descriptor without WRITE
+   * (§2.8.4: its length is reserved then).
+   */
+  protected consumeUsed(visit: (e: UsedEntry, buffers: readonly DriverBuffer[] | null) => void): void {
     for (let guard = 0; guard < this.size; guard++) {
       const at = this.descAddr(this.nextUsed);
       const flags = this.memory.readU16(at + 14);
@@ -362,19 +296,6 @@ export class PackedGuestRing {
       }
       visit({ id, len }, l === undefined ? null : l.buffers);
     }
-    if (this.outstanding.size === 0) this.heapTop = this.heapStart;
+    if (this.outstanding.size === 0) this.restartHeap();
   }
-}
-
-function align(x: number, a: number): number {
-  return Math.ceil(x / a) * a;
-}
-
-function regionEnd(memory: GuestMemoryAccess, addr: number): number {
-  const layout = (memory as { layout?: () => { guestAddress: number; length: number }[] }).layout;
-  if (typeof layout !== 'function') throw new Error('PackedGuestRing: give heapEnd for a memory without layout()');
-  for (const r of layout.call(memory)) {
-    if (addr >= r.guestAddress && addr < r.guestAddress + r.length) return r.guestAddress + r.length;
-  }
-  throw new Error(`PackedGuestRing: heap start 0x${addr.toString(16)} is not inside guest memory`);
 }

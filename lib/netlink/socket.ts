@@ -1,8 +1,9 @@
 // A netlink socket with request/reply semantics (no VIRTIO section: RFC 3549, netlink(7)):
-// every request gets a fresh sequence number and NLM_F_ACK; replies with another sequence number
-// (a stale answer to an earlier, timed-out request) are skipped; a request ends at its ACK
-// (NLMSG_ERROR with 0), a dump (NLM_F_DUMP) at NLMSG_DONE after NLM_F_MULTI parts; a negative
-// NLMSG_ERROR becomes a NetlinkError with the errno and the kernel's extended-ack text.
+// every request gets a fresh sequence number and NLM_F_ACK, and its reply is read by the rules of
+// request.ts (ReplyCollector): replies with another sequence number (a stale answer to an earlier,
+// timed-out request) are skipped; a request ends at its ACK (NLMSG_ERROR with 0), a dump
+// (NLM_F_DUMP) at NLMSG_DONE after NLM_F_MULTI parts; a negative NLMSG_ERROR becomes a
+// NetlinkError with the errno and the kernel's extended-ack text.
 //
 // Only the kernel answers: every datagram is received with its source address, and one whose
 // nl_pid is not 0 (another process with CAP_NET_ADMIN unicasting to our port id) is dropped
@@ -18,21 +19,9 @@
 // the kernel's work, not a wait for a reply.) The host calls go through lib/host.
 
 import { NetlinkError } from './errors.js';
-import type { NlWriter } from './attributes.js';
-import {
-  NLMSG_DONE,
-  NLMSG_ERROR,
-  NLMSG_NOOP,
-  NLMSG_OVERRUN,
-  NLM_F_ACK,
-  NLM_F_DUMP,
-  NLM_F_REQUEST,
-  buildMessage,
-  errnoError,
-  parseError,
-  parseMessages,
-} from './message.js';
 import type { NlMessage } from './message.js';
+import { ReplyCollector, requestMessage } from './request.js';
+import type { NetlinkRequest } from './request.js';
 import { Errno, HostError, bindFd, closeFd, getSockName, recvFrom, sendTo, setSockOpt, socketFd } from '../host/libc.js';
 import { AF_NETLINK, NETLINK_EXT_ACK, SOCKADDR_NL_SIZE, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_RCVTIMEO, intArg, sockaddrNl, sockaddrNlPid, timeval, MSG_TRUNC } from '../host/structs.js';
 
@@ -56,16 +45,6 @@ export interface NetlinkSocketStats {
   foreign: number;
   /** Kernel messages with another sequence number (late answers to earlier requests): skipped. */
   stale: number;
-}
-
-export interface NetlinkRequest {
-  type: number;
-  /** Flags besides NLM_F_REQUEST | NLM_F_ACK (e.g. NLM_F_DUMP, NLM_F_CREATE | NLM_F_EXCL). */
-  flags?: number;
-  /** Writes the family header and attributes. */
-  body?: (w: NlWriter) => void;
-  /** Names the operation in errors (e.g. 'RTM_NEWLINK vnm0'). */
-  what: string;
 }
 
 export class NetlinkSocket {
@@ -124,13 +103,11 @@ export class NetlinkSocket {
   request(req: NetlinkRequest): NlMessage[] {
     if (this.fd < 0) throw new Error('NetlinkSocket: closed');
     const seq = (this.seq = (this.seq + 1) >>> 0);
-    const flags = NLM_F_REQUEST | NLM_F_ACK | (req.flags ?? 0);
-    const msg = buildMessage({ type: req.type, flags, seq }, req.body);
-    const dump = (flags & NLM_F_DUMP) === NLM_F_DUMP;
+    const { message: msg, flags } = requestMessage(req, seq);
     const sent = sendTo(this.fd, msg, msg.length, null, 0);
     if (sent < 0) throw new HostError('send', -sent, req.what);
     this.counters.requests++;
-    const out: NlMessage[] = [];
+    const reply = new ReplyCollector(seq, flags, req.what, this.counters); // stale: late answers to earlier requests
     const timeout = (): NetlinkError => new NetlinkError('netlink.timeout', `${req.what}: no reply from the kernel within ${this.replyWaitMs} ms`);
     // The wait for the kernel restarts with each datagram the kernel sends, never with anyone else's.
     let deadline = performance.now() + this.replyWaitMs;
@@ -150,23 +127,8 @@ export class NetlinkSocket {
       }
       deadline = performance.now() + this.replyWaitMs;
       if (n > this.recvBuf.length) throw new NetlinkError('netlink.truncated', `${req.what}: reply of ${n} bytes exceeds the ${this.recvBuf.length}-byte receive buffer`);
-      // Copy: the receive buffer is reused for the next datagram.
-      for (const m of parseMessages(this.recvBuf.slice(0, n))) {
-        if (m.seq !== seq) {
-          this.counters.stale++; // a late answer to an earlier request
-          continue;
-        }
-        if (m.type === NLMSG_NOOP) continue;
-        if (m.type === NLMSG_OVERRUN) throw new NetlinkError('netlink.truncated', `${req.what}: the kernel reported NLMSG_OVERRUN`);
-        if (m.type === NLMSG_ERROR) {
-          const e = parseError(m);
-          if (e.errno !== 0) throw errnoError(e, req.what);
-          if (!dump) return out; // the ACK ends a request
-          continue;
-        }
-        if (m.type === NLMSG_DONE) return out; // a dump ends here (its ACK, if any, follows)
-        out.push(m);
-      }
+      // feed() copies: the receive buffer is reused for the next datagram.
+      if (reply.feed(this.recvBuf.subarray(0, n))) return reply.messages;
     }
   }
 

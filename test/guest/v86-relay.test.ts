@@ -12,18 +12,17 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { GuestVm } from '../../lib/cli/guest-vm.js';
 import { parseGuestIp, parseNetdev } from '../../lib/cli/args.js';
-import { relay } from '../../lib/cli/relay.js';
-import type { RelayResult } from '../../lib/cli/relay.js';
 import { run } from '../../lib/cli/run.js';
 import type { RunResult } from '../../lib/cli/report.js';
 import { guestImageOrSkip } from '../support/v86-guest.js';
+import { startRelay, type StartedRelay } from '../support/relay.js';
 
 describe('v86 network adapter through virtio-net relay (issue #16)', function () {
   this.timeout(300_000);
   let dir: string;
   let vm: GuestVm | null = null;
   const stopAll = new AbortController();
-  let relayJob: Promise<RelayResult> | null = null;
+  let started: StartedRelay | null = null;
   let runJob: Promise<RunResult> | null = null;
   const savedWebSocket = (globalThis as { WebSocket?: unknown }).WebSocket;
 
@@ -32,7 +31,7 @@ describe('v86 network adapter through virtio-net relay (issue #16)', function ()
     stopAll.abort();
     await vm?.stop();
     await runJob?.catch(() => undefined);
-    await relayJob?.catch(() => undefined);
+    await started?.stop().catch(() => undefined);
     (globalThis as { WebSocket?: unknown }).WebSocket = savedWebSocket;
     rmSync(dir, { recursive: true, force: true });
   });
@@ -40,11 +39,8 @@ describe('v86 network adapter through virtio-net relay (issue #16)', function ()
   it('a_v86_guest_with_relay_url_pings_the_devices_guest', async function () {
     const image = guestImageOrSkip(this);
     const sock = join(dir, 'net.sock');
-    let url = '';
-    let listening!: () => void;
-    const ready = new Promise<void>((r) => (listening = r));
-    relayJob = relay({ host: '127.0.0.1', port: 0, spec: parseNetdev(`stream,addr.type=unix,addr.path=${sock},server=on`), durationMs: null, json: true, signal: stopAll.signal, onListening: (u) => ((url = u), listening()) }, () => undefined);
-    await Promise.race([ready, relayJob]);
+    started = await startRelay(`stream,addr.type=unix,addr.path=${sock},server=on`);
+    const url = started.url;
     runJob = run({ durationMs: 280_000, scenario: 'linux', netdev: parseNetdev(`stream,addr.type=unix,addr.path=${sock}`), addressing: parseGuestIp('192.168.77.15/24', '192.168.77.2'), qmpPath: null, json: true, signal: stopAll.signal }, () => undefined);
 
     (globalThis as { WebSocket?: unknown }).WebSocket = WebSocket;
@@ -60,8 +56,9 @@ describe('v86 network adapter through virtio-net relay (issue #16)', function ()
     expect(ping.output, 'replies from the scripted guest').to.match(/, [1-3] received/);
 
     stopAll.abort();
+    const relayStopped = started.stop();
     const runResult = await runJob;
-    const relayResult = await relayJob;
+    const relayResult = await relayStopped;
     expect(runResult.guest['echoRequestsAnswered'], JSON.stringify(runResult.guest)).to.be.greaterThan(0);
     expect(relayResult.relay.connections).to.be.greaterThan(0);
     expect(relayResult.relay.toBackend).to.be.greaterThan(0);

@@ -38,6 +38,25 @@ export function requireHost(ctx: Mocha.Context): void {
   if (reason !== null) skipBecause(ctx, reason);
 }
 
+/** Something a test undoes after it (a namespace, a link, a netdev to close). */
+export type Cleanup = () => Promise<void> | void;
+
+/**
+ * For a describe() of tests on the real kernel: registers a `before` that skips them where the
+ * host cannot run them (requireHost) and an `afterEach` that runs, last first, the cleanups each
+ * test pushed onto the returned list. Call it at the top of the describe body, before its own hooks.
+ */
+export function hostCleanups(): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  before(function () {
+    requireHost(this);
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return cleanups;
+}
+
 export function run(cmd: string, args: readonly string[], input?: string): string {
   return execFileSync(cmd, args, { encoding: 'utf8', timeout: 10_000, stdio: ['pipe', 'pipe', 'pipe'], ...(input === undefined ? {} : { input }) });
 }

@@ -2,15 +2,14 @@
 // `nlrelay PROTOCOL HEX` (scripts/guest/nlrelay.c, in the QEMU guest image's "ipvs" profile),
 // which sends the message on a fresh netlink socket of that kernel and prints every datagram of
 // the reply as a line "< HEX". The datagrams are checked here exactly as a local socket's are
-// (ReplyCollector). Used to test IpvsClient against a guest kernel that has IPVS when the host's
-// has not.
+// (ReplyCollector, ../request.ts). Used to test IpvsClient against a guest kernel that has IPVS
+// when the host's has not.
 
 import { NetlinkError } from '../errors.js';
-import { NLM_F_ACK, NLM_F_REQUEST, buildMessage } from '../message.js';
 import type { NlMessage } from '../message.js';
 import { NETLINK_GENERIC } from '../socket.js';
-import type { NetlinkRequest } from '../socket.js';
-import { ReplyCollector } from './transport.js';
+import { ReplyCollector, requestMessage } from '../request.js';
+import type { NetlinkRequest } from '../request.js';
 import type { NetlinkTransport } from './transport.js';
 
 /** Runs one shell command line and resolves to its exit status and output. */
@@ -28,8 +27,7 @@ export class ShellRelayTransport implements NetlinkTransport {
   async request(req: NetlinkRequest): Promise<NlMessage[]> {
     if (this.closed) throw new Error('ShellRelayTransport: closed');
     const seq = (this.seq = (this.seq + 1) >>> 0);
-    const flags = NLM_F_REQUEST | NLM_F_ACK | (req.flags ?? 0);
-    const msg = buildMessage({ type: req.type, flags, seq }, req.body);
+    const { message: msg, flags } = requestMessage(req, seq);
     const { exitCode, output } = await this.run(`nlrelay ${this.protocol} ${Buffer.from(msg).toString('hex')}`);
     const collector = new ReplyCollector(seq, flags, req.what);
     for (const line of output.split('\n')) {

@@ -8,6 +8,7 @@
 
 import { expect } from 'chai';
 import { NetRig } from '../../support/net-rig.js';
+import { hdr, type HeaderFields } from '../../support/vnet-hdr.js';
 import type { RigTransport } from '../../support/net-rig.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { buildFrame } from '../../../lib/packet/build.js';
@@ -18,30 +19,6 @@ import type { FeatureName } from '../../../devices/virtio-net/constants.js';
 
 const MAIN = '52:54:00:12:34:56';
 const NEEDS_RESET = 0x40;
-
-interface HeaderFields {
-  flags?: number;
-  gso?: number;
-  hdrLen?: number;
-  gsoSize?: number;
-  csumStart?: number;
-  csumOffset?: number;
-  numBuffers?: number;
-}
-
-/** A struct virtio_net_hdr as a backend hands it over (10 or 12 bytes, little-endian). */
-function hdr(h: HeaderFields, length: 10 | 12 = 12): Uint8Array {
-  const b = new Uint8Array(length);
-  const dv = new DataView(b.buffer);
-  b[0] = h.flags ?? 0;
-  b[1] = h.gso ?? 0;
-  dv.setUint16(2, h.hdrLen ?? 0, true);
-  dv.setUint16(4, h.gsoSize ?? 0, true);
-  dv.setUint16(6, h.csumStart ?? 0, true);
-  dv.setUint16(8, h.csumOffset ?? 0, true);
-  if (length === 12) dv.setUint16(10, h.numBuffers ?? 0, true);
-  return b;
-}
 
 function readHdr(b: Uint8Array): Required<HeaderFields> {
   const dv = new DataView(b.buffer, b.byteOffset, b.length);

@@ -11,36 +11,13 @@ import type { NetRigOptions } from '../../support/net-rig.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { CtrlAck, CtrlClass, CtrlMq, CtrlRx, VnetHdrFlag, VnetHdrGso } from '../../../devices/virtio-net/constants.js';
 import { le16 } from '../../support/net-rig.js';
+import { hdr, type HeaderFields } from '../../support/vnet-hdr.js';
 import type { FeatureName } from '../../../devices/virtio-net/constants.js';
 import { TX_HEADER_FAULT_CODES, TxHeaderCheck, TxHeaderFault, TxOffload } from '../../../devices/virtio-net/tx-header.js';
 import { NET_DIAGNOSTIC_SECTIONS } from '../../../devices/virtio-net/net-diagnostics.js';
 
 const MAIN = '52:54:00:12:34:56';
 const NEEDS_RESET = 0x40;
-
-interface HeaderFields {
-  flags?: number;
-  gso?: number;
-  hdrLen?: number;
-  gsoSize?: number;
-  csumStart?: number;
-  csumOffset?: number;
-  numBuffers?: number;
-}
-
-/** A struct virtio_net_hdr as a driver writes it (12 bytes, little-endian). */
-function hdr(h: HeaderFields): Uint8Array {
-  const b = new Uint8Array(12);
-  const dv = new DataView(b.buffer);
-  b[0] = h.flags ?? 0;
-  b[1] = h.gso ?? 0;
-  dv.setUint16(2, h.hdrLen ?? 0, true);
-  dv.setUint16(4, h.gsoSize ?? 0, true);
-  dv.setUint16(6, h.csumStart ?? 0, true);
-  dv.setUint16(8, h.csumOffset ?? 0, true);
-  dv.setUint16(10, h.numBuffers ?? 0, true);
-  return b;
-}
 
 /** What a Linux guest writes for a TSO frame: partial TCP checksum at 34 + 16, MSS 1448, headers 54 bytes. */
 const TSO4: HeaderFields = { flags: VnetHdrFlag.NEEDS_CSUM, gso: VnetHdrGso.TCPV4, hdrLen: 54, gsoSize: 1448, csumStart: 34, csumOffset: 16 };

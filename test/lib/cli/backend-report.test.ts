@@ -3,7 +3,7 @@
 // state and changes; on the status line and in the JSON result. Real TAP, skipped without root.
 
 import { expect } from 'chai';
-import { deleteLink, linkName, requireHost, run, trackLink } from '../../support/netns.js';
+import { deleteLink, hostCleanups, linkName, run, trackLink } from '../../support/netns.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { backendReport, statusLine } from '../../../lib/cli/report.js';
 import { VirtioNetDevice } from '../../../devices/virtio-net/virtio-net-device.js';
@@ -11,15 +11,7 @@ import { GuestMemory } from '../../../virtqueue/guest-memory.js';
 
 describe('lib/cli backend report (real TAP)', function () {
   this.timeout(20_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   it('host_error_without_listener_is_counted_and_reported_by_the_cli', () => {
     const tap = new TapNetdev({ id: 'hostnet0', ifname: linkName('t') });

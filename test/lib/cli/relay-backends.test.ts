@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseNetdev } from '../../../lib/cli/args.js';
-import { relay } from '../../../lib/cli/relay.js';
 import type { RelayResult } from '../../../lib/cli/relay.js';
 import { run } from '../../../lib/cli/run.js';
 import { DgramNetdev } from '../../../lib/netdev/dgram-netdev.js';
@@ -26,27 +25,11 @@ import { VdeNetdev } from '../../../lib/netdev/vde-netdev.js';
 import { Netns, requireHost } from '../../support/netns.js';
 import { ScriptedNode } from '../../support/scripted-node.js';
 import { requireProgram } from '../../support/skip.js';
+import { startRelay } from '../../support/relay.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const RUN_MAC = '52:54:00:12:34:56';
 const PEER_MAC = '52:54:00:12:34:57';
-
-/** Starts `relay` in this process with a backend; resolves with its URL and a function ending it. */
-async function startRelay(to: string): Promise<{ url: string; stop: () => Promise<RelayResult> }> {
-  const ctl = new AbortController();
-  let url = '';
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => (listening = resolve));
-  const job = relay({ host: '127.0.0.1', port: 0, spec: parseNetdev(to), durationMs: null, json: true, signal: ctl.signal, onListening: (u) => ((url = u), listening()) }, () => undefined);
-  await Promise.race([ready, job]);
-  return {
-    url,
-    stop: async () => {
-      ctl.abort();
-      return job;
-    },
-  };
-}
 
 async function until(what: string, cond: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -6,27 +6,10 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { run } from '../../../lib/cli/run.js';
 import { parseNetdev } from '../../../lib/cli/args.js';
-import { parseListen, relay } from '../../../lib/cli/relay.js';
-import type { RelayResult } from '../../../lib/cli/relay.js';
+import { parseListen } from '../../../lib/cli/relay.js';
 import { RelayServer } from '../../../lib/cli/relay-server.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
-
-/** Starts `relay` with a backend; resolves with its URL and a function ending it. */
-async function startRelay(to: string): Promise<{ url: string; stop: () => Promise<RelayResult> }> {
-  const ctl = new AbortController();
-  let url = '';
-  let listening!: () => void;
-  const ready = new Promise<void>((resolve) => (listening = resolve));
-  const job = relay({ host: '127.0.0.1', port: 0, spec: parseNetdev(to), durationMs: null, json: true, signal: ctl.signal, onListening: (u) => ((url = u), listening()) }, () => undefined);
-  await Promise.race([ready, job]);
-  return {
-    url,
-    stop: async () => {
-      ctl.abort();
-      return job;
-    },
-  };
-}
+import { startRelay } from '../../support/relay.js';
 
 function client(url: string): Promise<{ ws: WebSocket; got: Buffer[] }> {
   return new Promise((resolve, reject) => {

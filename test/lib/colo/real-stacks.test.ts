@@ -24,7 +24,8 @@ import { FilterChain } from '../../../lib/filters/filter-chain.js';
 import { RewriterFilter } from '../../../lib/filters/rewriter.js';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
-import { Netns, linkName, requireHost, trackLink } from '../../support/netns.js';
+import { Netns, hostCleanups, linkName } from '../../support/netns.js';
+import { tapAndNetns } from '../../support/netns-tap.js';
 import { needTshark, tsharkFields } from '../filters/tshark.js';
 
 const GUEST_IP = '10.77.0.2';
@@ -95,22 +96,14 @@ function python(ns: Netns, script: string): { child: ChildProcess; lines: string
 
 describe('lib/colo COLO proxy between real TCP stacks (netns + TAP)', function () {
   this.timeout(60_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanups = hostCleanups();
 
   before(async function () {
-    requireHost(this);
     needTshark(this);
-  });
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
   });
 
   function host(tag: string, addr: string, mac: string, peerIp: string, peerMac: string): { ns: Netns; tap: TapNetdev } {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: `tap-${tag}`, ifname: linkName(tag), vnetHdr: false });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: `tap-${tag}`, ifname: linkName(tag), vnetHdr: false });
     ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
     ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
     ns.adopt(tap.ifname);

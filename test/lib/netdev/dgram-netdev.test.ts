@@ -12,27 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DgramNetdev } from '../../../lib/netdev/dgram-netdev.js';
 import type { DatagramNetdevStats } from '../../../lib/netdev/datagram-netdev.js';
-import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 import { UDP_SEND_SLOTS } from '../../../lib/netdev/udp-port.js';
 import { Errno, HostError, SOCK_NONBLOCK, bindFd, closeFd, sendTo, socketFd } from '../../../lib/host/libc.js';
 import { AF_UNIX, SOCK_DGRAM, sockaddrUn } from '../../../lib/host/structs.js';
 import { requireProgram } from '../../support/skip.js';
-
-/** The device side: takes frames while it has room, keeps copies, counts writable(). */
-class RecordingPeer implements NetdevPeer {
-  readonly received: Uint8Array[] = [];
-  writableCalls = 0;
-  constructor(public room = Infinity) {}
-  receive(frame: Uint8Array): boolean {
-    if (this.room <= 0) return false;
-    this.room--;
-    this.received.push(frame.slice());
-    return true;
-  }
-  writable(): void {
-    this.writableCalls++;
-  }
-}
+import { RecordingPeer } from '../../support/recording-peer.js';
 
 /** An Ethernet frame of `length` bytes whose payload is `tag` repeated. */
 function frame(length: number, tag: number): Uint8Array {

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetRig } from '../../support/net-rig.js';
 import { NetStatus } from '../../../devices/virtio-net/constants.js';
-import { Netns, deleteLink, linkName, requireHost, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import { FdNetdev } from '../../../lib/netdev/fd-netdev.js';
@@ -38,15 +38,7 @@ class FifoNetdev extends FdNetdev {
 
 describe('lib/netdev host link and dead backends (real kernel)', function () {
   this.timeout(30_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   function upTap(): TapNetdev {
     const tap = new TapNetdev({ id: 'tap0', ifname: linkName('t') });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { NetRig, macTable } from '../../support/net-rig.js';
 import { CtrlAck, CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/virtio-net/constants.js';
-import { Netns, deleteLink, linkName, openFds, requireHost, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, openFds, run, trackLink, waitFor, withNetnsFd } from '../../support/netns.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import type { SyncError, SyncResult } from '../../../lib/netdev/rx-filter-sync.js';
 import { HostError } from '../../../lib/host/libc.js';
@@ -41,18 +41,13 @@ function frameTo(dst: string, marker: number): Uint8Array {
 
 describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function () {
   this.timeout(20_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanups = hostCleanups();
   let rt: Rtnetlink;
 
-  before(function () {
-    requireHost(this);
+  before(() => {
     rt = new Rtnetlink();
   });
   after(() => rt?.close());
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
 
   /**
    * A veth pair (lower end here, peer `p0` in a fresh namespace with IPv6 off so it sends nothing

@@ -2,29 +2,7 @@ import { expect } from 'chai';
 import { MemoryNetdev } from '../../../lib/netdev/memory-netdev.js';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
-
-/**
- * A device side that takes frames while it has room (`room` frames, Infinity by default), records
- * copies of what it took (the netdev only lends the buffer), and counts writable() calls.
- */
-class RecordingPeer implements NetdevPeer {
-  readonly received: number[][] = [];
-  writableCalls = 0;
-  offers = 0;
-  onReceive: ((frame: Uint8Array) => void) | null = null;
-  constructor(public room = Infinity) {}
-  receive(frame: Uint8Array): boolean {
-    this.offers++;
-    if (this.room <= 0) return false;
-    this.room--;
-    this.received.push([...frame]);
-    this.onReceive?.(frame);
-    return true;
-  }
-  writable(): void {
-    this.writableCalls++;
-  }
-}
+import { RecordingPeer } from '../../support/recording-peer.js';
 
 const f = (n: number): Uint8Array => Uint8Array.of(n, n, n);
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { Netns, deleteLink, linkName, requireHost, trackLink, withNetnsFd } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, trackLink, withNetnsFd } from '../../support/netns.js';
 import { MulticastList, parseDevMcast } from '../../../lib/netdev/multicast.js';
 import { Rtnetlink } from '../../../lib/netlink/rtnetlink.js';
 import { NetlinkError } from '../../../lib/netlink/errors.js';
@@ -26,17 +26,13 @@ describe('lib/netdev/multicast', () => {
 
   describe('on the real kernel (throwaway netns)', function () {
     this.timeout(20_000);
+    const cleanups = hostCleanups();
     let rt: Rtnetlink;
-    const cleanups: (() => void)[] = [];
 
-    before(function () {
-      requireHost(this);
+    before(() => {
       rt = new Rtnetlink();
     });
     after(() => rt?.close());
-    afterEach(() => {
-      for (const c of cleanups.splice(0).reverse()) c();
-    });
 
     it('multicast_list_add_and_delete_show_in_dev_mcast_and_unicast_is_refused_first', () => {
       const ns = new Netns();

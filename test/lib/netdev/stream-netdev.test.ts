@@ -14,22 +14,7 @@ import { encodeFrame, FrameReader, MAX_FRAMED_LENGTH } from '../../../lib/charde
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 import { hasLinkState } from '../../../lib/netdev/netdev.js';
 import { StreamNetdev, type StreamSocketAddress } from '../../../lib/netdev/stream-netdev.js';
-
-/** A device side that takes frames while `room` lasts and records copies. */
-class RecordingPeer implements NetdevPeer {
-  readonly received: number[][] = [];
-  writableCalls = 0;
-  constructor(public room = Infinity) {}
-  receive(frame: Uint8Array): boolean {
-    if (this.room <= 0) return false;
-    this.room--;
-    this.received.push([...frame]);
-    return true;
-  }
-  writable(): void {
-    this.writableCalls++;
-  }
-}
+import { RecordingPeer } from '../../support/recording-peer.js';
 
 const frame = (n: number, len = 60): Uint8Array => new Uint8Array(len).fill(n & 0xff);
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));

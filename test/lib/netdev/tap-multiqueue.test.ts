@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { NetRig, le16 } from '../../support/net-rig.js';
 import { CtrlAck, CtrlClass, CtrlMq } from '../../../devices/virtio-net/constants.js';
-import { Netns, linkName, requireHost, trackLink, waitFor } from '../../support/netns.js';
+import { Netns, hostCleanups, linkName, waitFor } from '../../support/netns.js';
+import { tapAndNetns } from '../../support/netns-tap.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { isMultiQueue } from '../../../lib/netdev/netdev.js';
 import { udpFrame } from './frames.js';
@@ -28,22 +29,10 @@ function dport(f: Uint8Array): number {
 
 describe('lib/netdev/tap-netdev multiqueue (real kernel, throwaway netns)', function () {
   this.timeout(20_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   function setup(): { ns: Netns; tap: TapNetdev; rig: NetRig } {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'mqtap', ifname: linkName('q'), queues: 2 });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'mqtap', ifname: linkName('q'), queues: 2 });
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC, queuePairs: 2 });
     ns.adopt(tap.ifname);
     ns.ip(['link', 'set', tap.ifname, 'up']);

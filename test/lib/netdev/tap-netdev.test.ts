@@ -6,7 +6,8 @@ import { NetRig } from '../../support/net-rig.js';
 import { requireProgram } from '../../support/skip.js';
 import { CtrlAck, CtrlClass, CtrlRx } from '../../../devices/virtio-net/constants.js';
 import { notifyQueue } from '../../support/driver-transport.js';
-import { Netns, linkName, openFds, requireHost, run, trackLink, deleteLink, waitFor } from '../../support/netns.js';
+import { Netns, hostCleanups, linkName, openFds, run, trackLink, deleteLink, waitFor } from '../../support/netns.js';
+import { tapAndNetns } from '../../support/netns-tap.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { hasOffloads, hasVnetHeader } from '../../../lib/netdev/netdev.js';
 import { HostError } from '../../../lib/host/libc.js';
@@ -38,23 +39,11 @@ function tapMac(ns: Netns, ifname: string): string {
 
 describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
   this.timeout(20_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   /** A device on a TAP that lives in a fresh namespace with `addr` (cidr) on it, up. */
   function setup(addr: string): { ns: Netns; tap: TapNetdev; rig: NetRig } {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('t') });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'tap0', ifname: linkName('t') });
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC });
     ns.adopt(tap.ifname);
     ns.ip(['addr', 'add', addr, 'dev', tap.ifname]);
@@ -170,11 +159,7 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
   });
 
   it('device_without_rx_buffers_pauses_the_tap_and_resumes_when_the_guest_posts_buffers', async () => {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('t') });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'tap0', ifname: linkName('t') });
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC });
     ns.adopt(tap.ifname);
     ns.ip(['link', 'set', tap.ifname, 'up']);
@@ -244,11 +229,7 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
   it('guest_uso_reaches_the_tap_as_tun_f_uso4_and_uso6_on_a_kernel_that_has_them', function () {
     const [major, minor] = run('uname', ['-r']).split('.').map((x) => parseInt(x, 10));
     const kernelHasUso = major! > 6 || (major === 6 && minor! >= 2);
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('u') });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'tap0', ifname: linkName('u') });
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC, features: { enable: ['GUEST_USO4', 'GUEST_USO6', 'HOST_USO'] } });
     expect(rig.has('GUEST_USO4') && rig.has('GUEST_USO6') && rig.has('HOST_USO')).to.equal(true);
     expect(tap.usoRefused).to.equal(!kernelHasUso);
@@ -266,11 +247,7 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
     // The guest declines GUEST_CSUM (so the device set TUNSETOFFLOAD 0), then the TAP is given
     // TUN_F_CSUM behind the device's back — what a failed TUNSETOFFLOAD leaves behind. The kernel
     // then hands over locally generated UDP with NEEDS_CSUM; the device must complete it (§5.1.6.4).
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'tap3', ifname: linkName('t') });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'tap3', ifname: linkName('t') });
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC, features: { disable: ['GUEST_CSUM'] } });
     expect(rig.has('GUEST_CSUM')).to.equal(false);
     expect(tap.offloads).to.equal(0);
@@ -310,11 +287,7 @@ describe('lib/netdev/tap-netdev (real kernel, throwaway netns)', function () {
   });
 
   it('the_taps_mtu_is_offered_to_a_device_built_without_mtu_and_enforced', () => {
-    const ns = new Netns();
-    cleanups.push(() => ns.destroy());
-    const tap = new TapNetdev({ id: 'tap0', ifname: linkName('t') });
-    trackLink(tap.ifname);
-    cleanups.push(() => tap.close());
+    const { ns, tap } = tapAndNetns(cleanups, { id: 'tap0', ifname: linkName('t') });
     run('ip', ['link', 'set', 'dev', tap.ifname, 'mtu', '1400']);
     expect(tap.hostMtu()).to.equal(1400); // SIOCGIFMTU
     const rig = new NetRig({ netdev: tap, mac: GUEST_MAC });

@@ -7,6 +7,7 @@ import { V86BusNetdev } from '../../../lib/netdev/v86-bus-netdev.js';
 import type { V86BusConnector } from '../../../lib/netdev/v86-bus-netdev.js';
 import type { NetdevPeer, RxFilterSnapshot, RxFilterSource } from '../../../lib/netdev/netdev.js';
 import { NetRig } from '../../support/net-rig.js';
+import { RecordingPeer } from '../../support/recording-peer.js';
 import { CtrlClass, CtrlMac } from '../../../devices/virtio-net/constants.js';
 
 class FakeConnector implements V86BusConnector {
@@ -45,21 +46,6 @@ function adapterOn(bus: FakeConnector, id = 'net0'): { sent: number[][]; macs: u
   bus.register(`${id}-mac`, (m) => seen.macs.push(m));
   bus.register('eth-transmit-end', (x) => seen.txEnds.push(x));
   return seen;
-}
-
-class RecordingPeer implements NetdevPeer {
-  readonly received: number[][] = [];
-  writableCalls = 0;
-  constructor(public room = Infinity) {}
-  receive(frame: Uint8Array): boolean {
-    if (this.room <= 0) return false;
-    this.room--;
-    this.received.push([...frame]);
-    return true;
-  }
-  writable(): void {
-    this.writableCalls++;
-  }
 }
 
 /** A stand-in for the device's rx-filter side: a MAC and the rx-filter-changed event. */

@@ -13,26 +13,12 @@ import { join } from 'node:path';
 import { VdeNetdev, VDE_TX_FRAME_MAX } from '../../../lib/netdev/vde-netdev.js';
 import type { VdePlugExit } from '../../../lib/netdev/vde-netdev.js';
 import type { DatagramNetdevStats } from '../../../lib/netdev/datagram-netdev.js';
-import type { LinkStateChange, NetdevPeer } from '../../../lib/netdev/netdev.js';
+import type { LinkStateChange } from '../../../lib/netdev/netdev.js';
 import { run } from '../../../lib/cli/run.js';
 import { parseNetdev } from '../../../lib/cli/args.js';
 import { ScriptedNode } from '../../support/scripted-node.js';
 import { requireProgram } from '../../support/skip.js';
-
-class RecordingPeer implements NetdevPeer {
-  readonly received: Uint8Array[] = [];
-  writableCalls = 0;
-  constructor(public room = Infinity) {}
-  receive(frame: Uint8Array): boolean {
-    if (this.room <= 0) return false;
-    this.room--;
-    this.received.push(frame.slice());
-    return true;
-  }
-  writable(): void {
-    this.writableCalls++;
-  }
-}
+import { RecordingPeer } from '../../support/recording-peer.js';
 
 function frame(dst: string, src: string, length: number, tag: number): Uint8Array {
   const f = new Uint8Array(length).fill(tag);
@@ -118,7 +104,7 @@ describe('lib/netdev/vde-netdev (a real vde_switch)', function () {
     expect(b.send(big)).to.equal('sent');
     await until('b\'s frame at a', () => pa.received.some((f) => f.length === big.length));
     const got = pa.received.find((f) => f.length === big.length)!;
-    expect(Buffer.compare(got, big)).to.equal(0);
+    expect(Buffer.compare(Uint8Array.from(got), big)).to.equal(0);
     expect(pb.received.every((f) => f.length === 60 && f[20] === 1)).to.equal(true);
     expect(a.send(frame(B, A, VDE_TX_FRAME_MAX + 1, 2))).to.equal('dropped');
     expect(a.stats()).to.include({ txOversize: 1 });

@@ -16,7 +16,7 @@ import { decodeDaemon, decodeDestination, decodeInfo, decodeService, decodeTimeo
 import { destAttrs, serviceAttrs, serviceKeyAttrs } from '../../../lib/netlink/ipvs/encode.js';
 import { formatDaemons, formatList, formatTimeouts, largeNumber, serviceName } from '../../../lib/netlink/ipvs/format.js';
 import { CMD_ATTRS, INFO_ATTRS, IPVS_CMD } from '../../../lib/netlink/ipvs/schema.js';
-import { ReplyCollector } from '../../../lib/netlink/ipvs/transport.js';
+import { ReplyCollector } from '../../../lib/netlink/request.js';
 import type { IpvsDestination, IpvsService } from '../../../lib/netlink/ipvs/types.js';
 import { ipvsCommand } from '../../../lib/cli/ipvs.js';
 import { UsageError } from '../../../lib/cli/args.js';
@@ -205,6 +205,14 @@ describe('IPVS over generic netlink: codec', () => {
       expect(c.feed(buildMessage({ type: NLMSG_DONE, flags: NLM_F_MULTI, seq: 7 }, (w) => w.u32(0)))).to.equal(true);
       expect(c.messages).to.have.length(2);
       expect(c.stale).to.equal(1);
+    });
+    it('counts_skipped_messages_into_a_given_tally_as_a_socket_keeps_its_running_count', () => {
+      const tally = { stale: 5 };
+      const c = new ReplyCollector(7, 0, 'add', tally);
+      const other = buildMessage({ type: NLMSG_ERROR, flags: 0x100, seq: 6 }, (w) => { w.s32(0); w.bytes(buildMessage({ type: FAMILY, flags: 5, seq: 6 })); });
+      expect(c.feed(new Uint8Array([...other, ...other]))).to.equal(false);
+      expect(tally.stale).to.equal(7);
+      expect(c.stale).to.equal(7);
     });
     it('turns a negative NLMSG_ERROR into netlink.errno with the errno', () => {
       const c = new ReplyCollector(9, 0, 'add');

@@ -5,7 +5,7 @@
 // carrier event up to a second; the machine may be loaded).
 
 import { expect } from 'chai';
-import { Netns, deleteLink, linkName, requireHost, run, trackLink, waitFor } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, run, trackLink, waitFor } from '../../support/netns.js';
 import { LinkMonitor, carrierUp } from '../../../lib/netlink/link-monitor.js';
 import type { LinkNotice } from '../../../lib/netlink/link-monitor.js';
 import { Rtnetlink } from '../../../lib/netlink/rtnetlink.js';
@@ -15,15 +15,7 @@ const DEADLINE_MS = 5000;
 
 describe('lib/netlink/link-monitor (real kernel)', function () {
   this.timeout(30_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   it('a_watched_link_reports_carrier_changes_a_move_away_and_a_deletion', async () => {
     const ns = new Netns();

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { Netns, deleteLink, linkName, openFds, requireHost, run, trackLink, withNetnsFd } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, openFds, run, trackLink, withNetnsFd } from '../../support/netns.js';
 import { Rtnetlink, IFF_ALLMULTI, IFF_PROMISC, IFF_UP } from '../../../lib/netlink/rtnetlink.js';
 import { MAX_REPLY_WAIT_MS, NETLINK_GENERIC, NETLINK_ROUTE, NetlinkSocket } from '../../../lib/netlink/socket.js';
 import { resolveFamily } from '../../../lib/netlink/genl.js';
@@ -56,17 +56,13 @@ function thrown(fn: () => unknown): unknown {
 
 describe('lib/netlink on the real kernel (throwaway netns)', function () {
   this.timeout(20_000);
+  const cleanups = hostCleanups();
   let rt: Rtnetlink;
-  const cleanups: (() => void)[] = [];
 
-  before(function () {
-    requireHost(this);
+  before(() => {
     rt = new Rtnetlink();
   });
   after(() => rt?.close());
-  afterEach(() => {
-    for (const c of cleanups.splice(0).reverse()) c();
-  });
 
   it('getlink_by_name_and_by_index_and_a_dump_agree', () => {
     const lo = rt.getLink('lo');
