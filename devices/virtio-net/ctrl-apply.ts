@@ -63,7 +63,7 @@ import {
   type CtrlViolation,
 } from './ctrl-command.js';
 import type { RxFilterState } from './rx-filter.js';
-import { RSS_REFUSED, applyRssCommand, commitRss, type RssState } from './rss-config.js';
+import { RSS_REFUSED, applyRssCommand, commitRss, type RssState, type RxQueueEnabled } from './rss-config.js';
 import { formatMac } from './mac.js';
 
 /** What the control queue may read: fixed for the life of a driver session. */
@@ -93,6 +93,8 @@ export interface CtrlState {
   readonly applyHostOffloads?: (offloads: bigint) => boolean;
   /** RSS / hash configuration (RSS_CONFIG, HASH_CONFIG; rss-config.ts). Absent: both refused. */
   readonly rss?: RssState;
+  /** Whether a receive queue is enabled now (RSS_CONFIG's table and unclassified_queue must name one). Absent: every receive queue of the device. */
+  readonly isEnabledRxQueue?: RxQueueEnabled;
   /**
    * Classes answered outside this file (NOTF_COAL: coalescing.ts, STATS: device-stats.ts): their
    * outcome, or null for a class they do not own. `resultRoom`: the chain's writable bytes after
@@ -274,14 +276,14 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
         notes.note('ctrl.unknown-command', CtrlSection.MQ, `MQ command ${command} (RSS) is not implemented by this device`, false);
         return refuse(notes.list);
       }
-      const pairs = applyRssCommand(cmd.bytes, command, ctx, rss, notes, RSS_TRAILING);
+      const pairs = applyRssCommand(cmd.bytes, command, ctx, rss, notes, RSS_TRAILING, state.isEnabledRxQueue);
       if (pairs === RSS_REFUSED) return refuse(notes.list);
       if (RSS_TRAILING.count > 0 && notes.tolerate('ctrl.trailing-bytes', CtrlSection.MQ, `class ${ctrlClass} command ${command} carries ${RSS_TRAILING.count} bytes past its key`)) {
         return refuse(notes.list);
       }
       commitRss(rss);
       if (pairs === 0) return ok('none', notes.list);
-      state.queuePairs = pairs; // QEMU 7.2: max_tx_vq becomes the queue pairs in use
+      state.queuePairs = pairs; // QEMU 7.2: max_tx_vq becomes the queue pairs in use (transmit; the table steers receive)
       return ok('queue-pairs', notes.list);
     }
     case 'guest-offloads-set': {

@@ -273,7 +273,7 @@ function steeringToSave(h: NetStateHost): ((w: StateWriter) => void) | null {
 }
 
 /** NRSS, checked against the device (reset values when absent). */
-function readSteering(image: StateImage, h: NetStateHost, queuePairs: number, backlogLength: number): SteeringValue {
+function readSteering(image: StateImage, h: NetStateHost, backlogLength: number): SteeringValue {
   const s = image.take(STEERING, V1);
   if (s === undefined) return { heldQueue: 0, redirect: false, hashTypes: 0, table: new Uint16Array(1), unclassified: 0, key: new Uint8Array(0), tags: [] };
   const r = s.reader;
@@ -287,10 +287,10 @@ function readSteering(image: StateImage, h: NetStateHost, queuePairs: number, ba
   const table = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
     table[i] = r.u16('indirection table entry');
-    if (redirect && table[i]! >= queuePairs) throw corrupt(`indirection table entry ${table[i]} with ${queuePairs} queue pair(s) in use`);
+    if (redirect && table[i]! >= h.queuePairs) throw corrupt(`indirection table entry ${table[i]} on a device of ${h.queuePairs} queue pair(s)`);
   }
   const unclassified = r.u16('unclassified queue');
-  if (redirect && unclassified >= queuePairs) throw corrupt(`unclassified queue ${unclassified} with ${queuePairs} queue pair(s) in use`);
+  if (redirect && unclassified >= h.queuePairs) throw corrupt(`unclassified queue ${unclassified} on a device of ${h.queuePairs} queue pair(s)`);
   const keyLength = r.u8('key length');
   if (keyLength > RSS_MAX_KEY_SIZE) throw corrupt(`a ${keyLength}-byte RSS key`);
   const key = r.bytes(keyLength, 'key');
@@ -385,7 +385,7 @@ export function loadNetState(h: NetStateHost, bytes: Uint8Array): NetRestorePlan
   }
   b.done();
 
-  const steering = readSteering(image, h, queuePairs, backlog.length);
+  const steering = readSteering(image, h, backlog.length);
   const held = readHeld(image, core.state, core.queues, steering.heldQueue);
   checkHeldChains(core.queues);
 

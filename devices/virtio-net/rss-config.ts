@@ -16,10 +16,12 @@
 //   Every one of these is VIRTIO_NET_ERR in both modes (QEMU refuses them too).
 // Then what QEMU 7.2 does not check:
 // - table entries and unclassified_queue must name enabled receive queues (§5.1.6.5.7.2 "only
-//   with enabled receive virtqueues ids"): below max_tx_vq, the pairs in use after the command.
-//   VIRTIO_NET_ERR in both modes — QEMU acks it, then cannot deliver to such a queue (its
-//   can_receive refuses queues beyond curr_queue_pairs); acking OK here would make the device
-//   queue packets above `virtqueue_pairs` (§5.1.6.5.6.2 MUST NOT) or drop them silently.
+//   with enabled receive virtqueues ids"): a receive queue of the device (below
+//   max_virtqueue_pairs) that the driver has enabled and not reset since. VIRTIO_NET_ERR in both
+//   modes. `max_tx_vq` does not limit them: it counts transmit queues only (§5.1.6.5.7.1), and
+//   Linux 6.1 sends a table over both queues with max_tx_vq 1 after `ethtool -L combined 2` then
+//   `ethtool -X equal 2` (it sets max_tx_vq once, at probe). QEMU acks such a table but its
+//   can_receive then refuses the queues above max_tx_vq; here the table steers (steering.ts).
 // - hash_types bits the device does not support (§5.1.6.5.7.2 MUST NOT): tolerated (QEMU acks
 //   and never computes them), refused in strict mode; the unsupported bits are ignored.
 // - HASH_CONFIG's `reserved` not zero (§5.1.6.5.6.4 MUST): tolerated like QEMU, refused in strict.
@@ -123,6 +125,9 @@ export interface RssContext {
   readonly maxQueuePairs: number;
 }
 
+/** Whether receive queue `queue` (0 = receiveq1) is enabled by the driver now. */
+export type RxQueueEnabled = (queue: number) => boolean;
+
 /** Result of `applyRssCommand`: refused, or accepted with the queue pairs now in use (0: unchanged). */
 export const RSS_REFUSED = -1;
 
@@ -131,7 +136,7 @@ export const RSS_REFUSED = -1;
  * control chain (class and command first). Returns RSS_REFUSED, 0 (HASH_CONFIG: pairs unchanged)
  * or the new number of queue pairs (RSS_CONFIG's max_tx_vq). `trailing` gets the bytes after the key.
  */
-export function applyRssCommand(bytes: Uint8Array, command: number, ctx: RssContext, rss: RssState, notes: RssNotes, trailing: { count: number }): number {
+export function applyRssCommand(bytes: Uint8Array, command: number, ctx: RssContext, rss: RssState, notes: RssNotes, trailing: { count: number }, enabled?: RxQueueEnabled): number {
   const doRss = command === CtrlMq.RSS_CONFIG;
   const name = doRss ? 'RSS_CONFIG' : 'HASH_CONFIG';
   const section = doRss ? RssSection.SETTING : RssSection.HASH_CONFIG;
@@ -172,12 +177,14 @@ export function applyRssCommand(bytes: Uint8Array, command: number, ctx: RssCont
 
   // Beyond QEMU 7.2's checks (see the file comment).
   if (doRss) {
-    if (unclassified >= maxTxVq) {
-      return refuse('ctrl.rss-queue-out-of-range', RssSection.DRIVER, `unclassified_queue ${unclassified} is not an enabled receive queue (max_tx_vq ${maxTxVq})`);
+    if (enabled !== undefined && !enabled(unclassified)) {
+      return refuse('ctrl.rss-queue-out-of-range', RssSection.DRIVER, `unclassified_queue ${unclassified} is not an enabled receive queue`);
     }
     for (let i = 0; i < tableLength; i++) {
       const q = le16(bytes, tableAt + 2 * i);
-      if (q >= maxTxVq) return refuse('ctrl.rss-queue-out-of-range', RssSection.DRIVER, `indirection_table[${i}] = ${q} is not an enabled receive queue (max_tx_vq ${maxTxVq})`);
+      if (q >= ctx.maxQueuePairs || (enabled !== undefined && !enabled(q))) {
+        return refuse('ctrl.rss-queue-out-of-range', RssSection.DRIVER, `indirection_table[${i}] = ${q} is not an enabled receive queue (max_virtqueue_pairs ${ctx.maxQueuePairs})`);
+      }
     }
   } else {
     let reserved = 0;

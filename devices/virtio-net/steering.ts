@@ -62,7 +62,7 @@ export class RxSteering {
     if (rss.redirect) {
       this.byTable = true;
       const k = report === 0 ? rss.unclassifiedQueue : rss.table[this.hashValue & (rss.tableLength - 1)]!;
-      return k < pairs ? k : 0; // a configuration always fits its pairs (rss-config.ts); belt and braces
+      return k; // any receive queue of the device, whatever max_tx_vq says (rss-config.ts); rx-path drops it when that queue is not running
     }
     this.byTable = false;
     if (pairs === 1) return 0;

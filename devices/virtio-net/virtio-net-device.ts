@@ -126,6 +126,7 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
       guestOffloads: 0n,
       applyHostOffloads: (offloads) => this.applyOffloads(offloads),
       rss: this.rss,
+      isEnabledRxQueue: (k) => k < this.usablePairs(this.negotiatedFeatures) && this.core.queues[2 * k] != null,
       otherClass: (bytes, ctx, room) => {
         if (bytes[0] === CtrlClass.NOTF_COAL) return handleCoalCommand(bytes, ctx, this.coal, room);
         if (bytes[0] === CtrlClass.STATS) {

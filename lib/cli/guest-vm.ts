@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { V86 } from 'v86';
 import { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
+import type { VirtioNetOptions } from '../../devices/virtio-net/net-options.js';
 import { MemoryNetdev } from '../netdev/memory-netdev.js';
 import type { Netdev } from '../netdev/netdev.js';
 import { SimPeer } from '../netdev/sim-peer.js';
@@ -66,6 +67,12 @@ export interface GuestVmOptions {
   netDevice?: { type?: string; relay_url?: string; id?: number; [option: string]: unknown };
   mac?: string;
   compat?: 'qemu';
+  /** The device's receive/transmit queue pairs (VirtioNetOptions.queuePairs; default 1). */
+  queuePairs?: number;
+  /** The device's `features` option (e.g. `{ enable: ['RSS'] }`). */
+  features?: VirtioNetOptions['features'];
+  /** Called with the device as soon as it exists, before the guest runs (tests hook its notify). */
+  onDevice?: (device: VirtioNetDevice) => void;
   /** Net client id (default "nic0"). */
   id?: string;
   /** Extra kernel command line (e.g. `vnm.ip=10.0.2.15/24`). */
@@ -190,7 +197,10 @@ export class GuestVm {
               netdev,
               ...(options.mac !== undefined ? { mac: options.mac } : {}),
               ...(options.compat !== undefined ? { compat: options.compat } : {}),
+              ...(options.queuePairs !== undefined ? { queuePairs: options.queuePairs } : {}),
+              ...(options.features !== undefined ? { features: options.features } : {}),
             });
+            options.onDevice?.(device);
             return device;
           }, { legacy });
           resolve();

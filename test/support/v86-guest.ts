@@ -5,23 +5,28 @@
 
 import type { Context } from 'mocha';
 import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
+import type { GuestImage, GuestKernel } from '../../lib/cli/guest-image.js';
 import { GuestVm } from '../../lib/cli/guest-vm.js';
 import type { VirtioNetDevice } from '../../devices/virtio-net/virtio-net-device.js';
 import type { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import { skipBecause } from './skip.js';
 
-let imageResult: { image: GuestImage } | { reason: string } | null = null;
+const imageResults = new Map<GuestKernel, { image: GuestImage } | { reason: string }>();
 
-/** The guest image, built on first use; skips the suite (printing why) when it cannot be had. */
-export function guestImageOrSkip(ctx: Context): GuestImage {
-  if (imageResult === null) {
+/**
+ * The guest image (with bookworm's 6.1 kernel, or `kernel` '6.5': bookworm-backports'), built on
+ * first use; skips the suite (printing why) when it cannot be had.
+ */
+export function guestImageOrSkip(ctx: Context, kernel: GuestKernel = '6.1'): GuestImage {
+  let imageResult = imageResults.get(kernel);
+  if (imageResult === undefined) {
     try {
-      imageResult = { image: buildGuestImage({ log: (l) => console.log(`      ${l}`) }) };
+      imageResult = { image: buildGuestImage({ kernel, log: (l) => console.log(`      ${l}`) }) };
     } catch (e) {
       if (!(e instanceof GuestImageError)) throw e;
       imageResult = { reason: `${e.code}: ${e.message}` };
     }
+    imageResults.set(kernel, imageResult);
   }
   if ('reason' in imageResult) {
     skipBecause(ctx, `real-guest tests: the guest image cannot be built (${imageResult.reason})`);

@@ -93,8 +93,7 @@ describe('devices/virtio-net RSS and hash report', () => {
       ['mask_plus_one_not_a_power_of_two', { types: 1, table: [0, 1, 0], maxTxVq: 2 }, 'ctrl.rss-table-length', '5.1.6.5.7.2'],
       ['table_above_128_entries', { types: 1, table: new Array<number>(256).fill(0), maxTxVq: 2 }, 'ctrl.rss-table-length', '5.1.6.5.7.2'],
       ['unclassified_queue_beyond_the_device', { types: 1, table: [0], unclassified: 4, maxTxVq: 2 }, 'ctrl.rss-queue-out-of-range', '5.1.6.5.7.2'],
-      ['unclassified_queue_not_enabled', { types: 1, table: [0], unclassified: 2, maxTxVq: 2 }, 'ctrl.rss-queue-out-of-range', '5.1.6.5.7.2'],
-      ['table_entry_not_enabled', { types: 1, table: [0, 3], maxTxVq: 2 }, 'ctrl.rss-queue-out-of-range', '5.1.6.5.7.2'],
+      ['table_entry_beyond_the_device', { types: 1, table: [0, 4], maxTxVq: 2 }, 'ctrl.rss-queue-out-of-range', '5.1.6.5.7.2'],
       ['max_tx_vq_zero', { types: 1, table: [0], maxTxVq: 0 }, 'ctrl.rss-max-tx-vq-out-of-range', '5.1.6.5.7.1'],
       ['max_tx_vq_above_max_virtqueue_pairs', { types: 1, table: [0], maxTxVq: 5 }, 'ctrl.rss-max-tx-vq-out-of-range', '5.1.6.5.7.1'],
       ['key_longer_than_rss_max_key_size', { types: 1, table: [0], maxTxVq: 1, key: new Array<number>(41).fill(1) }, 'ctrl.rss-key-length', '5.1.6.5.7.1'],
@@ -114,6 +113,41 @@ describe('devices/virtio-net RSS and hash report', () => {
         expect(rig.device.activeQueuePairs, 'a refused command changes nothing').to.equal(1);
       });
     }
+
+    // §5.1.6.5.7.2: entries name *enabled* receive queues; a queue held in reset (§2.6.1) is not one.
+    const notEnabled: [string, RssPayload][] = [
+      ['unclassified_queue_not_enabled', { types: 1, table: [0], unclassified: 2, maxTxVq: 2 }],
+      ['table_entry_not_enabled', { types: 1, table: [0, 2], maxTxVq: 4 }],
+    ];
+    for (const [name, payload] of notEnabled) {
+      it(`rss_config_${name}_is_err_with_ctrl_rss_queue_out_of_range`, () => {
+        const rig = new NetRig({ queuePairs: 4, features: RSS_ON });
+        rig.resetQueue(4, { reenable: false }); // receiveq3
+        expect(rig.cmd(CtrlClass.MQ, CtrlMq.RSS_CONFIG, rssPayload(payload))).to.equal(CtrlAck.ERR);
+        expect(rig.device.diagnostics().map((d) => [d.code, d.section])).to.deep.equal([['ctrl.rss-queue-out-of-range', '5.1.6.5.7.2']]);
+        expect(rig.device.activeQueuePairs, 'a refused command changes nothing').to.equal(1);
+      });
+    }
+
+    it('a_table_over_enabled_receive_queues_beyond_max_tx_vq_is_acked_and_steers_like_linux_6_1_expects', () => {
+      // Linux 6.1 after `ethtool -L eth0 combined 2` and `ethtool -X eth0 equal 2`: VQ_PAIRS_SET 2,
+      // then RSS_CONFIG with the table over receiveq1 and receiveq2 but max_tx_vq still 1 (the value
+      // it set at probe). max_tx_vq counts transmit queues only (§5.1.6.5.7.1); both receive queues
+      // are enabled, so the command is good and the table steers (§5.1.6.5.7.3).
+      const rig = new NetRig({ queuePairs: 2, features: RSS_ON });
+      expect(rig.cmd(CtrlClass.MQ, CtrlMq.VQ_PAIRS_SET, le16(2))).to.equal(CtrlAck.OK);
+      expect(rig.cmd(CtrlClass.MQ, CtrlMq.RSS_CONFIG, rssPayload({ types: HashType.TCPv4, table: [0, 1], maxTxVq: 1 }))).to.equal(CtrlAck.OK);
+      expect(rig.device.diagnostics()).to.deep.equal([]);
+      expect(rig.device.activeQueuePairs, 'transmit queues in use: max_tx_vq').to.equal(1);
+      postAll(rig, 2);
+      const counts = [0, 0];
+      for (const f of FLOWS) {
+        expect(rig.inject(v4Frame(f.src, f.dst, { sport: f.sport, dport: f.dport }))).to.equal(true);
+        counts[tcp4Hash(f.src, f.dst, f.sport, f.dport) & 1]!++;
+      }
+      expect(counts[0]! > 0 && counts[1]! > 0, 'the flows use both table entries').to.equal(true);
+      expect([rig.received(20, 0).length, rig.received(20, 2).length]).to.deep.equal(counts);
+    });
 
     it('unsupported_hash_types_are_tolerated_like_qemu_and_refused_in_strict_mode', () => {
       const payload = rssPayload({ types: HashType.TCPv4 | (1 << 12), table: [0], maxTxVq: 1 });
