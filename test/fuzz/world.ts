@@ -910,9 +910,9 @@ export class FuzzWorld implements QueueMeter {
 
   /**
    * The step's received frames against the RSS model (§5.1.6.4.3-4, §5.1.6.5.6, §5.1.6.5.7.3).
-   * Narrowed to a clean initialisation, and to steps in which the configuration did not change
-   * (a command answered in the same step may have been applied before or after a frame) and no
-   * re-entrant operation ran. The queue is judged only for frames injected under the configuration
+   * Narrowed to a clean initialisation with no raw chain on the control queue (the configuration
+   * is then unknown), and to steps in which the configuration did not change (a command answered
+   * in the same step may have been applied before or after a frame) and no re-entrant operation ran. The queue is judged only for frames injected under the configuration
    * in force (a frame that waited in the backlog across a change), and not in steps that began
    * with MRG_RXBUF chains held (they keep the head frame on their queue whatever steering says now).
    */
@@ -920,8 +920,12 @@ export class FuzzWorld implements QueueMeter {
     const checks = this.rxChecks;
     if (checks.length === 0) return;
     this.rxChecks = [];
-    if (!this.clean || this.reentered || this.rss.version !== this.rssVersionAtStep) {
-      this.bump('rss frames not judged (configuration changed or re-entry in the step)', checks.length);
+    // A raw chain on the control queue (the driver's own mistakes, a stale head re-exposed) may have
+    // run a command whose bytes or ack the driver cannot know: the model is then unknown.
+    const ctl = this.ctrlIndex < 0 ? undefined : this.ledgers[this.ctrlIndex];
+    const unknown = ctl !== undefined && ctl !== null && (ctl.rawSeen || ctl.tainted);
+    if (!this.clean || this.reentered || unknown || this.rss.version !== this.rssVersionAtStep) {
+      this.bump('rss frames not judged (configuration changed or unknown, or re-entry in the step)', checks.length);
       return;
     }
     const rss = this.rss;
