@@ -3,7 +3,8 @@
 // oracles). `--focus` leans on one of the new operation kinds (vnet: header-carrying backend and
 // offloads; reentry: driver operations from inside callbacks; wrap: long runs across the 16-bit
 // index wrap; big-ring: rings up to 32768; packed: every case over packed rings with the packed-ring
-// driver mistakes); default all. Shows a progress bar on stderr; on a
+// driver mistakes; rss: RSS and HASH_REPORT offered, RSS_CONFIG / HASH_CONFIG and described IP
+// frames for the steering and hash-report oracles); default all. Shows a progress bar on stderr; on a
 // failure, saves the shrunk sequence under test/fixtures/fuzz/ (or --fixtures DIR; the suite
 // replays every fixture there) and exits 1. `--known CODE,...`: cases failing with these codes
 // (bugs known to be open) are counted and passed over, so the run can find others. `--max-seconds T`:

@@ -18,10 +18,10 @@
 // The numbers (le64; the counters are doubles below 2^53, so they never wrap in practice):
 // - CVQ: command_num, ok_num, "including the current command": every control command answered
 //   so far, plus this one (which is answered OK when the reply is written).
-// - RX_BASIC: rx_notifications, rx_packets, rx_bytes, rx_interrupts per queue; rx_drops: for
-//   receiveq1, every frame the device took from the backend and dropped (`stats().rx.drops`, all
-//   reasons: every frame this device receives is bound for receiveq1 until it is delivered); 0 for
-//   the other receive queues; rx_drop_overruns: 0 — the device never drops for want of buffers
+// - RX_BASIC: rx_notifications, rx_packets, rx_bytes, rx_interrupts per queue; rx_drops: the
+//   frames the device took from the backend and dropped (`stats().rx.drops`, all reasons) that were
+//   steered to that queue (RSS table, flow hash; receiveq1 with one pair in use); rx_drop_overruns:
+//   0 — the device never drops for want of buffers
 //   (it holds frames in its backlog and pauses the backend).
 // - TX_BASIC: tx_notifications, tx_packets, tx_bytes (frames the backend took), tx_interrupts,
 //   tx_drops (chains completed unsent, every `tx.errors` reason), tx_drop_malformed ('header-short'

@@ -61,9 +61,9 @@ export interface NetQueueStats {
   /** Used-buffer notifications sent (after suppression and coalescing). */
   interrupts: number;
   /**
-   * Transmit: chains completed unsent (every `tx.errors` reason). Receive: receiveq1 counts every
-   * frame dropped on the way to the guest (`rx.drops`, all reasons: each was bound for receiveq1),
-   * the other receive queues 0.
+   * Transmit: chains completed unsent (every `tx.errors` reason). Receive: frames dropped on the
+   * way to the guest (`rx.drops`, all reasons), each on the receive queue it was steered to
+   * (rx-path.ts); the receive queues' drops add up to every receive drop.
    */
   drops: number;
   /** Transmit: chains completed unsent because they were malformed ('header-short', 'oversize'). */
@@ -247,6 +247,19 @@ export class NetCounters {
         self[name] = value;
       }
     }
+    // Images written before receive drops were counted per queue carry none: every receive drop
+    // was receiveq1's then, as that version reported them.
+    let perQueueRx = 0;
+    for (let i = 0; i < this.dataQueues; i += 2) perQueueRx += this.perQueue[i * QUEUE_FIELDS + QueueField.DROPS]!;
+    const rxDrops = this.rxDropTotal();
+    if (perQueueRx === 0 && rxDrops > 0 && this.dataQueues > 0) this.perQueue[QueueField.DROPS] = rxDrops;
+  }
+
+  /** Every receive drop, all reasons (what `rx.drops` adds up to). */
+  private rxDropTotal(): number {
+    let n = this.rxLinkDown + this.rxBufferTooSmall + this.rxOversize + this.rxReset + this.rxGsoNotNegotiated + this.rxCsumOutOfFrame + this.rxHeaderMalformed + this.rxQueueReset + this.rxAboveMtu;
+    for (const d of this.filterDrops) n += d;
+    return n;
   }
 
   /** The report, given the filter's drop codes and the current backlog. */
@@ -297,14 +310,11 @@ export class NetCounters {
       needsReset: this.needsReset,
       queues: [],
     };
-    let rxDrops = 0;
-    for (const n of Object.values(report.rx.drops)) rxDrops += n;
-    report.queues = this.queueSnapshot(rxDrops);
+    report.queues = this.queueSnapshot();
     return report;
   }
 
-  /** `rxDrops`: every frame dropped on the way to the guest, counted for receiveq1 (see device-stats.ts). */
-  private queueSnapshot(rxDrops: number): NetQueueStats[] {
+  private queueSnapshot(): NetQueueStats[] {
     const out: NetQueueStats[] = [];
     const p = this.perQueue;
     for (let i = 0; i < this.dataQueues; i++) {
@@ -316,7 +326,7 @@ export class NetCounters {
         packets: p[at + QueueField.PACKETS]!,
         bytes: p[at + QueueField.BYTES]!,
         interrupts: p[at + QueueField.INTERRUPTS]!,
-        drops: p[at + QueueField.DROPS]! + (i === 0 ? rxDrops : 0),
+        drops: p[at + QueueField.DROPS]!,
         malformed: p[at + QueueField.MALFORMED]!,
       });
     }

@@ -96,6 +96,8 @@ export class RxPath {
   readonly steering: RxSteering;
   /** The queue the last `deliver` chose (for publish and waiting). */
   private target: Virtqueue | null = null;
+  /** The receive queue number (0 = receiveq1) the last `queueFor` / `deliver` steered to: a drop counts there. */
+  private steered = 0;
   /** The queue the held chains (`pending`) were popped from. */
   private pendingQueue: Virtqueue | null = null;
   private hdrLen = 12;
@@ -246,6 +248,7 @@ export class RxPath {
   reset(): void {
     this.resets++;
     this.host.counters.rxReset += this.backlog.length;
+    this.countHeldDrops();
     this.backlog.clear();
   }
 
@@ -261,6 +264,7 @@ export class RxPath {
   /** Link down: what the backlog holds is dropped and counted 'link-down'; a paused backend resumed. */
   private dropHeld(): void {
     this.host.counters.rxLinkDown += this.backlog.length;
+    this.countHeldDrops();
     this.backlog.clear();
     this.resumeIfRoom();
   }
@@ -272,16 +276,18 @@ export class RxPath {
   receive(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag = -1): boolean {
     const counters = this.host.counters;
     const resets = this.resets;
-    if (!this.linkUp) return this.dropLinkDown();
+    if (!this.linkUp) return this.dropLinkDown(frame, tag);
     if (frame.length > RX_FRAME_MAX) {
       counters.rxOffered++;
       counters.rxOversize++;
+      this.countDrop(this.pairOf(frame, tag));
       return true;
     }
     const q0 = this.rxQueue();
     if (q0 === null) return this.refuse(frame, vnetHeader, tag); // not running: the backend holds the frame
     if (this.backlog.length === 0) {
       const r = this.deliver(frame, vnetHeader, tag);
+      if (r === DROPPED) this.countDrop(this.steered);
       const q = this.target;
       if (q !== null) this.publish(q); // also what a dropped frame's pass returned (buffers shorter than the header)
       if (r !== NO_BUFFERS) {
@@ -295,7 +301,7 @@ export class RxPath {
     }
     // Reset from a call-out above (a diagnostic, the used interrupt): the backend keeps it.
     if (this.resets !== resets) return this.refuse(frame, vnetHeader, tag);
-    if (!this.linkUp) return this.dropLinkDown(); // link down from a call-out: not held
+    if (!this.linkUp) return this.dropLinkDown(frame, tag); // link down from a call-out: not held
     const taken = this.hold(frame, vnetHeader, tag);
     if (taken) this.waitForBuffers();
     return taken;
@@ -312,11 +318,36 @@ export class RxPath {
     this.resumeIfRoom();
   }
 
-  private dropLinkDown(): true {
+  private dropLinkDown(frame: Uint8Array, tag: number): true {
     const counters = this.host.counters;
     counters.rxOffered++;
     counters.rxLinkDown++;
+    this.countDrop(this.pairOf(frame, tag));
     return true;
+  }
+
+  /** A dropped frame counts on the receive queue it was steered to (`stats().queues`, DEVICE_STATS rx_drops). */
+  private countDrop(pair: number): void {
+    this.host.counters.queueAdd(2 * pair, QueueField.DROPS, 1);
+  }
+
+  /**
+   * The receive queue number a frame not (yet) delivered is steered to now, for counting its drop:
+   * as delivery would pick it (receiveq1 when its queue is stopped and the RSS table did not pick
+   * it), the held chains' queue for the head of the backlog. Drop paths only: it hashes the frame.
+   */
+  private pairOf(frame: Uint8Array, tag: number, head = false): number {
+    if (head && this.pendingCount > 0 && this.pendingQueue !== null) return this.pendingQueue.index >>> 1;
+    const k = this.steering.select(frame, tag);
+    if (!this.running || this.steering.byTable) return k;
+    const q = this.queues[k];
+    return q !== null && q !== undefined && !q.broken ? k : 0;
+  }
+
+  /** Every frame the backlog holds is being dropped (link down, reset): each counts on its queue. */
+  private countHeldDrops(): void {
+    const backlog = this.backlog;
+    for (let i = 0; i < backlog.length; i++) this.countDrop(this.pairOf(backlog.frameAt(i)!, backlog.tagAt(i), i === 0));
   }
 
   /** receiveq1 while the device takes frames (running, enabled, not broken), else null. */
@@ -341,6 +372,7 @@ export class RxPath {
       while (backlog.length > 0 && this.queues[0] === q0 && !q0.broken && this.linkUp) {
         const r = this.deliver(backlog.peekFrame()!, backlog.peekHeader(), backlog.peekTag());
         if (r === NO_BUFFERS) break;
+        if (r === DROPPED) this.countDrop(this.steered);
         backlog.shift();
       }
     } finally {
@@ -385,8 +417,11 @@ export class RxPath {
     const steering = this.steering;
     const k = steering.select(frame, tag);
     const q = k < this.queues.length ? this.queues[k] : null;
+    this.steered = k;
     if (q !== null && q !== undefined && !q.broken) return q;
-    return steering.byTable ? null : this.rxQueue();
+    if (steering.byTable) return null;
+    this.steered = 0;
+    return this.rxQueue();
   }
 
   private hold(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): boolean {
@@ -445,7 +480,10 @@ export class RxPath {
   private deliver(frame: Uint8Array, vnetHeader: Uint8Array | undefined, tag: number): Outcome {
     let q = this.queueFor(frame, tag);
     // Chains held for the head frame (MRG_RXBUF) keep it on their queue whatever steering says now.
-    if (this.pendingCount > 0 && this.pendingQueue !== null) q = this.pendingQueue;
+    if (this.pendingCount > 0 && this.pendingQueue !== null) {
+      q = this.pendingQueue;
+      this.steered = q.index >>> 1;
+    }
     this.target = q;
     if (q === null) {
       // §5.1.6.5.7.3: the RSS destination queue is being reset: the device MUST drop the packet.

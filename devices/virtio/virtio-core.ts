@@ -182,6 +182,12 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.record({ code, section, message: `device needs reset: ${code}${already ? ' (already needing reset)' : ''}`, error, queue });
     if (already) return;
     this.statusValue |= STATUS_DEVICE_NEEDS_RESET;
+    // Used elements other queues completed before the violation were completed properly: publish
+    // them before the queues stop (as the failing queue does for its own, SplitQueue / PackedQueue
+    // fail), so every used ring agrees with the device's counters (a receive pass that filled
+    // receiveq1 and then met a broken chain on receiveq2). No interrupt: the config one follows.
+    const run = this.run;
+    if (run.kind === 'running') for (const q of run.queues) if (q !== null && !q.broken) q.publishUsed();
     this.stopQueues();
     // The event before the interrupt: a hypervisor that resets from onInterrupt does so after the
     // listeners heard of the error, and a listener that resets gets no interrupt after it.

@@ -15,6 +15,7 @@ import { findVirtioCaps } from '../support/driver-transport.js';
 import { EVENT_DESC, EVENT_DISABLE, EVENT_ENABLE, PACKED_F_AVAIL, PACKED_F_USED, PackedDriverRing } from '../support/packed-driver-ring.js';
 import type { RawPackedDescriptor, RawPackedEntry } from '../support/packed-driver-ring.js';
 import type { FuzzOp, RawDesc } from './ops.js';
+import { flowFrame } from './rss-model.js';
 import type { FuzzWorld } from './world.js';
 import type { QueueLedger } from './ledger.js';
 
@@ -92,6 +93,11 @@ export function applyOp(w: FuzzWorld, op: FuzzOp): void {
       return;
     case 'cycle':
       return cycle(w, op);
+    case 'flow': {
+      const mac = w.device.mac.split(':').map((h) => parseInt(h, 16));
+      for (const d of op.flows) w.injectFrame(flowFrame(d, mac), undefined, d);
+      return;
+    }
   }
 }
 
@@ -172,15 +178,18 @@ function tx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'tx' }>): void {
 }
 
 function rx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'rx' }>): void {
-  const ring = w.ring(0);
-  if (ring === null || !w.room(0, op.count + (op.broken === true ? 1 : 0))) return;
+  // `pair`: buffers for receiveq{pair + 1} (RSS and flow steering use every receive queue in use).
+  const q = 2 * (op.pair ?? 0);
+  if (q !== 0 && (q >= 2 * w.usablePairs || q === w.ctrlIndex)) return;
+  const ring = w.ring(q);
+  if (ring === null || !w.room(q, op.count + (op.broken === true ? 1 : 0))) return;
   const indirect = op.indirect && (w.has('INDIRECT_DESC') || op.count === 7);
-  w.kick(0, () => {
+  w.kick(q, () => {
     try {
       for (let i = 0; i < op.count; i++) {
         const parts: BufferSpec[] = [];
         for (let k = 0; k < op.split; k++) parts.push({ len: Math.max(1, Math.floor(op.len / op.split)), write: true });
-        w.post(0, ring.addChain(parts, { indirect, publish: false }), 'rx');
+        w.post(q, ring.addChain(parts, { indirect, publish: false }), 'rx');
       }
       if (op.broken === true) {
         if (ring instanceof PackedDriverRing) {
@@ -189,9 +198,9 @@ function rx(w: FuzzWorld, op: Extract<FuzzOp, { t: 'rx' }>): void {
           if (id !== undefined) {
             const at = ring.addRaw([{ len: 8, id, flags: 4 | 2, addr: ring.alloc(16) }]);
             ring.trackRaw(id, 1, []);
-            w.post(0, id, 'raw', undefined, undefined, packedGrant(w, w.ledgers[0]!, ring, at, 1));
+            w.post(q, id, 'raw', undefined, undefined, packedGrant(w, w.ledgers[q]!, ring, at, 1));
           }
-        } else w.post(0, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
+        } else w.post(q, ring.addRaw([{ len: 16, flags: 2 }], { head: ring.size + 1, publish: false }), 'raw');
       }
     } finally {
       ring.publish();

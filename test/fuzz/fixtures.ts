@@ -115,4 +115,4 @@ export function fuzz(options: {
 }
 
 /** A focused run draws other sequences than an everyday one from the same seed. */
-const FOCUS_SEED: Record<Focus, number> = { all: 0, vnet: 0x1111, reentry: 0x2222, wrap: 0x3333, 'big-ring': 0x4444, packed: 0x5555 };
+const FOCUS_SEED: Record<Focus, number> = { all: 0, vnet: 0x1111, reentry: 0x2222, wrap: 0x3333, 'big-ring': 0x4444, packed: 0x5555, rss: 0x6666 };

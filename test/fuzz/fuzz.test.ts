@@ -3,7 +3,8 @@
 // over random sequences of every kind (setup: transport, queue pairs, offered features, ring size,
 // backend with or without virtio-net headers, strict mode, an MTU), then a bounded run leaning on each new kind — the
 // header-carrying backend with hostile headers and offloads, re-entrant driver operations from
-// callbacks, packed rings (§2.8) with the packed-ring driver mistakes, rings up to 32768, and a long run across the natural 16-bit index wrap — every oracle
+// callbacks, packed rings (§2.8) with the packed-ring driver mistakes, RSS and HASH_REPORT
+// (§5.1.6.5.7) with random and hostile RSS_CONFIG / HASH_CONFIG and described IP frames, rings up to 32768, and a long run across the natural 16-bit index wrap — every oracle
 // of world.ts and oracle.ts checked after every operation; then every shrunk counterexample kept
 // under test/fixtures/fuzz/ replayed. Long runs: `npm run fuzz -- --ops N --seed S [--focus F]`.
 
@@ -16,7 +17,7 @@ import type { Focus, FuzzCase } from './ops.js';
 /** CI budget: operations per run (the issue asks for at least 10^5). */
 const CI_OPS = 100_000;
 /** Operations of each focused run (each a few seconds to half a minute on the shared 2-core machine). */
-const FOCUS_OPS: Record<Exclude<Focus, 'all' | 'wrap'>, number> = { vnet: 3_000, reentry: 3_000, 'big-ring': 600, packed: 4_000 };
+const FOCUS_OPS: Record<Exclude<Focus, 'all' | 'wrap'>, number> = { vnet: 3_000, reentry: 3_000, 'big-ring': 600, packed: 4_000, rss: 6_000 };
 /** Fixed seed, so CI runs the same sequences every time (long runs vary it). */
 const CI_SEED = 20261121;
 /**
@@ -42,7 +43,9 @@ describe('fuzz: guest operation sequences', function () {
     expectClean(r, CI_OPS);
     expect(r.cases).to.be.greaterThan(100);
     // Every kind ran, the new ones included.
-    for (const kind of ['init', 'tx', 'rx', 'ctrl', 'raw', 'inject', 'refuse', 'arm', 'cycle']) expect(r.counts[kind] ?? 0, kind).to.be.greaterThan(0);
+    for (const kind of ['init', 'tx', 'rx', 'ctrl', 'raw', 'inject', 'refuse', 'arm', 'cycle', 'flow']) expect(r.counts[kind] ?? 0, kind).to.be.greaterThan(0);
+    // The VIRTIO 1.2-1.4 features are negotiated at random (offered by default, or by the setup's `enable`).
+    for (const f of ['RSS', 'HASH_REPORT', 'NOTF_COAL', 'VQ_NOTF_COAL', 'DEVICE_STATS', 'GUEST_USO4', 'HOST_USO', 'SPEED_DUPLEX']) expect(r.counts[`init negotiated ${f}`] ?? 0, f).to.be.greaterThan(0);
     // The ring layout is chosen per case: both ran.
     expect(r.counts['setup ring split'] ?? 0).to.be.greaterThan(0);
     expect(r.counts['setup ring packed'] ?? 0).to.be.greaterThan(0);
@@ -73,6 +76,16 @@ describe('fuzz: guest operation sequences', function () {
     for (const k of ['first=other-wrap', 'first=looks-used', 'first=zero', 'id=oob', 'id=held', 'mid-wrap']) expect(kinds.some((x) => x.startsWith('packed raw') && x.includes(k)), k).to.equal(true);
     expect(r.counts['packed bump skip'] ?? 0).to.be.greaterThan(0);
     expect(r.counts['packed bump wrap-flip'] ?? 0).to.be.greaterThan(0);
+  });
+
+  it('rss_and_hash_report_with_random_and_hostile_configurations_keep_every_oracle', () => {
+    const r = fuzz({ ops: FOCUS_OPS.rss, seed: CI_SEED, focus: 'rss', known: OPEN_BUG_CODES });
+    expectClean(r, FOCUS_OPS.rss);
+    // The RSS oracles judged something: acks both ways, hashes, frames steered by the table to both queues and by flow.
+    for (const k of ['rss ack judged RSS_CONFIG OK', 'rss ack judged RSS_CONFIG ERR', 'rss ack judged HASH_CONFIG OK', 'rss ack judged HASH_CONFIG ERR', 'rss hash judged', 'rss queue judged table receiveq1', 'rss queue judged table receiveq2', 'rss queue judged flow receiveq1']) {
+      expect(r.counts[k] ?? 0, k).to.be.greaterThan(0);
+    }
+    expect(r.counts['init negotiated RSS'] ?? 0).to.be.greaterThan((r.counts['init ok'] ?? 0) / 2);
   });
 
   it('rings_up_to_32768_keep_every_oracle', () => {

@@ -24,6 +24,11 @@ const F_INDIRECT = 4;
 /** Entries of one indirect table the walk looks at (a table is at most queue size useful entries). */
 const WALK_TABLE_MAX = 4096;
 
+/** Commands that write a result after the ack (VIRTIO 1.3 NOTF_COAL VQ_GET, 1.4 STATS QUERY and GET). */
+function hasResult(cmd: readonly number[]): boolean {
+  return (cmd[0] === 6 && cmd[1] === 3) || (cmd[0] === 8 && (cmd[1] === 0 || cmd[1] === 1));
+}
+
 export type PostingKind = 'tx' | 'rx' | 'ctrl' | 'raw';
 
 export interface Posting {
@@ -137,8 +142,10 @@ export class QueueLedger {
     }
     if (p.kind === 'tx' && e.len !== 0) return { code: 'used.tx-len-nonzero', detail: `queue ${this.index}: transmit head ${e.id} completed with len ${e.len}` };
     if (p.kind === 'ctrl') {
-      if (e.len !== 1) return { code: 'used.ctrl-len', detail: `queue ${this.index}: control head ${e.id} completed with len ${e.len}, not 1` };
       const ack = this.memory.driver.readU8(p.ackAt!);
+      // The ack byte; an OK command with a result (VQ_GET, STATS QUERY / GET) also its result after it.
+      const result = ack === 0 && p.command !== undefined && hasResult(p.command);
+      if (result ? e.len < 1 : e.len !== 1) return { code: 'used.ctrl-len', detail: `queue ${this.index}: control head ${e.id} completed with len ${e.len}, not 1` };
       this.lastAck = ack;
       if (ack !== 0 && ack !== 1) return { code: 'ctrl.ack-invalid', detail: `queue ${this.index}: control head ${e.id} acked ${ack}` };
     }

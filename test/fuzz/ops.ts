@@ -4,6 +4,7 @@
 // and their fast-check generators.
 
 import fc from 'fast-check';
+import type { FlowDesc } from './rss-model.js';
 
 /** The device and transport a sequence runs against. */
 export interface FuzzSetup {
@@ -28,6 +29,11 @@ export interface FuzzSetup {
    * VIRTIO_F_RING_PACKED. Modern interfaces only (the legacy interface has no packed ring).
    */
   ring?: 'split' | 'packed';
+  /**
+   * Features off by default that the device offers (`features.enable`): RSS, HASH_REPORT (§5.1.6.5.7,
+   * §5.1.6.4.4), GUEST_USO4/6 and HOST_USO (VIRTIO 1.3; header-carrying backend only), SPEED_DUPLEX.
+   */
+  enable?: string[];
 }
 
 export type RingSize = 8 | 16 | 32 | 256 | 4096 | 32768;
@@ -84,8 +90,9 @@ export type FuzzOp =
   /** `vhdr`: the first bytes of the virtio-net header the driver writes (else zeros); any values. */
   | { t: 'tx'; pair: 0 | 1; len: number; hdr: 'ok' | 'short' | 'none'; split: number; indirect: boolean; writable: boolean; vhdr?: number[] }
   /** `broken`: a chain with an out-of-range head goes out in the same avail.idx update, last. */
-  | { t: 'rx'; count: number; len: number; split: number; indirect: boolean; broken?: boolean }
-  | { t: 'ctrl'; cls: number; cmd: number; payload: number[]; ack: 0 | 1 | 2; indirect: boolean; apart: boolean }
+  | { t: 'rx'; count: number; len: number; split: number; indirect: boolean; broken?: boolean; pair?: 0 | 1 }
+  /** `ack`: writable bytes after the command (0: none; above 1: room for a result — VQ_GET, STATS). */
+  | { t: 'ctrl'; cls: number; cmd: number; payload: number[]; ack: number; indirect: boolean; apart: boolean }
   /** `packed`: the mistakes on a packed ring (else a list as the descriptors say, with a free Buffer ID; `head: 'oob'` an ID beyond the ring). */
   | { t: 'raw'; q: number; descs: RawDesc[]; table: RawDesc[]; head: 'first' | 'oob'; packed?: PackedMistake }
   /** Split: avail.idx moved on by `n` without new entries. Packed: the driver skips `n` ring positions (n > size: flips its wrap counter). */
@@ -108,7 +115,9 @@ export type FuzzOp =
   | { t: 'config'; write: boolean; offset: number; width: 1 | 2 | 4; value: number }
   | { t: 'event'; q: number; mode: 'no-interrupt' | 'interrupt' | 'used-event'; value: number }
   | { t: 'query' }
-  | { t: 'announce' };
+  | { t: 'announce' }
+  /** The backend offers IP frames (rss-model.ts FlowDesc) to the guest's MAC: the RSS steering and hash-report oracles judge them. */
+  | { t: 'flow'; flows: FlowDesc[] };
 
 /** A sequence: setup plus operations. */
 export interface FuzzCase {
@@ -121,12 +130,17 @@ export const DROPPABLE = [
   'VERSION_1', 'MRG_RXBUF', 'EVENT_IDX', 'INDIRECT_DESC', 'CTRL_VQ', 'CTRL_RX', 'CTRL_VLAN', 'MQ', 'MAC', 'STATUS',
   // Offered only with a header-carrying backend (bits 10..20).
   'CSUM', 'GUEST_CSUM', 'GUEST_TSO4', 'GUEST_TSO6', 'GUEST_ECN', 'GUEST_UFO', 'HOST_TSO4', 'HOST_TSO6', 'HOST_ECN', 'HOST_UFO', 'CTRL_GUEST_OFFLOADS',
+  // Bit 21 is DROP_KEEP_UNMET. Bits 22..30: the VIRTIO 1.2-1.4 features (offered by default or with `setup.enable`).
+  'DROP_KEEP_UNMET', 'RSS', 'HASH_REPORT', 'NOTF_COAL', 'VQ_NOTF_COAL', 'DEVICE_STATS', 'GUEST_USO4', 'GUEST_USO6', 'HOST_USO', 'SPEED_DUPLEX',
 ] as const;
 /**
  * Bit of `drop` that keeps a feature set whose requirements (§5.1.3.1) are unmet; without it the
  * driver also declines what depends on a declined feature, as Linux does.
  */
 export const DROP_KEEP_UNMET = 1 << 21;
+/** Features off by default a setup may have the device offer (`features.enable`); USO with a header-carrying backend only. */
+const ENABLEABLE = ['RSS', 'HASH_REPORT', 'GUEST_USO4', 'GUEST_USO6', 'HOST_USO', 'SPEED_DUPLEX'] as const;
+const NEEDS_VNET = ['GUEST_USO4', 'GUEST_USO6', 'HOST_USO'];
 
 /** Features a setup may leave out of the offer; the CTRL_VQ dependants go with it. */
 const DISABLEABLE = ['MRG_RXBUF', 'EVENT_IDX', 'INDIRECT_DESC', 'CTRL_VQ', 'CTRL_VLAN', 'CTRL_RX_EXTRA', 'GUEST_ANNOUNCE'] as const;
@@ -136,8 +150,8 @@ const NEEDS_CTRL_VQ = ['CTRL_RX', 'CTRL_VLAN', 'CTRL_RX_EXTRA', 'GUEST_ANNOUNCE'
  * What a run leans on: `all` (every kind at its everyday weight), or one of the new kinds made
  * frequent — CI runs a bounded run of each (fuzz.test.ts).
  */
-export type Focus = 'all' | 'vnet' | 'reentry' | 'wrap' | 'big-ring' | 'packed';
-export const FOCUSES: readonly Focus[] = ['all', 'vnet', 'reentry', 'wrap', 'big-ring', 'packed'];
+export type Focus = 'all' | 'vnet' | 'reentry' | 'wrap' | 'big-ring' | 'packed' | 'rss';
+export const FOCUSES: readonly Focus[] = ['all', 'vnet', 'reentry', 'wrap', 'big-ring', 'packed', 'rss'];
 
 const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
   .record({
@@ -149,16 +163,22 @@ const setupArb = (focus: Focus): fc.Arbitrary<FuzzSetup> => fc
       : fc.oneof({ arbitrary: fc.constantFrom(8, 16, 32), weight: 20 }, { arbitrary: fc.constantFrom(256, 4096, 32768), weight: 1 })) as fc.Arbitrary<RingSize>,
     backend: (focus === 'vnet' ? fc.constant('vnet') : fc.constantFrom('plain', 'vnet')) as fc.Arbitrary<'plain' | 'vnet'>,
     ring: (focus === 'packed' ? fc.constant('packed') : fc.constantFrom('split', 'packed')) as fc.Arbitrary<'split' | 'packed'>,
+    // The rss focus always offers RSS and HASH_REPORT; everyday runs offer each half of the time.
+    enable: focus === 'rss' ? fc.subarray([...ENABLEABLE]).map((e) => [...new Set(['RSS', 'HASH_REPORT', ...e])]) : fc.subarray([...ENABLEABLE]),
   })
   .map((s0) => {
     // Packed rings exist only on the modern interfaces (§2.8, §4.1.4.10): a packed run uses them.
     const s = s0.ring === 'packed' && s0.transport === 'pci-legacy' ? (focus === 'packed' ? { ...s0, transport: 'pci' as const } : { ...s0, ring: 'split' as const }) : s0;
     let disable: string[] = [...s.disable];
-    if (s.pairs === 2) disable = disable.filter((d) => d !== 'CTRL_VQ');
+    if (s.pairs === 2 || focus === 'rss') disable = disable.filter((d) => d !== 'CTRL_VQ');
     if (disable.includes('CTRL_VQ')) disable = [...new Set([...disable, ...NEEDS_CTRL_VQ])];
     // strict and mtu follow from choices already drawn, so a seed's sequences stay what they were.
     const mtu = MTUS[s.disable.length % MTUS.length];
-    return { ...s, disable, strict: s.pairs === 2, ...(mtu === undefined ? {} : { mtu }) };
+    const enable = s.enable.filter((e) => s.backend === 'vnet' || !NEEDS_VNET.includes(e));
+    const { enable: _, ...rest } = s;
+    // The rss focus mostly runs two pairs (steering has somewhere to go), in both modes.
+    const pairs = focus === 'rss' && s.disable.length % 4 !== 0 ? 2 : s.pairs;
+    return { ...rest, pairs, disable, strict: focus === 'rss' ? s.disable.length % 2 === 1 : s.pairs === 2, ...(mtu === undefined ? {} : { mtu }), ...(enable.length > 0 ? { enable } : {}) };
   });
 
 /** The `mtu` options setups use: none, the smallest (§5.1.4.1: 68), Ethernet's. */
@@ -235,6 +255,126 @@ const vnetHdr: fc.Arbitrary<number[]> = fc.oneof(
   fc.array(fc.nat({ max: 255 }), { minLength: 0, maxLength: 16 }),
 );
 
+/** IP frames for the RSS oracles: every protocol and hash-type case (§5.1.6.4.3), ARP too. */
+const flowDesc: fc.Arbitrary<FlowDesc> = fc.record({
+  ip: fc.constantFrom(4, 4, 6, 6, 0) as fc.Arbitrary<0 | 4 | 6>,
+  proto: fc.constantFrom('tcp', 'tcp', 'udp', 'udp', 'icmp') as fc.Arbitrary<FlowDesc['proto']>,
+  src: fc.nat({ max: 5 }),
+  dst: fc.nat({ max: 5 }),
+  sport: fc.oneof(fc.constantFrom(80, 443, 2794, 14230, 1766), fc.nat({ max: 0xffff })),
+  dport: fc.oneof(fc.constantFrom(80, 1766, 4739, 38024, 44251), fc.nat({ max: 0xffff })),
+  frag: fc.nat({ max: 5 }).map((n) => n === 0),
+  vlan: fc.nat({ max: 5 }).map((n) => n === 0),
+  ext: fc.oneof(
+    { arbitrary: fc.constant([]), weight: 3 },
+    {
+      arbitrary: fc.subarray([0, 1, 2]).chain((kinds) =>
+        fc.tuple(...kinds.map((k) => (k === 0 ? fc.constant({ kind: 'hop' as const }) : k === 1 ? fc.option(fc.nat({ max: 5 }), { nil: undefined }).map((home) => (home === undefined ? { kind: 'dest' as const } : { kind: 'dest' as const, home })) : fc.nat({ max: 5 }).map((address) => ({ kind: 'routing2' as const, address }))))),
+      ),
+      weight: 2,
+    },
+  ) as fc.Arbitrary<FlowDesc['ext']>,
+  payload: fc.constantFrom(0, 1, 16, 200),
+});
+
+const le32b = (n: number): number[] => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24];
+/** Hash types: subsets of the nine, sometimes with unsupported bits (§5.1.6.5.7.2 MUST NOT, tolerated unless strict). */
+const hashTypes: fc.Arbitrary<number> = fc.oneof(
+  { arbitrary: fc.nat({ max: 0x1ff }), weight: 6 },
+  { arbitrary: fc.constantFrom(0, 0x1ff, 0x2, 0x12, 0x3f, 0x1c0), weight: 3 },
+  { arbitrary: fc.nat({ max: 0xffff_ffff }), weight: 1 },
+);
+/** Hash keys: Microsoft's (20 and 40 bytes), random ones, none, one too long (41). */
+const rssKey: fc.Arbitrary<number[]> = fc.oneof(
+  { weight: 4, arbitrary: fc.constant<number[]>([0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa]) },
+  { weight: 3, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 40 }) },
+  { weight: 1, arbitrary: fc.constant<number[]>([]) },
+  { weight: 1, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 41, maxLength: 41 }) },
+);
+/**
+ * RSS_CONFIG and HASH_CONFIG (§5.1.6.5.7.1, §5.1.6.5.6.4): well formed (table length a power of two
+ * up to 128, queues within max_tx_vq) most of the time, then with one field made hostile — mask not
+ * 2^n - 1 or above 127, a queue or unclassified_queue out of range, max_tx_vq 0 or above the pairs,
+ * reserved bytes, the payload cut short or with bytes after the key. Acks are judged by rss-model.ts.
+ */
+const rssCtrl: fc.Arbitrary<FuzzOp> = fc
+  .record({
+    cmd: fc.constantFrom(1, 1, 1, 2),
+    types: hashTypes,
+    log: fc.nat({ max: 7 }),
+    maxTxVq: fc.constantFrom(1, 2, 2),
+    entries: fc.array(fc.nat({ max: 1 }), { minLength: 128, maxLength: 128 }),
+    unclassified: fc.nat({ max: 1 }),
+    key: rssKey,
+    hostile: fc.oneof(
+      { arbitrary: fc.constant('none'), weight: 8 },
+      { arbitrary: fc.constantFrom('mask', 'mask-big', 'entry', 'unclassified', 'max-tx-vq-0', 'max-tx-vq-big', 'reserved', 'cut', 'trailing', 'no-key'), weight: 4 },
+    ),
+    cut: fc.nat({ max: 300 }),
+    ackLen: fc.constantFrom(1, 1, 1, 2),
+    indirect: fc.boolean(),
+    apart: fc.boolean(),
+  })
+  .map((r): FuzzOp => {
+    const n = 1 << r.log;
+    let maxTxVq: number = r.maxTxVq;
+    let mask = n - 1;
+    let unclassified = Math.min(r.unclassified, maxTxVq - 1);
+    const table = r.entries.slice(0, n).map((q) => Math.min(q, maxTxVq - 1));
+    let key = r.key;
+    if (r.hostile === 'mask') mask = n === 1 ? 2 : n; // a length that is not a power of two
+    if (r.hostile === 'mask-big') mask = 255;
+    if (r.hostile === 'entry') table[r.cut % n] = maxTxVq + (r.cut % 3);
+    if (r.hostile === 'unclassified') unclassified = maxTxVq + (r.cut % 2);
+    if (r.hostile === 'max-tx-vq-0') maxTxVq = 0;
+    if (r.hostile === 'max-tx-vq-big') maxTxVq = 3 + (r.cut % 0xfffd);
+    if (r.hostile === 'no-key') key = [];
+    let payload: number[];
+    if (r.cmd === 1) {
+      const entries = Array.from({ length: mask + 1 }, (_, i) => table[i % n]!);
+      payload = [...le32b(r.types), ...le16(mask), ...le16(unclassified), ...entries.flatMap(le16), ...le16(maxTxVq), key.length, ...key];
+    } else {
+      payload = [...le32b(r.types), ...(r.hostile === 'reserved' ? [0, r.cut & 0xff, 0, 0, 0, 0, 0, 1] : new Array<number>(8).fill(0)), key.length, ...key];
+    }
+    if (r.hostile === 'cut') payload = payload.slice(0, r.cut % payload.length);
+    if (r.hostile === 'trailing') payload = [...payload, ...new Array<number>(1 + (r.cut % 5)).fill(r.cut & 0xff)];
+    return { t: 'ctrl', cls: 4, cmd: r.cmd, payload, ack: r.ackLen, indirect: r.indirect, apart: r.apart };
+  });
+
+/** RSS_CONFIG as Linux sends it: hash types, a table over both queues, Microsoft's key. */
+const goodRss: fc.Arbitrary<FuzzOp> = fc
+  .record({ types: fc.constantFrom(0x3f, 0x1ff, 0x12, 0x3, 0x9), log: fc.nat({ max: 7 }), entries: fc.array(fc.nat({ max: 1 }), { minLength: 128, maxLength: 128 }), hashOnly: fc.nat({ max: 4 }).map((n) => n === 0) })
+  .map(({ types, log, entries, hashOnly }): FuzzOp => {
+    const n = 1 << log;
+    const key = [0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa];
+    const payload = hashOnly
+      ? [...le32b(types), 0, 0, 0, 0, 0, 0, 0, 0, key.length, ...key]
+      : [...le32b(types), ...le16(n - 1), ...le16(0), ...entries.slice(0, n).flatMap(le16), ...le16(2), key.length, ...key];
+    return { t: 'ctrl', cls: 4, cmd: hashOnly ? 2 : 1, payload, ack: 1, indirect: false, apart: true };
+  });
+
+/** Declining some of the VIRTIO 1.2-1.4 features at init (DROPPABLE bits 22..30), nothing else. */
+const newFeatureDrops: fc.Arbitrary<number> = fc.subarray([22, 23, 24, 25, 26, 27, 28, 29, 30]).map((b) => b.reduce((a, x) => a | (1 << x), 0));
+
+/**
+ * NOTF_COAL VQ_SET / VQ_GET (VIRTIO 1.3 §5.1.6.5.9.2: le16 vq_index, le16 reserved, le32
+ * max_usecs, le32 max_packets) on data queues, the control queue and beyond; STATS QUERY and GET
+ * (VIRTIO 1.4 §5.1.6.5.11) with entries for each queue, and their result buffers (8 bytes for
+ * VQ_GET, room for the replies, or too little). Well formed, so the commands reach their checks.
+ */
+const coalStatsCtrl: fc.Arbitrary<FuzzOp> = fc
+  .oneof(
+    fc.tuple(fc.nat({ max: 5 }), fc.constantFrom(0, 1, 50, 3000), fc.constantFrom(0, 1, 4, 64)).map(([vq, usecs, packets]): [number, number, number[], number] => [6, 2, [...le16(vq), 0, 0, ...le32b(usecs), ...le32b(packets)], 1]),
+    fc.tuple(fc.nat({ max: 5 }), fc.constantFrom(9, 9, 4)).map(([vq, ack]): [number, number, number[], number] => [6, 3, [...le16(vq), 0, 0], ack]),
+    fc.constantFrom(1, 9, 33).map((ack): [number, number, number[], number] => [8, 0, [], ack]),
+    fc
+      .tuple(fc.array(fc.tuple(fc.nat({ max: 5 }), fc.constantFrom(1, 2, 4, 3, 0x8, 0x100)), { minLength: 1, maxLength: 3 }), fc.constantFrom(9, 64, 200))
+      .map(([entries, ack]): [number, number, number[], number] => [8, 1, [entries.length, 0, ...entries.flatMap(([vq, types]) => [...le16(vq), 0, 0, 0, 0, 0, 0, ...le32b(types), 0, 0, 0, 0])], ack]),
+  )
+  .chain(([cls, cmd, payload, ack]) =>
+    fc.record({ t: fc.constant('ctrl' as const), cls: fc.constant(cls), cmd: fc.constant(cmd), payload: fc.constant(payload), ack: fc.constant(ack), indirect: fc.boolean(), apart: fc.constant(true) }),
+  );
+
 const packedMistake: fc.Arbitrary<PackedMistake> = fc.record({
   first: fc.constantFrom('ok', 'ok', 'other-wrap', 'looks-used', 'zero') as fc.Arbitrary<PackedMistake['first']>,
   mid: fc.nat({ max: 3 }).map((n) => n === 0),
@@ -265,9 +405,9 @@ const reentryAction: fc.Arbitrary<ReentryAction> = fc.oneof(
   { arbitrary: fc.record({ k: fc.constant('link' as const), up: fc.boolean() }), weight: 1 },
 );
 
-/** GUEST_OFFLOADS_SET bitmaps (§5.1.6.5.8): the GUEST_* offload bits in any combination. */
+/** GUEST_OFFLOADS_SET bitmaps (§5.1.6.5.8): the GUEST_* offload bits in any combination (USO4/6 of VIRTIO 1.3 too). */
 const offloadBitmap: fc.Arbitrary<number[]> = fc
-  .subarray([1, 7, 8, 9, 10])
+  .subarray([1, 7, 8, 9, 10, 54, 55])
   .map((bits) => {
     const b = [0, 0, 0, 0, 0, 0, 0, 0];
     for (const bit of bits) b[bit >> 3]! |= 1 << (bit & 7);
@@ -277,7 +417,17 @@ const offloadBitmap: fc.Arbitrary<number[]> = fc
 function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
   const w = (kind: Focus, base: number, focused: number): number => (focus === kind ? focused : base);
   return fc.oneof(
-  { arbitrary: fc.record({ t: fc.constant('init' as const), drop: fc.oneof(fc.constant(0), fc.nat({ max: 1023 }), fc.nat({ max: (1 << 22) - 1 })) }), weight: 3 },
+  {
+    arbitrary: fc.record({
+      t: fc.constant('init' as const),
+      // Bits 22..30 decline the VIRTIO 1.2-1.4 features (RSS, HASH_REPORT, coalescing, stats, USO, speed).
+      drop:
+        focus === 'rss'
+          ? fc.oneof({ arbitrary: fc.constant(0), weight: 3 }, { arbitrary: newFeatureDrops, weight: 2 }, { arbitrary: fc.nat({ max: 1023 }), weight: 1 })
+          : fc.oneof(fc.constant(0), fc.nat({ max: 1023 }), fc.nat({ max: (1 << 22) - 1 }), fc.nat({ max: 0x7fff_ffff }), newFeatureDrops),
+    }),
+    weight: 3,
+  },
   { arbitrary: fc.record({ t: fc.constant('status' as const), value: fc.oneof(fc.constantFrom(0, 1, 3, 7, 11, 15, 0x40, 0x80, 0x4f), fc.nat({ max: 255 })) }), weight: 1 },
   {
     arbitrary: fc.record({ t: fc.constant('reg' as const), space: fc.constantFrom(0, 1) as fc.Arbitrary<0 | 1>, write: fc.boolean(), offset: fc.nat({ max: 0x11f }), width, value: value32 }),
@@ -313,10 +463,14 @@ function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
       split: fc.integer({ min: 1, max: 3 }),
       indirect: fc.boolean(),
       broken: fc.nat({ max: 15 }).map((n) => n === 0),
-    }),
-    weight: 6,
+      pair: fc.constantFrom(0, 1) as fc.Arbitrary<0 | 1>,
+    }).map((op) => (op.pair === 0 ? (({ pair: _, ...rest }) => rest)(op) : op)),
+    weight: w('rss', 6, 40),
   },
-  { arbitrary: goodCtrl, weight: 4 },
+  { arbitrary: fc.record({ t: fc.constant('flow' as const), flows: fc.array(flowDesc, { minLength: 1, maxLength: 8 }) }), weight: w('rss', 3, 40) },
+  { arbitrary: rssCtrl, weight: w('rss', 3, 12) },
+  { arbitrary: coalStatsCtrl, weight: w('rss', 2, 3) },
+  { arbitrary: goodCtrl, weight: w('rss', 4, 6) },
   {
     arbitrary: fc.record({
       t: fc.constant('ctrl' as const),
@@ -392,12 +546,15 @@ function opArb(focus: Focus): fc.Arbitrary<FuzzOp> {
   );
 }
 
-/** A sequence starting with a good initialisation most of the time (so deep states are reached). */
+/**
+ * A sequence starting with a good initialisation most of the time (so deep states are reached);
+ * the rss focus then configures RSS (a well-formed RSS_CONFIG) in most cases.
+ */
 export function caseArb(maxOps = 120, focus: Focus = 'all'): fc.Arbitrary<FuzzCase> {
   return fc.record({
     setup: setupArb(focus),
     ops: fc
-      .tuple(fc.boolean(), fc.array(opArb(focus), { maxLength: maxOps, size: 'max' }))
-      .map(([start, ops]) => (start || focus !== 'all' ? [{ t: 'init', drop: 0 } as FuzzOp, ...ops] : ops)),
+      .tuple(fc.boolean(), fc.array(opArb(focus), { maxLength: maxOps, size: 'max' }), focus === 'rss' ? fc.option(goodRss, { freq: 4, nil: undefined }) : fc.constant(undefined))
+      .map(([start, ops, rss]) => (start || focus !== 'all' ? [{ t: 'init', drop: 0 } as FuzzOp, ...(rss === undefined ? [] : [rss]), ...ops] : ops)),
   });
 }

@@ -4,7 +4,7 @@
 //   order (frames in between were dropped: filtered, link down, backlog full, reset);
 // - its header carries no offload the guest does not have in effect (negotiated, narrowed by an
 //   OK-acked GUEST_OFFLOADS_SET): flags zero without GUEST_CSUM, never RSC_INFO, gso_type NONE
-//   unless the matching GUEST_TSO4 / TSO6 / UFO (and ECN only with GUEST_ECN), NEEDS_CSUM and a
+//   unless the matching GUEST_TSO4 / TSO6 / UFO / USO4|6 (and ECN only with GUEST_ECN), NEEDS_CSUM and a
 //   non-zero gso_size with any GSO type, and csum_start + csum_offset + 2 inside the frame when NEEDS_CSUM is set;
 // - num_buffers is 1 without MRG_RXBUF, and with it the count of consecutive used elements;
 // - every frame the backend is handed is a frame the driver posted, bytes intact.
@@ -27,11 +27,15 @@ export interface Offloads {
   tso6: boolean;
   ecn: boolean;
   ufo: boolean;
+  /** GUEST_USO4 or GUEST_USO6 (VIRTIO 1.3): GSO_UDP_L4 (the header does not say the IP version). */
+  uso?: boolean;
 }
 
-interface Expected {
+export interface Expected {
   frame: Uint8Array;
   header: Uint8Array | undefined;
+  /** What the world knows about the frame (its number, its RSS description): handed back by `take`. */
+  info: unknown;
 }
 
 /** Frames in flight one way, oldest first; a delivered frame must match one, in order. */
@@ -39,8 +43,8 @@ export class FrameStream {
   private list: Expected[] = [];
   private head = 0;
 
-  add(frame: Uint8Array, header?: Uint8Array): void {
-    this.list.push({ frame, header });
+  add(frame: Uint8Array, header?: Uint8Array, info?: unknown): void {
+    this.list.push({ frame, header, info });
     if (this.list.length - this.head > EXPECT_MAX) this.head++;
     if (this.head > 1024) {
       this.list = this.list.slice(this.head);
@@ -62,10 +66,10 @@ export class FrameStream {
    * says the device could have completed the host's partial checksum), dropping those before it.
    * Null when none matches.
    */
-  take(got: Uint8Array, mayComplete: (h: Uint8Array | undefined) => boolean): Expected | null {
+  take(got: Uint8Array, mayComplete: (h: Uint8Array | undefined) => boolean, skip?: (e: Expected) => boolean): Expected | null {
     for (let i = this.head; i < this.list.length; i++) {
       const e = this.list[i]!;
-      if (e.frame.length !== got.length) continue;
+      if (e.frame.length !== got.length || skip?.(e) === true) continue;
       const exempt = mayComplete(e.header) && e.header !== undefined ? csumAt(e.header) : -1;
       if (equalExcept(e.frame, got, exempt)) {
         this.head = i + 1;
@@ -74,6 +78,16 @@ export class FrameStream {
     }
     return null;
   }
+}
+
+/** The first waiting frame equal to `got` (as `take` compares), without taking anything. */
+export function findIn(stream: FrameStream, got: Uint8Array, mayComplete: (h: Uint8Array | undefined) => boolean): Expected | null {
+  let found: Expected | null = null;
+  stream.take(got, mayComplete, (e) => {
+    if (found === null && e.frame.length === got.length && equalExcept(e.frame, got, mayComplete(e.header) && e.header !== undefined ? csumAt(e.header) : -1)) found = e;
+    return true; // skip everything: nothing is taken
+  });
+  return found;
 }
 
 function le16(b: Uint8Array, at: number): number {
@@ -105,8 +119,8 @@ export function checkRxHeader(h: Uint8Array, frameLen: number, o: Offloads): Str
   if ((flags & ~(VnetHdrFlag.NEEDS_CSUM | VnetHdrFlag.DATA_VALID)) !== 0) return say('rx.hdr-offload', `flags 0x${flags.toString(16)}: RSC_INFO or unknown bits, never negotiated`);
   const type = gso & ~VnetHdrGso.ECN;
   if (gso !== VnetHdrGso.NONE) {
-    const allowed = (type === VnetHdrGso.TCPV4 && o.tso4) || (type === VnetHdrGso.TCPV6 && o.tso6) || (type === VnetHdrGso.UDP && o.ufo);
-    if (!allowed) return say('rx.hdr-offload', `gso_type 0x${gso.toString(16)} without the matching GUEST_TSO4 / TSO6 / UFO in effect`);
+    const allowed = (type === VnetHdrGso.TCPV4 && o.tso4) || (type === VnetHdrGso.TCPV6 && o.tso6) || (type === VnetHdrGso.UDP && o.ufo) || (type === VnetHdrGso.UDP_L4 && o.uso === true);
+    if (!allowed) return say('rx.hdr-offload', `gso_type 0x${gso.toString(16)} without the matching GUEST_TSO4 / TSO6 / UFO / USO4|6 in effect`);
     if ((gso & VnetHdrGso.ECN) !== 0 && !o.ecn) return say('rx.hdr-offload', `gso_type 0x${gso.toString(16)} carries ECN without GUEST_ECN in effect`);
     if ((flags & VnetHdrFlag.NEEDS_CSUM) === 0) return say('rx.hdr-offload', `gso_type 0x${gso.toString(16)} without NEEDS_CSUM`);
     if (le16(h, 4) === 0) return say('rx.hdr-offload', `gso_type 0x${gso.toString(16)} with gso_size 0 (must be the MSS)`);

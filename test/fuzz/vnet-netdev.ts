@@ -90,7 +90,7 @@ export class VnetMemoryNetdev extends EventEmitter implements Netdev, VnetHeader
       this.offloadRefusals++;
       return false;
     }
-    this.applied = Object.freeze({ csum: flags.csum, tso4: flags.tso4, tso6: flags.tso6, ecn: flags.ecn, ufo: flags.ufo });
+    this.applied = Object.freeze({ csum: flags.csum, tso4: flags.tso4, tso6: flags.tso6, ecn: flags.ecn, ufo: flags.ufo, uso4: flags.uso4 === true, uso6: flags.uso6 === true });
     return true;
   }
 

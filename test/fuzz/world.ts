@@ -30,7 +30,14 @@
 //   queue runs (reset.queues-still-running) and no frame is taken in (rx.taken-while-stopped);
 // - frames never wait in the backend while the running device has buffers (rx.backend-stalled);
 // - the counters add up: rx offered = delivered + drops + backlog, the netdev's injected =
-//   delivered + backlog + dropped, tx frames = frames the netdev saw.
+//   delivered + backlog + dropped, tx frames = frames the netdev saw, the receive queues' drops =
+//   every receive drop (stats.rx-queue-drops), each receive queue's delivered count = the frames
+//   its used ring shows (rx.counted-not-visible);
+// - RSS and hash reports (rss-model.ts, the reference): an RSS_CONFIG / HASH_CONFIG is acked as
+//   the validation rules say (ctrl.rss-ack); a described IP frame lands on the receive queue the
+//   indirection table (or, without RSS, the flow hash over the pairs in use) picks for its
+//   reference hash (rx.rss-queue); the 20-byte header's hash_value / hash_report are the reference's
+//   (rx.hash-report); no frame reaches the guest twice, on one queue or on two (rx.frame-duplicated).
 
 import { VirtioMmioTransport } from '../../devices/virtio/mmio-transport.js';
 import { VirtioPciTransport } from '../../devices/virtio/pci-transport.js';
@@ -56,8 +63,10 @@ import { makeFuzzNetdev } from './vnet-netdev.js';
 import type { FuzzNetdev, VnetMemoryNetdev } from './vnet-netdev.js';
 import { installQueueMeter, setQueueMeter } from './queue-meter.js';
 import type { MeteredOp, QueueMeter } from './queue-meter.js';
-import { FrameStream, checkRxHeader } from './stream-checks.js';
-import type { Offloads } from './stream-checks.js';
+import { FrameStream, checkRxHeader, findIn } from './stream-checks.js';
+import type { Expected, Offloads } from './stream-checks.js';
+import { REPORT, RssModel, expectedRssAck, refHash } from './rss-model.js';
+import type { FlowDesc } from './rss-model.js';
 
 /** Guest memory: five queue areas of 64 KiB from 0x1000, then unused (guarded) memory. */
 export const MEMORY_SIZE = 0x58000;
@@ -112,6 +121,20 @@ export interface FuzzOracles {
    */
   rxVisible?: boolean;
 }
+
+/** What the world remembers of each injected frame (FrameStream info). */
+interface RxInfo {
+  /** Injection number (a frame delivered twice shows it twice). */
+  n: number;
+  /** The frame's RSS description, when it is one of the 'flow' op's frames. */
+  flow: FlowDesc | undefined;
+  /** RssModel.version when injected: steering is judged only when the configuration did not change meanwhile. */
+  version: number;
+}
+
+/** Receive-side offloads and USO (checkOffloads compares these with the host's). */
+const HOST_OFFLOAD_KEYS = ['csum', 'tso4', 'tso6', 'ecn', 'ufo', 'uso4', 'uso6'] as const;
+type HostOffloads = Record<(typeof HOST_OFFLOAD_KEYS)[number], boolean>;
 
 export class FuzzStop extends Error {
   constructor(readonly failure: FuzzFailure) {
@@ -169,7 +192,8 @@ export class FuzzWorld implements QueueMeter {
   private activeBefore: [number, number][] = [];
   private frameSeq = 0;
   private wasBroken = false;
-  private rxFramesAtInit = 0;
+  /** Per receive queue: frames its counters showed delivered at the last initialisation. */
+  private rxFramesAtInit: number[] = [];
   /** A failure recorded inside a callback (thrown at the next check). */
   private pending: FuzzFailure | null = null;
   /** Device calls in progress (calls nest through re-entrant callbacks). */
@@ -199,11 +223,25 @@ export class FuzzWorld implements QueueMeter {
   private retired: QueueLedger[] = [];
   /** A publish moved some queue's used.idx during this step. */
   private publishedInStep = false;
-  /** Frames on their way to the guest, and to the backend per transmit queue pair. */
-  readonly rxStream = new FrameStream();
+  /**
+   * Frames on their way to the guest, one stream per receive queue (each injected frame in every
+   * one: steering decides at delivery; frames to one queue keep their order), and to the backend
+   * per transmit queue pair.
+   */
+  readonly rxStreams: FrameStream[];
   readonly txStreams = [new FrameStream(), new FrameStream()];
-  /** A merged receive frame being put together from consecutive used elements. */
-  private rxAssembly: { header: Uint8Array; n: number; parts: Uint8Array[] } | null = null;
+  /** Per receive queue: a merged receive frame being put together from consecutive used elements. */
+  private rxAssembly: ({ header: Uint8Array; n: number; parts: Uint8Array[] } | null)[] = [];
+  /** Injection numbers of the frames the guest received (rx.frame-duplicated). */
+  private readonly rxTaken = new Set<number>();
+  private rxSeq = 0;
+  /** The RSS configuration as the driver's OK acks left it (rss-model.ts). */
+  readonly rss = new RssModel();
+  /** Received frames of this step, judged against the RSS model once the step's used rings are read. */
+  private rxChecks: { k: number; header: Uint8Array; info: RxInfo }[] = [];
+  /** RssModel.version, and whether the device held MRG_RXBUF chains for a frame, when the step began. */
+  private rssVersionAtStep = 0;
+  private heldAtStep = false;
   /** Guest offloads in effect as the driver knows them (negotiated, narrowed by OK-acked GUEST_OFFLOADS_SET). */
   guestOffloads = 0n;
   /** An OK ack of GUEST_OFFLOADS_SET came back this step: the host must now have exactly those. */
@@ -214,6 +252,7 @@ export class FuzzWorld implements QueueMeter {
     readonly oracles: FuzzOracles = {},
   ) {
     installQueueMeter();
+    this.rxStreams = Array.from({ length: setup.pairs }, () => new FrameStream());
     const big = setup.ringSize > SMALL_RING_MAX;
     this.queueMax = big ? setup.ringSize : QUEUE_MAX;
     const extra = big ? BUDGET_PER_ENTRY * setup.ringSize : 0;
@@ -234,7 +273,7 @@ export class FuzzWorld implements QueueMeter {
       netdev: this.netdev,
       queuePairs: setup.pairs,
       queueSize: this.queueMax,
-      features: { disable: setup.disable },
+      features: { disable: setup.disable, ...(setup.enable === undefined ? {} : { enable: setup.enable }) },
       strict: setup.strict ?? false,
       ...(setup.mtu === undefined ? {} : { mtu: setup.mtu }),
     });
@@ -428,11 +467,15 @@ export class FuzzWorld implements QueueMeter {
 
   // ---------------------------------------------------------------- frames both ways
 
-  /** The backend offers `frame` (with `header`, when it carries headers); the receive stream expects it. */
-  injectFrame(frame: Uint8Array, header?: number[]): boolean | undefined {
+  /**
+   * The backend offers `frame` (with `header`, when it carries headers); the receive streams expect
+   * it. `flow`: its RSS description (the 'flow' op), for the steering and hash oracles.
+   */
+  injectFrame(frame: Uint8Array, header?: number[], flow?: FlowDesc): boolean | undefined {
     // The plain backend carries no header: the case's header (if any) is not passed.
     const h = header === undefined || this.netdev.vnet === null ? undefined : Uint8Array.from(header);
-    this.rxStream.add(frame, h);
+    const info: RxInfo = { n: this.rxSeq++, flow, version: this.rss.version };
+    for (const s of this.rxStreams) s.add(frame, h, info);
     return this.call('netdev.inject', () => this.netdev.inject(frame, h));
   }
 
@@ -484,7 +527,13 @@ export class FuzzWorld implements QueueMeter {
   }
 
   get hdrLen(): number {
+    if (this.has('HASH_REPORT') && this.has('VERSION_1')) return 20; // §5.1.6: hash_value, hash_report, padding
     return this.has('VERSION_1') || this.has('MRG_RXBUF') ? 12 : 10;
+  }
+
+  /** Receive queues the driver may use: max_virtqueue_pairs with MQ or RSS (§5.1.2), else 1. */
+  get usablePairs(): number {
+    return this.has('MQ') || this.has('RSS') ? this.setup.pairs : 1;
   }
 
   /** The driver forgets its rings (after a reset it did or saw). */
@@ -498,7 +547,9 @@ export class FuzzWorld implements QueueMeter {
     this.programmed = [];
     this.negotiated = 0n;
     this.guestOffloads = 0n;
-    this.rxAssembly = null;
+    this.rxAssembly = [];
+    this.rxChecks = [];
+    this.rss.reset();
     this.usedBefore.clear();
   }
 
@@ -529,7 +580,7 @@ export class FuzzWorld implements QueueMeter {
     this.forget();
     let want = ALL;
     DROPPABLE.forEach((name, i) => {
-      if ((drop >> i) & 1) want &= ~features([name as never]);
+      if (name !== 'DROP_KEEP_UNMET' && (drop >> i) & 1) want &= ~features([name as never]);
     });
     const offered = this.device.offered;
     if ((drop & DROP_KEEP_UNMET) === 0) {
@@ -537,7 +588,8 @@ export class FuzzWorld implements QueueMeter {
       want &= offered;
       for (let u = unmetRequirement(want); u !== null; u = unmetRequirement(want)) want &= ~(1n << BigInt(u.feature));
     }
-    const wantMq = (want & offered & features(['MQ'])) !== 0n;
+    // §5.1.2: N = max_virtqueue_pairs with MQ or RSS, the control queue after the 2N data queues.
+    const wantMq = (want & offered & features(['MQ', 'RSS' as never])) !== 0n;
     const wantCtrl = (want & offered & features(['CTRL_VQ'])) !== 0n;
     const ctrlIndex = wantMq ? this.setup.pairs * 2 : 2;
     const count = wantCtrl ? ctrlIndex + 1 : ctrlIndex;
@@ -551,19 +603,22 @@ export class FuzzWorld implements QueueMeter {
     this.negotiated = res.negotiated;
     this.guestOffloads = res.negotiated & GUEST_OFFLOAD_FEATURES;
     this.ledgers = rings.map((r, q) => new QueueLedger(this.memory, r, q));
-    this.rxFramesAtInit = this.device.stats().queues[0]!.packets; // receiveq1's: frames may be steered to receiveq2
+    const atInit = this.device.stats().queues;
+    this.rxFramesAtInit = Array.from({ length: this.setup.pairs }, (_, k) => atInit[2 * k]?.packets ?? 0);
     // Packed rings need VIRTIO_F_RING_PACKED negotiated (initDevice acknowledges it when offered);
     // without it the device would read them as split rings, and nothing the driver sees means anything.
     const packedAgreed = rings.every((r) => r instanceof PackedDriverRing) === ((res.negotiated & features(['RING_PACKED' as never])) !== 0n);
     if (!packedAgreed) for (const l of this.ledgers) if (l !== null) l.tainted = l.dead = true;
     this.clean = this.clean && res.ok && packedAgreed;
+    if (res.ok) for (const f of ['RSS', 'HASH_REPORT', 'NOTF_COAL', 'VQ_NOTF_COAL', 'DEVICE_STATS', 'GUEST_USO4', 'HOST_USO', 'SPEED_DUPLEX']) if (this.has(f)) this.bump(`init negotiated ${f}`);
+    if (res.ok) this.bump('init ok');
     return res.ok;
   }
 
   /** Index of the control queue, or -1. */
   get ctrlIndex(): number {
     if (!this.has('CTRL_VQ')) return -1;
-    return this.has('MQ') ? this.setup.pairs * 2 : 2;
+    return this.has('MQ') || this.has('RSS') ? this.setup.pairs * 2 : 2;
   }
 
   /** Publishes with `add` and notifies the way Linux decides (§2.7.10), or always with `force`. */
@@ -694,6 +749,8 @@ export class FuzzWorld implements QueueMeter {
     this.stepIsrSeen = 0;
     this.reentered = false;
     this.offloadsAcked = false;
+    this.rssVersionAtStep = this.rss.version;
+    this.heldAtStep = (this.device as unknown as { rx: { heldCount: number } }).rx.heldCount > 0;
   }
 
   /** The driver is about to read ISR (outside a callback): the step's checks keep what it held. */
@@ -790,16 +847,16 @@ export class FuzzWorld implements QueueMeter {
     const v = this.netdev.vnet;
     if (v === null) return;
     const host = v.offloads;
-    const neg = offloadsOf(this.negotiated);
-    const beyond = (Object.keys(host) as (keyof Offloads)[]).filter((k) => host[k] && !neg[k]);
+    const neg = hostOffloadsOf(this.negotiated);
+    const beyond = HOST_OFFLOAD_KEYS.filter((k) => host[k] === true && !neg[k]);
     // Narrowed: after a refusal the host keeps what it had; the device must then keep the guest
     // from seeing it (the rx header oracle), it cannot take it back from the host.
     if (beyond.length > 0 && this.clean && !v.lastRefused) {
       this.fail('host.offloads-not-negotiated', `the host has ${beyond.join(', ')} enabled, which the guest did not negotiate`);
     }
     if (!this.offloadsAcked) return;
-    const want = offloadsOf(this.guestOffloads);
-    const off = (Object.keys(want) as (keyof Offloads)[]).filter((k) => want[k] !== host[k]);
+    const want = hostOffloadsOf(this.guestOffloads);
+    const off = HOST_OFFLOAD_KEYS.filter((k) => want[k] !== (host[k] ?? false));
     if (off.length > 0) {
       this.fail('ctrl.offloads-acked-not-applied', `GUEST_OFFLOADS_SET was acked OK but the host's ${off.join(', ')} differ(s) from it (host ${JSON.stringify(host)}, acked ${JSON.stringify(want)}${v.offloadRefusals > 0 ? '; the host refused' : ''})`);
     }
@@ -823,9 +880,79 @@ export class FuzzWorld implements QueueMeter {
         if (p !== null) this.fail(p.code, p.detail);
         const posting = l.lastCompleted;
         if (posting === null) continue;
-        if (l.index === 0 && posting.kind === 'rx') this.received(l, e.len, posting);
-        if (posting.kind === 'ctrl' && l.lastAck === 0 && posting.command !== undefined) this.ctrlAcked(posting.command);
+        if (posting.kind === 'rx' && l.index % 2 === 0 && l.index !== this.ctrlIndex) this.received(l, e.len, posting);
+        if (posting.kind === 'ctrl' && l.lastAck !== undefined && posting.command !== undefined) {
+          if (l.lastAck === 0) this.ctrlAcked(posting.command);
+          this.ctrlAnswered(posting.command, l.lastAck);
+        }
       }
+    }
+    this.checkRss();
+  }
+
+  /**
+   * An answered class MQ command (§5.1.6.5.6-7): RSS_CONFIG / HASH_CONFIG acked as the reference
+   * validation says (ctrl.rss-ack; narrowed to a clean initialisation, where the driver knows what
+   * it negotiated); the RSS model follows every OK.
+   */
+  private ctrlAnswered(cmd: readonly number[], ack: number): void {
+    if (cmd[0] !== 4) return;
+    if (cmd[1] === 0 && ack === 0 && cmd.length >= 4) return this.rss.pairsSet(cmd[2]! | (cmd[3]! << 8));
+    if (cmd[1] !== 1 && cmd[1] !== 2) return;
+    const want = expectedRssAck(cmd[1], cmd.slice(2), { rss: this.has('RSS'), hashReport: this.has('HASH_REPORT'), strict: this.setup.strict ?? false, maxPairs: this.setup.pairs });
+    if (this.clean) this.bump(`rss ack judged ${cmd[1] === 1 ? 'RSS_CONFIG' : 'HASH_CONFIG'} ${ack === 0 ? 'OK' : 'ERR'}`);
+    if (this.clean && (want.ok ? 0 : 1) !== ack) {
+      this.fail('ctrl.rss-ack', `${cmd[1] === 1 ? 'RSS_CONFIG' : 'HASH_CONFIG'} [${cmd.slice(2).join(',')}] acked ${ack === 0 ? 'OK' : 'ERR'}, the validation rules say ${want.ok ? 'OK' : 'ERR'} (RSS ${this.has('RSS')}, HASH_REPORT ${this.has('HASH_REPORT')}, strict ${this.setup.strict === true}, max_virtqueue_pairs ${this.setup.pairs})`);
+    }
+    if (ack === 0 && want.ok) this.rss.apply(want.commit);
+    else if (ack === 0) this.rss.unknown(); // acked beyond the reference (only when not clean): the model no longer knows
+  }
+
+  /**
+   * The step's received frames against the RSS model (§5.1.6.4.3-4, §5.1.6.5.6, §5.1.6.5.7.3).
+   * Narrowed to a clean initialisation with no raw chain on the control queue (the configuration
+   * is then unknown), and to steps in which the configuration did not change (a command answered
+   * in the same step may have been applied before or after a frame) and no re-entrant operation ran. The queue is judged only for frames injected under the configuration
+   * in force (a frame that waited in the backlog across a change), and not in steps that began
+   * with MRG_RXBUF chains held (they keep the head frame on their queue whatever steering says now).
+   */
+  private checkRss(): void {
+    const checks = this.rxChecks;
+    if (checks.length === 0) return;
+    this.rxChecks = [];
+    // A raw chain on the control queue (the driver's own mistakes, a stale head re-exposed) may have
+    // run a command whose bytes or ack the driver cannot know: the model is then unknown.
+    const ctl = this.ctrlIndex < 0 ? undefined : this.ledgers[this.ctrlIndex];
+    const unknown = ctl !== undefined && ctl !== null && (ctl.rawSeen || ctl.tainted);
+    if (!this.clean || this.reentered || unknown || this.rss.version !== this.rssVersionAtStep) {
+      this.bump('rss frames not judged (configuration changed or unknown, or re-entry in the step)', checks.length);
+      return;
+    }
+    const rss = this.rss;
+    for (const c of checks) {
+      const flow = c.info.flow;
+      const h = flow === undefined ? undefined : refHash(flow, rss.types, rss.key);
+      if (c.header.length >= 20) {
+        const value = (c.header[12]! | (c.header[13]! << 8) | (c.header[14]! << 16) | (c.header[15]! << 24)) >>> 0;
+        const report = c.header[16]! | (c.header[17]! << 8);
+        const want = h ?? (rss.types === 0 ? { value: 0, report: REPORT.NONE } : undefined);
+        if (want !== undefined) this.bump(report === REPORT.NONE ? 'rss hash judged (none)' : 'rss hash judged');
+        if (want !== undefined && (want.value !== value || want.report !== report)) {
+          this.fail('rx.hash-report', `frame ${c.info.n} on receiveq${c.k + 1}: hash_value 0x${value.toString(16)} hash_report ${report}, the reference says 0x${want.value.toString(16)} / ${want.report} (hash types 0x${rss.types.toString(16)}, key ${rss.key.length} bytes, frame ${JSON.stringify(flow ?? 'not described')})`);
+        }
+      }
+      if (flow === undefined || h === undefined) continue;
+      if (c.info.version !== rss.version || this.heldAtStep) {
+        this.bump(this.heldAtStep ? 'rss queue not judged (chains held)' : 'rss queue not judged (configuration changed while it waited)');
+        continue;
+      }
+      const want = rss.queueOf(flow, h, this.usablePairs);
+      this.bump(`rss queue judged ${rss.redirect ? 'table' : 'flow'} receiveq${c.k + 1}`);
+      if (c.k === want) continue;
+      // Without the table, a frame whose queue is stopped (queue reset) goes to receiveq1.
+      const q = this.device.queues[2 * want];
+      if (!rss.redirect && c.k === 0 && (q === null || q === undefined || q.broken)) continue;
+      this.fail('rx.rss-queue', `frame ${c.info.n} (${JSON.stringify(flow)}) arrived on receiveq${c.k + 1}; the reference steers it to receiveq${want + 1} (${rss.redirect ? `table [${rss.table.join(',')}], unclassified ${rss.unclassified}, hash 0x${h.value.toString(16)} report ${h.report}` : `flow hash over ${Math.min(rss.pairs, this.usablePairs)} pair(s)`})`);
     }
   }
 
@@ -845,11 +972,12 @@ export class FuzzWorld implements QueueMeter {
    * a receive buffer, so what is in it is not the device's alone) and not tainted.
    */
   private received(l: QueueLedger, len: number, p: Posting): void {
+    const k = l.index >> 1;
     if (!this.clean || l.rawSeen || l.tainted) {
-      this.rxAssembly = null;
+      this.rxAssembly[k] = null;
       return;
     }
-    const a = this.rxAssembly;
+    const a = this.rxAssembly[k] ?? null;
     if (a === null && len === 0) return; // a buffer returned unused (shorter than the header)
     const bytes = readRanges(this.memory, p.ranges, len);
     const hdrLen = this.hdrLen;
@@ -857,25 +985,35 @@ export class FuzzWorld implements QueueMeter {
     if (a === null) {
       if (len < hdrLen) return this.fail('rx.frame-corrupt', `used element { id: ${p.head}, len: ${len} } is shorter than the ${hdrLen}-byte header`);
       const header = bytes.slice(0, hdrLen);
-      const n = hdrLen === 12 ? header[10]! | (header[11]! << 8) : 1;
+      const n = hdrLen >= 12 ? header[10]! | (header[11]! << 8) : 1;
       if (!mergeable && n !== 1) return this.fail('rx.num-buffers', `num_buffers ${n} without MRG_RXBUF (must be 1)`);
       if (n === 0) return this.fail('rx.num-buffers', 'num_buffers 0');
-      this.rxAssembly = { header, n, parts: [bytes.subarray(hdrLen)] };
+      this.rxAssembly[k] = { header, n, parts: [bytes.subarray(hdrLen)] };
     } else {
       if (len === 0) return this.fail('rx.num-buffers', `a zero-length used element inside a frame of num_buffers ${a.n}`);
       a.parts.push(bytes);
     }
-    const cur = this.rxAssembly!;
+    const cur = this.rxAssembly[k]!;
     if (cur.parts.length < cur.n) return;
-    this.rxAssembly = null;
+    this.rxAssembly[k] = null;
     const frame = concat(cur.parts);
     const o = this.offloadsInEffect();
     const bad = checkRxHeader(cur.header, frame.length, o);
     if (bad !== null) return this.fail(bad.code, bad.detail);
     const mayComplete = (h: Uint8Array | undefined): boolean => !o.csum && h !== undefined && ((h[0] ?? 0) & 1) !== 0;
-    if (this.rxStream.take(frame, mayComplete) === null) {
-      this.fail('rx.frame-corrupt', `the guest received a ${frame.length}-byte frame that matches no frame the backend injected (in order; ${this.rxStream.size} waiting)`);
+    const stream = this.rxStreams[k];
+    // Frames the guest already received (on another queue) are not candidates: identical frames
+    // injected twice are two frames.
+    const taken = (x: Expected): boolean => this.rxTaken.has((x.info as RxInfo).n);
+    const e = stream?.take(frame, mayComplete, taken) ?? null;
+    if (e === null) {
+      const again = stream === undefined ? null : findIn(stream, frame, mayComplete);
+      if (again !== null && taken(again)) return this.fail('rx.frame-duplicated', `receiveq${k + 1}: frame ${(again.info as RxInfo).n} (${frame.length} bytes) reached the guest a second time`);
+      return this.fail('rx.frame-corrupt', `receiveq${k + 1}: the guest received a ${frame.length}-byte frame that matches no frame the backend injected (in order; ${stream?.size ?? 0} waiting)`);
     }
+    const info = e.info as RxInfo;
+    this.rxTaken.add(info.n);
+    this.rxChecks.push({ k, header: cur.header, info });
   }
 
   checkStats(): void {
@@ -888,11 +1026,18 @@ export class FuzzWorld implements QueueMeter {
     const n = this.netdev.stats();
     if (n.injected !== n.delivered + n.backlog + n.dropped) this.fail('stats.netdev-unbalanced', JSON.stringify(n));
     if (n.delivered !== s.rx.offered) this.fail('stats.offered-mismatch', `netdev delivered ${n.delivered}, device offered ${s.rx.offered}`);
+    let queueDrops = 0;
+    for (const q of s.queues) if ((q.index & 1) === 0) queueDrops += q.drops;
+    if (queueDrops !== drops) this.fail('stats.rx-queue-drops', `the receive queues' drops add up to ${queueDrops}, rx.drops to ${drops} (${JSON.stringify(s.queues.filter((q) => (q.index & 1) === 0).map((q) => q.drops))})`);
     const rx = this.ledgers[0];
-    if (this.oracles.rxVisible !== false && rx !== undefined && rx !== null && !rx.tainted && !this.has('MRG_RXBUF')) {
-      const counted = s.queues[0]!.packets - this.rxFramesAtInit;
-      if (counted !== rx.usedNonEmpty) {
-        this.fail('rx.counted-not-visible', `device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${rx.usedNonEmpty}`);
+    if (this.oracles.rxVisible !== false && !this.has('MRG_RXBUF')) {
+      for (let k = 0; k < this.usablePairs; k++) {
+        const l = this.ledgers[2 * k];
+        if (l === undefined || l === null || l.tainted || l.index === this.ctrlIndex) continue;
+        const counted = s.queues[2 * k]!.packets - (this.rxFramesAtInit[k] ?? 0);
+        if (counted !== l.usedNonEmpty) {
+          this.fail('rx.counted-not-visible', `receiveq${k + 1}: device counts ${counted} frame(s) delivered since initialisation, the guest's used ring shows ${l.usedNonEmpty}`);
+        }
       }
     }
     // rx-path.ts: before DRIVER_OK (and after a reset) the device takes no frame — the backend
@@ -976,7 +1121,14 @@ function offloadsOf(f: bigint): Offloads {
     tso6: hasFeature(f, NetFeature.GUEST_TSO6),
     ecn: hasFeature(f, NetFeature.GUEST_ECN),
     ufo: hasFeature(f, NetFeature.GUEST_UFO),
+    uso: hasFeature(f, NetFeature.GUEST_USO4) || hasFeature(f, NetFeature.GUEST_USO6),
   };
+}
+
+/** The guest offloads in `f` as the host's offload flags name them. */
+function hostOffloadsOf(f: bigint): HostOffloads {
+  const o = offloadsOf(f);
+  return { csum: o.csum, tso4: o.tso4, tso6: o.tso6, ecn: o.ecn, ufo: o.ufo, uso4: hasFeature(f, NetFeature.GUEST_USO4), uso6: hasFeature(f, NetFeature.GUEST_USO6) };
 }
 
 /** The first `len` bytes of the granted ranges, concatenated (what the device wrote there). */

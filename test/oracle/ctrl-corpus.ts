@@ -49,6 +49,12 @@ export const NO_STATUS = without('STATUS');
 export const CTRL_VQ_ONLY: readonly FeatureName[] = ['MAC', 'STATUS', 'CTRL_VQ'];
 /** FULL plus MQ (QEMU: `mq=on`, one queue pair behind a hubport; the model: 2 pairs offered). */
 export const WITH_MQ: readonly FeatureName[] = [...FULL, 'MQ'];
+/**
+ * FULL plus RSS (QEMU: `rss=on`, software RSS — a hubport cannot take its eBPF program — one queue
+ * pair; the model: one pair). HASH_REPORT is not in it: QEMU 7.2 offers it only to a peer with
+ * virtio-net headers (a TAP), and the oracle's hubport has none.
+ */
+export const WITH_RSS: readonly FeatureName[] = [...FULL, 'RSS'];
 
 // ---- the case format ------------------------------------------------------------------------
 
@@ -127,6 +133,21 @@ const tableOf = (label: string, nUni: number, nMulti: number): CtrlStep =>
   table(label, cat(le32(nUni), macs(nUni, 0x02)), cat(le32(nMulti), macs(nMulti, 0x01)));
 
 const c = (name: string, features: readonly FeatureName[], ...steps: CtrlStep[]): CtrlCase => ({ name, features, steps });
+
+/** Microsoft's RSS verification key ("Verifying the RSS Hash Calculation"), 40 bytes. */
+const MS_KEY: readonly number[] = [
+  0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb,
+  0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
+/** struct virtio_net_rss_config (§5.1.6.5.7.1): hash_types, mask, unclassified_queue, table, max_tx_vq, key length, key. */
+function rssPayload(types: number, mask: number, unclassified: number, table: readonly number[], maxTxVq: number, key: readonly number[]): Uint8Array {
+  return cat(le32(types), le16(mask), le16(unclassified), ...table.map(le16), le16(maxTxVq), bytes(key.length), Uint8Array.from(key));
+}
+const rssConfig = (label: string, types: number, mask: number, unclassified: number, table: readonly number[], maxTxVq: number, key: readonly number[]): CtrlStep =>
+  linux(label, Cls.MQ, Mq.RSS_CONFIG, rssPayload(types, mask, unclassified, table, maxTxVq, key));
+/** struct virtio_net_hash_config (§5.1.6.5.6.4): hash_types, reserved[4] (zero), key length, key. */
+const hashConfig = (label: string, types: number, key: readonly number[]): CtrlStep =>
+  linux(label, Cls.MQ, Mq.HASH_CONFIG, cat(le32(types), new Uint8Array(8), bytes(key.length), Uint8Array.from(key)));
 
 /** 0x2AAAAAAB × 6 = 0x1_0000_0002: a unicast count whose byte length wraps to 2 in 32 bits. */
 export const WRAPPING_COUNT = 0x2aaa_aaab;
@@ -252,6 +273,31 @@ export const CORPUS: readonly CtrlCase[] = [
   c('mq_vq_pairs_set_one_byte_is_err', WITH_MQ, linux('VQ_PAIRS_SET [1 byte]', Cls.MQ, Mq.VQ_PAIRS_SET, bytes(1))),
   c('mq_vq_pairs_set_with_a_trailing_byte', WITH_MQ, linux('VQ_PAIRS_SET 1 + 1', Cls.MQ, Mq.VQ_PAIRS_SET, bytes(1, 0, 9))),
   c('mq_command_3_is_unknown', WITH_MQ, linux('MQ 3', Cls.MQ, 3, le16(1))),
+  // RSS_CONFIG / HASH_CONFIG (§5.1.6.5.7.1, §5.1.6.5.6.4) with one queue pair: max_virtqueue_pairs 1
+  // on both sides, so every rule QEMU checks can be judged the same way.
+  c('rss_config_one_queue_toeplitz_key', WITH_RSS, rssConfig('RSS_CONFIG types 0x3f [0]', 0x3f, 0, 0, [0], 1, MS_KEY)),
+  c('rss_config_128_entries', WITH_RSS, rssConfig('RSS_CONFIG [0 x128]', 0x1ff, 127, 0, new Array<number>(128).fill(0), 1, MS_KEY)),
+  c('rss_config_no_types_no_key_turns_rss_off', WITH_RSS, rssConfig('RSS_CONFIG off', 0, 0, 0, [0], 1, [])),
+  c('rss_config_table_length_3_is_err', WITH_RSS, rssConfig('RSS_CONFIG mask 2', 0x3f, 2, 0, [0, 0, 0], 1, MS_KEY)),
+  c('rss_config_table_length_256_is_err', WITH_RSS, rssConfig('RSS_CONFIG mask 255', 0x3f, 255, 0, new Array<number>(256).fill(0), 1, MS_KEY)),
+  c('rss_config_unclassified_queue_1_is_err', WITH_RSS, rssConfig('RSS_CONFIG unclassified 1', 0x3f, 0, 1, [0], 1, MS_KEY)),
+  c('rss_config_max_tx_vq_0_is_err', WITH_RSS, rssConfig('RSS_CONFIG max_tx_vq 0', 0x3f, 0, 0, [0], 0, MS_KEY)),
+  c('rss_config_max_tx_vq_2_is_err', WITH_RSS, rssConfig('RSS_CONFIG max_tx_vq 2', 0x3f, 0, 0, [0], 2, MS_KEY)),
+  c('rss_config_key_41_bytes_is_err', WITH_RSS, rssConfig('RSS_CONFIG key 41', 0x3f, 0, 0, [0], 1, [...MS_KEY, 7])),
+  c('rss_config_hash_types_without_key_is_err', WITH_RSS, rssConfig('RSS_CONFIG types, no key', 0x3f, 0, 0, [0], 1, [])),
+  c('rss_config_key_without_hash_types', WITH_RSS, rssConfig('RSS_CONFIG key, no types', 0, 0, 0, [0], 1, MS_KEY.slice(0, 20))),
+  c('rss_config_unsupported_hash_types_are_ignored', WITH_RSS, rssConfig('RSS_CONFIG types 0xfffffe01', 0xfffffe01, 0, 0, [0], 1, MS_KEY)),
+  c('rss_config_fixed_part_only_is_err', WITH_RSS, linux('RSS_CONFIG [8 bytes]', Cls.MQ, Mq.RSS_CONFIG, cat(le32(0x3f), le16(0), le16(0)))),
+  c('rss_config_7_bytes_is_err', WITH_RSS, linux('RSS_CONFIG [7 bytes]', Cls.MQ, Mq.RSS_CONFIG, bytes(0x3f, 0, 0, 0, 0, 0, 0))),
+  c('rss_config_key_cut_short_is_err', WITH_RSS, linux('RSS_CONFIG key 40, 39 sent', Cls.MQ, Mq.RSS_CONFIG, rssPayload(0x3f, 0, 0, [0], 1, MS_KEY).slice(0, -1))),
+  c('rss_config_trailing_bytes_are_ignored', WITH_RSS, linux('RSS_CONFIG + 3', Cls.MQ, Mq.RSS_CONFIG, rssPayload(0x3f, 0, 0, [0], 1, MS_KEY), bytes(1, 2, 3))),
+  c('rss_config_table_entry_beyond_max_tx_vq', WITH_RSS, rssConfig('RSS_CONFIG [1] max_tx_vq 1', 0x3f, 0, 0, [1], 1, MS_KEY)),
+  c('rss_config_refused_then_good', WITH_RSS, rssConfig('RSS_CONFIG mask 2', 0x3f, 2, 0, [0, 0, 0], 1, MS_KEY), rssConfig('RSS_CONFIG [0]', 0x12, 0, 0, [0], 1, MS_KEY)),
+  c('rss_config_split_across_descriptors', WITH_RSS, raw('RSS_CONFIG [2|5|rest]', cut(cat(hdr(Cls.MQ, Mq.RSS_CONFIG), rssPayload(0x3f, 1, 0, [0, 0], 1, MS_KEY)), 2, 7))),
+  c('hash_config_with_rss_but_without_hash_report_is_err', WITH_RSS, hashConfig('HASH_CONFIG types 0x1ff', 0x1ff, MS_KEY)),
+  c('rss_config_then_hash_config_without_hash_report', WITH_RSS, rssConfig('RSS_CONFIG [0]', 0x3f, 0, 0, [0], 1, MS_KEY), hashConfig('HASH_CONFIG types 0x2', 0x2, MS_KEY.slice(0, 16))),
+  c('rss_config_across_reset', WITH_RSS, rssConfig('RSS_CONFIG [0]', 0x3f, 0, 0, [0], 1, MS_KEY), RESET, rssConfig('RSS_CONFIG mask 1', 0x3f, 1, 0, [0, 0], 1, MS_KEY)),
+
   c('guest_offloads_set_without_ctrl_guest_offloads_is_err', FULL, linux('OFFLOADS_SET 0', Cls.GUEST_OFFLOADS, Offloads.SET, new Uint8Array(8))),
   c('guest_offloads_command_1_without_ctrl_guest_offloads_is_err', FULL, linux('OFFLOADS 1', Cls.GUEST_OFFLOADS, 1, new Uint8Array(8))),
   c('guest_offloads_short_without_ctrl_guest_offloads_is_err', FULL, linux('OFFLOADS_SET [3 bytes]', Cls.GUEST_OFFLOADS, Offloads.SET, bytes(1, 2, 3))),

@@ -134,8 +134,11 @@ export class QemuSide {
     const key = features.join(',');
     let o = this.oracles.get(key);
     if (o === undefined) {
-      // virtio-net-pci offers MQ only with mq=on; its one queue pair comes from the hubport.
-      o = await QemuOracle.start({ mac: NIC_MAC, guestFeatures: features, features: features.includes('MQ') ? { mq: true } : {}, packed: this.packed });
+      // virtio-net-pci offers MQ only with mq=on; its one queue pair comes from the hubport. RSS and
+      // HASH_REPORT with rss=on / hash=on: a hubport cannot take QEMU's eBPF program, so this is
+      // QEMU's software RSS.
+      const props = { ...(features.includes('MQ') ? { mq: true } : {}), ...(features.includes('RSS') ? { rss: true } : {}), ...(features.includes('HASH_REPORT') ? { hash: true } : {}) };
+      o = await QemuOracle.start({ mac: NIC_MAC, guestFeatures: features, features: props, packed: this.packed });
       this.startupMs += o.startupMs;
       this.oracles.set(key, o);
     }
@@ -180,6 +183,8 @@ export function runModel(c: CtrlCase, packed = false): CaseResult {
     // The model offers MQ only with more than one pair; QEMU's max_virtqueue_pairs is 1, so the
     // corpus never asks for a pair count the two would judge differently (2).
     queuePairs: c.features.includes('MQ') ? 2 : 1,
+    // RSS and HASH_REPORT are off by default in the model (QEMU: rss=off, hash=off).
+    features: { enable: (['RSS', 'HASH_REPORT'] as const).filter((f) => c.features.includes(f)) },
   });
   const wanted = featureWord(c.features) | VERSION_1 | (packed ? 1n << BigInt(FEATURE_BITS.RING_PACKED) : 0n);
   const init = rig.start(wanted);

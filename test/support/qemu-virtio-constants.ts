@@ -125,6 +125,8 @@ export const FEATURE_BITS = {
   RING_EVENT_IDX: 29,
   VERSION_1: 32,
   RING_PACKED: 34,
+  HASH_REPORT: 57,
+  RSS: 60,
 } as const;
 export type FeatureName = keyof typeof FEATURE_BITS;
 
