@@ -294,7 +294,8 @@ const rssKey: fc.Arbitrary<number[]> = fc.oneof(
 /**
  * RSS_CONFIG and HASH_CONFIG (§5.1.6.5.7.1, §5.1.6.5.6.4): well formed (table length a power of two
  * up to 128, queues within max_tx_vq) most of the time, then with one field made hostile — mask not
- * 2^n - 1 or above 127, a queue or unclassified_queue out of range, max_tx_vq 0 or above the pairs,
+ * 2^n - 1 or above 127, a queue or unclassified_queue at or past max_tx_vq (out of range when past
+ * the device's pairs), max_tx_vq 0 or above the pairs,
  * reserved bytes, the payload cut short or with bytes after the key. Acks are judged by rss-model.ts.
  */
 const rssCtrl: fc.Arbitrary<FuzzOp> = fc

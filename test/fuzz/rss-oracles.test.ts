@@ -85,7 +85,10 @@ describe('fuzz: the RSS reference (rss-model.ts)', () => {
     expect(expectedRssAck(1, [...good, 0], { ...ctx, strict: true }).ok, 'trailing byte refused in strict mode').to.equal(false);
     expect(expectedRssAck(1, good.slice(0, good.length - 1), ctx).ok, 'key cut short').to.equal(false);
     const entry2 = [...good.slice(0, 10), ...le16(2), ...good.slice(12)];
-    expect(expectedRssAck(1, entry2, ctx).ok, 'an entry past max_tx_vq').to.equal(false);
+    expect(expectedRssAck(1, entry2, ctx).ok, 'an entry past the device\'s queue pairs').to.equal(false);
+    const maxTxVqAt = 8 + 2 * 2;
+    const txVq1 = [...good.slice(0, maxTxVqAt), ...le16(1), ...good.slice(maxTxVqAt + 2)];
+    expect(expectedRssAck(1, txVq1, ctx).ok, 'a table over both receive queues with max_tx_vq 1 (Linux 6.1)').to.equal(true);
   });
 
   it('the_model_steers_by_table_and_by_flow_hash', () => {

@@ -291,7 +291,7 @@ export const CORPUS: readonly CtrlCase[] = [
   c('rss_config_7_bytes_is_err', WITH_RSS, linux('RSS_CONFIG [7 bytes]', Cls.MQ, Mq.RSS_CONFIG, bytes(0x3f, 0, 0, 0, 0, 0, 0))),
   c('rss_config_key_cut_short_is_err', WITH_RSS, linux('RSS_CONFIG key 40, 39 sent', Cls.MQ, Mq.RSS_CONFIG, rssPayload(0x3f, 0, 0, [0], 1, MS_KEY).slice(0, -1))),
   c('rss_config_trailing_bytes_are_ignored', WITH_RSS, linux('RSS_CONFIG + 3', Cls.MQ, Mq.RSS_CONFIG, rssPayload(0x3f, 0, 0, [0], 1, MS_KEY), bytes(1, 2, 3))),
-  c('rss_config_table_entry_beyond_max_tx_vq', WITH_RSS, rssConfig('RSS_CONFIG [1] max_tx_vq 1', 0x3f, 0, 0, [1], 1, MS_KEY)),
+  c('rss_config_table_entry_beyond_the_devices_queues', WITH_RSS, rssConfig('RSS_CONFIG [1] max_tx_vq 1', 0x3f, 0, 0, [1], 1, MS_KEY)),
   c('rss_config_refused_then_good', WITH_RSS, rssConfig('RSS_CONFIG mask 2', 0x3f, 2, 0, [0, 0, 0], 1, MS_KEY), rssConfig('RSS_CONFIG [0]', 0x12, 0, 0, [0], 1, MS_KEY)),
   c('rss_config_split_across_descriptors', WITH_RSS, raw('RSS_CONFIG [2|5|rest]', cut(cat(hdr(Cls.MQ, Mq.RSS_CONFIG), rssPayload(0x3f, 1, 0, [0, 0], 1, MS_KEY)), 2, 7))),
   c('hash_config_with_rss_but_without_hash_report_is_err', WITH_RSS, hashConfig('HASH_CONFIG types 0x1ff', 0x1ff, MS_KEY)),
