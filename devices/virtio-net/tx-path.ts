@@ -46,7 +46,7 @@ import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { ETH_HLEN } from './constants.js';
 import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
-import { aboveMtu, mtuApplies } from './mtu-limit.js';
+import { aboveMtuAt, mtuApplies } from './mtu-limit.js';
 import { VnetHdrOffset } from './vnet-header.js';
 
 /** Largest frame the device sends (lib/base/frame-limits.ts says why). */
@@ -61,6 +61,8 @@ export interface TxHost extends PathReport {
   readonly counters: NetCounters;
   /** Sends a frame; the header is passed only when the backend carries virtio-net headers. */
   send(frame: Uint8Array, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
+  /** `send` for the frame `bytes[offset, offset + length)` (guest memory: no view made for it). */
+  sendSpan(bytes: Uint8Array, offset: number, length: number, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
   readonly defer: Defer;
   /** `strict: true`: refuse frames whose header breaks a §5.1.6.2.1 rule (else forward them, as QEMU). */
@@ -88,6 +90,8 @@ export class TxPath {
    * between this pass's header read and its send.
    */
   private headers: Uint8Array[] = [];
+  /** `headers[i]` as a DataView (the header is copied in words from guest memory). */
+  private headerData: DataView[] = [];
   /** What the backend gets, by queue index: `headers[i]` without HASH_REPORT's fields (at most 12 bytes). */
   private sendHeaders: Uint8Array[] = [];
   /** Gather buffer for frames that span descriptors. */
@@ -110,6 +114,7 @@ export class TxPath {
     this.queues = queues.slice();
     this.hdrLen = hdrLen;
     this.headers = queues.map(() => new Uint8Array(hdrLen));
+    this.headerData = this.headers.map((h) => new DataView(h.buffer, h.byteOffset, h.byteLength));
     this.sendHeaders = this.headers.map((h) => h.subarray(0, Math.min(hdrLen, 12)));
     this.headerCheck.hasNumBuffers = hdrLen !== 10;
     this.passHeader = passHeader;
@@ -285,7 +290,8 @@ export class TxPath {
         continue;
       }
       const r = c.reader();
-      r.read(header);
+      if (r.span(hdrLen)) copyHeader(r.spanRegion!.data, r.spanOffset, this.headerData[q.index]!, hdrLen);
+      else r.read(header);
       const faults = this.headerCheck.check(header, frameLen);
       if (faults !== 0) {
         // Recorded before the frame is gathered: a listener may run another queue's pass, which gathers into the same scratch.
@@ -296,16 +302,24 @@ export class TxPath {
           continue;
         }
       }
-      const frame = r.view(frameLen) ?? this.gather(r, frameLen);
+      // The frame where it lies in guest memory (no view made), else a view, else gathered.
+      let bytes: Uint8Array;
+      let at = 0;
+      const inPlace = r.span(frameLen);
+      if (inPlace) {
+        bytes = r.spanRegion!.bytes;
+        at = r.spanOffset;
+      } else bytes = r.view(frameLen) ?? this.gather(r, frameLen);
       const mtu = this.mtu;
-      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtu(frame, mtu)) {
+      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtuAt(bytes, at, frameLen, mtu)) {
         counters.txAboveMtu++;
         host.mistake('tx.frame-above-mtu', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above mtu ${mtu} + the Ethernet header; not sent`, q.index, frameLen);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
         continue;
       }
-      const result = host.send(frame, this.passHeader ? this.sendHeaders[q.index] : undefined, q.index >>> 1);
+      const sendHeader = this.passHeader ? this.sendHeaders[q.index] : undefined;
+      const result = inPlace ? host.sendSpan(bytes, at, frameLen, sendHeader, q.index >>> 1) : host.send(bytes, sendHeader, q.index >>> 1);
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
@@ -359,4 +373,11 @@ export class TxPath {
     r.read(dest);
     return dest;
   }
+}
+
+/** Copies a `len`-byte virtio-net header (10, 12 or 20) from guest memory at `from` into `to`, in words. */
+function copyHeader(src: DataView, from: number, to: DataView, len: number): void {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) to.setUint32(i, src.getUint32(from + i, true), true);
+  if (i < len) to.setUint16(i, src.getUint16(from + i, true), true);
 }
