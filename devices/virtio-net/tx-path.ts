@@ -290,9 +290,35 @@ export class TxPath {
         continue;
       }
       const r = c.reader();
-      if (r.span(hdrLen)) copyHeader(r.spanRegion!.data, r.spanOffset, this.headerData[q.index]!, hdrLen);
-      else r.read(header);
-      const faults = this.headerCheck.check(header, frameLen);
+      // The header, read once. In guest memory it is read as words: a header with no flags, no GSO
+      // and no num_buffers keeps every rule (TxHeaderCheck's first test), and is copied into the
+      // scratch only when the backend takes it; any other goes through the scratch and the full check.
+      let faults = 0;
+      let gso = 0;
+      if (r.span(hdrLen)) {
+        const d = r.spanRegion!.data;
+        const o = r.spanOffset;
+        const w0 = d.getUint32(o, true);
+        const w1 = d.getUint32(o + 4, true);
+        const w2 = hdrLen === 10 ? d.getUint16(o + 8, true) : d.getUint32(o + 8, true);
+        if ((w0 & 0xffff) !== 0 || w2 >>> 16 !== 0 || hdrLen === 20 || this.passHeader) {
+          const h = this.headerData[q.index]!;
+          h.setUint32(0, w0, true);
+          h.setUint32(4, w1, true);
+          if (hdrLen === 10) h.setUint16(8, w2, true);
+          else h.setUint32(8, w2, true);
+          if (hdrLen === 20) {
+            h.setUint32(12, d.getUint32(o + 12, true), true);
+            h.setUint32(16, d.getUint32(o + 16, true), true);
+          }
+          faults = this.headerCheck.check(header, frameLen);
+          gso = header[VnetHdrOffset.GSO_TYPE]!;
+        }
+      } else {
+        r.read(header);
+        faults = this.headerCheck.check(header, frameLen);
+        gso = header[VnetHdrOffset.GSO_TYPE]!;
+      }
       if (faults !== 0) {
         // Recorded before the frame is gathered: a listener may run another queue's pass, which gathers into the same scratch.
         if (!this.reportHeader(faults, header, q, c.headIndex, frameLen, epoch)) return false;
@@ -311,7 +337,7 @@ export class TxPath {
         at = r.spanOffset;
       } else bytes = r.view(frameLen) ?? this.gather(r, frameLen);
       const mtu = this.mtu;
-      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtuAt(bytes, at, frameLen, mtu)) {
+      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(gso) && aboveMtuAt(bytes, at, frameLen, mtu)) {
         counters.txAboveMtu++;
         host.mistake('tx.frame-above-mtu', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above mtu ${mtu} + the Ethernet header; not sent`, q.index, frameLen);
         if (this.stopped(q, epoch)) return false;
@@ -375,9 +401,3 @@ export class TxPath {
   }
 }
 
-/** Copies a `len`-byte virtio-net header (10, 12 or 20) from guest memory at `from` into `to`, in words. */
-function copyHeader(src: DataView, from: number, to: DataView, len: number): void {
-  let i = 0;
-  for (; i + 4 <= len; i += 4) to.setUint32(i, src.getUint32(from + i, true), true);
-  if (i < len) to.setUint16(i, src.getUint16(from + i, true), true);
-}
