@@ -92,6 +92,8 @@ const REGISTERS: ReadonlyMap<number, 'r' | 'w' | 'rw'> = new Map([
   [MMIO_QUEUE_RESET, 'rw'],
   [MMIO_CONFIG_GENERATION, 'r'],
 ]);
+/** REGISTERS by offset / 4 (the control registers end below 0x100): an array load per access, not a Map lookup. */
+const REGISTER_WORDS: readonly ('r' | 'w' | 'rw' | undefined)[] = Array.from({ length: 0x100 / 4 }, (_, w) => REGISTERS.get(w * 4));
 
 /** Queue address registers → ring area and half. */
 const QUEUE_ADDRESS: ReadonlyMap<number, readonly [RingArea, 0 | 1]> = new Map([
@@ -264,7 +266,8 @@ export class VirtioMmioTransport {
 
   /** The direction of the register at `offset`, or null after recording why the access is bad. */
   private register(offset: number, width: number, kind: 'read' | 'write'): 'r' | 'w' | 'rw' | null {
-    const dir = REGISTERS.get(offset & ~3);
+    const word = offset >>> 2;
+    const dir = word < REGISTER_WORDS.length ? REGISTER_WORDS[word] : undefined;
     if (dir === undefined) {
       this.device.reportDriverMistake('register.unknown-offset', `driver ${kind} at 0x${offset.toString(16)}, which is no register`, { offset, width });
       return null;
