@@ -213,7 +213,8 @@ export class VirtioMmioTransport {
       d.reportDriverMistake('register.write-read-only', `driver wrote read-only register 0x${offset.toString(16)}`, { offset, width, value: v });
       return;
     }
-    const area = QUEUE_ADDRESS.get(offset);
+    // The six queue address registers lie together (0x080..0x0a4): one range test before the lookup.
+    const area = offset >= MMIO_QUEUE_DESC_LOW && offset <= MMIO_QUEUE_DEVICE_HIGH ? QUEUE_ADDRESS.get(offset) : undefined;
     if (area !== undefined) {
       d.writeQueueAddressWord(this.queueSel, area[0], area[1], v);
       return;
