@@ -2,11 +2,12 @@
 // use under multiqueue; §2.7.10 available buffer notification suppression).
 //
 // Each chain on a transmit queue is a virtio-net header (12 bytes with VERSION_1 or MRG_RXBUF, 10
-// without) followed by one frame. The header is read once into a scratch buffer and handed to the
-// backend when it carries headers (stripped otherwise). The frame is handed over as a view of guest
-// memory when it lies in one descriptor (zero-copy: one view object per frame, which the Netdev
-// API's `Uint8Array` needs), else gathered into a preallocated scratch buffer through a cached view
-// of that length (no allocation). The chain is completed with used length 0 (the device writes
+// without) followed by one frame. The header is read once (as words where it lies in one memory
+// region; into a scratch buffer when a rule is broken or the backend carries headers, which then
+// gets it — stripped otherwise). The frame is handed over where it lies in guest memory when it is
+// in one descriptor and one region (`Netdev.sendSpan`: no view, nothing allocated per frame; a
+// backend without it gets a view), else as a view, else gathered into a preallocated scratch buffer
+// through a cached view of that length. The chain is completed with used length 0 (the device writes
 // nothing). Bad frames (tier 3: shorter than the header, or a frame above TX_FRAME_MAX) are
 // completed with length 0 and counted; a writable descriptor in a transmit chain is recorded as a
 // driver mistake and ignored (QEMU ignores it too). With the link down, chains are completed unsent
