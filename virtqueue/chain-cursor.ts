@@ -4,6 +4,7 @@
 // zero-copy views. ChainReader covers the readable regions, ChainWriter the writable ones.
 
 import type { DescriptorChain } from './descriptor-chain.js';
+import type { GuestRegion } from './guest-memory.js';
 
 /** Returned by `view(0)`: an empty view needs no guest address. */
 export const EMPTY_VIEW = new Uint8Array(0);
@@ -20,6 +21,10 @@ export abstract class ChainCursor {
   protected off = 0; // offset inside it
   protected pos = 0; // bytes consumed (read, written or skipped)
   private limit = 0; // bytes the cursor covers
+  /** After `span()` returned true: the memory region holding the spanned bytes… */
+  spanRegion: GuestRegion | null = null;
+  /** …and their offset in `spanRegion.bytes` (and `spanRegion.data`). */
+  spanOffset = 0;
 
   /** @internal made by its chain. */
   constructor(protected readonly chain: DescriptorChain) {}
@@ -72,6 +77,43 @@ export abstract class ChainCursor {
     if (v === undefined) return undefined;
     this.advance(len);
     return v;
+  }
+
+  /**
+   * The allocation-free `view()`: when the next `len` (> 0) bytes lie in one descriptor and one
+   * memory region the memory names (`GuestMemoryAccess.regionAt`), consumes them and sets
+   * `spanRegion` / `spanOffset` to where they are; otherwise false and nothing is consumed (use
+   * `view()` or a copy). The region aliases guest memory: only the spanned bytes are the chain's.
+   */
+  span(len: number): boolean {
+    if (!(len > 0) || len > this.remaining) return false;
+    const c = this.chain;
+    const slot = this.settle();
+    const off = this.off;
+    if (len > c.segLen[slot]! - off) return false;
+    const r = this.regionOf(slot);
+    if (r === null) return false;
+    this.spanRegion = r;
+    this.spanOffset = c.segAddr[slot]! + off - r.start;
+    this.advance(len);
+    return true;
+  }
+
+  /**
+   * The memory region holding chain region `slot` whole: the one the walk looked up, else looked
+   * up now; null when the memory names none (no `regionAt`, the range spans two regions) or its
+   * generation changed since the pop (a remapped memory: the accessors then decide).
+   */
+  protected regionOf(slot: number): GuestRegion | null {
+    const c = this.chain;
+    const m = c.memory;
+    if (m.generation !== c.generation) return null;
+    const r = c.segRegion[slot];
+    if (r !== null && r !== undefined) return r;
+    if (m.regionAt === undefined) return null;
+    const found = m.regionAt(c.segAddr[slot]!, c.segLen[slot]!) ?? null;
+    c.segRegion[slot] = found;
+    return found;
   }
 
   protected advance(n: number): void {

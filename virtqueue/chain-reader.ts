@@ -7,6 +7,9 @@
 
 import { ChainCursor } from './chain-cursor.js';
 
+/** Copies up to this many bytes with a loop instead of a subarray view (no allocation per call). */
+const SMALL_COPY = 32;
+
 /** A cursor over the readable part of one chain, owned by the chain (see `DescriptorChain.reader()`). */
 export class ChainReader extends ChainCursor {
   protected firstSlot(): number {
@@ -61,7 +64,16 @@ export class ChainReader extends ChainCursor {
     while (done < n) {
       const slot = this.settle();
       const chunk = Math.min(c.segLen[slot]! - this.off, n - done);
-      c.memory.read(c.segAddr[slot]! + this.off, chunk === dest.length ? dest : dest.subarray(done, done + chunk));
+      const r = this.regionOf(slot);
+      if (r === null) {
+        c.memory.read(c.segAddr[slot]! + this.off, chunk === dest.length ? dest : dest.subarray(done, done + chunk));
+      } else {
+        // The region the walk checked: no lookup. Small copies byte by byte (a view would be an allocation).
+        const from = c.segAddr[slot]! + this.off - r.start;
+        const b = r.bytes;
+        if (chunk <= SMALL_COPY) for (let i = 0; i < chunk; i++) dest[done + i] = b[from + i]!;
+        else dest.set(b.subarray(from, from + chunk), done);
+      }
       this.advance(chunk);
       done += chunk;
     }

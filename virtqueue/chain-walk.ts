@@ -43,6 +43,8 @@ export class ChainWalker {
   private tableAddr = 0;
   private tableLen = 0;
   private tableIndex = 0;
+  /** The memory names the region holding a range (`regionAt`), so a region needs one lookup. */
+  private readonly hasRegionAt: boolean;
 
   constructor(
     private readonly memory: GuestMemoryAccess,
@@ -51,6 +53,7 @@ export class ChainWalker {
     private readonly indirectDesc: boolean,
   ) {
     this.desc = desc;
+    this.hasRegionAt = typeof memory.regionAt === 'function';
   }
 
   /**
@@ -119,10 +122,12 @@ export class ChainWalker {
       if ((flags & VIRTQ_DESC_F_WRITE) !== 0) writable = true;
       else if (writable) return { code: 'chain.readable-after-writable', head, index, indirect };
       if (len !== 0) {
-        if (!memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect };
+        // One lookup both checks the range and names the region the cursors will use.
+        const region = this.hasRegionAt ? memory.regionAt!(addr, len) : undefined;
+        if (region === undefined && !memory.contains(addr, len)) return { code: 'chain.region-outside-memory', head, index, addr, len, indirect };
         total += len;
         if (total >= MAX_CHAIN_BYTES) return { code: 'chain.too-long', head, total };
-        chain.addRegion(addr, len, writable);
+        chain.addRegion(addr, len, writable, region ?? null);
       }
       if ((flags & VIRTQ_DESC_F_NEXT) === 0) break;
       if (next >= entries) return { code: 'chain.next-out-of-range', head, index, next, indirect };

@@ -42,7 +42,15 @@ export class ChainWriter extends ChainCursor {
     while (done < n) {
       const slot = this.settle();
       const chunk = Math.min(c.segLen[slot]! - this.off, n - done);
-      c.memory.write(c.segAddr[slot]! + this.off, chunk === src.length ? src : src.subarray(done, done + chunk));
+      const part = chunk === src.length ? src : src.subarray(done, done + chunk);
+      const r = this.regionOf(slot);
+      const addr = c.segAddr[slot]! + this.off;
+      if (r === null) c.memory.write(addr, part);
+      else {
+        // The region the walk checked: no lookup; the embedder still sees the range written.
+        r.bytes.set(part, addr - r.start);
+        c.memory.wrote(addr, chunk);
+      }
       this.advance(chunk);
       done += chunk;
     }
@@ -104,6 +112,18 @@ export class ChainWriter extends ChainCursor {
       this.viewHi = this.pos;
     }
     return v;
+  }
+
+  /**
+   * `span()` for writing: the caller writes the spanned bytes into `spanRegion.bytes` before giving
+   * the chain back; the range is reported to `memory.wrote()` then, as for `view()`.
+   */
+  override span(len: number): boolean {
+    const start = this.pos;
+    if (!super.span(len)) return false;
+    if (this.viewHi === this.viewLo) this.viewLo = start;
+    this.viewHi = this.pos;
+    return true;
   }
 
   /** @internal reports `[viewLo, viewHi)` region by region to `memory.wrote()`. */

@@ -6,7 +6,7 @@
 // that returned it until it is given back with `pushUsed()` or `unpop()`. Using it after that is a
 // programmer error (accessors then describe whatever chain the object holds next).
 
-import type { GuestMemoryAccess } from './guest-memory.js';
+import type { GuestMemoryAccess, GuestRegion } from './guest-memory.js';
 import { ChainReader } from './chain-reader.js';
 import { ChainWriter } from './chain-writer.js';
 
@@ -36,7 +36,13 @@ export class DescriptorChain {
   /** @internal packed ring: descriptors the chain occupies in the ring (the used position skips them, §2.8.6). */ ringSlots = 1;
   /** @internal guest-physical address of each region */ segAddr: Float64Array;
   /** @internal length of each region */ segLen: Uint32Array;
+  /**
+   * @internal the memory region holding each region whole, when the walk looked it up
+   * (`GuestMemoryAccess.regionAt`), else null: cursors then reach the bytes without a lookup per access.
+   */
+  segRegion: (GuestRegion | null)[];
   /** @internal readable + writable regions */ segCount = 0;
+  /** @internal `memory.generation` when the chain was walked (its `segRegion` entries belong to it). */ generation = 0;
 
   private headIdx = 0;
   private descCount = 0;
@@ -54,6 +60,7 @@ export class DescriptorChain {
     this.owner = owner;
     this.segAddr = new Float64Array(INITIAL_REGION_CAPACITY);
     this.segLen = new Uint32Array(INITIAL_REGION_CAPACITY);
+    this.segRegion = new Array<GuestRegion | null>(INITIAL_REGION_CAPACITY).fill(null);
     this.cursorR = new ChainReader(this);
     this.cursorW = new ChainWriter(this);
   }
@@ -135,6 +142,7 @@ export class DescriptorChain {
   /** @internal starts a walk of the chain at `head`. */
   begin(head: number, memory: GuestMemoryAccess): void {
     this.memory = memory;
+    this.generation = memory.generation;
     this.headIdx = head;
     this.descCount = 0;
     this.viaIndirect = false;
@@ -146,12 +154,14 @@ export class DescriptorChain {
   }
 
   /** @internal appends a validated non-empty region; readable regions all come first (the walk
-   *  refuses readable-after-writable before calling this). */
-  addRegion(addr: number, len: number, writable: boolean): void {
+   *  refuses readable-after-writable before calling this). `region`: the memory region that holds
+   *  it whole, when the walk looked it up. */
+  addRegion(addr: number, len: number, writable: boolean, region: GuestRegion | null = null): void {
     const n = this.segCount;
     if (n === this.segAddr.length) this.grow();
     this.segAddr[n] = addr;
     this.segLen[n] = len;
+    this.segRegion[n] = region;
     this.segCount = n + 1;
     if (writable) {
       this.nWritable++;
@@ -188,6 +198,7 @@ export class DescriptorChain {
     l.set(this.segLen);
     this.segAddr = a;
     this.segLen = l;
+    for (let i = this.segRegion.length; i < cap; i++) this.segRegion.push(null);
   }
 
   private readableSlot(i: number): number {

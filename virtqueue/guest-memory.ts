@@ -57,6 +57,26 @@ export interface GuestMemoryAccess {
    * RAM buffer can be replaced bumps it). Holders of long-lived views re-fetch them on change.
    */
   readonly generation: number;
+  /**
+   * Optional, for hot paths: the region holding all of `[address, address + length)`, or
+   * `undefined` when the range is not wholly inside one region (it spans two, or lies outside).
+   * The same long-lived object on every call (nothing allocated), valid until `generation`
+   * changes. A caller that writes into `bytes` must then call `wrote()`. Without it, callers use
+   * `view()`, which makes a view per call.
+   */
+  regionAt?(address: number, length: number): GuestRegion | undefined;
+}
+
+/**
+ * One region of guest memory addressed directly: guest-physical address `start` is `bytes[0]`
+ * (and `data`'s offset 0). Device code touches only ranges it validated (a chain's regions).
+ */
+export interface GuestRegion {
+  readonly start: number;
+  /** Exclusive end address. */
+  readonly end: number;
+  readonly bytes: Uint8Array;
+  readonly data: DataView;
 }
 
 /**
@@ -75,12 +95,7 @@ const SMALL_COPY = 32;
 /** Largest guest-physical address + 1 the model accepts: numbers are exact to 2^53. */
 const ADDRESS_LIMIT = 2 ** 53;
 
-interface Region {
-  start: number;
-  end: number; // exclusive
-  bytes: Uint8Array;
-  data: DataView;
-}
+type Region = GuestRegion;
 
 /**
  * Guest memory made of one or more regions at guest-physical addresses, possibly with holes.
@@ -223,6 +238,10 @@ export class GuestMemory implements GuestMemoryAccess {
 
   wrote(address: number, length: number): void {
     if (this.observer !== null && length > 0) this.observer(address, length);
+  }
+
+  regionAt(address: number, length: number): GuestRegion | undefined {
+    return this.find(address, length);
   }
 
   /** The region holding the whole range, or undefined (spans regions, or outside). */

@@ -2,7 +2,7 @@
 // transport- and device-agnostic. See README.md for the data flow.
 
 export { GuestMemory, GuestMemoryError } from './guest-memory.js';
-export type { GuestMemoryAccess, GuestMemoryRegion, WriteObserver } from './guest-memory.js';
+export type { GuestMemoryAccess, GuestMemoryRegion, GuestRegion, WriteObserver } from './guest-memory.js';
 
 export { QUEUE_EMPTY, newQueueConfig } from './virtqueue.js';
 export type { QueueConfig, QueueFeatures, QueueEmpty, QueueViolation, Virtqueue } from './virtqueue.js';

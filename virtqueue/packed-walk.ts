@@ -44,7 +44,11 @@ export class PackedWalker {
     private readonly indirectDesc: boolean,
   ) {
     this.ring = ring;
+    this.hasRegionAt = typeof memory.regionAt === 'function';
   }
+
+  /** The memory names the region holding a range (`regionAt`), so a region needs one lookup. */
+  private readonly hasRegionAt: boolean;
 
   /**
    * Fills `chain` from the list whose first descriptor is at ring offset `head` with wrap counter
@@ -86,10 +90,12 @@ export class PackedWalker {
       if ((flags & PACKED_DESC_F_WRITE) !== 0) writable = true;
       else if (writable) return { code: 'packed.readable-after-writable', head, index: offset, indirect: false };
       if (len !== 0) {
-        if (!memory.contains(addr, len)) return { code: 'packed.region-outside-memory', head, index: offset, addr, len, indirect: false };
+        // One lookup both checks the range and names the region the cursors will use.
+        const region = this.hasRegionAt ? memory.regionAt!(addr, len) : undefined;
+        if (region === undefined && !memory.contains(addr, len)) return { code: 'packed.region-outside-memory', head, index: offset, addr, len, indirect: false };
         total += len;
         if (total >= MAX_CHAIN_BYTES) return { code: 'packed.too-long', head, total };
-        chain.addRegion(addr, len, writable);
+        chain.addRegion(addr, len, writable, region ?? null);
       }
       if ((flags & PACKED_DESC_F_NEXT) === 0) {
         chain.finish(slots, false);
@@ -124,10 +130,11 @@ export class PackedWalker {
       if ((flags & PACKED_DESC_F_WRITE) !== 0) writable = true;
       else if (writable) return { code: 'packed.readable-after-writable', head, index: i, indirect: true };
       if (len !== 0) {
-        if (!memory.contains(addr, len)) return { code: 'packed.region-outside-memory', head, index: i, addr, len, indirect: true };
+        const region = this.hasRegionAt ? memory.regionAt!(addr, len) : undefined;
+        if (region === undefined && !memory.contains(addr, len)) return { code: 'packed.region-outside-memory', head, index: i, addr, len, indirect: true };
         total += len;
         if (total >= MAX_CHAIN_BYTES) return { code: 'packed.too-long', head, total };
-        chain.addRegion(addr, len, writable);
+        chain.addRegion(addr, len, writable, region ?? null);
       }
     }
     return null;

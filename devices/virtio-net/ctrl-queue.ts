@@ -103,7 +103,8 @@ export class CtrlQueue {
           host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex, readable, writable: c.writableLength });
           return false;
         }
-        for (const d of outcome.diagnostics) host.ctrlMistake(d);
+        const diagnostics = outcome.diagnostics;
+        for (let i = 0; i < diagnostics.length; i++) host.ctrlMistake(diagnostics[i]!);
         if (this.stopped(q, epoch)) return false;
         host.completed(bytes[0]!, outcome);
         if (this.stopped(q, epoch)) return false;

@@ -27,9 +27,13 @@ export function mtuApplies(gsoType: number): boolean {
  * carries one. Reads the EtherType (two bytes) only for a frame longer than `mtu + 14`.
  */
 export function aboveMtu(frame: Uint8Array, mtu: number): boolean {
-  const len = frame.length;
+  return aboveMtuAt(frame, 0, frame.length, mtu);
+}
+
+/** `aboveMtu` for the frame `bytes[offset, offset + len)`. */
+export function aboveMtuAt(bytes: Uint8Array, offset: number, len: number, mtu: number): boolean {
   if (len <= mtu + ETH_HLEN) return false;
   if (len > mtu + ETH_HLEN + VLAN_TAG_LEN) return true;
-  const tpid = (frame[12]! << 8) | frame[13]!;
+  const tpid = (bytes[offset + 12]! << 8) | bytes[offset + 13]!;
   return tpid !== ETH_P_8021Q && tpid !== ETH_P_8021AD;
 }

@@ -158,6 +158,8 @@ export class NetCounters {
   ctrlOk = 0;
   ctrlErr = 0;
   private readonly ctrlByClass = new Map<string, { ok: number; err: number }>();
+  /** `ctrlByClass`'s entry by class number (a byte), found once: no name lookup per command. */
+  private readonly ctrlEntryByNumber: ({ ok: number; err: number } | undefined)[] = new Array<{ ok: number; err: number } | undefined>(256).fill(undefined);
   usedInterrupts = 0;
   configInterrupts = 0;
   needsReset = 0;
@@ -188,11 +190,15 @@ export class NetCounters {
   }
 
   countCtrl(ctrlClass: number, ok: boolean): void {
-    const name = CLASS_NAMES.get(ctrlClass) ?? 'unknown';
-    let entry = this.ctrlByClass.get(name);
+    let entry = this.ctrlEntryByNumber[ctrlClass & 0xff];
     if (entry === undefined) {
-      entry = { ok: 0, err: 0 };
-      this.ctrlByClass.set(name, entry);
+      const name = CLASS_NAMES.get(ctrlClass) ?? 'unknown';
+      entry = this.ctrlByClass.get(name);
+      if (entry === undefined) {
+        entry = { ok: 0, err: 0 };
+        this.ctrlByClass.set(name, entry);
+      }
+      this.ctrlEntryByNumber[ctrlClass & 0xff] = entry;
     }
     if (ok) {
       entry.ok++;
@@ -227,6 +233,7 @@ export class NetCounters {
     this.filterDrops.fill(0);
     this.perQueue.fill(0);
     this.ctrlByClass.clear();
+    this.ctrlEntryByNumber.fill(undefined);
     for (const [name, value] of entries) {
       const drop = /^filterDrops\.(\d)$/.exec(name);
       const ctrl = /^ctrl\.([a-z-]+)\.(ok|err)$/.exec(name);

@@ -54,13 +54,17 @@ const EMPTY_SLOT = -1;
 export class MacSet {
   private readonly keys = new Float64Array(MAC_SET_SLOTS).fill(EMPTY_SLOT);
   private count = 0;
+  /** The slot of each key, in insertion order: clear() empties those, not every slot. */
+  private readonly filled = new Uint8Array(MAC_SET_SLOTS);
 
   get size(): number {
     return this.count;
   }
 
   clear(): void {
-    if (this.count !== 0) this.keys.fill(EMPTY_SLOT);
+    const keys = this.keys;
+    const filled = this.filled;
+    for (let i = 0; i < this.count; i++) keys[filled[i]!] = EMPTY_SLOT;
     this.count = 0;
   }
 
@@ -75,7 +79,7 @@ export class MacSet {
       if (k === EMPTY_SLOT) {
         // Callers add at most MAC_TABLE_ENTRIES (64) keys into 128 slots, so an empty slot exists.
         keys[i] = key;
-        this.count++;
+        this.filled[this.count++] = i;
         return;
       }
       i = (i + 1) & MAC_SET_MASK;

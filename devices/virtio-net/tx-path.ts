@@ -2,11 +2,12 @@
 // use under multiqueue; §2.7.10 available buffer notification suppression).
 //
 // Each chain on a transmit queue is a virtio-net header (12 bytes with VERSION_1 or MRG_RXBUF, 10
-// without) followed by one frame. The header is read once into a scratch buffer and handed to the
-// backend when it carries headers (stripped otherwise). The frame is handed over as a view of guest
-// memory when it lies in one descriptor (zero-copy: one view object per frame, which the Netdev
-// API's `Uint8Array` needs), else gathered into a preallocated scratch buffer through a cached view
-// of that length (no allocation). The chain is completed with used length 0 (the device writes
+// without) followed by one frame. The header is read once (as words where it lies in one memory
+// region; into a scratch buffer when a rule is broken or the backend carries headers, which then
+// gets it — stripped otherwise). The frame is handed over where it lies in guest memory when it is
+// in one descriptor and one region (`Netdev.sendSpan`: no view, nothing allocated per frame; a
+// backend without it gets a view), else as a view, else gathered into a preallocated scratch buffer
+// through a cached view of that length. The chain is completed with used length 0 (the device writes
 // nothing). Bad frames (tier 3: shorter than the header, or a frame above TX_FRAME_MAX) are
 // completed with length 0 and counted; a writable descriptor in a transmit chain is recorded as a
 // driver mistake and ignored (QEMU ignores it too). With the link down, chains are completed unsent
@@ -46,7 +47,7 @@ import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { ETH_HLEN } from './constants.js';
 import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
-import { aboveMtu, mtuApplies } from './mtu-limit.js';
+import { aboveMtuAt, mtuApplies } from './mtu-limit.js';
 import { VnetHdrOffset } from './vnet-header.js';
 
 /** Largest frame the device sends (lib/base/frame-limits.ts says why). */
@@ -61,6 +62,8 @@ export interface TxHost extends PathReport {
   readonly counters: NetCounters;
   /** Sends a frame; the header is passed only when the backend carries virtio-net headers. */
   send(frame: Uint8Array, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
+  /** `send` for the frame `bytes[offset, offset + length)` (guest memory: no view made for it). */
+  sendSpan(bytes: Uint8Array, offset: number, length: number, header: Uint8Array | undefined, queue: number): 'sent' | 'busy' | 'dropped';
   /** Runs `fn` on a later turn of the event loop (used when a burst did not finish). */
   readonly defer: Defer;
   /** `strict: true`: refuse frames whose header breaks a §5.1.6.2.1 rule (else forward them, as QEMU). */
@@ -88,6 +91,8 @@ export class TxPath {
    * between this pass's header read and its send.
    */
   private headers: Uint8Array[] = [];
+  /** `headers[i]` as a DataView (the header is copied in words from guest memory). */
+  private headerData: DataView[] = [];
   /** What the backend gets, by queue index: `headers[i]` without HASH_REPORT's fields (at most 12 bytes). */
   private sendHeaders: Uint8Array[] = [];
   /** Gather buffer for frames that span descriptors. */
@@ -110,6 +115,7 @@ export class TxPath {
     this.queues = queues.slice();
     this.hdrLen = hdrLen;
     this.headers = queues.map(() => new Uint8Array(hdrLen));
+    this.headerData = this.headers.map((h) => new DataView(h.buffer, h.byteOffset, h.byteLength));
     this.sendHeaders = this.headers.map((h) => h.subarray(0, Math.min(hdrLen, 12)));
     this.headerCheck.hasNumBuffers = hdrLen !== 10;
     this.passHeader = passHeader;
@@ -285,8 +291,35 @@ export class TxPath {
         continue;
       }
       const r = c.reader();
-      r.read(header);
-      const faults = this.headerCheck.check(header, frameLen);
+      // The header, read once. In guest memory it is read as words: a header with no flags, no GSO
+      // and no num_buffers keeps every rule (TxHeaderCheck's first test), and is copied into the
+      // scratch only when the backend takes it; any other goes through the scratch and the full check.
+      let faults = 0;
+      let gso = 0;
+      if (r.span(hdrLen)) {
+        const d = r.spanRegion!.data;
+        const o = r.spanOffset;
+        const w0 = d.getUint32(o, true);
+        const w1 = d.getUint32(o + 4, true);
+        const w2 = hdrLen === 10 ? d.getUint16(o + 8, true) : d.getUint32(o + 8, true);
+        if ((w0 & 0xffff) !== 0 || w2 >>> 16 !== 0 || hdrLen === 20 || this.passHeader) {
+          const h = this.headerData[q.index]!;
+          h.setUint32(0, w0, true);
+          h.setUint32(4, w1, true);
+          if (hdrLen === 10) h.setUint16(8, w2, true);
+          else h.setUint32(8, w2, true);
+          if (hdrLen === 20) {
+            h.setUint32(12, d.getUint32(o + 12, true), true);
+            h.setUint32(16, d.getUint32(o + 16, true), true);
+          }
+          faults = this.headerCheck.check(header, frameLen);
+          gso = header[VnetHdrOffset.GSO_TYPE]!;
+        }
+      } else {
+        r.read(header);
+        faults = this.headerCheck.check(header, frameLen);
+        gso = header[VnetHdrOffset.GSO_TYPE]!;
+      }
       if (faults !== 0) {
         // Recorded before the frame is gathered: a listener may run another queue's pass, which gathers into the same scratch.
         if (!this.reportHeader(faults, header, q, c.headIndex, frameLen, epoch)) return false;
@@ -296,16 +329,24 @@ export class TxPath {
           continue;
         }
       }
-      const frame = r.view(frameLen) ?? this.gather(r, frameLen);
+      // The frame where it lies in guest memory (no view made), else a view, else gathered.
+      let bytes: Uint8Array;
+      let at = 0;
+      const inPlace = r.span(frameLen);
+      if (inPlace) {
+        bytes = r.spanRegion!.bytes;
+        at = r.spanOffset;
+      } else bytes = r.view(frameLen) ?? this.gather(r, frameLen);
       const mtu = this.mtu;
-      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtu(frame, mtu)) {
+      if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(gso) && aboveMtuAt(bytes, at, frameLen, mtu)) {
         counters.txAboveMtu++;
         host.mistake('tx.frame-above-mtu', `transmit chain ${c.headIndex} carries a ${frameLen}-byte frame, above mtu ${mtu} + the Ethernet header; not sent`, q.index, frameLen);
         if (this.stopped(q, epoch)) return false;
         q.pushUsed(c, 0);
         continue;
       }
-      const result = host.send(frame, this.passHeader ? this.sendHeaders[q.index] : undefined, q.index >>> 1);
+      const sendHeader = this.passHeader ? this.sendHeaders[q.index] : undefined;
+      const result = inPlace ? host.sendSpan(bytes, at, frameLen, sendHeader, q.index >>> 1) : host.send(bytes, sendHeader, q.index >>> 1);
       if (result === 'busy') {
         if (this.stopped(q, epoch)) return false;
         q.unpop(1);
@@ -360,3 +401,4 @@ export class TxPath {
     return dest;
   }
 }
+

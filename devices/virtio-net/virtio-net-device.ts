@@ -164,6 +164,14 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
         : backendHeader
           ? (f, h) => this.netdev.send(f, h)
           : (f) => this.netdev.send(f),
+      // The frame as a span of guest memory when the backend takes one (Netdev.sendSpan), else a view.
+      sendSpan: isMultiQueue(cfg.netdev)
+        ? backendHeader
+          ? (b, o, l, h, k) => (this.netdev.sendSpan !== undefined ? this.netdev.sendSpan(b, o, l, h, k) : this.netdev.send(b.subarray(o, o + l), h, k))
+          : (b, o, l, _h, k) => (this.netdev.sendSpan !== undefined ? this.netdev.sendSpan(b, o, l, undefined, k) : this.netdev.send(b.subarray(o, o + l), undefined, k))
+        : backendHeader
+          ? (b, o, l, h) => (this.netdev.sendSpan !== undefined ? this.netdev.sendSpan(b, o, l, h) : this.netdev.send(b.subarray(o, o + l), h))
+          : (b, o, l) => (this.netdev.sendSpan !== undefined ? this.netdev.sendSpan(b, o, l) : this.netdev.send(b.subarray(o, o + l))),
       defer,
       strict: cfg.strict,
     });

@@ -92,6 +92,8 @@ const REGISTERS: ReadonlyMap<number, 'r' | 'w' | 'rw'> = new Map([
   [MMIO_QUEUE_RESET, 'rw'],
   [MMIO_CONFIG_GENERATION, 'r'],
 ]);
+/** REGISTERS by offset / 4 (the control registers end below 0x100): an array load per access, not a Map lookup. */
+const REGISTER_WORDS: readonly ('r' | 'w' | 'rw' | undefined)[] = Array.from({ length: 0x100 / 4 }, (_, w) => REGISTERS.get(w * 4));
 
 /** Queue address registers → ring area and half. */
 const QUEUE_ADDRESS: ReadonlyMap<number, readonly [RingArea, 0 | 1]> = new Map([
@@ -211,7 +213,8 @@ export class VirtioMmioTransport {
       d.reportDriverMistake('register.write-read-only', `driver wrote read-only register 0x${offset.toString(16)}`, { offset, width, value: v });
       return;
     }
-    const area = QUEUE_ADDRESS.get(offset);
+    // The six queue address registers lie together (0x080..0x0a4): one range test before the lookup.
+    const area = offset >= MMIO_QUEUE_DESC_LOW && offset <= MMIO_QUEUE_DEVICE_HIGH ? QUEUE_ADDRESS.get(offset) : undefined;
     if (area !== undefined) {
       d.writeQueueAddressWord(this.queueSel, area[0], area[1], v);
       return;
@@ -264,7 +267,8 @@ export class VirtioMmioTransport {
 
   /** The direction of the register at `offset`, or null after recording why the access is bad. */
   private register(offset: number, width: number, kind: 'read' | 'write'): 'r' | 'w' | 'rw' | null {
-    const dir = REGISTERS.get(offset & ~3);
+    const word = offset >>> 2;
+    const dir = word < REGISTER_WORDS.length ? REGISTER_WORDS[word] : undefined;
     if (dir === undefined) {
       this.device.reportDriverMistake('register.unknown-offset', `driver ${kind} at 0x${offset.toString(16)}, which is no register`, { offset, width });
       return null;

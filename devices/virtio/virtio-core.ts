@@ -20,8 +20,6 @@
 // call-out on the hot path, no allocation.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
-import { SplitQueue } from '../../virtqueue/split-queue.js';
-import { PackedQueue } from '../../virtqueue/packed-queue.js';
 import { activateQueue, isVirtqueue } from '../../virtqueue/activate-queue.js';
 import type { QueueConfig, Virtqueue } from '../../virtqueue/virtqueue.js';
 import { isValidQueueSize } from '../../virtqueue/ring-layout.js';
@@ -36,13 +34,13 @@ import type { DriverInterface } from './device-status.js';
 import { DIAGNOSTIC_SECTIONS, DiagnosticLog } from './diagnostics.js';
 import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
 import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit } from './features.js';
-import { QueueRegisters, RING_AREAS } from './queue-registers.js';
+import { QueueRegisters } from './queue-registers.js';
 import type { RingArea } from './queue-registers.js';
 import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
 import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
-import { DeviceStateError } from '../../lib/base/state-codec.js';
-import { activationProblem, checkCoreState, queueConfigOf } from './core-state.js';
-import type { CoreQueueState, CoreState, PackedRunRecord, PreparedCoreState } from './core-state.js';
+import type { CoreState, PreparedCoreState } from './core-state.js';
+import { commitCoreParts, exportCoreState, prepareCoreState } from './core-state-build.js';
+import type { CoreStateParts } from './core-state-build.js';
 
 /** Extra fields a diagnostic may carry. */
 export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
@@ -545,54 +543,17 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
 
   // ---- device state (core-state.ts encodes and checks; API.md "Device state") ----
 
-  /** Everything the core holds that the driver depends on, as a value. */
+  /** Everything the core holds that the driver depends on, as a value (core-state-build.ts). */
   exportState(): CoreState {
-    const regs = this.queueRegs;
-    const run = this.run;
-    const queues: CoreQueueState[] = [];
-    for (let i = 0; i < regs.count; i++) {
-      const c = regs.config(i)!;
-      const words: number[] = [];
-      for (const area of RING_AREAS) words.push(regs.addressWord(i, area, 0), regs.addressWord(i, area, 1));
-      const q = run.kind === 'running' ? (run.queues[i] ?? null) : null;
-      queues.push({ size: c.size, ready: c.ready, words, pendingNotify: this.pendingNotify[i] === 1, running: q === null ? null : q instanceof SplitQueue ? q.runState() : packedRunState(q) });
-    }
-    return {
-      identity: { deviceType: this.deviceType, offered: this.features.offered, queueMaxSizes: regs.maxSizes.slice() },
-      status: this.statusValue,
-      isr: this.isrValue,
-      generation: this.generation,
-      driverInterface: this.driverInterface,
-      negotiation: this.features.exportState(),
-      queues,
-    };
+    return exportCoreState(this.stateParts());
   }
 
   /**
-   * Checks `state` against this core — identity ('state.mismatch'), values ('state.corrupt'), and
-   * each running queue through the same activation as the driver's (rings inside this memory, else
-   * 'state.mismatch') — and builds its running queues. Throws `DeviceStateError`; changes nothing.
+   * Checks `state` against this core and builds its running queues (core-state-build.ts). Throws
+   * `DeviceStateError`; changes nothing.
    */
   prepareState(state: CoreState): PreparedCoreState {
-    checkCoreState(state, { deviceType: this.deviceType, offered: this.features.offered, offeredLegacy: this.features.offeredLegacy, queueMaxSizes: this.queueRegs.maxSizes });
-    const running = (state.status & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET)) === STATUS_DRIVER_OK;
-    const queues: (Virtqueue | null)[] = this.noQueues.slice();
-    if (running) {
-      state.queues.forEach((qs, i) => {
-        if (qs.running === null) return;
-        const q = this.tryActivate(i, queueConfigOf(qs), state.negotiation.driver);
-        if ('code' in q) throw activationProblem(i, q);
-        const rs = qs.running;
-        let why: string | null;
-        if (q instanceof PackedQueue && 'ring' in rs) why = q.restoreRunState(rs);
-        else if (q instanceof SplitQueue && !('ring' in rs)) why = q.restoreRunState(rs);
-        else why = `the state has a ${'ring' in rs ? 'packed' : 'split'} ring where the negotiated features make a ${q.ring} one`;
-        if (why !== null) throw new DeviceStateError('state.corrupt', `queue ${i}: ${why}`);
-        queues[i] = q;
-      });
-    }
-    const run: RunState = running ? Object.freeze({ kind: 'running', queues: Object.freeze(queues) }) : STOPPED;
-    return { state, run };
+    return prepareCoreState(state, this.stateParts(), this.noQueues, STOPPED, (i, config, features) => this.tryActivate(i, config, features));
   }
 
   /**
@@ -601,23 +562,26 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
    */
   commitState(p: PreparedCoreState): void {
     const s = p.state;
-    const regs = this.queueRegs;
-    regs.reset();
-    s.queues.forEach((q, i) => {
-      regs.setSize(i, q.size);
-      RING_AREAS.forEach((area, k) => {
-        regs.setAddressWord(i, area, 0, q.words[2 * k]!);
-        regs.setAddressWord(i, area, 1, q.words[2 * k + 1]!);
-      });
-      regs.setReady(i, q.ready);
-      this.pendingNotify[i] = q.pendingNotify ? 1 : 0;
-    });
-    this.features.importState(s.negotiation);
+    commitCoreParts(s, this.queueRegs, this.pendingNotify, this.features);
     this.statusValue = s.status;
     this.isrValue = s.isr;
     this.generation = s.generation;
     this.driverInterface = s.driverInterface;
     this.run = p.run;
+  }
+
+  private stateParts(): CoreStateParts {
+    return {
+      deviceType: this.deviceType,
+      features: this.features,
+      regs: this.queueRegs,
+      pendingNotify: this.pendingNotify,
+      run: this.run,
+      status: this.statusValue,
+      isr: this.isrValue,
+      generation: this.generation,
+      driverInterface: this.driverInterface,
+    };
   }
 
   /** Tells the transport the ISR (its interrupt line follows): the last step of a restore. */
@@ -661,10 +625,4 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (m !== null) this.reportDriverMistake(m.code, m.message, { queue: index, value });
     return m !== null;
   }
-}
-
-/** A running packed queue's positions for the device state. */
-function packedRunState(q: Virtqueue): PackedRunRecord {
-  if (!(q instanceof PackedQueue)) throw new Error(`queue ${q.index}: unknown ring format`);
-  return { ring: 'packed', ...q.runState() };
 }

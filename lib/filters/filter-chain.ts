@@ -189,6 +189,32 @@ export class FilterChain implements Netdev, FilterSink {
     return this.innerDropped ? 'dropped' : 'sent';
   }
 
+  /**
+   * `send()` for `bytes[offset, offset + length)` (Netdev.sendSpan). With no filter that sees
+   * guest frames (direction 'rx') it goes to the inner netdev as a span, else as a view walked
+   * through the filters like any frame.
+   */
+  sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array): SendResult {
+    if (this.seesRx()) return this.send(bytes.subarray(offset, offset + length), vnetHeader);
+    if (this.heldOut.full) return 'busy'; // one frame is still waiting for the host
+    const inner = this.inner;
+    const r =
+      inner.sendSpan !== undefined ? inner.sendSpan(bytes, offset, length, vnetHeader) : inner.send(bytes.subarray(offset, offset + length), vnetHeader);
+    if (r !== 'busy') return r;
+    // Refused after nothing saw it: kept like any refused frame (send's walk does the same).
+    return this.heldOut.keep(bytes.subarray(offset, offset + length), vnetHeader) ? 'sent' : 'busy';
+  }
+
+  /** Whether any filter on the chain sees guest frames now (on, queue 'rx' or 'all'). */
+  private seesRx(): boolean {
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      const f = list[i]!;
+      if (f.status && queueSees(f.queue, 'rx')) return true;
+    }
+    return false;
+  }
+
   pauseReceive(): void {
     this.inner.pauseReceive();
   }

@@ -7,7 +7,8 @@
 // false and `dropped` counts the frame. `resumeReceive()` drains the backlog in order until the
 // device says false again. With no device attached, frames wait the same way.
 // Guest → host: `send()` hands every frame to 'transmit' listeners (a copy: the device passes views
-// into guest memory), and to the paired netdev if any. `setWritable(false)` makes send() answer
+// into guest memory), and to the paired netdev if any; `sendSpan()` (the device's allocation-free
+// path, Netdev.sendSpan) does the same through a view, and only counts when nobody looks. `setWritable(false)` makes send() answer
 // 'busy' (backpressure); `setWritable(true)` calls the device's `writable()`.
 // Counters: injected = delivered + backlog + dropped, always.
 //
@@ -261,6 +262,18 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
     }
     const partner = this.partner;
     if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
+    return 'sent';
+  }
+
+  /**
+   * `send()` for `bytes[offset, offset + length)` (Netdev.sendSpan): with no 'transmit' listener
+   * and no partner it only counts the frame, without making a view of it.
+   */
+  sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array, queue = 0): SendResult {
+    if (!this.writableNow) return 'busy';
+    if (this.partner !== null || this.listenerCount('transmit') > 0) return this.send(bytes.subarray(offset, offset + length), vnetHeader, queue);
+    this.counters.transmitted++;
+    this.perQueue[queue < this.queues ? queue : queue % this.queues]!.transmitted++;
     return 'sent';
   }
 

@@ -51,6 +51,13 @@ export interface Netdev {
    * queue of its own, a single-queue backend ignores it.
    */
   send(frame: Uint8Array, vnetHeader?: Uint8Array, queue?: number): SendResult;
+  /**
+   * Optional: `send()` for the frame `bytes[offset, offset + length)`, so the device hands over a
+   * frame in guest memory without making a view of it per frame (`bytes` is often all of a guest
+   * RAM region: the backend reads only that range, and only during the call). Same results and
+   * contract as `send()`. A backend without it gets `send(bytes.subarray(offset, offset + length), …)`.
+   */
+  sendSpan?(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array, queue?: number): SendResult;
   /** The device has no room: stop delivering until `resumeReceive()`. */
   pauseReceive(): void;
   /** The device has room again: deliver held frames, then new ones. */
