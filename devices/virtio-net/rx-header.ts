@@ -35,19 +35,11 @@
 // test; an offloaded frame the driver accepts costs a few integer tests. Nothing allocates.
 
 import { NetFeature, VnetHdrFlag, VnetHdrGso, hasFeature } from './constants.js';
-import { VNET_HDR_LEN, VnetHdrOffset } from './vnet-header.js';
+import { OffloadBit, VNET_HDR_LEN, VnetHdrOffset } from './vnet-header.js';
 import { finishChecksum, onesSum } from '../../lib/packet/checksum.js';
 
-/** The receive offloads in effect, as a small bit set (the per-frame test never touches a bigint). */
-export const RxOffload = {
-  CSUM: 1,
-  TSO4: 2,
-  TSO6: 4,
-  UFO: 8,
-  ECN: 16,
-  /** GUEST_USO4 or GUEST_USO6 (the header does not say which IP version; see checkGso). */
-  USO: 32,
-} as const;
+/** The receive offloads in effect (vnet-header.ts OffloadBit; USO: GUEST_USO4 or GUEST_USO6). */
+export const RxOffload = OffloadBit;
 
 /**
  * The offload bits for a guest-offloads word (feature bit numbers, as negotiated or as the last

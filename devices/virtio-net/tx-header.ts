@@ -39,7 +39,7 @@
 // offloads) costs one test; an offloaded frame a few integer tests. Nothing allocates.
 
 import { NetFeature, VnetHdrFlag, VnetHdrGso, hasFeature } from './constants.js';
-import { VnetHdrOffset } from './vnet-header.js';
+import { OffloadBit, VnetHdrOffset } from './vnet-header.js';
 
 /** One bit per rule; `check` returns the OR of the rules the header breaks (0: none). */
 export const TxHeaderFault = {
@@ -76,15 +76,8 @@ export type TxHeaderFaultCode = (typeof TX_HEADER_FAULT_CODES)[number][1];
 /** Faults that `strict: true` refuses the frame for: all but unknown flag bits, which §5.1.6.2.2 says the device MUST ignore. */
 export const STRICT_REFUSED_FAULTS = ~TxHeaderFault.FLAGS_UNKNOWN & 0x7ff;
 
-/** The transmit offloads negotiated, as a small bit set (the per-frame test never touches a bigint). */
-export const TxOffload = {
-  CSUM: 1,
-  TSO4: 2,
-  TSO6: 4,
-  UFO: 8,
-  ECN: 16,
-  USO: 32,
-} as const;
+/** The transmit offloads negotiated (vnet-header.ts OffloadBit; USO: HOST_USO). */
+export const TxOffload = OffloadBit;
 
 /** The TxOffload bits for a negotiated feature word. */
 export function txOffloadBits(features: bigint): number {

@@ -29,6 +29,21 @@ export const VnetHdrOffset = {
 } as const;
 
 /** struct virtio_net_hdr without `num_buffers`: legacy device without MRG_RXBUF. */
+/**
+ * The offloads in effect on one path, as a small bit set (the per-frame test never touches a
+ * bigint): what the driver accepts on receive (RxOffload, from GUEST_*) or negotiated for transmit
+ * (TxOffload, from CSUM / HOST_*). USO is GUEST_USO4 or GUEST_USO6 on receive (the header does not
+ * say which IP version; see rx-header.ts checkGso), HOST_USO on transmit.
+ */
+export const OffloadBit = {
+  CSUM: 1,
+  TSO4: 2,
+  TSO6: 4,
+  UFO: 8,
+  ECN: 16,
+  USO: 32,
+} as const;
+
 export const VNET_HDR_LEN = 10;
 /** With `num_buffers` (struct virtio_net_hdr_mrg_rxbuf; every VERSION_1 device). */
 export const VNET_HDR_MRG_LEN = 12;
