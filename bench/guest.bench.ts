@@ -48,9 +48,11 @@ const SAMPLE_MS = 200;
 interface Sizes {
   seconds: number;
   repeats: number;
+  /** The unmeasured warm-up run per row and NIC. */
+  warmSeconds: number;
 }
-const QUICK_SIZES: Sizes = { seconds: 3, repeats: 1 };
-const FULL_SIZES: Sizes = { seconds: 8, repeats: 2 };
+const QUICK_SIZES: Sizes = { seconds: 3, repeats: 1, warmSeconds: 2 };
+const FULL_SIZES: Sizes = { seconds: 8, repeats: 2, warmSeconds: 5 };
 
 type Kind = 'tx' | 'rx' | 'rr';
 interface Row {
@@ -401,6 +403,10 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
       try {
         const runs: Record<GuestNic, Run[]> = { model: [], builtin: [] };
         for (const s of env.sides) for (const c of row.before) await guest(s, c);
+        // Warm-up, one unmeasured run per NIC: v86 compiles the guest's hot code to WebAssembly
+        // only after it ran a while, and a row's code paths (TSO or not, GRO or not) are new to it;
+        // on a loaded machine the first run of a row was seen 5–10x slower per CPU-second.
+        for (const s of env.sides) await measure(env, s, row.kind, sizes.warmSeconds);
         for (let i = 0; i < sizes.repeats; i++) {
           // Alternate which NIC goes first, so a drift in load favours neither.
           const order = i % 2 === 0 ? env.sides : [...env.sides].reverse();
