@@ -2,12 +2,12 @@
 // iperf3 between the Linux guest in v86 and iperf3 on the host, with this project's device and,
 // as the baseline in the same run, v86's own virtio-net (lib/hypervisors/v86-builtin-nic.ts), both
 // on a TapNetdev in the same throwaway network namespace. Root only; only on request
-// (`npm run bench -- --only guest`: two guest boots, ~5–10 min), never in `npm test`.
+// (`npm run bench -- --only guest`: two guest boots, 4–12 min), never in `npm test`.
 //
 // Data flow (one netns, two TAPs, one guest per NIC, both alive for the whole run):
 //   model:   guest 10.0.3.15 ─ VirtioNetDevice ─ TapNetdev (vnet header, offloads) ─ 10.0.3.1 host
 //   builtin: guest 10.0.4.15 ─ v86's VirtioNet ─ V86BuiltinNic ─ TapNetdev (bare frames) ─ 10.0.4.1
-// Each row runs model then builtin, repeated, so load drift hits both alike:
+// Each row alternates the NICs (model, builtin; then builtin, model), so load drift hits both alike:
 //   guest-tcp-tx   guest `iperf3 -c -Z` (sendfile) → host `iperf3 -s -1 -J` (the receiver's count)
 //   guest-tcp-rx   host `iperf3 -c -J` → guest `iperf3 -s -1 -D` (the guest's count, sent back)
 //   guest-udp-rr   host python3: one UDP datagram to a closed guest port, wait for the guest
@@ -16,9 +16,12 @@
 //   -no-offload    the same with the device offloads off in the guest: tx `ethtool -K eth0 tx off
 //                  sg off tso off`, rx `rx-gro-hw off` (GUEST_OFFLOADS_SET: no GSO frames in);
 //                  on v86's NIC those are fixed off already, so its runs are the same config
-// Beside each rate (detail): guest instructions per byte (v86's instruction counter, the whole
-// command: iperf3's start-up included), guest interrupts per MB (/proc/interrupts, virtio lines),
-// frames per MB at the NIC, the guest's busy share (/proc/stat), host CPU per MB.
+// One unmeasured warm-up run per row and NIC comes first (v86 compiles hot guest code late).
+// Beside each rate (detail, per NIC): guest instructions per byte over the steady middle of the
+// transfer (v86's instruction counter and the TAP's byte count read every 200 ms, guest-measure.ts
+// steadyWindow), guest interrupts per MB (/proc/interrupts, virtio lines), frames per MB at the
+// TAP, the guest's busy share (/proc/stat), host CPU per MB; for the device also its per-queue
+// interrupts and driver kicks. bench/README.md has the numbers and what limits them.
 //
 //   npx tsx bench/guest.bench.ts [--quick]      (as root; XDG_CACHE_HOME for the guest image)
 
