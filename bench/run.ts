@@ -4,7 +4,8 @@
 //   npm run bench [-- --only NAME[,NAME…]] [--quick] [--json FILE]
 //
 // --only   runs the benchmarks NAME belongs to and keeps the results whose name starts with NAME
-//          (a benchmark name such as `tx-memory`, or a result name such as `tx-memory-64`)
+//          (a benchmark name such as `tx-memory`, or a result name such as `tx-memory-64`); the
+//          benchmarks run only on request (`guest`: two guest boots, minutes) run only this way
 // --quick  short runs (CI: the whole suite in well under a minute); the figures are rougher
 // --json   also writes { node, cpu, date, results: [{ name, unit, value, baseline, ratio, samples }] }
 
@@ -20,12 +21,21 @@ import { rxRss } from './rx-rss.bench.js';
 import { alloc } from './alloc.bench.js';
 import { tap } from './tap.bench.js';
 import { ctrl, queue, rxFilter } from './lib/adapters.js';
+import { guestBench } from './guest.bench.js';
 
 /** In run order: the memory datapath first (the least disturbed), TAP last. */
 export const BENCHMARKS: readonly Benchmark[] = [txMemory, rxMemory, rxRss, rxFilter, ctrl, queue, alloc, tap];
 
+/**
+ * Run only when `--only` names them, never by a plain `npm run bench` (nor by CI's `--quick` run
+ * in `npm test`): `guest` boots two Linux guests and measures for minutes.
+ */
+export const ON_REQUEST: readonly Benchmark[] = [guestBench];
+
 /** Result names the JSON always holds after a full run (the CI test checks them). */
 export const REQUIRED = BENCHMARKS.flatMap((b) => b.required);
+
+const ALL: readonly Benchmark[] = [...BENCHMARKS, ...ON_REQUEST];
 
 interface Args {
   only: string[];
@@ -57,7 +67,7 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case '--help':
       case '-h':
-        console.log(`${USAGE}\nbenchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')}`);
+        console.log(`${USAGE}\nbenchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')}\non request only (--only): ${ON_REQUEST.map((b) => b.name).join(', ')}`);
         process.exit(0);
         break;
       default:
@@ -69,16 +79,16 @@ function parseArgs(argv: readonly string[]): Args {
 
 /** The benchmarks `name` selects: its own, or the one whose results it names. */
 function select(name: string): Benchmark[] {
-  const hits = BENCHMARKS.filter((b) => b.name === name || name.startsWith(b.name + '-') || b.required.includes(name));
+  const hits = ALL.filter((b) => b.name === name || name.startsWith(b.name + '-') || b.required.includes(name));
   if (hits.length === 0) {
-    throw new Error(`--only ${name}: no such benchmark; allowed: ${BENCHMARKS.map((b) => b.name).join(', ')} (or a result name such as ${REQUIRED.join(', ')})`);
+    throw new Error(`--only ${name}: no such benchmark; allowed: ${ALL.map((b) => b.name).join(', ')} (or a result name such as ${REQUIRED.join(', ')})`);
   }
   return hits;
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const chosen = args.only.length === 0 ? [...BENCHMARKS] : BENCHMARKS.filter((b) => args.only.some((n) => select(n).includes(b)));
+  const chosen = args.only.length === 0 ? [...BENCHMARKS] : ALL.filter((b) => args.only.some((n) => select(n).includes(b)));
   const report = newReport(args.quick);
   const bar = new ProgressBar(chosen.reduce((n, b) => n + b.cases(args.quick), 0));
   const ctx = benchContext(args.quick, bar);

@@ -39,6 +39,7 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { command: 'vde_plug', pkg: 'vdeplug', usedBy: 'VdeNetdev (--netdev vde) and its tests' },
   { command: 'chromium', pkg: 'chromium', usedBy: 'the `virtio-net web` page test (the page in headless Chromium through puppeteer-core)' },
   { command: 'cc', pkg: 'gcc', usedBy: 'the TAP benchmark (the C write()/read() baseline) and the IPVS guest image (nlrelay, `cc -static`)', rootOnly: true },
+  { command: 'iperf3', pkg: 'iperf3', usedBy: 'the guest throughput benchmark (bench/guest.bench.ts, `npm run bench -- --only guest`: the host end of iperf3)', rootOnly: true },
   { command: 'passt', pkg: 'passt', usedBy: '`--netdev passt` (lib/netdev/passt-netdev.ts) and its real-guest test (DHCP and HTTP through passt)' },
   { command: 'setpriv', pkg: 'util-linux', usedBy: 'the passt test (runs `virtio-net guest --netdev passt` as nobody)', rootOnly: true },
 ];
