@@ -7,22 +7,14 @@ import { expect } from 'chai';
 import { GuardedMemory, WorkBudgetExceeded } from '../support/guarded-memory.js';
 import { DriverRing } from '../support/driver-ring.js';
 import { QueueLedger } from './ledger.js';
-import { FuzzStop, FuzzWorld, MEMORY_SIZE } from './world.js';
+import { FuzzWorld, MEMORY_SIZE } from './world.js';
+import { steps, stopCode, worldAfter } from './world-steps.js';
 import { runCase, runWorld } from './oracle.js';
 import type { FuzzOp, FuzzSetup, RawDesc } from './ops.js';
 import { PackedDriverRing } from '../support/packed-driver-ring.js';
 
 const SETUP: FuzzSetup = { transport: 'mmio', pairs: 1, disable: [], ringSize: 8 };
 
-function stopCode(fn: () => void): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof FuzzStop) return e.failure.code;
-    throw e;
-  }
-}
 
 describe('fuzz: oracles', () => {
   it('device_write_outside_every_grant_is_caught', () => {
@@ -147,24 +139,7 @@ describe('fuzz: oracles', () => {
 
 type Patchable = Record<string, unknown>;
 
-/** Runs ops one step each (apply + afterStep); the code of the first stop, or null. */
-function steps(w: FuzzWorld, ops: FuzzOp[]): string | null {
-  return stopCode(() => {
-    for (const op of ops) {
-      w.step++;
-      w.apply(op);
-      w.afterStep();
-    }
-  });
-}
 
-/** A world on `setup` (SETUP by default) that has run `ops` with every oracle holding. */
-function worldAfter(ops: FuzzOp[], setup: Partial<FuzzSetup> = {}): FuzzWorld {
-  const w = new FuzzWorld({ ...SETUP, ...setup });
-  w.step = -1;
-  expect(steps(w, ops)).to.equal(null);
-  return w;
-}
 
 /** The last step: `op`, then `rogue` inside a device call (a planted bug), then the checks. */
 function lastStep(w: FuzzWorld, op: FuzzOp | null, rogue: () => void): string | null {
@@ -198,7 +173,7 @@ function deliveredBuffer(w: FuzzWorld): number {
 
 describe('fuzz: every oracle code fires on a planted bug', () => {
   it('work_unbounded_a_call_looping_over_guest_memory', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     w.device.readConfig = () => {
       for (;;) w.memory.device.readU8(0x1000);
     };
@@ -206,7 +181,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('work_unbounded_ops_a_call_looping_over_backend_calls_without_touching_memory', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     w.device.queryRxFilter = () => {
       for (;;) w.netdev.pauseReceive();
     };
@@ -214,38 +189,38 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('irq_not_a_change_the_transport_reports_the_same_level_twice', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     const onInterrupt = (w.transport as unknown as { onInterrupt: (a: boolean) => void }).onInterrupt;
     expect(lastStep(w, null, () => onInterrupt(w.irqLevel))).to.equal('irq.not-a-change');
   });
 
   it('irq_lost_a_device_that_publishes_used_buffers_without_notifying', () => {
-    const w = worldAfter([INIT, RX1]);
+    const w = worldAfter(SETUP, [INIT, RX1]);
     (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
     expect(steps(w, [INJECT1])).to.equal('irq.lost');
   });
 
   it('irq_spurious_a_used_buffer_interrupt_with_nothing_used', () => {
-    const w = worldAfter([INIT, RX1]);
+    const w = worldAfter(SETUP, [INIT, RX1]);
     expect(lastStep(w, null, () => w.device.core.raiseUsed(0))).to.equal('irq.spurious');
   });
 
   it('needs_reset_silent_a_device_that_stops_without_the_config_interrupt', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     (w.device.core as unknown as Patchable).raiseConfig = () => undefined;
     const oob: FuzzOp = { t: 'raw', q: 1, descs: [{ len: 16, flags: 0, addr: 'heap', next: 'auto' }], table: [], head: 'oob' };
     expect(steps(w, [oob])).to.equal('needs-reset.silent');
   });
 
   it('used_index_jump_used_idx_moved_past_the_ring_size', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     const ring = w.ring(0) as DriverRing;
     ring.setUsedEvent(0x8000); // the driver wants no interrupt yet, so only the jump is wrong
     expect(lastStep(w, null, () => w.memory.device.writeU16(ring.usedRing + 2, ring.size + 1))).to.equal('used.index-jump');
   });
 
   it('used_head_lost_a_popped_head_neither_returned_nor_held', () => {
-    const w = worldAfter([INIT, RX1]);
+    const w = worldAfter(SETUP, [INIT, RX1]);
     expect(
       lastStep(w, null, () => {
         // Pushed but never published: the guest never sees it, the device no longer holds it.
@@ -257,19 +232,19 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('used_tx_len_nonzero_a_transmit_chain_completed_with_a_length', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     // A stray writable descriptor (8 bytes) makes a length of 5 fit the grant: only "tx" is wrong.
     expect(lastStep(w, { ...TX, writable: true } as FuzzOp, () => w.memory.device.writeU32(w.ring(1)!.usedRing + 8, 5))).to.equal('used.tx-len-nonzero');
   });
 
   it('used_ctrl_len_a_control_chain_completed_with_a_length_other_than_1', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     // Two writable status bytes make a length of 2 fit the grant: only "not 1" is wrong.
     expect(lastStep(w, { ...PROMISC, ack: 2 } as FuzzOp, () => w.memory.device.writeU32(w.ring(2)!.usedRing + 8, 2))).to.equal('used.ctrl-len');
   });
 
   it('ctrl_ack_invalid_an_ack_that_is_neither_ok_nor_err', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     expect(
       lastStep(w, PROMISC, () => {
         const bufs = w.ring(2)!.buffers(usedHead(w, 2));
@@ -297,19 +272,19 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   }
 
   it('stats_rx_unbalanced_an_offered_frame_in_no_counter', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     patchStats(w, (s) => void s.rx.offered++);
     expect(steps(w, [{ t: 'query' }])).to.equal('stats.rx-unbalanced');
   });
 
   it('stats_netdev_unbalanced_a_backend_frame_in_no_counter', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     patchStats(w, () => undefined, (n) => void n.injected++);
     expect(steps(w, [{ t: 'query' }])).to.equal('stats.netdev-unbalanced');
   });
 
   it('stats_offered_mismatch_the_device_counts_a_frame_the_backend_never_delivered', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     patchStats(w, (s) => {
       s.rx.offered++;
       s.rx.frames++;
@@ -318,7 +293,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('rx_counted_not_visible_a_delivered_frame_the_guest_cannot_see', () => {
-    const w = worldAfter([INIT_NO_MRG]);
+    const w = worldAfter(SETUP, [INIT_NO_MRG]);
     patchStats(
       w,
       (s) => {
@@ -336,39 +311,39 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('stats_tx_mismatch_a_frame_counted_sent_that_the_backend_never_saw', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     patchStats(w, (s) => void s.tx.frames++);
     expect(steps(w, [{ t: 'query' }])).to.equal('stats.tx-mismatch');
   });
 
   it('rx_frame_corrupt_a_byte_of_a_received_frame_changed', () => {
-    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const w = worldAfter(SETUP, [INIT_NO_MRG, RX1]);
     const addr = deliveredBuffer(w);
     expect(lastStep(w, null, () => w.memory.device.writeU8(addr + w.hdrLen + 20, 0x5a ^ w.memory.driver.readU8(addr + w.hdrLen + 20)))).to.equal('rx.frame-corrupt');
   });
 
   it('rx_num_buffers_num_buffers_2_without_mrg_rxbuf', () => {
-    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const w = worldAfter(SETUP, [INIT_NO_MRG, RX1]);
     const addr = deliveredBuffer(w);
     expect(lastStep(w, null, () => w.memory.device.writeU8(addr + 10, 2))).to.equal('rx.num-buffers');
   });
 
   it('rx_hdr_offload_needs_csum_handed_to_a_guest_without_guest_csum', () => {
     // The plain backend offers no offloads: GUEST_CSUM is not negotiated.
-    const w = worldAfter([INIT_NO_MRG, RX1]);
+    const w = worldAfter(SETUP, [INIT_NO_MRG, RX1]);
     const addr = deliveredBuffer(w);
     expect(lastStep(w, null, () => w.memory.device.writeU8(addr, 1))).to.equal('rx.hdr-offload');
   });
 
   it('rx_hdr_csum_outside_frame_a_checksum_offset_past_the_frame', () => {
-    const w = worldAfter([INIT_NO_MRG, RX1], { backend: 'vnet' });
+    const w = worldAfter(SETUP, [INIT_NO_MRG, RX1], { backend: 'vnet' });
     expect(w.has('GUEST_CSUM')).to.equal(true);
     const addr = deliveredBuffer(w);
     expect(lastStep(w, null, () => w.memory.device.write(addr, Uint8Array.of(1, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0)))).to.equal('rx.hdr-csum-outside-frame');
   });
 
   it('tx_frame_corrupt_the_backend_gets_a_changed_frame', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     const n = w.netdev as unknown as Patchable;
     const send = (w.netdev.send as (f: Uint8Array, h?: Uint8Array) => unknown).bind(w.netdev);
     n.send = (f: Uint8Array, h?: Uint8Array) => {
@@ -380,7 +355,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('ctrl_offloads_acked_not_applied_the_host_told_something_else_than_acked', () => {
-    const w = worldAfter([INIT], { backend: 'vnet' });
+    const w = worldAfter(SETUP, [INIT], { backend: 'vnet' });
     const v = w.netdev.vnet!;
     const set = v.setOffloads.bind(v);
     v.setOffloads = (f) => set({ ...f, csum: !f.csum });
@@ -399,7 +374,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('reentry_touched_after_reset_guest_memory_read_after_a_reset_from_the_transmit_listener', () => {
-    const w = worldAfter([INIT, { t: 'arm', at: 'transmit', action: { k: 'reset' }, times: 1 }]);
+    const w = worldAfter(SETUP, [INIT, { t: 'arm', at: 'transmit', action: { k: 'reset' }, times: 1 }]);
     w.netdev.on('transmit', () => {
       if (w.device.status === 0) w.memory.device.readU8(0x1000);
     });
@@ -407,14 +382,14 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('reset_queues_still_running_a_device_that_keeps_its_queues_across_a_reset', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     const running = w.device.queues;
     Object.defineProperty(w.device, 'queues', { get: () => running });
     expect(steps(w, [{ t: 'status', value: 0 }])).to.equal('reset.queues-still-running');
   });
 
   it('rx_taken_while_stopped_a_device_that_backlogs_frames_before_driver_ok', () => {
-    const w = worldAfter([]);
+    const w = worldAfter(SETUP, []);
     patchStats(w, (s) => {
       s.rx.backlog++;
       s.rx.offered++; // balanced, and the backend "delivered" it
@@ -426,7 +401,7 @@ describe('fuzz: every oracle code fires on a planted bug', () => {
   });
 
   it('rx_backend_stalled_a_device_that_never_resumes_the_backend', () => {
-    const w = worldAfter([INIT, RX1]);
+    const w = worldAfter(SETUP, [INIT, RX1]);
     // The device says it has no room (the backend holds the frame and pauses) while it has a buffer.
     const rx = (w.device as unknown as Record<string, Patchable>)['rx']!;
     rx.receive = () => false;
@@ -520,7 +495,7 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
   const PACKED: Partial<FuzzSetup> = { ring: 'packed' };
 
   it('a_clean_packed_sequence_passes_every_check_on_packed_queues', () => {
-    const w = worldAfter([INIT, { ...RX1, count: 3 }, INJECT1, TX, PROMISC, { t: 'cycle', dir: 'tx', n: 40, batch: 3 }], PACKED);
+    const w = worldAfter(SETUP, [INIT, { ...RX1, count: 3 }, INJECT1, TX, PROMISC, { t: 'cycle', dir: 'tx', n: 40, batch: 3 }], PACKED);
     expect(w.device.queues.map((q) => q?.ring)).to.deep.equal(['packed', 'packed', 'packed']);
     expect(w.has('RING_PACKED')).to.equal(true);
     expect(w.device.stats().tx.frames).to.equal(41);
@@ -528,13 +503,13 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
   });
 
   it('irq_lost_packed', () => {
-    const w = worldAfter([INIT, RX1], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1], PACKED);
     (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
     expect(steps(w, [INJECT1])).to.equal('irq.lost');
   });
 
   it('irq_lost_packed_event_descriptor_passed', () => {
-    const w = worldAfter([INIT, { ...RX1, count: 2 }], { ...PACKED, disable: [] });
+    const w = worldAfter(SETUP, [INIT, { ...RX1, count: 2 }], { ...PACKED, disable: [] });
     // EVENT_IDX: an event at the first used descriptor (offset 0, wrap 1) is passed by the first frame.
     expect(steps(w, [{ t: 'event', q: 0, mode: 'used-event', value: 0x8000 }])).to.equal(null);
     (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
@@ -542,19 +517,19 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
   });
 
   it('irq_lost_not_claimed_when_the_driver_disabled_events_packed', () => {
-    const w = worldAfter([INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
     (w.device.core as unknown as Patchable).raiseUsed = () => undefined;
     expect(steps(w, [INJECT1])).to.equal(null);
     expect(w.ledgers[0]!.usedSeen).to.equal(1);
   });
 
   it('irq_spurious_packed', () => {
-    const w = worldAfter([INIT, RX1], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1], PACKED);
     expect(lastStep(w, null, () => w.device.core.raiseUsed(0))).to.equal('irq.spurious');
   });
 
   it('used_head_lost_packed', () => {
-    const w = worldAfter([INIT, RX1], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1], PACKED);
     expect(
       lastStep(w, null, () => {
         const q = w.device.queues[0]!;
@@ -565,7 +540,7 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
   });
 
   it('used_unknown_head_packed_a_used_descriptor_naming_no_outstanding_id', () => {
-    const w = worldAfter([INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1, { t: 'event', q: 0, mode: 'no-interrupt', value: 0 }], PACKED);
     const ring = w.ring(0) as PackedDriverRing;
     expect(
       lastStep(w, null, () => {
@@ -577,13 +552,13 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
   });
 
   it('guard_write_outside_grant_packed_the_driver_event_structure', () => {
-    const w = worldAfter([INIT, RX1], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1], PACKED);
     const ring = w.ring(0) as PackedDriverRing;
     expect(lastStep(w, null, () => w.memory.device.writeU16(ring.driverEvent + 2, 1))).to.equal('guard.write-outside-grant');
   });
 
   it('rx_backend_stalled_packed', () => {
-    const w = worldAfter([INIT, RX1], PACKED);
+    const w = worldAfter(SETUP, [INIT, RX1], PACKED);
     const rx = (w.device as unknown as Record<string, Patchable>)['rx']!;
     rx.receive = () => false;
     expect(steps(w, [INJECT1])).to.equal('rx.backend-stalled');
@@ -612,12 +587,12 @@ describe('fuzz: the ring oracles fire on packed rings too', () => {
     }
     // The first three leave the device running and the queue stalled; the list with NEXT at its end
     // and the one with the wrong bits mid-list are refused (DEVICE_NEEDS_RESET) when popped.
-    const w = worldAfter([INIT, cases[0]![1]], PACKED);
+    const w = worldAfter(SETUP, [INIT, cases[0]![1]], PACKED);
     expect(w.needsReset).to.equal(true);
-    const w2 = worldAfter([INIT, cases[1]![1], TX], PACKED);
+    const w2 = worldAfter(SETUP, [INIT, cases[1]![1], TX], PACKED);
     expect(w2.needsReset).to.equal(false);
     expect(w2.device.stats().tx.frames).to.equal(0);
-    const w3 = worldAfter([INIT, cases[5]![1]], PACKED);
+    const w3 = worldAfter(SETUP, [INIT, cases[5]![1]], PACKED);
     expect(w3.needsReset).to.equal(false);
     expect(w3.ledgers[1]!.usedSeen).to.equal(1);
   });

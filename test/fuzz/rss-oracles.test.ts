@@ -5,7 +5,8 @@
 // against the published Microsoft RSS verification values.
 
 import { expect } from 'chai';
-import { FuzzStop, FuzzWorld } from './world.js';
+import { FuzzWorld } from './world.js';
+import { steps, stopCode, worldAfter } from './world-steps.js';
 import type { FuzzOp, FuzzSetup } from './ops.js';
 import { REPORT, RssModel, expectedRssAck, refHash } from './rss-model.js';
 import type { FlowDesc } from './rss-model.js';
@@ -31,33 +32,8 @@ const RX: FuzzOp[] = [
 ];
 const FLOW: FuzzOp = { t: 'flow', flows: FLOWS };
 
-function stopCode(fn: () => void): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (e instanceof FuzzStop) return e.failure.code;
-    throw e;
-  }
-}
 
-/** Runs `ops` one step each; the first stop's code, or null. */
-function steps(w: FuzzWorld, ops: FuzzOp[]): string | null {
-  return stopCode(() => {
-    for (const op of ops) {
-      w.step++;
-      w.apply(op);
-      w.afterStep();
-    }
-  });
-}
 
-function worldAfter(ops: FuzzOp[], setup: Partial<FuzzSetup> = {}): FuzzWorld {
-  const w = new FuzzWorld({ ...SETUP, ...setup });
-  w.step = -1;
-  expect(steps(w, ops)).to.equal(null);
-  return w;
-}
 
 type Steering = { select: (frame: Uint8Array, tag: number) => number; hashValue: number };
 function steering(w: FuzzWorld): Steering {
@@ -104,7 +80,7 @@ describe('fuzz: the RSS reference (rss-model.ts)', () => {
 
 describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   it('a_correct_device_passes_and_the_oracles_judge_both_queues', () => {
-    const w = worldAfter([INIT, rssConfig([0, 1]), ...RX, FLOW, FLOW]);
+    const w = worldAfter(SETUP, [INIT, rssConfig([0, 1]), ...RX, FLOW, FLOW]);
     expect(w.counts['rss ack judged RSS_CONFIG OK']).to.equal(1);
     expect(w.counts['rss hash judged']).to.equal(2 * FLOWS.length);
     const q1 = w.counts['rss queue judged table receiveq1'] ?? 0;
@@ -114,7 +90,7 @@ describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   });
 
   it('ctrl_rss_ack_an_ok_command_acked_err', () => {
-    const w = worldAfter([INIT]);
+    const w = worldAfter(SETUP, [INIT]);
     const code = stopCode(() => {
       w.step++;
       w.apply(rssConfig([1]));
@@ -129,7 +105,7 @@ describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   });
 
   it('rx_rss_queue_a_frame_steered_to_the_other_queue', () => {
-    const w = worldAfter([INIT, rssConfig([1]), ...RX]);
+    const w = worldAfter(SETUP, [INIT, rssConfig([1]), ...RX]);
     const s = steering(w);
     const select = s.select.bind(s);
     s.select = (frame, tag) => (select(frame, tag) + 1) % 2;
@@ -137,7 +113,7 @@ describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   });
 
   it('rx_hash_report_a_hash_value_one_bit_off', () => {
-    const w = worldAfter([INIT, rssConfig([1]), ...RX]);
+    const w = worldAfter(SETUP, [INIT, rssConfig([1]), ...RX]);
     const s = steering(w);
     const select = s.select.bind(s);
     s.select = (frame, tag) => {
@@ -149,7 +125,7 @@ describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   });
 
   it('stats_rx_queue_drops_a_receive_drop_counted_on_no_queue', () => {
-    const w = worldAfter([INIT, rssConfig([1]), ...RX]);
+    const w = worldAfter(SETUP, [INIT, rssConfig([1]), ...RX]);
     const counters = (w.device as unknown as { counters: { queueAdd: (i: number, f: number, n: number) => void } }).counters;
     const add = counters.queueAdd.bind(counters);
     counters.queueAdd = (i, f, n) => (f === QueueField.DROPS && (i & 1) === 0 ? undefined : add(i, f, n));
@@ -157,7 +133,7 @@ describe('fuzz: RSS oracles on a correct device and on planted bugs', () => {
   });
 
   it('rx_frame_duplicated_one_frame_delivered_on_both_queues', () => {
-    const w = worldAfter([INIT, rssConfig([0, 1]), ...RX]);
+    const w = worldAfter(SETUP, [INIT, rssConfig([0, 1]), ...RX]);
     const s = steering(w);
     const select = s.select.bind(s);
     let n = 0;
