@@ -4,7 +4,8 @@
 // with send()'s frames): frames at every alignment arrive intact and in order interleaved with
 // send(), from an ArrayBuffer and a SharedArrayBuffer, with and without the vnet header; the
 // header passed is the one written (a header the TAP refuses is counted, the next frame goes);
-// multiqueue spans go to their queue's fd; a range outside the array is a RangeError.
+// multiqueue spans go to their queue's fd; a range outside the array is a RangeError; the device's
+// transmit path (NetRig) uses sendSpan on a TAP and its frames arrive.
 
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -13,6 +14,8 @@ import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import type { TapIo } from '../../../lib/netdev/tap-fd.js';
 import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
 import { skipBecause } from '../../support/skip.js';
+import { NetRig } from '../../support/net-rig.js';
+import sinon from 'sinon';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 
 /** A test frame: broadcast, ethertype 0x88b5 (local experimental), the sequence number and a pattern made from it. */
@@ -165,6 +168,21 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
       expect([...got].sort()).to.deep.equal(frames.map(hex).sort());
       const q = tap.queueStats();
       expect(q.map((s) => s.txFrames)).to.deep.equal([2, 2]);
+    });
+
+    it('the_devices_transmit_path_hands_its_frames_to_the_tap_as_spans_and_they_arrive', async () => {
+      const { ns, tap } = setup();
+      tap.detach(); // the rig's device attaches itself
+      const rig = new NetRig({ netdev: tap, mac: '52:54:00:12:34:56' });
+      const span = sinon.spy(tap, 'sendSpan');
+      const send = sinon.spy(tap, 'send');
+      const frames = [frame(20, 64), frame(21, 1000), frame(22, 1514)];
+      const cap = await capture(ns, tap.ifname, frames.length);
+      for (const f of frames) rig.send(f, { split: 'one' }); // header and frame in one descriptor: sent in place
+      tap.flush();
+      expect(await cap.done).to.deep.equal(frames.map(hex));
+      expect(span.callCount).to.equal(frames.length);
+      expect(send.callCount).to.equal(0);
     });
 
     it('a_range_outside_the_array_is_a_RangeError_and_sends_nothing', () => {
