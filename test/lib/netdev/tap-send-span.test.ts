@@ -5,11 +5,13 @@
 // send(), from an ArrayBuffer and a SharedArrayBuffer, with and without the vnet header; the
 // header passed is the one written (a header the TAP refuses is counted, the next frame goes);
 // multiqueue spans go to their queue's fd; a range outside the array is a RangeError; the device's
-// transmit path (NetRig) uses sendSpan on a TAP and its frames arrive.
+// transmit path (NetRig) uses sendSpan on a TAP and its frames arrive. MacvtapNetdev shares the
+// inline path (FdNetdev): its spans leave through the lower device.
 
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { Netns, linkName, requireHost, trackLink } from '../../support/netns.js';
+import { Netns, deleteLink, linkName, requireHost, run, trackLink } from '../../support/netns.js';
+import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import type { TapIo } from '../../../lib/netdev/tap-fd.js';
 import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
@@ -196,3 +198,48 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
     });
   });
 }
+
+describe('MacvtapNetdev.sendSpan (FdNetdev inline path, real kernel, throwaway netns)', function () {
+  this.timeout(30_000);
+  const cleanups: (() => Promise<void> | void)[] = [];
+
+  before(function () {
+    requireHost(this);
+  });
+
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('spans_interleaved_with_send_leave_through_the_lower_device_intact_and_in_order', async () => {
+    const ns = new Netns();
+    cleanups.push(() => ns.destroy());
+    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    const lower = linkName('l');
+    const mv = linkName('m');
+    run('ip', ['link', 'add', lower, 'type', 'veth', 'peer', 'name', 'p0', 'netns', ns.name]);
+    trackLink(lower);
+    cleanups.push(() => deleteLink(lower)); // takes the macvtap with it
+    run('ip', ['link', 'add', 'link', lower, 'name', mv, 'type', 'macvtap', 'mode', 'bridge']);
+    trackLink(mv);
+    for (const l of [lower, mv]) {
+      run('sysctl', ['-qw', `net.ipv6.conf.${l}.disable_ipv6=1`]);
+      run('ip', ['link', 'set', l, 'up']);
+    }
+    ns.ip(['link', 'set', 'p0', 'up']);
+    const netdev = new MacvtapNetdev({ id: 'mvs', ifname: mv });
+    cleanups.push(() => netdev.close());
+    netdev.attach(idle);
+    const n = 120;
+    const frames = Array.from({ length: n }, (_, i) => frame(i, 60 + ((i * 53) % 1440)));
+    const { ram, offsets } = guestMemory(frames, false);
+    const header = new Uint8Array(netdev.vnetHeaderLength);
+    const cap = await capture(ns, 'p0', n);
+    for (let i = 0; i < n; i++) {
+      const r = i % 2 === 0 ? netdev.send(frames[i]!, header) : netdev.sendSpan(ram, offsets[i]!, frames[i]!.length, header);
+      expect(r, `frame ${i}`).to.equal('sent');
+    }
+    expect(await cap.done).to.deep.equal(frames.map(hex));
+    expect(netdev.stats().txFrames).to.equal(n);
+  });
+});
