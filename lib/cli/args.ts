@@ -80,7 +80,8 @@ function describeValue(spec: FlagSpec): string {
 }
 
 /**
- * `--netdev tap,ifname=NAME` / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` /
+ * `--netdev tap,ifname=NAME[,io=inline|uring]` (io: one system call per frame, the default, or
+ * io_uring batches: TapNetdev's `io`) / `--netdev macvtap,ifname=NAME[,sync=on|off]` / `memory` /
  * `--netdev dgram,local.type=inet,local.host=H,local.port=N,remote.type=inet,remote.host=H,remote.port=N`
  * (or `…type=unix,….path=P`; a multicast remote.host makes it multicast, local then optional) /
  * `--netdev vde,sock=DIR` / stream / passt (stream-args.ts) — QEMU's `-netdev` spellings; and
@@ -88,7 +89,7 @@ function describeValue(spec: FlagSpec): string {
  */
 export type NetdevSpec =
   | { kind: 'memory' }
-  | { kind: 'tap'; ifname?: string }
+  | { kind: 'tap'; ifname?: string; io?: 'inline' | 'uring' }
   | { kind: 'macvtap'; ifname: string; sync: boolean }
   | { kind: 'dgram'; local?: DgramSocketAddress; remote?: DgramSocketAddress }
   | { kind: 'vde'; sock: string }
@@ -120,10 +121,12 @@ export function parseNetdev(value: string): NetdevSpec {
       only([]);
       return { kind: 'memory' };
     case 'tap': {
-      only(['ifname']);
+      only(['ifname', 'io']);
       const ifname = props.get('ifname');
       if (ifname !== undefined) checkIfname(ifname);
-      return ifname === undefined ? { kind: 'tap' } : { kind: 'tap', ifname };
+      const io = props.get('io');
+      if (io !== undefined && io !== 'inline' && io !== 'uring') throw new UsageError(`--netdev tap: io must be inline or uring, got ${JSON.stringify(io)}`);
+      return { kind: 'tap', ...(ifname === undefined ? {} : { ifname }), ...(io === undefined ? {} : { io }) };
     }
     case 'macvtap': {
       only(['ifname', 'sync']);

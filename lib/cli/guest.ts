@@ -49,7 +49,7 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'script', kind: 'string', help: 'run each line of FILE as a guest shell command, then exit' },
   { name: 'json', kind: 'boolean', help: 'with --script: one JSON object per step' },
   { name: 'compat', kind: 'string', choices: ['qemu'], help: "report the rx filter in QEMU's form" },
-  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off], dgram,local.type=…,remote.type=…, vde,sock=DIR, stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC], websocket,url=ws://HOST:PORT' },
+  { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME][,io=inline|uring], macvtap,ifname=NAME[,sync=on|off], dgram,local.type=…,remote.type=…, vde,sock=DIR, stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC], websocket,url=ws://HOST:PORT' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path (default: a fresh path in the temp directory)' },
   { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
   { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
@@ -345,8 +345,8 @@ async function openNetdev(spec: NetdevSpec, bareFrames = false): Promise<{ netde
     case 'tap': {
       const { TapNetdev } = await import('../netdev/tap-netdev.js');
       // v86's own NIC exchanges bare frames: no virtio-net header on the TAP then.
-      const tap = new TapNetdev({ id: 'hostnet0', ...(spec.ifname !== undefined ? { ifname: spec.ifname } : {}), ...(bareFrames ? { vnetHdr: false } : {}) });
-      return { netdev: tap, label: `tap ${tap.ifname}` };
+      const tap = new TapNetdev({ id: 'hostnet0', ...(spec.ifname !== undefined ? { ifname: spec.ifname } : {}), ...(bareFrames ? { vnetHdr: false } : {}), ...(spec.io !== undefined ? { io: spec.io } : {}) });
+      return { netdev: tap, label: `tap ${tap.ifname}${tap.io === 'uring' ? ' (io_uring)' : ''}` };
     }
     case 'macvtap': {
       const { MacvtapNetdev } = await import('../netdev/macvtap-netdev.js');

@@ -12,8 +12,10 @@ commands:
           and a QMP socket (the default job of \`npm start\`)
             --duration SECONDS   how long to run (default 5; Ctrl-C ends it early, with the summary)
             --scenario NAME      linux (default), traffic, filter
-            --netdev SPEC        memory (default), tap[,ifname=NAME], macvtap,ifname=NAME[,sync=on|off],
-                                 dgram,…, vde,sock=DIR, stream,…, passt, websocket,url=ws://HOST:PORT
+            --netdev SPEC        memory (default), tap[,ifname=NAME][,io=inline|uring],
+                                 macvtap,ifname=NAME[,sync=on|off], dgram,…, vde,sock=DIR, stream,…,
+                                 passt, websocket,url=ws://HOST:PORT (tap io=uring: frames through
+                                 io_uring batches instead of one system call each; inline is the default)
             --ip ADDR/LEN        the scripted guest's IPv4 address (default 10.0.2.15/24); it answers
                                  ARP and ping on it, and IPv6 NS / ping on its link-local address
             --peer ADDR          the host it resolves and pings, on its subnet (default 10.0.2.2)
@@ -31,7 +33,8 @@ commands:
             --script FILE        run each line of FILE as a guest shell command, in order, then exit
             --json               with --script: one JSON line per step {step, exitCode, output, rxFilter}
             --compat qemu        report the rx filter as QEMU does
-            --netdev SPEC        memory (default: simulated host peer 10.0.2.2), tap,..., macvtap,...
+            --netdev SPEC        memory (default: simulated host peer 10.0.2.2), tap,...[,io=inline|uring],
+                                 macvtap,...
             --qmp PATH           serve QMP on PATH
             --legacy             the legacy (transitional) virtio-pci interface
             --mac MAC, --step-timeout SECONDS

@@ -37,7 +37,7 @@ import type { RunResult } from './report.js';
 const FLAGS: readonly FlagSpec[] = [
   { name: 'duration', kind: 'number', min: 0.1, max: 86400, help: 'seconds to run' },
   { name: 'scenario', kind: 'string', choices: SCENARIOS, help: 'what the scripted guest does' },
-  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR | stream,addr.type=unix|inet,… | passt[,tcp=SPEC] | websocket,url=ws://HOST:PORT' },
+  { name: 'netdev', kind: 'string', help: 'memory | tap[,ifname=NAME][,io=inline|uring] | macvtap,ifname=NAME | dgram,local.type=…,remote.type=… | vde,sock=DIR | stream,addr.type=unix|inet,… | passt[,tcp=SPEC] | websocket,url=ws://HOST:PORT' },
   { name: 'ip', kind: 'string', help: "the scripted guest's IPv4 address/prefix (default 10.0.2.15/24)" },
   { name: 'peer', kind: 'string', help: 'the host it pings, on its subnet (default 10.0.2.2)' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path' },
@@ -282,8 +282,8 @@ export async function openNetdev(spec: NetdevSpec, peerIp: string): Promise<{ ne
       return { netdev, peer: new SimPeer(netdev, { ip: peerIp }), label: `memory (simulated host peer ${peerIp})` };
     }
     case 'tap': {
-      const netdev = new TapNetdev(spec.ifname === undefined ? { id: 'hostnet0' } : { id: 'hostnet0', ifname: spec.ifname });
-      return { netdev, peer: null, label: `tap ${netdev.ifname}` };
+      const netdev = new TapNetdev({ id: 'hostnet0', ...(spec.ifname === undefined ? {} : { ifname: spec.ifname }), ...(spec.io === undefined ? {} : { io: spec.io }) });
+      return { netdev, peer: null, label: `tap ${netdev.ifname}${netdev.io === 'uring' ? ' (io_uring)' : ''}` };
     }
     case 'macvtap': {
       const netdev = new MacvtapNetdev({ id: 'hostnet0', ifname: spec.ifname, syncRxFilter: spec.sync });

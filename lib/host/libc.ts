@@ -77,6 +77,8 @@ interface Libc {
   close: (fd: number) => number;
   read: (fd: number, buf: Uint8Array, len: number) => number;
   write: (fd: number, buf: Uint8Array, len: number) => number;
+  writev: (fd: number, iov: Uint8Array, count: number) => number;
+  memmove: (dst: Uint8Array, src: Uint8Array, len: number) => number;
   ioctlPtr: (fd: number, req: number, arg: Uint8Array) => number;
   ioctlInt: (fd: number, req: number, arg: number) => number;
   poll: ((fds: Uint8Array, nfds: number, timeout: number) => number) & {
@@ -105,6 +107,9 @@ function lib(): Libc {
     close: l.func('int close(int fd)'),
     read: l.func('long read(int fd, void *buf, unsigned long count)'),
     write: l.func('long write(int fd, const void *buf, unsigned long count)'),
+    writev: l.func('long writev(int fd, const void *iov, int iovcnt)'),
+    // memmove(p, p, 0) returns p: the address of a typed array's bytes (addressOf).
+    memmove: l.func('memmove', 'uintptr_t', ['void *', 'void *', 'size_t']),
     // ioctl is variadic in C; its third argument is one machine word (a pointer or an int), so it is
     // declared twice with a fixed third parameter (glibc's ioctl is a plain syscall wrapper).
     ioctlPtr: l.func('ioctl', 'int', ['int', 'unsigned long', 'void *']),
@@ -162,6 +167,40 @@ export function writeFd(fd: number, buf: Uint8Array, len: number = buf.byteLengt
   if (len > buf.byteLength) throw new RangeError(`writeFd: len ${len} exceeds the buffer (${buf.byteLength})`);
   const r = lib().write(fd, buf, len);
   return r < 0 ? -errno() : r;
+}
+
+/** Bytes of one struct iovec (x86-64 and arm64: a pointer and a size_t). */
+export const IOVEC_SIZE = 16;
+
+/**
+ * One writev(2) of `count` struct iovecs (the caller filled `iov` with addresses from addressOf and
+ * lengths): bytes written, or `-errno`. Never throws.
+ */
+export function writevFd(fd: number, iov: Uint8Array, count: number): number {
+  if (!Number.isInteger(count) || count < 1 || count * IOVEC_SIZE > iov.byteLength) throw new RangeError(`writevFd: ${String(count)} iovecs do not fit the ${iov.byteLength}-byte array`);
+  const r = lib().writev(fd, iov, count);
+  return r < 0 ? -errno() : r;
+}
+
+const addresses = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * The address of `bytes`' first byte, for a system call that takes addresses inside a struct
+ * (writev's iovecs). An ArrayBuffer's bytes live outside the JS heap and do not move while it is
+ * alive (a small one V8 kept on its heap is moved out on first use, before the address is read):
+ * the address is looked up once per buffer. Valid while the caller holds `bytes` and its buffer is
+ * not detached (a detached buffer's views have length 0: check lengths before each use).
+ */
+export function addressOf(bytes: Uint8Array): number {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) throw new RangeError('addressOf: needs a non-empty Uint8Array');
+  const buffer = bytes.buffer;
+  let base = addresses.get(buffer);
+  if (base === undefined) {
+    const whole = new Uint8Array(buffer, 0, 1);
+    base = lib().memmove(whole, whole, 0);
+    addresses.set(buffer, base);
+  }
+  return base + bytes.byteOffset;
 }
 
 /** ioctl with a pointer argument (`arg` is the struct, sized by the caller's `size`). */

@@ -70,6 +70,11 @@ export class TapFd extends VnetFdNetdev {
     return this.uring === null ? super.send(frame, vnetHeader) : this.uring.send(frame, vnetHeader);
   }
 
+  /** Netdev.sendSpan: the frame copied from `bytes` without a view (io_uring: into its slot; inline: FdNetdev's writev). */
+  override sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array): SendResult {
+    return this.uring === null ? super.sendSpan(bytes, offset, length, vnetHeader) : this.uring.sendSpan(bytes, offset, length, vnetHeader);
+  }
+
   /** Writes the frames queued for the next io_uring batch now (inline: nothing is ever queued). */
   flush(): void {
     this.uring?.flush();

@@ -201,6 +201,12 @@ export class TapNetdev extends TapFd implements Partial<MultiQueueCapable>, MtuC
     return k === 0 ? super.send(frame, vnetHeader) : this.extra[k - 1]!.send(frame, vnetHeader);
   }
 
+  /** Netdev.sendSpan on fd `queue` (as send()): no view of the frame is made. */
+  override sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array, queue = 0): SendResult {
+    const k = queue < this.active ? queue : queue % this.active;
+    return k === 0 ? super.sendSpan(bytes, offset, length, vnetHeader) : this.extra[k - 1]!.sendSpan(bytes, offset, length, vnetHeader);
+  }
+
   override pauseReceive(): void {
     super.pauseReceive();
     for (const q of this.extra) q.pauseReceive();

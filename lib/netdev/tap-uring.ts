@@ -32,13 +32,56 @@ export const TX_SLOTS = 128;
 export const TX_BATCH = 64;
 /** Reads per batch. */
 export const RX_BATCH = 64;
-/** One slot: the largest header + frame, in whole pages. */
-const SLOT_BYTES = Math.ceil(HOST_FRAME_MAX / 4096) * 4096;
+/** One slot: the largest header + frame behind sendSpan's shift of up to 3 bytes, in whole pages. */
+const SLOT_BYTES = Math.ceil((HOST_FRAME_MAX + 3) / 4096) * 4096;
 /**
  * errno values after which the fd is dead for good: FdNetdev's list, and EOPNOTSUPP — a kernel whose
  * TAP cannot take RWF_NOWAIT answers it to every request, so nothing could ever be written.
  */
 const FATAL_ERRNOS: ReadonlySet<number> = new Set([Errno.EBADFD, Errno.EBADF, Errno.ENODEV, Errno.ENXIO, Errno.EIO, Errno.EPIPE, Errno.EOPNOTSUPP]);
+
+/** claim()'s answers besides a position. */
+const BUSY = -1;
+const DROPPED = -2;
+
+/** Netdev.sendSpan's range must lie inside `bytes` (the copy reads the buffer beneath the view). */
+export function checkSpan(bytes: Uint8Array, offset: number, length: number): void {
+  if (!(bytes instanceof Uint8Array) || !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length) {
+    throw new RangeError(`sendSpan: [${String(offset)}, +${String(length)}) is not a range of the ${bytes instanceof Uint8Array ? `${bytes.length}-byte array` : 'bytes (not a Uint8Array)'}`);
+  }
+}
+
+/**
+ * Copies `length` bytes from byte `from` of `src` to byte `to` of `dst`, where from ≡ to (mod 4):
+ * the unaligned head and tail byte by byte, the rest as 32-bit words (`srcWords` / `dstWords` are
+ * the same buffers as words). No view, nothing allocated.
+ */
+function copyAligned(src: Uint8Array, srcWords: Int32Array, from: number, dst: Uint8Array, dstWords: Int32Array, to: number, length: number): void {
+  let i = 0;
+  while (i < length && ((from + i) & 3) !== 0) {
+    dst[to + i] = src[from + i]!;
+    i++;
+  }
+  let s = (from + i) >>> 2;
+  let d = (to + i) >>> 2;
+  const words = (length - i) >>> 2;
+  const end8 = s + (words & ~7); // eight words a round: a third faster than one (measured, 1500 B)
+  while (s < end8) {
+    dstWords[d] = srcWords[s]!;
+    dstWords[d + 1] = srcWords[s + 1]!;
+    dstWords[d + 2] = srcWords[s + 2]!;
+    dstWords[d + 3] = srcWords[s + 3]!;
+    dstWords[d + 4] = srcWords[s + 4]!;
+    dstWords[d + 5] = srcWords[s + 5]!;
+    dstWords[d + 6] = srcWords[s + 6]!;
+    dstWords[d + 7] = srcWords[s + 7]!;
+    s += 8;
+    d += 8;
+  }
+  const end = s + (words & 7);
+  while (s < end) dstWords[d++] = srcWords[s++]!;
+  for (i += words << 2; i < length; i++) dst[to + i] = src[from + i]!;
+}
 
 /** What the engine needs of the FdNetdev it serves. */
 export interface TapUringOwner {
@@ -64,6 +107,14 @@ export class TapUring {
   private readonly txTotal = new Uint32Array(TX_SLOTS);
   private readonly txFrame = new Uint32Array(TX_SLOTS);
   private readonly txResult = new Int32Array(TX_SLOTS);
+  /** Where in its slot a frame's header starts (0-3: sendSpan aligns the frame with its source). */
+  private readonly txShift = new Uint8Array(TX_SLOTS);
+  /** The TX slots as 32-bit words (sendSpan's copy). */
+  private readonly txWords: Int32Array;
+  /** The buffer of the last span's bytes, as bytes and as words (guest memory: one per region). */
+  private srcBuffer: ArrayBufferLike | null = null;
+  private srcBytes: Uint8Array = new Uint8Array(0);
+  private srcWords: Int32Array = new Int32Array(0);
   /** Oldest queued slot and how many are queued (a FIFO over the slots). */
   private txStart = 0;
   private txQueued = 0;
@@ -100,6 +151,7 @@ export class TapUring {
       throw e;
     }
     this.txMem = tx;
+    this.txWords = new Int32Array(tx.bytes.buffer, tx.bytes.byteOffset, tx.bytes.byteLength >>> 2);
   }
 
   attach(peer: NetdevPeer): void {
@@ -123,33 +175,72 @@ export class TapUring {
   }
 
   send(frame: Uint8Array, vnetHeader: Uint8Array | undefined): SendResult {
+    const at = this.claim(frame.length, vnetHeader, 0);
+    if (at < 0) return at === BUSY ? 'busy' : 'dropped';
+    this.txMem.bytes.set(frame, at);
+    return this.queued();
+  }
+
+  /**
+   * send() for `bytes[offset, offset + length)` (Netdev.sendSpan): copied into the slot as 32-bit
+   * words, without a view — the slot's frame starts at the source's alignment (a shift of 0-3
+   * bytes inside the slot), so both sides of every word are aligned. Shares the queue with send().
+   */
+  sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader: Uint8Array | undefined): SendResult {
+    checkSpan(bytes, offset, length);
+    let src = this.srcBytes;
+    const abs = bytes.byteOffset + offset;
+    if (bytes.buffer !== this.srcBuffer || abs + length > src.length) {
+      // Once per guest memory buffer (and again if a growable one grew).
+      const buffer = bytes.buffer;
+      this.srcBuffer = buffer;
+      this.srcBytes = src = new Uint8Array(buffer);
+      this.srcWords = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    }
+    const hdrLen = this.owner.headerLength();
+    const at = this.claim(length, vnetHeader, (abs - hdrLen) & 3);
+    if (at < 0) return at === BUSY ? 'busy' : 'dropped';
+    copyAligned(src, this.srcWords, abs, this.txMem.bytes, this.txWords, at, length);
+    return this.queued();
+  }
+
+  /**
+   * Takes the next slot for a frame of `frameLength` bytes written `shift` bytes into it, with the
+   * header in front: the frame's byte position in txMem, or BUSY / DROPPED (counted).
+   */
+  private claim(frameLength: number, vnetHeader: Uint8Array | undefined, shift: number): number {
     const c = this.owner.counters;
     const failed = this.owner.failed();
-    if (this.blocked && !failed) return 'busy';
+    if (this.blocked && !failed) return BUSY;
     const hdrLen = this.owner.headerLength();
-    const total = hdrLen + frame.length;
+    const total = hdrLen + frameLength;
     if (this.closed || failed || total > HOST_FRAME_MAX) {
       c.txErrors++;
-      return 'dropped';
+      return DROPPED;
     }
     if (this.txQueued === TX_SLOTS) {
       this.flush();
       if (this.blocked || this.txQueued === TX_SLOTS) {
         c.txBusy++;
-        return 'busy';
+        return BUSY;
       }
     }
     const slot = (this.txStart + this.txQueued) % TX_SLOTS;
     const buf = this.txMem.bytes;
-    const at = slot * SLOT_BYTES;
+    const at = slot * SLOT_BYTES + shift;
     if (hdrLen > 0) {
       const n = vnetHeader === undefined ? 0 : Math.min(hdrLen, vnetHeader.length);
       if (n > 0) buf.set(n === vnetHeader!.length ? vnetHeader! : vnetHeader!.subarray(0, n), at);
       buf.fill(0, at + n, at + hdrLen);
     }
-    buf.set(frame, at + hdrLen);
+    this.txShift[slot] = shift;
     this.txTotal[slot] = total;
-    this.txFrame[slot] = frame.length;
+    this.txFrame[slot] = frameLength;
+    return at + hdrLen;
+  }
+
+  /** The claimed slot is filled: queue it; a full batch is written now, else at the end of the turn. */
+  private queued(): SendResult {
     this.txQueued++;
     if (this.txQueued >= TX_BATCH) this.flush();
     else if (!this.flushScheduled) {
@@ -189,7 +280,7 @@ export class TapUring {
       for (let i = 0; i < n; i++) {
         const slot = (this.txStart + i) % TX_SLOTS;
         this.txResult[slot] = -ECANCELED;
-        this.ring.prepare(IORING_OP_WRITE, fd, this.txMem.address + slot * SLOT_BYTES, this.txTotal[slot]!, RWF_NOWAIT, i < n - 1 ? IOSQE_IO_LINK : 0, slot);
+        this.ring.prepare(IORING_OP_WRITE, fd, this.txMem.address + slot * SLOT_BYTES + this.txShift[slot]!, this.txTotal[slot]!, RWF_NOWAIT, i < n - 1 ? IOSQE_IO_LINK : 0, slot);
       }
       const r = this.ring.submitAndWait();
       if (r < 0) {

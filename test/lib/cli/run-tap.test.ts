@@ -49,6 +49,35 @@ describe('lib/cli/run on a real TAP', function () {
   });
 });
 
+describe('lib/cli/run on a real TAP through io_uring (--netdev tap,…,io=uring)', function () {
+  this.timeout(60_000);
+  let ns: Netns | undefined;
+
+  before(function () {
+    requireHost(this);
+  });
+
+  after(() => ns?.destroy());
+
+  it('the_scripted_guest_pings_the_host_kernel_with_io_uring', () => {
+    ns = new Netns();
+    ns.ip(['tuntap', 'add', 'dev', 'vnmtapu0', 'mode', 'tap', 'vnet_hdr']);
+    ns.ip(['addr', 'add', '10.0.2.2/24', 'dev', 'vnmtapu0']);
+    ns.ip(['link', 'set', 'vnmtapu0', 'up']);
+    const p = spawnSync(
+      'ip',
+      ['netns', 'exec', ns.name, process.execPath, join(root, 'bin', 'virtio-net.mjs'), 'run', '--netdev', 'tap,ifname=vnmtapu0,io=uring', '--duration', '3', '--json'],
+      { encoding: 'utf8', timeout: 50_000 },
+    );
+    expect(p.status, p.stderr).to.equal(0);
+    const out = JSON.parse(p.stdout) as { netdev: string; guest: Record<string, number>; neighbour: { state: string } };
+    expect(out.netdev).to.equal('tap vnmtapu0 (io_uring)');
+    expect(out.guest['arpReplies'], p.stdout).to.be.greaterThan(0);
+    expect(out.guest['echoRequests'], p.stdout).to.be.greaterThan(3);
+    expect(out.guest['echoReplies'], p.stdout).to.equal(out.guest['echoRequests']);
+  });
+});
+
 describe('lib/cli/run on a real macvtap link with the rx filter mirrored', function () {
   this.timeout(60_000);
   let ns: Netns | undefined;
