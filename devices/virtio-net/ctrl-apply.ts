@@ -56,7 +56,7 @@ import {
 } from './constants.js';
 import {
   CtrlSection,
-  parseCtrlCommand,
+  parseCtrlCommandReused,
   type CtrlCommand,
   type CtrlDiagnostic,
   type CtrlDiagnosticCode,
@@ -126,7 +126,7 @@ export function handleCtrl(bytes: Uint8Array, ctx: CtrlContext, state: CtrlState
     const other = state.otherClass(bytes, ctx, resultRoom);
     if (other !== null) return other;
   }
-  const parsed = parseCtrlCommand(bytes);
+  const parsed = parseCtrlCommandReused(bytes);
   return parsed.kind === 'violation' ? parsed : applyCtrlCommand(parsed, ctx, state);
 }
 
@@ -137,6 +137,8 @@ const RSC_EXT_MASK = featureMask(NetFeature.RSC_EXT);
 
 interface Gate {
   readonly bit: number;
+  /** This gate's bit in `gatesOpen` (one bit per gate). */
+  readonly flag: number;
   /** The same bit as a feature mask (checked without allocating a shifted bigint per command). */
   readonly mask: bigint;
   readonly section: string;
@@ -144,8 +146,30 @@ interface Gate {
   readonly enforcedByQemu: boolean;
 }
 
+const GATES: Gate[] = [];
+
 function gate(bit: number, section: string, enforcedByQemu: boolean): Gate {
-  return Object.freeze({ bit, mask: featureMask(bit), section, enforcedByQemu });
+  const g = Object.freeze({ bit, flag: 1 << GATES.length, mask: featureMask(bit), section, enforcedByQemu });
+  GATES.push(g);
+  return g;
+}
+
+/** The features `gatesOpen` was computed for, and one bit per gate whose feature they hold. */
+let gatesFeatures = -1n;
+let gatesOpen = 0;
+
+/**
+ * Whether the gate's feature was negotiated. A bigint `&` allocates its result, so the answer for
+ * every gate is computed once per feature set (fixed between DRIVER_OK and reset), not per command.
+ */
+function gateOpen(features: bigint, g: Gate): boolean {
+  if (features !== gatesFeatures) {
+    let open = 0;
+    for (let i = 0; i < GATES.length; i++) if ((features & GATES[i]!.mask) !== 0n) open |= GATES[i]!.flag;
+    gatesOpen = open;
+    gatesFeatures = features;
+  }
+  return (gatesOpen & g.flag) !== 0;
 }
 
 // One frozen value per gate: gateFor runs per command and allocates nothing.
@@ -194,7 +218,7 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
   const notes = NOTES.begin(ctrlClass, command, ctx.strict);
 
   const gate = gateFor(ctrlClass, command);
-  if (gate !== null && (ctx.features & gate.mask) === 0n) {
+  if (gate !== null && !gateOpen(ctx.features, gate)) {
     notes.note(
       'ctrl.feature-not-negotiated',
       gate.section,
@@ -207,8 +231,9 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
     notes.add(cmd.error);
     return refuse(notes.list);
   }
-  if ('trailing' in cmd && cmd.trailing > 0) {
-    const refused = notes.tolerate('ctrl.trailing-bytes', sectionOf(ctrlClass), `class ${ctrlClass} command ${command} carries ${cmd.trailing} bytes past its data`);
+  const trailing = trailingOf(cmd);
+  if (trailing > 0) {
+    const refused = notes.tolerate('ctrl.trailing-bytes', sectionOf(ctrlClass), `class ${ctrlClass} command ${command} carries ${trailing} bytes past its data`);
     if (refused) return refuse(notes.list);
   }
 
@@ -351,6 +376,20 @@ class Notes {
   tolerate(code: CtrlDiagnosticCode, section: string, message: string): boolean {
     this.note(code, section, message, true);
     return this.strict;
+  }
+}
+
+/** The payload bytes past the ones the command uses (0 for the kinds that have none). */
+function trailingOf(cmd: CtrlCommand): number {
+  switch (cmd.kind) {
+    case 'rx-mode':
+    case 'vlan':
+    case 'announce-ack':
+    case 'mq-vq-pairs-set':
+    case 'guest-offloads-set':
+      return cmd.trailing;
+    default:
+      return 0;
   }
 }
 

@@ -143,6 +143,114 @@ export interface CtrlViolation {
 
 /** Parses one control chain's readable bytes (header first). Never throws on any byte content. */
 export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation {
+  return parse(bytes, false);
+}
+
+/**
+ * parseCtrlCommand without allocating for a command that parses: the value is one of a few
+ * module-owned objects (one per kind), overwritten by the next call. For handleCtrl only, which
+ * reads every field it needs before anything can call out (as with its shared diagnostics list).
+ * A refused command still gets a fresh 'rejected' value (it carries a diagnostic).
+ */
+export function parseCtrlCommandReused(bytes: Uint8Array): CtrlCommand | CtrlViolation {
+  return parse(bytes, true);
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type Kind<K extends CtrlCommand['kind']> = Mutable<Extract<CtrlCommand, { kind: K }>>;
+const NO_BYTES = new Uint8Array(0);
+// Built with the same property order as the literals below, so they share their hidden classes.
+const RX_MODE: Kind<'rx-mode'> = { kind: 'rx-mode', ctrlClass: 0, command: 0, value: 0, trailing: 0 };
+const MAC_ADDR_SET: Kind<'mac-addr-set'> = { kind: 'mac-addr-set', ctrlClass: 0, command: 0, bytes: NO_BYTES, offset: 0 };
+const MAC_TABLE_SET: Kind<'mac-table-set'> = {
+  kind: 'mac-table-set',
+  ctrlClass: 0,
+  command: 0,
+  bytes: NO_BYTES,
+  uniDeclared: 0,
+  uniOffset: 0,
+  uniKept: 0,
+  uniOverflow: false,
+  multiDeclared: 0,
+  multiOffset: 0,
+  multiKept: 0,
+  multiOverflow: false,
+};
+const VLAN: Kind<'vlan'> = { kind: 'vlan', ctrlClass: 0, command: 0, vid: 0, trailing: 0 };
+const ANNOUNCE_ACK: Kind<'announce-ack'> = { kind: 'announce-ack', ctrlClass: 0, command: 0, trailing: 0 };
+const MQ_VQ_PAIRS_SET: Kind<'mq-vq-pairs-set'> = { kind: 'mq-vq-pairs-set', ctrlClass: 0, command: 0, pairs: 0, trailing: 0 };
+const MQ_RSS: Kind<'mq-rss'> = { kind: 'mq-rss', ctrlClass: 0, command: 0, bytes: NO_BYTES };
+const GUEST_OFFLOADS_SET: Kind<'guest-offloads-set'> = { kind: 'guest-offloads-set', ctrlClass: 0, command: 0, offloads: 0n, trailing: 0 };
+
+function rxMode(reuse: boolean, ctrlClass: number, command: number, value: number, trailing: number): CtrlCommand {
+  if (!reuse) return { kind: 'rx-mode', ctrlClass, command, value, trailing };
+  const o = RX_MODE;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.value = value;
+  o.trailing = trailing;
+  return o;
+}
+
+function macAddrSet(reuse: boolean, ctrlClass: number, command: number, bytes: Uint8Array, offset: number): CtrlCommand {
+  if (!reuse) return { kind: 'mac-addr-set', ctrlClass, command, bytes, offset };
+  const o = MAC_ADDR_SET;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.bytes = bytes;
+  o.offset = offset;
+  return o;
+}
+
+function vlan(reuse: boolean, ctrlClass: number, command: number, vid: number, trailing: number): CtrlCommand {
+  if (!reuse) return { kind: 'vlan', ctrlClass, command, vid, trailing };
+  const o = VLAN;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.vid = vid;
+  o.trailing = trailing;
+  return o;
+}
+
+function announceAck(reuse: boolean, ctrlClass: number, command: number, trailing: number): CtrlCommand {
+  if (!reuse) return { kind: 'announce-ack', ctrlClass, command, trailing };
+  const o = ANNOUNCE_ACK;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.trailing = trailing;
+  return o;
+}
+
+function vqPairsSet(reuse: boolean, ctrlClass: number, command: number, pairs: number, trailing: number): CtrlCommand {
+  if (!reuse) return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs, trailing };
+  const o = MQ_VQ_PAIRS_SET;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.pairs = pairs;
+  o.trailing = trailing;
+  return o;
+}
+
+function mqRss(reuse: boolean, ctrlClass: number, command: number, bytes: Uint8Array): CtrlCommand {
+  if (!reuse) return { kind: 'mq-rss', ctrlClass, command, bytes };
+  const o = MQ_RSS;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.bytes = bytes;
+  return o;
+}
+
+function guestOffloadsSet(reuse: boolean, ctrlClass: number, command: number, offloads: bigint, trailing: number): CtrlCommand {
+  if (!reuse) return { kind: 'guest-offloads-set', ctrlClass, command, offloads, trailing };
+  const o = GUEST_OFFLOADS_SET;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.offloads = offloads;
+  o.trailing = trailing;
+  return o;
+}
+
+function parse(bytes: Uint8Array, reuse: boolean): CtrlCommand | CtrlViolation {
   const length = bytes.length;
   if (length < CTRL_HEADER_LENGTH) return { kind: 'violation', code: 'ctrl.missing-header', length };
   const ctrlClass = bytes[0]!;
@@ -154,16 +262,16 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
     case CtrlClass.RX: {
       if (command > CtrlRx.NOBCAST) return unknownCommand(ctrlClass, command, CtrlSection.RX);
       if (payload < 1) return short(ctrlClass, command, 1, payload, CtrlSection.RX_DEVICE);
-      return { kind: 'rx-mode', ctrlClass, command, value: bytes[at]!, trailing: payload - 1 };
+      return rxMode(reuse, ctrlClass, command, bytes[at]!, payload - 1);
     }
     case CtrlClass.MAC: {
       if (command === CtrlMac.ADDR_SET) {
         if (payload !== ETH_ALEN) {
           return rejected(ctrlClass, command, 'ctrl.mac-addr-length', CtrlSection.MAC, `MAC ADDR_SET carries ${payload} bytes; it must be exactly ${ETH_ALEN}`);
         }
-        return { kind: 'mac-addr-set', ctrlClass, command, bytes, offset: at };
+        return macAddrSet(reuse, ctrlClass, command, bytes, at);
       }
-      if (command === CtrlMac.TABLE_SET) return parseMacTable(bytes, ctrlClass, command);
+      if (command === CtrlMac.TABLE_SET) return parseMacTable(bytes, ctrlClass, command, reuse);
       return unknownCommand(ctrlClass, command, CtrlSection.MAC);
     }
     case CtrlClass.VLAN: {
@@ -173,18 +281,18 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
       if (vid >= VLAN_ID_COUNT) {
         return rejected(ctrlClass, command, 'ctrl.vlan-out-of-range', CtrlSection.VLAN, `VLAN id ${vid} is not below ${VLAN_ID_COUNT}`);
       }
-      return { kind: 'vlan', ctrlClass, command, vid, trailing: payload - 2 };
+      return vlan(reuse, ctrlClass, command, vid, payload - 2);
     }
     case CtrlClass.ANNOUNCE: {
       if (command !== CtrlAnnounce.ACK) return unknownCommand(ctrlClass, command, CtrlSection.ANNOUNCE);
-      return { kind: 'announce-ack', ctrlClass, command, trailing: payload };
+      return announceAck(reuse, ctrlClass, command, payload);
     }
     case CtrlClass.MQ: {
       if (command === CtrlMq.VQ_PAIRS_SET) {
         if (payload < 2) return short(ctrlClass, command, 2, payload, CtrlSection.MQ);
-        return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs: le16(bytes, at), trailing: payload - 2 };
+        return vqPairsSet(reuse, ctrlClass, command, le16(bytes, at), payload - 2);
       }
-      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return { kind: 'mq-rss', ctrlClass, command, bytes };
+      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return mqRss(reuse, ctrlClass, command, bytes);
       return unknownCommand(ctrlClass, command, CtrlSection.MQ);
     }
     case CtrlClass.GUEST_OFFLOADS: {
@@ -192,7 +300,7 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
       if (payload < 8) return short(ctrlClass, command, 8, payload, CtrlSection.OFFLOADS);
       const low = le32(bytes, at);
       const high = le32(bytes, at + 4);
-      return { kind: 'guest-offloads-set', ctrlClass, command, offloads: (BigInt(high) << 32n) | BigInt(low), trailing: payload - 8 };
+      return guestOffloadsSet(reuse, ctrlClass, command, (BigInt(high) << 32n) | BigInt(low), payload - 8);
     }
     default:
       return rejected(ctrlClass, command, 'ctrl.unknown-class', CtrlSection.CONTROL_VIRTQUEUE, `unknown control class ${ctrlClass}`);
@@ -211,7 +319,7 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
  * Counts are multiplied in exact arithmetic: a count whose × 6 does not fit 32 bits is refused
  * ('count-overflow'), where QEMU's 32-bit multiplication would wrap and could accept it.
  */
-function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): CtrlCommand {
+function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number, reuse: boolean): CtrlCommand {
   let at = CTRL_HEADER_LENGTH;
   let remaining = bytes.length - at;
 
@@ -245,6 +353,22 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): C
     );
   }
   const multiOverflow = multiDeclared > MAC_TABLE_ENTRIES - uniKept;
+  const multiKept = multiOverflow ? 0 : multiDeclared;
+  if (reuse) {
+    const o = MAC_TABLE_SET;
+    o.ctrlClass = ctrlClass;
+    o.command = command;
+    o.bytes = bytes;
+    o.uniDeclared = uniDeclared;
+    o.uniOffset = uniOffset;
+    o.uniKept = uniKept;
+    o.uniOverflow = uniOverflow;
+    o.multiDeclared = multiDeclared;
+    o.multiOffset = at;
+    o.multiKept = multiKept;
+    o.multiOverflow = multiOverflow;
+    return o;
+  }
   return {
     kind: 'mac-table-set',
     ctrlClass,
@@ -256,7 +380,7 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number): C
     uniOverflow,
     multiDeclared,
     multiOffset: at,
-    multiKept: multiOverflow ? 0 : multiDeclared,
+    multiKept,
     multiOverflow,
   };
 }

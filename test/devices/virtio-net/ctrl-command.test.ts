@@ -10,7 +10,7 @@ import {
   CtrlRx,
   CtrlVlan,
 } from '../../../devices/virtio-net/constants.js';
-import { parseCtrlCommand } from '../../../devices/virtio-net/ctrl-command.js';
+import { parseCtrlCommand, parseCtrlCommandReused } from '../../../devices/virtio-net/ctrl-command.js';
 import { queryRxFilter } from '../../../devices/virtio-net/rx-filter-query.js';
 import { ctrl, harness, le16, le32, le64, mac } from './ctrl-fixtures.js';
 
@@ -103,5 +103,33 @@ describe('devices/virtio-net/ctrl-command', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('the_device_path_parse_reuses_one_value_per_kind_and_reads_the_same_as_the_fresh_parse', () => {
+    // handleCtrl's parse (no allocation per command) must answer exactly what parseCtrlCommand does.
+    const payload = fc.oneof(
+      fc.uint8Array({ maxLength: 40 }),
+      fc
+        .tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 24 }))
+        .map(([c, k, rest]) => Uint8Array.from([c, k, ...rest])),
+      fc
+        .tuple(fc.integer({ min: 0, max: 3 }), fc.array(fc.uint8Array({ minLength: 6, maxLength: 6 }), { maxLength: 4 }), fc.integer({ min: 0, max: 3 }))
+        .map(([nu, entries, nm]) => ctrl(CtrlClass.MAC, CtrlMac.TABLE_SET, le32(nu), ...entries.slice(0, nu), le32(nm), ...entries.slice(nu))),
+    );
+    fc.assert(
+      fc.property(fc.array(payload, { minLength: 1, maxLength: 8 }), (payloads) => {
+        const fresh = payloads.map((p) => parseCtrlCommand(p));
+        const copies = fresh.map((v) => structuredClone(v));
+        for (let i = 0; i < payloads.length; i++) expect(parseCtrlCommandReused(payloads[i]!)).to.deep.equal(fresh[i]);
+        // The fresh values are the caller's: later reused parses did not touch them.
+        expect(fresh).to.deep.equal(copies);
+      }),
+      { numRuns: 300 },
+    );
+    const a = parseCtrlCommandReused(ctrl(CtrlClass.RX, CtrlRx.PROMISC, 1));
+    const b = parseCtrlCommandReused(ctrl(CtrlClass.RX, CtrlRx.ALLMULTI, 0));
+    expect(b).to.equal(a);
+    expect(b).to.deep.equal({ kind: 'rx-mode', ctrlClass: CtrlClass.RX, command: CtrlRx.ALLMULTI, value: 0, trailing: 0 });
+    expect(parseCtrlCommand(ctrl(CtrlClass.RX, CtrlRx.PROMISC, 1))).to.not.equal(parseCtrlCommand(ctrl(CtrlClass.RX, CtrlRx.PROMISC, 1)));
   });
 });
