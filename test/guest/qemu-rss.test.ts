@@ -13,10 +13,10 @@
 // driver has not negotiated HASH_REPORT; with HASH_REPORT (`hash=on`; Linux 6.1 takes it)
 // RSS_CONFIG detaches any eBPF program and enables the software path, which hashes each frame in
 // QEMU and moves it to the table's queue (hw/net/virtio-net.c, virtio_net_handle_rss and
-// virtio_net_process_rss). The first test checks that both QEMU guests negotiated HASH_REPORT and
-// that QEMU's software RSS traced its work (`-trace net_rx_pkt_rss_*`, Debian's QEMU logs trace
-// events to stderr): for every flow QEMU's traced hash — the value it writes into hash_value — and
-// hash type must be the reference's. Our device's reported hash is not read from the guest (the
+// virtio_net_process_rss). The first test checks that every guest negotiated HASH_REPORT; the flow
+// test checks that QEMU's software RSS did the work (`-trace net_rx_pkt_rss_*`, Debian's QEMU logs
+// trace events to stderr): for every flow QEMU's traced hash — the value it writes into
+// hash_value — and hash type must be the reference's. Our device's reported hash is not read from the guest (the
 // kernel keeps it in skb->hash, which nothing in the image shows); rss.test.ts checks it against
 // the same reference.
 //
@@ -24,12 +24,13 @@
 // - Linux 6.1 fills RSS_CONFIG's max_tx_vq once, at probe, with its queue pairs then (one per CPU),
 //   and never updates it: a 1-vCPU guest sends max_tx_vq 1 while both pairs are in use.
 // - QEMU 7.2 takes max_tx_vq as its current queue pairs (curr_queue_pairs, which also detaches the
-//   TAP's second queue) and, since the CVE-2024-6505 fix in Debian's 7.2 ("virtio-net: Ensure queue
-//   index fits with RSS", upstream f1595ceb9aad), puts a frame on `table[hash & mask] %
-//   curr_queue_pairs`: with max_tx_vq 1 every flow lands on receiveq1.
-// - This device steers received frames by the table alone (VIRTIO 1.2 §5.1.6.4.3.1: the table gives
-//   the receive queue; max_tx_vq, §5.1.6.5.7.1, bounds the transmit queues the driver may use), so
-//   the flows the table sends to receiveq2 land there. That is the spec's rule.
+//   TAP's second queue) and, with the CVE-2024-6505 fix ("virtio-net: Ensure queue index fits with
+//   RSS", upstream f1595ceb9aad, in the stable series; Debian's 7.2.22 here behaves so), puts a
+//   frame on `table[hash & mask] % curr_queue_pairs`: with max_tx_vq 1 every flow lands on receiveq1.
+// - This device steers received frames by the table alone (VIRTIO 1.2 §5.1.6.5.7, "RSS processing":
+//   the masked hash indexes the table, which gives the receive queue; max_tx_vq only tells the
+//   device how many transmit queues the driver may use), so the flows the table sends to receiveq2
+//   land there. That is the spec's rule.
 // So the 1-vCPU QEMU guest (the same as the v86 guest) must put each flow on `reference %
 // max_tx_vq` (max_tx_vq as this device received it from its identical guest), and a 2-vCPU QEMU
 // guest (Linux then sends max_tx_vq 2) must match the reference and our device flow for flow.
