@@ -227,7 +227,7 @@ describe('RSS steering compared with QEMU 7.2 (software RSS with HASH_REPORT) on
     for (const proto of ['udp4', 'tcp4']) {
       const [x, ...y] = await Promise.all(all().map((g) => g.run(`ethtool -n eth0 rx-flow-hash ${proto}`)));
       y.forEach((r, i) => expect(r, `${proto} (ours, ${NAMES[i]})`).to.deep.equal(x));
-      // Both addresses and both ports: the 4-tuple of §5.1.6.4.3.1 the reference hashes below.
+      // Both addresses and both ports: the 4-tuple (§5.1.6.4.3) the reference hashes below.
       for (const field of ['IP SA', 'IP DA', 'L4 bytes 0 & 1', 'L4 bytes 2 & 3']) expect(x!.output, proto).to.include(field);
     }
   });
