@@ -1,7 +1,7 @@
 // The reference guest: QEMU 7.2 (TCG) booting Debian's amd64 kernel with the same initramfs recipe
 // (scripts/guest/init, built by lib/cli/guest-image.ts with arch amd64), its virtio-net-pci on a
 // TAP, its serial console on stdio and QMP on a unix socket (shared/design/REAL-GUEST.md).
-// Used by the guest-level comparison (qemu-compare.test.ts).
+// Used by the guest-level comparisons (qemu-compare.test.ts, qemu-rss.test.ts).
 
 import { GuestConsole } from '../../lib/cli/guest-console.js';
 import type { CommandResult } from '../../lib/cli/guest-console.js';
@@ -37,10 +37,11 @@ export class QemuGuest {
    * Boots the guest with its NIC (id nic0) on `netdev` (a `-netdev` value whose id is hostnet0,
    * e.g. `dgram,id=hostnet0,local.type=inet,…`); `append` adds kernel command line words (e.g.
    * `vnm.ip=10.0.2.2/24`, which scripts/guest/init applies to eth0); `bootTimeoutMs` (default
-   * 120 s) bounds the wait for the ready marker.
+   * 120 s) bounds the wait for the ready marker; `device` adds virtio-net-pci properties (e.g.
+   * `mq=on,rss=on,hash=on,vectors=6`); `args` adds QEMU options (e.g. `-smp 2`, `-trace …`).
    */
-  static async bootWith(image: GuestImage, options: { netdev: string; mac: string; append?: string; bootTimeoutMs?: number }): Promise<QemuGuest> {
-    const { netdev, mac, append } = options;
+  static async bootWith(image: GuestImage, options: { netdev: string; mac: string; append?: string; bootTimeoutMs?: number; device?: string; args?: string[] }): Promise<QemuGuest> {
+    const { netdev, mac, append, device } = options;
     const started = Date.now();
     const proc = new QemuProcess(QEMU_BINARY, (qmpPath) => [
       '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-no-user-config',
@@ -48,8 +49,9 @@ export class QemuGuest {
       '-kernel', image.bzimage, '-initrd', image.initrd,
       '-append', `console=ttyS0 tsc=reliable mitigations=off${append === undefined ? '' : ` ${append}`}`,
       '-netdev', netdev,
-      '-device', `virtio-net-pci,netdev=hostnet0,id=nic0,mac=${mac},romfile=`,
+      '-device', `virtio-net-pci,netdev=hostnet0,id=nic0,mac=${mac},romfile=${device === undefined ? '' : `,${device}`}`,
       '-qmp', `unix:${qmpPath},server=on,wait=off`,
+      ...(options.args ?? []),
     ]);
     const console = new GuestConsole((text) => proc.child.stdin.write(text));
     proc.child.stdout.on('data', (chunk: Buffer) => {
@@ -67,6 +69,11 @@ export class QemuGuest {
 
   run(command: string, timeoutMs?: number): Promise<CommandResult> {
     return this.console.run(command, timeoutMs);
+  }
+
+  /** What QEMU wrote to stderr so far (its warnings). */
+  get stderrText(): string {
+    return this.proc.stderrText;
   }
 
   /** QEMU's own QMP events so far, oldest first. */

@@ -37,6 +37,7 @@ import { HashType } from '../../devices/virtio-net/rss-hash.js';
 import { inetChecksum } from '../../lib/packet/checksum.js';
 import { parseMac } from '../../lib/base/mac.js';
 import { refToeplitz } from '../devices/virtio-net/rss-frames.js';
+import { parseRxfh, parseStats } from '../support/ethtool-output.js';
 import { CtrlSnoop, guestImageOrSkip } from '../support/v86-guest.js';
 import type { CtrlCommand } from '../support/v86-guest.js';
 
@@ -118,23 +119,6 @@ function decodeRssConfig(d: Uint8Array): { hashTypes: number; table: number[]; u
   const at = 8 + 2 * n;
   const keyLength = d[at + 2]!;
   return { hashTypes: le32(d, 0), table, unclassified: le16(d, 6), maxTxVq: le16(d, at), key: [...d.subarray(at + 3, at + 3 + keyLength)] };
-}
-
-/** `ethtool -x` output: the indirection table, the key and the hash functions switched on. */
-function parseRxfh(out: string): { table: number[]; key: number[]; functions: string[] } {
-  const table: number[] = [];
-  for (const m of out.matchAll(/^\s*\d+:((?:\s+\d+)+)\s*$/gm)) table.push(...m[1]!.trim().split(/\s+/).map(Number));
-  const keyLine = /RSS hash key:\s*\n([0-9a-f:]+)/.exec(out);
-  const key = keyLine === null ? [] : keyLine[1]!.split(':').map((h) => parseInt(h, 16));
-  const functions = [...out.matchAll(/^\s+(\w+): on$/gm)].map((m) => m[1]!);
-  return { table, key, functions };
-}
-
-/** `ethtool -S` output as name → value. */
-function parseStats(out: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const x of out.matchAll(/^\s+(\w+): (\d+)$/gm)) m.set(x[1]!, Number(x[2]));
-  return m;
 }
 
 function hasBit(features: bigint, bit: number): boolean {
