@@ -17,11 +17,14 @@
 // filter's own buffer (a replace verdict), which that inner walk may rewrite, so an inner walk first
 // copies the outer deliveries' filter-owned frames — the frame kept after a refusal is the right one.
 // Capabilities of the inner netdev (vnet header, offloads, link state, the rx-filter binding of a
-// syncing backend, MAC announcement) are forwarded: a V86BusNetdev or macvtap under filters still
-// learns the device's MAC / filter.
+// syncing backend, MAC announcement, several queues) are forwarded: a V86BusNetdev or macvtap under
+// filters still learns the device's MAC / filter, and a multiqueue TAP under filters still gets each
+// guest frame on its transmit queue's fd and hands each host frame in with the queue it came from
+// (a held frame keeps its queue; frames a filter makes itself go on queue 0).
 
 import {
   announcesMac,
+  isMultiQueue,
   hasLinkState,
   hasOffloads,
   hasVnetHeader,
@@ -74,6 +77,9 @@ export class FilterChain implements Netdev, FilterSink {
   private readonly list: NetFilter[] = [];
   private peer: NetdevPeer | null = null;
   private readonly heldOut = heldFrame();
+  /** The transmit queue of the frame in heldOut, and the host queue of the one in heldIn. */
+  private heldOutQueue: number | undefined;
+  private heldInQueue: number | undefined;
   /** Set by walk() when the wrapped netdev answered a guest frame with 'dropped'. */
   private innerDropped = false;
   private readonly heldIn = heldFrame();
@@ -92,6 +98,8 @@ export class FilterChain implements Netdev, FilterSink {
   readonly syncsRxFilter?: true;
   readonly bindRxFilterSource?: (source: RxFilterSource) => () => void;
   readonly announceMac?: () => void;
+  /** Forwarded when the inner netdev has several queues (MultiQueueCapable). */
+  readonly setActiveQueues?: (pairs: number) => void;
 
   constructor(readonly inner: Netdev, options: { id?: string } = {}) {
     if (inner === null || typeof inner !== 'object' || typeof inner.send !== 'function' || typeof inner.attach !== 'function') {
@@ -102,7 +110,7 @@ export class FilterChain implements Netdev, FilterSink {
     }
     this.id = options.id ?? inner.id;
     this.innerPeer = {
-      receive: (frame, vnetHeader) => this.fromHost(frame, vnetHeader),
+      receive: (frame, vnetHeader, queue) => this.fromHost(frame, vnetHeader, queue),
       writable: () => this.hostWritable(),
     };
     if (hasVnetHeader(inner)) {
@@ -120,6 +128,10 @@ export class FilterChain implements Netdev, FilterSink {
       this.bindRxFilterSource = (source) => inner.bindRxFilterSource(source);
     }
     if (announcesMac(inner)) this.announceMac = () => inner.announceMac();
+    if (isMultiQueue(inner)) {
+      Object.defineProperty(this, 'queues', { get: () => inner.queues, enumerable: true });
+      this.setActiveQueues = (pairs) => inner.setActiveQueues(pairs);
+    }
   }
 
   // --- filters -------------------------------------------------------------------------------
@@ -181,10 +193,10 @@ export class FilterChain implements Netdev, FilterSink {
   }
 
   /** A guest frame toward the host: filters in reverse order, direction 'rx'. */
-  send(frame: Uint8Array, vnetHeader?: Uint8Array): SendResult {
+  send(frame: Uint8Array, vnetHeader?: Uint8Array, queue?: number): SendResult {
     if (this.heldOut.full) return 'busy'; // one frame is still waiting for the host
     this.innerDropped = false;
-    if (!this.walk(this.list.length - 1, 'rx', frame, vnetHeader, true)) return 'busy';
+    if (!this.walk(this.list.length - 1, 'rx', frame, vnetHeader, true, queue)) return 'busy';
     // A frame the backend dropped (a failed fd) is reported as such, so the device counts it.
     return this.innerDropped ? 'dropped' : 'sent';
   }
@@ -194,15 +206,19 @@ export class FilterChain implements Netdev, FilterSink {
    * guest frames (direction 'rx') it goes to the inner netdev as a span, else as a view walked
    * through the filters like any frame.
    */
-  sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array): SendResult {
-    if (this.seesRx()) return this.send(bytes.subarray(offset, offset + length), vnetHeader);
+  sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array, queue?: number): SendResult {
+    if (this.seesRx()) return this.send(bytes.subarray(offset, offset + length), vnetHeader, queue);
     if (this.heldOut.full) return 'busy'; // one frame is still waiting for the host
     const inner = this.inner;
     const r =
-      inner.sendSpan !== undefined ? inner.sendSpan(bytes, offset, length, vnetHeader) : inner.send(bytes.subarray(offset, offset + length), vnetHeader);
+      inner.sendSpan !== undefined
+        ? inner.sendSpan(bytes, offset, length, vnetHeader, queue)
+        : inner.send(bytes.subarray(offset, offset + length), vnetHeader, queue);
     if (r !== 'busy') return r;
     // Refused after nothing saw it: kept like any refused frame (send's walk does the same).
-    return this.heldOut.keep(bytes.subarray(offset, offset + length), vnetHeader) ? 'sent' : 'busy';
+    if (!this.heldOut.keep(bytes.subarray(offset, offset + length), vnetHeader)) return 'busy';
+    this.heldOutQueue = queue;
+    return 'sent';
   }
 
   /** Whether any filter on the chain sees guest frames now (on, queue 'rx' or 'all'). */
@@ -221,7 +237,7 @@ export class FilterChain implements Netdev, FilterSink {
 
   resumeReceive(): void {
     if (this.heldIn.full && this.peer !== null) {
-      if (!this.peer.receive(this.heldIn.frame, this.heldIn.header)) return; // still no room
+      if (!this.peer.receive(this.heldIn.frame, this.heldIn.header, this.heldInQueue)) return; // still no room
       this.heldIn.clear();
     }
     this.inner.resumeReceive();
@@ -247,14 +263,14 @@ export class FilterChain implements Netdev, FilterSink {
 
   // --- host side -----------------------------------------------------------------------------
 
-  private fromHost(frame: Uint8Array, vnetHeader: Uint8Array | undefined): boolean {
+  private fromHost(frame: Uint8Array, vnetHeader: Uint8Array | undefined, queue: number | undefined): boolean {
     if (this.heldIn.full) return false; // the device has not taken the held one yet
-    return this.walk(0, 'tx', frame, vnetHeader, true);
+    return this.walk(0, 'tx', frame, vnetHeader, true, queue);
   }
 
   private hostWritable(): void {
     if (this.heldOut.full) {
-      if (this.inner.send(this.heldOut.frame, this.heldOut.header) === 'busy') return;
+      if (this.inner.send(this.heldOut.frame, this.heldOut.header, this.heldOutQueue) === 'busy') return;
       this.heldOut.clear();
     }
     this.peer?.writable();
@@ -264,8 +280,10 @@ export class FilterChain implements Netdev, FilterSink {
    * Walks filters from index `start` in the direction's order, then delivers to the far end.
    * `hold`: when the far end refuses, keep the frame and hold the near end back (true is
    * returned: the frame was taken); else report false (the frame is dropped by the caller).
+   * `queue`: the device's transmit queue ('rx') or the host queue the frame came from ('tx'),
+   * passed to the far end with it.
    */
-  private walk(start: number, direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined, hold: boolean): boolean {
+  private walk(start: number, direction: Direction, frame: Uint8Array, vnetHeader: Uint8Array | undefined, hold: boolean, queue?: number): boolean {
     // Called back from inside a delivery (a device transmitting while it refuses a frame, a host
     // handing a frame in from inside send): this walk's filters may rewrite the buffers the outer
     // deliveries' frames live in, and an outer one may still have to keep its frame. Copy those
@@ -304,10 +322,10 @@ export class FilterChain implements Netdev, FilterSink {
     let taken: boolean;
     try {
       if (direction === 'rx') {
-        const r = this.inner.send(frame, vnetHeader);
+        const r = this.inner.send(frame, vnetHeader, queue);
         if (r === 'dropped') this.innerDropped = true; // the backend consumed and counted it
         taken = r !== 'busy';
-      } else taken = peer!.receive(frame, vnetHeader);
+      } else taken = peer!.receive(frame, vnetHeader, queue);
     } finally {
       this.depth--;
     }
@@ -317,8 +335,13 @@ export class FilterChain implements Netdev, FilterSink {
     d.frame = NO_FRAME;
     d.header = undefined;
     if (taken) return true;
-    if (direction === 'rx') return hold && this.heldOut.keep(frame, vnetHeader);
+    if (direction === 'rx') {
+      if (!hold || !this.heldOut.keep(frame, vnetHeader)) return false;
+      this.heldOutQueue = queue;
+      return true;
+    }
     if (!hold || !this.heldIn.keep(frame, vnetHeader)) return false;
+    this.heldInQueue = queue;
     this.inner.pauseReceive();
     return true;
   }
