@@ -113,7 +113,7 @@ describe('attachToV86 (real v86, no guest)', function () {
     // A minimal driver over the BAR's ports (§3.1.1): ACKNOWLEDGE, DRIVER, features (VERSION_1,
     // MAC, STATUS), FEATURES_OK, DRIVER_OK. Common config: driver_feature_select 0x08,
     // driver_feature 0x0c, device_status 0x14 (§4.1.4.3).
-    const common = 0xc000 + a.transport.layout.common.offset;
+    const common = 0xc000 + a.transport.layout.common!.offset;
     io.port_write8(common + 0x14, 1);
     io.port_write8(common + 0x14, 3);
     io.port_write32(common + 0x08, 1);
@@ -126,7 +126,7 @@ describe('attachToV86 (real v86, no guest)', function () {
     device.setLink(false); // STATUS negotiated: a configuration change interrupt
     expect(seen).to.deep.equal([`raise ${a.pciId}`]);
     expect(cfgRead(a.pciId, 0x04) >>> 16 & 0x08).to.equal(0x08); // status: interrupt pending
-    expect(io.port_read8(0xc000 + a.transport.layout.isr.offset)).to.equal(2);
+    expect(io.port_read8(0xc000 + a.transport.layout.isr!.offset)).to.equal(2);
     expect(seen).to.deep.equal([`raise ${a.pciId}`, `lower ${a.pciId}`]);
     expect(a.interruptChanges).to.equal(2);
   });
