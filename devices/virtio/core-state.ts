@@ -16,7 +16,8 @@
 //                       and not yet used are held by the device, which lists them in its own section
 //                       and gives them back to the restored queue (Virtqueue.restoreHeld; virtio-net:
 //                       NETR in devices/virtio-net/net-state.ts). A restore checks that every one was.
-//   TRNS v1 (required)  transport kind (string: 'none', 'mmio', 'pci', 'pci-legacy'), then the
+//   TRNS v1 (required)  transport kind (string: 'none', 'mmio', 'pci', 'pci-legacy',
+//                       'pci-legacy-only'), then the
 //                       transport's own registers as its `TransportStateHooks` write them.
 //
 // Event-index state: the device's `avail_event` and the driver's `used_event` live in guest memory

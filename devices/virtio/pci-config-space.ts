@@ -8,7 +8,8 @@
 // writes with its size mask and takes any relocation, the interrupt line, and the PCI_CFG window.
 // Status bit 3 (interrupt status) follows the device's ISR (§4.1.4.5.1). Writes to read-only header
 // registers are ignored as on real hardware; writes into a virtio capability other than PCI_CFG are
-// recorded as driver mistakes (§4.1.4.1).
+// recorded as driver mistakes (§4.1.4.1). A legacy-only layout (no modern structures) has no
+// capability list at all: status bit 4 clear, capabilities pointer 0, no PCI_CFG window.
 
 import type { VirtioDevice } from './virtio-device.js';
 import {
@@ -92,8 +93,8 @@ export class PciConfigSpace {
   /** Offsets of the capabilities the driver must not write (everything but PCI_CFG's RW fields). */
   private readonly capStart: number;
   private readonly capEnd: number;
-  /** Offset of the PCI_CFG capability. */
-  readonly pciCfgCap: number;
+  /** Offset of the PCI_CFG capability; null on a legacy-only function (no capabilities). */
+  readonly pciCfgCap: number | null;
   /** Regions a PCI_CFG window access may address (§4.1.4.9.2: those other capabilities describe). */
   private readonly windowRegions: BarRegion[];
 
@@ -106,7 +107,8 @@ export class PciConfigSpace {
     const v = this.view;
     v.setUint16(PCI_VENDOR_ID, identity.vendorId, true);
     v.setUint16(PCI_DEVICE_ID, identity.deviceId, true);
-    v.setUint16(PCI_STATUS, PCI_STATUS_CAP_LIST, true);
+    const modern = layout.common !== null;
+    v.setUint16(PCI_STATUS, modern ? PCI_STATUS_CAP_LIST : 0, true);
     v.setUint8(PCI_REVISION_ID, identity.revision);
     v.setUint8(PCI_REVISION_ID + 1, identity.classCode & 0xff);
     v.setUint8(PCI_REVISION_ID + 2, (identity.classCode >> 8) & 0xff);
@@ -117,16 +119,20 @@ export class PciConfigSpace {
     v.setUint8(PCI_INTERRUPT_PIN, PCI_INTERRUPT_PIN_INTA);
 
     // Capability list, in order of preference (§4.1.4): common, notify, ISR, device, PCI_CFG.
-    const caps: { type: number; region: BarRegion | null; size: number; extra?: number }[] = [
-      { type: VIRTIO_PCI_CAP_COMMON_CFG, region: layout.common, size: VIRTIO_PCI_CAP_SIZE },
-      { type: VIRTIO_PCI_CAP_NOTIFY_CFG, region: layout.notify, size: VIRTIO_PCI_NOTIFY_CAP_SIZE, extra: NOTIFY_OFF_MULTIPLIER },
-      { type: VIRTIO_PCI_CAP_ISR_CFG, region: layout.isr, size: VIRTIO_PCI_CAP_SIZE },
-      { type: VIRTIO_PCI_CAP_DEVICE_CFG, region: layout.device, size: VIRTIO_PCI_CAP_SIZE },
-      { type: VIRTIO_PCI_CAP_PCI_CFG, region: { offset: 0, length: 0 }, size: VIRTIO_PCI_CFG_CAP_SIZE },
-    ].filter((c) => c.region !== null);
+    const caps: { type: number; region: BarRegion | null; size: number; extra?: number }[] = (
+      modern
+        ? [
+            { type: VIRTIO_PCI_CAP_COMMON_CFG, region: layout.common, size: VIRTIO_PCI_CAP_SIZE },
+            { type: VIRTIO_PCI_CAP_NOTIFY_CFG, region: layout.notify, size: VIRTIO_PCI_NOTIFY_CAP_SIZE, extra: NOTIFY_OFF_MULTIPLIER },
+            { type: VIRTIO_PCI_CAP_ISR_CFG, region: layout.isr, size: VIRTIO_PCI_CAP_SIZE },
+            { type: VIRTIO_PCI_CAP_DEVICE_CFG, region: layout.device, size: VIRTIO_PCI_CAP_SIZE },
+            { type: VIRTIO_PCI_CAP_PCI_CFG, region: { offset: 0, length: 0 }, size: VIRTIO_PCI_CFG_CAP_SIZE },
+          ]
+        : []
+    ).filter((c) => c.region !== null);
     let at = FIRST_CAP_OFFSET;
-    let pciCfg = 0;
-    v.setUint8(PCI_CAPABILITY_LIST, at);
+    let pciCfg: number | null = null;
+    v.setUint8(PCI_CAPABILITY_LIST, caps.length > 0 ? at : 0);
     caps.forEach((c, i) => {
       const last = i === caps.length - 1;
       v.setUint8(at + CAP_VNDR, PCI_CAP_ID_VENDOR);
@@ -143,7 +149,7 @@ export class PciConfigSpace {
     this.capStart = FIRST_CAP_OFFSET;
     this.capEnd = at;
     this.pciCfgCap = pciCfg;
-    this.windowRegions = [layout.common, layout.notify, layout.isr, ...(layout.device !== null ? [layout.device] : [])];
+    this.windowRegions = [layout.common, layout.notify, layout.isr, layout.device].filter((r): r is BarRegion => r !== null);
   }
 
   /** The command register. */
@@ -170,10 +176,11 @@ export class PciConfigSpace {
       latencyTimer: v.getUint8(PCI_LATENCY_TIMER),
       interruptLine: v.getUint8(PCI_INTERRUPT_LINE),
       bar0: v.getUint32(PCI_BAR0 + 4 * VIRTIO_BAR, true),
-      cfgBar: v.getUint8(cap + CAP_BAR),
-      cfgOffset: v.getUint32(cap + CAP_OFFSET, true),
-      cfgLength: v.getUint32(cap + CAP_LENGTH, true),
-      cfgData: v.getUint32(cap + CAP_PCI_CFG_DATA, true),
+      // No PCI_CFG capability (legacy-only): its fields are 0.
+      cfgBar: cap === null ? 0 : v.getUint8(cap + CAP_BAR),
+      cfgOffset: cap === null ? 0 : v.getUint32(cap + CAP_OFFSET, true),
+      cfgLength: cap === null ? 0 : v.getUint32(cap + CAP_LENGTH, true),
+      cfgData: cap === null ? 0 : v.getUint32(cap + CAP_PCI_CFG_DATA, true),
     };
   }
 
@@ -182,6 +189,7 @@ export class PciConfigSpace {
     if ((r.command & ~PCI_COMMAND_WRITABLE) !== 0) return `command 0x${r.command.toString(16)} has read-only bits set`;
     const sizeMask = ~(this.layout.barSize - 1) & ~0x3;
     if ((((r.bar0 & sizeMask) | PCI_BAR_SPACE_IO) >>> 0) !== r.bar0) return `BAR0 0x${r.bar0.toString(16)} is not an I/O BAR of ${this.layout.barSize} bytes`;
+    if (this.pciCfgCap === null && (r.cfgBar !== 0 || r.cfgOffset !== 0 || r.cfgLength !== 0 || r.cfgData !== 0)) return 'PCI_CFG fields set on a function without capabilities';
     return null;
   }
 
@@ -194,6 +202,7 @@ export class PciConfigSpace {
     v.setUint8(PCI_LATENCY_TIMER, r.latencyTimer);
     v.setUint8(PCI_INTERRUPT_LINE, r.interruptLine);
     v.setUint32(PCI_BAR0 + 4 * VIRTIO_BAR, r.bar0, true);
+    if (cap === null) return;
     v.setUint8(cap + CAP_BAR, r.cfgBar);
     v.setUint32(cap + CAP_OFFSET, r.cfgOffset, true);
     v.setUint32(cap + CAP_LENGTH, r.cfgLength, true);
@@ -207,15 +216,17 @@ export class PciConfigSpace {
   }
 
   read(offset: number, width: 1 | 2 | 4): number {
-    const data = this.pciCfgCap + CAP_PCI_CFG_DATA;
-    if (offset < data + 4 && offset + width > data) this.windowRead();
+    if (this.pciCfgCap !== null) {
+      const data = this.pciCfgCap + CAP_PCI_CFG_DATA;
+      if (offset < data + 4 && offset + width > data) this.windowRead(this.pciCfgCap);
+    }
     let value = 0;
     for (let i = width - 1; i >= 0; i--) value = value * 256 + this.image[offset + i]!;
     return value;
   }
 
   write(offset: number, width: 1 | 2 | 4, value: number): void {
-    const data = this.pciCfgCap + CAP_PCI_CFG_DATA;
+    const data = this.pciCfgCap === null ? -1 : this.pciCfgCap + CAP_PCI_CFG_DATA;
     let touchedBar = false;
     let touchedData = false;
     let capMistake = false;
@@ -230,7 +241,7 @@ export class PciConfigSpace {
       } else if (at >= PCI_BAR0 + 4 * VIRTIO_BAR && at < PCI_BAR0 + 4 * VIRTIO_BAR + 4) {
         this.image[at] = byte;
         touchedBar = true;
-      } else if (this.isPciCfgField(at)) {
+      } else if (this.pciCfgCap !== null && this.isPciCfgField(this.pciCfgCap, at)) {
         this.image[at] = byte;
         if (at >= data) touchedData = true;
       } else if (at >= this.capStart && at < this.capEnd) {
@@ -246,7 +257,7 @@ export class PciConfigSpace {
         value,
       });
     }
-    if (touchedData) this.windowWrite();
+    if (touchedData && this.pciCfgCap !== null) this.windowWrite(this.pciCfgCap);
   }
 
   /** BAR0 keeps only the address bits its size allows, plus the I/O space indicator (PCI 3.0 §6.2.5.1). */
@@ -258,14 +269,13 @@ export class PciConfigSpace {
   }
 
   /** cap.bar, cap.offset, cap.length and pci_cfg_data of the PCI_CFG capability are RW (§4.1.4.9). */
-  private isPciCfgField(at: number): boolean {
-    const rel = at - this.pciCfgCap;
+  private isPciCfgField(cap: number, at: number): boolean {
+    const rel = at - cap;
     return rel === CAP_BAR || (rel >= CAP_OFFSET && rel < CAP_PCI_CFG_DATA + 4);
   }
 
   /** The window's target, or null after recording why it is not usable (§4.1.4.9.2). */
-  private windowTarget(kind: string): { bar: number; offset: number; length: 1 | 2 | 4 } | null {
-    const cap = this.pciCfgCap;
+  private windowTarget(cap: number, kind: string): { bar: number; offset: number; length: 1 | 2 | 4 } | null {
     const bar = this.image[cap + CAP_BAR]!;
     const offset = this.view.getUint32(cap + CAP_OFFSET, true);
     const length = this.view.getUint32(cap + CAP_LENGTH, true);
@@ -284,10 +294,10 @@ export class PciConfigSpace {
     return { bar, offset, length: length as 1 | 2 | 4 };
   }
 
-  private windowRead(): void {
-    const data = this.pciCfgCap + CAP_PCI_CFG_DATA;
+  private windowRead(cap: number): void {
+    const data = cap + CAP_PCI_CFG_DATA;
     // A window never set up (length 0) reads 0 quietly: whole-config dumps (lspci -xxx) read it too.
-    const t = this.view.getUint32(this.pciCfgCap + CAP_LENGTH, true) === 0 ? null : this.windowTarget('read');
+    const t = this.view.getUint32(cap + CAP_LENGTH, true) === 0 ? null : this.windowTarget(cap, 'read');
     if (t === null) {
       this.view.setUint32(data, 0, true);
       return;
@@ -296,10 +306,10 @@ export class PciConfigSpace {
     this.view.setUint32(data, v >>> 0, true);
   }
 
-  private windowWrite(): void {
-    const t = this.windowTarget('write');
+  private windowWrite(cap: number): void {
+    const t = this.windowTarget(cap, 'write');
     if (t === null) return;
-    const raw = this.view.getUint32(this.pciCfgCap + CAP_PCI_CFG_DATA, true);
+    const raw = this.view.getUint32(cap + CAP_PCI_CFG_DATA, true);
     const v = t.length === 4 ? raw : raw & (t.length === 2 ? 0xffff : 0xff);
     this.target.barWrite(t.bar, t.offset, t.length, v);
   }

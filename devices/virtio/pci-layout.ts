@@ -9,6 +9,9 @@
 // MSI-X never enabled), then, from the next 64-byte boundary, the same modern structures — a
 // transitional device offers both interfaces and the driver picks one (Linux prefers modern
 // unless `virtio_pci.force_legacy=1`).
+// Legacy-only (legacy: true, modern: false; QEMU's disable-modern=on): BAR0 holds the legacy header
+// + device cfg and nothing else, and there are no virtio capabilities, so a driver can only use the
+// legacy interface (iPXE and Linux otherwise pick the modern one of a transitional device).
 
 /** PCI type-0 header offsets (PCI 3.0 §6.1). */
 export const PCI_VENDOR_ID = 0x00;
@@ -125,19 +128,24 @@ export interface PciBarLayout {
   readonly barSize: number;
   /** Legacy header + device config (transitional only). */
   readonly legacy: BarRegion | null;
-  readonly common: BarRegion;
-  readonly isr: BarRegion;
-  readonly notify: BarRegion;
-  /** Device-specific configuration; null when the device has none. */
+  /** The modern structures; null on a legacy-only device. */
+  readonly common: BarRegion | null;
+  readonly isr: BarRegion | null;
+  readonly notify: BarRegion | null;
+  /** Device-specific configuration (modern structure); null when the device has none or is legacy-only. */
   readonly device: BarRegion | null;
 }
 
-/** Computes BAR0's layout for a device with `numQueues` queues and `configSize` bytes of config. */
-export function computeBarLayout(numQueues: number, configSize: number, legacy: boolean): PciBarLayout {
+/**
+ * Computes BAR0's layout for a device with `numQueues` queues and `configSize` bytes of config;
+ * `modern: false` (legacy-only, needs `legacy`) leaves out the modern structures.
+ */
+export function computeBarLayout(numQueues: number, configSize: number, legacy: boolean, modern = true): PciBarLayout {
   let at = 0;
   let legacyRegion: BarRegion | null = null;
   if (legacy) {
     legacyRegion = { offset: 0, length: LEGACY_HEADER_SIZE + configSize };
+    if (!modern) return { barSize: nextPowerOfTwo(legacyRegion.length), legacy: legacyRegion, common: null, isr: null, notify: null, device: null };
     at = alignUp(legacyRegion.length, MODERN_BLOCK_ALIGN);
   }
   const common = { offset: at, length: COMMON_CFG_LENGTH };

@@ -5,6 +5,9 @@
 // - `legacy: true`: a transitional device, device ID 0x1000-0x103f, revision 0, subsystem ID =
 //   device type (§4.1.2.3), with the legacy header at the start of BAR0 (§4.1.4.10) and the modern
 //   structures after it.
+// - `legacy: true, modern: false`: legacy-only (QEMU's disable-modern=on): the same transitional
+//   identity, BAR0 holds only the legacy header + device cfg, and there are no virtio capabilities,
+//   so every driver must use its legacy interface.
 //
 // Interrupts are INTx on pin A (no MSI-X): the line is asserted while ISR != 0 and the command
 // register's INTx-disable bit is clear; reading ISR returns and clears it, which deasserts
@@ -41,6 +44,11 @@ import type { StateReader, StateWriter } from '../../lib/base/state-codec.js';
 export interface PciTransportOptions extends TransportOptions {
   /** A transitional device with the legacy header in BAR0 (default false: modern only). */
   legacy?: boolean;
+  /**
+   * Offer the modern interface (default true). `false` needs `legacy: true`: a legacy-only device
+   * with no virtio capabilities and only the legacy header in BAR0.
+   */
+  modern?: boolean;
 }
 
 /** A BAR as the hypervisor must map it. */
@@ -64,6 +72,7 @@ const PCI_SECTIONS = {
 
 export class VirtioPciTransport {
   readonly legacy: boolean;
+  readonly modern: boolean;
   readonly layout: PciBarLayout;
   private readonly config: PciConfigSpace;
   private readonly common: PciCommonCfg;
@@ -79,7 +88,14 @@ export class VirtioPciTransport {
     if (options.legacy !== undefined && typeof options.legacy !== 'boolean') {
       throw new TypeError('VirtioPciTransport: options.legacy must be true or false');
     }
+    if (options.modern !== undefined && typeof options.modern !== 'boolean') {
+      throw new TypeError('VirtioPciTransport: options.modern must be true or false');
+    }
     this.legacy = options.legacy === true;
+    this.modern = options.modern !== false;
+    if (!this.modern && !this.legacy) {
+      throw new TypeError('VirtioPciTransport: options.modern: false needs options.legacy: true (a device must offer at least one interface)');
+    }
     const type = device.deviceType;
     const transitionalId = VIRTIO_PCI_TRANSITIONAL_DEVICE_IDS.get(type);
     if (this.legacy && transitionalId === undefined) {
@@ -89,9 +105,9 @@ export class VirtioPciTransport {
     device.attachTransport({
       isrChanged: (isr) => this.isrChanged(isr),
       sections: PCI_SECTIONS,
-      state: { kind: this.legacy ? 'pci-legacy' : 'pci', save: (w) => this.saveRegisters(w), load: (r) => this.loadRegisters(r) },
+      state: { kind: !this.modern ? 'pci-legacy-only' : this.legacy ? 'pci-legacy' : 'pci', save: (w) => this.saveRegisters(w), load: (r) => this.loadRegisters(r) },
     });
-    this.layout = computeBarLayout(device.numQueues, device.configSize, this.legacy);
+    this.layout = computeBarLayout(device.numQueues, device.configSize, this.legacy, this.modern);
     this.config = new PciConfigSpace(
       device,
       {
@@ -137,7 +153,7 @@ export class VirtioPciTransport {
     if (this.legacyHeader !== null && inRegion(L.legacy, offset, 1)) return this.legacyHeader.read(offset, width);
     if (inRegion(L.common, offset, 1)) return this.common.read(offset - L.common.offset, width);
     if (inRegion(L.device, offset, 1)) return d.readConfig(offset - L.device.offset, width);
-    if (offset === L.isr.offset) {
+    if (L.isr !== null && offset === L.isr.offset) {
       if (width !== 1) return this.wrongWidth('read', offset, width, 'ISR status is 1 byte', '4.1.4.5');
       return d.readAndClearIsr();
     }
@@ -158,7 +174,7 @@ export class VirtioPciTransport {
     if (inRegion(L.common, offset, 1)) return this.common.write(offset - L.common.offset, width, v);
     if (inRegion(L.device, offset, 1)) return d.writeConfig(offset - L.device.offset, width, v);
     if (inRegion(L.notify, offset, 1)) return this.notifyWrite(offset - L.notify.offset, width, v);
-    if (offset === L.isr.offset) {
+    if (L.isr !== null && offset === L.isr.offset) {
       d.reportDriverMistake('register.write-read-only', `driver wrote ISR status`, { offset, width, value: v, section: '4.1.4.5' });
       return;
     }
@@ -169,7 +185,7 @@ export class VirtioPciTransport {
   private notifyWrite(rel: number, width: number, value: number): void {
     const d = this.device;
     if (width !== 2 || rel % NOTIFY_OFF_MULTIPLIER !== 0) {
-      this.wrongWidth('write', this.layout.notify.offset + rel, width, 'a notification is a 16-bit write at the queue slot', '4.1.5.2');
+      this.wrongWidth('write', this.layout.notify!.offset + rel, width, 'a notification is a 16-bit write at the queue slot', '4.1.5.2');
       return;
     }
     const queue = rel / NOTIFY_OFF_MULTIPLIER;

@@ -31,7 +31,7 @@ export interface TransportBinding {
  * the device's `saveState()` stays the one entry point and calls these through the binding.
  */
 export interface TransportStateHooks {
-  /** The transport kind ('mmio', 'pci', 'pci-legacy'); a state from another kind is 'state.mismatch'. */
+  /** The transport kind ('mmio', 'pci', 'pci-legacy', 'pci-legacy-only'); a state from another kind is 'state.mismatch'. */
   readonly kind: string;
   /** Writes the registers. */
   save(w: StateWriter): void;

@@ -52,8 +52,16 @@ export interface GuestVmOptions {
    * `compat`, `restore` do not apply.
    */
   nic?: GuestNic;
-  /** Transitional device, driven by Linux's legacy driver (adds virtio_pci.force_legacy=1). */
+  /**
+   * Transitional device, driven by Linux's legacy driver (adds virtio_pci.force_legacy=1 unless
+   * `modern` is false: then Linux finds no capabilities and falls back to its legacy driver itself).
+   */
   legacy?: boolean;
+  /**
+   * Offer the modern interface (default true); `false` with `legacy: true` is a legacy-only device
+   * (no virtio capabilities), so every driver takes its legacy path.
+   */
+  modern?: boolean;
   /**
    * Backend (default MemoryNetdev with a SimPeer), or a factory called with the emulator right after
    * it is constructed (for a V86BusNetdev, which needs the emulator's bus).
@@ -154,12 +162,12 @@ export class GuestVm {
     const legacy = options.legacy === true;
     const builtinNic = options.nic === 'builtin';
     if (options.nic !== undefined && options.nic !== 'model' && !builtinNic) throw new TypeError(`GuestVm.boot: nic must be 'model' or 'builtin', got ${String(options.nic)}`);
-    if (builtinNic && (legacy || options.restore !== undefined || options.compat !== undefined)) {
-      throw new TypeError("GuestVm.boot: nic 'builtin' (v86's own virtio-net, modern only) takes no legacy, compat or restore");
+    if (builtinNic && (legacy || options.modern !== undefined || options.restore !== undefined || options.compat !== undefined)) {
+      throw new TypeError("GuestVm.boot: nic 'builtin' (v86's own virtio-net, modern only) takes no legacy, modern, compat or restore");
     }
     const bare = options.bare === true;
     if (bare && options.restore !== undefined) throw new TypeError('GuestVm.boot: a bare kernel boots afresh; it takes no restore');
-    const cmdline = (bare ? [options.cmdline ?? ''] : [BASE_CMDLINE, legacy ? 'virtio_pci.force_legacy=1' : '', options.cmdline ?? '']).filter((s) => s.length > 0).join(' ');
+    const cmdline = (bare ? [options.cmdline ?? ''] : [BASE_CMDLINE, legacy && options.modern !== false ? 'virtio_pci.force_legacy=1' : '', options.cmdline ?? '']).filter((s) => s.length > 0).join(' ');
     const emulator = new V86({
       wasm_path: wasmPath(),
       bios: { buffer: arrayBuffer(image.bios) },
@@ -202,7 +210,7 @@ export class GuestVm {
             });
             options.onDevice?.(device);
             return device;
-          }, { legacy });
+          }, { legacy, ...(options.modern !== undefined ? { modern: options.modern } : {}) });
           resolve();
         } catch (e) {
           reject(e as Error);

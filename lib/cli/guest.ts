@@ -15,7 +15,10 @@
 //   --save FILE: v86's state image of the machine (device state included, attachToV86) written to
 //     FILE on SIGUSR1 (any time; the guest keeps running) and, with --script, after the last step.
 //   --restore FILE: instead of booting, the machine saved in FILE continues (same image; give the
-//     flags that shape the device — --legacy, --mac — as when it was saved).
+//     flags that shape the device — --legacy / --legacy-only, --mac — as when it was saved).
+//   --legacy-only: a transitional device without the modern interface (no virtio capabilities,
+//     only the legacy header in BAR0; QEMU's disable-modern=on), so any driver takes its legacy
+//     path (iPXE and Linux otherwise prefer the modern one of a transitional device).
 //   --nic builtin: v86's own virtio-net device on the same backend instead of this project's
 //     (V86BuiltinNic); no rx filter (rxFilter null), no diagnostics, no QMP socket.
 //   --guest-kernel 6.5: bookworm-backports' kernel instead of bookworm's 6.1 (guest-image.ts).
@@ -52,6 +55,7 @@ export const GUEST_FLAGS: readonly FlagSpec[] = [
   { name: 'netdev', kind: 'string', help: 'memory (default), tap[,ifname=NAME][,io=inline|uring], macvtap,ifname=NAME[,sync=on|off], dgram,local.type=…,remote.type=…, vde,sock=DIR, stream,addr.type=unix|inet,…[,server=on|off], passt[,tcp=SPEC][,udp=SPEC], websocket,url=ws://HOST:PORT' },
   { name: 'qmp', kind: 'string', help: 'QMP socket path (default: a fresh path in the temp directory)' },
   { name: 'legacy', kind: 'boolean', help: 'a transitional device driven by the legacy virtio-pci driver' },
+  { name: 'legacy-only', kind: 'boolean', help: "a legacy-only device (no modern interface, QEMU's disable-modern=on): every driver takes its legacy path" },
   { name: 'mac', kind: 'string', help: 'the NIC\'s MAC address (default 52:54:00:12:34:56)' },
   { name: 'step-timeout', kind: 'number', min: 1, max: 3600, help: 'seconds one script step may take (default 60)' },
   { name: 'save', kind: 'string', help: "write the machine's state to FILE on SIGUSR1 and after --script" },
@@ -74,6 +78,7 @@ interface GuestOptions {
   netdev: NetdevSpec;
   qmpPath: string | null;
   legacy: boolean;
+  legacyOnly: boolean;
   mac: string;
   stepTimeoutMs: number;
   save: string | null;
@@ -93,7 +98,7 @@ export function parseGuestArgs(argv: readonly string[]): GuestOptions {
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new UsageError(`virtio-net guest: --mac must look like 52:54:00:12:34:56, got ${JSON.stringify(mac)}`);
   const nic = f['nic'] === 'builtin' ? 'builtin' : 'model';
   if (nic === 'builtin') {
-    for (const flag of ['legacy', 'compat', 'save', 'restore', 'diagnostics', 'qmp']) {
+    for (const flag of ['legacy', 'legacy-only', 'compat', 'save', 'restore', 'diagnostics', 'qmp']) {
       if (f[flag] !== undefined) throw new UsageError(`virtio-net guest: --${flag} does not apply to --nic builtin (v86's own virtio-net: modern only, no rx filter, no state, no diagnostics, no QMP)`);
     }
   }
@@ -117,6 +122,7 @@ export function parseGuestArgs(argv: readonly string[]): GuestOptions {
     netdev: parseNetdev((f['netdev'] as string | undefined) ?? 'memory'),
     qmpPath: (f['qmp'] as string | undefined) ?? null,
     legacy: f['legacy'] === true,
+    legacyOnly: f['legacy-only'] === true,
     mac,
     stepTimeoutMs: ((f['step-timeout'] as number | undefined) ?? 60) * 1000,
     save: (f['save'] as string | undefined) ?? null,
@@ -168,14 +174,15 @@ export async function runGuest(args: string[], output: GuestOutput = {}): Promis
   let vm: GuestVm;
   try {
     const what = restore !== undefined ? `restoring ${options.restore}` : ipxe ? `booting iPXE (${IPXE_LKRN})` : `booting ${options.kernel ?? `Linux ${image.kernelRelease}`}`;
-    const nicName = options.nic === 'builtin' ? "v86's own virtio-net" : `${options.legacy ? 'legacy' : 'modern'} virtio-pci`;
+    const nicName = options.nic === 'builtin' ? "v86's own virtio-net" : `${options.legacyOnly ? 'legacy-only' : options.legacy ? 'legacy' : 'modern'} virtio-pci`;
     err(`virtio-net guest: ${what} in v86 (${nicName}) on ${label}`);
     vm = await GuestVm.boot({
       image,
       nic: options.nic,
       stateDisk: options.save !== null || restore !== undefined,
       ...(restore !== undefined ? { restore } : {}),
-      legacy: options.legacy,
+      legacy: options.legacy || options.legacyOnly,
+      ...(options.legacyOnly ? { modern: false } : {}),
       ...(netdev !== null ? { netdev } : {}),
       mac: options.mac,
       ...(options.compat !== undefined ? { compat: options.compat } : {}),

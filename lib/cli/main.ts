@@ -37,11 +37,14 @@ commands:
                                  macvtap,...
             --qmp PATH           serve QMP on PATH
             --legacy             the legacy (transitional) virtio-pci interface
+            --legacy-only        a legacy-only device (no modern interface, QEMU's disable-modern=on):
+                                 every driver (Linux, iPXE) takes its legacy path
             --mac MAC, --step-timeout SECONDS
             --save FILE          write the machine's state (v86's image, device state included) to
                                  FILE on SIGUSR1 (the guest keeps running) and after --script
             --restore FILE       continue the machine saved in FILE instead of booting (same
-                                 --legacy / --mac as when saved); then the console or --script
+                                 --legacy / --legacy-only / --mac as when saved); then the
+                                 console or --script
   web     serve, on 127.0.0.1 only, a page that boots the guest in v86 in the browser with this
           device (serial console, live rx filter, counters; #status reads "guest network: ok")
             --port N             TCP port (default 8086; 0: any free port)

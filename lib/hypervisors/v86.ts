@@ -54,6 +54,11 @@ export interface V86EmulatorLike {
 export interface AttachToV86Options {
   /** A transitional device with the legacy register header (default false: modern only). */
   legacy?: boolean;
+  /**
+   * Offer the modern interface (default true); `false` with `legacy: true` is a legacy-only device
+   * (no virtio capabilities, only the legacy header in BAR0: QEMU's disable-modern=on).
+   */
+  modern?: boolean;
   /** PCI device number on bus 0, 1..31 (default 13: free in v86's default machine). */
   slot?: number;
   /** I/O port where BAR0 sits until the BIOS moves it (default 0xB000; >= 0x1000, aligned to the BAR size). */
@@ -114,7 +119,7 @@ export function attachToV86(
   options: AttachToV86Options = {},
 ): V86Attachment {
   const cpu = cpuOf(emulator, 'attachToV86');
-  if (options === null || typeof options !== 'object') throw new TypeError('attachToV86: options must be an object { legacy?, slot?, ioBase?, name? }');
+  if (options === null || typeof options !== 'object') throw new TypeError('attachToV86: options must be an object { legacy?, modern?, slot?, ioBase?, name? }');
   const slot = options.slot ?? DEFAULT_SLOT;
   if (!Number.isInteger(slot) || slot < 1 || slot > 31 || V86_USED_SLOTS.has(slot)) {
     throw new RangeError(`attachToV86: options.slot must be an integer 1..31 not used by v86 (${[...V86_USED_SLOTS].join(', ')}), got ${String(slot)}`);
@@ -139,6 +144,7 @@ export function attachToV86(
   let interruptChanges = 0;
   const transport = new VirtioPciTransport(dev, {
     legacy: options.legacy ?? false,
+    ...(options.modern !== undefined ? { modern: options.modern } : {}),
     onInterrupt: (asserted) => {
       interruptChanges++;
       if (asserted) pci.raise_irq(pciId);

@@ -71,6 +71,35 @@ describe('virtio-net guest (CLI)', function () {
     expect(steps[2]).to.deep.include({ linkUp: true, backend: { link: null, errors: null } });
   });
 
+  it('legacy_only_device_linux_falls_back_to_its_legacy_driver_by_itself', async function () {
+    // No virtio capabilities: virtio_pci's modern probe leaves the device to the legacy driver,
+    // without virtio_pci.force_legacy=1 on the command line.
+    this.timeout(300_000);
+    guestImageOrSkip(this);
+    const dir = mkdtempSync(join(tmpdir(), 'vnm-guest-cli-'));
+    const script = join(dir, 'steps.sh');
+    const diag = join(dir, 'diag.json');
+    writeFileSync(script, ['cat /proc/cmdline', 'cat /sys/bus/pci/devices/0000:00:0d.0/device', 'readlink /sys/bus/virtio/devices/virtio0/driver', 'cat /sys/bus/virtio/devices/virtio0/features', 'ip link set eth0 up'].join('\n'));
+    const lines: string[] = [];
+    let stderr = '';
+    const code = await runGuest(['--legacy-only', '--script', script, '--json', '--diagnostics', diag, '--qmp', join(dir, 'qmp.sock')], {
+      stdout: (t) => lines.push(...t.split('\n').filter((l) => l.length > 0)),
+      stderr: (t) => (stderr += t),
+    });
+    const steps = lines.map((l) => JSON.parse(l) as { step: string; exitCode: number; output: string; rxFilter: Record<string, unknown> });
+    expect(code, JSON.stringify(steps)).to.equal(0);
+    expect(stderr).to.contain('(legacy-only virtio-pci)');
+    expect(steps[0]!.output).to.not.contain('force_legacy');
+    expect(steps[1]!.output.trim()).to.equal('0x1000');
+    expect(steps[2]!.output).to.match(/\/virtio_net\n$/);
+    const bits = steps[3]!.output.trim();
+    expect(bits[5], 'MAC (bit 5) negotiated').to.equal('1');
+    expect(bits.slice(32)).to.not.contain('1'); // the legacy driver: no bit above 31, so no VERSION_1
+    expect(steps[4]!.rxFilter['vlan-table']).to.deep.equal([0]); // the control queue works on the legacy interface
+    expect(JSON.parse(readFileSync(diag, 'utf8'))).to.deep.equal([]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('save_after_script_then_restore_continues_the_same_guest', async function () {
     this.timeout(600_000);
     guestImageOrSkip(this);

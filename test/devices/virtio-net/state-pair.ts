@@ -144,7 +144,8 @@ class TeeMemory implements GuestMemoryAccess {
 }
 
 export interface PairSetup {
-  transport: 'mmio' | 'pci' | 'pci-legacy';
+  /** 'pci-legacy': transitional device, legacy driver; 'pci-legacy-only': the device without its modern interface. */
+  transport: 'mmio' | 'pci' | 'pci-legacy' | 'pci-legacy-only';
   pairs: 1 | 2;
   disable: string[];
   ringSize: 8 | 16 | 32;
@@ -205,8 +206,9 @@ export class StatePair {
       m.irq = asserted;
     };
     const t = this.setup.transport;
-    m.transport = t === 'mmio' ? new VirtioMmioTransport(device, { onInterrupt }) : new VirtioPciTransport(device, { onInterrupt, legacy: t === 'pci-legacy' });
-    m.driver = t === 'pci-legacy' ? legacyDriver(m.transport as VirtioPciTransport) : driverFor(m.transport);
+    const legacy = t === 'pci-legacy' || t === 'pci-legacy-only';
+    m.transport = t === 'mmio' ? new VirtioMmioTransport(device, { onInterrupt }) : new VirtioPciTransport(device, { onInterrupt, legacy, modern: t !== 'pci-legacy-only' });
+    m.driver = legacy ? legacyDriver(m.transport as VirtioPciTransport) : driverFor(m.transport);
     return m;
   }
 
@@ -314,7 +316,7 @@ export class StatePair {
       const heapEnd = base + QUEUE_AREA;
       if (this.setup.ring === 'packed') {
         this.rings.push(new PackedDriverRing(this.mem, { size: this.setup.ringSize, base, heapStart: base + 0x2000, heapEnd }));
-      } else if (this.setup.transport === 'pci-legacy') {
+      } else if (this.setup.transport === 'pci-legacy' || this.setup.transport === 'pci-legacy-only') {
         const l = legacyRingLayout(base, PAIR_QUEUE_MAX);
         this.rings.push(new DriverRing(this.mem, { ...l, heapStart: base + 0x2000, heapEnd }));
       } else {

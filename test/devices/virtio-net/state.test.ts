@@ -137,9 +137,9 @@ describe('device state (API.md "Device state", issue #14 item 2)', () => {
       expect(snapshot(p.a.device)).to.deep.equal(before);
     });
 
-    for (const transport of ['mmio', 'pci', 'pci-legacy'] as const) {
-      it(`restored_device_is_indistinguishable_over_${transport.replace('-', '_')}`, () => {
-        const p = busy({ ...MMIO, transport }, transport === 'pci-legacy' ? ALL_FEATURES & 0xffff_ffffn : ALL_FEATURES);
+    for (const transport of ['mmio', 'pci', 'pci-legacy', 'pci-legacy-only'] as const) {
+      it(`restored_device_is_indistinguishable_over_${transport.replaceAll('-', '_')}`, () => {
+        const p = busy({ ...MMIO, transport }, transport.startsWith('pci-legacy') ? ALL_FEATURES & 0xffff_ffffn : ALL_FEATURES);
         p.restore();
         p.check('after restore');
         p.postRx(4, 1526, 2);
@@ -340,9 +340,10 @@ describe('device state (API.md "Device state", issue #14 item 2)', () => {
 
     it('state_from_a_device_with_other_options_is_refused_with_state_mismatch', () => {
       const image = busy().a.device.saveState();
-      const other = (o: Partial<ConstructorParameters<typeof VirtioNetDevice>[0]>, legacy?: boolean): VirtioNetDevice => {
+      const other = (o: Partial<ConstructorParameters<typeof VirtioNetDevice>[0]>, legacy?: boolean | 'only'): VirtioNetDevice => {
         const d = new VirtioNetDevice({ id: 'net0', mac: MAC, memory: new GuestMemory(PAIR_MEMORY), netdev: new HostSide(), queueSize: 32, ...o });
         if (legacy === undefined) new VirtioMmioTransport(d, { onInterrupt: () => undefined });
+        else if (legacy === 'only') new VirtioPciTransport(d, { onInterrupt: () => undefined, legacy: true, modern: false });
         else new VirtioPciTransport(d, { onInterrupt: () => undefined, legacy });
         return d;
       };
@@ -352,6 +353,7 @@ describe('device state (API.md "Device state", issue #14 item 2)', () => {
       expect(refused(other({ mtu: 1500 }), image, 'state.mismatch').message).to.match(/mtu/);
       expect(refused(other({ queueSize: 64 }), image, 'state.mismatch').message).to.match(/maximum size/);
       expect(refused(other({}, false), image, 'state.mismatch').message).to.match(/transport/);
+      expect(refused(other({}, 'only'), image, 'state.mismatch').message).to.match(/transport/);
       // A backend with a virtio-net header changes the offer too.
       const tap = new MemoryNetdev({ vnetHdr: true });
       refused(other({ netdev: tap }), image, 'state.mismatch');

@@ -11,6 +11,8 @@ import {
   driverFor,
   findVirtioCaps,
   initDevice,
+  legacyDriver,
+  legacyRingLayout,
   notifyQueue,
   pciCfgWindowRead,
   pciCfgWindowWrite,
@@ -18,6 +20,7 @@ import {
   readIsr,
 } from '../../support/driver-transport.js';
 import { EchoDevice, ECHO_F_UPPER } from './echo-device.js';
+import { DriverRing } from '../../support/driver-ring.js';
 import { bytes, pciRig, ring, text } from './setup.js';
 
 const V1 = featureBit(VIRTIO_F_VERSION_1);
@@ -315,6 +318,93 @@ describe('devices/virtio/pci-transport', () => {
       expect(d.queueMaxSize(0)).to.equal(16);
       expect(d.queueMaxSize(1)).to.equal(0);
       expect(d.readDeviceFeatures() & V1).to.equal(V1);
+    });
+  });
+
+  describe('legacy-only device (legacy: true, modern: false; QEMU disable-modern=on)', () => {
+    // Legacy header offsets from §4.1.4.10, written out here.
+    const L = { hostFeatures: 0, queuePfn: 8, queueNum: 12, queueSel: 14, status: 18, config: 20 };
+
+    it('has_the_transitional_identity_and_no_capability_list', () => {
+      const { transport: t } = pciRig({ legacy: true, modern: false });
+      expect(t.legacy).to.equal(true);
+      expect(t.modern).to.equal(false);
+      expect(t.configRead(0x00, 2)).to.equal(0x1af4);
+      expect(t.configRead(0x02, 2)).to.equal(0x1000); // transitional network card (§4.1.2.1)
+      expect(t.configRead(0x08, 4)).to.equal(0x0200_0000); // class 02/00/00, revision 0 (§4.1.2.3)
+      expect(t.configRead(0x2c, 2)).to.equal(0x1af4);
+      expect(t.configRead(0x2e, 2)).to.equal(1); // subsystem id = device type
+      expect(t.configRead(0x06, 2) & 0x10).to.equal(0); // status: no capability list
+      expect(t.configRead(0x34, 1)).to.equal(0); // capabilities pointer
+      expect(t.configRead(0x3d, 1)).to.equal(1); // INTA
+      for (let at = 0x40; at < 0x100; at += 4) expect(t.configRead(at, 4), `config 0x${at.toString(16)}`).to.equal(0);
+      expect(() => findVirtioCaps(t)).to.throw(); // nothing a modern driver could use
+    });
+
+    it('bar0_holds_only_the_legacy_header_and_device_config', () => {
+      const { transport: t, device } = pciRig({ legacy: true, modern: false });
+      const end = 20 + device.configSize;
+      let size = 1;
+      while (size < end) size *= 2;
+      expect(t.layout).to.deep.equal({ barSize: size, legacy: { offset: 0, length: end }, common: null, isr: null, notify: null, device: null });
+      expect(t.bars()).to.deep.equal([{ index: 0, size, kind: 'io', address: 0 }]);
+      // BAR sizing: only BAR0, an I/O BAR of `size` bytes; the others are unimplemented.
+      t.configWrite(0x10, 4, 0xffff_ffff);
+      expect(t.configRead(0x10, 4)).to.equal((~(size - 1) | 1) >>> 0);
+      for (let i = 1; i < 6; i++) {
+        t.configWrite(0x10 + 4 * i, 4, 0xffff_ffff);
+        expect(t.configRead(0x10 + 4 * i, 4), `BAR${i}`).to.equal(0);
+      }
+      expect(assignBars(t)).to.deep.equal([{ index: 0, kind: 'io', size, address: 0xc000 }]);
+      expect(() => t.barRead(0, size, 1)).to.throw(RangeError, /offset/);
+      if (end < size) {
+        expect(t.barRead(0, end, 1)).to.equal(0); // padding after the device config
+        expect(device.diagnosticCount('register.unknown-offset')).to.equal(1);
+      }
+    });
+
+    it('config_writes_past_the_header_change_nothing_and_are_no_mistake', () => {
+      const { transport: t, device } = pciRig({ legacy: true, modern: false });
+      t.configWrite(0x40, 4, 0x1234_5678);
+      t.configWrite(0x50, 4, 0xffff_ffff);
+      expect(t.configRead(0x40, 4)).to.equal(0);
+      expect(t.configRead(0x50, 4)).to.equal(0);
+      expect(device.diagnostics()).to.deep.equal([]);
+    });
+
+    it('a_legacy_driver_initialises_and_echoes_through_the_legacy_header', () => {
+      const rig = pciRig({ legacy: true, modern: false });
+      assignBars(rig.transport);
+      const d = legacyDriver(rig.transport);
+      expect(rig.transport.barRead(0, L.queueNum, 2)).to.equal(16);
+      const layout = legacyRingLayout(0x10000, 16);
+      const r = new DriverRing(rig.memory, { size: 16, descTable: layout.descTable, availRing: layout.availRing, usedRing: layout.usedRing, heapStart: 0x40000 });
+      const res = initDevice(d, { features: UPPER | V1, queues: [r] });
+      expect(res.ok).to.equal(true);
+      expect(res.negotiated).to.equal(UPPER); // VERSION_1 is never offered on the legacy header
+      expect(rig.device.activeInterface).to.equal('legacy');
+      expect(rig.transport.barRead(0, L.queuePfn, 4)).to.equal(0x10);
+      expect(rig.transport.barRead(0, L.status, 1) & 4).to.equal(4); // DRIVER_OK
+      const head = r.addChain([{ len: 4, data: bytes('ping') }, { len: 4, write: true }]);
+      notifyQueue(d, 0);
+      expect(r.takeUsed()).to.deep.equal([{ id: head, len: 4 }]);
+      expect(text(r.writtenBytes(head, 4))).to.equal('PING');
+      expect(readIsr(d)).to.equal(1);
+      expect(rig.irq.changes).to.deep.equal([true, false]);
+      expect([...readConfigBytes(d, 0, 6)]).to.deep.equal([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+      expect(rig.device.diagnostics()).to.deep.equal([]);
+    });
+
+    it('options_are_checked_at_once', () => {
+      const memory = pciRig().memory;
+      const make = (options: object, type?: number) => () =>
+        new VirtioPciTransport(new EchoDevice({ memory, ...(type !== undefined ? { type } : {}) }), { onInterrupt: () => {}, ...options });
+      expect(make({ modern: false })).to.throw(TypeError, /modern: false needs options\.legacy: true/);
+      expect(make({ legacy: false, modern: false })).to.throw(TypeError, /modern: false needs options\.legacy: true/);
+      expect(make({ legacy: true, modern: 'no' })).to.throw(TypeError, /options\.modern must be true or false/);
+      expect(make({ legacy: true, modern: false }, 42)).to.throw(RangeError, /transitional/);
+      expect(make({ legacy: true, modern: true })().modern).to.equal(true);
+      expect(make({})().modern).to.equal(true);
     });
   });
 });

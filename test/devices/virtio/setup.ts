@@ -34,11 +34,11 @@ export function mmioRig(options: Partial<EchoOptions> = {}): Rig<VirtioMmioTrans
   return { memory, device, transport: new VirtioMmioTransport(device, { onInterrupt: irq.onInterrupt }), irq };
 }
 
-export function pciRig(options: Partial<EchoOptions> & { legacy?: boolean } = {}): Rig<VirtioPciTransport> {
+export function pciRig(options: Partial<EchoOptions> & { legacy?: boolean; modern?: boolean } = {}): Rig<VirtioPciTransport> {
   const memory = new GuestMemory(MEMORY_SIZE);
   const device = new EchoDevice({ memory, ...options });
   const irq = new IrqLine();
-  const transport = new VirtioPciTransport(device, { onInterrupt: irq.onInterrupt, legacy: options.legacy ?? false });
+  const transport = new VirtioPciTransport(device, { onInterrupt: irq.onInterrupt, legacy: options.legacy ?? false, ...(options.modern !== undefined ? { modern: options.modern } : {}) });
   return { memory, device, transport, irq };
 }
 

@@ -56,13 +56,14 @@ describe('devices/virtio/transport-fuzz', () => {
   });
 
   it('random_pci_config_and_bar_traffic_never_throws_and_the_device_recovers', () => {
-    for (const legacy of [false, true]) {
+    // modern, transitional (legacy header + modern structures), legacy-only (legacy header only)
+    for (const [legacy, modern] of [[false, true], [true, true], [true, false]] as const) {
       fc.assert(
         fc.property(
           fc.boolean(),
           fc.array(fc.record({ space: fc.constantFrom('config', 'bar', 'bar'), write: fc.boolean(), offset: fc.nat({ max: 255 }), width, value }), { maxLength: 80 }),
           (startRunning, ops) => {
-            const rig = pciRig({ legacy });
+            const rig = pciRig({ legacy, modern });
             const t: VirtioPciTransport = rig.transport;
             const driver = legacy ? legacyDriver(t) : driverFor(t); // capability walk before the traffic
             if (startRunning) initDevice(driver, { features: V1, queues: [new DriverRing(rig.memory, { size: 16, descTable: 0x1000, availRing: 0x1100, usedRing: 0x2000, heapStart: 0x3000 })] });

@@ -21,6 +21,9 @@ describe('lib/cli/ipxe (iPXE script and screen transcript)', () => {
   it('kernel_ipxe_needs_a_script_and_takes_no_initrd_or_state', () => {
     expect(parseGuestArgs(['--kernel', 'ipxe', '--script', 's.ipxe', '--legacy'])).to.include({ kernel: 'ipxe', script: 's.ipxe', legacy: true });
     expect(parseGuestArgs(['--kernel', 'ipxe', '--script', 's.ipxe', '--nic', 'builtin'])).to.include({ kernel: 'ipxe', nic: 'builtin' });
+    expect(parseGuestArgs(['--kernel', 'ipxe', '--script', 's.ipxe', '--legacy-only'])).to.include({ legacy: false, legacyOnly: true });
+    expect(parseGuestArgs(['--kernel', 'ipxe', '--script', 's.ipxe'])).to.include({ legacy: false, legacyOnly: false });
+    expect(() => parseGuestArgs(['--legacy-only', '--nic', 'builtin'])).to.throw(UsageError, /--legacy-only does not apply to --nic builtin/);
     expect(() => parseGuestArgs(['--kernel', 'ipxe'])).to.throw(UsageError, /--kernel ipxe needs --script FILE/);
     for (const flag of [['--initrd', 'x.cpio'], ['--save', 'vm.state'], ['--restore', 'vm.state']]) {
       expect(() => parseGuestArgs(['--kernel', 'ipxe', '--script', 's.ipxe', ...flag])).to.throw(UsageError, new RegExp(`${flag[0]} does not go with --kernel ipxe`));

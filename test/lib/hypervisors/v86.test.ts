@@ -50,11 +50,11 @@ describe('attachToV86 (real v86, no guest)', function () {
     io.port_write32(PCI_CONFIG_ADDRESS, (0x80000000 | (pciId << 8) | offset) | 0);
     io.port_write32(PCI_CONFIG_DATA, value | 0);
   }
-  async function attach(legacy = false): Promise<{ a: V86Attachment; device: VirtioNetDevice }> {
+  async function attach(legacy = false, modern?: boolean): Promise<{ a: V86Attachment; device: VirtioNetDevice }> {
     emu = await loadedEmulator();
     io = emu.v86.cpu.io;
     let device!: VirtioNetDevice;
-    const a = attachToV86(emu, (memory) => (device = new VirtioNetDevice({ id: 'nic0', mac: MAC, memory, netdev: new MemoryNetdev() })), { legacy });
+    const a = attachToV86(emu, (memory) => (device = new VirtioNetDevice({ id: 'nic0', mac: MAC, memory, netdev: new MemoryNetdev() })), { legacy, ...(modern !== undefined ? { modern } : {}) });
     return { a, device };
   }
 
@@ -70,6 +70,20 @@ describe('attachToV86 (real v86, no guest)', function () {
     const { a } = await attach(true);
     expect(cfgRead(a.pciId, 0) >>> 16).to.equal(0x1000);
     expect(cfgRead(a.pciId, 0x2c) >>> 16).to.equal(1); // subsystem ID = device type (§4.1.2.3)
+  });
+
+  it('modern_false_gives_a_legacy_only_function_without_capabilities_and_a_small_bar0', async () => {
+    const { a, device } = await attach(true, false);
+    expect(cfgRead(a.pciId, 0) >>> 16).to.equal(0x1000);
+    expect((cfgRead(a.pciId, 0x04) >>> 16) & 0x10, 'status: capability list').to.equal(0);
+    expect(cfgRead(a.pciId, 0x34) & 0xff, 'capabilities pointer').to.equal(0);
+    cfgWrite(a.pciId, 0x10, 0xffff_ffff);
+    const size = (~(cfgRead(a.pciId, 0x10) & ~0x3) + 1) >>> 0;
+    expect(size).to.equal(a.transport.layout.barSize);
+    expect(size).to.be.at.least(20 + device.configSize).and.below(2 * (20 + device.configSize));
+    cfgWrite(a.pciId, 0x10, 0xb000);
+    const macAt = 0xb000 + 20; // the legacy header's device config (§4.1.4.10)
+    expect([0, 1, 2, 3, 4, 5].map((i) => io.port_read8(macAt + i))).to.deep.equal(MAC.split(':').map((h) => parseInt(h, 16)));
   });
 
   it('bar0_sizes_and_moves_with_firmware_writes_and_the_ports_follow', async () => {
@@ -113,7 +127,7 @@ describe('attachToV86 (real v86, no guest)', function () {
     // A minimal driver over the BAR's ports (§3.1.1): ACKNOWLEDGE, DRIVER, features (VERSION_1,
     // MAC, STATUS), FEATURES_OK, DRIVER_OK. Common config: driver_feature_select 0x08,
     // driver_feature 0x0c, device_status 0x14 (§4.1.4.3).
-    const common = 0xc000 + a.transport.layout.common.offset;
+    const common = 0xc000 + a.transport.layout.common!.offset;
     io.port_write8(common + 0x14, 1);
     io.port_write8(common + 0x14, 3);
     io.port_write32(common + 0x08, 1);
@@ -126,7 +140,7 @@ describe('attachToV86 (real v86, no guest)', function () {
     device.setLink(false); // STATUS negotiated: a configuration change interrupt
     expect(seen).to.deep.equal([`raise ${a.pciId}`]);
     expect(cfgRead(a.pciId, 0x04) >>> 16 & 0x08).to.equal(0x08); // status: interrupt pending
-    expect(io.port_read8(0xc000 + a.transport.layout.isr.offset)).to.equal(2);
+    expect(io.port_read8(0xc000 + a.transport.layout.isr!.offset)).to.equal(2);
     expect(seen).to.deep.equal([`raise ${a.pciId}`, `lower ${a.pciId}`]);
     expect(a.interruptChanges).to.equal(2);
   });
