@@ -9,7 +9,6 @@
 // inline path (FdNetdev): its spans leave through the lower device.
 
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { Netns, deleteLink, linkName, requireHost, run, trackLink } from '../../support/netns.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
@@ -19,6 +18,7 @@ import { skipBecause } from '../../support/skip.js';
 import { NetRig } from '../../support/net-rig.js';
 import sinon from 'sinon';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
+import { captureTestFrames } from '../../support/tap-capture.js';
 
 /** A test frame: broadcast, ethertype 0x88b5 (local experimental), the sequence number and a pattern made from it. */
 function frame(seq: number, len: number): Uint8Array {
@@ -30,39 +30,6 @@ function frame(seq: number, len: number): Uint8Array {
 }
 const hex = (f: Uint8Array): string => Buffer.from(f).toString('hex');
 
-/** Captures frames of ethertype 0x88b5 sent out of `ifname` inside `ns` (AF_PACKET via python3), until `count` arrived or `ms` of silence. */
-async function capture(ns: Netns, ifname: string, count: number, ms = 3000): Promise<{ done: Promise<string[]> }> {
-  const script = [
-    'import socket,sys,select',
-    's=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))',
-    's.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<24)',
-    's.bind((sys.argv[1],0))',
-    'print("ready",flush=True)',
-    'n=0',
-    'while n<int(sys.argv[2]):',
-    '  r,_,_=select.select([s],[],[],float(sys.argv[3]))',
-    '  if not r: break',
-    '  d,a=s.recvfrom(70000)',
-    '  if a[2]!=4 and d[12:14]==bytes([0x88,0xb5]):',
-    '    print(d.hex(),flush=True); n+=1',
-  ].join('\n');
-  const p = spawn('ip', ['netns', 'exec', ns.name, 'python3', '-c', script, ifname, String(count), String(ms / 1000)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.startsWith('ready\n')) resolve();
-    });
-    p.on('close', (code) => reject(new Error(`capture exited (${code}) before it was ready: ${err}`)));
-  });
-  const done = new Promise<string[]>((resolve, reject) => {
-    p.on('close', (code) => (code === 0 ? resolve(out.split('\n').slice(1).filter((l) => l.length > 0)) : reject(new Error(`capture failed (${code}): ${err}`))));
-  });
-  await ready;
-  return { done };
-}
 
 const idle: NetdevPeer = { receive: () => true, writable: () => {} };
 
@@ -124,7 +91,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
           const { ram, offsets } = guestMemory(frames, shared);
           const before = ram.slice();
           const header = vnetHdr ? new Uint8Array(tap.vnetHeaderLength) : undefined; // no flags, no GSO
-          const cap = await capture(ns, tap.ifname, n);
+          const cap = await captureTestFrames(ns, tap.ifname, n);
           for (let i = 0; i < n; i++) {
             const r = i % 3 === 0 ? tap.send(frames[i]!, header) : tap.sendSpan(ram, offsets[i]!, frames[i]!.length, header);
             expect(r, `frame ${i}`).to.equal('sent');
@@ -148,7 +115,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
       const good = new Uint8Array(tap.vnetHeaderLength);
       const bad = new Uint8Array(tap.vnetHeaderLength);
       bad[1] = 0x7f; // gso_type no kernel knows: tun_get_user answers EINVAL
-      const cap = await capture(ns, tap.ifname, 2);
+      const cap = await captureTestFrames(ns, tap.ifname, 2);
       expect(tap.sendSpan(ram, offsets[0]!, frames[0]!.length, good)).to.equal('sent');
       // inline: the write's EINVAL is the answer; uring: answered 'sent' when queued, counted when written
       expect(tap.sendSpan(ram, offsets[1]!, frames[1]!.length, bad)).to.equal(io === 'inline' ? 'dropped' : 'sent');
@@ -163,7 +130,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
       const { ns, tap } = setup({ queues: 2 });
       const frames = [frame(10, 70), frame(11, 71), frame(12, 72), frame(13, 73)];
       const { ram, offsets } = guestMemory(frames, false);
-      const cap = await capture(ns, tap.ifname, frames.length);
+      const cap = await captureTestFrames(ns, tap.ifname, frames.length);
       frames.forEach((f, i) => expect(tap.sendSpan(ram, offsets[i]!, f.length, undefined, i % 2)).to.equal('sent'));
       tap.flush();
       const got = await cap.done;
@@ -179,7 +146,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
       const span = sinon.spy(tap, 'sendSpan');
       const send = sinon.spy(tap, 'send');
       const frames = [frame(20, 64), frame(21, 1000), frame(22, 1514)];
-      const cap = await capture(ns, tap.ifname, frames.length);
+      const cap = await captureTestFrames(ns, tap.ifname, frames.length);
       for (const f of frames) rig.send(f, { split: 'one' }); // header and frame in one descriptor: sent in place
       tap.flush();
       expect(await cap.done).to.deep.equal(frames.map(hex));
@@ -234,7 +201,7 @@ describe('MacvtapNetdev.sendSpan (FdNetdev inline path, real kernel, throwaway n
     const frames = Array.from({ length: n }, (_, i) => frame(i, 60 + ((i * 53) % 1440)));
     const { ram, offsets } = guestMemory(frames, false);
     const header = new Uint8Array(netdev.vnetHeaderLength);
-    const cap = await capture(ns, 'p0', n);
+    const cap = await captureTestFrames(ns, 'p0', n);
     for (let i = 0; i < n; i++) {
       const r = i % 2 === 0 ? netdev.send(frames[i]!, header) : netdev.sendSpan(ram, offsets[i]!, frames[i]!.length, header);
       expect(r, `frame ${i}`).to.equal('sent');

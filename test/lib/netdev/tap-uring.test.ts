@@ -4,7 +4,6 @@
 // as typed errors with the link down, and nothing left behind (no ring fd, no io-wq thread).
 
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { Netns, linkName, openFds, requireHost, trackLink, waitFor } from '../../support/netns.js';
 import { NetRig } from '../../support/net-rig.js';
@@ -15,6 +14,7 @@ import { intArg } from '../../../lib/host/structs.js';
 import { requireProgram, skipBecause } from '../../support/skip.js';
 import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
+import { captureTestFrames } from '../../support/tap-capture.js';
 
 /** A test frame: broadcast, ethertype 0x88b5 (local experimental), the sequence number and a pattern made from it. */
 function frame(seq: number, len = 60): Uint8Array {
@@ -29,39 +29,6 @@ const TUNSETSNDBUF = 0x400454d4;
 const hex = (f: Uint8Array): string => Buffer.from(f).toString('hex');
 const isTest = (f: Uint8Array): boolean => f[12] === 0x88 && f[13] === 0xb5;
 
-/** Captures frames of ethertype 0x88b5 arriving on `ifname` inside `ns` (AF_PACKET via python3); resolves with their hex once `count` arrived or after `ms` of silence. */
-async function capture(ns: Netns, ifname: string, count: number, ms = 3000): Promise<{ done: Promise<string[]> }> {
-  const script = [
-    'import socket,sys,select',
-    's=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3))',
-    's.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,1<<24)',
-    's.bind((sys.argv[1],0))',
-    'print("ready",flush=True)',
-    'n=0',
-    'while n<int(sys.argv[2]):',
-    '  r,_,_=select.select([s],[],[],float(sys.argv[3]))',
-    '  if not r: break',
-    '  d,a=s.recvfrom(70000)',
-    '  if a[2]!=4 and d[12:14]==bytes([0x88,0xb5]):',
-    '    print(d.hex(),flush=True); n+=1',
-  ].join('\n');
-  const p = spawn('ip', ['netns', 'exec', ns.name, 'python3', '-c', script, ifname, String(count), String(ms / 1000)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const ready = new Promise<void>((resolve, reject) => {
-    p.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.startsWith('ready\n')) resolve();
-    });
-    p.on('close', (code) => reject(new Error(`capture exited (${code}) before it was ready: ${err}`)));
-  });
-  const done = new Promise<string[]>((resolve, reject) => {
-    p.on('close', (code) => (code === 0 ? resolve(out.split('\n').slice(1).filter((l) => l.length > 0)) : reject(new Error(`capture failed (${code}): ${err}`))));
-  });
-  await ready;
-  return { done };
-}
 
 /** A peer that keeps copies of what it receives; `refuse(i)` says whether to refuse the i-th offer. */
 function recorder(refuse: (offer: number) => boolean = () => false): NetdevPeer & { frames: Uint8Array[]; offers: number; writables: number } {
@@ -130,7 +97,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     tap.attach(peer);
     const n = 3 * TX_SLOTS + 17; // several full batches, slots reused, a partial batch flushed by the microtask
     const sent = Array.from({ length: n }, (_, i) => frame(i, 60 + (i % 200)));
-    const cap = await capture(ns, tap.ifname, n);
+    const cap = await captureTestFrames(ns, tap.ifname, n);
     for (const f of sent) expect(tap.send(f)).to.equal('sent');
     const got = await cap.done;
     expect(got.length).to.equal(n);
@@ -201,7 +168,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     tap.attach(peer);
     const n = 300;
     const sent = Array.from({ length: n }, (_, i) => frame(i));
-    const cap = await capture(ns, 'q1', n, 5000);
+    const cap = await captureTestFrames(ns, 'q1', n, 5000);
     let next = 0;
     while (next < n && tap.send(sent[next]!) === 'sent') next++;
     expect(next).to.be.below(n); // the kernel pushed back
@@ -228,7 +195,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     const errors: HostError[] = [];
     tap.on('host-error', (e) => errors.push(e));
     const sent = Array.from({ length: 10 }, (_, i) => frame(i));
-    const cap = await capture(ns, tap.ifname, 9);
+    const cap = await captureTestFrames(ns, tap.ifname, 9);
     sent.forEach((f, i) => expect(tap.send(f, i === 5 ? bad : undefined)).to.equal('sent'));
     const got = await cap.done;
     expect(got).to.deep.equal(sent.filter((_, i) => i !== 5).map(hex));
@@ -246,7 +213,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     expect(openFds('io_uring')).to.equal(rings + 1);
     tap.attach(recorder());
     const sent = Array.from({ length: 40 }, (_, i) => frame(i));
-    const cap = await capture(ns, tap.ifname, 40);
+    const cap = await captureTestFrames(ns, tap.ifname, 40);
     for (const f of sent) tap.send(f); // fewer than a batch: queued until the end of this turn…
     const closing = tap.close(); // …but close() comes first
     expect(tap.stats().txFrames).to.equal(40);
@@ -304,7 +271,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     const rig = new NetRig({ netdev: tap, mac: '52:54:00:12:34:56' });
     rig.postRx(64);
     tap.setActiveQueues(2); // what VQ_PAIRS_SET 2 does (the rig's guest uses one pair)
-    const cap = await capture(ns, tap.ifname, 3);
+    const cap = await captureTestFrames(ns, tap.ifname, 3);
     expect(tap.send(frame(1), undefined, 0)).to.equal('sent');
     expect(tap.send(frame(2), undefined, 1)).to.equal('sent');
     rig.send(frame(3)); // through the device's transmit path
