@@ -14,8 +14,7 @@ import { isMain, runStandalone } from './lib/bench.js';
 import { measureAllocation } from './lib/heap.js';
 import { calibrate } from './lib/timing.js';
 import type { Work } from './lib/timing.js';
-import { summarize, ratio } from './lib/stats.js';
-import type { BenchResult } from './lib/result.js';
+import { fromSamples, type BenchResult } from './lib/result.js';
 import { TX_CASES, txRig } from './tx-memory.bench.js';
 import { RX_CASES, rxRig } from './rx-memory.bench.js';
 import { rssRig } from './rx-rss.bench.js';
@@ -79,20 +78,11 @@ async function run(ctx: BenchContext): Promise<BenchResult[]> {
       gcs += s.gcs;
       baselineSamples.push(perFrame(baseline, ALLOC_FRAMES).bytes);
     }
-    const v = summarize(samples);
-    const b = summarize(baselineSamples);
-    out.push({
-      name: path.name,
-      unit: 'bytes/frame',
-      value: v.median,
-      baseline: b.median,
-      ratio: ratio(v.median, b.median),
-      samples,
-      baselineSamples,
-      spread: v.spread,
-      baselineIs: 'the copy loop, same measurement',
-      detail: { frames: ALLOC_FRAMES, gcsDuringDevice: gcs, inHeadline: path.headline },
-    });
+    out.push(
+      fromSamples(path.name, 'bytes/frame', samples, baselineSamples, 'the copy loop, same measurement', {
+        detail: { frames: ALLOC_FRAMES, gcsDuringDevice: gcs, inHeadline: path.headline },
+      }),
+    );
     await loop.netdev.close();
   }
   // The headline: the path that allocates most.

@@ -29,7 +29,7 @@ import { spawn } from 'node:child_process';
 import type { Benchmark, BenchContext } from './lib/bench.js';
 import { isMain, runStandalone } from './lib/bench.js';
 import type { BenchResult } from './lib/result.js';
-import { skipped } from './lib/result.js';
+import { fromSamples, skipped } from './lib/result.js';
 import { ratio, summarize } from './lib/stats.js';
 import { WrappingCounter, cpuJiffies, parseIperfJson, parseRrLine, steadyWindow, virtioInterrupts } from './guest-measure.js';
 import type { TransferSample } from './guest-measure.js';
@@ -361,27 +361,21 @@ function perNic(prefix: string, runs: Run[], kind: Kind): Record<string, number>
 
 function result(row: Row, model: Run[], builtin: Run[], seconds: number): BenchResult {
   const unit = row.kind === 'rr' ? 'trans/s' : 'bit/s';
-  const samples = model.map((r) => r.rate);
-  const baselineSamples = builtin.map((r) => r.rate);
-  const v = summarize(samples);
-  const b = summarize(baselineSamples);
   // Per CPU-second of this process (both emulators, the device, the bridge): steadier under load.
   const perCpu = (r: Run) => (row.kind === 'rr' ? r.units : r.units * 8) / Math.max(1e-9, r.hostCpuS);
   const cv = summarize(model.map(perCpu)).median;
   const cb = summarize(builtin.map(perCpu)).median;
-  return {
-    name: row.name,
+  return fromSamples(
+    row.name,
     unit,
-    value: v.median,
-    baseline: b.median,
-    ratio: ratio(v.median, b.median),
-    samples,
-    baselineSamples,
-    spread: v.spread,
-    baselineIs: BASELINE_IS,
-    perCpuSecond: { value: cv, baseline: cb, ratio: ratio(cv, cb) },
-    detail: { seconds, ...(row.before.length > 0 ? { guestSetup: row.before.map((c) => c.split(' 2>')[0]).join('; ') } : {}), ...perNic('model', model, row.kind), ...perNic('builtin', builtin, row.kind) },
-  };
+    model.map((r) => r.rate),
+    builtin.map((r) => r.rate),
+    BASELINE_IS,
+    {
+      perCpuSecond: { value: cv, baseline: cb, ratio: ratio(cv, cb) },
+      detail: { seconds, ...(row.before.length > 0 ? { guestSetup: row.before.map((c) => c.split(' 2>')[0]).join('; ') } : {}), ...perNic('model', model, row.kind), ...perNic('builtin', builtin, row.kind) },
+    },
+  );
 }
 
 async function run(ctx: BenchContext): Promise<BenchResult[]> {

@@ -27,7 +27,7 @@ import { NetLoop } from './lib/net-loop.js';
 import { frameCorpus, PEER_MAC, BENCH_MAC } from './lib/corpus.js';
 import { summarize, ratio } from './lib/stats.js';
 import type { BenchResult } from './lib/result.js';
-import { skipped } from './lib/result.js';
+import { fromSamples, skipped } from './lib/result.js';
 import { Netns, hostSkipReason, linkName, run as runCmd } from '../test/support/netns.js';
 import type { TapNetdev } from '../lib/netdev/tap-netdev.js';
 import type { TapIo } from '../lib/netdev/tap-fd.js';
@@ -215,22 +215,9 @@ function deviceRx(env: TapEnv, frames: number): Promise<Run> {
 function result(name: string, dev: Run[], c: Run[], detail: NonNullable<BenchResult['detail']>): BenchResult {
   const pps = (r: Run) => (r.frames * 1e9) / Math.max(1, r.ns);
   const cpu = (r: Run) => r.cpuNs / Math.max(1, r.frames);
-  const samples = dev.map(pps);
-  const baselineSamples = c.map(pps);
-  const v = summarize(samples);
-  const b = summarize(baselineSamples);
   const devCpu = summarize(dev.map(cpu)).median;
   const cCpu = summarize(c.map(cpu)).median;
-  return {
-    name,
-    unit: 'pps',
-    value: v.median,
-    baseline: b.median,
-    ratio: ratio(v.median, b.median),
-    samples,
-    baselineSamples,
-    spread: v.spread,
-    baselineIs: BASELINE_IS,
+  return fromSamples(name, 'pps', dev.map(pps), c.map(pps), BASELINE_IS, {
     perCpuSecond: { value: 1e9 / Math.max(1, devCpu), baseline: 1e9 / Math.max(1, cCpu), ratio: ratio(1e9 / Math.max(1, devCpu), 1e9 / Math.max(1, cCpu)) },
     detail: {
       ...detail,
@@ -238,7 +225,7 @@ function result(name: string, dev: Run[], c: Run[], detail: NonNullable<BenchRes
       baselineCpuNsPerFrame: Math.round(cCpu),
       cpuRatio: Math.round((cCpu / Math.max(1, devCpu)) * 1000) / 1000,
     },
-  };
+  });
 }
 
 /** The rows: io_uring batches (the headline) and the inline path, each against the C loop on its own fd. */

@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { writeFileSync } from 'node:fs';
 import type { PairResult } from './timing.js';
-import { median, ratio } from './stats.js';
+import { median, ratio, summarize } from './stats.js';
 
 export interface BenchResult {
   name: string;
@@ -63,6 +63,35 @@ export function fromPair(name: string, unit: string, p: PairResult, baselineIs: 
     baselineIs,
     perCpuSecond: { value: cpu, baseline: cpuBase, ratio: ratio(cpu, cpuBase) },
     ...(detail === undefined ? {} : { detail }),
+  };
+}
+
+/**
+ * A result from repeated samples of the subject and of its baseline (medians, their ratio, the
+ * subject's spread); `perCpuSecond` and `detail` as the bench has them.
+ */
+export function fromSamples(
+  name: string,
+  unit: string,
+  samples: number[],
+  baselineSamples: number[],
+  baselineIs: string,
+  extra: { perCpuSecond?: BenchResult['perCpuSecond']; detail?: BenchResult['detail'] } = {},
+): BenchResult {
+  const v = summarize(samples);
+  const b = summarize(baselineSamples);
+  return {
+    name,
+    unit,
+    value: v.median,
+    baseline: b.median,
+    ratio: ratio(v.median, b.median),
+    samples,
+    baselineSamples,
+    spread: v.spread,
+    baselineIs,
+    ...(extra.perCpuSecond === undefined ? {} : { perCpuSecond: extra.perCpuSecond }),
+    ...(extra.detail === undefined ? {} : { detail: extra.detail }),
   };
 }
 
