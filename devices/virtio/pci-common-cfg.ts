@@ -4,7 +4,8 @@
 // Each field must be accessed with its own width at its own offset (64-bit queue addresses as two
 // 32-bit halves). Any other access is recorded as a driver mistake; a write is ignored and a read
 // returns 0, except a narrower read at a field's start, which returns the field's low bytes as
-// QEMU does (reads have no side effect here; old iPXE depends on it). There is no MSI-X capability, so both vector fields read VIRTIO_MSI_NO_VECTOR.
+// QEMU does (reads have no side effect here; old iPXE depends on it). There is no MSI-X
+// capability, so both vector fields read VIRTIO_MSI_NO_VECTOR.
 
 import type { VirtioDevice } from './virtio-device.js';
 import type { RingArea } from './queue-registers.js';
