@@ -5,21 +5,13 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { UsageError, parseNetdev } from '../../../lib/cli/args.js';
+import { parseNetdev } from '../../../lib/cli/args.js';
 import { parseNetdevLine } from '../../../lib/cli/netdev-options.js';
+import { usageMessage } from '../../support/usage-error.js';
 
 const root = join(import.meta.dirname, '..', '..', '..');
 const cli = join(root, 'bin', 'virtio-net.mjs');
 
-function usage(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).to.be.instanceOf(UsageError);
-    return (e as Error).message;
-  }
-  return expect.fail('no UsageError');
-}
 
 describe('lib/cli --netdev tap,io=', () => {
   it('io_uring_and_inline_parse_and_the_default_names_no_io', () => {
@@ -30,11 +22,11 @@ describe('lib/cli --netdev tap,io=', () => {
   });
 
   it('any_other_io_is_a_usage_error_naming_the_allowed_values', () => {
-    expect(usage(() => parseNetdev('tap,io=epoll'))).to.equal('--netdev tap: io must be inline or uring, got "epoll"');
-    expect(usage(() => parseNetdev('tap,io='))).to.equal('--netdev tap: io must be inline or uring, got ""');
-    expect(usage(() => parseNetdev('tap,io=URING'))).to.contain('io must be inline or uring');
+    expect(usageMessage(() => parseNetdev('tap,io=epoll'))).to.equal('--netdev tap: io must be inline or uring, got "epoll"');
+    expect(usageMessage(() => parseNetdev('tap,io='))).to.equal('--netdev tap: io must be inline or uring, got ""');
+    expect(usageMessage(() => parseNetdev('tap,io=URING'))).to.contain('io must be inline or uring');
     // not a property of the other fd backend
-    expect(usage(() => parseNetdev('macvtap,ifname=m0,io=uring'))).to.contain('unknown property io');
+    expect(usageMessage(() => parseNetdev('macvtap,ifname=m0,io=uring'))).to.contain('unknown property io');
   });
 
   it('virtio_net_run_and_guest_exit_2_on_a_bad_io_before_anything_opens', function () {
