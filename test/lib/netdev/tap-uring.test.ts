@@ -26,6 +26,8 @@ function frame(seq: number, len = 60): Uint8Array {
 }
 /** _IOW('T', 212, int): the TAP fd's send buffer (the kernel's default is unlimited). */
 const TUNSETSNDBUF = 0x400454d4;
+/** _IOW('T', 203, int): keep the interface when its last fd closes. */
+const TUNSETPERSIST = 0x400454cb;
 const hex = (f: Uint8Array): string => Buffer.from(f).toString('hex');
 const isTest = (f: Uint8Array): boolean => f[12] === 0x88 && f[13] === 0xb5;
 
@@ -213,6 +215,10 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
     expect(openFds('io_uring')).to.equal(rings + 1);
     tap.attach(recorder());
     const sent = Array.from({ length: 40 }, (_, i) => frame(i));
+    // Persistent, so closing the fd leaves the interface registered and up: frames the kernel took
+    // before the close are still in the receive backlog then, and unregistering would drop them
+    // (and fail the capture with ENETDOWN) — what this test checks is that close() wrote them.
+    ioctlPtr(tap.fd, TUNSETPERSIST, intArg(1), 4, 'TUNSETPERSIST');
     const cap = await captureTestFrames(ns, tap.ifname, 40);
     for (const f of sent) tap.send(f); // fewer than a batch: queued until the end of this turn…
     const closing = tap.close(); // …but close() comes first
