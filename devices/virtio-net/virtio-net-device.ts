@@ -545,9 +545,9 @@ export class VirtioNetDevice extends VirtioDevice<NetEvents> {
     if ((this.status & STATUS_DRIVER_OK) !== 0) this.counters.configInterrupts++;
   }
 
-  /** Data queues for the negotiated features: every pair's with MQ, else receiveq1 and transmitq1 (§5.1.2). */
+  /** Data queues for the negotiated features: every pair's with MQ or RSS (N = max_virtqueue_pairs), else receiveq1 and transmitq1 (§5.1.2). */
   private negotiatedDataQueues(): number {
-    return this.hasFeature(NetFeature.MQ) ? this.cfg.queuePairs * 2 : 2;
+    return this.hasFeature(NetFeature.MQ) || this.hasFeature(NetFeature.RSS) ? this.cfg.queuePairs * 2 : 2;
   }
 
   private used(index: number): void {

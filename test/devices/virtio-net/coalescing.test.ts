@@ -293,6 +293,16 @@ describe('devices/virtio-net notification coalescing', () => {
       expect(vqSet(rig, 3, 5, 50)).to.equal(CtrlAck.ERR);
       expect(rig.device.diagnostics().map((d) => d.code)).to.deep.equal(['ctrl.coal-vq-not-data-queue']);
     });
+    it('with_rss_but_not_mq_every_pair_s_data_queues_take_per_queue_commands', () => {
+      // §5.1.2 and §5.1.4: RSS alone makes N = max_virtqueue_pairs (Linux probes the pairs on MQ or
+      // RSS), so receiveq2 / transmitq2 are data queues and per-queue coalescing applies to them.
+      const rig = new NetRig({ mac: MAIN, queuePairs: 2, features: { enable: ['RSS', 'NOTF_COAL', 'VQ_NOTF_COAL'], disable: ['MQ'] } });
+      expect([rig.has('MQ'), rig.has('RSS'), rig.ctrlIndex]).to.deep.equal([false, true, 4]);
+      expect(vqSet(rig, 3, 5, 50)).to.equal(CtrlAck.OK);
+      expect(vqGet(rig, 3)).to.deep.equal({ ack: CtrlAck.OK, maxPackets: 5, maxUsecs: 50 });
+      expect(vqSet(rig, 4, 5, 50), 'the control queue').to.equal(CtrlAck.ERR);
+      expect(rig.device.diagnostics().map((d) => d.code)).to.deep.equal(['ctrl.coal-vq-not-data-queue']);
+    });
   });
 
   describe('driver mistakes', () => {
