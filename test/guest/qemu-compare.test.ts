@@ -20,15 +20,12 @@
 // (exit code and ethtool's own report), with the same filter afterwards.
 
 import { expect } from 'chai';
-import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { GuestVm } from '../../lib/cli/guest-vm.js';
 import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
 import type { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import { Netns, linkName, requireHost, trackLink } from '../support/netns.js';
 import { guestImageOrSkip, probeFrame } from '../support/v86-guest.js';
 import { QemuGuest } from './qemu-guest.js';
-import { skipBecause } from '../support/skip.js';
 
 const MAC = '52:54:00:12:34:56';
 /** Joins (`add`) or leaves (`del`) 70 groups 01:00:5e:01:01:00..45; exits 0 only if all 70 worked. */
@@ -105,19 +102,11 @@ describe('guest-level comparison with QEMU 7.2 (same shell steps, same probes)',
   before(async function () {
     this.timeout(1_000_000); // may install QEMU, build the amd64 image and boot two guests
     requireHost(this);
-    const why = QemuGuest.skipReason();
-    if (why !== null) skipBecause(this, why);
+    const amd64 = QemuGuest.imageOrSkip(this);
     const i386 = guestImageOrSkip(this);
-    let amd64: GuestImage;
-    try {
-      amd64 = buildGuestImage({ arch: 'amd64' });
-    } catch (e) {
-      if (!(e instanceof GuestImageError)) throw e;
-      skipBecause(this, `the amd64 reference image cannot be built: ${e.message}`);
-    }
     ns = new Netns();
     // No IPv6 on the host side: its own multicast chatter would reach the guest in the promisc step.
-    ns.exec('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
+    ns.disableIpv6();
     const tap = linkName('q');
     trackLink(tap);
     [qemu, vm] = await Promise.all([QemuGuest.boot(amd64, tap, MAC), GuestVm.boot({ image: i386, mac: MAC, compat: 'qemu', bootTimeoutMs: 600_000 })]);

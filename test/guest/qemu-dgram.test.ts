@@ -6,13 +6,10 @@
 // Both must get their answers.
 
 import { expect } from 'chai';
-import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { parseNetdev } from '../../lib/cli/args.js';
 import { run } from '../../lib/cli/run.js';
 import type { RunResult } from '../../lib/cli/report.js';
 import { QemuGuest } from './qemu-guest.js';
-import { skipBecause } from '../support/skip.js';
 import { freeUdpPorts } from '../support/udp-ports.js';
 
 /** Two UDP ports free on 127.0.0.1 now. */
@@ -29,15 +26,7 @@ describe('QEMU 7.2 on -netdev dgram and virtio-net run on --netdev dgram (UDP on
 
   before(async function () {
     this.timeout(1_000_000); // may build the amd64 image first
-    const why = QemuGuest.skipReason();
-    if (why !== null) skipBecause(this, why);
-    let image: GuestImage;
-    try {
-      image = buildGuestImage({ arch: 'amd64' });
-    } catch (e) {
-      if (!(e instanceof GuestImageError)) throw e;
-      skipBecause(this, `the amd64 reference image cannot be built: ${e.message}`);
-    }
+    const image = QemuGuest.imageOrSkip(this);
     [ours, theirs] = await freePorts();
     qemu = await QemuGuest.bootWith(image, {
       netdev: `dgram,id=hostnet0,local.type=inet,local.host=127.0.0.1,local.port=${theirs},remote.type=inet,remote.host=127.0.0.1,remote.port=${ours}`,

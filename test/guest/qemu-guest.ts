@@ -5,7 +5,9 @@
 
 import { GuestConsole } from '../../lib/cli/guest-console.js';
 import type { CommandResult } from '../../lib/cli/guest-console.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
+import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
+import type { GuestImage, GuestProfile } from '../../lib/cli/guest-image.js';
+import { skipBecause } from '../support/skip.js';
 import { READY_MARKER } from '../../lib/cli/guest-vm.js';
 import type { RxFilterInfo } from '../../devices/virtio-net/rx-filter-query.js';
 import { QEMU_BINARY, QemuProcess, findOnPath } from '../support/qemu-process.js';
@@ -26,6 +28,21 @@ export class QemuGuest {
   /** Why QEMU cannot run here (the host setup step, scripts/setup-host.ts, installs it), or null. */
   static skipReason(): string | null {
     return findOnPath(QEMU_BINARY) === null ? `${QEMU_BINARY} is not installed (Debian package qemu-system-x86; \`npm run setup\` as root installs it)` : null;
+  }
+
+  /**
+   * The amd64 reference image (of `profile`) for a QEMU test's `before`, or a skip naming why there
+   * is none: QEMU missing or the image not buildable here.
+   */
+  static imageOrSkip(ctx: Mocha.Context, profile?: GuestProfile): GuestImage {
+    const why = QemuGuest.skipReason();
+    if (why !== null) skipBecause(ctx, why);
+    try {
+      return buildGuestImage({ arch: 'amd64', ...(profile === undefined ? {} : { profile }) });
+    } catch (e) {
+      if (!(e instanceof GuestImageError)) throw e;
+      skipBecause(ctx, `the amd64${profile === undefined ? '' : ` ${profile}`} reference image cannot be built: ${e.message}`);
+    }
   }
 
   /** Boots the guest with its NIC (id nic0) on TAP `ifname`, which QEMU creates. */

@@ -9,8 +9,6 @@
 // and with ipvsadm's --thresholds / --timeout / --daemon.
 
 import { expect } from 'chai';
-import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { ipvsCommand } from '../../lib/cli/ipvs.js';
 import { HostError } from '../../lib/host/libc.js';
 import { IpvsClient } from '../../lib/netlink/ipvs/client.js';
@@ -18,7 +16,6 @@ import { formatDaemons, formatTimeouts } from '../../lib/netlink/ipvs/format.js'
 import { ShellRelayTransport } from '../../lib/netlink/ipvs/relay-transport.js';
 import type { IpvsServiceKey } from '../../lib/netlink/ipvs/types.js';
 import { QemuGuest } from './qemu-guest.js';
-import { skipBecause } from '../support/skip.js';
 import { freeUdpPorts } from '../support/udp-ports.js';
 
 /** Two UDP ports free on 127.0.0.1 now. */
@@ -76,15 +73,7 @@ describe('IPVS over generic netlink on a real kernel (QEMU guest, cross-checked 
 
   before(async function () {
     this.timeout(1_000_000); // may build the image first (downloads, cc -static)
-    const why = QemuGuest.skipReason();
-    if (why !== null) skipBecause(this, why);
-    let image: GuestImage;
-    try {
-      image = buildGuestImage({ arch: 'amd64', profile: 'ipvs' });
-    } catch (e) {
-      if (!(e instanceof GuestImageError)) throw e;
-      skipBecause(this, `the amd64 IPVS guest image cannot be built: ${e.message}`);
-    }
+    const image = QemuGuest.imageOrSkip(this, 'ipvs');
     const [a, b] = await freePorts();
     qemu = await QemuGuest.bootWith(image, {
       netdev: `dgram,id=hostnet0,local.type=inet,local.host=127.0.0.1,local.port=${a},remote.type=inet,remote.host=127.0.0.1,remote.port=${b}`,

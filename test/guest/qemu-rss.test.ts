@@ -39,8 +39,6 @@
 // code — and the 2-vCPU guest's CPU count, which changes only max_tx_vq.
 
 import { expect } from 'chai';
-import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
-import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { GuestVm } from '../../lib/cli/guest-vm.js';
 import type { MemoryNetdev } from '../../lib/netdev/memory-netdev.js';
 import { NetFeature } from '../../devices/virtio-net/constants.js';
@@ -48,7 +46,6 @@ import { MS_KEY, be16, ipv4Bytes, refToeplitz, v4Frame } from '../devices/virtio
 import { parseRxfh, parseStats } from '../support/ethtool-output.js';
 import { Netns, linkName, requireHost, trackLink } from '../support/netns.js';
 import { guestImageOrSkip } from '../support/v86-guest.js';
-import { skipBecause } from '../support/skip.js';
 import { QemuGuest } from './qemu-guest.js';
 
 /** The destination address of rss-frames.ts's frames. */
@@ -138,19 +135,11 @@ describe('RSS steering compared with QEMU 7.2 (software RSS with HASH_REPORT) on
   before(async function () {
     this.timeout(BOOT_TIMEOUT_MS + 600_000); // may install QEMU, build both images and boot two guests
     requireHost(this);
-    const why = QemuGuest.skipReason();
-    if (why !== null) skipBecause(this, why);
+    const amd64 = QemuGuest.imageOrSkip(this);
     const i386 = guestImageOrSkip(this);
-    let amd64: GuestImage;
-    try {
-      amd64 = buildGuestImage({ arch: 'amd64' });
-    } catch (e) {
-      if (!(e instanceof GuestImageError)) throw e;
-      skipBecause(this, `the amd64 reference image cannot be built: ${e.message}`);
-    }
     ns = new Netns();
     // No IPv6 on the host side: nothing but the test's flows reaches the guest.
-    ns.exec('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
+    ns.disableIpv6();
     const taps = [linkName('r'), linkName('r')];
     for (const t of taps) trackLink(t);
     const bootQemu = (tap: string, cpus: number): Promise<QemuGuest> =>

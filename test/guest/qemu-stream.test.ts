@@ -9,13 +9,11 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GuestImageError, buildGuestImage } from '../../lib/cli/guest-image.js';
 import type { GuestImage } from '../../lib/cli/guest-image.js';
 import { parseNetdev } from '../../lib/cli/args.js';
 import { run } from '../../lib/cli/run.js';
 import type { RunResult } from '../../lib/cli/report.js';
 import { QmpClient, type QmpEvent } from '../support/qemu-qmp.js';
-import { skipBecause } from '../support/skip.js';
 import { QemuGuest } from './qemu-guest.js';
 
 const QEMU_MAC = '52:54:00:ab:cd:02';
@@ -73,14 +71,7 @@ describe('QEMU 7.2 and this device on -netdev stream (unix socket)', function ()
   const runs: { stop: () => Promise<RunResult> }[] = [];
 
   before(function () {
-    const why = QemuGuest.skipReason();
-    if (why !== null) skipBecause(this, why);
-    try {
-      image = buildGuestImage({ arch: 'amd64' });
-    } catch (e) {
-      if (!(e instanceof GuestImageError)) throw e;
-      skipBecause(this, `the amd64 reference image cannot be built: ${e.message}`);
-    }
+    image = QemuGuest.imageOrSkip(this);
   });
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'vnm-qemu-stream-'))));
   afterEach(async () => {

@@ -94,6 +94,11 @@ export class Netns {
     this.ip(['link', 'set', 'lo', 'up']);
   }
 
+  /** IPv6 off in the namespace (`all` and `default`: the links here and those moved in later), so no router or neighbour solicitations reach a test's capture. */
+  disableIpv6(): void {
+    this.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  }
+
   /** Runs `ip -n <ns> …`. */
   ip(args: readonly string[]): string {
     return run('ip', ['-n', this.name, ...args]);

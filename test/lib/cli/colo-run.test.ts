@@ -138,7 +138,7 @@ describe('COLO: the seed 001 primary and secondary as two virtio-net run process
     const secondaryNs = new Netns();
     const clientNs = new Netns();
     spaces.push(primaryNs, secondaryNs, clientNs);
-    for (const ns of spaces) ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    for (const ns of spaces) ns.disableIpv6();
     // The seed's hosts: 3.3.3.3 (primary) and 3.3.3.8 (secondary).
     primaryNs.ip(['link', 'add', 'colo0', 'type', 'veth', 'peer', 'name', 'colo1']);
     primaryNs.ip(['link', 'set', 'colo1', 'netns', secondaryNs.name]);

@@ -104,8 +104,7 @@ describe('lib/colo COLO proxy between real TCP stacks (netns + TAP)', function (
 
   function host(tag: string, addr: string, mac: string, peerIp: string, peerMac: string): { ns: Netns; tap: TapNetdev } {
     const { ns, tap } = tapAndNetns(cleanups, { id: `tap-${tag}`, ifname: linkName(tag), vnetHdr: false });
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ns.disableIpv6();
     ns.adopt(tap.ifname);
     ns.ip(['link', 'set', tap.ifname, 'address', mac]);
     ns.ip(['addr', 'add', `${addr}/24`, 'dev', tap.ifname]);

@@ -56,8 +56,7 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
   function setup(mode: MacvlanMode = 'bridge'): { ns: Netns; ifname: string; netdev: MacvtapNetdev; rig: NetRig; synced: SyncResult[]; errors: SyncError[] } {
     const ns = new Netns();
     cleanups.push(() => ns.destroy());
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ns.disableIpv6();
     const lower = linkName('l');
     withNetnsFd(ns, (fd) => rt.createVeth(lower, 'p0', { peerNetnsFd: fd }));
     trackLink(lower);
@@ -260,8 +259,7 @@ describe('lib/netdev/macvtap-netdev (real kernel, throwaway netns)', function ()
     // fails with a typed 'host-error', the process does not crash, the second keeps receiving.
     const ns = new Netns();
     cleanups.push(() => ns.destroy());
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ns.disableIpv6();
     const lower = linkName('l');
     withNetnsFd(ns, (fd) => rt.createVeth(lower, 'p0', { peerNetnsFd: fd }));
     trackLink(lower);

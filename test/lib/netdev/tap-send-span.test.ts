@@ -71,7 +71,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
     function setup(options: { vnetHdr?: boolean; queues?: number } = {}): { ns: Netns; tap: TapNetdev } {
       const ns = new Netns();
       cleanups.push(() => ns.destroy());
-      ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+      ns.disableIpv6();
       const tap = new TapNetdev({ id: 'taps', ifname: linkName('s'), io, ...options });
       trackLink(tap.ifname);
       cleanups.push(() => tap.close());
@@ -181,7 +181,7 @@ describe('MacvtapNetdev.sendSpan (FdNetdev inline path, real kernel, throwaway n
   it('spans_interleaved_with_send_leave_through_the_lower_device_intact_and_in_order', async () => {
     const ns = new Netns();
     cleanups.push(() => ns.destroy());
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ns.disableIpv6();
     const lower = linkName('l');
     const mv = linkName('m');
     run('ip', ['link', 'add', lower, 'type', 'veth', 'peer', 'name', 'p0', 'netns', ns.name]);

@@ -83,7 +83,7 @@ describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netn
   function setup(options: { queues?: number } = {}): { ns: Netns; tap: TapNetdev } {
     const ns = new Netns();
     cleanups.push(() => ns.destroy());
-    ns.exec('sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ns.disableIpv6();
     const tap = new TapNetdev({ id: 'tapu', ifname: linkName('u'), io: 'uring', ...options });
     trackLink(tap.ifname);
     cleanups.push(() => tap.close());
