@@ -18,51 +18,39 @@
 // told. A device loop reads it before a call-out and, when it moved, asks `isRunning(queue)`; if
 // not, it returns at once, touching neither guest memory nor its backend. One integer compare per
 // call-out on the hot path, no allocation.
+//
+// Beside it, each named for what it holds: core-registers.ts (its base: the registers the driver
+// programs — feature windows, queue size and addresses, configuration space — and the diagnostic
+// log), core-checks.ts (the constructor's embedder checks), core-hooks.ts (the device's handlers,
+// guarded), core-run-state.ts (queue activation and the RunState values), core-diagnostics.ts (how
+// mistakes and tier-1 errors are filed), core-state-build.ts (device state). The hot path — notify,
+// raiseUsed, the ISR, epoch, isRunning, hasFeature — stays here, as direct methods of this class.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
-import { activateQueue, isVirtqueue } from '../../virtqueue/activate-queue.js';
 import type { QueueConfig, Virtqueue } from '../../virtqueue/virtqueue.js';
-import { isValidQueueSize } from '../../virtqueue/ring-layout.js';
 import type { EventSink } from '../../lib/base/events.js';
 import { TypedEmitter } from '../../lib/base/events.js';
-import { ConfigSpace } from './config-space.js';
-import { deviceErrorSection } from './core-errors.js';
-import type { CoreError, DeviceError, QueueFault, SpecificError } from './core-errors.js';
+import { needsResetDiagnostic } from './core-diagnostics.js';
+import type { DeviceError, SpecificError } from './core-errors.js';
+import { GuardedHandlers, hookThrewError } from './core-hooks.js';
+import { CoreRegisters } from './core-registers.js';
+import { STOPPED, activateEnabled, hasRunningQueue, runningWith, withQueueAt } from './core-run-state.js';
+import type { Running } from './core-run-state.js';
 import type { CoreEvents, CoreHandlers, DeviceSpec, RunState, RunningQueues } from './core-types.js';
 import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, STATUS_FEATURES_OK, nextStatus } from './device-status.js';
 import type { DriverInterface } from './device-status.js';
-import { DIAGNOSTIC_SECTIONS, DiagnosticLog } from './diagnostics.js';
-import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
-import { FeatureNegotiation, VIRTIO_F_EVENT_IDX, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_PACKED, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit } from './features.js';
-import { QueueRegisters } from './queue-registers.js';
-import type { RingArea } from './queue-registers.js';
+import { VIRTIO_F_RING_RESET } from './features.js';
 import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
-import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
 import type { CoreState, PreparedCoreState } from './core-state.js';
 import { commitCoreParts, exportCoreState, prepareCoreState } from './core-state-build.js';
 import type { CoreStateParts } from './core-state-build.js';
 
-/** Extra fields a diagnostic may carry. */
-export type DiagnosticExtra = Partial<Pick<Diagnostic, 'queue' | 'value' | 'offset' | 'width' | 'error' | 'section'>>;
+export type { DiagnosticExtra } from './core-diagnostics.js';
 
-/** Largest queue count a device may declare (PCI queue_select and MMIO QueueSel are 16-bit wide in practice). */
-const MAX_QUEUES = 0x10000;
-
-const STOPPED: RunState = Object.freeze({ kind: 'stopped' });
-
-export class VirtioCore<D extends SpecificError = SpecificError> {
-  /** Guest memory the rings and buffers live in. */
-  readonly memory: GuestMemoryAccess;
-  /** Virtio device ID (§5). */
-  readonly deviceType: number;
-  /** Where the core's events go (the owning device, usually). */
-  readonly events: EventSink<CoreEvents<D>>;
-
+export class VirtioCore<D extends SpecificError = SpecificError> extends CoreRegisters<D> {
+  /** The device's handlers: `onQueueNotify` is called directly (the hot path), the others through `hooks`. */
   private readonly handlers: CoreHandlers;
-  private readonly validateFeatures: (features: bigint) => string | null;
-  private readonly features: FeatureNegotiation;
-  private readonly config: ConfigSpace;
-  private readonly queueRegs: QueueRegisters;
+  private readonly hooks: GuardedHandlers;
   /** Notifications that arrived before DRIVER_OK, delivered at DRIVER_OK. */
   private readonly pendingNotify: Uint8Array;
   /** What `queues` shows while stopped: all null. */
@@ -70,32 +58,17 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   private run: RunState = STOPPED;
   private statusValue = 0;
   private isrValue = 0;
-  private generation = 0;
   /** Moves whenever running queues stop (see `epoch`). */
   private epochValue = 0;
   /** Resets so far: a reset nested in a status write's hooks already reported its status. */
   private resets = 0;
-  private driverInterface: DriverInterface = 'modern';
-  private binding: TransportBinding | null = null;
-  private readonly log = new DiagnosticLog();
 
-  /** Throws (programmer error) for a bad memory or spec. */
+  /** Throws (programmer error) for a bad memory or spec (core-checks.ts). */
   constructor(spec: DeviceSpec, memory: GuestMemoryAccess, handlers: CoreHandlers, events: EventSink<CoreEvents<D>> = new TypedEmitter<CoreEvents<D>>()) {
-    if (memory === null || typeof memory !== 'object' || typeof (memory as GuestMemoryAccess).readU16 !== 'function') {
-      throw new TypeError('VirtioCore: memory must be a GuestMemory (or an object implementing GuestMemoryAccess)');
-    }
+    super(spec, memory, events);
     const sizes = spec.queueMaxSizes;
-    if (!Array.isArray(sizes) || sizes.length > MAX_QUEUES || sizes.some((s) => !isValidQueueSize(s))) {
-      throw new RangeError(`VirtioCore: queueMaxSizes must be a list of at most ${MAX_QUEUES} powers of 2 in 1..32768`);
-    }
-    this.memory = memory;
-    this.deviceType = spec.deviceType;
     this.handlers = handlers;
-    this.events = events;
-    this.validateFeatures = spec.validateFeatures ?? (() => null);
-    this.features = new FeatureNegotiation(spec.offeredFeatures | featureBit(VIRTIO_F_VERSION_1));
-    this.config = new ConfigSpace([...spec.configFields]);
-    this.queueRegs = new QueueRegisters(sizes.slice());
+    this.hooks = new GuardedHandlers(handlers, spec.validateFeatures ?? (() => null), (error) => this.needsReset(error));
     this.pendingNotify = new Uint8Array(sizes.length);
     this.noQueues = Object.freeze(sizes.map(() => null));
   }
@@ -173,11 +146,8 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
    * Never throws. A second error before the reset is recorded but not re-signalled.
    */
   needsReset(error: DeviceError<D>): void {
-    const code = error.code;
-    const section = deviceErrorSection(error);
     const already = (this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0;
-    const queue = 'queue' in error && typeof error.queue === 'number' ? error.queue : undefined;
-    this.record({ code, section, message: `device needs reset: ${code}${already ? ' (already needing reset)' : ''}`, error, queue });
+    this.record(needsResetDiagnostic(error, already));
     if (already) return;
     this.statusValue |= STATUS_DEVICE_NEEDS_RESET;
     // Used elements other queues completed before the violation were completed properly: publish
@@ -193,61 +163,13 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.raiseConfig();
   }
 
-  // ---- diagnostics ----
-
-  /** The last diagnostics (bounded), oldest first. */
-  diagnostics(): readonly Diagnostic[] {
-    return this.log.entries();
-  }
-  /** How many diagnostics with `code` were recorded over the device's life. */
-  diagnosticCount(code: string): number {
-    return this.log.count(code);
-  }
-  /** Counts by code over the device's life. */
-  diagnosticCounts(): ReadonlyMap<string, number> {
-    return this.log.counts();
-  }
-
-  /** Records a driver mistake (for transports and the concrete device). */
-  reportDriverMistake(code: DiagnosticCode, message: string, extra?: DiagnosticExtra): void;
-  /** A concrete device's own code (e.g. `'ctrl.unknown-class'`) must name its section. */
-  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra & { section: string }): void;
-  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra = {}): void {
-    const known = code as DiagnosticCode;
-    const section = extra.section ?? this.binding?.sections?.[known] ?? DIAGNOSTIC_SECTIONS[known] ?? '2';
-    this.record({ ...extra, code, section, message });
-  }
-
-  private record(input: Omit<Diagnostic, 'seq'>): void {
-    const d = this.log.record(input);
-    this.events.emit('diagnostic', d);
-  }
-
-  // ---- transport-facing: binding and identity ----
-
-  /** Attaches a transport. A device has exactly one transport; a second attach throws. */
-  attachTransport(binding: TransportBinding): void {
-    if (this.binding !== null) throw new Error('this device is already attached to a transport');
-    this.binding = binding;
-  }
-
-  get numQueues(): number {
-    return this.queueRegs.count;
-  }
-  /** Maximum size of queue `index`, 0 when the device has no such queue. */
-  queueMaxSize(index: number): number {
-    return this.queueRegs.maxSize(index);
-  }
-
   // ---- transport-facing: status and features ----
 
   /** A driver write of the status field through `via`. */
   writeStatus(value: number, via: DriverInterface = 'modern'): void {
     this.driverInterface = via;
     const features = this.features;
-    const t = nextStatus(this.statusValue, value, via, () =>
-      features.checkFeaturesOk(via, (f) => this.guard('validateFeatures', () => this.validateFeatures(f)) ?? null),
-    );
+    const t = nextStatus(this.statusValue, value, via, () => features.checkFeaturesOk(via, (f) => this.hooks.validateFeatures(f)));
     if (t.kind === 'reset') {
       this.reset();
       return;
@@ -259,53 +181,15 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.statusValue = t.status | (this.statusValue & STATUS_DEVICE_NEEDS_RESET);
     if ((t.newlySet & STATUS_FEATURES_OK) !== 0) {
       features.freeze();
-      this.guard('onFeaturesOk', () => this.handlers.onFeaturesOk?.(features.acknowledged));
+      this.hooks.featuresOk(features.acknowledged);
     }
     if ((t.newlySet & STATUS_DRIVER_OK) !== 0) this.driverOk(via);
     // A hook (or a listener it triggered) that reset the device has reported status 0 already.
     if (this.statusValue !== before && this.resets === resets) this.events.emit('status', this.statusValue);
   }
 
-  /** 32-bit window `select` of the offered features. */
-  deviceFeatureWord(select: number): number {
-    return this.features.deviceWord(select);
-  }
-  /** 32-bit window `select` of the driver's acknowledged features. */
-  driverFeatureWord(select: number): number {
-    return this.features.driverWord(select);
-  }
-  writeDriverFeatureWord(select: number, value: number): void {
-    this.driverInterface = 'modern';
-    const m = this.features.writeDriverWord(select, value);
-    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value });
-  }
-  /** Legacy interface: the 32 offered bits (never VERSION_1; ANY_LAYOUT always, §6.3). */
-  legacyDeviceFeatures(): number {
-    return Number(this.features.offeredLegacy & 0xffff_ffffn);
-  }
-  writeLegacyDriverFeatures(value: number): void {
-    this.driverInterface = 'legacy';
-    const m = this.features.writeLegacyDriverFeatures(value);
-    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value, section: m.code === 'features.not-offered' ? '4.1.4.10' : undefined });
-  }
+  // ---- transport-facing: queues (their size and address registers: core-registers.ts) ----
 
-  // ---- transport-facing: queues ----
-
-  queueConfig(index: number): Readonly<QueueConfig> | undefined {
-    return this.queueRegs.config(index);
-  }
-  writeQueueSize(index: number, size: number): void {
-    if (this.queueRefused(index, 'size', size)) return;
-    this.queueRegs.setSize(index, size);
-  }
-  /** One 32-bit half of a ring area's address (the read-back is exactly what was written). */
-  queueAddressWord(index: number, area: RingArea, half: 0 | 1): number {
-    return this.queueRegs.has(index) ? this.queueRegs.addressWord(index, area, half) : 0;
-  }
-  writeQueueAddressWord(index: number, area: RingArea, half: 0 | 1, value: number): void {
-    if (this.queueRefused(index, area, value)) return;
-    this.queueRegs.setAddressWord(index, area, half, value);
-  }
   /**
    * Legacy interface (§4.1.4.10): the whole queue at once from its page number — size (fixed at the
    * maximum there), the three ring addresses, and enabled; `null` (page number 0) disables it.
@@ -324,10 +208,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
   /** The driver enables (true) or disables (false) a queue. */
   writeQueueReady(index: number, ready: boolean): void {
     const regs = this.queueRegs;
-    if (!regs.has(index)) {
-      this.reportDriverMistake('queue.not-available', `driver enabled queue ${index}, which the device does not have`, { queue: index });
-      return;
-    }
+    if (this.noSuchQueue(index, 'enabled')) return;
     const config = regs.config(index)!;
     const run = this.run;
     if (!ready) {
@@ -341,10 +222,8 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (!this.running || run.kind !== 'running' || run.queues[index] !== null) return;
     const q = this.activate(index, config);
     if (q === null) return;
-    const queues = run.queues.slice();
-    queues[index] = q;
-    this.run = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
-    this.guard('onQueueStarted', () => this.handlers.onQueueStarted?.(index, q));
+    this.run = withQueueAt(run, index, q);
+    this.hooks.queueStarted(index, q);
   }
 
   /**
@@ -356,10 +235,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
    */
   resetQueue(index: number): void {
     const regs = this.queueRegs;
-    if (!regs.has(index)) {
-      this.reportDriverMistake('queue.not-available', `driver reset queue ${index}, which the device does not have`, { queue: index });
-      return;
-    }
+    if (this.noSuchQueue(index, 'reset')) return;
     if (!this.features.has(VIRTIO_F_RING_RESET)) {
       this.reportDriverMistake('queue.reset-not-negotiated', `driver reset queue ${index}, but VIRTIO_F_RING_RESET was not negotiated; ignored`, { queue: index });
       return;
@@ -393,7 +269,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.deliverNotify(index);
   }
 
-  /** The hot path of a kick: the handler call without a closure (see `guard`). */
+  /** The hot path of a kick: the handler called directly, guarded as in core-hooks.ts. */
   private deliverNotify(index: number): void {
     const run = this.run;
     if (run.kind !== 'running') return;
@@ -402,34 +278,9 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     try {
       this.handlers.onQueueNotify(index, q);
     } catch (e) {
-      this.hookThrew(e, 'onQueueNotify');
+      this.needsReset(hookThrewError('onQueueNotify', e));
     }
   }
-
-  // ---- transport-facing: configuration space ----
-
-  /** Config generation (§2.5); transports show all 32 bits (MMIO) or the low 8 (PCI). */
-  get configGeneration(): number {
-    return this.generation;
-  }
-  get configSize(): number {
-    return this.config.size;
-  }
-  readConfig(offset: number, width: number): number {
-    const r = this.config.read(offset, width, this.fieldExists);
-    if (r.mistake !== null) this.reportDriverMistake(r.mistake.code, r.mistake.message, { offset, width });
-    return r.value;
-  }
-  writeConfig(offset: number, width: number, value: number): void {
-    const m = this.config.write(offset, width, value, this.fieldExists);
-    if (m !== null) this.reportDriverMistake(m.code, m.message, { offset, width, value });
-  }
-  /** §2.5.2: offered features decide existence until negotiation ends, negotiated ones after. */
-  private readonly fieldExists = (mask: bigint): boolean => {
-    const f = this.features;
-    const set = f.frozen ? f.acknowledged : this.driverInterface === 'legacy' ? f.offeredLegacy : f.offered;
-    return (set & mask) !== 0n;
-  };
 
   // ---- transport-facing: interrupts ----
 
@@ -466,7 +317,7 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.queueRegs.reset();
     this.pendingNotify.fill(0);
     this.setIsr(0);
-    this.guard('onReset', () => this.handlers.onReset?.());
+    this.hooks.reset();
     if (was !== 0) this.events.emit('status', 0);
   }
 
@@ -476,23 +327,17 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (via === 'legacy') {
       // §3.1.2: legacy negotiation ends at first use; there was no FEATURES_OK to refuse with.
       features.freeze();
-      const reason = this.guard('validateFeatures', () => this.validateFeatures(features.acknowledged)) ?? null;
+      const reason = this.hooks.validateFeatures(features.acknowledged);
       if (reason !== null) this.reportDriverMistake('features.rejected-by-device', reason, { value: features.acknowledged, section: '3.1.2' });
-      this.guard('onFeaturesOk', () => this.handlers.onFeaturesOk?.(features.acknowledged));
+      this.hooks.featuresOk(features.acknowledged);
       if ((this.statusValue & STATUS_DEVICE_NEEDS_RESET) !== 0) return;
     }
     const regs = this.queueRegs;
-    const queues: (Virtqueue | null)[] = this.noQueues.slice();
-    for (let i = 0; i < regs.count; i++) {
-      const config = regs.config(i)!;
-      if (!config.ready) continue;
-      const q = this.activate(i, config);
-      if (q === null) return;
-      queues[i] = q;
-    }
-    const run: RunState = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
+    const queues = activateEnabled(regs, this.noQueues, (i, config) => this.activate(i, config));
+    if (queues === null) return;
+    const run = runningWith(queues);
     this.run = run;
-    this.guard('onDriverOk', () => this.handlers.onDriverOk(run.queues, features.acknowledged));
+    this.hooks.driverOk(run.queues, features.acknowledged);
     for (let i = 0; i < regs.count; i++) {
       if (this.pendingNotify[i] === 0) continue;
       this.pendingNotify[i] = 0;
@@ -506,12 +351,10 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
    * Enabling it again activates it afresh from what the driver programs then. (The modern PCI
    * interface has no such write without VIRTIO_F_RING_RESET: its transport refuses it.)
    */
-  private stopQueue(run: RunState & { kind: 'running' }, index: number): void {
-    const queues = run.queues.slice();
-    queues[index] = null;
-    this.run = Object.freeze({ kind: 'running', queues: Object.freeze(queues) });
+  private stopQueue(run: Running, index: number): void {
+    this.run = withQueueAt(run, index, null);
     this.epochValue = (this.epochValue + 1) >>> 0;
-    this.guard('onQueueStopped', () => this.handlers.onQueueStopped?.(index));
+    this.hooks.queueStopped(index);
   }
 
   /** Activates one queue; a configuration that cannot run is a tier-1 error (null). */
@@ -520,25 +363,6 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (!('code' in result)) return result;
     this.needsReset(result);
     return null;
-  }
-
-  /**
-   * Configuration → running queue under `features` (the driver's path at DRIVER_OK and a restored
-   * state's alike), or why it cannot run. Changes nothing.
-   */
-  private tryActivate(index: number, config: Readonly<QueueConfig>, features: bigint): Virtqueue | QueueFault | CoreError {
-    const max = this.queueRegs.maxSize(index);
-    if (config.size > max) {
-      const section = this.binding?.sections?.['queue.size-above-max'] ?? DIAGNOSTIC_SECTIONS['queue.size-above-max'];
-      return { code: 'queue.size-above-max', section, queue: index, size: config.size, max };
-    }
-    const ring = {
-      indirectDesc: (features & featureBit(VIRTIO_F_INDIRECT_DESC)) !== 0n,
-      eventIdx: (features & featureBit(VIRTIO_F_EVENT_IDX)) !== 0n,
-      ringPacked: (features & featureBit(VIRTIO_F_RING_PACKED)) !== 0n,
-    };
-    const result = activateQueue(this.memory, config, ring, index);
-    return isVirtqueue(result) ? result : { ...result, queue: index };
   }
 
   // ---- device state (core-state.ts encodes and checks; API.md "Device state") ----
@@ -589,40 +413,18 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     this.binding?.isrChanged(this.isrValue);
   }
 
-  /** The attached transport's state hooks (undefined: no transport, or one without registers). */
-  get transportState(): TransportStateHooks | undefined {
-    return this.binding?.state;
-  }
-
   private stopQueues(): void {
-    const run = this.run;
-    const hadQueues = run.kind === 'running' && run.queues.some((q) => q !== null);
+    const hadQueues = hasRunningQueue(this.run);
     this.run = STOPPED;
     this.epochValue = (this.epochValue + 1) >>> 0;
     this.pendingNotify.fill(0);
-    if (hadQueues) this.guard('onQueuesStopped', () => this.handlers.onQueuesStopped?.());
+    if (hadQueues) this.hooks.queuesStopped();
   }
 
-  /**
-   * Runs a handler of the concrete device. An exception there is a device bug, but it must not
-   * reach the hypervisor through a register access: it becomes a tier-1 'device.hook-threw' error.
-   */
-  private guard<T>(hook: string, fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (e) {
-      this.hookThrew(e, hook);
-      return undefined;
-    }
-  }
-
-  private hookThrew(e: unknown, hook: string): void {
-    this.needsReset({ code: 'device.hook-threw', section: '2.1.2', hook, message: e instanceof Error ? e.message : String(e) });
-  }
-
-  private queueRefused(index: number, what: RingArea | 'size' | 'layout', value: number): boolean {
-    const m = this.queueRegs.refuseChange(index, what);
-    if (m !== null) this.reportDriverMistake(m.code, m.message, { queue: index, value });
-    return m !== null;
+  /** Records 'queue.not-available' when the device has no queue `index` (the driver `verb` it). */
+  private noSuchQueue(index: number, verb: 'enabled' | 'reset'): boolean {
+    if (this.queueRegs.has(index)) return false;
+    this.reportDriverMistake('queue.not-available', `driver ${verb} queue ${index}, which the device does not have`, { queue: index });
+    return true;
   }
 }
