@@ -18,39 +18,56 @@
 // told. A device loop reads it before a call-out and, when it moved, asks `isRunning(queue)`; if
 // not, it returns at once, touching neither guest memory nor its backend. One integer compare per
 // call-out on the hot path, no allocation.
+
 //
-// Beside it, each named for what it holds: core-registers.ts (its base: the registers the driver
-// programs — feature windows, queue size and addresses, configuration space — and the diagnostic
-// log), core-checks.ts (the constructor's embedder checks), core-hooks.ts (the device's handlers,
-// guarded), core-run-state.ts (queue activation and the RunState values), core-diagnostics.ts (how
-// mistakes and tier-1 errors are filed), core-state-build.ts (device state). The hot path — notify,
-// raiseUsed, the ISR, epoch, isRunning, hasFeature — stays here, as direct methods of this class.
+// The cold parts live beside it, each named for what it holds: core-checks.ts (the constructor's
+// embedder checks), core-hooks.ts (the device's handlers, guarded), core-run-state.ts (queue
+// activation and the RunState values), core-diagnostics.ts (how mistakes and tier-1 errors are
+// filed), core-state-build.ts (device state). The hot path — notify, raiseUsed, the ISR, epoch and
+// isRunning — stays here as direct methods.
 
 import type { GuestMemoryAccess } from '../../virtqueue/guest-memory.js';
 import type { QueueConfig, Virtqueue } from '../../virtqueue/virtqueue.js';
 import type { EventSink } from '../../lib/base/events.js';
 import { TypedEmitter } from '../../lib/base/events.js';
-import { needsResetDiagnostic } from './core-diagnostics.js';
-import type { DeviceError, SpecificError } from './core-errors.js';
+import { ConfigSpace } from './config-space.js';
+import { checkCoreArguments } from './core-checks.js';
+import { mistakeSection, needsResetDiagnostic } from './core-diagnostics.js';
+import type { DiagnosticExtra } from './core-diagnostics.js';
+import type { CoreError, DeviceError, QueueFault, SpecificError } from './core-errors.js';
 import { GuardedHandlers, hookThrewError } from './core-hooks.js';
-import { CoreRegisters } from './core-registers.js';
-import { STOPPED, activateEnabled, hasRunningQueue, runningWith, withQueueAt } from './core-run-state.js';
+import { STOPPED, activateEnabled, activateQueueUnder, hasRunningQueue, runningWith, withQueueAt } from './core-run-state.js';
 import type { Running } from './core-run-state.js';
 import type { CoreEvents, CoreHandlers, DeviceSpec, RunState, RunningQueues } from './core-types.js';
 import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK, STATUS_FEATURES_OK, nextStatus } from './device-status.js';
 import type { DriverInterface } from './device-status.js';
-import { VIRTIO_F_RING_RESET } from './features.js';
+import { DiagnosticLog } from './diagnostics.js';
+import type { Diagnostic, DiagnosticCode, DiagnosticInput } from './diagnostics.js';
+import { FeatureNegotiation, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1, featureBit } from './features.js';
+import { QueueRegisters } from './queue-registers.js';
+import type { RingArea } from './queue-registers.js';
 import { ISR_CONFIG, ISR_QUEUE } from './transport-binding.js';
+import type { TransportBinding, TransportStateHooks } from './transport-binding.js';
 import type { CoreState, PreparedCoreState } from './core-state.js';
 import { commitCoreParts, exportCoreState, prepareCoreState } from './core-state-build.js';
 import type { CoreStateParts } from './core-state-build.js';
 
 export type { DiagnosticExtra } from './core-diagnostics.js';
 
-export class VirtioCore<D extends SpecificError = SpecificError> extends CoreRegisters<D> {
+export class VirtioCore<D extends SpecificError = SpecificError> {
+  /** Guest memory the rings and buffers live in. */
+  readonly memory: GuestMemoryAccess;
+  /** Virtio device ID (§5). */
+  readonly deviceType: number;
+  /** Where the core's events go (the owning device, usually). */
+  readonly events: EventSink<CoreEvents<D>>;
+
   /** The device's handlers: `onQueueNotify` is called directly (the hot path), the others through `hooks`. */
   private readonly handlers: CoreHandlers;
   private readonly hooks: GuardedHandlers;
+  private readonly features: FeatureNegotiation;
+  private readonly config: ConfigSpace;
+  private readonly queueRegs: QueueRegisters;
   /** Notifications that arrived before DRIVER_OK, delivered at DRIVER_OK. */
   private readonly pendingNotify: Uint8Array;
   /** What `queues` shows while stopped: all null. */
@@ -58,17 +75,27 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
   private run: RunState = STOPPED;
   private statusValue = 0;
   private isrValue = 0;
+  private generation = 0;
   /** Moves whenever running queues stop (see `epoch`). */
   private epochValue = 0;
   /** Resets so far: a reset nested in a status write's hooks already reported its status. */
   private resets = 0;
+  private driverInterface: DriverInterface = 'modern';
+  private binding: TransportBinding | null = null;
+  private readonly log = new DiagnosticLog();
 
-  /** Throws (programmer error) for a bad memory or spec (core-checks.ts). */
+  /** Throws (programmer error) for a bad memory or spec. */
   constructor(spec: DeviceSpec, memory: GuestMemoryAccess, handlers: CoreHandlers, events: EventSink<CoreEvents<D>> = new TypedEmitter<CoreEvents<D>>()) {
-    super(spec, memory, events);
+    checkCoreArguments(spec, memory);
     const sizes = spec.queueMaxSizes;
+    this.memory = memory;
+    this.deviceType = spec.deviceType;
     this.handlers = handlers;
     this.hooks = new GuardedHandlers(handlers, spec.validateFeatures ?? (() => null), (error) => this.needsReset(error));
+    this.events = events;
+    this.features = new FeatureNegotiation(spec.offeredFeatures | featureBit(VIRTIO_F_VERSION_1));
+    this.config = new ConfigSpace([...spec.configFields]);
+    this.queueRegs = new QueueRegisters(sizes.slice());
     this.pendingNotify = new Uint8Array(sizes.length);
     this.noQueues = Object.freeze(sizes.map(() => null));
   }
@@ -163,6 +190,50 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     this.raiseConfig();
   }
 
+  // ---- diagnostics ----
+
+  /** The last diagnostics (bounded), oldest first. */
+  diagnostics(): readonly Diagnostic[] {
+    return this.log.entries();
+  }
+  /** How many diagnostics with `code` were recorded over the device's life. */
+  diagnosticCount(code: string): number {
+    return this.log.count(code);
+  }
+  /** Counts by code over the device's life. */
+  diagnosticCounts(): ReadonlyMap<string, number> {
+    return this.log.counts();
+  }
+
+  /** Records a driver mistake (for transports and the concrete device). */
+  reportDriverMistake(code: DiagnosticCode, message: string, extra?: DiagnosticExtra): void;
+  /** A concrete device's own code (e.g. `'ctrl.unknown-class'`) must name its section. */
+  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra & { section: string }): void;
+  reportDriverMistake(code: string, message: string, extra: DiagnosticExtra = {}): void {
+    this.record({ ...extra, code, section: mistakeSection(code, extra, this.binding?.sections), message });
+  }
+
+  private record(input: DiagnosticInput): void {
+    const d = this.log.record(input);
+    this.events.emit('diagnostic', d);
+  }
+
+  // ---- transport-facing: binding and identity ----
+
+  /** Attaches a transport. A device has exactly one transport; a second attach throws. */
+  attachTransport(binding: TransportBinding): void {
+    if (this.binding !== null) throw new Error('this device is already attached to a transport');
+    this.binding = binding;
+  }
+
+  get numQueues(): number {
+    return this.queueRegs.count;
+  }
+  /** Maximum size of queue `index`, 0 when the device has no such queue. */
+  queueMaxSize(index: number): number {
+    return this.queueRegs.maxSize(index);
+  }
+
   // ---- transport-facing: status and features ----
 
   /** A driver write of the status field through `via`. */
@@ -188,8 +259,46 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     if (this.statusValue !== before && this.resets === resets) this.events.emit('status', this.statusValue);
   }
 
-  // ---- transport-facing: queues (their size and address registers: core-registers.ts) ----
+  /** 32-bit window `select` of the offered features. */
+  deviceFeatureWord(select: number): number {
+    return this.features.deviceWord(select);
+  }
+  /** 32-bit window `select` of the driver's acknowledged features. */
+  driverFeatureWord(select: number): number {
+    return this.features.driverWord(select);
+  }
+  writeDriverFeatureWord(select: number, value: number): void {
+    this.driverInterface = 'modern';
+    const m = this.features.writeDriverWord(select, value);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value });
+  }
+  /** Legacy interface: the 32 offered bits (never VERSION_1; ANY_LAYOUT always, §6.3). */
+  legacyDeviceFeatures(): number {
+    return Number(this.features.offeredLegacy & 0xffff_ffffn);
+  }
+  writeLegacyDriverFeatures(value: number): void {
+    this.driverInterface = 'legacy';
+    const m = this.features.writeLegacyDriverFeatures(value);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { value: m.value, section: m.code === 'features.not-offered' ? '4.1.4.10' : undefined });
+  }
 
+  // ---- transport-facing: queues ----
+
+  queueConfig(index: number): Readonly<QueueConfig> | undefined {
+    return this.queueRegs.config(index);
+  }
+  writeQueueSize(index: number, size: number): void {
+    if (this.queueRefused(index, 'size', size)) return;
+    this.queueRegs.setSize(index, size);
+  }
+  /** One 32-bit half of a ring area's address (the read-back is exactly what was written). */
+  queueAddressWord(index: number, area: RingArea, half: 0 | 1): number {
+    return this.queueRegs.has(index) ? this.queueRegs.addressWord(index, area, half) : 0;
+  }
+  writeQueueAddressWord(index: number, area: RingArea, half: 0 | 1, value: number): void {
+    if (this.queueRefused(index, area, value)) return;
+    this.queueRegs.setAddressWord(index, area, half, value);
+  }
   /**
    * Legacy interface (§4.1.4.10): the whole queue at once from its page number — size (fixed at the
    * maximum there), the three ring addresses, and enabled; `null` (page number 0) disables it.
@@ -282,6 +391,31 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     }
   }
 
+  // ---- transport-facing: configuration space ----
+
+  /** Config generation (§2.5); transports show all 32 bits (MMIO) or the low 8 (PCI). */
+  get configGeneration(): number {
+    return this.generation;
+  }
+  get configSize(): number {
+    return this.config.size;
+  }
+  readConfig(offset: number, width: number): number {
+    const r = this.config.read(offset, width, this.fieldExists);
+    if (r.mistake !== null) this.reportDriverMistake(r.mistake.code, r.mistake.message, { offset, width });
+    return r.value;
+  }
+  writeConfig(offset: number, width: number, value: number): void {
+    const m = this.config.write(offset, width, value, this.fieldExists);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { offset, width, value });
+  }
+  /** §2.5.2: offered features decide existence until negotiation ends, negotiated ones after. */
+  private readonly fieldExists = (mask: bigint): boolean => {
+    const f = this.features;
+    const set = f.frozen ? f.acknowledged : this.driverInterface === 'legacy' ? f.offeredLegacy : f.offered;
+    return (set & mask) !== 0n;
+  };
+
   // ---- transport-facing: interrupts ----
 
   /** ISR status bits (§4.1.4.5 / §4.2.2 InterruptStatus). */
@@ -365,6 +499,12 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     return null;
   }
 
+  /** Configuration → running queue under `features`, or why not (core-run-state.ts). Changes nothing. */
+  private tryActivate(index: number, config: Readonly<QueueConfig>, features: bigint): Virtqueue | QueueFault | CoreError {
+    const sizeSection = this.binding?.sections?.['queue.size-above-max'];
+    return activateQueueUnder(this.memory, index, config, features, this.queueRegs.maxSize(index), sizeSection);
+  }
+
   // ---- device state (core-state.ts encodes and checks; API.md "Device state") ----
 
   /** Everything the core holds that the driver depends on, as a value (core-state-build.ts). */
@@ -413,6 +553,11 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     this.binding?.isrChanged(this.isrValue);
   }
 
+  /** The attached transport's state hooks (undefined: no transport, or one without registers). */
+  get transportState(): TransportStateHooks | undefined {
+    return this.binding?.state;
+  }
+
   private stopQueues(): void {
     const hadQueues = hasRunningQueue(this.run);
     this.run = STOPPED;
@@ -426,5 +571,11 @@ export class VirtioCore<D extends SpecificError = SpecificError> extends CoreReg
     if (this.queueRegs.has(index)) return false;
     this.reportDriverMistake('queue.not-available', `driver ${verb} queue ${index}, which the device does not have`, { queue: index });
     return true;
+  }
+
+  private queueRefused(index: number, what: RingArea | 'size' | 'layout', value: number): boolean {
+    const m = this.queueRegs.refuseChange(index, what);
+    if (m !== null) this.reportDriverMistake(m.code, m.message, { queue: index, value });
+    return m !== null;
   }
 }
