@@ -152,7 +152,12 @@ const MAC_COPY = new Uint8Array(ETH_ALEN);
 /** Copies the address at `bytes[at]` into MAC_COPY (each guest byte read once) and returns it. */
 function copyMac(bytes: Uint8Array, at: number): Uint8Array {
   const m = MAC_COPY;
-  for (let i = 0; i < MAC_LEN; i++) m[i] = bytes[at + i]!;
+  m[0] = bytes[at]!;
+  m[1] = bytes[at + 1]!;
+  m[2] = bytes[at + 2]!;
+  m[3] = bytes[at + 3]!;
+  m[4] = bytes[at + 4]!;
+  m[5] = bytes[at + 5]!;
   return m;
 }
 const RSC_EXT_MASK = featureMask(NetFeature.RSC_EXT);
