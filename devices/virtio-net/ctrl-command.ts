@@ -163,27 +163,18 @@ export function parseCtrlCommandReused(bytes: Uint8Array): CtrlCommand | CtrlVio
 }
 
 /**
- * Largest MAC-class payload read in place. A MAC address read in place is first copied out (apply
- * reads each once, see ctrl-apply.ts), which costs more per entry than one gather of a large table:
- * Linux's usual table (a few multicast groups) is read in place, a full 64-entry one gathered.
+ * Whether parseCtrlPayload may read this command's payload where it lies (in guest memory): its
+ * class is answered by this file and ctrl-apply.ts alone, and its value does not carry the header
+ * ('mq-rss' does; NOTF_COAL, STATS and unknown classes go to `CtrlState.otherClass`).
  */
-const IN_PLACE_MAC_MAX = 64;
-
-/**
- * Whether parseCtrlPayload may read this command's `payload` bytes where they lie (in guest
- * memory): its class is answered by this file and ctrl-apply.ts alone, and its value does not
- * carry the header ('mq-rss' does; NOTF_COAL, STATS and unknown classes go to
- * `CtrlState.otherClass`).
- */
-export function parsesInPlace(ctrlClass: number, payload: number): boolean {
+export function parsesInPlace(ctrlClass: number): boolean {
   switch (ctrlClass) {
     case CtrlClass.RX:
+    case CtrlClass.MAC:
     case CtrlClass.VLAN:
     case CtrlClass.ANNOUNCE:
     case CtrlClass.GUEST_OFFLOADS:
       return true;
-    case CtrlClass.MAC:
-      return payload <= IN_PLACE_MAC_MAX;
     default:
       return false;
   }

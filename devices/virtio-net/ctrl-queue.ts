@@ -112,7 +112,7 @@ export class CtrlQueue {
           ctrlClass = h[at]!;
           const command = h[at + 1]!;
           const payload = readable - CTRL_HEADER_LENGTH;
-          if (parsesInPlace(ctrlClass, payload) && (payload === 0 || r.span(payload))) {
+          if (parsesInPlace(ctrlClass) && (payload === 0 || r.span(payload))) {
             const bytes = payload === 0 ? h : r.spanRegion!.bytes;
             const from = payload === 0 ? at : r.spanOffset;
             outcome = handleCtrlInPlace(ctrlClass, command, bytes, from, from + payload, host.context(), host.state);
