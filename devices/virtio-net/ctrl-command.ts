@@ -10,8 +10,10 @@
 // on exactly 6 bytes (iov_size != 6 → ERR). Extra bytes are recorded as `trailing` so apply can
 // report them (and refuse them in strict mode).
 //
-// The caller passes bytes it owns (gathered from the chain once): parse and apply each read a guest
-// byte once, but a MAC table's addresses are read by apply, so `bytes` must not change in between.
+// The bytes are either a copy gathered from the chain or, for the classes `parsesInPlace` names,
+// the guest memory the payload lies in (the control queue's fast path): parse and apply together
+// read every guest byte at most once (a MAC table's counts here, its addresses in apply, each into
+// a copy before use), so a driver changing them meanwhile cannot make two reads disagree.
 
 import { le16, le32 } from '../../lib/base/endian.js';
 import {
@@ -143,7 +145,9 @@ export interface CtrlViolation {
 
 /** Parses one control chain's readable bytes (header first). Never throws on any byte content. */
 export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation {
-  return parse(bytes, false);
+  const v = parseCtrlCommandReused(bytes);
+  // A fresh copy of the module-owned value ('violation' and 'rejected' values are fresh already).
+  return v.kind === 'violation' || v.kind === 'rejected' ? v : { ...v };
 }
 
 /**
@@ -153,13 +157,33 @@ export function parseCtrlCommand(bytes: Uint8Array): CtrlCommand | CtrlViolation
  * A refused command still gets a fresh 'rejected' value (it carries a diagnostic).
  */
 export function parseCtrlCommandReused(bytes: Uint8Array): CtrlCommand | CtrlViolation {
-  return parse(bytes, true);
+  const length = bytes.length;
+  if (length < CTRL_HEADER_LENGTH) return { kind: 'violation', code: 'ctrl.missing-header', length };
+  return parseCtrlPayload(bytes[0]!, bytes[1]!, bytes, CTRL_HEADER_LENGTH, length);
+}
+
+/**
+ * Whether parseCtrlPayload may read this command's payload where it lies (in guest memory): its
+ * class is answered by this file and ctrl-apply.ts alone, and its value does not carry the header
+ * ('mq-rss' does; NOTF_COAL, STATS and unknown classes go to `CtrlState.otherClass`).
+ */
+export function parsesInPlace(ctrlClass: number): boolean {
+  switch (ctrlClass) {
+    case CtrlClass.RX:
+    case CtrlClass.MAC:
+    case CtrlClass.VLAN:
+    case CtrlClass.ANNOUNCE:
+    case CtrlClass.GUEST_OFFLOADS:
+      return true;
+    default:
+      return false;
+  }
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type Kind<K extends CtrlCommand['kind']> = Mutable<Extract<CtrlCommand, { kind: K }>>;
 const NO_BYTES = new Uint8Array(0);
-// Built with the same property order as the literals below, so they share their hidden classes.
+// The module-owned values, one per kind; parseCtrlCommand hands out copies of them.
 const RX_MODE: Kind<'rx-mode'> = { kind: 'rx-mode', ctrlClass: 0, command: 0, value: 0, trailing: 0 };
 const MAC_ADDR_SET: Kind<'mac-addr-set'> = { kind: 'mac-addr-set', ctrlClass: 0, command: 0, bytes: NO_BYTES, offset: 0 };
 const MAC_TABLE_SET: Kind<'mac-table-set'> = {
@@ -182,96 +206,39 @@ const MQ_VQ_PAIRS_SET: Kind<'mq-vq-pairs-set'> = { kind: 'mq-vq-pairs-set', ctrl
 const MQ_RSS: Kind<'mq-rss'> = { kind: 'mq-rss', ctrlClass: 0, command: 0, bytes: NO_BYTES };
 const GUEST_OFFLOADS_SET: Kind<'guest-offloads-set'> = { kind: 'guest-offloads-set', ctrlClass: 0, command: 0, offloads: 0n, trailing: 0 };
 
-function rxMode(reuse: boolean, ctrlClass: number, command: number, value: number, trailing: number): CtrlCommand {
-  if (!reuse) return { kind: 'rx-mode', ctrlClass, command, value, trailing };
-  const o = RX_MODE;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.value = value;
-  o.trailing = trailing;
-  return o;
-}
-
-function macAddrSet(reuse: boolean, ctrlClass: number, command: number, bytes: Uint8Array, offset: number): CtrlCommand {
-  if (!reuse) return { kind: 'mac-addr-set', ctrlClass, command, bytes, offset };
-  const o = MAC_ADDR_SET;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.bytes = bytes;
-  o.offset = offset;
-  return o;
-}
-
-function vlan(reuse: boolean, ctrlClass: number, command: number, vid: number, trailing: number): CtrlCommand {
-  if (!reuse) return { kind: 'vlan', ctrlClass, command, vid, trailing };
-  const o = VLAN;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.vid = vid;
-  o.trailing = trailing;
-  return o;
-}
-
-function announceAck(reuse: boolean, ctrlClass: number, command: number, trailing: number): CtrlCommand {
-  if (!reuse) return { kind: 'announce-ack', ctrlClass, command, trailing };
-  const o = ANNOUNCE_ACK;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.trailing = trailing;
-  return o;
-}
-
-function vqPairsSet(reuse: boolean, ctrlClass: number, command: number, pairs: number, trailing: number): CtrlCommand {
-  if (!reuse) return { kind: 'mq-vq-pairs-set', ctrlClass, command, pairs, trailing };
-  const o = MQ_VQ_PAIRS_SET;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.pairs = pairs;
-  o.trailing = trailing;
-  return o;
-}
-
-function mqRss(reuse: boolean, ctrlClass: number, command: number, bytes: Uint8Array): CtrlCommand {
-  if (!reuse) return { kind: 'mq-rss', ctrlClass, command, bytes };
-  const o = MQ_RSS;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.bytes = bytes;
-  return o;
-}
-
-function guestOffloadsSet(reuse: boolean, ctrlClass: number, command: number, offloads: bigint, trailing: number): CtrlCommand {
-  if (!reuse) return { kind: 'guest-offloads-set', ctrlClass, command, offloads, trailing };
-  const o = GUEST_OFFLOADS_SET;
-  o.ctrlClass = ctrlClass;
-  o.command = command;
-  o.offloads = offloads;
-  o.trailing = trailing;
-  return o;
-}
-
-function parse(bytes: Uint8Array, reuse: boolean): CtrlCommand | CtrlViolation {
-  const length = bytes.length;
-  if (length < CTRL_HEADER_LENGTH) return { kind: 'violation', code: 'ctrl.missing-header', length };
-  const ctrlClass = bytes[0]!;
-  const command = bytes[1]!;
-  const payload = length - CTRL_HEADER_LENGTH;
-  const at = CTRL_HEADER_LENGTH;
-
+/**
+ * The parse behind both entry points: class and command already read, the payload is
+ * `bytes[at, end)`. Every payload byte is read at most once here (MAC addresses are read by apply,
+ * once). Offsets in the value ('mac-addr-set', 'mac-table-set') index `bytes`. 'mq-rss' carries
+ * `bytes` whole and expects the header at `at - 2` (parsesInPlace excludes it). Returns a
+ * module-owned value (see parseCtrlCommandReused) or a fresh 'rejected' one.
+ */
+export function parseCtrlPayload(ctrlClass: number, command: number, bytes: Uint8Array, at: number, end: number): CtrlCommand {
+  const payload = end - at;
   switch (ctrlClass) {
     case CtrlClass.RX: {
       if (command > CtrlRx.NOBCAST) return unknownCommand(ctrlClass, command, CtrlSection.RX);
       if (payload < 1) return short(ctrlClass, command, 1, payload, CtrlSection.RX_DEVICE);
-      return rxMode(reuse, ctrlClass, command, bytes[at]!, payload - 1);
+      const o = RX_MODE;
+      o.ctrlClass = ctrlClass;
+      o.command = command;
+      o.value = bytes[at]!;
+      o.trailing = payload - 1;
+      return o;
     }
     case CtrlClass.MAC: {
       if (command === CtrlMac.ADDR_SET) {
         if (payload !== ETH_ALEN) {
           return rejected(ctrlClass, command, 'ctrl.mac-addr-length', CtrlSection.MAC, `MAC ADDR_SET carries ${payload} bytes; it must be exactly ${ETH_ALEN}`);
         }
-        return macAddrSet(reuse, ctrlClass, command, bytes, at);
+        const o = MAC_ADDR_SET;
+        o.ctrlClass = ctrlClass;
+        o.command = command;
+        o.bytes = bytes;
+        o.offset = at;
+        return o;
       }
-      if (command === CtrlMac.TABLE_SET) return parseMacTable(bytes, ctrlClass, command, reuse);
+      if (command === CtrlMac.TABLE_SET) return parseMacTable(bytes, at, end, ctrlClass, command);
       return unknownCommand(ctrlClass, command, CtrlSection.MAC);
     }
     case CtrlClass.VLAN: {
@@ -281,18 +248,38 @@ function parse(bytes: Uint8Array, reuse: boolean): CtrlCommand | CtrlViolation {
       if (vid >= VLAN_ID_COUNT) {
         return rejected(ctrlClass, command, 'ctrl.vlan-out-of-range', CtrlSection.VLAN, `VLAN id ${vid} is not below ${VLAN_ID_COUNT}`);
       }
-      return vlan(reuse, ctrlClass, command, vid, payload - 2);
+      const o = VLAN;
+      o.ctrlClass = ctrlClass;
+      o.command = command;
+      o.vid = vid;
+      o.trailing = payload - 2;
+      return o;
     }
     case CtrlClass.ANNOUNCE: {
       if (command !== CtrlAnnounce.ACK) return unknownCommand(ctrlClass, command, CtrlSection.ANNOUNCE);
-      return announceAck(reuse, ctrlClass, command, payload);
+      const o = ANNOUNCE_ACK;
+      o.ctrlClass = ctrlClass;
+      o.command = command;
+      o.trailing = payload;
+      return o;
     }
     case CtrlClass.MQ: {
       if (command === CtrlMq.VQ_PAIRS_SET) {
         if (payload < 2) return short(ctrlClass, command, 2, payload, CtrlSection.MQ);
-        return vqPairsSet(reuse, ctrlClass, command, le16(bytes, at), payload - 2);
+        const o = MQ_VQ_PAIRS_SET;
+        o.ctrlClass = ctrlClass;
+        o.command = command;
+        o.pairs = le16(bytes, at);
+        o.trailing = payload - 2;
+        return o;
       }
-      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) return mqRss(reuse, ctrlClass, command, bytes);
+      if (command === CtrlMq.RSS_CONFIG || command === CtrlMq.HASH_CONFIG) {
+        const o = MQ_RSS;
+        o.ctrlClass = ctrlClass;
+        o.command = command;
+        o.bytes = bytes;
+        return o;
+      }
       return unknownCommand(ctrlClass, command, CtrlSection.MQ);
     }
     case CtrlClass.GUEST_OFFLOADS: {
@@ -300,7 +287,12 @@ function parse(bytes: Uint8Array, reuse: boolean): CtrlCommand | CtrlViolation {
       if (payload < 8) return short(ctrlClass, command, 8, payload, CtrlSection.OFFLOADS);
       const low = le32(bytes, at);
       const high = le32(bytes, at + 4);
-      return guestOffloadsSet(reuse, ctrlClass, command, (BigInt(high) << 32n) | BigInt(low), payload - 8);
+      const o = GUEST_OFFLOADS_SET;
+      o.ctrlClass = ctrlClass;
+      o.command = command;
+      o.offloads = (BigInt(high) << 32n) | BigInt(low);
+      o.trailing = payload - 8;
+      return o;
     }
     default:
       return rejected(ctrlClass, command, 'ctrl.unknown-class', CtrlSection.CONTROL_VIRTQUEUE, `unknown control class ${ctrlClass}`);
@@ -319,9 +311,9 @@ function parse(bytes: Uint8Array, reuse: boolean): CtrlCommand | CtrlViolation {
  * Counts are multiplied in exact arithmetic: a count whose × 6 does not fit 32 bits is refused
  * ('count-overflow'), where QEMU's 32-bit multiplication would wrap and could accept it.
  */
-function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number, reuse: boolean): CtrlCommand {
-  let at = CTRL_HEADER_LENGTH;
-  let remaining = bytes.length - at;
+function parseMacTable(bytes: Uint8Array, start: number, end: number, ctrlClass: number, command: number): CtrlCommand {
+  let at = start;
+  let remaining = end - at;
 
   if (remaining < 4) return macTableFault(ctrlClass, command, 'uni-count-short', `${remaining} bytes where the 4-byte unicast count belongs`);
   const uniDeclared = le32(bytes, at);
@@ -354,35 +346,19 @@ function parseMacTable(bytes: Uint8Array, ctrlClass: number, command: number, re
   }
   const multiOverflow = multiDeclared > MAC_TABLE_ENTRIES - uniKept;
   const multiKept = multiOverflow ? 0 : multiDeclared;
-  if (reuse) {
-    const o = MAC_TABLE_SET;
-    o.ctrlClass = ctrlClass;
-    o.command = command;
-    o.bytes = bytes;
-    o.uniDeclared = uniDeclared;
-    o.uniOffset = uniOffset;
-    o.uniKept = uniKept;
-    o.uniOverflow = uniOverflow;
-    o.multiDeclared = multiDeclared;
-    o.multiOffset = at;
-    o.multiKept = multiKept;
-    o.multiOverflow = multiOverflow;
-    return o;
-  }
-  return {
-    kind: 'mac-table-set',
-    ctrlClass,
-    command,
-    bytes,
-    uniDeclared,
-    uniOffset,
-    uniKept,
-    uniOverflow,
-    multiDeclared,
-    multiOffset: at,
-    multiKept,
-    multiOverflow,
-  };
+  const o = MAC_TABLE_SET;
+  o.ctrlClass = ctrlClass;
+  o.command = command;
+  o.bytes = bytes;
+  o.uniDeclared = uniDeclared;
+  o.uniOffset = uniOffset;
+  o.uniKept = uniKept;
+  o.uniOverflow = uniOverflow;
+  o.multiDeclared = multiDeclared;
+  o.multiOffset = at;
+  o.multiKept = multiKept;
+  o.multiOverflow = multiOverflow;
+  return o;
 }
 
 function rejected(ctrlClass: number, command: number, code: CtrlDiagnosticCode, section: string, message: string, fault?: MacTableFault): CtrlCommand {

@@ -1,5 +1,8 @@
-// The control virtqueue's chain handling (VIRTIO 1.2 §5.1.6.5): gather the readable bytes, parse
-// and apply them (ctrl-command.ts, ctrl-apply.ts), write the ack, complete the chain.
+// The control virtqueue's chain handling (VIRTIO 1.2 §5.1.6.5): read the readable bytes, parse
+// and apply them (ctrl-command.ts, ctrl-apply.ts), write the ack, complete the chain. A command
+// whose header and payload each lie in one descriptor and one memory region (Linux sends them so)
+// is read where it lies for the classes ctrl-command.ts `parsesInPlace` names; any other is first
+// gathered into the device's buffer. Both ways read each guest byte once and answer alike.
 //
 // A chain with fewer than 2 readable bytes or no writable byte is a contract violation (tier 1:
 // there is no place for the answer). Everything else gets an in-band ack — a Linux guest
@@ -13,9 +16,11 @@
 
 import type { Virtqueue } from '../../virtqueue/virtqueue.js';
 import { CTRL_HEADER_LENGTH, CtrlAck } from './constants.js';
-import { handleCtrl } from './ctrl-apply.js';
+import type { DescriptorChain } from '../../virtqueue/descriptor-chain.js';
+import { handleCtrl, handleCtrlInPlace } from './ctrl-apply.js';
 import type { CtrlContext, CtrlOutcome, CtrlState } from './ctrl-apply.js';
-import type { CtrlDiagnostic } from './ctrl-command.js';
+import { parsesInPlace } from './ctrl-command.js';
+import type { CtrlDiagnostic, CtrlViolation } from './ctrl-command.js';
 import type { PathReport } from './net-diagnostics.js';
 
 /**
@@ -95,9 +100,32 @@ export class CtrlQueue {
         host.mistake('ctrl.payload-too-large', `control command of ${readable} bytes is larger than the device gathers; answered VIRTIO_NET_ERR`, q.index);
         if (this.stopped(q, epoch)) return false;
       } else {
-        const bytes = this.gather(readable);
-        c.reader().read(bytes);
-        const outcome = handleCtrl(bytes, host.context(), host.state, c.writableLength - 1);
+        const r = c.reader();
+        let outcome: CtrlOutcome | CtrlViolation;
+        let ctrlClass: number;
+        // Linux's layout: the header in one descriptor, the payload in the next (or with it). When
+        // each lies in one memory region and the class is parsed in place, no byte is copied: the
+        // header is read once, the payload where it lies (ctrl-command.ts: each byte read once).
+        if (r.span(CTRL_HEADER_LENGTH)) {
+          const h = r.spanRegion!.bytes;
+          const at = r.spanOffset;
+          ctrlClass = h[at]!;
+          const command = h[at + 1]!;
+          const payload = readable - CTRL_HEADER_LENGTH;
+          if (parsesInPlace(ctrlClass) && (payload === 0 || r.span(payload))) {
+            const bytes = payload === 0 ? h : r.spanRegion!.bytes;
+            const from = payload === 0 ? at : r.spanOffset;
+            outcome = handleCtrlInPlace(ctrlClass, command, bytes, from, from + payload, host.context(), host.state);
+          } else {
+            // Copied after all: the class the pass reports is the copy's (the one parsed).
+            r.rewind();
+            outcome = this.gathered(c, readable);
+            ctrlClass = this.gatherBuffer[0]!;
+          }
+        } else {
+          outcome = this.gathered(c, readable);
+          ctrlClass = this.gatherBuffer[0]!;
+        }
         if (outcome.kind === 'violation') {
           // Unreachable: readable >= 2 was checked above; kept total for the type.
           host.violation({ code: outcome.code, section: '5.1.6.5', queue: q.index, head: c.headIndex, readable, writable: c.writableLength });
@@ -106,7 +134,7 @@ export class CtrlQueue {
         const diagnostics = outcome.diagnostics;
         for (let i = 0; i < diagnostics.length; i++) host.ctrlMistake(diagnostics[i]!);
         if (this.stopped(q, epoch)) return false;
-        host.completed(bytes[0]!, outcome);
+        host.completed(ctrlClass, outcome);
         if (this.stopped(q, epoch)) return false;
         ack = outcome.ack;
         result = outcome.result;
@@ -117,6 +145,13 @@ export class CtrlQueue {
       q.pushUsed(c, result === undefined ? 1 : 1 + w.write(result));
     }
     return q.publishUsed();
+  }
+
+  /** The copying way: the readable part gathered into the device's buffer, then parsed and applied. */
+  private gathered(c: DescriptorChain, readable: number): CtrlOutcome | CtrlViolation {
+    const bytes = this.gather(readable);
+    c.reader().read(bytes);
+    return handleCtrl(bytes, this.host.context(), this.host.state, c.writableLength - 1);
   }
 
   /** After a call-out: whether `q` stopped meanwhile. */

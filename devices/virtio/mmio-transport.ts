@@ -156,6 +156,8 @@ export class VirtioMmioTransport {
 
   /** A guest read of `width` bytes at `offset` in the window. */
   read(offset: number, width: 1 | 2 | 4): number {
+    // The per-interrupt register first: an aligned 32-bit read of it is always valid (no lookup).
+    if (offset === MMIO_INTERRUPT_STATUS && width === 4) return this.device.isr;
     checkAccess('read', offset, width);
     if (offset >= MMIO_CONFIG) return this.device.readConfig(offset - MMIO_CONFIG, width);
     const dir = this.register(offset, width, 'read');
@@ -180,8 +182,7 @@ export class VirtioMmioTransport {
         return d.queueMaxSize(this.queueSel);
       case MMIO_QUEUE_READY:
         return d.queueConfig(this.queueSel)?.ready === true ? 1 : 0;
-      case MMIO_INTERRUPT_STATUS:
-        return d.isr;
+      // MMIO_INTERRUPT_STATUS: at the top.
       case MMIO_STATUS:
         return d.status;
       case MMIO_SHM_LEN_LOW:
@@ -200,6 +201,18 @@ export class VirtioMmioTransport {
 
   /** A guest write of `width` bytes of `value` at `offset` in the window. */
   write(offset: number, width: 1 | 2 | 4, value: number): void {
+    // The two registers a driver writes per request first: aligned 32-bit writes of them are always
+    // valid, so they skip the access checks and the register lookup (what follows does the same).
+    if (width === 4) {
+      if (offset === MMIO_QUEUE_NOTIFY) {
+        this.device.notify(value >>> 0); // without VIRTIO_F_NOTIFICATION_DATA the value is the queue index
+        return;
+      }
+      if (offset === MMIO_INTERRUPT_ACK) {
+        this.device.acknowledgeInterrupt(value >>> 0);
+        return;
+      }
+    }
     checkAccess('write', offset, width);
     const v = width === 4 ? value >>> 0 : value & (width === 2 ? 0xffff : 0xff);
     if (offset >= MMIO_CONFIG) {
@@ -238,12 +251,7 @@ export class VirtioMmioTransport {
       case MMIO_QUEUE_READY:
         d.writeQueueReady(this.queueSel, v !== 0);
         return;
-      case MMIO_QUEUE_NOTIFY:
-        d.notify(v); // without VIRTIO_F_NOTIFICATION_DATA the value is the queue index
-        return;
-      case MMIO_INTERRUPT_ACK:
-        d.acknowledgeInterrupt(v);
-        return;
+      // MMIO_QUEUE_NOTIFY, MMIO_INTERRUPT_ACK: at the top (register() admits only 32-bit accesses).
       case MMIO_STATUS:
         d.writeStatus(v, 'modern');
         return;
