@@ -43,7 +43,6 @@ import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
-import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { ETH_HLEN } from './constants.js';
 import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
@@ -380,10 +379,7 @@ export class TxPath {
         q.pushUsed(c, 0);
         continue;
       }
-      counters.txFrames++;
-      counters.txBytes += frameLen;
-      counters.queueAdd(q.index, QueueField.PACKETS, 1);
-      counters.queueAdd(q.index, QueueField.BYTES, frameLen);
+      counters.txSent(q.index, frameLen);
       if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }
