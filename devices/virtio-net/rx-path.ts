@@ -696,6 +696,22 @@ export class RxPath {
     header[VnetHdrOffset.NUM_BUFFERS] = n & 0xff;
     header[VnetHdrOffset.NUM_BUFFERS + 1] = n >>> 8;
     // Over several chains the frame's pieces come from a staged copy (no view made per piece).
+    if (n === 1) {
+      const c = pending[0]!;
+      const w = c.writer();
+      if (w.span(total)) {
+        // Header and frame in one descriptor and one region, as in writeSingle.
+        const region = w.spanRegion!;
+        const at = w.spanOffset;
+        this.putHeader(region.data, at);
+        region.bytes.set(frame, at + hdrLen);
+        if (this.patchCsum) this.storeCsum(c, 0, total);
+        q.pushUsed(c, total);
+        this.takePending(1);
+        this.countDelivered(q, frame.length);
+        return DELIVERED;
+      }
+    }
     const stage = this.stage;
     if (n > 1) stage.load(frame);
     let offset = 0; // into the frame
@@ -713,13 +729,18 @@ export class RxPath {
       from += len;
       q.pushUsed(c, len);
     }
-    // Chains popped beyond what this frame took (it replaced a larger one) wait for the next.
+    this.takePending(n);
+    this.countDelivered(q, frame.length);
+    return DELIVERED;
+  }
+
+  /** The first `n` held chains were used: chains popped beyond them (the frame replaced a larger one) wait for the next. */
+  private takePending(n: number): void {
+    const pending = this.pending;
     const rest = this.pendingCount - n;
     for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
     for (let i = rest; i < this.pendingCount; i++) pending[i] = null;
     this.pendingCount = rest;
-    this.countDelivered(q, frame.length);
-    return DELIVERED;
   }
 
   /** Writes the header (every chain holds it: popChain) in words where the memory lets it, else copies it. */

@@ -300,7 +300,7 @@ export class TxPath {
       let at = 0;
       let d: DataView | null = null;
       let o = 0;
-      if (frameLen > 0 && r.span(total)) {
+      if (frameLen > 0 && c.readableCount === 1 && r.span(total)) {
         const region = r.spanRegion!;
         d = region.data;
         o = r.spanOffset;
