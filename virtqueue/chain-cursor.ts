@@ -42,6 +42,18 @@ export abstract class ChainCursor {
     this.limit = this.partLength();
   }
 
+  /**
+   * @internal `reset()` with the part's first region and length given (the chain's walk knows them):
+   * no call to the subclass per pop. A writer's view range is empty here (pushUsed / unpop report
+   * and clear it before the chain object is walked again).
+   */
+  restart(firstSlot: number, length: number): void {
+    this.slot = firstSlot;
+    this.off = 0;
+    this.pos = 0;
+    this.limit = length;
+  }
+
   /** Bytes of the cursor's part not yet consumed. */
   get remaining(): number {
     return this.limit - this.pos;

@@ -88,8 +88,9 @@ export class ChainWalker {
         const o = index * DESC_SIZE;
         addr = desc.getUint32(o + DESC_ADDR, true) + desc.getUint32(o + DESC_ADDR + 4, true) * TWO_POW_32;
         len = desc.getUint32(o + DESC_LEN, true);
-        flags = desc.getUint16(o + DESC_FLAGS, true);
-        next = desc.getUint16(o + DESC_NEXT, true);
+        const flagsNext = desc.getUint32(o + DESC_FLAGS, true); // flags and next: adjacent le16 fields
+        flags = flagsNext & 0xffff;
+        next = flagsNext >>> 16;
       } else {
         if (!this.readEntry(this.tableAddr + index * DESC_SIZE)) {
           return { code: 'chain.indirect-outside-memory', head, index: this.tableIndex, addr: this.tableAddr, len: this.tableLen };

@@ -181,8 +181,8 @@ export class DescriptorChain {
   finish(descriptorCount: number, indirect: boolean): void {
     this.descCount = descriptorCount;
     this.viaIndirect = indirect;
-    this.cursorR.reset();
-    this.cursorW.reset();
+    this.cursorR.restart(0, this.readableBytes);
+    this.cursorW.restart(this.nReadable, this.writableBytes);
   }
 
   /** @internal reports the ranges written through writer views to the memory (see ChainWriter). */

@@ -176,6 +176,28 @@ export class NetCounters {
     if (index < this.dataQueues) this.perQueue[index * QUEUE_FIELDS + field]! += n;
   }
 
+  /** A frame of `bytes` delivered to receive queue `index`: the device's and the queue's packets and bytes. */
+  rxDelivered(index: number, bytes: number): void {
+    this.rxFrames++;
+    this.rxBytes += bytes;
+    if (index < this.dataQueues) {
+      const at = index * QUEUE_FIELDS;
+      this.perQueue[at + QueueField.PACKETS]!++;
+      this.perQueue[at + QueueField.BYTES]! += bytes;
+    }
+  }
+
+  /** A frame of `bytes` the backend took from transmit queue `index`: the device's and the queue's packets and bytes. */
+  txSent(index: number, bytes: number): void {
+    this.txFrames++;
+    this.txBytes += bytes;
+    if (index < this.dataQueues) {
+      const at = index * QUEUE_FIELDS;
+      this.perQueue[at + QueueField.PACKETS]!++;
+      this.perQueue[at + QueueField.BYTES]! += bytes;
+    }
+  }
+
   /** A transmit chain of queue `index` completed unsent; `malformed` for 'header-short' / 'oversize'. */
   txDropped(index: number, malformed: boolean): void {
     if (index >= this.dataQueues) return;

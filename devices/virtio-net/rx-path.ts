@@ -109,8 +109,10 @@ export class RxPath {
   private paused = false;
   /** Header scratch: the backend's header or zeros, with num_buffers (and the hash report) filled in. */
   private readonly header = new Uint8Array(VNET_HDR_HASH_LEN);
-  /** `header` as a DataView (zeroed in words per frame). */
+  /** `header` as a DataView (zeroed in words before a frame when `headerDirty`). */
   private readonly headerData = new DataView(this.header.buffer, this.header.byteOffset, this.header.byteLength);
+  /** `header` holds bytes of the last frame's backend header or hash report (zeroed before the next frame). */
+  private headerDirty = true;
   /** `header` cut to the negotiated length (set at start, so the hot path makes no view). */
   private headerView = this.header;
   /** The backend's header against the offloads in effect (§5.1.6.4). */
@@ -139,7 +141,7 @@ export class RxPath {
   /** A refused frame is being offered once more (see refuse). */
   private reoffering = false;
   /** By pair: frames delivered to its receive queue since the last publish (notification coalescing counts them). */
-  private readonly unpublished: number[] = [];
+  private unpublished = new Float64Array(1);
 
   constructor(private readonly host: RxHost) {
     this.steering = new RxSteering(host.rss);
@@ -181,10 +183,11 @@ export class RxPath {
     this.maxPairs = maxPairs;
     this.queues.length = maxPairs;
     for (let k = 0; k < maxPairs; k++) this.queues[k] = queues[2 * k] ?? null;
-    this.unpublished.length = maxPairs;
-    this.unpublished.fill(0);
+    if (this.unpublished.length !== maxPairs) this.unpublished = new Float64Array(maxPairs);
+    else this.unpublished.fill(0);
     this.hdrLen = hdrLen;
     this.headerView = this.header.subarray(0, hdrLen);
+    this.headerDirty = true;
     this.mergeable = mergeable;
   }
 
@@ -473,8 +476,8 @@ export class RxPath {
 
   private publish(q: Virtqueue): void {
     const k = q.index >>> 1;
-    const packets = this.unpublished[k] ?? 0;
-    this.unpublished[k] = 0;
+    const packets = k < this.unpublished.length ? this.unpublished[k]! : 0;
+    if (packets !== 0) this.unpublished[k] = 0;
     if (this.queues[k] !== q) return; // stopped from a call-out: used.idx is no longer the device's
     this.host.usedPublished(q.index, packets, q.publishUsed());
   }
@@ -509,9 +512,15 @@ export class RxPath {
       return DROPPED;
     }
     const header = this.header;
-    zeroHeader(this.headerData);
+    // Bytes 0..9 and the hash report stay zero from frame to frame unless a backend header or a
+    // hash was copied in; num_buffers is written for every frame (writeSingle / writeMerged).
+    if (this.headerDirty) {
+      zeroHeader(this.headerData);
+      this.headerDirty = false;
+    }
     this.patchCsum = false;
     if (vnetHeader !== undefined) {
+      this.headerDirty = true;
       const n = Math.min(VnetHdrOffset.NUM_BUFFERS, vnetHeader.length); // num_buffers is the device's to write
       for (let i = 0; i < n; i++) header[i] = vnetHeader[i]!;
       // Checked on the device's copy: the backend's bytes are read once.
@@ -525,6 +534,7 @@ export class RxPath {
     }
     if (this.hdrLen === VNET_HDR_HASH_LEN) {
       // §5.1.6.4.4: hash_value (le32) and hash_report (le16); NONE with value 0 when not hashed.
+      this.headerDirty = true;
       const h = this.steering.hashValue;
       header[HASH_VALUE_OFFSET] = h & 0xff;
       header[HASH_VALUE_OFFSET + 1] = (h >>> 8) & 0xff;
@@ -627,10 +637,21 @@ export class RxPath {
       return DROPPED;
     }
     // §5.1.6.4: without MRG_RXBUF, num_buffers (when the header has it) is 1.
-    if (hdrLen >= 12) this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
+    if (hdrLen >= 12) {
+      this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
+      this.header[VnetHdrOffset.NUM_BUFFERS + 1] = 0;
+    }
     const w = c.writer();
-    this.writeHeader(w);
-    w.write(frame);
+    if (w.span(total)) {
+      // Header and frame in one descriptor and one region: written in place, one span for both.
+      const region = w.spanRegion!;
+      const at = w.spanOffset;
+      this.putHeader(region.data, at);
+      region.bytes.set(frame, at + hdrLen);
+    } else {
+      this.writeHeader(w);
+      w.write(frame);
+    }
     if (this.patchCsum) this.storeCsum(c, 0, total);
     q.pushUsed(c, total);
     this.countDelivered(q, frame.length);
@@ -675,6 +696,22 @@ export class RxPath {
     header[VnetHdrOffset.NUM_BUFFERS] = n & 0xff;
     header[VnetHdrOffset.NUM_BUFFERS + 1] = n >>> 8;
     // Over several chains the frame's pieces come from a staged copy (no view made per piece).
+    if (n === 1) {
+      const c = pending[0]!;
+      const w = c.writer();
+      if (w.span(total)) {
+        // Header and frame in one descriptor and one region, as in writeSingle.
+        const region = w.spanRegion!;
+        const at = w.spanOffset;
+        this.putHeader(region.data, at);
+        region.bytes.set(frame, at + hdrLen);
+        if (this.patchCsum) this.storeCsum(c, 0, total);
+        q.pushUsed(c, total);
+        this.takePending(1);
+        this.countDelivered(q, frame.length);
+        return DELIVERED;
+      }
+    }
     const stage = this.stage;
     if (n > 1) stage.load(frame);
     let offset = 0; // into the frame
@@ -692,26 +729,35 @@ export class RxPath {
       from += len;
       q.pushUsed(c, len);
     }
-    // Chains popped beyond what this frame took (it replaced a larger one) wait for the next.
+    this.takePending(n);
+    this.countDelivered(q, frame.length);
+    return DELIVERED;
+  }
+
+  /** The first `n` held chains were used: chains popped beyond them (the frame replaced a larger one) wait for the next. */
+  private takePending(n: number): void {
+    const pending = this.pending;
     const rest = this.pendingCount - n;
     for (let i = 0; i < rest; i++) pending[i] = pending[n + i]!;
     for (let i = rest; i < this.pendingCount; i++) pending[i] = null;
     this.pendingCount = rest;
-    this.countDelivered(q, frame.length);
-    return DELIVERED;
   }
 
   /** Writes the header (every chain holds it: popChain) in words where the memory lets it, else copies it. */
   private writeHeader(w: ChainWriter): number {
     const n = this.hdrLen;
     if (!w.span(n)) return w.write(this.headerView);
-    const to = w.spanRegion!.data;
-    const at = w.spanOffset;
+    this.putHeader(w.spanRegion!.data, w.spanOffset);
+    return n;
+  }
+
+  /** Copies the header (`hdrLen` bytes) to `to` at `at` in words. */
+  private putHeader(to: DataView, at: number): void {
+    const n = this.hdrLen;
     const h = this.headerData;
     let i = 0;
     for (; i + 4 <= n; i += 4) to.setUint32(at + i, h.getUint32(i, true), true);
     if (i < n) to.setUint16(at + i, h.getUint16(i, true), true);
-    return n;
   }
 
   private dropPending(): void {
@@ -729,11 +775,8 @@ export class RxPath {
 
   private countDelivered(q: Virtqueue, bytes: number): void {
     const counters = this.host.counters;
-    counters.rxFrames++;
-    counters.rxBytes += bytes;
-    counters.queueAdd(q.index, QueueField.PACKETS, 1);
-    counters.queueAdd(q.index, QueueField.BYTES, bytes);
-    this.unpublished[q.index >>> 1] = (this.unpublished[q.index >>> 1] ?? 0) + 1;
+    counters.rxDelivered(q.index, bytes);
+    this.unpublished[q.index >>> 1]!++;
     if (this.patchCsum) counters.rxCsumCompleted++;
   }
 }

@@ -43,7 +43,6 @@ import type { ChainReader } from '../../virtqueue/chain-reader.js';
 import type { Defer } from '../../lib/base/schedule.js';
 import type { PathReport } from './net-diagnostics.js';
 import type { NetCounters } from './net-stats.js';
-import { QueueField } from './net-stats.js';
 import { FRAME_MAX } from '../../lib/base/frame-limits.js';
 import { ETH_HLEN } from './constants.js';
 import { STRICT_REFUSED_FAULTS, TX_HEADER_FAULT_CODES, TxHeaderCheck, txFaultMessage, txFaultValue, txOffloadBits } from './tx-header.js';
@@ -294,11 +293,24 @@ export class TxPath {
       // The header, read once. In guest memory it is read as words: a header with no flags, no GSO
       // and no num_buffers keeps every rule (TxHeaderCheck's first test), and is copied into the
       // scratch only when the backend takes it; any other goes through the scratch and the full check.
+      // Header and frame in one descriptor and one region (Linux's usual chain): one span covers both.
       let faults = 0;
       let gso = 0;
-      if (r.span(hdrLen)) {
-        const d = r.spanRegion!.data;
-        const o = r.spanOffset;
+      let bytes: Uint8Array | null = null;
+      let at = 0;
+      let d: DataView | null = null;
+      let o = 0;
+      if (frameLen > 0 && c.readableCount === 1 && r.span(total)) {
+        const region = r.spanRegion!;
+        d = region.data;
+        o = r.spanOffset;
+        bytes = region.bytes;
+        at = o + hdrLen;
+      } else if (r.span(hdrLen)) {
+        d = r.spanRegion!.data;
+        o = r.spanOffset;
+      }
+      if (d !== null) {
         const w0 = d.getUint32(o, true);
         const w1 = d.getUint32(o + 4, true);
         const w2 = hdrLen === 10 ? d.getUint16(o + 8, true) : d.getUint32(o + 8, true);
@@ -328,15 +340,22 @@ export class TxPath {
           q.pushUsed(c, 0);
           continue;
         }
+        if (bytes !== null) {
+          // A listener may have remapped guest memory: the frame is located again after the call-out.
+          r.rewind();
+          r.skip(hdrLen);
+          bytes = null;
+        }
       }
       // The frame where it lies in guest memory (no view made), else a view, else gathered.
-      let bytes: Uint8Array;
-      let at = 0;
-      const inPlace = r.span(frameLen);
-      if (inPlace) {
-        bytes = r.spanRegion!.bytes;
-        at = r.spanOffset;
-      } else bytes = r.view(frameLen) ?? this.gather(r, frameLen);
+      let inPlace = bytes !== null;
+      if (bytes === null) {
+        inPlace = r.span(frameLen);
+        if (inPlace) {
+          bytes = r.spanRegion!.bytes;
+          at = r.spanOffset;
+        } else bytes = r.view(frameLen) ?? this.gather(r, frameLen);
+      }
       const mtu = this.mtu;
       if (mtu !== 0 && frameLen > mtu + ETH_HLEN && mtuApplies(gso) && aboveMtuAt(bytes, at, frameLen, mtu)) {
         counters.txAboveMtu++;
@@ -360,10 +379,7 @@ export class TxPath {
         q.pushUsed(c, 0);
         continue;
       }
-      counters.txFrames++;
-      counters.txBytes += frameLen;
-      counters.queueAdd(q.index, QueueField.PACKETS, 1);
-      counters.queueAdd(q.index, QueueField.BYTES, frameLen);
+      counters.txSent(q.index, frameLen);
       if (this.stopped(q, epoch)) return false; // the frame went out; its chain went with the queue
       q.pushUsed(c, 0);
     }

@@ -8,7 +8,8 @@
 // device says false again. With no device attached, frames wait the same way.
 // Guest → host: `send()` hands every frame to 'transmit' listeners (a copy: the device passes views
 // into guest memory), and to the paired netdev if any; `sendSpan()` (the device's allocation-free
-// path, Netdev.sendSpan) does the same through a view, and only counts when nobody looks. `setWritable(false)` makes send() answer
+// path, Netdev.sendSpan) does the same through a view, and only counts when nobody looks (a flag
+// kept by on/once/off, not a listener lookup per frame). `setWritable(false)` makes send() answer
 // 'busy' (backpressure); `setWritable(true)` calls the device's `writable()`.
 // Counters: injected = delivered + backlog + dropped, always.
 //
@@ -112,6 +113,11 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
   private draining = false;
   private writableNow = true;
   private closed = false;
+  /**
+   * A 'transmit' listener may be registered: set by on/once, recomputed by off, removeAllListeners
+   * and send() (a `once` listener leaves by itself), so sendSpan tests a field, not the listener map.
+   */
+  private watched = false;
   private readonly counters: MemoryNetdevStats = { injected: 0, delivered: 0, backlog: 0, dropped: 0, transmitted: 0 };
   /** Queues (the `queues` option); `setActiveQueues` narrows where injected frames arrive. */
   readonly queues: number;
@@ -260,6 +266,7 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
     if (this.listenerCount('transmit') > 0) {
       this.emitWith('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
+    this.watched = this.listenerCount('transmit') > 0;
     const partner = this.partner;
     if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
     return 'sent';
@@ -271,7 +278,7 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
    */
   sendSpan(bytes: Uint8Array, offset: number, length: number, vnetHeader?: Uint8Array, queue = 0): SendResult {
     if (!this.writableNow) return 'busy';
-    if (this.partner !== null || this.listenerCount('transmit') > 0) return this.send(bytes.subarray(offset, offset + length), vnetHeader, queue);
+    if (this.partner !== null || this.watched) return this.send(bytes.subarray(offset, offset + length), vnetHeader, queue);
     this.counters.transmitted++;
     this.perQueue[queue < this.queues ? queue : queue % this.queues]!.transmitted++;
     return 'sent';
@@ -349,15 +356,27 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
 
   /** Listens to the guest's frames (and their headers, with `vnetHdr`); copies, the listener's to keep. */
   override on(event: 'transmit', listener: TransmitListener): this {
-    return super.on(event, listener);
+    super.on(event, listener);
+    this.watched = this.listenerCount('transmit') > 0;
+    return this;
   }
 
   override once(event: 'transmit', listener: TransmitListener): this {
-    return super.once(event, listener);
+    super.once(event, listener);
+    this.watched = this.listenerCount('transmit') > 0;
+    return this;
   }
 
   override off(event: 'transmit', listener: TransmitListener): this {
-    return super.off(event, listener);
+    super.off(event, listener);
+    this.watched = this.listenerCount('transmit') > 0;
+    return this;
+  }
+
+  override removeAllListeners(event?: 'transmit'): this {
+    super.removeAllListeners(event);
+    this.watched = this.listenerCount('transmit') > 0;
+    return this;
   }
 
   /** Delivers held frames in order until the device says false or pauses. Re-entrancy safe. */

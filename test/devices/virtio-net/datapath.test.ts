@@ -297,6 +297,15 @@ describe('devices/virtio-net datapath', () => {
     backend.peer!.receive(ethFrame(MAIN), Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 9]));
     const got = rig.received();
     expect([...got[0]!.header]).to.deep.equal([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    // A frame offered without a header after one with a header: the guest sees a zero header (the
+    // device's scratch is zeroed only after a frame that wrote into it).
+    rig.postRx(2, 1600);
+    backend.peer!.receive(ethFrame(MAIN), Uint8Array.from([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 7])); // DATA_VALID
+    backend.peer!.receive(ethFrame(MAIN));
+    const got3 = rig.received();
+    expect(got3).to.have.length(2);
+    expect([...got3[0]!.header]).to.deep.equal([2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
+    expect([...got3[1]!.header]).to.deep.equal([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]);
     // GUEST_OFFLOADS_SET (§5.1.6.5.8) reaches the backend: only checksum offload from now on.
     expect(rig.cmd(5, 0, [2, 0, 0, 0, 0, 0, 0, 0])).to.equal(0);
     expect(backend.offloads).to.deep.equal({ csum: true, tso4: false, tso6: false, ecn: false, ufo: false, uso4: false, uso6: false });

@@ -29,6 +29,31 @@ describe('Netdev.sendSpan', () => {
     expect(n.stats().transmitted).to.equal(2);
   });
 
+  it('memory_netdev_span_follows_listeners_added_and_removed_by_on_once_off_and_remove_all', () => {
+    // sendSpan tests a flag kept by on/once/off/removeAllListeners, not the listener map: every
+    // listener present when a span is sent gets it, none that left does.
+    const n = new MemoryNetdev();
+    const once: number[][] = [];
+    const kept: number[][] = [];
+    n.once('transmit', (f) => once.push([...f]));
+    n.sendSpan(ram, 1, 2);
+    n.sendSpan(ram, 3, 2); // the once listener left by itself
+    expect(once).to.deep.equal([[1, 2]]);
+    const l = (f: Uint8Array): void => void kept.push([...f]);
+    n.on('transmit', l);
+    n.sendSpan(ram, 5, 1);
+    n.off('transmit', l);
+    n.sendSpan(ram, 6, 1);
+    n.on('transmit', l);
+    n.sendSpan(ram, 7, 1);
+    n.removeAllListeners();
+    n.sendSpan(ram, 8, 1);
+    n.on('transmit', l);
+    n.sendSpan(ram, 9, 1);
+    expect(kept).to.deep.equal([[5], [7], [9]]);
+    expect(n.stats().transmitted).to.equal(7);
+  });
+
   it('memory_netdev_span_reaches_its_partner_as_the_range', () => {
     const a = new MemoryNetdev();
     const b = new MemoryNetdev();
