@@ -61,7 +61,14 @@ export class ChainWriter extends ChainCursor {
   writeU8(value: number): boolean {
     if (this.remaining <= 0) return false;
     const slot = this.settle();
-    this.chain.memory.writeU8(this.chain.segAddr[slot]! + this.off, value & 0xff);
+    const c = this.chain;
+    const addr = c.segAddr[slot]! + this.off;
+    const r = this.regionOf(slot);
+    if (r === null) c.memory.writeU8(addr, value & 0xff);
+    else {
+      r.bytes[addr - r.start] = value; // the region the walk checked, as write() does
+      c.memory.wrote(addr, 1);
+    }
     this.advance(1);
     return true;
   }

@@ -137,29 +137,12 @@ export function handleCtrl(bytes: Uint8Array, ctx: CtrlContext, state: CtrlState
  * `parsesInPlace` names: `state.otherClass` owns none of them, so it is not asked.
  */
 export function handleCtrlInPlace(ctrlClass: number, command: number, bytes: Uint8Array, at: number, end: number, ctx: CtrlContext, state: CtrlState): CtrlOutcome {
-  return applyCtrlCommand(parseCtrlPayload(ctrlClass, command, bytes, at, end), ctx, state, true);
+  return applyCtrlCommand(parseCtrlPayload(ctrlClass, command, bytes, at, end), ctx, state);
 }
 
 const NO_DIAGNOSTICS: readonly CtrlDiagnostic[] = Object.freeze([]);
 /** ETH_ALEN as a module-local constant for the table loop (imported bindings stay loads under tsx). */
 const MAC_LEN = ETH_ALEN;
-/**
- * One MAC address copied out of a command read in place (guest memory) before use: the filter
- * reads an address twice (its list and its hash set), so it reads this copy.
- */
-const MAC_COPY = new Uint8Array(ETH_ALEN);
-
-/** Copies the address at `bytes[at]` into MAC_COPY (each guest byte read once) and returns it. */
-function copyMac(bytes: Uint8Array, at: number): Uint8Array {
-  const m = MAC_COPY;
-  m[0] = bytes[at]!;
-  m[1] = bytes[at + 1]!;
-  m[2] = bytes[at + 2]!;
-  m[3] = bytes[at + 3]!;
-  m[4] = bytes[at + 4]!;
-  m[5] = bytes[at + 5]!;
-  return m;
-}
 const RSC_EXT_MASK = featureMask(NetFeature.RSC_EXT);
 
 interface Gate {
@@ -239,10 +222,11 @@ function gateFor(ctrlClass: number, command: number): Gate | null {
 }
 
 /**
- * Applies a parsed command. Never throws; a refused command changes nothing. `inGuest`: the
- * command's bytes are guest memory (read in place), so each MAC address is copied out before use.
+ * Applies a parsed command. Never throws; a refused command changes nothing. The command's bytes
+ * may be guest memory (read in place): every field is read once (the rx filter reads a MAC
+ * address once and works on its own copy).
  */
-export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: CtrlState, inGuest = false): CtrlOutcome {
+export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: CtrlState): CtrlOutcome {
   const { ctrlClass, command } = cmd;
   // No closures and no per-command objects here: they dominated the cost of a command.
   const notes = NOTES.begin(ctrlClass, command, ctx.strict);
@@ -285,8 +269,7 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
       return changed(notes.list);
     }
     case 'mac-addr-set':
-      if (inGuest) rx.setMainMac(copyMac(cmd.bytes, cmd.offset), 0);
-      else rx.setMainMac(cmd.bytes, cmd.offset);
+      rx.setMainMac(cmd.bytes, cmd.offset); // reads each byte once, even in guest memory
       return changed(notes.list);
     case 'mac-table-set': {
       // Built completely in the scratch table, committed only on success.
@@ -294,18 +277,16 @@ export function applyCtrlCommand(cmd: CtrlCommand, ctx: CtrlContext, state: Ctrl
       table.uniOverflow = cmd.uniOverflow;
       table.multiOverflow = cmd.multiOverflow;
       const bytes = cmd.bytes;
-      // Each address is read from guest memory once: copied out first when the bytes are guest memory.
+      // The table reads each address once (it may be guest memory) and is checked on its own copy.
+      const uni = table.uniBytes;
       for (let i = 0, at = cmd.uniOffset; i < cmd.uniKept; i++, at += MAC_LEN) {
-        const src = inGuest ? copyMac(bytes, at) : bytes;
-        const from = inGuest ? 0 : at;
-        table.addUnicast(src, from);
-        if ((src[from]! & 1) === 1 && wrongKind(notes, i, table.uniBytes, 'unicast')) return refuse(notes.list);
+        table.addUnicast(bytes, at);
+        if ((uni[i * MAC_LEN]! & 1) === 1 && wrongKind(notes, i, uni, 'unicast')) return refuse(notes.list);
       }
+      const multi = table.multiBytes;
       for (let i = 0, at = cmd.multiOffset; i < cmd.multiKept; i++, at += MAC_LEN) {
-        const src = inGuest ? copyMac(bytes, at) : bytes;
-        const from = inGuest ? 0 : at;
-        table.addMulticast(src, from);
-        if ((src[from]! & 1) === 0 && wrongKind(notes, i, table.multiBytes, 'multicast')) return refuse(notes.list);
+        table.addMulticast(bytes, at);
+        if ((multi[i * MAC_LEN]! & 1) === 0 && wrongKind(notes, i, multi, 'multicast')) return refuse(notes.list);
       }
       rx.commitMacTable();
       return changed(notes.list);

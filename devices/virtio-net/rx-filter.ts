@@ -138,22 +138,22 @@ export class MacTable {
     this.multiSet.clear();
   }
 
-  /** Appends a unicast entry; the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
+  /** Appends a unicast entry (reads `src` once); the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
   addUnicast(src: Uint8Array, offset: number): void {
     const bytes = this.uniBytes;
     const at = this.uniCount * ALEN;
     for (let i = 0; i < ALEN; i++) bytes[at + i] = src[offset + i]!;
     this.uniCount++;
-    this.uniSet.add(high16(src, offset), low32(src, offset));
+    this.uniSet.add(high16(bytes, at), low32(bytes, at)); // from the copy: src is read once (it may be guest memory)
   }
 
-  /** Appends a multicast entry; the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
+  /** Appends a multicast entry (reads `src` once); the caller keeps uniCount + multiCount <= MAC_TABLE_ENTRIES. */
   addMulticast(src: Uint8Array, offset: number): void {
     const bytes = this.multiBytes;
     const at = this.multiCount * ALEN;
     for (let i = 0; i < ALEN; i++) bytes[at + i] = src[offset + i]!;
     this.multiCount++;
-    this.multiSet.add(high16(src, offset), low32(src, offset));
+    this.multiSet.add(high16(bytes, at), low32(bytes, at)); // from the copy: src is read once (it may be guest memory)
   }
 }
 
@@ -231,9 +231,10 @@ export class RxFilterState {
   }
 
   setMainMac(src: Uint8Array, offset: number): void {
-    for (let i = 0; i < ETH_ALEN; i++) this.mainMac[i] = src[offset + i]!;
-    this.mainHigh = macHigh(src, offset);
-    this.mainLow = macLow(src, offset);
+    const mac = this.mainMac;
+    for (let i = 0; i < ETH_ALEN; i++) mac[i] = src[offset + i]!;
+    this.mainHigh = macHigh(mac, 0); // from the copy: src is read once (it may be guest memory)
+    this.mainLow = macLow(mac, 0);
   }
 
   /** A cleared table to build the next MAC table into; `commitMacTable()` makes it current. */
