@@ -185,6 +185,31 @@ export class DescriptorChain {
     this.cursorW.restart(this.nReadable, this.writableBytes);
   }
 
+  /** After `placeWritable` answered a region: the offset of the first writable byte in it. */
+  placedOffset = 0;
+
+  /**
+   * The writable part's first `len` (> 0) bytes in place, without the writer: when they lie in its
+   * first descriptor and in the memory region the walk found for it (memory not remapped since),
+   * that region, with `placedOffset` set; else null (use `writer()`). The caller writes them into
+   * `region.bytes` / `region.data` at `placedOffset` and reports them with `wrotePlaced(len)` before
+   * giving the chain back. For a chain whose writer has not been used.
+   */
+  placeWritable(len: number): GuestRegion | null {
+    if (!(len > 0) || this.nWritable === 0) return null;
+    const slot = this.nReadable;
+    if (len > this.segLen[slot]!) return null;
+    const r = this.segRegion[slot];
+    if (r === null || r === undefined || this.memory.generation !== this.generation) return null;
+    this.placedOffset = this.segAddr[slot]! - r.start;
+    return r;
+  }
+
+  /** Reports the first `len` writable bytes, written after `placeWritable(len)`, to the memory (`wrote`). */
+  wrotePlaced(len: number): void {
+    this.memory.wrote(this.segAddr[this.nReadable]!, len);
+  }
+
   /** @internal reports the ranges written through writer views to the memory (see ChainWriter). */
   flushViewWrites(): void {
     this.cursorW.flushViewWrites();

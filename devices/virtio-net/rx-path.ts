@@ -499,14 +499,12 @@ export class RxPath {
       this.host.counters.rxQueueReset++;
       return DROPPED;
     }
-    const avail = q.available();
-    if (typeof avail !== 'number') {
-      this.host.violation({ ...avail.error, queue: q.index });
-      return NO_BUFFERS;
-    }
-    if (avail === 0 && this.pendingCount === 0) return NO_BUFFERS;
+    // A frame with no buffer to go to waits unfiltered (the file comment). Whether there is one is
+    // asked here only before a drop: a frame that goes on learns it from the pop (popChain: null),
+    // which reads avail.idx only when the entries it read last time are used up (QEMU's shadow).
     const verdict = acceptFrame(this.host.filter, frame, 0, frame.length);
     if (verdict !== 0) {
+      if (!this.hasBuffers(q)) return NO_BUFFERS;
       const drops = this.host.counters.filterDrops;
       drops[verdict] = drops[verdict]! + 1;
       return DROPPED;
@@ -525,10 +523,14 @@ export class RxPath {
       for (let i = 0; i < n; i++) header[i] = vnetHeader[i]!;
       // Checked on the device's copy: the backend's bytes are read once.
       const v = this.headerCheck.check(header, vnetHeader.length, frame.length);
-      if (v !== RxHeaderVerdict.PASS && !this.fixOrDrop(v, frame)) return DROPPED;
+      if (v !== RxHeaderVerdict.PASS) {
+        if (!this.hasBuffers(q)) return NO_BUFFERS;
+        if (!this.fixOrDrop(v, frame)) return DROPPED;
+      }
     }
     const mtu = this.mtu;
     if (mtu !== 0 && frame.length > mtu + ETH_HLEN && mtuApplies(header[VnetHdrOffset.GSO_TYPE]!) && aboveMtu(frame, mtu)) {
+      if (!this.hasBuffers(q)) return NO_BUFFERS;
       this.host.counters.rxAboveMtu++;
       return DROPPED;
     }
@@ -543,6 +545,21 @@ export class RxPath {
       header[HASH_REPORT_OFFSET] = this.steering.hashReport;
     }
     return this.mergeable ? this.writeMerged(q, frame) : this.writeSingle(q, frame);
+  }
+
+  /**
+   * Whether `q` has a buffer for the frame in delivery (chains held for it, or entries the driver
+   * made available): asked before a frame is dropped, so that a frame with nowhere to go waits
+   * instead, unfiltered. A violation is reported (the queue breaks) and answers false.
+   */
+  private hasBuffers(q: Virtqueue): boolean {
+    if (this.pendingCount > 0) return true;
+    const avail = q.available();
+    if (typeof avail !== 'number') {
+      this.host.violation({ ...avail.error, queue: q.index });
+      return false;
+    }
+    return avail > 0;
   }
 
   /**
@@ -641,14 +658,15 @@ export class RxPath {
       this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
       this.header[VnetHdrOffset.NUM_BUFFERS + 1] = 0;
     }
-    const w = c.writer();
-    if (w.span(total)) {
-      // Header and frame in one descriptor and one region: written in place, one span for both.
-      const region = w.spanRegion!;
-      const at = w.spanOffset;
+    const region = c.placeWritable(total);
+    if (region !== null) {
+      // Header and frame in the first descriptor and one region: written in place, reported once.
+      const at = c.placedOffset;
       this.putHeader(region.data, at);
       region.bytes.set(frame, at + hdrLen);
+      c.wrotePlaced(total);
     } else {
+      const w = c.writer();
       this.writeHeader(w);
       w.write(frame);
     }
@@ -698,13 +716,13 @@ export class RxPath {
     // Over several chains the frame's pieces come from a staged copy (no view made per piece).
     if (n === 1) {
       const c = pending[0]!;
-      const w = c.writer();
-      if (w.span(total)) {
-        // Header and frame in one descriptor and one region, as in writeSingle.
-        const region = w.spanRegion!;
-        const at = w.spanOffset;
+      const region = c.placeWritable(total);
+      if (region !== null) {
+        // Header and frame in the first descriptor and one region, as in writeSingle.
+        const at = c.placedOffset;
         this.putHeader(region.data, at);
         region.bytes.set(frame, at + hdrLen);
+        c.wrotePlaced(total);
         if (this.patchCsum) this.storeCsum(c, 0, total);
         q.pushUsed(c, total);
         this.takePending(1);
