@@ -61,6 +61,36 @@ describe('virtqueue chain spans (regionAt, span)', () => {
     expect([...s.memory.bytes(buf.addr, 4)]).to.deep.equal([0xa, 0xb, 0xc, 0xd]);
   });
 
+  it('place_writable_names_the_first_writable_descriptor_when_it_holds_the_bytes_and_wrote_placed_reports_them', () => {
+    const s = setup(8, PLAIN);
+    const seen: [number, number][] = [];
+    const one = s.ring.addChain([{ len: 1, data: [9] }, { len: 6, write: true }]);
+    const c = popChain(s.q);
+    expect(c.placeWritable(0)).to.equal(null);
+    expect(c.placeWritable(7)).to.equal(null); // more than the descriptor
+    const r = c.placeWritable(6)!;
+    const buf = s.ring.buffers(one)[1]!;
+    expect(r.start + c.placedOffset).to.equal(buf.addr);
+    r.bytes.set([1, 2, 3, 4, 5], c.placedOffset);
+    s.memory.setWriteObserver((a, l) => seen.push([a, l]));
+    c.wrotePlaced(5);
+    expect(seen).to.deep.equal([[buf.addr, 5]]);
+    s.q.pushUsed(c, 5);
+    // The writer reported nothing more inside the buffer (the other write is the used element).
+    expect(seen.filter(([a]) => a >= buf.addr && a < buf.addr + 6)).to.deep.equal([[buf.addr, 5]]);
+    expect([...s.memory.bytes(buf.addr, 5)]).to.deep.equal([1, 2, 3, 4, 5]);
+    // Header and frame in two writable descriptors: only the first one's bytes are placed.
+    const two = s.ring.addChain([{ len: 2, write: true }, { len: 4, write: true }]);
+    const d = popChain(s.q);
+    expect(d.placeWritable(3)).to.equal(null);
+    expect(d.placeWritable(2)!.start + d.placedOffset).to.equal(s.ring.buffers(two)[0]!.addr);
+    s.q.pushUsed(d, 0);
+    // A chain with no writable part.
+    s.ring.addChain([{ len: 4, data: [1, 2, 3, 4] }]);
+    const e = popChain(s.q);
+    expect(e.placeWritable(1)).to.equal(null);
+  });
+
   it('a_memory_without_region_at_gets_no_span_and_views_and_copies_still_work', () => {
     const memory = new SwappableMemory(0x10000);
     const ring = new DriverRing(memory as unknown as GuestMemory, { size: 8 });
@@ -74,6 +104,7 @@ describe('virtqueue chain spans (regionAt, span)', () => {
     expect(r.read(rest)).to.equal(2);
     expect([...rest]).to.deep.equal([3, 4]);
     expect(c.writer().span(4)).to.equal(false);
+    expect(c.placeWritable(4)).to.equal(null);
     expect(c.writer().write(Uint8Array.of(5, 6, 7, 8))).to.equal(4);
   });
 });

@@ -77,6 +77,26 @@ describe('devices/virtio-net backpressure', () => {
     expectBalanced(rig);
   });
 
+  it('a_frame_the_filter_refuses_while_no_buffer_is_posted_waits_and_meets_the_filter_of_delivery_time', () => {
+    const rig = new NetRig({ mac: MAIN });
+    rig.cmd(0, 0, [0]); // PROMISC off: a frame for another address is refused once it can be delivered
+    rig.inject(ethFrame('52:54:00:99:99:99'));
+    expect(rig.device.stats().rx.backlog).to.equal(1); // no buffer: held unfiltered, not dropped
+    expect(rig.device.stats().rx.drops.unicast).to.equal(0);
+    rig.cmd(0, 0, [1]); // PROMISC on before the guest posts buffers
+    rig.postRx(2, 1600);
+    expect(rig.received()).to.have.length(1);
+    expect(rig.device.stats().rx.drops.unicast).to.equal(0);
+    // With a buffer posted the refusal is immediate and consumes no buffer.
+    rig.cmd(0, 0, [0]);
+    rig.inject(ethFrame('52:54:00:99:99:99'));
+    expect(rig.device.stats().rx.drops.unicast).to.equal(1);
+    rig.inject(ethFrame(MAIN));
+    expect(rig.received()).to.have.length(1);
+    expect(rig.device.stats().rx.frames).to.equal(2);
+    expectBalanced(rig);
+  });
+
   it('device_not_running_refuses_frames_and_the_backend_holds_them_across_reset', () => {
     const rig = new NetRig({ mac: MAIN, init: false });
     expect(rig.inject(numbered(1))).to.equal(true); // held by the netdev, not by the device
