@@ -184,6 +184,20 @@ describe('devices/virtio-net MTU (§5.1.4)', () => {
       goodExchange(rig, sent);
     });
 
+    it('rx_frame_above_mtu_with_no_buffer_posted_waits_and_is_dropped_when_buffers_come', () => {
+      // Dropped only once it could be delivered, like a frame the rx filter refuses.
+      const { rig, sent } = rigWith({ mtu: 1500, features: { disable: ['MRG_RXBUF'] } });
+      rig.inject(frameOf(1600));
+      expect(rig.device.stats().rx.backlog).to.equal(1);
+      expect(rig.device.stats().rx.drops['above-mtu']).to.equal(0);
+      const [head] = rig.postRx(1, 1526);
+      expect(rig.device.stats().rx.backlog).to.equal(0);
+      expect(rig.device.stats().rx.drops['above-mtu']).to.equal(1);
+      rig.inject(frameOf(1514)); // the buffer was not used by the dropped frame
+      expect(rig.received().map((g) => [g.id, g.frame.length])).to.deep.equal([[head, 1514]]);
+      goodExchange(rig, sent);
+    });
+
     it('rx_gso_frame_from_the_backend_is_not_held_to_the_mtu', () => {
       const { rig, sent } = rigWith({ mtu: 1500, vnetHdr: true });
       expect(rig.has('GUEST_TSO4')).to.equal(true);
