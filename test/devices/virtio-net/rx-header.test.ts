@@ -183,6 +183,17 @@ describe('devices/virtio-net rx header from the host (§5.1.6.4)', () => {
         expectDroppedAndCounted(rig, 'gso-not-negotiated');
       });
 
+      it('rx_gso_frame_without_guest_tso4_and_no_buffer_posted_waits_then_is_dropped_and_counted', () => {
+        const rig = rigWith(c, ['GUEST_TSO4']);
+        const p = partialFrame('tcp', 1400);
+        rig.inject(p.partial, hdr({ flags: VnetHdrFlag.NEEDS_CSUM, gso: VnetHdrGso.TCPV4, gsoSize: 700, hdrLen: p.l4Offset + 20, csumStart: p.csumStart, csumOffset: p.csumOffset }, c.backendHdr));
+        expect(rig.device.stats().rx.backlog, 'no buffer: it waits').to.equal(1);
+        expect(rig.device.stats().rx.drops['gso-not-negotiated']).to.equal(0);
+        rig.postRx(2, 2048);
+        expect(rig.device.stats().rx.backlog).to.equal(0);
+        expectDroppedAndCounted(rig, 'gso-not-negotiated');
+      });
+
       it('rx_gso_frame_with_guest_tso4_is_delivered_with_its_gso_fields', () => {
         const rig = rigWith(c);
         expect(rig.has('GUEST_TSO4')).to.equal(true);
