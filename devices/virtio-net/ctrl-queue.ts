@@ -143,9 +143,6 @@ export class CtrlQueue {
       w.writeU8(ack);
       // The command-specific result follows the ack (§5.1.6.5), cut to the room the chain has.
       q.pushUsed(c, result === undefined ? 1 : 1 + w.write(result));
-      // Linux offers one command at a time: ask for the next notification and look once more now,
-      // rather than after a pop that finds the ring empty (the same look, one avail.idx read less).
-      if (done < q.size && !q.enableNotification()) break;
     }
     return q.publishUsed();
   }

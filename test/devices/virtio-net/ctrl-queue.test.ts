@@ -66,8 +66,8 @@ describe('devices/virtio-net/ctrl-queue', () => {
 
   for (const eventIdx of [true, false]) {
     it(`answers_commands_offered_under_one_kick_in_order_as_one_by_one${eventIdx ? '_event_idx' : ''}`, () => {
-      // The pass looks for the next chain after each one it completes (ctrl-queue.ts): a batch must
-      // be taken whole, in order, with the answers of commands sent one at a time.
+      // One pass takes every chain the kick announced (ctrl-queue.ts): the batch is answered whole,
+      // in order, as the same commands sent one at a time, and the device asks for the next kick.
       const expected = play(LAYOUTS[1]!);
       const rig = new NetRig({ transport: 'mmio', mac: '52:54:00:12:34:56', init: false });
       expect(rig.start(eventIdx ? ALL_FEATURES : ALL_FEATURES & ~featureBit(VIRTIO_F_EVENT_IDX)).ok).to.equal(true);
