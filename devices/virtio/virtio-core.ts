@@ -357,6 +357,17 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
 
   /** An available buffer notification for queue `index` (§2.9). */
   notify(index: number): void {
+    // Fast path: the device runs (DRIVER_OK, no DEVICE_NEEDS_RESET) and queue `index` is running.
+    // A running queue exists and is enabled (disabling or resetting it stops it), so the checks
+    // below would all pass: every other case takes them and keeps its diagnostic.
+    const run = this.run;
+    if (run.kind === 'running' && (this.statusValue & (STATUS_DRIVER_OK | STATUS_DEVICE_NEEDS_RESET)) === STATUS_DRIVER_OK) {
+      const q = run.queues[index];
+      if (q !== null && q !== undefined) {
+        this.callNotify(index, q);
+        return;
+      }
+    }
     const regs = this.queueRegs;
     if (!regs.has(index)) {
       this.reportDriverMistake('notify.queue-out-of-range', `driver notified queue ${index}, which the device does not have`, { queue: index });
@@ -384,6 +395,10 @@ export class VirtioCore<D extends SpecificError = SpecificError> {
     if (run.kind !== 'running') return;
     const q = run.queues[index];
     if (q === null || q === undefined) return;
+    this.callNotify(index, q);
+  }
+
+  private callNotify(index: number, q: Virtqueue): void {
     try {
       this.handlers.onQueueNotify(index, q);
     } catch (e) {

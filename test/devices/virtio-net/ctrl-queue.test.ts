@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { CtrlClass, CtrlMac, CtrlRx, CtrlVlan } from '../../../devices/virtio-net/constants.js';
-import { NetRig } from '../../support/net-rig.js';
+import { featureBit, VIRTIO_F_EVENT_IDX } from '../../../devices/virtio/features.js';
+import { ALL_FEATURES, NetRig } from '../../support/net-rig.js';
 import { le16, le32, mac } from './ctrl-fixtures.js';
 
 // The control queue reads a command in place when its header and its payload each lie in one
@@ -62,4 +63,28 @@ describe('devices/virtio-net/ctrl-queue', () => {
     expect(codes).to.include('ctrl.rx-value-not-boolean').and.to.include('ctrl.mac-table-wrong-kind').and.to.include('ctrl.trailing-bytes');
     for (const layout of LAYOUTS.slice(1)) expect(play(layout), layout.name).to.deep.equal(expected);
   });
+
+  for (const eventIdx of [true, false]) {
+    it(`answers_commands_offered_under_one_kick_in_order_as_one_by_one${eventIdx ? '_event_idx' : ''}`, () => {
+      // One pass takes every chain the kick announced (ctrl-queue.ts): the batch is answered whole,
+      // in order, as the same commands sent one at a time, and the device asks for the next kick.
+      const expected = play(LAYOUTS[1]!);
+      const rig = new NetRig({ transport: 'mmio', mac: '52:54:00:12:34:56', init: false });
+      expect(rig.start(eventIdx ? ALL_FEATURES : ALL_FEATURES & ~featureBit(VIRTIO_F_EVENT_IDX)).ok).to.equal(true);
+      const ctrl = rig.ctrl;
+      let heads: number[] = [];
+      rig.kick(rig.ctrlIndex, () => {
+        heads = COMMANDS.map((c) => ctrl.addChain([{ len: c.length, data: c }, { len: 1, write: true, data: [0xff] }]));
+      }, true);
+      expect(ctrl.takeUsed()).to.deep.equal(heads.map((id) => ({ id, len: 1 })));
+      const acks = heads.map((h) => ctrl.bufferBytes(h, 1)[0]);
+      const mistakes = rig.device.diagnostics().map((d) => `${d.code}: ${d.message}`);
+      expect({ acks, mistakes, filter: rig.device.queryRxFilter() }).to.deep.equal(expected);
+      if (eventIdx) expect(ctrl.readAvailEvent()).to.equal(COMMANDS.length);
+      else expect(ctrl.usedFlags()).to.equal(0);
+      // The next command alone is still noticed (the device asked to be notified).
+      expect(rig.cmd(CtrlClass.RX, CtrlRx.PROMISC, [0])).to.equal(0);
+      expect(rig.suppressedKicks).to.equal(0);
+    });
+  }
 });

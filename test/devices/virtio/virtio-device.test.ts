@@ -4,7 +4,7 @@ import type { Virtqueue } from '../../../virtqueue/virtqueue.js';
 import { VirtioMmioTransport } from '../../../devices/virtio/mmio-transport.js';
 import { STATUS_DEVICE_NEEDS_RESET, STATUS_DRIVER_OK } from '../../../devices/virtio/device-status.js';
 import { DIAGNOSTIC_CAPACITY } from '../../../devices/virtio/diagnostics.js';
-import { featureBit, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_VERSION_1 } from '../../../devices/virtio/features.js';
+import { featureBit, VIRTIO_F_INDIRECT_DESC, VIRTIO_F_RING_RESET, VIRTIO_F_VERSION_1 } from '../../../devices/virtio/features.js';
 import { DriverRing } from '../../support/driver-ring.js';
 import { ACKNOWLEDGE, DRIVER, FEATURES_OK, addStatus, driverFor, initDevice, notifyQueue, readIsr, readStatus, resetDevice } from '../../support/driver-transport.js';
 import { EchoDevice, ECHO_F_UPPER } from './echo-device.js';
@@ -73,6 +73,51 @@ describe('devices/virtio/virtio-device', () => {
     notifyQueue(rig.transport, 0);
     expect(rig.device.diagnostics().at(-1)).to.deep.include({ code: 'notify.queue-not-ready', queue: 0 });
     expect(rig.device.events.filter((e) => e.startsWith('notify'))).to.deep.equal([]);
+  });
+
+  it('notify_on_a_running_device_reaches_the_handler_only_for_a_running_queue', () => {
+    // VirtioCore.notify's fast path takes a running queue of a running device; every other kick
+    // keeps its check and diagnostic. Each kick below leaves a chain waiting that must stay unused.
+    const offer = UPPER | featureBit(VIRTIO_F_RING_RESET);
+    const { rig, r } = running(mmioRig({ features: offer }), V1 | offer);
+    const kicks = (): string[] => rig.device.events.filter((e) => e.startsWith('notify'));
+    goodExchange(rig, r);
+    expect(kicks()).to.deep.equal(['notify:0']);
+    // Out of range while running (the fast path finds no queue there).
+    for (const index of [1, 7, 0xffff_ffff]) {
+      notifyQueue(rig.transport, index);
+      expect(rig.device.diagnostics().at(-1)).to.deep.include({ code: 'notify.queue-out-of-range', queue: index });
+    }
+    // The driver disabled the queue (QueueReady = 0): stopped, not ready.
+    const d = driverFor(rig.transport);
+    rig.transport.write(0x30, 4, 0);
+    rig.transport.write(0x44, 4, 0);
+    r.addChain([{ len: 1, data: [0x61] }, { len: 1, write: true }]);
+    notifyQueue(rig.transport, 0);
+    expect(rig.device.diagnostics().at(-1)).to.deep.include({ code: 'notify.queue-not-ready', queue: 0 });
+    expect(r.usedEntries()).to.deep.equal([]);
+    // Reset and held in reset (§2.6.1): not ready either.
+    rig.transport.write(0x44, 4, 1);
+    d.resetQueue(0);
+    const before = rig.device.diagnosticCount('notify.queue-not-ready');
+    notifyQueue(rig.transport, 0);
+    expect(rig.device.diagnosticCount('notify.queue-not-ready')).to.equal(before + 1);
+    expect(kicks()).to.deep.equal(['notify:0']);
+    expect(rig.device.running).to.equal(true);
+  });
+
+  it('notify_after_device_needs_reset_reaches_no_handler_and_records_nothing', () => {
+    const { rig, r } = running();
+    goodExchange(rig, r);
+    // avail.idx moved past a whole ring: tier 1, the device stops until reset.
+    r.bumpAvailIdx(r.size + 1);
+    notifyQueue(rig.transport, 0);
+    expect(readStatus(rig.transport) & STATUS_DEVICE_NEEDS_RESET).to.not.equal(0);
+    const diagnostics = rig.device.diagnostics().length;
+    const kicks = rig.device.events.filter((e) => e.startsWith('notify')).length;
+    notifyQueue(rig.transport, 0);
+    expect(rig.device.diagnostics()).to.have.length(diagnostics);
+    expect(rig.device.events.filter((e) => e.startsWith('notify'))).to.have.length(kicks);
   });
 
   it('queue_programmed_while_enabled_is_ignored_and_recorded', () => {
