@@ -180,17 +180,18 @@ export class NetCounters {
   rxDelivered(index: number, bytes: number): void {
     this.rxFrames++;
     this.rxBytes += bytes;
-    if (index < this.dataQueues) {
-      const at = index * QUEUE_FIELDS;
-      this.perQueue[at + QueueField.PACKETS]!++;
-      this.perQueue[at + QueueField.BYTES]! += bytes;
-    }
+    this.queuePacket(index, bytes);
   }
 
   /** A frame of `bytes` the backend took from transmit queue `index`: the device's and the queue's packets and bytes. */
   txSent(index: number, bytes: number): void {
     this.txFrames++;
     this.txBytes += bytes;
+    this.queuePacket(index, bytes);
+  }
+
+  /** One packet of `bytes` on data queue `index` (per-queue packets and bytes). */
+  private queuePacket(index: number, bytes: number): void {
     if (index < this.dataQueues) {
       const at = index * QUEUE_FIELDS;
       this.perQueue[at + QueueField.PACKETS]!++;

@@ -664,14 +664,7 @@ export class RxPath {
       this.header[VnetHdrOffset.NUM_BUFFERS] = 1;
       this.header[VnetHdrOffset.NUM_BUFFERS + 1] = 0;
     }
-    const region = c.placeWritable(total);
-    if (region !== null) {
-      // Header and frame in the first descriptor and one region: written in place, reported once.
-      const at = c.placedOffset;
-      this.putHeader(region.data, at);
-      region.bytes.set(frame, at + hdrLen);
-      c.wrotePlaced(total);
-    } else {
+    if (!this.writeInPlace(c, frame, total)) {
       const w = c.writer();
       this.writeHeader(w);
       w.write(frame);
@@ -680,6 +673,20 @@ export class RxPath {
     q.pushUsed(c, total);
     this.countDelivered(q, frame.length);
     return DELIVERED;
+  }
+
+  /**
+   * Header and frame written in place when they fit the chain's first writable descriptor in one
+   * region (reported to the memory once); false: nothing written, the caller uses the writer.
+   */
+  private writeInPlace(c: DescriptorChain, frame: Uint8Array, total: number): boolean {
+    const region = c.placeWritable(total);
+    if (region === null) return false;
+    const at = c.placedOffset;
+    this.putHeader(region.data, at);
+    region.bytes.set(frame, at + this.hdrLen);
+    c.wrotePlaced(total);
+    return true;
   }
 
   private writeMerged(q: Virtqueue, frame: Uint8Array): Outcome {
@@ -722,13 +729,7 @@ export class RxPath {
     // Over several chains the frame's pieces come from a staged copy (no view made per piece).
     if (n === 1) {
       const c = pending[0]!;
-      const region = c.placeWritable(total);
-      if (region !== null) {
-        // Header and frame in the first descriptor and one region, as in writeSingle.
-        const at = c.placedOffset;
-        this.putHeader(region.data, at);
-        region.bytes.set(frame, at + hdrLen);
-        c.wrotePlaced(total);
+      if (this.writeInPlace(c, frame, total)) {
         if (this.patchCsum) this.storeCsum(c, 0, total);
         q.pushUsed(c, total);
         this.takePending(1);
