@@ -14,6 +14,19 @@ import { parseCtrlCommand, parseCtrlCommandReused } from '../../../devices/virti
 import { queryRxFilter } from '../../../devices/virtio-net/rx-filter-query.js';
 import { ctrl, harness, le16, le32, le64, mac } from './ctrl-fixtures.js';
 
+/** Command payloads biased towards real classes and commands, with random lengths and contents. */
+function randomPayload(): fc.Arbitrary<Uint8Array> {
+  return fc.oneof(
+    fc.uint8Array({ maxLength: 40 }),
+    fc
+      .tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 24 }))
+      .map(([c, k, rest]) => Uint8Array.from([c, k, ...rest])),
+    fc
+      .tuple(fc.integer({ min: 0, max: 3 }), fc.array(fc.uint8Array({ minLength: 6, maxLength: 6 }), { maxLength: 4 }), fc.integer({ min: 0, max: 3 }))
+      .map(([nu, entries, nm]) => ctrl(CtrlClass.MAC, CtrlMac.TABLE_SET, le32(nu), ...entries.slice(0, nu), le32(nm), ...entries.slice(nu))),
+  );
+}
+
 describe('devices/virtio-net/ctrl-command', () => {
   it('parses_each_class_into_its_command_value', () => {
     expect(parseCtrlCommand(ctrl(CtrlClass.RX, CtrlRx.NOUNI, 1, 9))).to.deep.equal({
@@ -69,18 +82,8 @@ describe('devices/virtio-net/ctrl-command', () => {
   });
 
   it('random_chains_never_throw_and_a_refused_command_changes_nothing', () => {
-    // Payloads biased towards real classes and commands, with random lengths and contents.
-    const payload = fc.oneof(
-      fc.uint8Array({ maxLength: 40 }),
-      fc
-        .tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 24 }))
-        .map(([c, k, rest]) => Uint8Array.from([c, k, ...rest])),
-      fc
-        .tuple(fc.integer({ min: 0, max: 3 }), fc.array(fc.uint8Array({ minLength: 6, maxLength: 6 }), { maxLength: 4 }), fc.integer({ min: 0, max: 3 }))
-        .map(([nu, entries, nm]) => ctrl(CtrlClass.MAC, CtrlMac.TABLE_SET, le32(nu), ...entries.slice(0, nu), le32(nm), ...entries.slice(nu))),
-    );
     fc.assert(
-      fc.property(fc.array(payload, { minLength: 1, maxLength: 8 }), fc.boolean(), (payloads, strict) => {
+      fc.property(fc.array(randomPayload(), { minLength: 1, maxLength: 8 }), fc.boolean(), (payloads, strict) => {
         const h = harness({ strict });
         h.state.announcePending = true;
         for (const p of payloads) {
@@ -107,17 +110,8 @@ describe('devices/virtio-net/ctrl-command', () => {
 
   it('the_device_path_parse_reuses_one_value_per_kind_and_reads_the_same_as_the_fresh_parse', () => {
     // handleCtrl's parse (no allocation per command) must answer exactly what parseCtrlCommand does.
-    const payload = fc.oneof(
-      fc.uint8Array({ maxLength: 40 }),
-      fc
-        .tuple(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 6 }), fc.uint8Array({ maxLength: 24 }))
-        .map(([c, k, rest]) => Uint8Array.from([c, k, ...rest])),
-      fc
-        .tuple(fc.integer({ min: 0, max: 3 }), fc.array(fc.uint8Array({ minLength: 6, maxLength: 6 }), { maxLength: 4 }), fc.integer({ min: 0, max: 3 }))
-        .map(([nu, entries, nm]) => ctrl(CtrlClass.MAC, CtrlMac.TABLE_SET, le32(nu), ...entries.slice(0, nu), le32(nm), ...entries.slice(nu))),
-    );
     fc.assert(
-      fc.property(fc.array(payload, { minLength: 1, maxLength: 8 }), (payloads) => {
+      fc.property(fc.array(randomPayload(), { minLength: 1, maxLength: 8 }), (payloads) => {
         const fresh = payloads.map((p) => parseCtrlCommand(p));
         const copies = fresh.map((v) => structuredClone(v));
         for (let i = 0; i < payloads.length; i++) expect(parseCtrlCommandReused(payloads[i]!)).to.deep.equal(fresh[i]);

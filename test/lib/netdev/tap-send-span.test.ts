@@ -9,12 +9,11 @@
 // inline path (FdNetdev): its spans leave through the lower device.
 
 import { expect } from 'chai';
-import { Netns, deleteLink, linkName, requireHost, run, trackLink } from '../../support/netns.js';
+import { Netns, deleteLink, hostCleanups, linkName, run, trackLink } from '../../support/netns.js';
+import { requireIoUring } from '../../support/io-uring.js';
 import { MacvtapNetdev } from '../../../lib/netdev/macvtap-netdev.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import type { TapIo } from '../../../lib/netdev/tap-fd.js';
-import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
-import { skipBecause } from '../../support/skip.js';
 import { NetRig } from '../../support/net-rig.js';
 import sinon from 'sinon';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
@@ -51,21 +50,9 @@ function guestMemory(frames: Uint8Array[], shared: boolean): { ram: Uint8Array; 
 for (const io of ['inline', 'uring'] as TapIo[]) {
   describe(`TapNetdev.sendSpan, io: ${io} (real kernel, throwaway netns)`, function () {
     this.timeout(30_000);
-    const cleanups: (() => Promise<void> | void)[] = [];
-
+    const cleanups = hostCleanups();
     before(function () {
-      requireHost(this);
-      if (io === 'uring') {
-        try {
-          probeIoUring();
-        } catch (e) {
-          skipBecause(this, `io_uring is not available here: ${(e as Error).message}`);
-        }
-      }
-    });
-
-    afterEach(async () => {
-      for (const c of cleanups.splice(0).reverse()) await c();
+      if (io === 'uring') requireIoUring(this);
     });
 
     function setup(options: { vnetHdr?: boolean; queues?: number } = {}): { ns: Netns; tap: TapNetdev } {
@@ -168,15 +155,7 @@ for (const io of ['inline', 'uring'] as TapIo[]) {
 
 describe('MacvtapNetdev.sendSpan (FdNetdev inline path, real kernel, throwaway netns)', function () {
   this.timeout(30_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
-  before(function () {
-    requireHost(this);
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = hostCleanups();
 
   it('spans_interleaved_with_send_leave_through_the_lower_device_intact_and_in_order', async () => {
     const ns = new Netns();

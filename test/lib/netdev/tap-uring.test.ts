@@ -5,14 +5,14 @@
 
 import { expect } from 'chai';
 import { readFileSync, readdirSync } from 'node:fs';
-import { Netns, linkName, openFds, requireHost, trackLink, waitFor } from '../../support/netns.js';
+import { Netns, hostCleanups, linkName, openFds, trackLink, waitFor } from '../../support/netns.js';
+import { requireIoUring } from '../../support/io-uring.js';
 import { NetRig } from '../../support/net-rig.js';
 import { TapNetdev } from '../../../lib/netdev/tap-netdev.js';
 import { TX_SLOTS, RX_BATCH } from '../../../lib/netdev/tap-uring.js';
 import { HostError, ioctlPtr } from '../../../lib/host/libc.js';
 import { intArg } from '../../../lib/host/structs.js';
-import { requireProgram, skipBecause } from '../../support/skip.js';
-import { probeIoUring } from '../../../lib/netdev/tap-fd.js';
+import { requireProgram } from '../../support/skip.js';
 import type { NetdevPeer } from '../../../lib/netdev/netdev.js';
 import { captureTestFrames } from '../../support/tap-capture.js';
 
@@ -64,19 +64,9 @@ function ioUringThreads(): number {
 
 describe('lib/netdev/tap-uring (TapNetdev io: uring, real kernel, throwaway netns)', function () {
   this.timeout(30_000);
-  const cleanups: (() => Promise<void> | void)[] = [];
-
+  const cleanups = hostCleanups();
   before(function () {
-    requireHost(this);
-    try {
-      probeIoUring();
-    } catch (e) {
-      skipBecause(this, `io_uring is not available here: ${(e as Error).message}`);
-    }
-  });
-
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
+    requireIoUring(this);
   });
 
   /** A uring TAP whose interface is up in a fresh namespace (IPv6 off: no chatter). */
