@@ -75,8 +75,11 @@ export class TypedEmitter<E extends EventMap> implements EventSink<E> {
 
   /** Removes every listener of `event`, or of every event. */
   removeAllListeners(event?: keyof E & string): this {
-    if (event === undefined) this.listeners.clear();
-    else this.listeners.delete(event);
+    if (event === undefined) {
+      const events = [...this.listeners.keys()];
+      this.listeners.clear();
+      for (const e of events) this.listenersChanged(e);
+    } else if (this.listeners.delete(event)) this.listenersChanged(event);
     return this;
   }
 
@@ -135,7 +138,14 @@ export class TypedEmitter<E extends EventMap> implements EventSink<E> {
   private replace(event: string, list: readonly Entry[]): void {
     if (list.length === 0) this.listeners.delete(event);
     else this.listeners.set(event, list);
+    this.listenersChanged(event);
   }
+
+  /**
+   * Called after the listeners of `event` changed (added, removed, a `once` listener gone, cleared):
+   * a subclass that tests "anyone listening?" per frame keeps a field from here instead.
+   */
+  protected listenersChanged(_event: string): void {}
 
   private reportListenerError(error: unknown, event: string): void {
     try {

@@ -9,7 +9,7 @@
 // Guest → host: `send()` hands every frame to 'transmit' listeners (a copy: the device passes views
 // into guest memory), and to the paired netdev if any; `sendSpan()` (the device's allocation-free
 // path, Netdev.sendSpan) does the same through a view, and only counts when nobody looks (a flag
-// kept by on/once/off, not a listener lookup per frame). `setWritable(false)` makes send() answer
+// kept from the emitter's listenersChanged, not a listener lookup per frame). `setWritable(false)` makes send() answer
 // 'busy' (backpressure); `setWritable(true)` calls the device's `writable()`.
 // Counters: injected = delivered + backlog + dropped, always.
 //
@@ -113,10 +113,7 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
   private draining = false;
   private writableNow = true;
   private closed = false;
-  /**
-   * A 'transmit' listener may be registered: set by on/once, recomputed by off, removeAllListeners
-   * and send() (a `once` listener leaves by itself), so sendSpan tests a field, not the listener map.
-   */
+  /** A 'transmit' listener is registered (kept by listenersChanged): sendSpan tests a field, not the listener map. */
   private watched = false;
   private readonly counters: MemoryNetdevStats = { injected: 0, delivered: 0, backlog: 0, dropped: 0, transmitted: 0 };
   /** Queues (the `queues` option); `setActiveQueues` narrows where injected frames arrive. */
@@ -266,7 +263,6 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
     if (this.listenerCount('transmit') > 0) {
       this.emitWith('transmit', frame.slice(), vnetHeader === undefined ? undefined : vnetHeader.slice());
     }
-    this.watched = this.listenerCount('transmit') > 0;
     const partner = this.partner;
     if (partner !== null) partner.inject(frame, partner.vnetHdr ? vnetHeader : undefined);
     return 'sent';
@@ -356,27 +352,19 @@ export class MemoryNetdev extends TypedEmitter<MemoryNetdevEvents> implements Ne
 
   /** Listens to the guest's frames (and their headers, with `vnetHdr`); copies, the listener's to keep. */
   override on(event: 'transmit', listener: TransmitListener): this {
-    super.on(event, listener);
-    this.watched = this.listenerCount('transmit') > 0;
-    return this;
+    return super.on(event, listener);
   }
 
   override once(event: 'transmit', listener: TransmitListener): this {
-    super.once(event, listener);
-    this.watched = this.listenerCount('transmit') > 0;
-    return this;
+    return super.once(event, listener);
   }
 
   override off(event: 'transmit', listener: TransmitListener): this {
-    super.off(event, listener);
-    this.watched = this.listenerCount('transmit') > 0;
-    return this;
+    return super.off(event, listener);
   }
 
-  override removeAllListeners(event?: 'transmit'): this {
-    super.removeAllListeners(event);
-    this.watched = this.listenerCount('transmit') > 0;
-    return this;
+  protected override listenersChanged(event: string): void {
+    if (event === 'transmit') this.watched = this.listenerCount('transmit') > 0;
   }
 
   /** Delivers held frames in order until the device says false or pauses. Re-entrancy safe. */
